@@ -1,0 +1,354 @@
+//! The container's init: PID 1 of the new PID namespace.
+//!
+//! It builds the container's world, forks the command, and then stays, as a
+//! minimal init: it reaps every process that is re-parented to it (so
+//! orphans never linger as zombies) and passes the signals it receives on
+//! to the command. When the command exits, so does the init, with the
+//! command's status, and the kernel ends whatever else is left in the PID
+//! namespace.
+//!
+//! The init is not reachable from inside: it runs from a sealed memfd (see
+//! [`selfexe`](super::selfexe)) and is not dumpable, so the container's
+//! processes can neither open its `/proc/1/exe` for writing nor ptrace it.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::stat::{Mode, umask};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Gid, Pid, Uid};
+
+use super::channel::{Channel, Message};
+use super::user::Identity;
+use super::{Config, ETC_FILES, Error as ContainerError, env, exec, tty};
+use crate::error::Error;
+use crate::{explain, namespace, network, rootfs, step};
+
+/// Entry point of the re-exec'd init; returns its exit status.
+pub fn main(channel_fd: RawFd) -> i32 {
+    // SAFETY: the parent handed us this descriptor by number and nothing
+    // else in this fresh process refers to it.
+    let channel = unsafe { Channel::from_raw(channel_fd) };
+    let config = match channel.recv() {
+        Ok(Some((Message::Config(config), _))) => *config,
+        // The parent died or sent nonsense: it is no longer there to report
+        // to, and PDEATHSIG is about to end us anyway.
+        _ => return 125,
+    };
+    let _ = explain::install(&config.reporting);
+    explain::continue_from(config.next_step);
+    // Not dumpable: /proc/1 of the container then belongs to the host's
+    // root, and ptrace(2) of the init is refused.
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+
+    let signals = init_signals();
+    match start(&config, &channel) {
+        Ok(command) => reap_until_exit(command, &signals),
+        Err(e) => {
+            let code = e.exit_code();
+            let _ = channel.send(&Message::Failed {
+                code,
+                message: e.to_string(),
+            });
+            code
+        }
+    }
+}
+
+/// Signals the init handles through a signalfd: all but the ones that
+/// cannot be caught and the ones that mean the init itself crashed.
+fn init_signals() -> SigSet {
+    let mut set = SigSet::all();
+    for sig in [
+        Signal::SIGKILL,
+        Signal::SIGSTOP,
+        Signal::SIGSEGV,
+        Signal::SIGBUS,
+        Signal::SIGILL,
+        Signal::SIGFPE,
+        Signal::SIGABRT,
+    ] {
+        set.remove(sig);
+    }
+    set
+}
+
+/// Build the container and fork the command; returns the command's pid once
+/// it has exec'd.
+fn start(config: &Config, channel: &Channel) -> Result<Pid, Error> {
+    // A session of our own: the host terminal's Ctrl-C then reaches only the
+    // host-side containr, which forwards it once, instead of every process
+    // of the container getting it twice.
+    nix::unistd::setsid().map_err(ContainerError::sys_nix("setsid"))?;
+    // Devices and mount points get exactly the modes we ask for.
+    umask(Mode::empty());
+
+    namespace::set_hostname(&config.hostname)?;
+    if config.network.new_namespace() {
+        network::loopback_up()?;
+    }
+    let files = ETC_FILES
+        .iter()
+        .map(|(name, target)| rootfs::BindFile {
+            source: config.state_dir.join(name),
+            target,
+        })
+        .collect();
+    rootfs::enter(&rootfs::Plan {
+        rootfs: &config.rootfs,
+        readonly: config.readonly,
+        files,
+        workdir: &config.workdir,
+    })?;
+
+    let pty = if config.tty {
+        let pty = tty::open_pty().map_err(ContainerError::sys("opening a pseudo-terminal"))?;
+        rootfs::bind_console(&pty.slave_path)?;
+        step!(
+            "send the pty master ({}) to the host over the control socket (SCM_RIGHTS)",
+            pty.slave_path.display()
+        );
+        channel
+            .send_with_fd(&Message::Pty, Some(pty.master.as_fd()))
+            .map_err(ContainerError::sys("sending the terminal to containr"))?;
+        Some(pty.slave)
+    } else {
+        None
+    };
+
+    let identity = match &config.user {
+        Some(spec) => spec
+            .resolve(&read_or_empty("/etc/passwd"), &read_or_empty("/etc/group"))
+            .map_err(ContainerError::from)?,
+        None => Identity::ROOT,
+    };
+    let mut envs = config.env.clone();
+    if env::get(&envs, "HOME").is_none() {
+        let home = match (identity.home.as_str(), identity.uid) {
+            ("", 0) => "/root",
+            ("", _) => "/",
+            (h, _) => h,
+        };
+        envs.push(format!("HOME={home}"));
+    }
+    let path_var = env::get(&envs, "PATH").unwrap_or(env::DEFAULT_PATH);
+    let program = exec::resolve(&config.args[0], path_var).map_err(ContainerError::from)?;
+
+    let prepared = Prepared {
+        program: cstring(program.as_os_str().as_bytes()),
+        argv: config.args.iter().map(|a| cstring(a.as_bytes())).collect(),
+        envp: envs.iter().map(|e| cstring(e.as_bytes())).collect(),
+        identity,
+        workdir: &config.workdir,
+        tty: pty,
+        interactive: config.interactive,
+        display: program.display().to_string(),
+    };
+    spawn_command(&prepared, channel)
+}
+
+fn read_or_empty(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Interior NULs cannot come from the command line or an env file (they
+/// end a C string there too), so this only guards against the impossible.
+fn cstring(bytes: &[u8]) -> CString {
+    CString::new(
+        bytes
+            .iter()
+            .copied()
+            .filter(|b| *b != 0)
+            .collect::<Vec<u8>>(),
+    )
+    .expect("NULs were filtered out")
+}
+
+/// The command, ready to exec.
+struct Prepared<'a> {
+    program: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    identity: Identity,
+    workdir: &'a str,
+    tty: Option<OwnedFd>,
+    interactive: bool,
+    display: String,
+}
+
+/// Fork the command; wait until it has exec'd (its end of a close-on-exec
+/// socket closes) or reported why it could not.
+fn spawn_command(cmd: &Prepared<'_>, channel: &Channel) -> Result<Pid, Error> {
+    let (ours, theirs) = Channel::pair().map_err(ContainerError::sys("socketpair"))?;
+    // Blocked before the fork, so a command that exits at once still leaves
+    // its SIGCHLD pending for the signalfd.
+    SigSet::thread_block(&init_signals()).map_err(ContainerError::sys_nix("sigprocmask"))?;
+    step!("fork(): the command is PID 2; PID 1 stays to reap orphans and forward signals");
+    // SAFETY: the init is single-threaded, so the child may allocate and
+    // take locks freely before it execs.
+    match unsafe { nix::unistd::fork() }.map_err(ContainerError::sys_nix("fork"))? {
+        ForkResult::Child => {
+            drop(ours);
+            let code = match exec_command(cmd, &theirs) {
+                Err(e) => {
+                    let code = e.exit_code();
+                    let _ = theirs.send(&Message::Failed {
+                        code,
+                        message: e.to_string(),
+                    });
+                    code
+                }
+            };
+            // SAFETY: _exit skips atexit handlers and buffered I/O that
+            // belong to the init, which is what a forked child must do.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => {
+            drop(theirs);
+            loop {
+                match ours.recv() {
+                    Ok(Some((Message::Steps { next_step }, _))) => {
+                        explain::continue_from(next_step)
+                    }
+                    Ok(Some((Message::Failed { code, message }, _))) => {
+                        let _ = waitpid(child, None);
+                        return Err(Error::InContainer { code, message });
+                    }
+                    // End of file: the command exec'd.
+                    Ok(None) => break,
+                    Ok(Some(_)) | Err(_) => {
+                        let _ = waitpid(child, None);
+                        return Err(Error::InContainer {
+                            code: 125,
+                            message: "the command's process ended before exec".into(),
+                        });
+                    }
+                }
+            }
+            channel
+                .send(&Message::Started {
+                    next_step: explain::next_step(),
+                })
+                .map_err(ContainerError::sys("reporting to containr"))?;
+            Ok(child)
+        }
+    }
+}
+
+/// In the forked child: become the command. Returns only on failure.
+fn exec_command(cmd: &Prepared<'_>, report: &Channel) -> Result<std::convert::Infallible, Error> {
+    let id = &cmd.identity;
+    // Steps are described before stdio may move onto the container's
+    // terminal, so the walkthrough stays on the host's stderr.
+    if cmd.tty.is_some() {
+        step!(
+            "setsid() + ioctl(TIOCSCTTY): the pty is the command's controlling terminal and stdio"
+        );
+    }
+    step!(
+        "setgroups({:?}), setgid({}), setuid({})",
+        id.groups,
+        id.gid,
+        id.uid
+    );
+    step!("chdir({:?}), umask(022)", cmd.workdir);
+    step!("execve({:?}, {:?})", cmd.display, cmd.argv);
+    let _ = report.send(&Message::Steps {
+        next_step: explain::next_step(),
+    });
+
+    // The init ignored nothing on purpose, but Rust's runtime set SIGPIPE
+    // to "ignore", and ignored signals survive exec: give the command the
+    // defaults every program expects, and an empty signal mask.
+    reset_signals();
+    match &cmd.tty {
+        Some(slave) => tty::become_controlling(slave.as_fd())
+            .map_err(ContainerError::sys_nix("attaching the terminal"))?,
+        None if !cmd.interactive => {
+            // Without -i the command reads nothing from the host (docker).
+            let null =
+                std::fs::File::open("/dev/null").map_err(ContainerError::sys("/dev/null"))?;
+            nix::unistd::dup2(null.as_raw_fd(), 0).map_err(ContainerError::sys_nix("dup2"))?;
+        }
+        None => {}
+    }
+    let groups: Vec<Gid> = id.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    nix::unistd::setgroups(&groups).map_err(ContainerError::sys_nix("setgroups"))?;
+    nix::unistd::setgid(Gid::from_raw(id.gid)).map_err(ContainerError::sys_nix("setgid"))?;
+    nix::unistd::setuid(Uid::from_raw(id.uid)).map_err(ContainerError::sys_nix("setuid"))?;
+    nix::unistd::chdir(Path::new(cmd.workdir)).map_err(|e| ContainerError::Sys {
+        what: "chdir to the working directory",
+        source: e.into(),
+    })?;
+    umask(Mode::from_bits_truncate(0o022));
+    // Nothing but stdio crosses into the command (CVE-2024-21626 class):
+    // whatever else is open becomes close-on-exec.
+    // SAFETY: close_range with integer arguments only.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    let err = nix::unistd::execve(&cmd.program, &cmd.argv, &cmd.envp).unwrap_err();
+    Err(ContainerError::from(exec::Error::from_errno(&cmd.display, err as i32)).into())
+}
+
+fn reset_signals() {
+    for sig in Signal::iterator() {
+        if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+            continue;
+        }
+        // SAFETY: restoring the default disposition installs no handler.
+        let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) };
+    }
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+}
+
+/// PID 1's loop: reap everything, forward signals to the command, and exit
+/// with the command's status when it ends.
+fn reap_until_exit(command: Pid, signals: &SigSet) -> i32 {
+    let sfd = match SignalFd::with_flags(signals, SfdFlags::SFD_CLOEXEC) {
+        Ok(fd) => fd,
+        // Without a signalfd we cannot wait for signals; waiting for the
+        // command alone still gives the right status.
+        Err(_) => return status_code(waitpid(command, None).ok()),
+    };
+    loop {
+        let Ok(Some(info)) = sfd.read_signal() else {
+            continue;
+        };
+        let sig = info.ssi_signo as i32;
+        if sig != libc::SIGCHLD {
+            if let Ok(sig) = Signal::try_from(sig) {
+                let _ = kill(command, sig);
+            }
+            continue;
+        }
+        // One SIGCHLD may stand for several children: reap until none.
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(status) if status.pid() == Some(command) => return status_code(Some(status)),
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
+/// A wait status as a shell would report it: the exit code, or 128+N for
+/// death by signal N.
+pub fn status_code(status: Option<WaitStatus>) -> i32 {
+    match status {
+        Some(WaitStatus::Exited(_, code)) => code,
+        Some(WaitStatus::Signaled(_, sig, _)) => 128 + sig as i32,
+        _ => 125,
+    }
+}

@@ -1,0 +1,126 @@
+//! One container's lifecycle.
+//!
+//! Three processes take part:
+//!
+//! 1. the **parent**, `containr run` on the host ([`run`]): checks the
+//!    request, writes the container's state, clones the init into new
+//!    namespaces, then supervises: forwards signals, relays the terminal,
+//!    collects the exit status and cleans up;
+//! 2. the **init**, a sealed in-memory copy of containr re-exec'd as PID 1
+//!    of the new PID namespace ([`init`]): builds the container's world
+//!    (hostname, loopback, mounts, pivot_root, terminal), forks the command,
+//!    then stays as PID 1 to reap orphans and pass signals on;
+//! 3. the **command** itself, which switches user and directory and execs.
+//!
+//! They talk over [`channel`]: the parent sends the [`Config`], the init
+//! answers with the terminal, "started" or the reason it failed.
+
+pub mod channel;
+pub mod env;
+pub mod exec;
+pub mod init;
+pub mod run;
+pub mod selfexe;
+pub mod state;
+pub mod tty;
+pub mod user;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use run::{Global, RunOptions, run};
+
+/// Errors of the container lifecycle (the parts not owned by
+/// `namespace`, `rootfs` or `network`).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("rootfs {0}: no such directory")]
+    RootfsMissing(PathBuf),
+    #[error("rootfs {0}: not a directory")]
+    RootfsNotDir(PathBuf),
+    #[error("rootfs {path}: {source}")]
+    RootfsAccess {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no command given: containr run --rootfs DIR COMMAND [ARG...]")]
+    NoCommand,
+    #[error("the working directory {0:?} is invalid: it needs to be an absolute path")]
+    RelativeWorkdir(String),
+    #[error("the input device is not a TTY: drop -t, or run from a terminal")]
+    NotATty,
+    #[error("--env-file {path}: {source}")]
+    EnvFileRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Env(#[from] env::Error),
+    #[error(transparent)]
+    User(#[from] user::Error),
+    #[error(transparent)]
+    State(#[from] state::Error),
+    #[error(transparent)]
+    Exec(#[from] exec::Error),
+    #[error("{what}: {source}")]
+    Sys {
+        what: &'static str,
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Docker's exit codes: 126/127 when the command cannot run, 125 for
+    /// every other failure of the runtime itself.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Exec(e) => e.exit_code(),
+            _ => 125,
+        }
+    }
+
+    /// Wrap a system error with what containr was doing.
+    pub fn sys(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
+        move |source| Error::Sys { what, source }
+    }
+
+    pub fn sys_nix(what: &'static str) -> impl FnOnce(nix::Error) -> Error {
+        move |e| Error::Sys {
+            what,
+            source: e.into(),
+        }
+    }
+}
+
+/// Everything the init needs to build and start the container: checked and
+/// resolved by the parent, sent over the control channel as JSON.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    pub id: String,
+    pub hostname: String,
+    /// Absolute, canonical path of the root filesystem on the host.
+    pub rootfs: PathBuf,
+    pub args: Vec<String>,
+    /// `KEY=VALUE`, final but for `HOME`, which depends on the user.
+    pub env: Vec<String>,
+    pub workdir: String,
+    pub user: Option<user::UserSpec>,
+    pub tty: bool,
+    pub interactive: bool,
+    pub readonly: bool,
+    pub network: crate::network::Mode,
+    /// The container's directory in the data root, holding the `/etc`
+    /// files to bind-mount.
+    pub state_dir: PathBuf,
+    pub reporting: crate::explain::Reporting,
+    /// The walkthrough step the init numbers from.
+    pub next_step: u64,
+}
+
+/// The `/etc` files containr provides, by their name in the state directory.
+pub const ETC_FILES: [(&str, &str); 3] = [
+    ("hostname", "/etc/hostname"),
+    ("hosts", "/etc/hosts"),
+    ("resolv.conf", "/etc/resolv.conf"),
+];

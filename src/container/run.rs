@@ -1,0 +1,403 @@
+//! The host side of `containr run`: check the request, prepare the
+//! container's state, clone its init, supervise it, clean up.
+
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, Signal, kill};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use super::channel::{Channel, Message};
+use super::init::status_code;
+use super::state::DataRoot;
+use super::user::UserSpec;
+use super::{Config, Error as ContainerError, env, selfexe, tty};
+use crate::error::Error;
+use crate::explain::{self, Reporting};
+use crate::namespace::{self, ChildExec, Namespaces};
+use crate::network::{self, Mode};
+use crate::step;
+
+/// Options that apply to every command.
+#[derive(Debug, Clone)]
+pub struct Global {
+    /// containr's data root.
+    pub root: PathBuf,
+    pub reporting: Reporting,
+}
+
+/// What the user asked `containr run` for, as given on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub rootfs: Option<PathBuf>,
+    pub command: Vec<String>,
+    pub env: Vec<String>,
+    pub env_files: Vec<PathBuf>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub name: Option<String>,
+    pub hostname: Option<String>,
+    pub interactive: bool,
+    pub tty: bool,
+    pub read_only: bool,
+    pub network: Option<String>,
+}
+
+/// Signals the parent handles: passed on to the container, except
+/// `SIGWINCH`, which becomes a window-size change on the pty (and `SIGCHLD`,
+/// added separately, which tells us the init ended).
+const HANDLED: [Signal; 8] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGCONT,
+    Signal::SIGWINCH,
+];
+
+/// Run a container to completion; returns its exit status.
+pub fn run(opts: &RunOptions, global: &Global) -> Result<i32, Error> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(Error::NotRoot("run"));
+    }
+    let rootfs = check_rootfs(opts.rootfs.as_deref())?;
+    if opts.command.is_empty() {
+        return Err(ContainerError::NoCommand.into());
+    }
+    let network: Mode = opts.network.as_deref().unwrap_or("none").parse()?;
+    let user = opts
+        .user
+        .as_deref()
+        .map(UserSpec::parse)
+        .transpose()
+        .map_err(ContainerError::from)?;
+    let workdir = opts.workdir.clone().unwrap_or_else(|| "/".to_string());
+    if !workdir.starts_with('/') {
+        return Err(ContainerError::RelativeWorkdir(workdir).into());
+    }
+    let stdin = std::io::stdin();
+    if opts.tty && opts.interactive && !tty::is_terminal(stdin.as_fd()) {
+        return Err(ContainerError::NotATty.into());
+    }
+    let user_env = user_env(opts)?;
+
+    let data = DataRoot::open(&global.root).map_err(ContainerError::from)?;
+    data.reclaim_stale();
+    let dir = data
+        .create(opts.name.as_deref(), &rootfs, &opts.command)
+        .map_err(ContainerError::from)?;
+    let hostname = opts
+        .hostname
+        .clone()
+        .unwrap_or_else(|| dir.id[..12].to_string());
+    step!(
+        "container {} ({}): state in {}",
+        &dir.id[..12],
+        dir.name,
+        dir.path.display()
+    );
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    dir.write_file("hostname", format!("{hostname}\n").as_bytes())
+        .and_then(|_| dir.write_file("hosts", network::hosts_file().as_bytes()))
+        .and_then(|_| dir.write_file("resolv.conf", network::resolv_conf(&host_resolv).as_bytes()))
+        .map_err(ContainerError::from)?;
+
+    let config = Config {
+        id: dir.id.clone(),
+        env: env::merge(env::defaults(&hostname, opts.tty), user_env),
+        hostname,
+        rootfs,
+        args: opts.command.clone(),
+        workdir,
+        user,
+        tty: opts.tty,
+        interactive: opts.interactive,
+        readonly: opts.read_only,
+        network,
+        state_dir: dir.path.clone(),
+        reporting: global.reporting.clone(),
+        next_step: 0,
+    };
+    let status = start_and_supervise(config)?;
+    step!("remove {} (the container's state)", dir.path.display());
+    drop(dir);
+    Ok(status)
+}
+
+fn check_rootfs(rootfs: Option<&Path>) -> Result<PathBuf, Error> {
+    let Some(rootfs) = rootfs else {
+        return Err(Error::Usage(
+            "containr run needs --rootfs DIR (running images is not supported yet)".into(),
+        ));
+    };
+    match std::fs::metadata(rootfs) {
+        Ok(m) if m.is_dir() => std::fs::canonicalize(rootfs).map_err(|source| {
+            ContainerError::RootfsAccess {
+                path: rootfs.to_path_buf(),
+                source,
+            }
+            .into()
+        }),
+        Ok(_) => Err(ContainerError::RootfsNotDir(rootfs.to_path_buf()).into()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(ContainerError::RootfsMissing(rootfs.to_path_buf()).into())
+        }
+        Err(source) => Err(ContainerError::RootfsAccess {
+            path: rootfs.to_path_buf(),
+            source,
+        }
+        .into()),
+    }
+}
+
+/// `--env-file`s first, then `-e`, so `-e` wins, as with docker.
+fn user_env(opts: &RunOptions) -> Result<Vec<String>, Error> {
+    let host = |k: &str| std::env::var(k).ok();
+    let mut out = Vec::new();
+    for path in &opts.env_files {
+        let text = std::fs::read_to_string(path).map_err(|source| ContainerError::EnvFileRead {
+            path: path.clone(),
+            source,
+        })?;
+        out.extend(
+            env::parse_file(&path.display().to_string(), &text, &host)
+                .map_err(ContainerError::from)?,
+        );
+    }
+    for arg in &opts.env {
+        out.push(env::parse_entry(arg, &host).map_err(ContainerError::from)?);
+    }
+    Ok(out)
+}
+
+/// Clone the init, hand it the config, and supervise it to the end.
+fn start_and_supervise(mut config: Config) -> Result<i32, Error> {
+    let exe = selfexe::sealed_copy().map_err(ContainerError::sys("copying containr to a memfd"))?;
+    let (ours, theirs) = Channel::pair().map_err(ContainerError::sys("socketpair"))?;
+
+    // Blocked before the clone so none is lost in between; the child
+    // unblocks them before it execs.
+    let mut handled = SigSet::empty();
+    handled.add(Signal::SIGCHLD);
+    for sig in HANDLED {
+        handled.add(sig);
+    }
+    handled
+        .thread_block()
+        .map_err(ContainerError::sys_nix("sigprocmask"))?;
+    let signals = SignalFd::with_flags(&handled, SfdFlags::SFD_CLOEXEC)
+        .map_err(ContainerError::sys_nix("signalfd"))?;
+
+    let stdin = std::io::stdin();
+    let raw_mode = if config.tty && config.interactive {
+        Some(
+            tty::RawMode::enable(stdin.as_fd())
+                .map_err(ContainerError::sys_nix("setting the terminal to raw mode"))?,
+        )
+    } else {
+        None
+    };
+
+    let namespaces = Namespaces::for_container(config.network.new_namespace());
+    let argv = vec![
+        c"containr".to_owned(),
+        c"init".to_owned(),
+        std::ffi::CString::new(theirs.as_fd().as_raw_fd().to_string()).expect("digits"),
+    ];
+    let init = namespace::clone_and_exec(
+        namespaces,
+        &ChildExec {
+            exe: exe.as_fd(),
+            keep_fd: theirs.as_fd(),
+            argv,
+        },
+    )?;
+    drop(theirs);
+    drop(exe);
+    step!("the init (host pid {init}) re-execs the sealed copy as `containr init`");
+
+    config.next_step = explain::next_step();
+    if ours
+        .send(&Message::Config(Box::new(config.clone())))
+        .is_err()
+    {
+        // The init died before reading: its status says why.
+        return Ok(status_code(waitpid(init, None).ok()));
+    }
+
+    let mut master: Option<OwnedFd> = None;
+    let mut failure = None;
+    loop {
+        match ours.recv() {
+            Ok(Some((Message::Pty, fd))) => {
+                if let Some(fd) = &fd
+                    && let Some(ws) = host_window_size()
+                {
+                    tty::set_window_size(fd.as_fd(), &ws);
+                }
+                master = fd;
+            }
+            Ok(Some((Message::Started { next_step }, _))) => {
+                explain::continue_from(next_step);
+                break;
+            }
+            Ok(Some((Message::Failed { code, message }, _))) => {
+                failure = Some(Error::InContainer { code, message });
+                break;
+            }
+            // The init died without a word (killed, or crashed).
+            Ok(Some(_)) | Ok(None) | Err(_) => break,
+        }
+    }
+    let status = supervise(init, &signals, master, config.interactive)?;
+    drop(raw_mode);
+    step!(
+        "waitpid(init) -> {status}: PID 1 exited, the kernel tore down its namespaces and mounts"
+    );
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(status),
+    }
+}
+
+fn host_window_size() -> Option<libc::winsize> {
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    tty::window_size(stdin.as_fd()).or_else(|| tty::window_size(stdout.as_fd()))
+}
+
+/// Wait for the init to exit: forward signals, and with a terminal, copy
+/// bytes between the host's stdio and the pty master.
+fn supervise(
+    init: Pid,
+    signals: &SignalFd,
+    master: Option<OwnedFd>,
+    interactive: bool,
+) -> Result<i32, Error> {
+    if let Some(m) = &master {
+        nix::fcntl::fcntl(
+            m.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .map_err(ContainerError::sys_nix("fcntl"))?;
+    }
+    let stdin = std::io::stdin();
+    let mut stdin_open = interactive && master.is_some();
+    let mut master_open = master.is_some();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        if let (Some(m), true) = (&master, master_open) {
+            fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
+        }
+        if stdin_open {
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(ContainerError::sys_nix("poll")(e).into()),
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        let mut idx = 1;
+        if let (Some(m), true) = (&master, master_open) {
+            if ready[idx] {
+                master_open = copy_out(m.as_fd(), &mut buf);
+            }
+            idx += 1;
+        }
+        if stdin_open && ready[idx] {
+            let m = master.as_ref().expect("stdin is read only with a terminal");
+            stdin_open = copy_in(m.as_fd(), &mut buf);
+        }
+        if ready[0]
+            && let Some(status) = handle_signal(init, signals, master.as_ref())?
+        {
+            // The container is gone; what it wrote last is still in
+            // the pty's buffer.
+            if let (Some(m), true) = (&master, master_open) {
+                while copy_out(m.as_fd(), &mut buf) {}
+            }
+            return Ok(status);
+        }
+    }
+}
+
+/// Copy what the container wrote to our stdout; false once the pty closed
+/// or there is nothing more to read right now after a close.
+fn copy_out(master: BorrowedFd<'_>, buf: &mut [u8]) -> bool {
+    match nix::unistd::read(master.as_raw_fd(), buf) {
+        Ok(0) => false,
+        Ok(n) => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(&buf[..n]).and_then(|_| out.flush());
+            true
+        }
+        Err(nix::Error::EINTR) => true,
+        // EAGAIN: drained for now. EIO: every slave side is closed.
+        Err(_) => false,
+    }
+}
+
+/// Copy keystrokes to the container; false at end of input.
+fn copy_in(master: BorrowedFd<'_>, buf: &mut [u8]) -> bool {
+    let n = match nix::unistd::read(libc::STDIN_FILENO, buf) {
+        Ok(0) | Err(_) => return false,
+        Ok(n) => n,
+    };
+    let mut rest = &buf[..n];
+    while !rest.is_empty() {
+        match nix::unistd::write(master, rest) {
+            Ok(w) => rest = &rest[w..],
+            // The master is non-blocking: wait until the container reads.
+            Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => {
+                let _ = poll(
+                    &mut [PollFd::new(master, PollFlags::POLLOUT)],
+                    PollTimeout::from(100u8),
+                );
+            }
+            Err(_) => break,
+        }
+    }
+    true
+}
+
+/// Handle one pending signal; the init's exit status once it has exited.
+fn handle_signal(
+    init: Pid,
+    signals: &SignalFd,
+    master: Option<&OwnedFd>,
+) -> Result<Option<i32>, Error> {
+    let Ok(Some(info)) = signals.read_signal() else {
+        return Ok(None);
+    };
+    match Signal::try_from(info.ssi_signo as i32) {
+        Ok(Signal::SIGCHLD) => match waitpid(init, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => Ok(None),
+            Ok(status) => Ok(Some(status_code(Some(status)))),
+            Err(e) => Err(ContainerError::sys_nix("waitpid")(e).into()),
+        },
+        Ok(Signal::SIGWINCH) => {
+            if let (Some(m), Some(ws)) = (master, host_window_size()) {
+                tty::set_window_size(m.as_fd(), &ws);
+            }
+            Ok(None)
+        }
+        Ok(sig) => {
+            step!("forward {sig} to the container");
+            let _ = kill(init, sig);
+            Ok(None)
+        }
+        Err(_) => Ok(None),
+    }
+}

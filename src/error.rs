@@ -1,0 +1,76 @@
+//! The one place where errors become what the user reads, and the exit code
+//! containr ends with.
+//!
+//! Each module has its own error type; this enum gathers them. Docker's
+//! conventions for the exit code: 125 when containr itself fails, 126 when
+//! the command cannot be executed, 127 when it cannot be found; otherwise a
+//! container exits with its command's status.
+
+use crate::{container, namespace, network, rootfs};
+
+/// Docker's exit code for a failure of the runtime itself.
+pub const RUNTIME_ERROR: i32 = 125;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The command line itself is wrong.
+    #[error("{0}")]
+    Usage(String),
+    #[error("containr {0} must be run as root (try sudo)")]
+    NotRoot(&'static str),
+    #[error(transparent)]
+    Container(#[from] container::Error),
+    #[error(transparent)]
+    Namespace(#[from] namespace::Error),
+    #[error(transparent)]
+    Rootfs(#[from] rootfs::Error),
+    #[error(transparent)]
+    Network(#[from] network::Error),
+    /// Reported by the container's init, already worded by one of the
+    /// variants above on that side of the control channel.
+    #[error("{message}")]
+    InContainer { code: i32, message: String },
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Container(e) => e.exit_code(),
+            Error::InContainer { code, .. } => *code,
+            _ => RUNTIME_ERROR,
+        }
+    }
+
+    /// The line printed to stderr: `containr: ` and the message, on one line
+    /// whatever the underlying errors put in it.
+    pub fn user_message(&self) -> String {
+        let text = self.to_string();
+        let one_line: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        format!("containr: {}", one_line.join(" "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_docker() {
+        let not_found = container::Error::Exec(container::exec::Error::NotInPath("x".into()));
+        assert_eq!(Error::from(not_found).exit_code(), 127);
+        let denied = container::Error::Exec(container::exec::Error::PermissionDenied("x".into()));
+        assert_eq!(Error::from(denied).exit_code(), 126);
+        assert_eq!(Error::NotRoot("run").exit_code(), 125);
+        assert_eq!(Error::Usage("x".into()).exit_code(), 125);
+    }
+
+    #[test]
+    fn messages_are_one_line() {
+        let e = Error::Usage("first\n  second\n".into());
+        assert_eq!(e.user_message(), "containr: first second");
+    }
+}

@@ -1,0 +1,22 @@
+//! containr: a container runtime built from Linux primitives.
+//!
+//! The runtime is this library; `src/main.rs` only parses the command line
+//! and calls into it. Each module owns one concern:
+//!
+//! - [`container`]: the lifecycle of one container: the host-side parent that
+//!   prepares and supervises it, and the re-exec'd init that becomes it.
+//! - [`namespace`]: which namespaces a container gets and how they are made.
+//! - [`rootfs`]: the mount table inside the container and `pivot_root`.
+//! - [`network`]: the container's network (loopback for now) and the
+//!   `/etc/hosts` and `/etc/resolv.conf` it sees.
+//! - [`explain`]: the numbered walkthrough of `--explain`, built on tracing.
+//! - [`error`]: the one place where errors become user messages and exit codes.
+
+pub mod container;
+pub mod error;
+pub mod explain;
+pub mod namespace;
+pub mod network;
+pub mod rootfs;
+
+pub use error::Error;

@@ -1,0 +1,195 @@
+//! containr's command line: parse, dispatch, report. Nothing else lives here.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use containr::container::{self, Global, RunOptions};
+use containr::error::{Error, RUNTIME_ERROR};
+use containr::explain::{self, Reporting};
+
+#[derive(Parser)]
+#[command(
+    name = "containr",
+    version,
+    about = "A container runtime built from Linux primitives: one binary, no daemon",
+    after_help = "Run 'containr COMMAND --help' for more information on a command."
+)]
+struct Cli {
+    /// Root directory of containr's state
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "CONTAINR_ROOT",
+        default_value = "/var/lib/containr"
+    )]
+    root: PathBuf,
+
+    /// Log level or tracing filter (error, warn, info, debug, trace)
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
+
+    /// Print a numbered walkthrough of every primitive as it happens
+    #[arg(long, global = true)]
+    explain: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create and run a new container
+    Run(Box<RunArgs>),
+    /// (internal) the container's init, re-exec'd by `run`
+    #[command(hide = true)]
+    Init { fd: i32 },
+}
+
+#[derive(Args)]
+#[command(
+    disable_help_flag = true,
+    override_usage = "containr run [OPTIONS] --rootfs DIR COMMAND [ARG...]"
+)]
+struct RunArgs {
+    /// Root filesystem directory to run the container in
+    #[arg(long, value_name = "DIR")]
+    rootfs: Option<PathBuf>,
+
+    /// Set environment variables (KEY=VALUE, or KEY to take the host's value)
+    #[arg(short = 'e', long = "env", value_name = "list")]
+    env: Vec<String>,
+
+    /// Read in a file of environment variables
+    #[arg(long = "env-file", value_name = "list")]
+    env_file: Vec<PathBuf>,
+
+    /// Working directory inside the container
+    #[arg(short = 'w', long = "workdir", value_name = "string")]
+    workdir: Option<String>,
+
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short = 'u', long = "user", value_name = "string")]
+    user: Option<String>,
+
+    /// Assign a name to the container
+    #[arg(long, value_name = "string")]
+    name: Option<String>,
+
+    /// Container host name
+    #[arg(short = 'h', long, value_name = "string")]
+    hostname: Option<String>,
+
+    /// Keep STDIN open
+    #[arg(short = 'i', long)]
+    interactive: bool,
+
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    tty: bool,
+
+    /// Mount the container's root filesystem as read only
+    #[arg(long = "read-only")]
+    read_only: bool,
+
+    /// Connect a container to a network (none)
+    #[arg(long, value_name = "network")]
+    network: Option<String>,
+
+    /// Automatically remove the container when it exits (always done for now)
+    #[arg(long)]
+    rm: bool,
+
+    /// Print usage
+    #[arg(long, action = ArgAction::Help)]
+    help: Option<bool>,
+
+    /// The command to run and its arguments
+    #[arg(
+        value_name = "COMMAND",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    command: Vec<String>,
+}
+
+impl From<RunArgs> for RunOptions {
+    fn from(a: RunArgs) -> RunOptions {
+        RunOptions {
+            rootfs: a.rootfs,
+            command: a.command,
+            env: a.env,
+            env_files: a.env_file,
+            workdir: a.workdir,
+            user: a.user,
+            name: a.name,
+            hostname: a.hostname,
+            interactive: a.interactive,
+            tty: a.tty,
+            read_only: a.read_only,
+            network: a.network,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let t0_ns = explain::monotonic_ns();
+    let cli = match Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    let reporting = Reporting {
+        explain: cli.explain,
+        log_level: cli.log_level,
+        t0_ns,
+    };
+    let result = match cli.command {
+        Command::Init { fd } => return exit(container::init::main(fd)),
+        Command::Run(args) => explain::install(&reporting)
+            .map_err(Error::Usage)
+            .and_then(|()| {
+                let global = Global {
+                    root: cli.root,
+                    reporting,
+                };
+                container::run(&(*args).into(), &global)
+            }),
+    };
+    match result {
+        Ok(status) => exit(status),
+        Err(e) => {
+            eprintln!("{}", e.user_message());
+            exit(e.exit_code())
+        }
+    }
+}
+
+/// Help and version go to stdout with status 0; anything else is a one-line
+/// error with docker's status for a bad command line, 125.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        let _ = e.print();
+        return exit(RUNTIME_ERROR);
+    }
+    let text = e.render().to_string();
+    let first = text
+        .lines()
+        .next()
+        .unwrap_or("invalid command line")
+        .trim_start_matches("error: ");
+    eprintln!("containr: {first} (see 'containr --help')");
+    exit(RUNTIME_ERROR)
+}
+
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from(code.clamp(0, 255) as u8)
+}

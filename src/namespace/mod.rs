@@ -1,0 +1,185 @@
+//! Namespaces: which ones a container gets, and the `clone(2)` that makes
+//! them.
+//!
+//! The container's init must be PID 1 of a new PID namespace. `unshare(2)`
+//! cannot give that to the calling process (only to its future children), so
+//! the namespaces are created by `clone(2)` itself, and the child at once
+//! re-execs containr (see `container::selfexe`) to start from a clean image.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::path::Path;
+
+use nix::sched::CloneFlags;
+use nix::unistd::Pid;
+
+use crate::step;
+
+/// Errors of this module.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("clone({flags}) failed: {source}")]
+    Clone { flags: String, source: nix::Error },
+    #[error("setting the hostname to {hostname:?} failed: {source}")]
+    Hostname {
+        hostname: String,
+        source: nix::Error,
+    },
+}
+
+/// The set of namespaces one container gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Namespaces {
+    pub flags: CloneFlags,
+}
+
+impl Namespaces {
+    /// UTS, PID, mount, IPC and network always; cgroup where the kernel has it.
+    pub fn for_container(new_net: bool) -> Self {
+        let mut flags = CloneFlags::CLONE_NEWUTS
+            | CloneFlags::CLONE_NEWPID
+            | CloneFlags::CLONE_NEWNS
+            | CloneFlags::CLONE_NEWIPC;
+        if new_net {
+            flags |= CloneFlags::CLONE_NEWNET;
+        }
+        if Path::new("/proc/self/ns/cgroup").exists() {
+            flags |= CloneFlags::CLONE_NEWCGROUP;
+        }
+        Namespaces { flags }
+    }
+
+    /// `CLONE_NEWUTS|CLONE_NEWPID|...`, for messages and the walkthrough.
+    pub fn describe(&self) -> String {
+        describe_flags(self.flags)
+    }
+}
+
+/// Renders clone flags the way the man page spells them.
+pub fn describe_flags(flags: CloneFlags) -> String {
+    const NAMES: &[(CloneFlags, &str)] = &[
+        (CloneFlags::CLONE_NEWUTS, "CLONE_NEWUTS"),
+        (CloneFlags::CLONE_NEWPID, "CLONE_NEWPID"),
+        (CloneFlags::CLONE_NEWNS, "CLONE_NEWNS"),
+        (CloneFlags::CLONE_NEWIPC, "CLONE_NEWIPC"),
+        (CloneFlags::CLONE_NEWNET, "CLONE_NEWNET"),
+        (CloneFlags::CLONE_NEWCGROUP, "CLONE_NEWCGROUP"),
+        (CloneFlags::CLONE_NEWUSER, "CLONE_NEWUSER"),
+    ];
+    let names: Vec<&str> = NAMES
+        .iter()
+        .filter(|(f, _)| flags.contains(*f))
+        .map(|(_, n)| *n)
+        .collect();
+    names.join("|")
+}
+
+/// What the cloned child does before it becomes the container's init: all
+/// of it prepared by the parent, because between `clone` and `execve` the
+/// child may only make async-signal-safe system calls.
+pub struct ChildExec<'a> {
+    /// The sealed copy of containr to run (see `container::selfexe`).
+    pub exe: BorrowedFd<'a>,
+    /// The one descriptor the init inherits besides stdio.
+    pub keep_fd: BorrowedFd<'a>,
+    pub argv: Vec<CString>,
+}
+
+/// Clone a child into new `namespaces` and re-exec `exec.exe` in it.
+///
+/// The child dies with the parent (`PR_SET_PDEATHSIG`), starts with an
+/// empty signal mask, and inherits no descriptor but stdio and `keep_fd`.
+pub fn clone_and_exec(namespaces: Namespaces, exec: &ChildExec<'_>) -> Result<Pid, Error> {
+    let flags = namespaces.flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    let argv: Vec<*const libc::c_char> = exec
+        .argv
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+    let empty = c"";
+    let exe_fd = exec.exe.as_raw_fd();
+    let keep_fd = exec.keep_fd.as_raw_fd();
+
+    step!(
+        "clone({}) -> the child is PID 1 of its new PID namespace",
+        namespaces.describe()
+    );
+    // SAFETY: a raw clone with a null stack behaves like fork(2): the child
+    // gets a copy-on-write copy of this address space. containr is
+    // single-threaded here, so no lock can be held by another thread. The
+    // child only makes raw system calls on data prepared above (no
+    // allocation, no locks) and then either execs or _exits.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    if pid < 0 {
+        return Err(Error::Clone {
+            flags: namespaces.describe(),
+            source: nix::Error::last(),
+        });
+    }
+    if pid == 0 {
+        // SAFETY: async-signal-safe system calls only, see above.
+        unsafe {
+            // If the parent is already gone, the init finds the control
+            // channel closed and exits; getppid() cannot tell us here, it is
+            // 0 in a new PID namespace.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            let empty_set: libc::sigset_t = std::mem::zeroed();
+            libc::sigprocmask(libc::SIG_SETMASK, &empty_set, std::ptr::null_mut());
+            // Mark every inherited descriptor close-on-exec, then clear the
+            // flag on the one the init needs: nothing else reaches it.
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            libc::fcntl(keep_fd, libc::F_SETFD, 0);
+            libc::syscall(
+                libc::SYS_execveat,
+                exe_fd,
+                empty.as_ptr(),
+                argv.as_ptr(),
+                envp.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            );
+            libc::_exit(125);
+        }
+    }
+    Ok(Pid::from_raw(pid as libc::pid_t))
+}
+
+/// Give the container its hostname (in its own UTS namespace).
+pub fn set_hostname(hostname: &str) -> Result<(), Error> {
+    step!("sethostname({hostname:?}) in the new UTS namespace");
+    nix::unistd::sethostname(hostname).map_err(|source| Error::Hostname {
+        hostname: hostname.to_string(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describes_flags_in_man_page_order() {
+        let flags = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS;
+        assert_eq!(describe_flags(flags), "CLONE_NEWUTS|CLONE_NEWPID");
+    }
+
+    #[test]
+    fn network_namespace_is_optional() {
+        assert!(
+            Namespaces::for_container(true)
+                .flags
+                .contains(CloneFlags::CLONE_NEWNET)
+        );
+        assert!(
+            !Namespaces::for_container(false)
+                .flags
+                .contains(CloneFlags::CLONE_NEWNET)
+        );
+    }
+}

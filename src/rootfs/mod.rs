@@ -1,0 +1,293 @@
+//! The container's mount table, built inside its new mount namespace.
+//!
+//! Order matters for safety: the root filesystem is pivoted onto *first*,
+//! and every other mount (`/proc`, `/sys`, `/dev`, the `/etc` files) is made
+//! afterwards, by paths that resolve inside the container's root. A rootfs
+//! whose `/proc` or `/etc/hosts` is a symlink pointing at `/` can therefore
+//! only ever redirect a mount to somewhere else inside itself, never onto a
+//! host path. Host files that must appear inside (the `/etc` files containr
+//! writes) are cloned into detached mounts with `open_tree(OPEN_TREE_CLONE)`
+//! before the pivot, and attached with `move_mount` afterwards: a plain bind
+//! from a path would be refused once the host's tree is detached.
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+
+use crate::step;
+
+/// Errors of this module.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{op} {path}: {source}")]
+    Op {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn op_err(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(nix::Error) -> Error {
+    let path = path.into();
+    move |e| Error::Op {
+        op,
+        path,
+        source: e.into(),
+    }
+}
+
+fn io_err(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.into();
+    move |source| Error::Op { op, path, source }
+}
+
+/// A host file to bind-mount over a path inside the container.
+pub struct BindFile {
+    pub source: PathBuf,
+    /// Absolute path inside the container.
+    pub target: &'static str,
+}
+
+/// Everything the init needs to build the container's filesystem view.
+pub struct Plan<'a> {
+    /// The root filesystem directory on the host (absolute).
+    pub rootfs: &'a Path,
+    pub readonly: bool,
+    pub files: Vec<BindFile>,
+    /// The working directory inside the container; created if missing, as
+    /// docker does, before a `--read-only` root would forbid it.
+    pub workdir: &'a str,
+}
+
+/// The character devices every container gets: docker's default set.
+const DEVICES: &[(&str, u64, u64)] = &[
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+
+/// Build the container's filesystem and make it the root. Must run in a
+/// fresh mount namespace (and PID namespace, for `/proc`).
+pub fn enter(plan: &Plan<'_>) -> Result<(), Error> {
+    step!("mount(\"/\", MS_REC|MS_PRIVATE): nothing we mount propagates back to the host");
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(op_err("making / private", "/"))?;
+
+    let root = plan.rootfs;
+    step!(
+        "mount({}, {}, MS_BIND|MS_REC): pivot_root needs the new root to be a mount point",
+        root.display(),
+        root.display()
+    );
+    mount(
+        Some(root),
+        root,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(op_err("bind-mounting the rootfs", root))?;
+
+    // Cloned now, while host paths still resolve; attached after the pivot.
+    let files = plan
+        .files
+        .iter()
+        .map(|f| detached_bind(&f.source).map(|fd| (fd, f.target)))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    pivot(root)?;
+    mount_proc_sys()?;
+    mount_dev()?;
+    for (tree, target) in &files {
+        attach(tree, target)?;
+    }
+    mkdir_p(plan.workdir)?;
+    if plan.readonly {
+        step!("mount(\"/\", MS_REMOUNT|MS_BIND|MS_RDONLY): --read-only");
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .map_err(op_err("remounting / read-only", "/"))?;
+    }
+    Ok(())
+}
+
+/// `pivot_root(".", ".")`: the new root and the old one are stacked on the
+/// same directory, and the old one is detached from on top. No `put_old`
+/// directory is needed, so a read-only rootfs works and nothing is left in it.
+fn pivot(root: &Path) -> Result<(), Error> {
+    nix::unistd::chdir(root).map_err(op_err("chdir", root))?;
+    step!(
+        "pivot_root(\".\", \".\") in {}: the rootfs becomes /, the old root sits on top of it",
+        root.display()
+    );
+    nix::unistd::pivot_root(".", ".").map_err(op_err("pivot_root", root))?;
+    step!("umount2(\".\", MNT_DETACH): the old root (the host's) is gone from this namespace");
+    umount2(".", MntFlags::MNT_DETACH).map_err(op_err("unmounting the old root", "/"))?;
+    nix::unistd::chdir("/").map_err(op_err("chdir", "/"))?;
+    Ok(())
+}
+
+fn mount_fs(
+    fstype: &'static str,
+    target: &'static str,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<(), Error> {
+    mkdir_p(target)?;
+    step!(
+        "mount({fstype}, {target}, {flags:?}{}{})",
+        if data.is_some() { ", " } else { "" },
+        data.unwrap_or("")
+    );
+    mount(Some(fstype), target, Some(fstype), flags, data).map_err(op_err("mounting", target))
+}
+
+fn mount_proc_sys() -> Result<(), Error> {
+    let common = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount_fs("proc", "/proc", common, None)?;
+    mount_fs("sysfs", "/sys", common | MsFlags::MS_RDONLY, None)
+}
+
+fn mount_dev() -> Result<(), Error> {
+    mount_fs(
+        "tmpfs",
+        "/dev",
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+    )?;
+    step!("mknod /dev/{{null,zero,full,random,urandom,tty}} (docker's default devices)");
+    for (name, major, minor) in DEVICES {
+        let path = format!("/dev/{name}");
+        mknod(
+            path.as_str(),
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o666),
+            makedev(*major, *minor),
+        )
+        .map_err(op_err("mknod", &path))?;
+    }
+    mount_fs(
+        "devpts",
+        "/dev/pts",
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+    )?;
+    mount_fs(
+        "tmpfs",
+        "/dev/shm",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=1777,size=65536k"),
+    )?;
+    mount_fs(
+        "mqueue",
+        "/dev/mqueue",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None,
+    )?;
+    step!("symlink /dev/{{ptmx,fd,stdin,stdout,stderr}}");
+    for (link, target) in [
+        ("/dev/ptmx", "pts/ptmx"),
+        ("/dev/fd", "/proc/self/fd"),
+        ("/dev/stdin", "/proc/self/fd/0"),
+        ("/dev/stdout", "/proc/self/fd/1"),
+        ("/dev/stderr", "/proc/self/fd/2"),
+    ] {
+        symlink(target, link).map_err(io_err("symlink", link))?;
+    }
+    Ok(())
+}
+
+/// `open_tree(2)` flags (linux/mount.h); not in the libc crate.
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+
+/// A detached bind mount of `source`, to be attached later with [`attach`].
+fn detached_bind(source: &Path) -> Result<OwnedFd, Error> {
+    let path = std::ffi::CString::new(source.as_os_str().as_encoded_bytes())
+        .map_err(|_| io_err("opening", source)(std::io::ErrorKind::InvalidInput.into()))?;
+    // SAFETY: open_tree reads a NUL-terminated path and returns a new fd.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(io_err("open_tree", source)(std::io::Error::last_os_error()));
+    }
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Attach a detached mount over `target` (inside the container), creating
+/// an empty file there first if the rootfs has none.
+fn attach(tree: &OwnedFd, target: &str) -> Result<(), Error> {
+    step!("move_mount(open_tree(containr's copy), {target}): bind over the rootfs' file");
+    if !Path::new(target).exists() {
+        if let Some(parent) = Path::new(target).parent() {
+            mkdir_p(parent)?;
+        }
+        // Follows a dangling symlink to create its target, which is inside
+        // the container's root now that the pivot is done.
+        File::create(target).map_err(io_err("creating", target))?;
+    }
+    let to = std::ffi::CString::new(target).expect("static path");
+    // SAFETY: move_mount reads two NUL-terminated paths; the fd is ours.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if rc < 0 {
+        return Err(io_err("bind-mounting", target)(
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+/// Bind-mount the container's terminal over `/dev/console`, as docker does
+/// for `-t`.
+pub fn bind_console(pts: &Path) -> Result<(), Error> {
+    step!("mount(bind) /dev/console <- {}", pts.display());
+    File::create("/dev/console").map_err(io_err("creating", "/dev/console"))?;
+    mount(
+        Some(pts),
+        "/dev/console",
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(op_err("bind-mounting", "/dev/console"))
+}
+
+/// `mkdir -p`, for mount points the rootfs may lack.
+pub fn mkdir_p(path: impl AsRef<Path>) -> Result<(), Error> {
+    let path = path.as_ref();
+    std::fs::create_dir_all(path).map_err(io_err("creating directory", path))
+}
