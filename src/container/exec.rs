@@ -41,7 +41,7 @@ impl Error {
             libc::EISDIR => Error::IsDirectory(path.to_string()),
             _ => Error::Other {
                 path: path.to_string(),
-                reason: std::io::Error::from_raw_os_error(errno).to_string(),
+                reason: nix::errno::Errno::from_raw(errno).desc().to_lowercase(),
             },
         }
     }

@@ -23,7 +23,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Gid, Pid, Uid};
 
 use super::channel::{Channel, Message};
-use super::user::Identity;
+use super::user::{Identity, UserSpec};
 use super::{Config, ETC_FILES, Error as ContainerError, env, exec, tty};
 use crate::error::Error;
 use crate::{explain, namespace, network, rootfs, step};
@@ -121,20 +121,21 @@ fn start(config: &Config, channel: &Channel) -> Result<Pid, Error> {
         None
     };
 
-    let identity = match &config.user {
-        Some(spec) => spec
-            .resolve(&read_or_empty("/etc/passwd"), &read_or_empty("/etc/group"))
-            .map_err(ContainerError::from)?,
-        None => Identity::ROOT,
+    // Without -u the command runs as uid 0, resolved like any other user so
+    // that root's groups and home come from the image, as with docker.
+    let default_user = UserSpec {
+        user: "0".into(),
+        group: None,
     };
+    let identity = config
+        .user
+        .as_ref()
+        .unwrap_or(&default_user)
+        .resolve(&read_or_empty("/etc/passwd"), &read_or_empty("/etc/group"))
+        .map_err(ContainerError::from)?;
     let mut envs = config.env.clone();
     if env::get(&envs, "HOME").is_none() {
-        let home = match (identity.home.as_str(), identity.uid) {
-            ("", 0) => "/root",
-            ("", _) => "/",
-            (h, _) => h,
-        };
-        envs.push(format!("HOME={home}"));
+        envs.push(format!("HOME={}", identity.home));
     }
     let path_var = env::get(&envs, "PATH").unwrap_or(env::DEFAULT_PATH);
     let program = exec::resolve(&config.args[0], path_var).map_err(ContainerError::from)?;

@@ -24,18 +24,10 @@ pub struct UserSpec {
 pub struct Identity {
     pub uid: u32,
     pub gid: u32,
-    /// Supplementary groups: every group of /etc/group that lists the user.
+    /// Supplementary groups, as initgroups(3) makes them: the primary group,
+    /// then every group of /etc/group that lists the user.
     pub groups: Vec<u32>,
     pub home: String,
-}
-
-impl Identity {
-    pub const ROOT: Identity = Identity {
-        uid: 0,
-        gid: 0,
-        groups: Vec::new(),
-        home: String::new(),
-    };
 }
 
 fn valid_part(s: &str) -> bool {
@@ -78,6 +70,8 @@ impl UserSpec {
         });
         let (uid, mut gid, home, name) = match (entry, numeric_uid) {
             (Some(e), _) => (e.uid, e.gid, e.home.to_string(), Some(e.name)),
+            // Docker's HOME for an id without an entry: /root for root.
+            (None, Some(0)) => (0, 0, "/root".to_string(), None),
             (None, Some(uid)) => (uid, 0, "/".to_string(), None),
             (None, None) => return Err(Error::NoUser(self.user.clone())),
         };
@@ -90,15 +84,14 @@ impl UserSpec {
                     .ok_or_else(|| Error::NoGroup(g.clone()))?,
             };
         }
-        let mut groups: Vec<u32> = match name {
-            Some(name) => group_entries(group)
-                .filter(|e| e.members.split(',').any(|m| m == name))
-                .map(|e| e.gid)
-                .collect(),
-            None => Vec::new(),
-        };
-        groups.retain(|g| *g != gid);
-        groups.dedup();
+        let mut groups = vec![gid];
+        if let Some(name) = name {
+            for e in group_entries(group) {
+                if e.members.split(',').any(|m| m == name) && !groups.contains(&e.gid) {
+                    groups.push(e.gid);
+                }
+            }
+        }
         Ok(Identity {
             uid,
             gid,
@@ -185,7 +178,7 @@ mod tests {
     fn name_resolves_with_primary_and_supplementary_groups() {
         let id = resolve("user").unwrap();
         assert_eq!((id.uid, id.gid), (1000, 1000));
-        assert_eq!(id.groups, vec![10, 100]);
+        assert_eq!(id.groups, vec![1000, 10, 100]);
         assert_eq!(id.home, "/home/user");
     }
 
@@ -199,15 +192,15 @@ mod tests {
     fn numeric_uid_without_entry_gets_gid_0() {
         let id = resolve("4242").unwrap();
         assert_eq!((id.uid, id.gid, id.home.as_str()), (4242, 0, "/"));
-        assert!(id.groups.is_empty());
+        assert_eq!(id.groups, vec![0]);
     }
 
     #[test]
     fn group_by_name_or_number() {
         assert_eq!(resolve("user:wheel").unwrap().gid, 10);
         assert_eq!(resolve("user:77").unwrap().gid, 77);
-        // The primary group is not repeated among the supplementary ones.
-        assert_eq!(resolve("user:wheel").unwrap().groups, vec![100]);
+        // The primary group leads the supplementary ones, never twice.
+        assert_eq!(resolve("user:wheel").unwrap().groups, vec![10, 100]);
     }
 
     #[test]

@@ -1,0 +1,138 @@
+//! Shared harness for the integration tests: they run the real binary as a
+//! user would, as root, and check its effects on the host.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_containr");
+
+/// A busybox root filesystem and a data root of one test's own, removed
+/// (after checking nothing of the container outlived it) when dropped.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+    pub rootfs: PathBuf,
+    pub data: PathBuf,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "the integration tests run containers: run them as root"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("containr-test.")
+            .tempdir()
+            .expect("temp dir");
+        let rootfs = dir.path().join("rootfs");
+        let data = dir.path().join("data");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/mkrootfs");
+        let out = Command::new(&script)
+            .arg(&rootfs)
+            .output()
+            .expect("run scripts/mkrootfs");
+        assert!(
+            out.status.success(),
+            "mkrootfs failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Sandbox { dir, rootfs, data }
+    }
+
+    /// `containr --root DATA ARGS...`, ready to be run.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--root").arg(&self.data).args(args);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// `containr run --rootfs ROOTFS ARGS...` to completion.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let mut full = vec!["run", "--rootfs", self.rootfs.to_str().unwrap()];
+        full.extend_from_slice(args);
+        self.cmd(&full).output().expect("spawn containr")
+    }
+
+    /// Run and expect success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "containr {args:?} failed with {:?}: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+
+    /// Assert that no mount, state or name of any container is left.
+    pub fn assert_clean(&self) {
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let here = self.dir.path().to_str().unwrap();
+        let stray: Vec<&str> = mounts.lines().filter(|l| l.contains(here)).collect();
+        assert!(stray.is_empty(), "mounts left on the host: {stray:?}");
+        for sub in ["containers", "names"] {
+            let d = self.data.join(sub);
+            if d.exists() {
+                let left: Vec<_> = std::fs::read_dir(&d)
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.path())
+                    .collect();
+                assert!(left.is_empty(), "state left in {}: {left:?}", d.display());
+            }
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.assert_clean();
+        }
+    }
+}
+
+/// Assert a failed run: exit `code`, and one line on stderr containing `needle`.
+pub fn assert_fails(out: &Output, code: i32, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "expected exit {code}, got {:?}; stderr: {err}",
+        out.status.code()
+    );
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "expected a one-line error, got: {err:?}"
+    );
+    assert!(
+        err.starts_with("containr: "),
+        "error should name containr: {err:?}"
+    );
+    assert!(
+        err.contains(needle),
+        "error {err:?} should mention {needle:?}"
+    );
+}
+
+/// Host processes whose command line contains `marker`.
+pub fn processes_with(marker: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(marker) {
+                found.push(format!("{}: {cmd}", name.to_string_lossy()));
+            }
+        }
+    }
+    found
+}
