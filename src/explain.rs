@@ -18,9 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
+use tracing_subscriber::filter::{self, Targets};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
-use tracing_subscriber::{EnvFilter, filter};
 
 /// The tracing target of walkthrough steps.
 pub const TARGET: &str = "containr::explain";
@@ -77,7 +77,10 @@ pub fn install(reporting: &Reporting) -> Result<(), String> {
         .then(|| ExplainLayer.with_filter(filter::filter_fn(|meta| meta.target() == TARGET)));
     let log = match &reporting.log_level {
         Some(level) => {
-            let filter = EnvFilter::try_new(level)
+            // Targets: `debug`, or `containr=debug,warn`; no regex engine
+            // in the binary, which the sealed copy makes every run pay for.
+            let filter: Targets = level
+                .parse()
                 .map_err(|e| format!("invalid --log-level {level:?}: {e}"))?;
             Some(
                 tracing_subscriber::fmt::layer()

@@ -367,7 +367,7 @@ fn names_are_unique_while_the_container_lives() {
         .unwrap();
     // Wait until the first container has claimed its name.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !sb.data.join("names/web").exists() {
+    while !sb.data.join("containers/web.json").exists() {
         assert!(Instant::now() < deadline, "first container never started");
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -24,7 +24,7 @@ use nix::unistd::{ForkResult, Gid, Pid, Uid};
 
 use super::channel::{Channel, Message};
 use super::user::{Identity, UserSpec};
-use super::{Config, ETC_FILES, Error as ContainerError, env, exec, tty};
+use super::{Config, Error as ContainerError, env, exec, tty};
 use crate::error::Error;
 use crate::{explain, namespace, network, rootfs, step};
 
@@ -92,17 +92,15 @@ fn start(config: &Config, channel: &Channel) -> Result<Pid, Error> {
     if config.network.new_namespace() {
         network::loopback_up()?;
     }
-    let files = ETC_FILES
+    let files: Vec<rootfs::EtcFile> = config
+        .etc_files
         .iter()
-        .map(|(name, target)| rootfs::BindFile {
-            source: config.state_dir.join(name),
-            target,
-        })
+        .map(|(target, contents)| rootfs::EtcFile { target, contents })
         .collect();
     rootfs::enter(&rootfs::Plan {
         rootfs: &config.rootfs,
         readonly: config.readonly,
-        files,
+        files: &files,
         workdir: &config.workdir,
     })?;
 

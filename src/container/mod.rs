@@ -110,17 +110,9 @@ pub struct Config {
     pub interactive: bool,
     pub readonly: bool,
     pub network: crate::network::Mode,
-    /// The container's directory in the data root, holding the `/etc`
-    /// files to bind-mount.
-    pub state_dir: PathBuf,
+    /// Files containr provides: (path inside the container, contents).
+    pub etc_files: Vec<(String, String)>,
     pub reporting: crate::explain::Reporting,
     /// The walkthrough step the init numbers from.
     pub next_step: u64,
 }
-
-/// The `/etc` files containr provides, by their name in the state directory.
-pub const ETC_FILES: [(&str, &str); 3] = [
-    ("hostname", "/etc/hostname"),
-    ("hosts", "/etc/hosts"),
-    ("resolv.conf", "/etc/resolv.conf"),
-];

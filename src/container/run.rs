@@ -89,27 +89,31 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<i32, Error> {
 
     let data = DataRoot::open(&global.root).map_err(ContainerError::from)?;
     data.reclaim_stale();
-    let dir = data
+    let record = data
         .create(opts.name.as_deref(), &rootfs, &opts.command)
         .map_err(ContainerError::from)?;
     let hostname = opts
         .hostname
         .clone()
-        .unwrap_or_else(|| dir.id[..12].to_string());
+        .unwrap_or_else(|| record.id[..12].to_string());
     step!(
         "container {} ({}): state in {}",
-        &dir.id[..12],
-        dir.name,
-        dir.path.display()
+        &record.id[..12],
+        record.name,
+        record.path.display()
     );
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    dir.write_file("hostname", format!("{hostname}\n").as_bytes())
-        .and_then(|_| dir.write_file("hosts", network::hosts_file().as_bytes()))
-        .and_then(|_| dir.write_file("resolv.conf", network::resolv_conf(&host_resolv).as_bytes()))
-        .map_err(ContainerError::from)?;
+    let etc_files = vec![
+        ("/etc/hostname".to_string(), format!("{hostname}\n")),
+        ("/etc/hosts".to_string(), network::hosts_file()),
+        (
+            "/etc/resolv.conf".to_string(),
+            network::resolv_conf(&host_resolv),
+        ),
+    ];
 
     let config = Config {
-        id: dir.id.clone(),
+        id: record.id.clone(),
         env: env::merge(env::defaults(&hostname, opts.tty), user_env),
         hostname,
         rootfs,
@@ -120,13 +124,13 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<i32, Error> {
         interactive: opts.interactive,
         readonly: opts.read_only,
         network,
-        state_dir: dir.path.clone(),
+        etc_files,
         reporting: global.reporting.clone(),
         next_step: 0,
     };
     let status = start_and_supervise(config)?;
-    step!("remove {} (the container's state)", dir.path.display());
-    drop(dir);
+    step!("remove {} (the container's state)", record.path.display());
+    drop(record);
     Ok(status)
 }
 

@@ -5,12 +5,15 @@
 //! afterwards, by paths that resolve inside the container's root. A rootfs
 //! whose `/proc` or `/etc/hosts` is a symlink pointing at `/` can therefore
 //! only ever redirect a mount to somewhere else inside itself, never onto a
-//! host path. Host files that must appear inside (the `/etc` files containr
-//! writes) are cloned into detached mounts with `open_tree(OPEN_TREE_CLONE)`
-//! before the pivot, and attached with `move_mount` afterwards: a plain bind
-//! from a path would be refused once the host's tree is detached.
+//! host path.
+//!
+//! The `/etc` files containr provides (`hostname`, `hosts`, `resolv.conf`)
+//! never touch a disk: they are written to a small tmpfs that is mounted
+//! nowhere (`fsopen`/`fsmount`), and each is bound over its path with
+//! `open_tree(OPEN_TREE_CLONE)` + `move_mount`.
 
 use std::fs::File;
+use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
@@ -45,11 +48,11 @@ fn io_err(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Er
     move |source| Error::Op { op, path, source }
 }
 
-/// A host file to bind-mount over a path inside the container.
-pub struct BindFile {
-    pub source: PathBuf,
-    /// Absolute path inside the container.
-    pub target: &'static str,
+/// A file containr provides inside the container, bound over `target`.
+pub struct EtcFile<'a> {
+    /// Absolute path inside the container, e.g. `/etc/hosts`.
+    pub target: &'a str,
+    pub contents: &'a str,
 }
 
 /// Everything the init needs to build the container's filesystem view.
@@ -57,7 +60,7 @@ pub struct Plan<'a> {
     /// The root filesystem directory on the host (absolute).
     pub rootfs: &'a Path,
     pub readonly: bool,
-    pub files: Vec<BindFile>,
+    pub files: &'a [EtcFile<'a>],
     /// The working directory inside the container; created if missing, as
     /// docker does, before a `--read-only` root would forbid it.
     pub workdir: &'a str,
@@ -101,19 +104,10 @@ pub fn enter(plan: &Plan<'_>) -> Result<(), Error> {
     )
     .map_err(op_err("bind-mounting the rootfs", root))?;
 
-    // Cloned now, while host paths still resolve; attached after the pivot.
-    let files = plan
-        .files
-        .iter()
-        .map(|f| detached_bind(&f.source).map(|fd| (fd, f.target)))
-        .collect::<Result<Vec<_>, _>>()?;
-
     pivot(root)?;
     mount_proc_sys()?;
     mount_dev()?;
-    for (tree, target) in &files {
-        attach(tree, target)?;
-    }
+    provide_files(plan.files)?;
     mkdir_p(plan.workdir)?;
     if plan.readonly {
         step!("mount(\"/\", MS_REMOUNT|MS_BIND|MS_RDONLY): --read-only");
@@ -219,30 +213,104 @@ fn mount_dev() -> Result<(), Error> {
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 
-/// A detached bind mount of `source`, to be attached later with [`attach`].
-fn detached_bind(source: &Path) -> Result<OwnedFd, Error> {
-    let path = std::ffi::CString::new(source.as_os_str().as_encoded_bytes())
-        .map_err(|_| io_err("opening", source)(std::io::ErrorKind::InvalidInput.into()))?;
-    // SAFETY: open_tree reads a NUL-terminated path and returns a new fd.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        return Err(io_err("open_tree", source)(std::io::Error::last_os_error()));
+/// `fsopen`/`fsmount` constants (linux/mount.h); not in the libc crate.
+const FSOPEN_CLOEXEC: libc::c_uint = 1;
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
+const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
+const MOUNT_ATTR_NOEXEC: libc::c_uint = 0x8;
+
+fn syscall_fd(what: &'static str, rc: libc::c_long) -> Result<OwnedFd, Error> {
+    if rc < 0 {
+        return Err(io_err(what, "/")(std::io::Error::last_os_error()));
     }
     // SAFETY: the kernel just returned this descriptor; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    Ok(unsafe { OwnedFd::from_raw_fd(rc as RawFd) })
+}
+
+/// Write `files` to a detached tmpfs and bind each over its target.
+fn provide_files(files: &[EtcFile<'_>]) -> Result<(), Error> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    step!("fsopen(tmpfs) + fsmount: a tmpfs mounted nowhere, for containr's /etc files");
+    // SAFETY (all four syscalls): NUL-terminated strings and integer flags;
+    // each returns a new descriptor or -1.
+    let fs = syscall_fd("fsopen(tmpfs)", unsafe {
+        libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC)
+    })?;
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_SET_STRING,
+            c"size".as_ptr(),
+            c"1m".as_ptr(),
+            0,
+        )
+    };
+    let rc = if rc < 0 {
+        rc
+    } else {
+        unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                FSCONFIG_CMD_CREATE,
+                std::ptr::null::<libc::c_char>(),
+                std::ptr::null::<libc::c_char>(),
+                0,
+            )
+        }
+    };
+    if rc < 0 {
+        return Err(io_err("fsconfig(tmpfs)", "/")(
+            std::io::Error::last_os_error(),
+        ));
+    }
+    let mnt = syscall_fd("fsmount(tmpfs)", unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            FSMOUNT_CLOEXEC,
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+        )
+    })?;
+    for (i, file) in files.iter().enumerate() {
+        let name = format!("{i}");
+        let cname = std::ffi::CString::new(name.as_str()).expect("digits");
+        // SAFETY: openat relative to our mount fd with a NUL-terminated name.
+        let fd = syscall_fd("creating", unsafe {
+            libc::openat(
+                mnt.as_raw_fd(),
+                cname.as_ptr(),
+                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC,
+                0o644,
+            ) as libc::c_long
+        })?;
+        File::from(fd)
+            .write_all(file.contents.as_bytes())
+            .map_err(io_err("writing", file.target))?;
+        // SAFETY: as above; open_tree returns a new descriptor.
+        let tree = syscall_fd("open_tree", unsafe {
+            libc::syscall(
+                libc::SYS_open_tree,
+                mnt.as_raw_fd(),
+                cname.as_ptr(),
+                OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+            )
+        })?;
+        attach(&tree, file.target)?;
+    }
+    Ok(())
 }
 
 /// Attach a detached mount over `target` (inside the container), creating
 /// an empty file there first if the rootfs has none.
 fn attach(tree: &OwnedFd, target: &str) -> Result<(), Error> {
-    step!("move_mount(open_tree(containr's copy), {target}): bind over the rootfs' file");
+    step!("move_mount(open_tree(tmpfs file), {target}): bind over the rootfs' own");
     if !Path::new(target).exists() {
         if let Some(parent) = Path::new(target).parent() {
             mkdir_p(parent)?;
@@ -251,7 +319,8 @@ fn attach(tree: &OwnedFd, target: &str) -> Result<(), Error> {
         // the container's root now that the pivot is done.
         File::create(target).map_err(io_err("creating", target))?;
     }
-    let to = std::ffi::CString::new(target).expect("static path");
+    let to = std::ffi::CString::new(target)
+        .map_err(|_| io_err("bind-mounting", target)(std::io::ErrorKind::InvalidInput.into()))?;
     // SAFETY: move_mount reads two NUL-terminated paths; the fd is ours.
     let rc = unsafe {
         libc::syscall(
