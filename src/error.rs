@@ -6,7 +6,7 @@
 //! the command cannot be executed, 127 when it cannot be found; otherwise a
 //! container exits with its command's status.
 
-use crate::{container, namespace, network, rootfs};
+use crate::{cgroup, container, namespace, network, rootfs};
 
 /// Docker's exit code for a failure of the runtime itself.
 pub const RUNTIME_ERROR: i32 = 125;
@@ -20,6 +20,8 @@ pub enum Error {
     NotRoot(&'static str),
     #[error(transparent)]
     Container(#[from] container::Error),
+    #[error(transparent)]
+    Cgroup(#[from] cgroup::Error),
     #[error(transparent)]
     Namespace(#[from] namespace::Error),
     #[error(transparent)]
@@ -51,6 +53,29 @@ impl Error {
             .filter(|l| !l.is_empty())
             .collect();
         format!("containr: {}", one_line.join(" "))
+    }
+}
+
+/// What containr tells the user besides an exit status.
+#[derive(Debug)]
+pub enum Notice {
+    OomKilled { name: String, limit: Option<u64> },
+}
+
+impl std::fmt::Display for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Notice::OomKilled { name, limit } => {
+                write!(
+                    f,
+                    "containr: container {name} was killed by the kernel's OOM killer"
+                )?;
+                if let Some(l) = limit {
+                    write!(f, " (memory limit {} MiB)", l >> 20)?;
+                }
+                Ok(())
+            }
+        }
     }
 }
 

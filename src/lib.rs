@@ -12,6 +12,7 @@
 //! - [`explain`]: the numbered walkthrough of `--explain`, built on tracing.
 //! - [`error`]: the one place where errors become user messages and exit codes.
 
+pub mod cgroup;
 pub mod container;
 pub mod error;
 pub mod explain;

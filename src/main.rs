@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use containr::container::{self, Global, RunOptions};
+use containr::container::{self, Global, LimitFlags, RunOptions};
 use containr::error::{Error, RUNTIME_ERROR};
 use containr::explain::{self, Reporting};
 
@@ -42,9 +42,23 @@ struct Cli {
 enum Command {
     /// Create and run a new container
     Run(Box<RunArgs>),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
     /// (internal) the container's init, re-exec'd by `run`
     #[command(hide = true)]
     Init { fd: i32 },
+}
+
+#[derive(Args)]
+#[command(override_usage = "containr stats [OPTIONS] [CONTAINER...]")]
+struct StatsArgs {
+    /// Disable streaming stats and only pull the first result
+    #[arg(long = "no-stream")]
+    no_stream: bool,
+
+    /// Containers, by name or id (default: all running)
+    #[arg(value_name = "CONTAINER")]
+    containers: Vec<String>,
 }
 
 #[derive(Args)]
@@ -93,6 +107,38 @@ struct RunArgs {
     #[arg(long = "read-only")]
     read_only: bool,
 
+    /// Memory limit (e.g. 32m, 1g)
+    #[arg(short = 'm', long, value_name = "bytes")]
+    memory: Option<String>,
+
+    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
+    #[arg(long = "memory-swap", value_name = "bytes", allow_hyphen_values = true)]
+    memory_swap: Option<String>,
+
+    /// Number of CPUs
+    #[arg(long, value_name = "decimal")]
+    cpus: Option<String>,
+
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares", value_name = "int")]
+    cpu_shares: Option<u64>,
+
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus", value_name = "string")]
+    cpuset_cpus: Option<String>,
+
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", value_name = "int", allow_hyphen_values = true)]
+    pids_limit: Option<i64>,
+
+    /// Limit read rate (bytes per second) from a device (DEVICE:RATE)
+    #[arg(long = "device-read-bps", value_name = "list")]
+    device_read_bps: Vec<String>,
+
+    /// Limit write rate (bytes per second) to a device (DEVICE:RATE)
+    #[arg(long = "device-write-bps", value_name = "list")]
+    device_write_bps: Vec<String>,
+
     /// Connect a container to a network (none)
     #[arg(long, value_name = "network")]
     network: Option<String>,
@@ -125,6 +171,16 @@ impl From<RunArgs> for RunOptions {
             tty: a.tty,
             read_only: a.read_only,
             network: a.network,
+            limits: LimitFlags {
+                memory: a.memory,
+                memory_swap: a.memory_swap,
+                cpus: a.cpus,
+                cpu_shares: a.cpu_shares,
+                cpuset_cpus: a.cpuset_cpus,
+                pids_limit: a.pids_limit,
+                device_read_bps: a.device_read_bps,
+                device_write_bps: a.device_write_bps,
+            },
         }
     }
 }
@@ -145,6 +201,13 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Init { fd } => return exit(container::init::main(fd)),
+        Command::Stats(args) => containr::container::state::DataRoot::open(&cli.root)
+            .map_err(|e| Error::from(container::Error::from(e)))
+            .and_then(|data| container::stats::stats(&data, &args.containers, args.no_stream))
+            .map(|()| container::Exit {
+                status: 0,
+                notice: None,
+            }),
         Command::Run(args) => explain::install(&reporting)
             .map_err(Error::Usage)
             .and_then(|()| {
@@ -156,7 +219,12 @@ fn main() -> ExitCode {
             }),
     };
     match result {
-        Ok(status) => exit(status),
+        Ok(done) => {
+            if let Some(notice) = done.notice {
+                eprintln!("{notice}");
+            }
+            exit(done.status)
+        }
         Err(e) => {
             eprintln!("{}", e.user_message());
             exit(e.exit_code())

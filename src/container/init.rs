@@ -88,6 +88,7 @@ fn start(config: &Config, channel: &Channel) -> Result<Pid, Error> {
     // Devices and mount points get exactly the modes we ask for.
     umask(Mode::empty());
 
+    namespace::enter_cgroup_namespace()?;
     namespace::set_hostname(&config.hostname)?;
     if config.network.new_namespace() {
         network::loopback_up()?;

@@ -22,6 +22,7 @@ pub mod init;
 pub mod run;
 pub mod selfexe;
 pub mod state;
+pub mod stats;
 pub mod tty;
 pub mod user;
 
@@ -29,7 +30,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use run::{Global, RunOptions, run};
+pub use run::{Exit, Global, LimitFlags, RunOptions, run};
 
 /// Errors of the container lifecycle (the parts not owned by
 /// `namespace`, `rootfs` or `network`).
@@ -63,6 +64,8 @@ pub enum Error {
     State(#[from] state::Error),
     #[error(transparent)]
     Exec(#[from] exec::Error),
+    #[error(transparent)]
+    Stats(#[from] stats::StatsError),
     #[error("{what}: {source}")]
     Sys {
         what: &'static str,

@@ -13,10 +13,11 @@ use nix::unistd::Pid;
 
 use super::channel::{Channel, Message};
 use super::init::status_code;
-use super::state::DataRoot;
+use super::state::{self, DataRoot};
 use super::user::UserSpec;
 use super::{Config, Error as ContainerError, env, selfexe, tty};
-use crate::error::Error;
+use crate::cgroup::{self, Cgroup, Limits};
+use crate::error::{Error, Notice};
 use crate::explain::{self, Reporting};
 use crate::namespace::{self, ChildExec, Namespaces};
 use crate::network::{self, Mode};
@@ -45,6 +46,78 @@ pub struct RunOptions {
     pub tty: bool,
     pub read_only: bool,
     pub network: Option<String>,
+    pub limits: LimitFlags,
+}
+
+/// The resource-limit flags, as given (`--memory 32m`, `--cpus 0.5`, ...).
+#[derive(Debug, Clone, Default)]
+pub struct LimitFlags {
+    pub memory: Option<String>,
+    pub memory_swap: Option<String>,
+    pub cpus: Option<String>,
+    pub cpu_shares: Option<u64>,
+    pub cpuset_cpus: Option<String>,
+    pub pids_limit: Option<i64>,
+    pub device_read_bps: Vec<String>,
+    pub device_write_bps: Vec<String>,
+}
+
+impl LimitFlags {
+    /// Check and convert every flag; nothing is created before this passes.
+    pub fn parse(&self) -> Result<Limits, cgroup::Error> {
+        let memory_swap = match self.memory_swap.as_deref() {
+            None => None,
+            Some("-1") => Some(-1),
+            Some(s) => Some(cgroup::parse_size(s)? as i64),
+        };
+        let limits = Limits {
+            memory: self.memory.as_deref().map(cgroup::parse_size).transpose()?,
+            memory_swap,
+            cpus: self.cpus.as_deref().map(cgroup::parse_cpus).transpose()?,
+            cpu_shares: self.cpu_shares,
+            cpuset_cpus: self.cpuset_cpus.clone(),
+            pids_limit: self.pids_limit,
+            device_read_bps: self
+                .device_read_bps
+                .iter()
+                .map(|d| cgroup::parse_device_rate("--device-read-bps", d))
+                .collect::<Result<_, _>>()?,
+            device_write_bps: self
+                .device_write_bps
+                .iter()
+                .map(|d| cgroup::parse_device_rate("--device-write-bps", d))
+                .collect::<Result<_, _>>()?,
+        };
+        if let (Some(m), Some(total)) = (limits.memory, limits.memory_swap)
+            && total != -1
+            && (total as u64) < m
+        {
+            return Err(cgroup::Error::Value {
+                flag: "--memory-swap",
+                value: self.memory_swap.clone().unwrap_or_default(),
+                why: "must be at least --memory (it counts memory plus swap), or -1",
+            });
+        }
+        if let Some(s) = limits.cpu_shares
+            && !(2..=262_144).contains(&s)
+        {
+            return Err(cgroup::Error::Value {
+                flag: "--cpu-shares",
+                value: s.to_string(),
+                why: "must be between 2 and 262144",
+            });
+        }
+        Ok(limits)
+    }
+}
+
+/// How a container ended.
+#[derive(Debug)]
+pub struct Exit {
+    /// containr's own exit status: the command's, or 128+N.
+    pub status: i32,
+    /// Something the user should be told besides the status.
+    pub notice: Option<Notice>,
 }
 
 /// Signals the parent handles: passed on to the container, except
@@ -61,8 +134,8 @@ const HANDLED: [Signal; 8] = [
     Signal::SIGWINCH,
 ];
 
-/// Run a container to completion; returns its exit status.
-pub fn run(opts: &RunOptions, global: &Global) -> Result<i32, Error> {
+/// Run a container to completion.
+pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
     if !nix::unistd::geteuid().is_root() {
         return Err(Error::NotRoot("run"));
     }
@@ -86,11 +159,20 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<i32, Error> {
         return Err(ContainerError::NotATty.into());
     }
     let user_env = user_env(opts)?;
+    let limits = opts.limits.parse()?;
 
     let data = DataRoot::open(&global.root).map_err(ContainerError::from)?;
     data.reclaim_stale();
+    let id = state::random_id();
+    let cgroup = cgroup::detect()?.create(&id, &limits)?;
     let record = data
-        .create(opts.name.as_deref(), &rootfs, &opts.command)
+        .create(
+            &id,
+            opts.name.as_deref(),
+            &rootfs,
+            &opts.command,
+            Some(cgroup.location().clone()),
+        )
         .map_err(ContainerError::from)?;
     let hostname = opts
         .hostname
@@ -128,10 +210,20 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<i32, Error> {
         reporting: global.reporting.clone(),
         next_step: 0,
     };
-    let status = start_and_supervise(config)?;
-    step!("remove {} (the container's state)", record.path.display());
+    let status = start_and_supervise(config, &cgroup)?;
+    // 137 is SIGKILL's status; the cgroup's counter tells whether the
+    // kernel's OOM killer sent it.
+    let notice = (status == 137 && cgroup.oom_killed()).then(|| Notice::OomKilled {
+        name: record.name.clone(),
+        limit: cgroup.memory_limit(),
+    });
+    step!(
+        "rmdir the cgroup, remove {} (the container's state)",
+        record.path.display()
+    );
+    drop(cgroup);
     drop(record);
-    Ok(status)
+    Ok(Exit { status, notice })
 }
 
 fn check_rootfs(rootfs: Option<&Path>) -> Result<PathBuf, Error> {
@@ -181,7 +273,7 @@ fn user_env(opts: &RunOptions) -> Result<Vec<String>, Error> {
 }
 
 /// Clone the init, hand it the config, and supervise it to the end.
-fn start_and_supervise(mut config: Config) -> Result<i32, Error> {
+fn start_and_supervise(mut config: Config, cgroup: &Cgroup) -> Result<i32, Error> {
     let exe = selfexe::sealed_copy().map_err(ContainerError::sys("copying containr to a memfd"))?;
     let (ours, theirs) = Channel::pair().map_err(ContainerError::sys("socketpair"))?;
 
@@ -225,6 +317,12 @@ fn start_and_supervise(mut config: Config) -> Result<i32, Error> {
     drop(theirs);
     drop(exe);
     step!("the init (host pid {init}) re-execs the sealed copy as `containr init`");
+    // Placed before it gets its config, so nothing it does escapes the limits.
+    if let Err(e) = cgroup.add(init.as_raw()) {
+        let _ = kill(init, Signal::SIGKILL);
+        let _ = waitpid(init, None);
+        return Err(e.into());
+    }
 
     config.next_step = explain::next_step();
     if ours

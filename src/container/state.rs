@@ -58,6 +58,8 @@ pub struct State {
     pub owner_start: u64,
     pub rootfs: PathBuf,
     pub command: Vec<String>,
+    /// Where its cgroup is, for `containr stats`.
+    pub cgroup: Option<crate::cgroup::Location>,
 }
 
 /// containr's data root.
@@ -92,17 +94,19 @@ impl DataRoot {
         }
     }
 
-    /// Claim `name` (default: the short id) for a new container and record it.
+    /// Claim `name` (default: the short id) for container `id` and record it.
     pub fn create(
         &self,
+        id: &str,
         name: Option<&str>,
         rootfs: &Path,
         command: &[String],
+        cgroup: Option<crate::cgroup::Location>,
     ) -> Result<ContainerRecord, Error> {
         if let Some(n) = name {
             validate_name(n)?;
         }
-        let id = random_id();
+        let id = id.to_string();
         let name = name.map_or_else(|| id[..12].to_string(), str::to_string);
         let path = self.containers().join(format!("{name}.json"));
         let state = State {
@@ -112,6 +116,7 @@ impl DataRoot {
             owner_start: process_start_time(std::process::id()).unwrap_or(0),
             rootfs: rootfs.to_path_buf(),
             command: command.to_vec(),
+            cgroup,
         };
         let mut file = match create_new(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && reclaim_if_stale(&path) => {
@@ -130,6 +135,21 @@ impl DataRoot {
         file.write_all(&serde_json::to_vec_pretty(&state).expect("plain data"))
             .map_err(io_err(&record.path))?;
         Ok(record)
+    }
+}
+
+impl DataRoot {
+    /// The records of the containers running now, by name.
+    pub fn list(&self) -> Vec<State> {
+        let mut states: Vec<State> = fs::read_dir(self.containers())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| read_state(&e.path()))
+            .filter(|s| process_start_time(s.owner_pid) == Some(s.owner_start))
+            .collect();
+        states.sort_by(|a, b| a.name.cmp(&b.name));
+        states
     }
 }
 
@@ -186,7 +206,7 @@ pub fn validate_name(name: &str) -> Result<(), Error> {
 }
 
 /// 256 random bits in hex, like docker's container ids.
-fn random_id() -> String {
+pub fn random_id() -> String {
     let mut bytes = [0u8; 32];
     let mut filled = 0;
     while filled < bytes.len() {
@@ -241,9 +261,11 @@ mod tests {
     fn names_are_claimed_once_released_and_reclaimed() {
         let tmp = std::env::temp_dir().join(format!("containr-state-test-{}", random_id()));
         let root = DataRoot::open(&tmp).unwrap();
-        let a = root.create(Some("web"), Path::new("/r"), &[]).unwrap();
+        let a = root
+            .create(&random_id(), Some("web"), Path::new("/r"), &[], None)
+            .unwrap();
         let err = root
-            .create(Some("web"), Path::new("/r"), &[])
+            .create(&random_id(), Some("web"), Path::new("/r"), &[], None)
             .err()
             .unwrap();
         assert!(matches!(err, Error::NameInUse { ref id, .. } if *id == a.id));
@@ -252,12 +274,16 @@ mod tests {
         assert!(!path.exists());
         // A record whose owner is dead (pid 0 never is a process) is
         // reclaimed by the next claim on its name.
-        let b = root.create(Some("web"), Path::new("/r"), &[]).unwrap();
+        let b = root
+            .create(&random_id(), Some("web"), Path::new("/r"), &[], None)
+            .unwrap();
         let mut state = read_state(&b.path).unwrap();
         state.owner_pid = 0;
         fs::write(&b.path, serde_json::to_vec(&state).unwrap()).unwrap();
         std::mem::forget(b);
-        let c = root.create(Some("web"), Path::new("/r"), &[]).unwrap();
+        let c = root
+            .create(&random_id(), Some("web"), Path::new("/r"), &[], None)
+            .unwrap();
         drop(c);
         assert_eq!(fs::read_dir(tmp.join("containers")).unwrap().count(), 0);
         fs::remove_dir_all(&tmp).unwrap();

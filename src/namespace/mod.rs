@@ -34,7 +34,10 @@ pub struct Namespaces {
 }
 
 impl Namespaces {
-    /// UTS, PID, mount, IPC and network always; cgroup where the kernel has it.
+    /// UTS, PID, mount, IPC and network. The cgroup namespace is not among
+    /// them: it roots at the cgroup its creator is in, and at clone time the
+    /// init is still in containr's; the init unshares it once it has been
+    /// moved into the container's own (see [`enter_cgroup_namespace`]).
     pub fn for_container(new_net: bool) -> Self {
         let mut flags = CloneFlags::CLONE_NEWUTS
             | CloneFlags::CLONE_NEWPID
@@ -42,9 +45,6 @@ impl Namespaces {
             | CloneFlags::CLONE_NEWIPC;
         if new_net {
             flags |= CloneFlags::CLONE_NEWNET;
-        }
-        if Path::new("/proc/self/ns/cgroup").exists() {
-            flags |= CloneFlags::CLONE_NEWCGROUP;
         }
         Namespaces { flags }
     }
@@ -148,6 +148,20 @@ pub fn clone_and_exec(namespaces: Namespaces, exec: &ChildExec<'_>) -> Result<Pi
         }
     }
     Ok(Pid::from_raw(pid as libc::pid_t))
+}
+
+/// A cgroup namespace rooted at the cgroup the caller is in now, where the
+/// kernel has cgroup namespaces: the container then sees its own cgroup as
+/// `/` in /proc/self/cgroup and cannot name its parents.
+pub fn enter_cgroup_namespace() -> Result<(), Error> {
+    if !Path::new("/proc/self/ns/cgroup").exists() {
+        return Ok(());
+    }
+    step!("unshare(CLONE_NEWCGROUP): the container's cgroup becomes its /");
+    nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).map_err(|source| Error::Clone {
+        flags: "CLONE_NEWCGROUP".into(),
+        source,
+    })
 }
 
 /// Give the container its hostname (in its own UTS namespace).

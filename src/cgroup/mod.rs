@@ -1,0 +1,412 @@
+//! Resource limits: one cgroup per container, on cgroup v2 or, on v1 and
+//! hybrid hosts, on the v1 controllers.
+//!
+//! The two hierarchies differ in file names, units and layout, so each is a
+//! backend behind [`Hierarchy`]; everything above it ([`Limits`], [`Cgroup`],
+//! [`Stats`]) is the same for both. Files are written directly: the whole
+//! interface is a handful of `write(2)`s to cgroupfs, which reads more
+//! clearly than a wrapper crate and keeps it off the start-up path.
+//!
+//! Where the container's cgroup goes:
+//! - v2: `/sys/fs/cgroup/containr/<id>`; the controllers it needs are
+//!   enabled in `cgroup.subtree_control` of the root and of `containr/`.
+//! - v1: `containr/<id>` under containr's own cgroup in each controller's
+//!   hierarchy, so a containr run from inside a limited cgroup (a CI job, a
+//!   systemd unit) keeps its containers inside that limit.
+
+mod v1;
+mod v2;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::step;
+
+pub use v1::V1;
+pub use v2::V2;
+
+/// Errors of this module.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid size {0:?}: expected a number with an optional unit b, k, m or g (e.g. 32m)")]
+    Size(String),
+    #[error("invalid {flag} {value:?}: {why}")]
+    Value {
+        flag: &'static str,
+        value: String,
+        why: &'static str,
+    },
+    #[error("cpuset {cpus:?} is not available: this host has CPUs {available}")]
+    Cpuset { cpus: String, available: String },
+    #[error("{flag} needs the {controller} cgroup controller, which this host does not offer")]
+    NoController {
+        flag: &'static str,
+        controller: &'static str,
+    },
+    #[error("no cgroup hierarchy found under /sys/fs/cgroup")]
+    NoHierarchy,
+    #[error("cgroup {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The limits a container may be given, in the units docker's flags use.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    /// `--memory`, bytes.
+    pub memory: Option<u64>,
+    /// `--memory-swap`: memory plus swap, bytes; `-1` for unlimited swap.
+    pub memory_swap: Option<i64>,
+    /// `--cpus`, in CPUs (0.5 = half of one).
+    pub cpus: Option<f64>,
+    /// `--cpu-shares`, docker's relative weight (default 1024).
+    pub cpu_shares: Option<u64>,
+    /// `--cpuset-cpus`, e.g. `0-1,3`.
+    pub cpuset_cpus: Option<String>,
+    /// `--pids-limit`; `-1` or `0` for unlimited, as docker.
+    pub pids_limit: Option<i64>,
+    /// `--device-read-bps` / `--device-write-bps`: (major, minor, bytes/s).
+    pub device_read_bps: Vec<(u64, u64, u64)>,
+    pub device_write_bps: Vec<(u64, u64, u64)>,
+}
+
+/// The period `--cpus` quotas are expressed in, as docker: 100 ms.
+pub const CPU_PERIOD_US: u64 = 100_000;
+
+impl Limits {
+    /// `--cpus` as a CFS quota per [`CPU_PERIOD_US`].
+    pub fn cpu_quota_us(&self) -> Option<u64> {
+        self.cpus.map(|c| (c * CPU_PERIOD_US as f64).round() as u64)
+    }
+}
+
+/// Docker's size syntax (`RAMInBytes`): a number, an optional unit among
+/// b, k, m, g, t, p (powers of 1024, any case), an optional `b`/`ib` after it.
+pub fn parse_size(s: &str) -> Result<u64, Error> {
+    let err = || Error::Size(s.to_string());
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let num: f64 = num.parse().map_err(|_| err())?;
+    let unit = unit.trim_start().to_ascii_lowercase();
+    let mult: u64 = match unit.as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        "p" | "pb" | "pib" => 1 << 50,
+        _ => return Err(err()),
+    };
+    let bytes = num * mult as f64;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+        return Err(err());
+    }
+    Ok(bytes as u64)
+}
+
+/// `--cpus`: a positive decimal no larger than the host's CPU count.
+pub fn parse_cpus(s: &str) -> Result<f64, Error> {
+    let v: f64 = s.parse().map_err(|_| Error::Value {
+        flag: "--cpus",
+        value: s.to_string(),
+        why: "expected a decimal number of CPUs, e.g. 0.5",
+    })?;
+    let host = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    if !(v > 0.0 && v <= host) {
+        return Err(Error::Value {
+            flag: "--cpus",
+            value: s.to_string(),
+            why: "must be more than 0 and at most the number of CPUs",
+        });
+    }
+    Ok(v)
+}
+
+/// A cpuset list (`0-2,4`) as the set of CPUs it names.
+pub fn parse_cpu_list(s: &str) -> Option<Vec<u32>> {
+    let mut cpus = Vec::new();
+    for part in s.trim().split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+                if a > b {
+                    return None;
+                }
+                cpus.extend(a..=b);
+            }
+            None => cpus.push(part.parse().ok()?),
+        }
+    }
+    Some(cpus)
+}
+
+/// `--device-read-bps /dev/sda:1mb`: the device's numbers and the rate.
+pub fn parse_device_rate(flag: &'static str, s: &str) -> Result<(u64, u64, u64), Error> {
+    let bad = |why| Error::Value {
+        flag,
+        value: s.to_string(),
+        why,
+    };
+    let (dev, rate) = s
+        .rsplit_once(':')
+        .ok_or_else(|| bad("expected DEVICE:RATE, e.g. /dev/sda:1mb"))?;
+    let rate = parse_size(rate)?;
+    let meta = fs::metadata(dev).map_err(|_| bad("no such device"))?;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    if !meta.file_type().is_block_device() {
+        return Err(bad("not a block device"));
+    }
+    let rdev = meta.rdev();
+    Ok((libc::major(rdev) as u64, libc::minor(rdev) as u64, rate))
+}
+
+/// What `containr stats` shows, read from the cgroup.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    pub memory_usage: u64,
+    /// `None` when unlimited.
+    pub memory_limit: Option<u64>,
+    /// CPU time used, nanoseconds.
+    pub cpu_usage_ns: u64,
+    pub pids: u64,
+}
+
+/// A cgroup hierarchy: the v1 controllers or the v2 unified tree.
+pub trait Hierarchy {
+    /// `v1` or `v2`, for messages.
+    fn name(&self) -> &'static str;
+    /// Make the container's cgroup and write its limits.
+    fn create(&self, id: &str, limits: &Limits) -> Result<Cgroup, Error>;
+}
+
+/// The host's hierarchy: v2 when `/sys/fs/cgroup` is cgroup2, else the v1
+/// controllers (on a hybrid host the v2 mount has no controllers to use).
+pub fn detect() -> Result<Box<dyn Hierarchy>, Error> {
+    let root = Path::new("/sys/fs/cgroup");
+    if V2::is_v2(root) {
+        return Ok(Box::new(V2::new(root.to_path_buf())));
+    }
+    let v1 = V1::from_proc()?;
+    Ok(Box::new(v1))
+}
+
+/// Where a container's cgroup is, in a form that can be saved in its state
+/// and opened again by `containr stats`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Location {
+    V2(PathBuf),
+    /// (controller, directory) for each controller used.
+    V1(Vec<(String, PathBuf)>),
+}
+
+/// One container's cgroup; removed when dropped.
+#[derive(Debug)]
+pub struct Cgroup {
+    location: Location,
+    memory_limit: Option<u64>,
+    /// False for a cgroup opened by `stats`: it belongs to its container.
+    owned: bool,
+}
+
+impl Cgroup {
+    pub(crate) fn new(location: Location, memory_limit: Option<u64>) -> Cgroup {
+        Cgroup {
+            location,
+            memory_limit,
+            owned: true,
+        }
+    }
+
+    /// A running container's cgroup, for reading only.
+    pub fn open(location: Location) -> Cgroup {
+        Cgroup {
+            location,
+            memory_limit: None,
+            owned: false,
+        }
+    }
+
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// Move process `pid` (and so everything it will fork) into the cgroup.
+    pub fn add(&self, pid: i32) -> Result<(), Error> {
+        step!("echo {pid} > cgroup.procs: the init and all it forks are inside the limits");
+        match &self.location {
+            Location::V2(dir) => write(&dir.join("cgroup.procs"), &pid.to_string()),
+            Location::V1(dirs) => dirs
+                .iter()
+                .try_for_each(|(_, d)| write(&d.join("cgroup.procs"), &pid.to_string())),
+        }
+    }
+
+    /// Whether the kernel's OOM killer ended a process in this cgroup.
+    pub fn oom_killed(&self) -> bool {
+        match &self.location {
+            Location::V2(dir) => v2::oom_kills(dir) > 0,
+            Location::V1(dirs) => dirs
+                .iter()
+                .find(|(c, _)| c == "memory")
+                .is_some_and(|(_, d)| v1::oom_kills(d) > 0),
+        }
+    }
+
+    /// The memory limit it was created with.
+    pub fn memory_limit(&self) -> Option<u64> {
+        self.memory_limit
+    }
+
+    pub fn stats(&self) -> Stats {
+        match &self.location {
+            Location::V2(dir) => v2::stats(dir),
+            Location::V1(dirs) => v1::stats(dirs),
+        }
+    }
+
+    fn dirs(&self) -> Vec<&Path> {
+        match &self.location {
+            Location::V2(dir) => vec![dir.as_path()],
+            Location::V1(dirs) => dirs.iter().map(|(_, d)| d.as_path()).collect(),
+        }
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
+        for dir in self.dirs() {
+            // The last processes of the container may still be on their way
+            // out (rmdir says EBUSY until they are): retry, but boundedly.
+            for attempt in 0..100 {
+                match fs::remove_dir(dir) {
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 99 => {
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                    }
+                    _ => break,
+                }
+            }
+        }
+    }
+}
+
+/// Write a cgroup control file.
+pub(crate) fn write(path: &Path, value: &str) -> Result<(), Error> {
+    fs::write(path, value).map_err(io_err(path))
+}
+
+/// Read a control file holding one number (`max` reads as `None`).
+pub(crate) fn read_u64(path: &Path) -> Option<u64> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// The value of `key` in a flat-keyed file (`memory.events`, `cpu.stat`).
+pub(crate) fn keyed(path: &Path, key: &str) -> Option<u64> {
+    fs::read_to_string(path)
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Check `--cpuset-cpus` against the CPUs the parent cgroup may use.
+pub(crate) fn check_cpuset(cpus: &str, available: &str) -> Result<(), Error> {
+    let err = || Error::Cpuset {
+        cpus: cpus.to_string(),
+        available: available.trim().to_string(),
+    };
+    let wanted = parse_cpu_list(cpus).ok_or_else(|| Error::Value {
+        flag: "--cpuset-cpus",
+        value: cpus.to_string(),
+        why: "expected a list such as 0-2,4",
+    })?;
+    let have = parse_cpu_list(available).ok_or_else(err)?;
+    if wanted.iter().all(|c| have.contains(c)) {
+        Ok(())
+    } else {
+        Err(err())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_follow_docker() {
+        assert_eq!(parse_size("32m").unwrap(), 32 << 20);
+        assert_eq!(parse_size("32MB").unwrap(), 32 << 20);
+        assert_eq!(parse_size("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_size("1.5k").unwrap(), 1536);
+        assert_eq!(parse_size("100").unwrap(), 100);
+        assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
+        for bad in ["12qb", "", "m", "-1m", "1..2m", "abc", "1 2m"] {
+            assert!(parse_size(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("0-2,4"), Some(vec![0, 1, 2, 4]));
+        assert_eq!(parse_cpu_list("1"), Some(vec![1]));
+        assert_eq!(parse_cpu_list("2-1"), None);
+        assert_eq!(parse_cpu_list("a"), None);
+        assert!(check_cpuset("0", "0-1\n").is_ok());
+        assert!(matches!(
+            check_cpuset("0-3", "0-1\n"),
+            Err(Error::Cpuset { .. })
+        ));
+        assert!(matches!(
+            check_cpuset("x", "0-1\n"),
+            Err(Error::Value { .. })
+        ));
+    }
+
+    #[test]
+    fn cpus_become_a_quota() {
+        let l = Limits {
+            cpus: Some(0.5),
+            ..Limits::default()
+        };
+        assert_eq!(l.cpu_quota_us(), Some(50_000));
+        assert!(parse_cpus("0").is_err());
+        assert!(parse_cpus("lots").is_err());
+        assert!(parse_cpus("0.5").is_ok());
+    }
+
+    #[test]
+    fn keyed_files() {
+        let dir = tempfile_dir();
+        let f = dir.join("memory.events");
+        fs::write(&f, "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n").unwrap();
+        assert_eq!(keyed(&f, "oom_kill"), Some(1));
+        assert_eq!(keyed(&f, "oom"), Some(1));
+        assert_eq!(keyed(&f, "nope"), None);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    pub(crate) fn tempfile_dir() -> PathBuf {
+        let mut bytes = [0u8; 8];
+        // SAFETY: the pointer and length describe `bytes`.
+        unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+        let name: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let dir = std::env::temp_dir().join(format!("containr-cgroup-test-{name}"));
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}

@@ -1,0 +1,295 @@
+//! The cgroup v1 backend: one directory per controller hierarchy.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::{Cgroup, Error, Hierarchy, Limits, Location, Stats, io_err, keyed, read_u64, write};
+use crate::step;
+
+/// The v1 controllers a container is placed in.
+const CONTROLLERS: [&str; 7] = [
+    "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "devices",
+];
+
+/// A v1 memory limit at or above this is the kernel's "unlimited".
+const UNLIMITED: u64 = 1 << 62;
+
+/// One mounted v1 hierarchy.
+#[derive(Debug, Clone)]
+struct Mount {
+    /// Its controllers as mounted together, e.g. `cpu,cpuacct`.
+    controllers: String,
+    mountpoint: PathBuf,
+    /// containr's own cgroup in it, relative to the mountpoint.
+    own: PathBuf,
+}
+
+impl Mount {
+    fn has(&self, controller: &str) -> bool {
+        self.controllers.split(',').any(|c| c == controller)
+    }
+}
+
+/// The host's v1 hierarchies.
+pub struct V1 {
+    mounts: Vec<Mount>,
+}
+
+impl V1 {
+    /// Find the v1 hierarchies (from mountinfo) and containr's own cgroup in
+    /// each (from /proc/self/cgroup).
+    pub fn from_proc() -> Result<V1, Error> {
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let mounts = parse(&mountinfo, &own);
+        if mounts.is_empty() {
+            return Err(Error::NoHierarchy);
+        }
+        Ok(V1 { mounts })
+    }
+
+    fn mount_of(&self, controller: &str) -> Option<&Mount> {
+        self.mounts.iter().find(|m| m.has(controller))
+    }
+}
+
+/// The v1 hierarchies among `mountinfo`'s mounts, with containr's cgroup in
+/// each from `own` (the contents of /proc/self/cgroup). Pure, for tests.
+fn parse(mountinfo: &str, own: &str) -> Vec<Mount> {
+    let mut mounts: Vec<Mount> = Vec::new();
+    for line in mountinfo.lines() {
+        // Fields after " - " are: fstype, source, super options.
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mut r = right.split(' ');
+        if r.next() != Some("cgroup") {
+            continue;
+        }
+        let opts = r.nth(1).unwrap_or("");
+        let controllers: Vec<&str> = opts
+            .split(',')
+            .filter(|o| CONTROLLERS.contains(o))
+            .collect();
+        let Some(mountpoint) = left.split(' ').nth(4) else {
+            continue;
+        };
+        if controllers.is_empty() || mounts.iter().any(|m| m.has(controllers[0])) {
+            continue;
+        }
+        let controllers = controllers.join(",");
+        // /proc/self/cgroup: "4:memory:/path" or "1:cpu,cpuacct:/path".
+        let own_path = own
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.splitn(3, ':');
+                f.next();
+                f.next().zip(f.next())
+            })
+            .find(|(names, _)| {
+                names
+                    .split(',')
+                    .any(|n| controllers.split(',').any(|c| c == n))
+            })
+            .map_or("/", |(_, path)| path);
+        mounts.push(Mount {
+            controllers,
+            mountpoint: PathBuf::from(mountpoint),
+            own: PathBuf::from(own_path.trim_start_matches('/')),
+        });
+    }
+    mounts
+}
+
+/// What each limit needs, by flag.
+fn needed(limits: &Limits) -> Vec<(&'static str, &'static str)> {
+    let mut need = Vec::new();
+    if limits.memory.is_some() || limits.memory_swap.is_some() {
+        need.push(("--memory", "memory"));
+    }
+    if limits.cpus.is_some() || limits.cpu_shares.is_some() {
+        need.push(("--cpus", "cpu"));
+    }
+    if limits.cpuset_cpus.is_some() {
+        need.push(("--cpuset-cpus", "cpuset"));
+    }
+    if limits.pids_limit.is_some() {
+        need.push(("--pids-limit", "pids"));
+    }
+    if !limits.device_read_bps.is_empty() || !limits.device_write_bps.is_empty() {
+        need.push(("--device-read-bps", "blkio"));
+    }
+    need
+}
+
+impl Hierarchy for V1 {
+    fn name(&self) -> &'static str {
+        "v1"
+    }
+
+    fn create(&self, id: &str, limits: &Limits) -> Result<Cgroup, Error> {
+        for (flag, controller) in needed(limits) {
+            if self.mount_of(controller).is_none() {
+                return Err(Error::NoController { flag, controller });
+            }
+        }
+        let mut dirs = Vec::new();
+        let mut made = Vec::new();
+        for m in &self.mounts {
+            let parent = m.mountpoint.join(&m.own).join("containr");
+            let dir = parent.join(id);
+            if let Err(e) = make_dirs(m, &parent, &dir) {
+                // Undo what this call already made before reporting.
+                drop(Cgroup::new(Location::V1(made), None));
+                return Err(e);
+            }
+            made.push((m.controllers.clone(), dir.clone()));
+            dirs.push((m.controllers.clone(), dir));
+        }
+        step!(
+            "mkdir containr/{} in each v1 hierarchy ({})",
+            &id[..id.len().min(12)],
+            dirs.iter()
+                .map(|(c, _)| c.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        let cgroup = Cgroup::new(Location::V1(dirs), limits.memory);
+        let dir_of = |controller: &str| {
+            self.mount_of(controller)
+                .map(|m| m.mountpoint.join(&m.own).join("containr").join(id))
+        };
+        let set = |controller: &str, file: &str, value: String| -> Result<(), Error> {
+            let dir = dir_of(controller).expect("checked above");
+            step!("echo {value} > {controller}/{file}");
+            write(&dir.join(file), &value)
+        };
+        if let Some(m) = limits.memory {
+            set("memory", "memory.limit_in_bytes", m.to_string())?;
+        }
+        // memory.memsw.* exists only with swap accounting; docker's default
+        // (swap = memory, i.e. memsw = 2 x memory) applies where it does.
+        let memsw =
+            dir_of("memory").is_some_and(|d| d.join("memory.memsw.limit_in_bytes").exists());
+        match (limits.memory, limits.memory_swap) {
+            (_, Some(total)) if memsw => {
+                set("memory", "memory.memsw.limit_in_bytes", total.to_string())?
+            }
+            (Some(m), None) if memsw => {
+                set("memory", "memory.memsw.limit_in_bytes", (2 * m).to_string())?
+            }
+            (_, Some(_)) => {
+                return Err(Error::NoController {
+                    flag: "--memory-swap",
+                    controller: "memory.memsw (swap accounting)",
+                });
+            }
+            _ => {}
+        }
+        if let Some(q) = limits.cpu_quota_us() {
+            set("cpu", "cpu.cfs_period_us", super::CPU_PERIOD_US.to_string())?;
+            set("cpu", "cpu.cfs_quota_us", q.to_string())?;
+        }
+        if let Some(s) = limits.cpu_shares {
+            set("cpu", "cpu.shares", s.to_string())?;
+        }
+        if let Some(cpus) = &limits.cpuset_cpus {
+            let parent = dir_of("cpuset").expect("checked").with_file_name("");
+            let available = fs::read_to_string(parent.join("cpuset.cpus")).unwrap_or_default();
+            super::check_cpuset(cpus, &available)?;
+            set("cpuset", "cpuset.cpus", cpus.clone())?;
+        }
+        if let Some(p) = limits.pids_limit {
+            set(
+                "pids",
+                "pids.max",
+                if p > 0 { p.to_string() } else { "max".into() },
+            )?;
+        }
+        for (file, rates) in [
+            ("blkio.throttle.read_bps_device", &limits.device_read_bps),
+            ("blkio.throttle.write_bps_device", &limits.device_write_bps),
+        ] {
+            for (major, minor, rate) in rates {
+                set("blkio", file, format!("{major}:{minor} {rate}"))?;
+            }
+        }
+        Ok(cgroup)
+    }
+}
+
+/// `mkdir -p` the containr parent and the container's directory. A new v1
+/// cpuset starts with no CPUs and no memory nodes, and no task can join it
+/// until it has some: copy them down from the level above.
+fn make_dirs(m: &Mount, parent: &Path, dir: &Path) -> Result<(), Error> {
+    for d in [parent, dir] {
+        match fs::create_dir(d) {
+            Ok(()) => {
+                if m.has("cpuset") {
+                    let above = d.parent().expect("below the mountpoint");
+                    for file in ["cpuset.cpus", "cpuset.mems"] {
+                        let value = fs::read_to_string(above.join(file)).map_err(io_err(above))?;
+                        write(&d.join(file), value.trim())?;
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && d == parent => {}
+            Err(e) => return Err(io_err(d)(e)),
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn oom_kills(dir: &Path) -> u64 {
+    keyed(&dir.join("memory.oom_control"), "oom_kill").unwrap_or(0)
+}
+
+pub(super) fn stats(dirs: &[(String, PathBuf)]) -> Stats {
+    let dir = |controller: &str| {
+        dirs.iter()
+            .find(|(c, _)| c.split(',').any(|n| n == controller))
+            .map(|(_, d)| d.clone())
+    };
+    let read = |controller: &str, file: &str| dir(controller).and_then(|d| read_u64(&d.join(file)));
+    Stats {
+        memory_usage: read("memory", "memory.usage_in_bytes").unwrap_or(0),
+        memory_limit: read("memory", "memory.limit_in_bytes").filter(|l| *l < UNLIMITED),
+        cpu_usage_ns: read("cpuacct", "cpuacct.usage").unwrap_or(0),
+        pids: read("pids", "pids.current").unwrap_or(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO: &str = "\
+29 23 0:26 / /sys/fs/cgroup ro,nosuid,nodev,noexec - tmpfs tmpfs ro,mode=755
+30 29 0:27 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime - cgroup2 cgroup2 rw
+33 29 0:30 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid,nodev,noexec,relatime - cgroup cgroup rw,cpu,cpuacct
+34 29 0:31 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime - cgroup cgroup rw,memory
+35 29 0:32 / /sys/fs/cgroup/pids rw,nosuid,nodev,noexec,relatime - cgroup cgroup rw,pids
+36 29 0:33 / /sys/fs/cgroup/freezer rw,nosuid,nodev,noexec,relatime - cgroup cgroup rw,freezer
+";
+    const OWN: &str = "4:memory:/ci/job1\n3:pids:/\n1:cpu,cpuacct:/\n0::/\n";
+
+    #[test]
+    fn finds_hierarchies_and_own_cgroups() {
+        let m = parse(MOUNTINFO, OWN);
+        let names: Vec<&str> = m.iter().map(|m| m.controllers.as_str()).collect();
+        // freezer is not one containr uses; cgroup2 and tmpfs are not v1.
+        assert_eq!(names, vec!["cpu,cpuacct", "memory", "pids"]);
+        assert_eq!(m[1].own, PathBuf::from("ci/job1"));
+        assert_eq!(m[0].own, PathBuf::from(""));
+        assert!(m[0].has("cpuacct"));
+    }
+
+    #[test]
+    fn each_limit_names_its_controller() {
+        let l = Limits {
+            cpus: Some(1.0),
+            ..Limits::default()
+        };
+        assert_eq!(needed(&l), vec![("--cpus", "cpu")]);
+    }
+}

@@ -1,0 +1,251 @@
+//! The cgroup v2 backend: one directory in the unified hierarchy.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::{Cgroup, Error, Hierarchy, Limits, Location, Stats, io_err, keyed, read_u64, write};
+use crate::step;
+
+/// `statfs` magic of cgroup2.
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
+/// The unified hierarchy mounted at `root`.
+pub struct V2 {
+    root: PathBuf,
+}
+
+impl V2 {
+    pub fn new(root: PathBuf) -> V2 {
+        V2 { root }
+    }
+
+    /// Whether `root` is a cgroup2 mount.
+    pub fn is_v2(root: &Path) -> bool {
+        nix::sys::statfs::statfs(root).is_ok_and(|s| s.filesystem_type().0 == CGROUP2_SUPER_MAGIC)
+    }
+
+    fn available(&self) -> Vec<String> {
+        fs::read_to_string(self.root.join("cgroup.controllers"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// The v2 controllers each limit needs, with the flag that asks for it.
+fn needed(limits: &Limits) -> Vec<(&'static str, &'static str)> {
+    let mut need = Vec::new();
+    if limits.memory.is_some() {
+        need.push(("--memory", "memory"));
+    }
+    if limits.memory_swap.is_some() {
+        need.push(("--memory-swap", "memory"));
+    }
+    if limits.cpus.is_some() {
+        need.push(("--cpus", "cpu"));
+    }
+    if limits.cpu_shares.is_some() {
+        need.push(("--cpu-shares", "cpu"));
+    }
+    if limits.cpuset_cpus.is_some() {
+        need.push(("--cpuset-cpus", "cpuset"));
+    }
+    if limits.pids_limit.is_some() {
+        need.push(("--pids-limit", "pids"));
+    }
+    if !limits.device_read_bps.is_empty() {
+        need.push(("--device-read-bps", "io"));
+    }
+    if !limits.device_write_bps.is_empty() {
+        need.push(("--device-write-bps", "io"));
+    }
+    need
+}
+
+/// docker's `--cpu-shares` (2..262144, default 1024) on v2's `cpu.weight`
+/// scale (1..10000, default 100), as runc converts it.
+pub fn shares_to_weight(shares: u64) -> u64 {
+    let shares = shares.clamp(2, 262_144);
+    1 + ((shares - 2) * 9999) / 262_142
+}
+
+impl Hierarchy for V2 {
+    fn name(&self) -> &'static str {
+        "v2"
+    }
+
+    fn create(&self, id: &str, limits: &Limits) -> Result<Cgroup, Error> {
+        let available = self.available();
+        for (flag, controller) in needed(limits) {
+            if !available.iter().any(|c| c == controller) {
+                return Err(Error::NoController { flag, controller });
+            }
+        }
+        // Every controller the host offers is enabled for containers, as
+        // docker does, so `stats` can read memory, cpu and pids usage.
+        let enable: Vec<String> = ["cpuset", "cpu", "io", "memory", "pids"]
+            .iter()
+            .filter(|c| available.iter().any(|a| a == *c))
+            .map(|c| format!("+{c}"))
+            .collect();
+        let parent = self.root.join("containr");
+        if !enable.is_empty() {
+            write(&self.root.join("cgroup.subtree_control"), &enable.join(" "))?;
+        }
+        match fs::create_dir(&parent) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(io_err(&parent)(e));
+            }
+            _ => {}
+        }
+        if !enable.is_empty() {
+            write(&parent.join("cgroup.subtree_control"), &enable.join(" "))?;
+        }
+        let dir = parent.join(id);
+        step!("mkdir {} (cgroup v2)", dir.display());
+        fs::create_dir(&dir).map_err(io_err(&dir))?;
+        // From here on, dropping the Cgroup removes the directory.
+        let cgroup = Cgroup::new(Location::V2(dir.clone()), limits.memory);
+        let set = |file: &str, value: String| {
+            step!("echo {value} > {file}");
+            write(&dir.join(file), &value)
+        };
+        if let Some(m) = limits.memory {
+            set("memory.max", m.to_string())?;
+        }
+        // docker's --memory-swap counts memory plus swap; v2 limits swap alone.
+        match (limits.memory, limits.memory_swap) {
+            (_, Some(-1)) => set("memory.swap.max", "max".into())?,
+            (Some(m), Some(total)) => set(
+                "memory.swap.max",
+                (total as u64).saturating_sub(m).to_string(),
+            )?,
+            (None, Some(total)) => set("memory.swap.max", total.to_string())?,
+            (Some(m), None) if dir.join("memory.swap.max").exists() => {
+                set("memory.swap.max", m.to_string())?
+            }
+            _ => {}
+        }
+        if let Some(q) = limits.cpu_quota_us() {
+            set("cpu.max", format!("{q} {}", super::CPU_PERIOD_US))?;
+        }
+        if let Some(s) = limits.cpu_shares {
+            set("cpu.weight", shares_to_weight(s).to_string())?;
+        }
+        if let Some(cpus) = &limits.cpuset_cpus {
+            let effective =
+                fs::read_to_string(parent.join("cpuset.cpus.effective")).unwrap_or_default();
+            super::check_cpuset(cpus, &effective)?;
+            set("cpuset.cpus", cpus.clone())?;
+        }
+        if let Some(p) = limits.pids_limit {
+            set("pids.max", if p > 0 { p.to_string() } else { "max".into() })?;
+        }
+        for (key, rates) in [
+            ("rbps", &limits.device_read_bps),
+            ("wbps", &limits.device_write_bps),
+        ] {
+            for (major, minor, rate) in rates {
+                set("io.max", format!("{major}:{minor} {key}={rate}"))?;
+            }
+        }
+        Ok(cgroup)
+    }
+}
+
+pub(super) fn oom_kills(dir: &Path) -> u64 {
+    keyed(&dir.join("memory.events"), "oom_kill").unwrap_or(0)
+}
+
+pub(super) fn stats(dir: &Path) -> Stats {
+    Stats {
+        memory_usage: read_u64(&dir.join("memory.current")).unwrap_or(0),
+        memory_limit: read_u64(&dir.join("memory.max")),
+        cpu_usage_ns: keyed(&dir.join("cpu.stat"), "usage_usec").unwrap_or(0) * 1000,
+        pids: read_u64(&dir.join("pids.current")).unwrap_or(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_match_runc() {
+        assert_eq!(shares_to_weight(2), 1);
+        assert_eq!(shares_to_weight(1024), 39);
+        assert_eq!(shares_to_weight(262_144), 10_000);
+    }
+
+    #[test]
+    fn each_limit_names_its_controller() {
+        let l = Limits {
+            memory: Some(1),
+            pids_limit: Some(5),
+            ..Limits::default()
+        };
+        assert_eq!(
+            needed(&l),
+            vec![("--memory", "memory"), ("--pids-limit", "pids")]
+        );
+    }
+
+    /// Against the real unified hierarchy where the host has one (on a
+    /// hybrid host, /sys/fs/cgroup/unified, which has no controllers): the
+    /// directory is made, a process can be placed in it, a limit whose
+    /// controller is missing is refused, and nothing is left behind.
+    #[test]
+    fn real_v2_mount() {
+        let root = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+            .iter()
+            .map(Path::new)
+            .find(|p| V2::is_v2(p));
+        let Some(root) = root else {
+            eprintln!("no cgroup2 mount on this host; skipped");
+            return;
+        };
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("not root; skipped");
+            return;
+        }
+        let v2 = V2::new(root.to_path_buf());
+        let id = format!("unit-test-{}", std::process::id());
+        let cg = v2.create(&id, &Limits::default()).unwrap();
+        let Location::V2(dir) = cg.location().clone() else {
+            panic!("v2 location expected")
+        };
+        assert!(dir.is_dir());
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        cg.add(child.id() as i32).unwrap();
+        let own = fs::read_to_string(format!("/proc/{}/cgroup", child.id())).unwrap();
+        assert!(own.contains(&format!("0::/containr/{id}")), "{own}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        drop(cg);
+        assert!(!dir.exists(), "cgroup not removed");
+
+        let missing = ["memory", "pids"]
+            .into_iter()
+            .find(|c| !v2.available().iter().any(|a| a == c));
+        if let Some(controller) = missing {
+            let limits = if controller == "memory" {
+                Limits {
+                    memory: Some(1 << 20),
+                    ..Limits::default()
+                }
+            } else {
+                Limits {
+                    pids_limit: Some(5),
+                    ..Limits::default()
+                }
+            };
+            let err = v2.create(&id, &limits).unwrap_err();
+            assert!(matches!(err, Error::NoController { .. }), "{err}");
+            assert!(!dir.exists());
+        }
+    }
+}

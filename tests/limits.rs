@@ -1,0 +1,304 @@
+//! Resource limits: the container's cgroup, seen from the host and from
+//! inside, and limits that really bind.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{Sandbox, assert_fails};
+
+/// The directories of a running container's cgroup, from its state file.
+fn cgroup_dirs(sb: &Sandbox, name: &str) -> Vec<(String, PathBuf)> {
+    let path = sb.data.join(format!("containers/{name}.json"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(state) = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        {
+            let cg = &state["cgroup"];
+            if let Some(dir) = cg["V2"].as_str() {
+                return vec![("v2".into(), PathBuf::from(dir))];
+            }
+            if let Some(list) = cg["V1"].as_array() {
+                return list
+                    .iter()
+                    .map(|e| {
+                        (
+                            e[0].as_str().unwrap().to_string(),
+                            PathBuf::from(e[1].as_str().unwrap()),
+                        )
+                    })
+                    .collect();
+            }
+        }
+        assert!(Instant::now() < deadline, "no state for {name}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn dir_of<'a>(dirs: &'a [(String, PathBuf)], controller: &str) -> &'a PathBuf {
+    &dirs
+        .iter()
+        .find(|(c, _)| c == "v2" || c.split(',').any(|n| n == controller))
+        .unwrap_or_else(|| panic!("no {controller} cgroup in {dirs:?}"))
+        .1
+}
+
+fn read(path: PathBuf) -> String {
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn limits_are_written_and_the_cgroup_removed() {
+    let _serial = serial();
+    let sb = Sandbox::new();
+    let rootfs = sb.rootfs.to_str().unwrap();
+    let mut child = sb
+        .cmd(&[
+            "run",
+            "--rootfs",
+            rootfs,
+            "--name",
+            "lim",
+            "--memory",
+            "48m",
+            "--cpus",
+            "0.5",
+            "--pids-limit",
+            "40",
+            "--cpu-shares",
+            "512",
+            "sleep",
+            "3",
+        ])
+        .spawn()
+        .unwrap();
+    let dirs = cgroup_dirs(&sb, "lim");
+    let v2 = dirs[0].0 == "v2";
+    // The container's processes are placed in it right after the clone.
+    let procs = dir_of(&dirs, "memory").join("cgroup.procs");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while read(procs.clone()).is_empty() {
+        assert!(Instant::now() < deadline, "no process ever in the cgroup");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if v2 {
+        let d = dir_of(&dirs, "memory");
+        assert_eq!(read(d.join("memory.max")), (48u64 << 20).to_string());
+        assert_eq!(read(d.join("cpu.max")), "50000 100000");
+        assert_eq!(read(d.join("pids.max")), "40");
+    } else {
+        let mem = dir_of(&dirs, "memory");
+        assert_eq!(
+            read(mem.join("memory.limit_in_bytes")),
+            (48u64 << 20).to_string()
+        );
+        let cpu = dir_of(&dirs, "cpu");
+        assert_eq!(read(cpu.join("cpu.cfs_quota_us")), "50000");
+        assert_eq!(read(cpu.join("cpu.cfs_period_us")), "100000");
+        assert_eq!(read(cpu.join("cpu.shares")), "512");
+        assert_eq!(read(dir_of(&dirs, "pids").join("pids.max")), "40");
+    }
+    assert!(child.wait().unwrap().success());
+    for (_, d) in &dirs {
+        assert!(!d.exists(), "cgroup {} left behind", d.display());
+    }
+}
+
+#[test]
+fn the_container_sees_its_cgroup_as_root() {
+    let _serial = serial();
+    let sb = Sandbox::new();
+    let own = sb.ok(&["cat", "/proc/self/cgroup"]);
+    for line in own.lines() {
+        assert!(
+            line.ends_with(":/"),
+            "cgroup namespace not rooted: {line}\n{own}"
+        );
+    }
+}
+
+#[test]
+fn a_fork_bomb_is_contained_by_pids_limit() {
+    let _serial = serial();
+    let sb = Sandbox::new();
+    // Try to start 100 sleepers; at most 32 processes may exist at once.
+    // The loop runs in a subshell because ash gives up when fork fails;
+    // counted with shell builtins only: no fork is left to spare.
+    let out = sb.run(&[
+        "--pids-limit",
+        "32",
+        "sh",
+        "-c",
+        "( i=0; while [ $i -lt 100 ]; do sleep 5 & i=$((i+1)); done ) 2>/dev/null; \
+         set -- /proc/[0-9]*; echo $#; kill -9 -1 2>/dev/null; true",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let count: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert!(count <= 32, "{count} processes under --pids-limit 32");
+    assert!(count >= 10, "only {count} processes: the loop did not run");
+}
+
+#[test]
+fn a_memory_hog_is_oom_killed_and_reported() {
+    let _serial = serial();
+    let sb = Sandbox::new();
+    let out = sb.run(&[
+        "--memory",
+        "32m",
+        "sh",
+        "-c",
+        "x=aaaaaaaaaa; while true; do x=$x$x; done",
+    ]);
+    assert_eq!(out.status.code(), Some(137));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("OOM killer") && err.contains("32 MiB"),
+        "{err}"
+    );
+    // A command that stays under the limit is not reported.
+    let out = sb.run(&["--memory", "32m", "sh", "-c", "kill -KILL $$"]);
+    assert_eq!(out.status.code(), Some(137));
+    assert!(String::from_utf8_lossy(&out.stderr).is_empty());
+}
+
+#[test]
+fn cpus_half_gives_about_half_a_core() {
+    let _serial = serial();
+    let sb = Sandbox::new();
+    // A busy loop for 2 s of wall time; its CPU time (utime+stime, in
+    // clock ticks of 1/100 s) should be about 1 s. Loosely: 0.3 to 0.7.
+    let out = sb.ok(&[
+        "--cpus",
+        "0.5",
+        "sh",
+        "-c",
+        "while :; do :; done & sleep 2; cut -d' ' -f14,15 /proc/$!/stat; kill $!",
+    ]);
+    let ticks: u64 = out
+        .split_whitespace()
+        .map(|t| t.parse::<u64>().unwrap())
+        .sum();
+    let cores = ticks as f64 / 100.0 / 2.0;
+    assert!(
+        (0.3..=0.7).contains(&cores),
+        "used {cores:.2} cores under --cpus 0.5"
+    );
+}
+
+#[test]
+fn stats_reads_a_running_container() {
+    let _serial = serial();
+    let sb = Sandbox::new();
+    let rootfs = sb.rootfs.to_str().unwrap();
+    let mut child = sb
+        .cmd(&[
+            "run", "--rootfs", rootfs, "--name", "watched", "--memory", "64m", "sleep", "3",
+        ])
+        .spawn()
+        .unwrap();
+    cgroup_dirs(&sb, "watched");
+    let out = sb
+        .cmd(&["stats", "--no-stream", "watched"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("CONTAINER ID") && lines[0].contains("MEM USAGE / LIMIT"));
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[1].contains("watched") && lines[1].contains("/ 64.00MiB"),
+        "{text}"
+    );
+    let pids: u32 = lines[1].split_whitespace().last().unwrap().parse().unwrap();
+    assert!(pids >= 2, "init and sleep: {text}");
+    assert_fails(
+        &sb.cmd(&["stats", "--no-stream", "nosuch"])
+            .output()
+            .unwrap(),
+        125,
+        "no such container",
+    );
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn bad_limits_are_refused_before_anything_is_made() {
+    let _serial = serial();
+    let sb = Sandbox::new();
+    let before = container_cgroups();
+    assert_fails(
+        &sb.run(&["--memory", "12qb", "true"]),
+        125,
+        "invalid size \"12qb\"",
+    );
+    assert_fails(&sb.run(&["--cpus", "0", "true"]), 125, "--cpus");
+    assert_fails(&sb.run(&["--cpus", "1000", "true"]), 125, "--cpus");
+    assert_fails(
+        &sb.run(&["--cpuset-cpus", "999", "true"]),
+        125,
+        "cpuset \"999\" is not available",
+    );
+    assert_fails(&sb.run(&["--cpu-shares", "1", "true"]), 125, "--cpu-shares");
+    assert_fails(
+        &sb.run(&["--memory", "64m", "--memory-swap", "32m", "true"]),
+        125,
+        "--memory-swap",
+    );
+    assert_fails(&sb.run(&["--pids-limit", "many", "true"]), 125, "many");
+    assert_fails(
+        &sb.run(&["--device-read-bps", "/nonexistent:1mb", "true"]),
+        125,
+        "no such device",
+    );
+    assert_eq!(
+        container_cgroups(),
+        before,
+        "a failed run left a cgroup behind"
+    );
+}
+
+/// Every container cgroup on the host, in any hierarchy.
+fn container_cgroups() -> Vec<String> {
+    let out = std::process::Command::new("find")
+        .args([
+            "/sys/fs/cgroup",
+            "-maxdepth",
+            "6",
+            "-type",
+            "d",
+            "-path",
+            "*/containr/*",
+        ])
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    let mut dirs: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// The tests of this file run one at a time, so that the host's set of
+/// container cgroups is this file's to compare.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
