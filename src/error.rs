@@ -6,7 +6,7 @@
 //! the command cannot be executed, 127 when it cannot be found; otherwise a
 //! container exits with its command's status.
 
-use crate::{cgroup, container, namespace, network, rootfs};
+use crate::{cgroup, container, namespace, network, rootfs, security};
 
 /// Docker's exit code for a failure of the runtime itself.
 pub const RUNTIME_ERROR: i32 = 125;
@@ -26,6 +26,8 @@ pub enum Error {
     Namespace(#[from] namespace::Error),
     #[error(transparent)]
     Rootfs(#[from] rootfs::Error),
+    #[error(transparent)]
+    Security(#[from] security::Error),
     #[error(transparent)]
     Network(#[from] network::Error),
     /// Reported by the container's init, already worded by one of the

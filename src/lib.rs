@@ -19,5 +19,6 @@ pub mod explain;
 pub mod namespace;
 pub mod network;
 pub mod rootfs;
+pub mod security;
 
 pub use error::Error;

@@ -139,6 +139,22 @@ struct RunArgs {
     #[arg(long = "device-write-bps", value_name = "list")]
     device_write_bps: Vec<String>,
 
+    /// Add Linux capabilities
+    #[arg(long = "cap-add", value_name = "list")]
+    cap_add: Vec<String>,
+
+    /// Drop Linux capabilities
+    #[arg(long = "cap-drop", value_name = "list")]
+    cap_drop: Vec<String>,
+
+    /// Give extended privileges to this container
+    #[arg(long)]
+    privileged: bool,
+
+    /// Security options (seccomp=PROFILE.json|unconfined, no-new-privileges=false)
+    #[arg(long = "security-opt", value_name = "list")]
+    security_opt: Vec<String>,
+
     /// Connect a container to a network (none)
     #[arg(long, value_name = "network")]
     network: Option<String>,
@@ -180,6 +196,12 @@ impl From<RunArgs> for RunOptions {
                 pids_limit: a.pids_limit,
                 device_read_bps: a.device_read_bps,
                 device_write_bps: a.device_write_bps,
+            },
+            security: containr::security::Flags {
+                cap_add: a.cap_add,
+                cap_drop: a.cap_drop,
+                privileged: a.privileged,
+                security_opt: a.security_opt,
             },
         }
     }

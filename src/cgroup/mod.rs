@@ -79,6 +79,8 @@ pub struct Limits {
     /// `--device-read-bps` / `--device-write-bps`: (major, minor, bytes/s).
     pub device_read_bps: Vec<(u64, u64, u64)>,
     pub device_write_bps: Vec<(u64, u64, u64)>,
+    /// `--privileged`: every device allowed, not just docker's default set.
+    pub all_devices: bool,
 }
 
 /// The period `--cpus` quotas are expressed in, as docker: 100 ms.

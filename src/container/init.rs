@@ -101,6 +101,7 @@ fn start(config: &Config, channel: &Channel) -> Result<Pid, Error> {
     rootfs::enter(&rootfs::Plan {
         rootfs: &config.rootfs,
         readonly: config.readonly,
+        privileged: config.confinement.privileged,
         files: &files,
         workdir: &config.workdir,
     })?;
@@ -148,6 +149,7 @@ fn start(config: &Config, channel: &Channel) -> Result<Pid, Error> {
         tty: pty,
         interactive: config.interactive,
         display: program.display().to_string(),
+        confinement: &config.confinement,
     };
     spawn_command(&prepared, channel)
 }
@@ -179,6 +181,7 @@ struct Prepared<'a> {
     tty: Option<OwnedFd>,
     interactive: bool,
     display: String,
+    confinement: &'a crate::security::Confinement,
 }
 
 /// Fork the command; wait until it has exec'd (its end of a close-on-exec
@@ -257,6 +260,7 @@ fn exec_command(cmd: &Prepared<'_>, report: &Channel) -> Result<std::convert::In
         id.uid
     );
     step!("chdir({:?}), umask(022)", cmd.workdir);
+    cmd.confinement.explain();
     step!("execve({:?}, {:?})", cmd.display, cmd.argv);
     let _ = report.send(&Message::Steps {
         next_step: explain::next_step(),
@@ -277,6 +281,7 @@ fn exec_command(cmd: &Prepared<'_>, report: &Channel) -> Result<std::convert::In
         }
         None => {}
     }
+    cmd.confinement.apply_early()?;
     let groups: Vec<Gid> = id.groups.iter().map(|g| Gid::from_raw(*g)).collect();
     nix::unistd::setgroups(&groups).map_err(ContainerError::sys_nix("setgroups"))?;
     nix::unistd::setgid(Gid::from_raw(id.gid)).map_err(ContainerError::sys_nix("setgid"))?;
@@ -286,6 +291,7 @@ fn exec_command(cmd: &Prepared<'_>, report: &Channel) -> Result<std::convert::In
         source: e.into(),
     })?;
     umask(Mode::from_bits_truncate(0o022));
+    cmd.confinement.apply_late()?;
     // Nothing but stdio crosses into the command (CVE-2024-21626 class):
     // whatever else is open becomes close-on-exec.
     // SAFETY: close_range with integer arguments only.

@@ -115,6 +115,7 @@ pub struct Config {
     pub network: crate::network::Mode,
     /// Files containr provides: (path inside the container, contents).
     pub etc_files: Vec<(String, String)>,
+    pub confinement: crate::security::Confinement,
     pub reporting: crate::explain::Reporting,
     /// The walkthrough step the init numbers from.
     pub next_step: u64,

@@ -47,6 +47,7 @@ pub struct RunOptions {
     pub read_only: bool,
     pub network: Option<String>,
     pub limits: LimitFlags,
+    pub security: crate::security::Flags,
 }
 
 /// The resource-limit flags, as given (`--memory 32m`, `--cpus 0.5`, ...).
@@ -87,6 +88,7 @@ impl LimitFlags {
                 .iter()
                 .map(|d| cgroup::parse_device_rate("--device-write-bps", d))
                 .collect::<Result<_, _>>()?,
+            all_devices: false,
         };
         if let (Some(m), Some(total)) = (limits.memory, limits.memory_swap)
             && total != -1
@@ -159,7 +161,9 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
         return Err(ContainerError::NotATty.into());
     }
     let user_env = user_env(opts)?;
-    let limits = opts.limits.parse()?;
+    let mut limits = opts.limits.parse()?;
+    limits.all_devices = opts.security.privileged;
+    let confinement = opts.security.resolve()?;
 
     let data = DataRoot::open(&global.root).map_err(ContainerError::from)?;
     data.reclaim_stale();
@@ -207,6 +211,7 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
         readonly: opts.read_only,
         network,
         etc_files,
+        confinement,
         reporting: global.reporting.clone(),
         next_step: 0,
     };

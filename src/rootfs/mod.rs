@@ -60,6 +60,8 @@ pub struct Plan<'a> {
     /// The root filesystem directory on the host (absolute).
     pub rootfs: &'a Path,
     pub readonly: bool,
+    /// `--privileged`: `/sys` writable, nothing of `/proc` masked.
+    pub privileged: bool,
     pub files: &'a [EtcFile<'a>],
     /// The working directory inside the container; created if missing, as
     /// docker does, before a `--read-only` root would forbid it.
@@ -105,8 +107,11 @@ pub fn enter(plan: &Plan<'_>) -> Result<(), Error> {
     .map_err(op_err("bind-mounting the rootfs", root))?;
 
     pivot(root)?;
-    mount_proc_sys()?;
+    mount_proc_sys(plan.privileged)?;
     mount_dev()?;
+    if !plan.privileged {
+        mask_paths()?;
+    }
     provide_files(plan.files)?;
     mkdir_p(plan.workdir)?;
     if plan.readonly {
@@ -154,10 +159,99 @@ fn mount_fs(
     mount(Some(fstype), target, Some(fstype), flags, data).map_err(op_err("mounting", target))
 }
 
-fn mount_proc_sys() -> Result<(), Error> {
+fn mount_proc_sys(privileged: bool) -> Result<(), Error> {
     let common = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount_fs("proc", "/proc", common, None)?;
-    mount_fs("sysfs", "/sys", common | MsFlags::MS_RDONLY, None)
+    let ro = if privileged {
+        MsFlags::empty()
+    } else {
+        MsFlags::MS_RDONLY
+    };
+    mount_fs("sysfs", "/sys", common | ro, None)
+}
+
+/// Files and directories of /proc and /sys that expose the host (kernel
+/// memory, keys, timers, firmware): hidden, as docker does. A file gets
+/// /dev/null bound over it, a directory an empty read-only tmpfs.
+const MASKED: [&str; 11] = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Kernel tunables the container may read but not change.
+const READ_ONLY: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+fn mask_paths() -> Result<(), Error> {
+    step!(
+        "mask {} (/dev/null or an empty tmpfs over each)",
+        MASKED.join(" ")
+    );
+    for path in MASKED {
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            continue; // not on this kernel
+        };
+        let result = if meta.is_dir() {
+            mount(
+                Some("tmpfs"),
+                path,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                Some("size=0"),
+            )
+        } else {
+            mount(
+                Some("/dev/null"),
+                path,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+        };
+        result.map_err(op_err("masking", path))?;
+    }
+    step!("bind read-only {}", READ_ONLY.join(" "));
+    for path in READ_ONLY {
+        if std::fs::symlink_metadata(path).is_err() {
+            continue;
+        }
+        mount(
+            Some(path),
+            path,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(op_err("binding", path))?;
+        mount(
+            None::<&str>,
+            path,
+            None::<&str>,
+            MsFlags::MS_BIND
+                | MsFlags::MS_REMOUNT
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC,
+            None::<&str>,
+        )
+        .map_err(op_err("making read-only", path))?;
+    }
+    Ok(())
 }
 
 fn mount_dev() -> Result<(), Error> {

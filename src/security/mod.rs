@@ -1,0 +1,157 @@
+//! What confines the container's process beyond its namespaces:
+//! capabilities, `no_new_privs` and a seccomp filter (masked and read-only
+//! paths are mounts, see `rootfs`).
+//!
+//! Everything is decided and checked on the host side before anything is
+//! made: capability names resolved, the seccomp profile parsed and compiled
+//! to a BPF program. The command's process then only applies the result,
+//! right before `execve`, in this order: bounding set, user switch (keeping
+//! the permitted set across it), effective/permitted/inheritable sets,
+//! `no_new_privs`, seccomp last, so the filter never has to allow
+//! containr's own setup. (With `no-new-privileges=false` the filter must go
+//! in before the user switch instead: see [`Confinement::apply_early`].)
+
+pub mod caps;
+pub mod seccomp;
+
+use serde::{Deserialize, Serialize};
+
+use crate::step;
+
+/// Errors of this module.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("unknown capability {0:?} (e.g. NET_ADMIN, CAP_SYS_TIME, ALL)")]
+    UnknownCapability(String),
+    #[error(
+        "invalid --security-opt {0:?} (seccomp=PROFILE.json|unconfined, no-new-privileges[=true|false])"
+    )]
+    BadOption(String),
+    #[error("seccomp profile {path}: {why}")]
+    Profile { path: String, why: String },
+    #[error("applying {what}: {source}")]
+    Apply {
+        what: &'static str,
+        source: std::io::Error,
+    },
+}
+
+/// The confinement flags as given on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub privileged: bool,
+    pub security_opt: Vec<String>,
+}
+
+/// The confinement to apply, resolved; travels to the init in its config.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Confinement {
+    /// Capability numbers the command keeps (bounding, effective,
+    /// permitted; inheritable and ambient stay empty, as docker's).
+    pub caps: Vec<u8>,
+    pub no_new_privs: bool,
+    /// A compiled BPF program (`struct sock_filter` array), or none.
+    pub seccomp: Option<Vec<u8>>,
+    /// `--privileged`: no masked or read-only paths, `/sys` writable.
+    pub privileged: bool,
+}
+
+impl Flags {
+    /// Resolve the flags: capability names, `--security-opt`s, and the
+    /// seccomp profile (read, parsed and compiled here, so a bad one fails
+    /// before any container exists).
+    pub fn resolve(&self) -> Result<Confinement, Error> {
+        let mut no_new_privs = true;
+        let mut profile = seccomp::Choice::Default;
+        for opt in &self.security_opt {
+            let (key, value) = opt.split_once(['=', ':']).unwrap_or((opt.as_str(), ""));
+            match (key, value) {
+                ("no-new-privileges", "" | "true") => no_new_privs = true,
+                ("no-new-privileges", "false") => no_new_privs = false,
+                ("seccomp", "unconfined") => profile = seccomp::Choice::Unconfined,
+                ("seccomp", path) if !path.is_empty() => {
+                    profile = seccomp::Choice::File(path.to_string())
+                }
+                _ => return Err(Error::BadOption(opt.clone())),
+            }
+        }
+        let caps = if self.privileged {
+            caps::all()
+        } else {
+            caps::resolve(&self.cap_add, &self.cap_drop)?
+        };
+        let seccomp = match (self.privileged, profile) {
+            // docker: --privileged runs unconfined unless a profile is named.
+            (true, seccomp::Choice::Default) | (_, seccomp::Choice::Unconfined) => None,
+            (_, choice) => Some(seccomp::compile(&choice, &caps)?),
+        };
+        Ok(Confinement {
+            caps,
+            no_new_privs,
+            seccomp,
+            privileged: self.privileged,
+        })
+    }
+}
+
+impl Confinement {
+    /// Describe, for the walkthrough, what [`Confinement::apply_late`] will do.
+    pub fn explain(&self) {
+        step!(
+            "capabilities: bounding/effective/permitted = {} of {}{}",
+            self.caps.len(),
+            caps::all().len(),
+            if self.privileged {
+                " (--privileged)"
+            } else {
+                ""
+            }
+        );
+        if self.no_new_privs {
+            step!(
+                "prctl(PR_SET_NO_NEW_PRIVS, 1): no setuid binary or file capability can raise privileges"
+            );
+        }
+        match &self.seccomp {
+            Some(bpf) => step!(
+                "seccomp(SECCOMP_SET_MODE_FILTER): {} BPF instructions, EPERM for syscalls not allowed",
+                bpf.len() / 8
+            ),
+            None => step!("seccomp: unconfined"),
+        }
+    }
+
+    /// Before the user switch: shrink the bounding set, and ask the kernel to
+    /// keep the permitted set across `setuid`.
+    pub fn apply_early(&self) -> Result<(), Error> {
+        caps::drop_bounding(&self.caps)?;
+        // Without no_new_privs the kernel wants CAP_SYS_ADMIN to install a
+        // filter: do it now, still root with every capability. The filter
+        // then also covers the rest of the setup, which the default allows.
+        if let (false, Some(bpf)) = (self.no_new_privs, &self.seccomp) {
+            seccomp::load(bpf)?;
+        }
+        caps::keep_across_setuid(true)
+    }
+
+    /// After the user switch, immediately before `execve`.
+    pub fn apply_late(&self) -> Result<(), Error> {
+        caps::keep_across_setuid(false)?;
+        caps::set_process(&self.caps)?;
+        if self.no_new_privs {
+            // SAFETY: prctl with integer arguments only.
+            if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+                return Err(Error::Apply {
+                    what: "no_new_privs",
+                    source: std::io::Error::last_os_error(),
+                });
+            }
+        }
+        if let (true, Some(bpf)) = (self.no_new_privs, &self.seccomp) {
+            seccomp::load(bpf)?;
+        }
+        Ok(())
+    }
+}
