@@ -153,7 +153,16 @@ impl Hierarchy for V1 {
         }
         let mut dirs = Vec::new();
         let mut made = Vec::new();
-        for m in &self.mounts {
+        // Joining a v1 hierarchy costs an RCU grace period per hierarchy
+        // (cgroup_threadgroup_rwsem), the slowest part of start-up: cpuset
+        // and blkio are joined only when a limit needs them.
+        let wanted = |m: &&Mount| {
+            (!m.has("cpuset") || limits.cpuset_cpus.is_some())
+                && (!m.has("blkio")
+                    || !limits.device_read_bps.is_empty()
+                    || !limits.device_write_bps.is_empty())
+        };
+        for m in self.mounts.iter().filter(wanted) {
             let parent = m.mountpoint.join(&m.own).join("containr");
             let dir = parent.join(id);
             if let Err(e) = make_dirs(m, &parent, &dir) {

@@ -163,7 +163,7 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
     let user_env = user_env(opts)?;
     let mut limits = opts.limits.parse()?;
     limits.all_devices = opts.security.privileged;
-    let confinement = opts.security.resolve()?;
+    let confinement = opts.security.resolve(&global.root.join("cache"))?;
 
     let data = DataRoot::open(&global.root).map_err(ContainerError::from)?;
     data.reclaim_stale();
@@ -419,7 +419,7 @@ fn supervise(
         let mut idx = 1;
         if let (Some(m), true) = (&master, master_open) {
             if ready[idx] {
-                master_open = copy_out(m.as_fd(), &mut buf);
+                master_open = copy_out(m.as_fd(), &mut buf) != Copied::Closed;
             }
             idx += 1;
         }
@@ -433,26 +433,34 @@ fn supervise(
             // The container is gone; what it wrote last is still in
             // the pty's buffer.
             if let (Some(m), true) = (&master, master_open) {
-                while copy_out(m.as_fd(), &mut buf) {}
+                while copy_out(m.as_fd(), &mut buf) == Copied::Some {}
             }
             return Ok(status);
         }
     }
 }
 
-/// Copy what the container wrote to our stdout; false once the pty closed
-/// or there is nothing more to read right now after a close.
-fn copy_out(master: BorrowedFd<'_>, buf: &mut [u8]) -> bool {
+/// What one read from the pty master gave.
+#[derive(Debug, PartialEq, Eq)]
+enum Copied {
+    Some,
+    /// Nothing to read right now (a spurious wake-up, or drained).
+    Nothing,
+    /// Every slave side is closed: the container's terminal is gone.
+    Closed,
+}
+
+/// Copy what the container wrote to our stdout.
+fn copy_out(master: BorrowedFd<'_>, buf: &mut [u8]) -> Copied {
     match nix::unistd::read(master.as_raw_fd(), buf) {
-        Ok(0) => false,
+        Ok(0) | Err(nix::Error::EIO) => Copied::Closed,
         Ok(n) => {
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(&buf[..n]).and_then(|_| out.flush());
-            true
+            Copied::Some
         }
-        Err(nix::Error::EINTR) => true,
-        // EAGAIN: drained for now. EIO: every slave side is closed.
-        Err(_) => false,
+        Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => Copied::Nothing,
+        Err(_) => Copied::Closed,
     }
 }
 

@@ -103,6 +103,13 @@ pub fn open_pty() -> std::io::Result<Pty> {
     if slave < 0 {
         return Err(std::io::Error::last_os_error());
     }
+    // The size of the terminal containr runs on (the init still has its
+    // stdio): containr sets it too once the master reaches it, but by then
+    // the command may have started and read a 0x0 window.
+    let (stdin, stdout) = (std::io::stdin(), std::io::stdout());
+    if let Some(ws) = window_size(stdin.as_fd()).or_else(|| window_size(stdout.as_fd())) {
+        set_window_size(master.as_fd(), &ws);
+    }
     Ok(Pty {
         master,
         // SAFETY: slave was just returned by the kernel and nothing owns it.

@@ -62,7 +62,8 @@ impl Flags {
     /// Resolve the flags: capability names, `--security-opt`s, and the
     /// seccomp profile (read, parsed and compiled here, so a bad one fails
     /// before any container exists).
-    pub fn resolve(&self) -> Result<Confinement, Error> {
+    /// `cache_dir` keeps compiled seccomp programs between runs.
+    pub fn resolve(&self, cache_dir: &std::path::Path) -> Result<Confinement, Error> {
         let mut no_new_privs = true;
         let mut profile = seccomp::Choice::Default;
         for opt in &self.security_opt {
@@ -85,7 +86,7 @@ impl Flags {
         let seccomp = match (self.privileged, profile) {
             // docker: --privileged runs unconfined unless a profile is named.
             (true, seccomp::Choice::Default) | (_, seccomp::Choice::Unconfined) => None,
-            (_, choice) => Some(seccomp::compile(&choice, &caps)?),
+            (_, choice) => Some(seccomp::compile_cached(&choice, &caps, cache_dir)?),
         };
         Ok(Confinement {
             caps,

@@ -144,25 +144,70 @@ fn compare(arg: &Arg) -> Result<ScmpArgCompare, String> {
     })
 }
 
+/// [`compile`], remembered in `cache_dir`: libseccomp takes 15-20 ms for
+/// the default profile, which would double a container's start-up. The key
+/// covers everything the program depends on: the profile's text, the
+/// capabilities, the kernel and libseccomp versions, and containr's own.
+pub fn compile_cached(
+    choice: &Choice,
+    caps: &[u8],
+    cache_dir: &std::path::Path,
+) -> Result<Vec<u8>, Error> {
+    use std::hash::{Hash, Hasher};
+    let text = profile_text(choice)?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (
+        &text,
+        caps,
+        kernel_version(),
+        format!("{:?}", libseccomp::ScmpVersion::current().ok()),
+        env!("CARGO_PKG_VERSION"),
+        format!("{:?}", ScmpArch::native()),
+    )
+        .hash(&mut h);
+    let path = cache_dir.join(format!("seccomp-{:016x}.bpf", h.finish()));
+    if let Ok(bpf) = std::fs::read(&path)
+        && !bpf.is_empty()
+        && bpf.len() % 8 == 0
+    {
+        return Ok(bpf);
+    }
+    let bpf = compile_text(choice, &text, caps)?;
+    // Best effort: a cache that cannot be written only costs time.
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    if std::fs::create_dir_all(cache_dir).is_ok() && std::fs::write(&tmp, &bpf).is_ok() {
+        let _ = std::fs::rename(&tmp, &path);
+    }
+    Ok(bpf)
+}
+
+fn profile_text(choice: &Choice) -> Result<String, Error> {
+    match choice {
+        Choice::Default => Ok(DEFAULT_PROFILE.to_string()),
+        Choice::File(path) => std::fs::read_to_string(path).map_err(|e| Error::Profile {
+            path: path.clone(),
+            why: e.to_string(),
+        }),
+        Choice::Unconfined => unreachable!("unconfined compiles to nothing"),
+    }
+}
+
 /// Compile the chosen profile for a container holding `caps`.
 pub fn compile(choice: &Choice, caps: &[u8]) -> Result<Vec<u8>, Error> {
-    let (path, text, strict) = match choice {
-        Choice::Default => ("(default)".to_string(), DEFAULT_PROFILE.to_string(), false),
-        Choice::File(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::Profile {
-                path: path.clone(),
-                why: e.to_string(),
-            })?;
-            (path.clone(), text, true)
-        }
-        Choice::Unconfined => unreachable!("unconfined compiles to nothing"),
+    compile_text(choice, &profile_text(choice)?, caps)
+}
+
+fn compile_text(choice: &Choice, text: &str, caps: &[u8]) -> Result<Vec<u8>, Error> {
+    let (path, strict) = match choice {
+        Choice::File(path) => (path.clone(), true),
+        _ => ("(default)".to_string(), false),
     };
     let err = |why: String| Error::Profile {
         path: path.clone(),
         why,
     };
     let profile: Profile =
-        serde_json::from_str(&text).map_err(|e| err(format!("not a valid profile: {e}")))?;
+        serde_json::from_str(text).map_err(|e| err(format!("not a valid profile: {e}")))?;
     build(&profile, caps, strict).map_err(err)
 }
 
@@ -346,6 +391,26 @@ mod tests {
         assert!(e.contains("unknown action"), "{e}");
         let e = profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["socket"],"action":"SCMP_ACT_ERRNO","args":[{"index":0,"value":1,"op":"SCMP_CMP_WHAT"}]}]}"#).unwrap_err();
         assert!(e.contains("unknown operator"), "{e}");
+    }
+
+    #[test]
+    fn cached_program_is_the_compiled_one() {
+        let dir =
+            std::env::temp_dir().join(format!("containr-seccomp-cache-{}", std::process::id()));
+        let caps = default_caps();
+        let first = compile_cached(&Choice::Default, &caps, &dir).unwrap();
+        let files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+        assert_eq!(files.len(), 1, "one cache entry");
+        let second = compile_cached(&Choice::Default, &caps, &dir).unwrap();
+        assert_eq!(first, second);
+        assert_eq!(first, compile(&Choice::Default, &caps).unwrap());
+        // Other capabilities are another entry, not a stale hit.
+        let admin = caps::resolve(&["SYS_ADMIN".into()], &[]).unwrap();
+        assert_ne!(
+            compile_cached(&Choice::Default, &admin, &dir).unwrap(),
+            first
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
