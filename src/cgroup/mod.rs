@@ -14,6 +14,7 @@
 //!   hierarchy, so a containr run from inside a limited cgroup (a CI job, a
 //!   systemd unit) keeps its containers inside that limit.
 
+pub mod devices;
 mod v1;
 mod v2;
 
