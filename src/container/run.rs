@@ -311,19 +311,23 @@ fn start_and_supervise(mut config: Config, cgroup: &Cgroup) -> Result<i32, Error
         c"init".to_owned(),
         std::ffi::CString::new(theirs.as_fd().as_raw_fd().to_string()).expect("digits"),
     ];
-    let init = namespace::clone_and_exec(
+    let target = cgroup.clone_target();
+    let (init, placed) = namespace::clone_and_exec(
         namespaces,
         &ChildExec {
             exe: exe.as_fd(),
             keep_fd: theirs.as_fd(),
             argv,
+            cgroup: target.as_ref().map(|f| f.as_fd()),
         },
     )?;
     drop(theirs);
     drop(exe);
     step!("the init (host pid {init}) re-execs the sealed copy as `containr init`");
     // Placed before it gets its config, so nothing it does escapes the limits.
-    if let Err(e) = cgroup.add(init.as_raw()) {
+    if placed {
+        step!("clone3(CLONE_INTO_CGROUP) started the init inside its cgroup");
+    } else if let Err(e) = cgroup.add(init.as_raw()) {
         let _ = kill(init, Signal::SIGKILL);
         let _ = waitpid(init, None);
         return Err(e.into());
