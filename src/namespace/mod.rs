@@ -15,11 +15,27 @@ use nix::unistd::Pid;
 
 use crate::step;
 
+pub mod userns;
+
 /// Errors of this module.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("clone({flags}) failed: {source}")]
     Clone { flags: String, source: nix::Error },
+    #[error("invalid --userns-remap {0:?}: expected default or START[:COUNT] with START > 0")]
+    IdMap(String),
+    #[error("user namespace: {what}: {source}")]
+    UserNs {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error(
+        "rootfs {rootfs}: its filesystem cannot be idmapped ({source}); with --userns-remap, use a filesystem that supports idmapped mounts (ext4, xfs, btrfs, tmpfs) or chown the rootfs to the remapped range"
+    )]
+    IdMappedMount {
+        rootfs: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("setting the hostname to {hostname:?} failed: {source}")]
     Hostname {
         hostname: String,
@@ -38,13 +54,17 @@ impl Namespaces {
     /// them: it roots at the cgroup its creator is in, and at clone time the
     /// init is still in containr's; the init unshares it once it has been
     /// moved into the container's own (see [`enter_cgroup_namespace`]).
-    pub fn for_container(new_net: bool) -> Self {
+    pub fn for_container(new_net: bool, new_user: bool) -> Self {
         let mut flags = CloneFlags::CLONE_NEWUTS
             | CloneFlags::CLONE_NEWPID
             | CloneFlags::CLONE_NEWNS
             | CloneFlags::CLONE_NEWIPC;
         if new_net {
             flags |= CloneFlags::CLONE_NEWNET;
+        }
+        // Created first by the kernel, so it owns all the others.
+        if new_user {
+            flags |= CloneFlags::CLONE_NEWUSER;
         }
         Namespaces { flags }
     }
@@ -86,6 +106,11 @@ pub struct ChildExec<'a> {
     /// A cgroup v2 directory to start the child in (`CLONE_INTO_CGROUP`):
     /// no separate move, which on v1 costs an RCU grace period.
     pub cgroup: Option<BorrowedFd<'a>>,
+    /// With a new user namespace: the read end of a pipe the parent writes
+    /// to once the id maps exist. The child then becomes uid/gid 0 of the
+    /// namespace *before* it execs, which is what keeps its capabilities
+    /// across the exec (an exec by an unmapped uid drops them all).
+    pub userns_ready: Option<BorrowedFd<'a>>,
 }
 
 /// `struct clone_args` of clone3(2) (Linux 5.3; `cgroup` since 5.7).
@@ -125,6 +150,7 @@ pub fn clone_and_exec(namespaces: Namespaces, exec: &ChildExec<'_>) -> Result<(P
     let empty = c"";
     let exe_fd = exec.exe.as_raw_fd();
     let keep_fd = exec.keep_fd.as_raw_fd();
+    let ready_fd = exec.userns_ready.map(|f| f.as_raw_fd());
 
     step!(
         "clone({}) -> the child is PID 1 of its new PID namespace",
@@ -181,6 +207,15 @@ pub fn clone_and_exec(namespaces: Namespaces, exec: &ChildExec<'_>) -> Result<(P
             // channel closed and exits; getppid() cannot tell us here, it is
             // 0 in a new PID namespace.
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if let Some(ready) = ready_fd {
+                let mut byte = 0u8;
+                if libc::read(ready, (&mut byte as *mut u8).cast(), 1) != 1
+                    || libc::syscall(libc::SYS_setresgid, 0, 0, 0) != 0
+                    || libc::syscall(libc::SYS_setresuid, 0, 0, 0) != 0
+                {
+                    libc::_exit(125);
+                }
+            }
             let empty_set: libc::sigset_t = std::mem::zeroed();
             libc::sigprocmask(libc::SIG_SETMASK, &empty_set, std::ptr::null_mut());
             // Mark every inherited descriptor close-on-exec, then clear the
@@ -242,12 +277,12 @@ mod tests {
     #[test]
     fn network_namespace_is_optional() {
         assert!(
-            Namespaces::for_container(true)
+            Namespaces::for_container(true, false)
                 .flags
                 .contains(CloneFlags::CLONE_NEWNET)
         );
         assert!(
-            !Namespaces::for_container(false)
+            !Namespaces::for_container(false, false)
                 .flags
                 .contains(CloneFlags::CLONE_NEWNET)
         );
