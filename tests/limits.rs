@@ -4,7 +4,7 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Sandbox, assert_fails};
@@ -345,4 +345,65 @@ fn v2_backend_on_the_unified_mount() {
     let out = v2(&["--memory", "32m", "true"]);
     assert_fails(&out, 125, "needs the memory cgroup controller");
     assert_eq!(container_cgroups(), before, "a v2 cgroup was left behind");
+}
+
+#[test]
+fn device_rates_are_written() {
+    let _serial = serial();
+    let sb = Sandbox::new();
+    // The disk the rootfs lives on: a real block device of this host.
+    let out = Command::new("findmnt")
+        .args([
+            "-n",
+            "-o",
+            "SOURCE",
+            "--target",
+            sb.rootfs.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !dev.starts_with("/dev/") {
+        eprintln!("rootfs is not on a block device ({dev}); skipped");
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let rdev = std::fs::metadata(&dev).unwrap().rdev();
+    let (major, minor) = (nix::libc::major(rdev), nix::libc::minor(rdev));
+    let rootfs = sb.rootfs.to_str().unwrap();
+    let rate = format!("{dev}:1mb");
+    let mut child = sb
+        .cmd(&[
+            "run",
+            "--rootfs",
+            rootfs,
+            "--name",
+            "io",
+            "--device-read-bps",
+            &rate,
+            "--device-write-bps",
+            &rate,
+            "sleep",
+            "2",
+        ])
+        .spawn()
+        .unwrap();
+    let dirs = cgroup_dirs(&sb, "io");
+    let want = format!("{major}:{minor} {}", 1 << 20);
+    if dirs[0].0 == "v2" {
+        let io = read(dir_of(&dirs, "io").join("io.max"));
+        assert!(
+            io.contains(&format!(
+                "{major}:{minor} rbps={} wbps={}",
+                1 << 20,
+                1 << 20
+            )),
+            "{io}"
+        );
+    } else {
+        let blkio = dir_of(&dirs, "blkio");
+        assert_eq!(read(blkio.join("blkio.throttle.read_bps_device")), want);
+        assert_eq!(read(blkio.join("blkio.throttle.write_bps_device")), want);
+    }
+    assert!(child.wait().unwrap().success());
 }
