@@ -89,9 +89,7 @@ fn start(config: &Config, channel: &Channel) -> Result<Pid, Error> {
     umask(Mode::empty());
 
     namespace::set_hostname(&config.hostname)?;
-    if config.network.new_namespace() {
-        network::loopback_up()?;
-    }
+    network::configure_inside(config.network, config.interface.as_ref())?;
     let files: Vec<rootfs::EtcFile> = config
         .etc_files
         .iter()

@@ -110,6 +110,8 @@ pub struct Config {
     pub interactive: bool,
     pub readonly: bool,
     pub network: crate::network::Mode,
+    /// With `--network bridge`: what the init configures on `eth0`.
+    pub interface: Option<crate::network::Interface>,
     /// Files containr provides: (path inside the container, contents).
     pub etc_files: Vec<(String, String)>,
     pub reporting: crate::explain::Reporting,

@@ -44,7 +44,7 @@ pub struct RunOptions {
     pub interactive: bool,
     pub tty: bool,
     pub read_only: bool,
-    pub network: Option<String>,
+    pub network: network::Options,
 }
 
 /// Signals the parent handles: passed on to the container, except
@@ -70,7 +70,7 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<i32, Error> {
     if opts.command.is_empty() {
         return Err(ContainerError::NoCommand.into());
     }
-    let network: Mode = opts.network.as_deref().unwrap_or("none").parse()?;
+    let net = opts.network.plan()?;
     let user = opts
         .user
         .as_deref()
@@ -92,25 +92,23 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<i32, Error> {
     let record = data
         .create(opts.name.as_deref(), &rootfs, &opts.command)
         .map_err(ContainerError::from)?;
-    let hostname = opts
-        .hostname
-        .clone()
-        .unwrap_or_else(|| record.id[..12].to_string());
+    let hostname = opts.hostname.clone().unwrap_or_else(|| match net.mode {
+        // As docker: sharing the host's network means its name too.
+        Mode::Host => nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        _ => record.id[..12].to_string(),
+    });
     step!(
         "container {} ({}): state in {}",
         &record.id[..12],
         record.name,
         record.path.display()
     );
-    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let etc_files = vec![
-        ("/etc/hostname".to_string(), format!("{hostname}\n")),
-        ("/etc/hosts".to_string(), network::hosts_file()),
-        (
-            "/etc/resolv.conf".to_string(),
-            network::resolv_conf(&host_resolv),
-        ),
-    ];
+    let attachment = net.attach(&record.id, &record.name)?;
+    let interface = attachment.as_ref().map(|a| a.interface());
+    let mut etc_files = vec![("/etc/hostname".to_string(), format!("{hostname}\n"))];
+    etc_files.extend(net.etc_files(&hostname, &record.name, interface.as_ref()));
 
     let config = Config {
         id: record.id.clone(),
@@ -123,12 +121,14 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<i32, Error> {
         tty: opts.tty,
         interactive: opts.interactive,
         readonly: opts.read_only,
-        network,
+        network: net.mode,
+        interface,
         etc_files,
         reporting: global.reporting.clone(),
         next_step: 0,
     };
-    let status = start_and_supervise(config)?;
+    let status = start_and_supervise(config, attachment.as_ref())?;
+    drop(attachment);
     step!("remove {} (the container's state)", record.path.display());
     drop(record);
     Ok(status)
@@ -181,7 +181,10 @@ fn user_env(opts: &RunOptions) -> Result<Vec<String>, Error> {
 }
 
 /// Clone the init, hand it the config, and supervise it to the end.
-fn start_and_supervise(mut config: Config) -> Result<i32, Error> {
+fn start_and_supervise(
+    mut config: Config,
+    attachment: Option<&network::Attachment>,
+) -> Result<i32, Error> {
     let exe = selfexe::sealed_copy().map_err(ContainerError::sys("copying containr to a memfd"))?;
     let (ours, theirs) = Channel::pair().map_err(ContainerError::sys("socketpair"))?;
 
@@ -225,6 +228,14 @@ fn start_and_supervise(mut config: Config) -> Result<i32, Error> {
     drop(theirs);
     drop(exe);
     step!("the init (host pid {init}) re-execs the sealed copy as `containr init`");
+    if let Some(a) = attachment
+        && let Err(e) = a.plug(init.as_raw() as u32)
+    {
+        // The init is waiting for its config: closing the channel ends it.
+        drop(ours);
+        let _ = waitpid(init, None);
+        return Err(e.into());
+    }
 
     config.next_step = explain::next_step();
     if ours

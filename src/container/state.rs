@@ -202,7 +202,7 @@ fn random_id() -> String {
 }
 
 /// Field 22 of `/proc/PID/stat`: when the process started.
-fn process_start_time(pid: u32) -> Option<u64> {
+pub fn process_start_time(pid: u32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may contain spaces and parentheses; fields
     // after it are counted from its closing parenthesis.
