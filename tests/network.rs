@@ -288,9 +288,9 @@ fn containers_reach_each_other_and_published_ports_reach_them() {
     );
     sigterm(&server.0);
     wait_child(&mut server.0);
-    // Gone with the container: its veth, its lease, its rules; the ports
-    // are free again.
-    assert!(!link_exists(&veth));
+    // Gone with the container: its veth (deleted by the kernel with the
+    // netns, just after), its lease, its rules; the ports are free again.
+    wait_until("the veth to go", || !link_exists(&veth));
     assert_eq!(lease_ip("containr0", &id), None);
     assert!(!nft_map("containr0", "ports_any").contains(&format!("tcp . {any_port} ")));
     assert!(!nft_map("containr0", "ports_ip").contains(&format!("tcp . {lo_port} ")));
@@ -360,8 +360,14 @@ fn twenty_concurrent_containers_get_distinct_addresses_and_reach_the_host() {
     for a in &addrs {
         assert!(a.starts_with("10.231.20.") && a.ends_with("/24"), "{a}");
     }
-    assert_eq!(ports_of(&br.name), Vec::<String>::new());
     assert_eq!(leases(&br.name), Vec::<serde_json::Value>::new());
+    wait_until("every veth to leave the bridge", || {
+        ports_of(&br.name).is_empty()
+    });
+    let links = String::from_utf8(sh("ip", &["-o", "link"]).stdout).unwrap();
+    for l in links.lines() {
+        assert!(!l.contains(&format!("master {}", br.name)), "{l}");
+    }
 }
 
 #[test]
@@ -426,7 +432,7 @@ fn bad_input_is_refused_and_leaves_nothing() {
     };
     let nothing_left = |what: &str| {
         assert_eq!(leases(&br.name), Vec::<serde_json::Value>::new(), "{what}");
-        assert_eq!(ports_of(&br.name), Vec::<String>::new(), "{what}");
+        wait_until(what, || ports_of(&br.name).is_empty());
     };
 
     // No nft and no table yet: refused before the bridge is made.

@@ -351,18 +351,19 @@ impl Attachment {
 
 impl Drop for Attachment {
     fn drop(&mut self) {
+        // The veth pair is not deleted here: the kernel deletes it with the
+        // container's network namespace, which dies with the init. That
+        // happens in a kernel work queue a few tens of milliseconds after
+        // the init is reaped; an RTM_DELLINK now would make `run` wait
+        // those 20-30 ms (unregistering a netdev waits for RCU) for
+        // nothing. The address cannot be handed out again meanwhile: leases
+        // go round-robin through the subnet.
         step!(
-            "release {}: delete veth {}, {} port rule(s), the lease",
+            "release {}: {} port rule(s), the lease (the kernel deletes veth {} with the netns)",
             self.ip,
-            self.veth,
-            self.ports.len()
+            self.ports.len(),
+            self.veth
         );
-        // The kernel deletes the pair with the container's namespace, but
-        // later, from a work queue: deleting it now makes "gone when run
-        // returns" true.
-        if let Ok(mut nl) = Netlink::open() {
-            let _ = nl.delete_link(&self.veth);
-        }
         if let (false, Some(nft)) = (self.ports.is_empty(), &self.nft)
             && let Err(e) = nft::apply(
                 nft,
