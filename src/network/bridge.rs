@@ -79,7 +79,6 @@ pub struct Attachment {
     id: String,
     veth: String,
     ports: Vec<PortSpec>,
-    nft: Option<PathBuf>,
     /// Bound host sockets that keep the published ports reserved.
     _reserved: Vec<OwnedFd>,
 }
@@ -123,11 +122,7 @@ pub fn attach(req: &Request<'_>) -> Result<Attachment, Error> {
     let has_table = netlink::nft_table_exists(req.bridge)
         .map_err(netlink_err("looking up the nftables table"))?;
     // Found before anything is made, so a missing nft leaves nothing behind.
-    let nft = if !has_table || !req.ports.is_empty() {
-        Some(nft::find()?)
-    } else {
-        None
-    };
+    let nft = if has_table { None } else { Some(nft::find()?) };
 
     let (bridge_index, subnet, created) = ensure_bridge(&mut nl, req.bridge, req.subnet)?;
     let rest = (|| {
@@ -156,13 +151,22 @@ pub fn attach(req: &Request<'_>) -> Result<Attachment, Error> {
             ports: req.ports.to_vec(),
         });
         leases.save().map_err(lease_err)?;
-        if !req.ports.is_empty() {
-            let script = nft::ports_script(req.bridge, req.ports, ip, true);
-            step!("nft -f -: {}", script.trim_end().replace('\n', "; "));
-            if let Err(e) = nft::apply(nft.as_ref().expect("found above"), &script) {
+        let elements = nft::port_elements(req.ports, ip);
+        if !elements.is_empty() {
+            let texts: Vec<&str> = elements.iter().map(|e| e.text.as_str()).collect();
+            step!(
+                "NFT_MSG_NEWSETELEM ip {}: {} (one transaction)",
+                req.bridge,
+                texts.join(", ")
+            );
+            let batch: Vec<_> = elements.iter().map(|e| e.as_set_element()).collect();
+            if let Err(source) = netlink::nft_add_elements(req.bridge, &batch) {
                 leases.leases.leases.retain(|l| l.id != req.id);
                 let _ = leases.save();
-                return Err(e);
+                return Err(Error::Netlink {
+                    what: "publishing the ports",
+                    source,
+                });
             }
         }
         Ok(ip)
@@ -184,7 +188,6 @@ pub fn attach(req: &Request<'_>) -> Result<Attachment, Error> {
         id: req.id.to_string(),
         veth: veth_name(req.id),
         ports: req.ports.to_vec(),
-        nft,
         _reserved: reserved,
     })
 }
@@ -214,6 +217,11 @@ fn ensure_bridge(
                     existing: subnet,
                     wanted: w,
                 });
+            }
+            if !link.up {
+                step!("RTM_SETLINK {name} up: someone brought the bridge down");
+                nl.set_up(link.index)
+                    .map_err(netlink_err("bringing the bridge up"))?;
             }
             return Ok((link.index, subnet, false));
         }
@@ -317,13 +325,19 @@ fn reclaim(leases: &mut LeaseFile, nl: &mut Netlink, bridge: &str) -> Result<(),
             l.ports.len()
         );
         let _ = nl.delete_link(&l.veth);
-        if !l.ports.is_empty()
-            && let Ok(nft) = nft::find()
-        {
-            let _ = nft::apply(&nft, &nft::ports_script(bridge, &l.ports, l.ip, false));
-        }
+        unpublish(bridge, &l.ports, l.ip);
     }
     leases.save().map_err(lease_err)
+}
+
+/// Delete the map elements of `ports`, one transaction each, so that one
+/// already gone (deleted by hand) does not keep the others.
+fn unpublish(bridge: &str, ports: &[PortSpec], ip: Ipv4Addr) {
+    for e in nft::port_elements(ports, ip) {
+        if let Err(err) = netlink::nft_delete_element(bridge, &e.as_set_element()) {
+            tracing::warn!("removing {} from table ip {bridge}: {err}", e.text);
+        }
+    }
 }
 
 impl Attachment {
@@ -364,14 +378,7 @@ impl Drop for Attachment {
             self.ports.len(),
             self.veth
         );
-        if let (false, Some(nft)) = (self.ports.is_empty(), &self.nft)
-            && let Err(e) = nft::apply(
-                nft,
-                &nft::ports_script(&self.bridge, &self.ports, self.ip, false),
-            )
-        {
-            tracing::warn!("removing the port rules of {}: {e}", self.ip);
-        }
+        unpublish(&self.bridge, &self.ports, self.ip);
         match LeaseFile::lock(Path::new(ipam::STATE_DIR), &self.bridge) {
             Ok(mut f) => {
                 f.leases.leases.retain(|l| l.id != self.id);

@@ -38,6 +38,7 @@ pub struct Netlink {
 pub struct Link {
     pub index: u32,
     pub kind: Option<InfoKind>,
+    pub up: bool,
 }
 
 impl Netlink {
@@ -113,6 +114,7 @@ impl Netlink {
         Ok(answers.into_iter().find_map(|m| match m {
             RouteNetlinkMessage::NewLink(l) => Some(Link {
                 index: l.header.index,
+                up: l.header.flags.contains(LinkFlags::Up),
                 kind: l.attributes.iter().find_map(|a| match a {
                     LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
                         LinkInfo::Kind(k) => Some(k.clone()),
@@ -286,60 +288,218 @@ impl Netlink {
     }
 }
 
-/// Whether nftables has the table `ip NAME`: one `NFT_MSG_GETTABLE` over
-/// nfnetlink, which costs microseconds where running `nft` costs
-/// milliseconds. Built by hand: it is one fixed-layout message.
-pub fn nft_table_exists(name: &str) -> io::Result<bool> {
-    const NETLINK_NETFILTER: isize = 12;
-    const NFNL_SUBSYS_NFTABLES: u16 = 10;
-    const NFT_MSG_GETTABLE: u16 = 1;
-    const NFTA_TABLE_NAME: u16 = 1;
-    const NLMSG_ERROR: u16 = 2;
-    const NFPROTO_IPV4: u8 = 2;
+/// nf_tables over nfnetlink, by hand: the few fixed-layout messages
+/// containr sends (is the table there; add or delete a port map element)
+/// cost microseconds, where running `nft` costs milliseconds. Creating the
+/// table, done once, stays with `nft` and its readable script.
+mod nf {
+    pub const NETLINK_NETFILTER: isize = 12;
+    pub const NFNL_SUBSYS_NFTABLES: u16 = 10;
+    pub const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
+    pub const NFNL_MSG_BATCH_END: u16 = 0x11;
+    pub const NFT_MSG_GETTABLE: u16 = 1;
+    pub const NFT_MSG_NEWSETELEM: u16 = 12;
+    pub const NFT_MSG_DELSETELEM: u16 = 14;
+    pub const NFTA_TABLE_NAME: u16 = 1;
+    pub const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
+    pub const NFTA_SET_ELEM_LIST_SET: u16 = 2;
+    pub const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
+    pub const NFTA_LIST_ELEM: u16 = 1;
+    pub const NFTA_SET_ELEM_KEY: u16 = 1;
+    pub const NFTA_SET_ELEM_DATA: u16 = 2;
+    pub const NFTA_DATA_VALUE: u16 = 1;
+    pub const NLA_F_NESTED: u16 = 0x8000;
+    pub const NLMSG_ERROR: u16 = 2;
+    pub const NFPROTO_IPV4: u8 = 2;
+    pub const AF_UNSPEC: u8 = 0;
+}
 
-    let mut sock = Socket::new(NETLINK_NETFILTER)?;
+/// Builds netlink messages with an `nfgenmsg` header and attributes.
+struct NfMessage {
+    buf: Vec<u8>,
+}
+
+impl NfMessage {
+    fn new(kind: u16, flags: u16, seq: u32, family: u8, res_id: u16) -> NfMessage {
+        let mut buf = Vec::with_capacity(256);
+        buf.extend_from_slice(&0u32.to_ne_bytes()); // length, set by finish
+        buf.extend_from_slice(&kind.to_ne_bytes());
+        buf.extend_from_slice(&flags.to_ne_bytes());
+        buf.extend_from_slice(&seq.to_ne_bytes());
+        buf.extend_from_slice(&0u32.to_ne_bytes()); // port: the kernel's
+        buf.extend_from_slice(&[family, 0]); // nfgenmsg: family, version
+        buf.extend_from_slice(&res_id.to_be_bytes());
+        NfMessage { buf }
+    }
+
+    fn attr(&mut self, kind: u16, value: &[u8]) -> &mut Self {
+        self.buf
+            .extend_from_slice(&((4 + value.len()) as u16).to_ne_bytes());
+        self.buf.extend_from_slice(&kind.to_ne_bytes());
+        self.buf.extend_from_slice(value);
+        self.pad();
+        self
+    }
+
+    fn attr_str(&mut self, kind: u16, value: &str) -> &mut Self {
+        let mut v = value.as_bytes().to_vec();
+        v.push(0);
+        self.attr(kind, &v)
+    }
+
+    /// A nested attribute whose contents `inner` writes.
+    fn nest(&mut self, kind: u16, inner: impl FnOnce(&mut Self)) -> &mut Self {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(&[0, 0]);
+        self.buf
+            .extend_from_slice(&(kind | nf::NLA_F_NESTED).to_ne_bytes());
+        inner(self);
+        let len = (self.buf.len() - start) as u16;
+        self.buf[start..start + 2].copy_from_slice(&len.to_ne_bytes());
+        self
+    }
+
+    fn pad(&mut self) {
+        while !self.buf.len().is_multiple_of(4) {
+            self.buf.push(0);
+        }
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.pad();
+        let len = self.buf.len() as u32;
+        self.buf[..4].copy_from_slice(&len.to_ne_bytes());
+        self.buf
+    }
+}
+
+/// Send `msg` on a fresh nfnetlink socket and read answers until `acks`
+/// acknowledgements arrived; the first error answer is the error. `seen`
+/// is told of every other message's type.
+fn nf_exchange(msg: &[u8], acks: usize, mut seen: impl FnMut(u16)) -> io::Result<()> {
+    let mut sock = Socket::new(nf::NETLINK_NETFILTER)?;
     sock.bind_auto()?;
     sock.connect(&SocketAddr::new(0, 0))?;
-    let attr_len = 4 + name.len() + 1;
-    let total = 16 + 4 + ((attr_len + 3) & !3);
-    let mut msg = Vec::with_capacity(total);
-    msg.extend_from_slice(&(total as u32).to_ne_bytes());
-    msg.extend_from_slice(&(NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETTABLE).to_ne_bytes());
-    msg.extend_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
-    msg.extend_from_slice(&1u32.to_ne_bytes()); // sequence
-    msg.extend_from_slice(&0u32.to_ne_bytes()); // port: the kernel's
-    msg.extend_from_slice(&[NFPROTO_IPV4, 0, 0, 0]); // nfgenmsg: family, version, res_id
-    msg.extend_from_slice(&(attr_len as u16).to_ne_bytes());
-    msg.extend_from_slice(&NFTA_TABLE_NAME.to_ne_bytes());
-    msg.extend_from_slice(name.as_bytes());
-    msg.resize(total, 0);
-    sock.send(&msg, 0)?;
-
-    let mut found = false;
+    // Bounded: a kernel that never answers must not hang a run.
+    nix::sys::socket::setsockopt(
+        &sock,
+        nix::sys::socket::sockopt::ReceiveTimeout,
+        &nix::sys::time::TimeVal::new(5, 0),
+    )?;
+    sock.send(msg, 0)?;
+    let mut got = 0;
     let mut buf = Vec::with_capacity(16 * 1024);
-    for _ in 0..16 {
+    while got < acks {
         buf.clear();
         let n = sock.recv(&mut buf, 0)?;
         let mut off = 0;
         while off + 16 <= n {
-            let len = u32::from_ne_bytes(buf[off..off + 4].try_into().expect("4 bytes")) as usize;
-            let kind = u16::from_ne_bytes(buf[off + 4..off + 6].try_into().expect("2 bytes"));
+            let word = |at: usize| u32::from_ne_bytes(buf[at..at + 4].try_into().expect("4 bytes"));
+            let len = word(off) as usize;
+            let kind = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
             if len < 16 {
                 break;
             }
-            if kind == NLMSG_ERROR && off + 20 <= n {
-                let code = i32::from_ne_bytes(buf[off + 16..off + 20].try_into().expect("4 bytes"));
-                return match code {
-                    0 => Ok(found),
-                    c if -c == libc::ENOENT => Ok(false),
-                    c => Err(io::Error::from_raw_os_error(-c)),
-                };
-            }
-            if kind >> 8 == NFNL_SUBSYS_NFTABLES {
-                found = true;
+            if kind == nf::NLMSG_ERROR && off + 20 <= n {
+                let code = word(off + 16) as i32;
+                if code != 0 {
+                    return Err(io::Error::from_raw_os_error(-code));
+                }
+                got += 1;
+            } else {
+                seen(kind);
             }
             off += (len + 3) & !3;
         }
     }
-    Err(io::Error::other("nfnetlink: no acknowledgement"))
+    Ok(())
+}
+
+/// Whether nftables has the table `ip NAME`: one `NFT_MSG_GETTABLE`.
+pub fn nft_table_exists(name: &str) -> io::Result<bool> {
+    let mut msg = NfMessage::new(
+        nf::NFNL_SUBSYS_NFTABLES << 8 | nf::NFT_MSG_GETTABLE,
+        NLM_F_REQUEST | NLM_F_ACK,
+        1,
+        nf::NFPROTO_IPV4,
+        0,
+    );
+    msg.attr_str(nf::NFTA_TABLE_NAME, name);
+    let mut found = false;
+    match nf_exchange(&msg.finish(), 1, |kind| {
+        found |= kind >> 8 == nf::NFNL_SUBSYS_NFTABLES
+    }) {
+        Ok(()) => Ok(found),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// One element of an nftables map: its key and, to add it, its value, as
+/// the kernel stores them (see `nft::port_elements`).
+pub struct SetElement<'a> {
+    pub set: &'a str,
+    pub key: &'a [u8],
+    pub data: &'a [u8],
+}
+
+/// Add `elems` to maps of table `ip TABLE`, in one transaction (a batch):
+/// all of them or, on any error, none.
+pub fn nft_add_elements(table: &str, elems: &[SetElement<'_>]) -> io::Result<()> {
+    nft_batch(table, elems, true)
+}
+
+/// Delete one element (its key) from a map of table `ip TABLE`.
+pub fn nft_delete_element(table: &str, elem: &SetElement<'_>) -> io::Result<()> {
+    nft_batch(table, std::slice::from_ref(elem), false)
+}
+
+fn nft_batch(table: &str, elems: &[SetElement<'_>], add: bool) -> io::Result<()> {
+    let subsys = nf::NFNL_SUBSYS_NFTABLES;
+    let mut batch = NfMessage::new(
+        nf::NFNL_MSG_BATCH_BEGIN,
+        NLM_F_REQUEST,
+        1,
+        nf::AF_UNSPEC,
+        subsys,
+    )
+    .finish();
+    for (i, e) in elems.iter().enumerate() {
+        let (kind, flags) = if add {
+            (nf::NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL)
+        } else {
+            (nf::NFT_MSG_DELSETELEM, 0)
+        };
+        let mut msg = NfMessage::new(
+            subsys << 8 | kind,
+            NLM_F_REQUEST | NLM_F_ACK | flags,
+            2 + i as u32,
+            nf::NFPROTO_IPV4,
+            0,
+        );
+        msg.attr_str(nf::NFTA_SET_ELEM_LIST_TABLE, table)
+            .attr_str(nf::NFTA_SET_ELEM_LIST_SET, e.set)
+            .nest(nf::NFTA_SET_ELEM_LIST_ELEMENTS, |m| {
+                m.nest(nf::NFTA_LIST_ELEM, |m| {
+                    m.nest(nf::NFTA_SET_ELEM_KEY, |m| {
+                        m.attr(nf::NFTA_DATA_VALUE, e.key);
+                    });
+                    if add {
+                        m.nest(nf::NFTA_SET_ELEM_DATA, |m| {
+                            m.attr(nf::NFTA_DATA_VALUE, e.data);
+                        });
+                    }
+                });
+            });
+        batch.extend_from_slice(&msg.finish());
+    }
+    let end = NfMessage::new(
+        nf::NFNL_MSG_BATCH_END,
+        NLM_F_REQUEST,
+        2 + elems.len() as u32,
+        nf::AF_UNSPEC,
+        subsys,
+    );
+    batch.extend_from_slice(&end.finish());
+    nf_exchange(&batch, elems.len(), |_| {})
 }

@@ -14,16 +14,20 @@
 //! ```
 //!
 //! Port rules are map elements, so publishing and unpublishing are one
-//! element added or deleted each, atomic, with no rule handles to track.
-//! Changes go through the `nft` binary, fed a script on stdin.
+//! element added or deleted each, atomic, with no rule handles to track;
+//! they go over nfnetlink directly (see `netlink`), which saves two runs
+//! of `nft` per container. The table itself, made once, is created by the
+//! `nft` binary from the script below.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use std::net::Ipv4Addr;
+
 use super::Error;
 use super::ipam::Subnet;
-use super::ports::PortSpec;
+use super::ports::{PortSpec, Proto};
 
 /// The whole table for `bridge` with `subnet`, created in one transaction.
 pub fn table_script(bridge: &str, subnet: &Subnet) -> String {
@@ -54,33 +58,65 @@ pub fn table_script(bridge: &str, subnet: &Subnet) -> String {
     )
 }
 
-/// `add element` (or `delete element`) lines for one container's ports.
-pub fn ports_script(
-    bridge: &str,
-    ports: &[PortSpec],
-    target: std::net::Ipv4Addr,
-    add: bool,
-) -> String {
-    let mut out = String::new();
-    for p in ports {
-        let (map, key) = if p.host_ip.is_unspecified() {
-            ("ports_any", format!("{} . {}", p.proto, p.host_port))
-        } else {
-            (
-                "ports_ip",
-                format!("{} . {} . {}", p.host_ip, p.proto, p.host_port),
-            )
-        };
-        if add {
-            out.push_str(&format!(
-                "add element ip {bridge} {map} {{ {key} : {target} . {} }}\n",
-                p.ctr_port
-            ));
-        } else {
-            out.push_str(&format!("delete element ip {bridge} {map} {{ {key} }}\n"));
+/// One port map element, encoded as the kernel stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortElement {
+    pub map: &'static str,
+    pub key: Vec<u8>,
+    pub data: Vec<u8>,
+    /// As `nft list` shows it, for the walkthrough.
+    pub text: String,
+}
+
+impl PortElement {
+    pub fn as_set_element(&self) -> super::netlink::SetElement<'_> {
+        super::netlink::SetElement {
+            set: self.map,
+            key: &self.key,
+            data: &self.data,
         }
     }
-    out
+}
+
+/// The map elements that publish `ports` to `target`. A concatenation
+/// (`a . b`) is each field in network byte order, padded to 4 bytes (one
+/// nftables register each): `inet_proto` is 1 byte, `inet_service` 2.
+pub fn port_elements(ports: &[PortSpec], target: Ipv4Addr) -> Vec<PortElement> {
+    let reg = |bytes: &[u8]| {
+        let mut r = bytes.to_vec();
+        r.resize(4, 0);
+        r
+    };
+    ports
+        .iter()
+        .map(|p| {
+            let proto = reg(&[match p.proto {
+                Proto::Tcp => libc::IPPROTO_TCP as u8,
+                Proto::Udp => libc::IPPROTO_UDP as u8,
+            }]);
+            let port = reg(&p.host_port.to_be_bytes());
+            let data = [target.octets().to_vec(), reg(&p.ctr_port.to_be_bytes())].concat();
+            let to = format!("{target} . {}", p.ctr_port);
+            if p.host_ip.is_unspecified() {
+                PortElement {
+                    map: "ports_any",
+                    key: [proto, port].concat(),
+                    data,
+                    text: format!("ports_any {{ {} . {} : {to} }}", p.proto, p.host_port),
+                }
+            } else {
+                PortElement {
+                    map: "ports_ip",
+                    key: [p.host_ip.octets().to_vec(), proto, port].concat(),
+                    data,
+                    text: format!(
+                        "ports_ip {{ {} . {} . {} : {to} }}",
+                        p.host_ip, p.proto, p.host_port
+                    ),
+                }
+            }
+        })
+        .collect()
 }
 
 /// The `nft` binary, from `PATH`.
@@ -130,7 +166,6 @@ pub fn apply(nft: &PathBuf, script: &str) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::network::ports::Proto;
 
     #[test]
     fn table_names_the_bridge_and_subnet() {
@@ -141,26 +176,18 @@ mod tests {
     }
 
     #[test]
-    fn port_elements() {
+    fn port_elements_are_encoded_register_by_register() {
         let ports = [
             "8080:80".parse::<PortSpec>().unwrap(),
-            PortSpec {
-                host_ip: std::net::Ipv4Addr::LOCALHOST,
-                host_port: 5353,
-                ctr_port: 53,
-                proto: Proto::Udp,
-            },
+            "127.0.0.1:5353:53/udp".parse::<PortSpec>().unwrap(),
         ];
-        let ip = std::net::Ipv4Addr::new(10, 88, 0, 2);
-        assert_eq!(
-            ports_script("containr0", &ports, ip, true),
-            "add element ip containr0 ports_any { tcp . 8080 : 10.88.0.2 . 80 }\n\
-             add element ip containr0 ports_ip { 127.0.0.1 . udp . 5353 : 10.88.0.2 . 53 }\n"
-        );
-        assert_eq!(
-            ports_script("containr0", &ports, ip, false),
-            "delete element ip containr0 ports_any { tcp . 8080 }\n\
-             delete element ip containr0 ports_ip { 127.0.0.1 . udp . 5353 }\n"
-        );
+        let got = port_elements(&ports, Ipv4Addr::new(10, 88, 0, 2));
+        assert_eq!(got[0].map, "ports_any");
+        assert_eq!(got[0].key, [6, 0, 0, 0, 0x1f, 0x90, 0, 0]);
+        assert_eq!(got[0].data, [10, 88, 0, 2, 0, 80, 0, 0]);
+        assert_eq!(got[0].text, "ports_any { tcp . 8080 : 10.88.0.2 . 80 }");
+        assert_eq!(got[1].map, "ports_ip");
+        assert_eq!(got[1].key, [127, 0, 0, 1, 17, 0, 0, 0, 0x14, 0xe9, 0, 0]);
+        assert_eq!(got[1].data, [10, 88, 0, 2, 0, 53, 0, 0]);
     }
 }
