@@ -691,3 +691,38 @@ fn outbound_traffic_is_masqueraded() {
     let routes = sh("ip", &["-n", &outside.ns, "-4", "route"]);
     assert!(!String::from_utf8_lossy(&routes.stdout).contains("default"));
 }
+
+#[test]
+fn a_new_bridge_picks_a_subnet_no_route_overlaps() {
+    let sb = Sandbox::new();
+    // containr0 exists (made here if no test made it yet), with its route.
+    sb.ok(&["true"]);
+    let br = TestBridge::new("pick", 0);
+    sb.ok(&["--bridge", &br.name, "true"]);
+    let routes = String::from_utf8(sh("ip", &["-4", "-o", "route", "show"]).stdout).unwrap();
+    let ours = routes
+        .lines()
+        .find(|l| l.contains(&format!("dev {} ", br.name)))
+        .unwrap_or_else(|| panic!("no route for {}: {routes}", br.name));
+    let subnet = ours.split_whitespace().next().unwrap();
+    let parse = |s: &str| -> (u32, u32) {
+        let (a, l) = s.split_once('/').unwrap();
+        let len: u32 = l.parse().unwrap();
+        let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+        (u32::from(a.parse::<Ipv4Addr>().unwrap()) & mask, mask)
+    };
+    let (net, mask) = parse(subnet);
+    assert!(
+        subnet.starts_with("10.") && subnet.ends_with(".0.0/16"),
+        "{subnet}"
+    );
+    for l in routes.lines().filter(|l| *l != ours) {
+        let dst = l.split_whitespace().next().unwrap();
+        if !dst.contains('/') {
+            continue; // default, or a host route
+        }
+        let (other, omask) = parse(dst);
+        let common = mask & omask;
+        assert_ne!(net & common, other & common, "{subnet} overlaps {l}");
+    }
+}
