@@ -108,7 +108,7 @@ struct RunArgs {
     #[arg(long = "read-only")]
     read_only: bool,
 
-    /// Connect a container to a network (bridge, none, host)
+    /// Connect a container to a network (bridge, none, host, container:NAME)
     #[arg(long, value_name = "network")]
     network: Option<String>,
 

@@ -280,6 +280,16 @@ fn containers_reach_each_other_and_published_ports_reach_them() {
     // From a second container, by the server's address.
     let out = sb.ok(&["wget", "-q", "-O-", &format!("http://{ip}/")]);
     assert_eq!(out, "served from a container\n");
+    // In the server's own network namespace: its loopback, its address.
+    let out = sb.ok(&[
+        "--network",
+        &format!("container:{name}"),
+        "sh",
+        "-c",
+        "wget -q -O- http://127.0.0.1/; ip -4 -o addr show eth0",
+    ]);
+    assert!(out.starts_with("served from a container\n"), "{out}");
+    assert!(out.contains(&format!("inet {ip}/")), "{out}");
 
     let rules = nft_map("containr0", "ports_any");
     assert!(
@@ -492,6 +502,11 @@ fn bad_input_is_refused_and_leaves_nothing() {
         assert_fails(&run(&["-p", bad, "true"]), 125, "invalid port spec");
     }
     assert_fails(&run(&["--dns", "resolver", "true"]), 125, "--dns");
+    assert_fails(
+        &sb.run(&["--network", "container:nosuch", "true"]),
+        125,
+        "no such running container",
+    );
     assert_fails(&run(&["--add-host", "nocolon", "true"]), 125, "--add-host");
     assert_fails(&sb.run(&["--bridge", "br0", "true"]), 125, "bridge name");
     assert_fails(

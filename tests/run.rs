@@ -543,7 +543,7 @@ fn bad_invocations_are_one_line_errors() {
     assert_fails(
         &sb.run(&["--network", "container:x", "true"]),
         125,
-        "not supported yet",
+        "no such running container",
     );
     assert_fails(
         &sb.run(&["--network", "wifi", "true"]),

@@ -89,7 +89,7 @@ fn start(config: &Config, channel: &Channel) -> Result<Pid, Error> {
     umask(Mode::empty());
 
     namespace::set_hostname(&config.hostname)?;
-    network::configure_inside(config.network, config.interface.as_ref())?;
+    network::configure_inside(config.network, config.interface.as_ref(), config.join_netns)?;
     let files: Vec<rootfs::EtcFile> = config
         .etc_files
         .iter()

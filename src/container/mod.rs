@@ -112,6 +112,8 @@ pub struct Config {
     pub network: crate::network::Mode,
     /// With `--network bridge`: what the init configures on `eth0`.
     pub interface: Option<crate::network::Interface>,
+    /// With `--network container:NAME`: the host pid whose netns to join.
+    pub join_netns: Option<u32>,
     /// Files containr provides: (path inside the container, contents).
     pub etc_files: Vec<(String, String)>,
     pub reporting: crate::explain::Reporting,

@@ -89,6 +89,11 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<i32, Error> {
 
     let data = DataRoot::open(&global.root).map_err(ContainerError::from)?;
     data.reclaim_stale();
+    let joined = net
+        .join
+        .as_deref()
+        .map(|name| network::Joined::find(&data, name))
+        .transpose()?;
     let record = data
         .create(opts.name.as_deref(), &rootfs, &opts.command)
         .map_err(ContainerError::from)?;
@@ -96,6 +101,10 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<i32, Error> {
         // As docker: sharing the host's network means its name too.
         Mode::Host => nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        Mode::Container => joined
+            .as_ref()
+            .map(|j| j.hostname.clone())
             .unwrap_or_default(),
         _ => record.id[..12].to_string(),
     });
@@ -108,7 +117,7 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<i32, Error> {
     let attachment = net.attach(&record.id, &record.name)?;
     let interface = attachment.as_ref().map(|a| a.interface());
     let mut etc_files = vec![("/etc/hostname".to_string(), format!("{hostname}\n"))];
-    etc_files.extend(net.etc_files(&hostname, &record.name, interface.as_ref()));
+    etc_files.extend(net.etc_files(&hostname, &record.name, interface.as_ref(), joined.as_ref()));
 
     let config = Config {
         id: record.id.clone(),
@@ -123,6 +132,7 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<i32, Error> {
         readonly: opts.read_only,
         network: net.mode,
         interface,
+        join_netns: joined.map(|j| j.pid),
         etc_files,
         reporting: global.reporting.clone(),
         next_step: 0,

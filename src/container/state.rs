@@ -92,6 +92,13 @@ impl DataRoot {
         }
     }
 
+    /// The record of the running container `name`, if there is one.
+    pub fn find(&self, name: &str) -> Option<State> {
+        validate_name(name).ok()?;
+        let s = read_state(&self.containers().join(format!("{name}.json")))?;
+        (process_start_time(s.owner_pid) == Some(s.owner_start)).then_some(s)
+    }
+
     /// Claim `name` (default: the short id) for a new container and record it.
     pub fn create(
         &self,

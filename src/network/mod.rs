@@ -31,10 +31,12 @@ use ports::PortSpec;
 /// Errors of this module.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("unknown network mode {0:?} (supported: bridge, none, host)")]
+    #[error("unknown network mode {0:?} (supported: bridge, none, host, container:NAME)")]
     UnknownMode(String),
-    #[error("network mode {0:?} is not supported yet (supported: bridge, none, host)")]
-    Unsupported(String),
+    #[error(
+        "--dns and --add-host cannot be used with --network container:NAME (its files are shared)"
+    )]
+    SharedFiles,
     #[error("bringing up the loopback interface failed: {0}")]
     Loopback(std::io::Error),
     #[error("invalid port spec {spec:?}: {reason}")]
@@ -103,6 +105,8 @@ pub enum Error {
     BadDns(String),
     #[error("invalid --add-host {0:?}: expected HOST:IP (IP may be host-gateway)")]
     BadAddHost(String),
+    #[error("--network container:{0}: no such running container")]
+    NoSuchContainer(String),
 }
 
 /// `--network`: how the container is connected.
@@ -114,6 +118,9 @@ pub enum Mode {
     None,
     /// The host's network namespace.
     Host,
+    /// Another container's network namespace (`container:NAME`), which
+    /// the init joins.
+    Container,
 }
 
 impl FromStr for Mode {
@@ -124,7 +131,7 @@ impl FromStr for Mode {
             "bridge" => Ok(Mode::Bridge),
             "none" => Ok(Mode::None),
             "host" => Ok(Mode::Host),
-            _ if s.starts_with("container:") => Err(Error::Unsupported(s.to_string())),
+            _ if s.len() > "container:".len() && s.starts_with("container:") => Ok(Mode::Container),
             _ => Err(Error::UnknownMode(s.to_string())),
         }
     }
@@ -135,7 +142,7 @@ impl Mode {
     pub fn new_namespace(self) -> bool {
         match self {
             Mode::Bridge | Mode::None => true,
-            Mode::Host => false,
+            Mode::Host | Mode::Container => false,
         }
     }
 }
@@ -164,6 +171,8 @@ enum HostTarget {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub mode: Mode,
+    /// With `container:NAME`, the name.
+    pub join: Option<String>,
     pub ports: Vec<PortSpec>,
     dns: Vec<IpAddr>,
     add_hosts: Vec<(String, HostTarget)>,
@@ -209,8 +218,17 @@ impl Options {
                 })
             })
             .transpose()?;
+        if mode == Mode::Container && !(self.dns.is_empty() && self.add_hosts.is_empty()) {
+            return Err(Error::SharedFiles);
+        }
+        let join = self
+            .mode
+            .as_deref()
+            .and_then(|m| m.strip_prefix("container:"))
+            .map(str::to_string);
         Ok(Plan {
             mode,
+            join,
             ports,
             dns,
             add_hosts,
@@ -245,6 +263,40 @@ pub struct Interface {
     pub gateway: Ipv4Addr,
 }
 
+/// The container whose network namespace `container:NAME` joins.
+#[derive(Debug, Clone)]
+pub struct Joined {
+    /// Host pid of its init, whose namespace the new init enters.
+    pub pid: u32,
+    pub hostname: String,
+    hosts: String,
+    resolv: String,
+}
+
+impl Joined {
+    /// Find the running container `name` under `data` and read, through its
+    /// init's `/proc/PID/root`, the name files it sees: sharing a network
+    /// means sharing those too (docker does the same).
+    pub fn find(data: &crate::container::state::DataRoot, name: &str) -> Result<Joined, Error> {
+        let missing = || Error::NoSuchContainer(name.to_string());
+        let owner = data.find(name).ok_or_else(missing)?.owner_pid;
+        // The init is the only child of its `containr run`.
+        let pid: u32 = std::fs::read_to_string(format!("/proc/{owner}/task/{owner}/children"))
+            .ok()
+            .and_then(|c| c.split_whitespace().next()?.parse().ok())
+            .ok_or_else(missing)?;
+        let read = |f: &str| {
+            std::fs::read_to_string(format!("/proc/{pid}/root/etc/{f}")).map_err(|_| missing())
+        };
+        Ok(Joined {
+            pid,
+            hostname: read("hostname")?.trim().to_string(),
+            hosts: read("hosts")?,
+            resolv: read("resolv.conf")?,
+        })
+    }
+}
+
 impl Plan {
     /// With `--network bridge`: the container's place on the bridge.
     pub fn attach(&self, id: &str, name: &str) -> Result<Option<Attachment>, Error> {
@@ -267,7 +319,14 @@ impl Plan {
         hostname: &str,
         name: &str,
         iface: Option<&Interface>,
+        joined: Option<&Joined>,
     ) -> Vec<(String, String)> {
+        if let Some(j) = joined {
+            return vec![
+                ("/etc/hosts".to_string(), j.hosts.clone()),
+                ("/etc/resolv.conf".to_string(), j.resolv.clone()),
+            ];
+        }
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let host_hosts = (self.mode == Mode::Host)
             .then(|| std::fs::read_to_string("/etc/hosts").unwrap_or_default());
@@ -308,7 +367,21 @@ impl Plan {
 
 /// In the container's init: loopback up, and with a bridge, `eth0` up with
 /// its address and the default route through the bridge.
-pub fn configure_inside(mode: Mode, iface: Option<&Interface>) -> Result<(), Error> {
+pub fn configure_inside(
+    mode: Mode,
+    iface: Option<&Interface>,
+    join: Option<u32>,
+) -> Result<(), Error> {
+    if let Some(pid) = join {
+        step!("setns(/proc/{pid}/ns/net, CLONE_NEWNET): join the other container's network");
+        let err = |source| Error::Netlink {
+            what: "joining the container's network namespace",
+            source,
+        };
+        let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).map_err(err)?;
+        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| err(e.into()))?;
+        return Ok(());
+    }
     if !mode.new_namespace() {
         return Ok(());
     }
@@ -378,9 +451,10 @@ mod tests {
         assert_eq!("none".parse::<Mode>().unwrap(), Mode::None);
         assert_eq!("bridge".parse::<Mode>().unwrap(), Mode::Bridge);
         assert_eq!("host".parse::<Mode>().unwrap(), Mode::Host);
+        assert_eq!("container:web".parse::<Mode>().unwrap(), Mode::Container);
         assert!(matches!(
-            "container:web".parse::<Mode>(),
-            Err(Error::Unsupported(_))
+            "container:".parse::<Mode>(),
+            Err(Error::UnknownMode(_))
         ));
         assert!(matches!("wifi".parse::<Mode>(), Err(Error::UnknownMode(_))));
     }
@@ -443,7 +517,7 @@ mod tests {
             prefix: 16,
             gateway: Ipv4Addr::new(10, 88, 0, 1),
         };
-        let files = plan.etc_files("abc", "web", Some(&iface));
+        let files = plan.etc_files("abc", "web", Some(&iface), None);
         assert!(
             files[0].1.ends_with("10.88.0.1\tgw\n10.88.0.7\tabc web\n"),
             "{}",
