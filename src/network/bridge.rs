@@ -14,8 +14,6 @@ use std::net::Ipv4Addr;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use netlink_packet_route::link::InfoKind;
-
 use super::ipam::{self, Lease, LeaseFile, Subnet};
 use super::netlink::{self, Netlink};
 use super::ports::{self, PortSpec};
@@ -203,7 +201,7 @@ fn ensure_bridge(
         .link(name)
         .map_err(netlink_err("looking up the bridge"))?
     {
-        if link.kind != Some(InfoKind::Bridge) {
+        if link.kind.as_deref() != Some("bridge") {
             return Err(Error::NotABridge(name.to_string()));
         }
         let addrs = nl
@@ -410,7 +408,7 @@ pub fn prune(bridge: &str) -> Result<Vec<String>, Error> {
         .link(bridge)
         .map_err(netlink_err("looking up the bridge"))?
     {
-        if link.kind != Some(InfoKind::Bridge) {
+        if link.kind.as_deref() != Some("bridge") {
             return Err(Error::NotABridge(bridge.to_string()));
         }
         step!("RTM_DELLINK {bridge}");
