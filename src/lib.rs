@@ -7,8 +7,9 @@
 //!   prepares and supervises it, and the re-exec'd init that becomes it.
 //! - [`namespace`]: which namespaces a container gets and how they are made.
 //! - [`rootfs`]: the mount table inside the container and `pivot_root`.
-//! - [`network`]: the container's network (loopback for now) and the
-//!   `/etc/hosts` and `/etc/resolv.conf` it sees.
+//! - [`network`]: the container's network (bridge, none or host: veths,
+//!   leases, NAT, published ports) and the `/etc/hosts` and
+//!   `/etc/resolv.conf` it sees.
 //! - [`explain`]: the numbered walkthrough of `--explain`, built on tracing.
 //! - [`error`]: the one place where errors become user messages and exit codes.
 

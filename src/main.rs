@@ -7,6 +7,7 @@ use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use containr::container::{self, Global, LimitFlags, RunOptions};
 use containr::error::{Error, RUNTIME_ERROR};
 use containr::explain::{self, Reporting};
+use containr::network;
 
 #[derive(Parser)]
 #[command(
@@ -44,9 +45,23 @@ enum Command {
     Run(Box<RunArgs>),
     /// Display a live stream of container(s) resource usage statistics
     Stats(StatsArgs),
+    /// Manage containr's bridge network
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// (internal) the container's init, re-exec'd by `run`
     #[command(hide = true)]
     Init { fd: i32 },
+}
+
+#[derive(Subcommand)]
+enum NetworkCommand {
+    /// Remove the bridge, its nftables table and its lease file, if no
+    /// container uses them
+    Prune {
+        /// The bridge to remove
+        #[arg(long, value_name = "name", default_value = network::DEFAULT_BRIDGE)]
+        bridge: String,
+    },
 }
 
 #[derive(Args)]
@@ -159,9 +174,30 @@ struct RunArgs {
     #[arg(long = "userns-remap", value_name = "range", num_args = 0..=1, default_missing_value = "default")]
     userns_remap: Option<String>,
 
-    /// Connect a container to a network (none)
+    /// Connect a container to a network (bridge, none, host, container:NAME)
     #[arg(long, value_name = "network")]
     network: Option<String>,
+
+    /// Publish a container's port to the host ([IP:]HOSTPORT:CTRPORT[/tcp|udp])
+    #[arg(short = 'p', long = "publish", value_name = "list")]
+    publish: Vec<String>,
+
+    /// Set custom DNS servers
+    #[arg(long, value_name = "list")]
+    dns: Vec<String>,
+
+    /// Add a custom host-to-IP mapping (host:ip, ip may be host-gateway)
+    #[arg(long = "add-host", value_name = "list")]
+    add_host: Vec<String>,
+
+    /// Bridge to attach to, created on first use (name starting with containr)
+    #[arg(long, value_name = "name")]
+    bridge: Option<String>,
+
+    /// Subnet of the bridge when it is created (default: 10.88.0.0/16, or the
+    /// first of 10.89-10.99.0.0/16 that no host route overlaps)
+    #[arg(long, value_name = "cidr")]
+    subnet: Option<String>,
 
     /// Automatically remove the container when it exits (always done for now)
     #[arg(long)]
@@ -190,7 +226,14 @@ impl From<RunArgs> for RunOptions {
             interactive: a.interactive,
             tty: a.tty,
             read_only: a.read_only,
-            network: a.network,
+            network: network::Options {
+                mode: a.network,
+                publish: a.publish,
+                dns: a.dns,
+                add_hosts: a.add_host,
+                bridge: a.bridge,
+                subnet: a.subnet,
+            },
             limits: LimitFlags {
                 memory: a.memory,
                 memory_swap: a.memory_swap,
@@ -244,6 +287,13 @@ fn main() -> ExitCode {
                 };
                 container::run(&(*args).into(), &global)
             }),
+        Command::Network(NetworkCommand::Prune { bridge }) => explain::install(&reporting)
+            .map_err(Error::Usage)
+            .and_then(|()| network_prune(&bridge))
+            .map(|status| container::Exit {
+                status,
+                notice: None,
+            }),
     };
     match result {
         Ok(done) => {
@@ -257,6 +307,17 @@ fn main() -> ExitCode {
             exit(e.exit_code())
         }
     }
+}
+
+/// Print what was removed, one line each, as `docker network prune` does.
+fn network_prune(bridge: &str) -> Result<i32, Error> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(Error::NotRoot("network prune"));
+    }
+    for what in network::prune(bridge)? {
+        println!("removed {what}");
+    }
+    Ok(0)
 }
 
 /// Help and version go to stdout with status 0; anything else is a one-line

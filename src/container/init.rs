@@ -90,9 +90,7 @@ fn start(config: &Config, idmapped: Option<OwnedFd>, channel: &Channel) -> Resul
 
     namespace::enter_cgroup_namespace()?;
     namespace::set_hostname(&config.hostname)?;
-    if config.network.new_namespace() {
-        network::loopback_up()?;
-    }
+    network::configure_inside(config.network, config.interface.as_ref(), config.join_netns)?;
     let files: Vec<rootfs::EtcFile> = config
         .etc_files
         .iter()

@@ -113,6 +113,10 @@ pub struct Config {
     pub interactive: bool,
     pub readonly: bool,
     pub network: crate::network::Mode,
+    /// With `--network bridge`: what the init configures on `eth0`.
+    pub interface: Option<crate::network::Interface>,
+    /// With `--network container:NAME`: the host pid whose netns to join.
+    pub join_netns: Option<u32>,
     /// Files containr provides: (path inside the container, contents).
     pub etc_files: Vec<(String, String)>,
     pub confinement: crate::security::Confinement,

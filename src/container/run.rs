@@ -45,7 +45,7 @@ pub struct RunOptions {
     pub interactive: bool,
     pub tty: bool,
     pub read_only: bool,
-    pub network: Option<String>,
+    pub network: network::Options,
     pub limits: LimitFlags,
     pub security: crate::security::Flags,
     pub userns_remap: Option<String>,
@@ -146,7 +146,7 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
     if opts.command.is_empty() {
         return Err(ContainerError::NoCommand.into());
     }
-    let network: Mode = opts.network.as_deref().unwrap_or("none").parse()?;
+    let net = opts.network.plan()?;
     let user = opts
         .user
         .as_deref()
@@ -175,6 +175,11 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
     data.reclaim_stale();
     let id = state::random_id();
     let cgroup = cgroup::detect()?.create(&id, &limits)?;
+    let joined = net
+        .join
+        .as_deref()
+        .map(|name| network::Joined::find(&data, name))
+        .transpose()?;
     let record = data
         .create(
             &id,
@@ -184,25 +189,27 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
             Some(cgroup.location().clone()),
         )
         .map_err(ContainerError::from)?;
-    let hostname = opts
-        .hostname
-        .clone()
-        .unwrap_or_else(|| record.id[..12].to_string());
+    let hostname = opts.hostname.clone().unwrap_or_else(|| match net.mode {
+        // As docker: sharing the host's network means its name too.
+        Mode::Host => nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        Mode::Container => joined
+            .as_ref()
+            .map(|j| j.hostname.clone())
+            .unwrap_or_default(),
+        _ => record.id[..12].to_string(),
+    });
     step!(
         "container {} ({}): state in {}",
         &record.id[..12],
         record.name,
         record.path.display()
     );
-    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let etc_files = vec![
-        ("/etc/hostname".to_string(), format!("{hostname}\n")),
-        ("/etc/hosts".to_string(), network::hosts_file()),
-        (
-            "/etc/resolv.conf".to_string(),
-            network::resolv_conf(&host_resolv),
-        ),
-    ];
+    let attachment = net.attach(&record.id, &record.name)?;
+    let interface = attachment.as_ref().map(|a| a.interface());
+    let mut etc_files = vec![("/etc/hostname".to_string(), format!("{hostname}\n"))];
+    etc_files.extend(net.etc_files(&hostname, &record.name, interface.as_ref(), joined.as_ref()));
 
     let config = Config {
         id: record.id.clone(),
@@ -215,20 +222,23 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
         tty: opts.tty,
         interactive: opts.interactive,
         readonly: opts.read_only,
-        network,
+        network: net.mode,
+        interface,
+        join_netns: joined.map(|j| j.pid),
         etc_files,
         confinement,
         userns,
         reporting: global.reporting.clone(),
         next_step: 0,
     };
-    let status = start_and_supervise(config, &cgroup)?;
+    let status = start_and_supervise(config, &cgroup, attachment.as_ref())?;
     // 137 is SIGKILL's status; the cgroup's counter tells whether the
     // kernel's OOM killer sent it.
     let notice = (status == 137 && cgroup.oom_killed()).then(|| Notice::OomKilled {
         name: record.name.clone(),
         limit: cgroup.memory_limit(),
     });
+    drop(attachment);
     step!(
         "rmdir the cgroup, remove {} (the container's state)",
         record.path.display()
@@ -285,7 +295,11 @@ fn user_env(opts: &RunOptions) -> Result<Vec<String>, Error> {
 }
 
 /// Clone the init, hand it the config, and supervise it to the end.
-fn start_and_supervise(mut config: Config, cgroup: &Cgroup) -> Result<i32, Error> {
+fn start_and_supervise(
+    mut config: Config,
+    cgroup: &Cgroup,
+    attachment: Option<&network::Attachment>,
+) -> Result<i32, Error> {
     let exe = selfexe::sealed_copy().map_err(ContainerError::sys("copying containr to a memfd"))?;
     let (ours, theirs) = Channel::pair().map_err(ContainerError::sys("socketpair"))?;
 
@@ -341,12 +355,22 @@ fn start_and_supervise(mut config: Config, cgroup: &Cgroup) -> Result<i32, Error
     drop(exe);
     step!("the init (host pid {init}) re-execs the sealed copy as `containr init`");
     // Placed before it gets its config, so nothing it does escapes the limits.
-    if placed {
+    let placed = if placed {
         step!("clone3(CLONE_INTO_CGROUP) started the init inside its cgroup");
-    } else if let Err(e) = cgroup.add(init.as_raw()) {
+        Ok(())
+    } else {
+        cgroup.add(init.as_raw()).map_err(Error::from)
+    };
+    let plugged = placed.and_then(|()| match attachment {
+        Some(a) => a.plug(init.as_raw() as u32).map_err(Error::from),
+        None => Ok(()),
+    });
+    if let Err(e) = plugged {
+        // The init may be waiting on the user namespace's pipe as well as
+        // for its config: only a kill ends it for sure.
         let _ = kill(init, Signal::SIGKILL);
         let _ = waitpid(init, None);
-        return Err(e.into());
+        return Err(e);
     }
 
     // A user namespace needs its id maps before the init can be anyone,

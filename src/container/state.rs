@@ -94,6 +94,13 @@ impl DataRoot {
         }
     }
 
+    /// The record of the running container `name`, if there is one.
+    pub fn find(&self, name: &str) -> Option<State> {
+        validate_name(name).ok()?;
+        let s = read_state(&self.containers().join(format!("{name}.json")))?;
+        (process_start_time(s.owner_pid) == Some(s.owner_start)).then_some(s)
+    }
+
     /// Claim `name` (default: the short id) for container `id` and record it.
     pub fn create(
         &self,
@@ -222,7 +229,7 @@ pub fn random_id() -> String {
 }
 
 /// Field 22 of `/proc/PID/stat`: when the process started.
-fn process_start_time(pid: u32) -> Option<u64> {
+pub fn process_start_time(pid: u32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may contain spaces and parentheses; fields
     // after it are counted from its closing parenthesis.
