@@ -123,7 +123,8 @@ pub fn attach(req: &Request<'_>) -> Result<Attachment, Error> {
     let nft = if has_table { None } else { Some(nft::find()?) };
 
     let (bridge_index, subnet, created) = ensure_bridge(&mut nl, req.bridge, req.subnet)?;
-    let rest = (|| {
+    let mut table_made = false;
+    let mut rest = || {
         enable_forwarding()?;
         if !has_table {
             let nft = nft.as_ref().expect("found above");
@@ -132,6 +133,7 @@ pub fn attach(req: &Request<'_>) -> Result<Attachment, Error> {
                 req.bridge
             );
             nft::apply(nft, &nft::table_script(req.bridge, &subnet))?;
+            table_made = true;
         }
         let ip = leases
             .leases
@@ -168,12 +170,17 @@ pub fn attach(req: &Request<'_>) -> Result<Attachment, Error> {
             }
         }
         Ok(ip)
-    })();
-    let ip = match rest {
+    };
+    let ip = match rest() {
         Ok(ip) => ip,
         Err(e) => {
+            // What this run made for a first container that never started
+            // goes too; what was there before stays.
             if created {
                 let _ = nl.delete_link(req.bridge);
+                if table_made && let Some(nft) = &nft {
+                    let _ = nft::apply(nft, &format!("delete table ip {}\n", req.bridge));
+                }
             }
             return Err(e);
         }
