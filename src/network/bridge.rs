@@ -3,8 +3,10 @@
 //! The bridge and its nftables table are made on first use and stay for the
 //! next container; each container gets an address lease, a veth pair (host
 //! end on the bridge, peer as `eth0` in the container) and its published
-//! ports' DNAT elements, all removed when it ends ([`Attachment`]'s `Drop`)
-//! or, if its `containr run` was killed, by the next run or `network prune`.
+//! ports' DNAT elements. When it ends, the lease and the elements are
+//! removed ([`Attachment`]'s `Drop`) and the kernel deletes the veth pair
+//! with its network namespace; if its `containr run` was killed, the next
+//! run or `network prune` reclaims them.
 //!
 //! Order matters for "nothing half-made": what can fail on bad input (a
 //! port in use, a missing `nft`, a clashing subnet) is checked before
