@@ -3,8 +3,10 @@
 //! The bridge and its nftables table are made on first use and stay for the
 //! next container; each container gets an address lease, a veth pair (host
 //! end on the bridge, peer as `eth0` in the container) and its published
-//! ports' DNAT elements, all removed when it ends ([`Attachment`]'s `Drop`)
-//! or, if its `containr run` was killed, by the next run or `network prune`.
+//! ports' DNAT elements. When it ends, the lease and the elements are
+//! removed ([`Attachment`]'s `Drop`) and the kernel deletes the veth pair
+//! with its network namespace; if its `containr run` was killed, the next
+//! run or `network prune` reclaims them.
 //!
 //! Order matters for "nothing half-made": what can fail on bad input (a
 //! port in use, a missing `nft`, a clashing subnet) is checked before
@@ -123,7 +125,8 @@ pub fn attach(req: &Request<'_>) -> Result<Attachment, Error> {
     let nft = if has_table { None } else { Some(nft::find()?) };
 
     let (bridge_index, subnet, created) = ensure_bridge(&mut nl, req.bridge, req.subnet)?;
-    let rest = (|| {
+    let mut table_made = false;
+    let mut rest = || {
         enable_forwarding()?;
         if !has_table {
             let nft = nft.as_ref().expect("found above");
@@ -132,6 +135,7 @@ pub fn attach(req: &Request<'_>) -> Result<Attachment, Error> {
                 req.bridge
             );
             nft::apply(nft, &nft::table_script(req.bridge, &subnet))?;
+            table_made = true;
         }
         let ip = leases
             .leases
@@ -168,12 +172,17 @@ pub fn attach(req: &Request<'_>) -> Result<Attachment, Error> {
             }
         }
         Ok(ip)
-    })();
-    let ip = match rest {
+    };
+    let ip = match rest() {
         Ok(ip) => ip,
         Err(e) => {
+            // What this run made for a first container that never started
+            // goes too; what was there before stays.
             if created {
                 let _ = nl.delete_link(req.bridge);
+                if table_made && let Some(nft) = &nft {
+                    let _ = nft::apply(nft, &format!("delete table ip {}\n", req.bridge));
+                }
             }
             return Err(e);
         }
