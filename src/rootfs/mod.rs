@@ -372,6 +372,26 @@ fn provide_files(files: &[EtcFile<'_>]) -> Result<(), Error> {
             MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
         )
     })?;
+    // Older kernels (Debian 12's 6.1; not 6.18) refuse, with EINVAL, to
+    // open_tree(OPEN_TREE_CLONE) a mount that is in no namespace, as a fresh
+    // fsmount is: attach it while cloning, under containr's own tmpfs /dev,
+    // so nothing reaches a disk.
+    let staging = Path::new("/dev/.containr-etc");
+    mkdir_p(staging)?;
+    // SAFETY: move_mount reads two NUL-terminated paths; the fd is ours.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mnt.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            c"/dev/.containr-etc".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if rc < 0 {
+        return Err(io_err("attaching", staging)(std::io::Error::last_os_error()));
+    }
     for (i, file) in files.iter().enumerate() {
         let name = format!("{i}");
         let cname = std::ffi::CString::new(name.as_str()).expect("digits");
@@ -398,6 +418,9 @@ fn provide_files(files: &[EtcFile<'_>]) -> Result<(), Error> {
         })?;
         attach(&tree, file.target)?;
     }
+    // The clones stay; the staging mount point goes.
+    umount2(staging, MntFlags::MNT_DETACH).map_err(op_err("unmounting", staging))?;
+    std::fs::remove_dir(staging).map_err(io_err("removing", staging))?;
     Ok(())
 }
 
