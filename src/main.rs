@@ -155,6 +155,10 @@ struct RunArgs {
     #[arg(long = "security-opt", value_name = "list")]
     security_opt: Vec<String>,
 
+    /// Map container root to an unprivileged host id range (default, or START[:COUNT])
+    #[arg(long = "userns-remap", value_name = "range", num_args = 0..=1, default_missing_value = "default")]
+    userns_remap: Option<String>,
+
     /// Connect a container to a network (none)
     #[arg(long, value_name = "network")]
     network: Option<String>,
@@ -197,6 +201,7 @@ impl From<RunArgs> for RunOptions {
                 device_read_bps: a.device_read_bps,
                 device_write_bps: a.device_write_bps,
             },
+            userns_remap: a.userns_remap,
             security: containr::security::Flags {
                 cap_add: a.cap_add,
                 cap_drop: a.cap_drop,

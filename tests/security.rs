@@ -337,3 +337,77 @@ fn devices_outside_the_default_set_cannot_be_opened() {
         "{what} in a privileged container"
     );
 }
+
+#[test]
+fn user_namespace_remaps_root() {
+    let sb = sandbox();
+    let marker = "4.271828";
+    let rootfs = sb.rootfs.to_str().unwrap().to_string();
+    let child = sb
+        .cmd(&[
+            "run",
+            "--rootfs",
+            &rootfs,
+            "--userns-remap=200000:65536",
+            "sh",
+            "-c",
+            &format!(
+                "id -u; cat /proc/self/uid_map; stat -c '%u' /bin/busybox; \
+                 touch /made-inside; cat /dev/null && echo devnull; \
+                 probe init_module mount; sleep {marker}"
+            ),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // From the host, the container's processes run as the remapped uid.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let host_uid = loop {
+        // The sleep itself, not containr (whose command line holds the
+        // marker too).
+        let found = common::processes_with(marker);
+        if let Some(line) = found.iter().find(|l| l.contains(": sleep ")) {
+            let pid = line.split(':').next().unwrap();
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            if let Some(uid) = status.lines().find(|l| l.starts_with("Uid:")) {
+                break uid.split_whitespace().nth(1).unwrap().to_string();
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(host_uid, "200000");
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "0", "root inside: {text}");
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["0", "200000", "65536"]
+    );
+    // The idmapped rootfs: host-root files belong to container root...
+    assert_eq!(lines[2], "0", "{text}");
+    assert!(text.contains("devnull\n"), "{text}");
+    // ...and root in the namespace is not root of the host.
+    assert!(
+        text.contains("init_module=EPERM") && text.contains("mount=EPERM"),
+        "{text}"
+    );
+    // What it wrote is stored as the host's root, not as 200000.
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(sb.rootfs.join("made-inside"))
+            .unwrap()
+            .uid(),
+        0
+    );
+    assert_fails(
+        &sb.run(&["--userns-remap=0", "true"]),
+        125,
+        "invalid --userns-remap",
+    );
+}

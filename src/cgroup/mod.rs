@@ -14,6 +14,7 @@
 //!   hierarchy, so a containr run from inside a limited cgroup (a CI job, a
 //!   systemd unit) keeps its containers inside that limit.
 
+pub mod devices;
 mod v1;
 mod v2;
 
@@ -47,6 +48,8 @@ pub enum Error {
     },
     #[error("no cgroup hierarchy found under /sys/fs/cgroup")]
     NoHierarchy,
+    #[error("CONTAINR_CGROUP_V2={0}: not a cgroup2 mount")]
+    NotV2(PathBuf),
     #[error("cgroup {path}: {source}")]
     Io {
         path: PathBuf,
@@ -197,7 +200,18 @@ pub trait Hierarchy {
 
 /// The host's hierarchy: v2 when `/sys/fs/cgroup` is cgroup2, else the v1
 /// controllers (on a hybrid host the v2 mount has no controllers to use).
+///
+/// `CONTAINR_CGROUP_V2` names another cgroup2 mount to use instead: on a
+/// hybrid host, the controller-less `/sys/fs/cgroup/unified`, where the v2
+/// code paths (placement, device filter, removal) can be tested for real.
 pub fn detect() -> Result<Box<dyn Hierarchy>, Error> {
+    if let Some(root) = std::env::var_os("CONTAINR_CGROUP_V2") {
+        let root = PathBuf::from(root);
+        if !V2::is_v2(&root) {
+            return Err(Error::NotV2(root));
+        }
+        return Ok(Box::new(V2::new(root)));
+    }
     let root = Path::new("/sys/fs/cgroup");
     if V2::is_v2(root) {
         return Ok(Box::new(V2::new(root.to_path_buf())));
@@ -239,6 +253,15 @@ impl Cgroup {
             location,
             memory_limit: None,
             owned: false,
+        }
+    }
+
+    /// The v2 directory, opened for `CLONE_INTO_CGROUP`; none on v1, where
+    /// processes join each hierarchy with [`Cgroup::add`].
+    pub fn clone_target(&self) -> Option<std::fs::File> {
+        match &self.location {
+            Location::V2(dir) => std::fs::File::open(dir).ok(),
+            Location::V1(_) => None,
         }
     }
 

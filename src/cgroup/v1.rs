@@ -11,24 +11,6 @@ const CONTROLLERS: [&str; 7] = [
     "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "devices",
 ];
 
-/// The devices a container may use, as docker's default: any device node
-/// may be created (mknod) but only these opened; null, zero, full, random,
-/// urandom, tty, console, ptmx, the ptys, and tun.
-pub const DEFAULT_DEVICES: [&str; 12] = [
-    "c *:* m",
-    "b *:* m",
-    "c 1:3 rwm",
-    "c 1:5 rwm",
-    "c 1:7 rwm",
-    "c 1:8 rwm",
-    "c 1:9 rwm",
-    "c 5:0 rwm",
-    "c 5:1 rwm",
-    "c 5:2 rwm",
-    "c 136:* rwm",
-    "c 10:200 rwm",
-];
-
 /// A v1 memory limit at or above this is the kernel's "unlimited".
 const UNLIMITED: u64 = 1 << 62;
 
@@ -236,11 +218,9 @@ impl Hierarchy for V1 {
         if let (Some(_), false) = (dir_of("devices"), limits.all_devices) {
             step!("devices cgroup: deny all, allow docker's default set");
             set("devices", "devices.deny", "a".into())?;
-            for rule in DEFAULT_DEVICES {
-                write(
-                    &dir_of("devices").expect("checked").join("devices.allow"),
-                    rule,
-                )?;
+            let allow = dir_of("devices").expect("checked").join("devices.allow");
+            for rule in super::devices::DEFAULT {
+                write(&allow, &rule.v1())?;
             }
         }
         for (file, rates) in [

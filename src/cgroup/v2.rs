@@ -142,6 +142,9 @@ impl Hierarchy for V2 {
         if let Some(p) = limits.pids_limit {
             set("pids.max", if p > 0 { p.to_string() } else { "max".into() })?;
         }
+        if !limits.all_devices {
+            super::devices::attach(&dir, &super::devices::DEFAULT)?;
+        }
         for (key, rates) in [
             ("rbps", &limits.device_read_bps),
             ("wbps", &limits.device_write_bps),

@@ -33,8 +33,8 @@ pub fn main(channel_fd: RawFd) -> i32 {
     // SAFETY: the parent handed us this descriptor by number and nothing
     // else in this fresh process refers to it.
     let channel = unsafe { Channel::from_raw(channel_fd) };
-    let config = match channel.recv() {
-        Ok(Some((Message::Config(config), _))) => *config,
+    let (config, idmapped) = match channel.recv() {
+        Ok(Some((Message::Config(config), fd))) => (*config, fd),
         // The parent died or sent nonsense: it is no longer there to report
         // to, and PDEATHSIG is about to end us anyway.
         _ => return 125,
@@ -47,7 +47,7 @@ pub fn main(channel_fd: RawFd) -> i32 {
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
 
     let signals = init_signals();
-    match start(&config, &channel) {
+    match start(&config, idmapped, &channel) {
         Ok(command) => reap_until_exit(command, &signals),
         Err(e) => {
             let code = e.exit_code();
@@ -80,7 +80,7 @@ fn init_signals() -> SigSet {
 
 /// Build the container and fork the command; returns the command's pid once
 /// it has exec'd.
-fn start(config: &Config, channel: &Channel) -> Result<Pid, Error> {
+fn start(config: &Config, idmapped: Option<OwnedFd>, channel: &Channel) -> Result<Pid, Error> {
     // A session of our own: the host terminal's Ctrl-C then reaches only the
     // host-side containr, which forwards it once, instead of every process
     // of the container getting it twice.
@@ -102,6 +102,8 @@ fn start(config: &Config, channel: &Channel) -> Result<Pid, Error> {
         rootfs: &config.rootfs,
         readonly: config.readonly,
         privileged: config.confinement.privileged,
+        userns: config.userns.is_some(),
+        idmapped,
         files: &files,
         workdir: &config.workdir,
     })?;

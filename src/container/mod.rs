@@ -116,6 +116,8 @@ pub struct Config {
     /// Files containr provides: (path inside the container, contents).
     pub etc_files: Vec<(String, String)>,
     pub confinement: crate::security::Confinement,
+    /// `--userns-remap`: the host ids container ids map to.
+    pub userns: Option<crate::namespace::userns::IdMap>,
     pub reporting: crate::explain::Reporting,
     /// The walkthrough step the init numbers from.
     pub next_step: u64,

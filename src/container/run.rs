@@ -48,6 +48,7 @@ pub struct RunOptions {
     pub network: Option<String>,
     pub limits: LimitFlags,
     pub security: crate::security::Flags,
+    pub userns_remap: Option<String>,
 }
 
 /// The resource-limit flags, as given (`--memory 32m`, `--cpus 0.5`, ...).
@@ -164,6 +165,11 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
     let mut limits = opts.limits.parse()?;
     limits.all_devices = opts.security.privileged;
     let confinement = opts.security.resolve(&global.root.join("cache"))?;
+    let userns = opts
+        .userns_remap
+        .as_deref()
+        .map(crate::namespace::userns::IdMap::parse)
+        .transpose()?;
 
     let data = DataRoot::open(&global.root).map_err(ContainerError::from)?;
     data.reclaim_stale();
@@ -212,6 +218,7 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
         network,
         etc_files,
         confinement,
+        userns,
         reporting: global.reporting.clone(),
         next_step: 0,
     };
@@ -305,33 +312,75 @@ fn start_and_supervise(mut config: Config, cgroup: &Cgroup) -> Result<i32, Error
         None
     };
 
-    let namespaces = Namespaces::for_container(config.network.new_namespace());
+    let namespaces =
+        Namespaces::for_container(config.network.new_namespace(), config.userns.is_some());
     let argv = vec![
         c"containr".to_owned(),
         c"init".to_owned(),
         std::ffi::CString::new(theirs.as_fd().as_raw_fd().to_string()).expect("digits"),
     ];
-    let init = namespace::clone_and_exec(
+    let target = cgroup.clone_target();
+    let ready = match config.userns {
+        Some(_) => Some(
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(ContainerError::sys_nix("pipe"))?,
+        ),
+        None => None,
+    };
+    let (init, placed) = namespace::clone_and_exec(
         namespaces,
         &ChildExec {
             exe: exe.as_fd(),
             keep_fd: theirs.as_fd(),
             argv,
+            cgroup: target.as_ref().map(|f| f.as_fd()),
+            userns_ready: ready.as_ref().map(|(r, _)| r.as_fd()),
         },
     )?;
     drop(theirs);
     drop(exe);
     step!("the init (host pid {init}) re-execs the sealed copy as `containr init`");
     // Placed before it gets its config, so nothing it does escapes the limits.
-    if let Err(e) = cgroup.add(init.as_raw()) {
+    if placed {
+        step!("clone3(CLONE_INTO_CGROUP) started the init inside its cgroup");
+    } else if let Err(e) = cgroup.add(init.as_raw()) {
         let _ = kill(init, Signal::SIGKILL);
         let _ = waitpid(init, None);
         return Err(e.into());
     }
 
+    // A user namespace needs its id maps before the init can be anyone,
+    // and the rootfs an idmapped view only the host side can make.
+    let idmapped = match config.userns {
+        Some(map) => {
+            let made = crate::namespace::userns::write_maps(init, map)
+                .and_then(|()| {
+                    // The child waits for this byte before it execs.
+                    let (_, w) = ready.as_ref().expect("made with the user namespace");
+                    nix::unistd::write(w, b"1").map_err(|e| crate::namespace::Error::UserNs {
+                        what: "waking the init",
+                        source: e.into(),
+                    })?;
+                    Ok(())
+                })
+                .and_then(|()| crate::namespace::userns::idmapped_rootfs(&config.rootfs, init));
+            match made {
+                Ok(tree) => Some(tree),
+                Err(e) => {
+                    let _ = kill(init, Signal::SIGKILL);
+                    let _ = waitpid(init, None);
+                    return Err(e.into());
+                }
+            }
+        }
+        None => None,
+    };
     config.next_step = explain::next_step();
     if ours
-        .send(&Message::Config(Box::new(config.clone())))
+        .send_with_fd(
+            &Message::Config(Box::new(config.clone())),
+            idmapped.as_ref().map(|t| t.as_fd()),
+        )
         .is_err()
     {
         // The init died before reading: its status says why.

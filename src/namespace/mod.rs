@@ -15,11 +15,27 @@ use nix::unistd::Pid;
 
 use crate::step;
 
+pub mod userns;
+
 /// Errors of this module.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("clone({flags}) failed: {source}")]
     Clone { flags: String, source: nix::Error },
+    #[error("invalid --userns-remap {0:?}: expected default or START[:COUNT] with START > 0")]
+    IdMap(String),
+    #[error("user namespace: {what}: {source}")]
+    UserNs {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error(
+        "rootfs {rootfs}: its filesystem cannot be idmapped ({source}); with --userns-remap, use a filesystem that supports idmapped mounts (ext4, xfs, btrfs, tmpfs) or chown the rootfs to the remapped range"
+    )]
+    IdMappedMount {
+        rootfs: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("setting the hostname to {hostname:?} failed: {source}")]
     Hostname {
         hostname: String,
@@ -38,13 +54,17 @@ impl Namespaces {
     /// them: it roots at the cgroup its creator is in, and at clone time the
     /// init is still in containr's; the init unshares it once it has been
     /// moved into the container's own (see [`enter_cgroup_namespace`]).
-    pub fn for_container(new_net: bool) -> Self {
+    pub fn for_container(new_net: bool, new_user: bool) -> Self {
         let mut flags = CloneFlags::CLONE_NEWUTS
             | CloneFlags::CLONE_NEWPID
             | CloneFlags::CLONE_NEWNS
             | CloneFlags::CLONE_NEWIPC;
         if new_net {
             flags |= CloneFlags::CLONE_NEWNET;
+        }
+        // Created first by the kernel, so it owns all the others.
+        if new_user {
+            flags |= CloneFlags::CLONE_NEWUSER;
         }
         Namespaces { flags }
     }
@@ -83,13 +103,42 @@ pub struct ChildExec<'a> {
     /// The one descriptor the init inherits besides stdio.
     pub keep_fd: BorrowedFd<'a>,
     pub argv: Vec<CString>,
+    /// A cgroup v2 directory to start the child in (`CLONE_INTO_CGROUP`):
+    /// no separate move, which on v1 costs an RCU grace period.
+    pub cgroup: Option<BorrowedFd<'a>>,
+    /// With a new user namespace: the read end of a pipe the parent writes
+    /// to once the id maps exist. The child then becomes uid/gid 0 of the
+    /// namespace *before* it execs, which is what keeps its capabilities
+    /// across the exec (an exec by an unmapped uid drops them all).
+    pub userns_ready: Option<BorrowedFd<'a>>,
 }
 
+/// `struct clone_args` of clone3(2) (Linux 5.3; `cgroup` since 5.7).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
 /// Clone a child into new `namespaces` and re-exec `exec.exe` in it.
+/// Returns its pid, and whether it was started inside `exec.cgroup` (false
+/// where the kernel predates `CLONE_INTO_CGROUP`: the caller moves it).
 ///
 /// The child dies with the parent (`PR_SET_PDEATHSIG`), starts with an
 /// empty signal mask, and inherits no descriptor but stdio and `keep_fd`.
-pub fn clone_and_exec(namespaces: Namespaces, exec: &ChildExec<'_>) -> Result<Pid, Error> {
+pub fn clone_and_exec(namespaces: Namespaces, exec: &ChildExec<'_>) -> Result<(Pid, bool), Error> {
     let flags = namespaces.flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
     let argv: Vec<*const libc::c_char> = exec
         .argv
@@ -101,17 +150,50 @@ pub fn clone_and_exec(namespaces: Namespaces, exec: &ChildExec<'_>) -> Result<Pi
     let empty = c"";
     let exe_fd = exec.exe.as_raw_fd();
     let keep_fd = exec.keep_fd.as_raw_fd();
+    let ready_fd = exec.userns_ready.map(|f| f.as_raw_fd());
 
     step!(
         "clone({}) -> the child is PID 1 of its new PID namespace",
         namespaces.describe()
     );
-    // SAFETY: a raw clone with a null stack behaves like fork(2): the child
-    // gets a copy-on-write copy of this address space. containr is
-    // single-threaded here, so no lock can be held by another thread. The
-    // child only makes raw system calls on data prepared above (no
-    // allocation, no locks) and then either execs or _exits.
-    let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    let mut placed = false;
+    let mut pid = -1;
+    if let Some(cgroup) = exec.cgroup {
+        let args = CloneArgs {
+            flags: namespaces.flags.bits() as u64 | CLONE_INTO_CGROUP,
+            exit_signal: libc::SIGCHLD as u64,
+            cgroup: cgroup.as_raw_fd() as u64,
+            ..CloneArgs::default()
+        };
+        // SAFETY: as for clone below; clone3 with no stack behaves like
+        // fork(2), and `args` is a valid clone_args the kernel only reads.
+        pid = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &args as *const CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
+        placed = pid >= 0;
+        let old_kernel = matches!(
+            nix::Error::last(),
+            nix::Error::ENOSYS | nix::Error::E2BIG | nix::Error::EINVAL
+        );
+        if pid < 0 && !old_kernel {
+            return Err(Error::Clone {
+                flags: format!("{}|CLONE_INTO_CGROUP", namespaces.describe()),
+                source: nix::Error::last(),
+            });
+        }
+    }
+    if pid < 0 {
+        // SAFETY: a raw clone with a null stack behaves like fork(2): the
+        // child gets a copy-on-write copy of this address space. containr is
+        // single-threaded here, so no lock can be held by another thread.
+        // The child only makes raw system calls on data prepared above (no
+        // allocation, no locks) and then either execs or _exits.
+        pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    }
     if pid < 0 {
         return Err(Error::Clone {
             flags: namespaces.describe(),
@@ -125,6 +207,15 @@ pub fn clone_and_exec(namespaces: Namespaces, exec: &ChildExec<'_>) -> Result<Pi
             // channel closed and exits; getppid() cannot tell us here, it is
             // 0 in a new PID namespace.
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if let Some(ready) = ready_fd {
+                let mut byte = 0u8;
+                if libc::read(ready, (&mut byte as *mut u8).cast(), 1) != 1
+                    || libc::syscall(libc::SYS_setresgid, 0, 0, 0) != 0
+                    || libc::syscall(libc::SYS_setresuid, 0, 0, 0) != 0
+                {
+                    libc::_exit(125);
+                }
+            }
             let empty_set: libc::sigset_t = std::mem::zeroed();
             libc::sigprocmask(libc::SIG_SETMASK, &empty_set, std::ptr::null_mut());
             // Mark every inherited descriptor close-on-exec, then clear the
@@ -147,7 +238,7 @@ pub fn clone_and_exec(namespaces: Namespaces, exec: &ChildExec<'_>) -> Result<Pi
             libc::_exit(125);
         }
     }
-    Ok(Pid::from_raw(pid as libc::pid_t))
+    Ok((Pid::from_raw(pid as libc::pid_t), placed))
 }
 
 /// A cgroup namespace rooted at the cgroup the caller is in now, where the
@@ -186,12 +277,12 @@ mod tests {
     #[test]
     fn network_namespace_is_optional() {
         assert!(
-            Namespaces::for_container(true)
+            Namespaces::for_container(true, false)
                 .flags
                 .contains(CloneFlags::CLONE_NEWNET)
         );
         assert!(
-            !Namespaces::for_container(false)
+            !Namespaces::for_container(false, false)
                 .flags
                 .contains(CloneFlags::CLONE_NEWNET)
         );

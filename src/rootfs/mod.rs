@@ -62,6 +62,12 @@ pub struct Plan<'a> {
     pub readonly: bool,
     /// `--privileged`: `/sys` writable, nothing of `/proc` masked.
     pub privileged: bool,
+    /// In a user namespace, where device nodes cannot be made: the host's
+    /// are bound instead.
+    pub userns: bool,
+    /// An idmapped view of the rootfs (see `namespace::userns`), to mount
+    /// over it before anything else.
+    pub idmapped: Option<OwnedFd>,
     pub files: &'a [EtcFile<'a>],
     /// The working directory inside the container; created if missing, as
     /// docker does, before a `--read-only` root would forbid it.
@@ -92,6 +98,21 @@ pub fn enter(plan: &Plan<'_>) -> Result<(), Error> {
     .map_err(op_err("making / private", "/"))?;
 
     let root = plan.rootfs;
+    if let Some(tree) = &plan.idmapped {
+        step!("move_mount(idmapped rootfs, {})", root.display());
+        move_mount(tree, &root.to_string_lossy())?;
+    }
+    // In a user namespace mknod is refused: clone the host's device nodes
+    // now, while the host's /dev is still in view.
+    let host_devices = if plan.userns {
+        DEVICES
+            .iter()
+            .map(|(name, _, _)| detached_clone(&format!("/dev/{name}")))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)?
+    } else {
+        None
+    };
     step!(
         "mount({}, {}, MS_BIND|MS_REC): pivot_root needs the new root to be a mount point",
         root.display(),
@@ -106,9 +127,9 @@ pub fn enter(plan: &Plan<'_>) -> Result<(), Error> {
     )
     .map_err(op_err("bind-mounting the rootfs", root))?;
 
+    mount_proc_sys(root, plan.privileged)?;
     pivot(root)?;
-    mount_proc_sys(plan.privileged)?;
-    mount_dev()?;
+    mount_dev(host_devices)?;
     if !plan.privileged {
         mask_paths()?;
     }
@@ -120,7 +141,7 @@ pub fn enter(plan: &Plan<'_>) -> Result<(), Error> {
             None::<&str>,
             "/",
             None::<&str>,
-            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY,
+            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | locked_flags("/"),
             None::<&str>,
         )
         .map_err(op_err("remounting / read-only", "/"))?;
@@ -146,7 +167,7 @@ fn pivot(root: &Path) -> Result<(), Error> {
 
 fn mount_fs(
     fstype: &'static str,
-    target: &'static str,
+    target: &str,
     flags: MsFlags,
     data: Option<&str>,
 ) -> Result<(), Error> {
@@ -159,15 +180,30 @@ fn mount_fs(
     mount(Some(fstype), target, Some(fstype), flags, data).map_err(op_err("mounting", target))
 }
 
-fn mount_proc_sys(privileged: bool) -> Result<(), Error> {
+/// `/proc` and `/sys`, mounted *before* the pivot: in a user namespace the
+/// kernel only allows a new proc or sysfs where one is already fully
+/// visible, which the host's are until the old root goes. The mount points
+/// are checked not to be symlinks, so nothing can redirect these two
+/// mounts out of the rootfs.
+fn mount_proc_sys(root: &Path, privileged: bool) -> Result<(), Error> {
     let common = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount_fs("proc", "/proc", common, None)?;
     let ro = if privileged {
         MsFlags::empty()
     } else {
         MsFlags::MS_RDONLY
     };
-    mount_fs("sysfs", "/sys", common | ro, None)
+    for (fstype, dir, flags) in [("proc", "proc", common), ("sysfs", "sys", common | ro)] {
+        let target = root.join(dir);
+        if std::fs::symlink_metadata(&target).is_ok_and(|m| !m.is_dir()) {
+            return Err(Error::Op {
+                op: "refusing to mount over",
+                path: target,
+                source: std::io::Error::other("not a directory (a symlink?) in the rootfs"),
+            });
+        }
+        mount_fs(fstype, &target.to_string_lossy(), flags, None)?;
+    }
+    Ok(())
 }
 
 /// Files and directories of /proc and /sys that expose the host (kernel
@@ -254,23 +290,58 @@ fn mask_paths() -> Result<(), Error> {
     Ok(())
 }
 
-fn mount_dev() -> Result<(), Error> {
+/// The flags a remount must keep: in a user namespace the kernel locks
+/// nosuid, nodev and noexec of mounts inherited from the host.
+fn locked_flags(path: &str) -> MsFlags {
+    use nix::sys::statvfs::FsFlags;
+    let Ok(st) = nix::sys::statvfs::statvfs(path) else {
+        return MsFlags::empty();
+    };
+    let f = st.flags();
+    let mut out = MsFlags::empty();
+    for (fs, ms) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+    ] {
+        if f.contains(fs) {
+            out |= ms;
+        }
+    }
+    out
+}
+
+fn mount_dev(host_devices: Option<Vec<OwnedFd>>) -> Result<(), Error> {
     mount_fs(
         "tmpfs",
         "/dev",
         MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
         Some("mode=755,size=65536k"),
     )?;
-    step!("mknod /dev/{{null,zero,full,random,urandom,tty}} (docker's default devices)");
-    for (name, major, minor) in DEVICES {
-        let path = format!("/dev/{name}");
-        mknod(
-            path.as_str(),
-            SFlag::S_IFCHR,
-            Mode::from_bits_truncate(0o666),
-            makedev(*major, *minor),
-        )
-        .map_err(op_err("mknod", &path))?;
+    match host_devices {
+        None => {
+            step!("mknod /dev/{{null,zero,full,random,urandom,tty}} (docker's default devices)");
+            for (name, major, minor) in DEVICES {
+                let path = format!("/dev/{name}");
+                mknod(
+                    path.as_str(),
+                    SFlag::S_IFCHR,
+                    Mode::from_bits_truncate(0o666),
+                    makedev(*major, *minor),
+                )
+                .map_err(op_err("mknod", &path))?;
+            }
+        }
+        Some(trees) => {
+            step!(
+                "bind the host's /dev/{{null,zero,full,random,urandom,tty}} (no mknod in a user namespace)"
+            );
+            for ((name, _, _), tree) in DEVICES.iter().zip(trees) {
+                let path = format!("/dev/{name}");
+                File::create(&path).map_err(io_err("creating", &path))?;
+                move_mount(&tree, &path)?;
+            }
+        }
     }
     mount_fs(
         "devpts",
@@ -407,15 +478,7 @@ fn provide_files(files: &[EtcFile<'_>]) -> Result<(), Error> {
         File::from(fd)
             .write_all(file.contents.as_bytes())
             .map_err(io_err("writing", file.target))?;
-        // SAFETY: as above; open_tree returns a new descriptor.
-        let tree = syscall_fd("open_tree", unsafe {
-            libc::syscall(
-                libc::SYS_open_tree,
-                mnt.as_raw_fd(),
-                cname.as_ptr(),
-                OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
-            )
-        })?;
+        let tree = detached_clone_at(mnt.as_raw_fd(), &name)?;
         attach(&tree, file.target)?;
     }
     // The clones stay; the staging mount point goes.
@@ -436,6 +499,31 @@ fn attach(tree: &OwnedFd, target: &str) -> Result<(), Error> {
         // the container's root now that the pivot is done.
         File::create(target).map_err(io_err("creating", target))?;
     }
+    move_mount(tree, target)
+}
+
+/// A detached bind mount of `path`, to be placed later with [`move_mount`].
+fn detached_clone(path: &str) -> Result<OwnedFd, Error> {
+    detached_clone_at(libc::AT_FDCWD, path)
+}
+
+/// [`detached_clone`] of `path` relative to directory `dir`.
+fn detached_clone_at(dir: RawFd, path: &str) -> Result<OwnedFd, Error> {
+    let c = std::ffi::CString::new(path)
+        .map_err(|_| io_err("cloning", path)(std::io::ErrorKind::InvalidInput.into()))?;
+    // SAFETY: open_tree reads a NUL-terminated path and returns a new fd.
+    syscall_fd("open_tree", unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            dir,
+            c.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    })
+}
+
+/// Attach a detached mount at `target`.
+fn move_mount(tree: &OwnedFd, target: &str) -> Result<(), Error> {
     let to = std::ffi::CString::new(target)
         .map_err(|_| io_err("bind-mounting", target)(std::io::ErrorKind::InvalidInput.into()))?;
     // SAFETY: move_mount reads two NUL-terminated paths; the fd is ours.

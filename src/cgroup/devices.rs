@@ -1,0 +1,345 @@
+//! Which device nodes a container may use: docker's default set, enforced
+//! by the v1 `devices` controller or, on cgroup v2, by an eBPF program of
+//! type `BPF_PROG_TYPE_CGROUP_DEVICE` attached to the container's cgroup.
+//!
+//! The rules are data ([`DEFAULT`]); [`Rule::v1`] renders one for
+//! `devices.allow`, [`program`] compiles them all into BPF instructions.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+use super::{Error, io_err};
+use crate::step;
+
+/// One allow rule. `None` matches any value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    /// `b`lock or `c`haracter device.
+    pub kind: Option<char>,
+    pub major: Option<u32>,
+    pub minor: Option<u32>,
+    /// Any of `r`ead, `w`rite, `m`knod.
+    pub access: &'static str,
+}
+
+const fn rule(kind: char, major: Option<u32>, minor: Option<u32>, access: &'static str) -> Rule {
+    Rule {
+        kind: Some(kind),
+        major,
+        minor,
+        access,
+    }
+}
+
+/// Docker's default: any device node may be created (mknod), but only
+/// null, zero, full, random, urandom, tty, console, ptmx, the ptys and tun
+/// may be opened.
+pub const DEFAULT: [Rule; 12] = [
+    rule('c', None, None, "m"),
+    rule('b', None, None, "m"),
+    rule('c', Some(1), Some(3), "rwm"),
+    rule('c', Some(1), Some(5), "rwm"),
+    rule('c', Some(1), Some(7), "rwm"),
+    rule('c', Some(1), Some(8), "rwm"),
+    rule('c', Some(1), Some(9), "rwm"),
+    rule('c', Some(5), Some(0), "rwm"),
+    rule('c', Some(5), Some(1), "rwm"),
+    rule('c', Some(5), Some(2), "rwm"),
+    rule('c', Some(136), None, "rwm"),
+    rule('c', Some(10), Some(200), "rwm"),
+];
+
+impl Rule {
+    /// The rule as `devices.allow` takes it: `c 1:3 rwm`, `c 136:* rwm`.
+    pub fn v1(&self) -> String {
+        let n = |v: Option<u32>| v.map_or("*".to_string(), |v| v.to_string());
+        format!(
+            "{} {}:{} {}",
+            self.kind.unwrap_or('a'),
+            n(self.major),
+            n(self.minor),
+            self.access
+        )
+    }
+
+    /// `BPF_DEVCG_ACC_*` bits of the access string.
+    fn access_mask(&self) -> i32 {
+        self.access.chars().fold(0, |m, c| {
+            m | match c {
+                'm' => 1,
+                'r' => 2,
+                'w' => 4,
+                _ => 0,
+            }
+        })
+    }
+}
+
+/// `struct bpf_insn`, as the kernel reads it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Insn {
+    code: u8,
+    /// dst_reg in the low nibble, src_reg in the high one.
+    regs: u8,
+    off: i16,
+    imm: i32,
+}
+
+const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
+    Insn {
+        code,
+        regs: dst | (src << 4),
+        off,
+        imm,
+    }
+}
+
+// Opcodes (linux/bpf_common.h, linux/bpf.h).
+const LDX_MEM_W: u8 = 0x61; // dst = *(u32 *)(src + off)
+const ALU32_AND_K: u8 = 0x54; // dst &= imm
+const ALU32_RSH_K: u8 = 0x74; // dst >>= imm
+const ALU32_MOV_X: u8 = 0xbc; // dst = src
+const ALU64_MOV_K: u8 = 0xb7; // dst = imm
+const JNE_K: u8 = 0x55; // if dst != imm goto +off
+const JNE_X: u8 = 0x5d; // if dst != src goto +off
+const EXIT: u8 = 0x95;
+
+/// Compile `rules` into a device program: r2 = device type, r3 = requested
+/// access, r4 = major, r5 = minor (from `struct bpf_cgroup_dev_ctx`, which
+/// r1 points to); each rule is a block of checks that jumps past itself on
+/// the first mismatch and returns 1 (allow) if all match. Nothing matched:
+/// 0 (deny).
+pub fn program(rules: &[Rule]) -> Vec<Insn> {
+    let mut p = vec![
+        insn(LDX_MEM_W, 2, 1, 0, 0),
+        insn(ALU32_AND_K, 2, 0, 0, 0xffff),
+        insn(LDX_MEM_W, 3, 1, 0, 0),
+        insn(ALU32_RSH_K, 3, 0, 0, 16),
+        insn(LDX_MEM_W, 4, 1, 4, 0),
+        insn(LDX_MEM_W, 5, 1, 8, 0),
+    ];
+    for r in rules {
+        // Checks as (instructions, index of the jump within them).
+        let mut checks: Vec<Vec<Insn>> = Vec::new();
+        if let Some(kind) = r.kind {
+            let t = if kind == 'b' { 1 } else { 2 };
+            checks.push(vec![insn(JNE_K, 2, 0, 0, t)]);
+        }
+        let mask = r.access_mask();
+        if mask != 7 {
+            // Allowed only if every requested bit is among the rule's.
+            checks.push(vec![
+                insn(ALU32_MOV_X, 1, 3, 0, 0),
+                insn(ALU32_AND_K, 1, 0, 0, mask),
+                insn(JNE_X, 1, 3, 0, 0),
+            ]);
+        }
+        if let Some(major) = r.major {
+            checks.push(vec![insn(JNE_K, 4, 0, 0, major as i32)]);
+        }
+        if let Some(minor) = r.minor {
+            checks.push(vec![insn(JNE_K, 5, 0, 0, minor as i32)]);
+        }
+        let mut block: Vec<Insn> = checks.into_iter().flatten().collect();
+        block.push(insn(ALU64_MOV_K, 0, 0, 0, 1));
+        block.push(insn(EXIT, 0, 0, 0, 0));
+        // Each jump skips to the end of its block.
+        let len = block.len();
+        for (i, ins) in block.iter_mut().enumerate() {
+            if ins.code == JNE_K || ins.code == JNE_X {
+                ins.off = (len - i - 1) as i16;
+            }
+        }
+        p.extend(block);
+    }
+    p.push(insn(ALU64_MOV_K, 0, 0, 0, 0));
+    p.push(insn(EXIT, 0, 0, 0, 0));
+    p
+}
+
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_PROG_ATTACH: libc::c_long = 8;
+const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+const BPF_CGROUP_DEVICE: u32 = 6;
+const BPF_F_ALLOW_MULTI: u32 = 2;
+
+/// The head of `union bpf_attr` for BPF_PROG_LOAD; the kernel takes a
+/// shorter attr than its own and treats the rest as zero.
+#[repr(C)]
+#[derive(Default)]
+struct ProgLoad {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+}
+
+/// The head of `union bpf_attr` for BPF_PROG_ATTACH.
+#[repr(C)]
+#[derive(Default)]
+struct ProgAttach {
+    target_fd: u32,
+    attach_bpf_fd: u32,
+    attach_type: u32,
+    attach_flags: u32,
+}
+
+fn bpf_err(dir: &Path, what: &str) -> Error {
+    let e = std::io::Error::last_os_error();
+    io_err(dir)(std::io::Error::new(e.kind(), format!("{what}: {e}")))
+}
+
+/// Load the program for `rules` and attach it to the cgroup `dir` (v2).
+/// The attachment lives as long as the cgroup.
+pub fn attach(dir: &Path, rules: &[Rule]) -> Result<(), Error> {
+    step!(
+        "bpf(BPF_PROG_LOAD, CGROUP_DEVICE) + BPF_PROG_ATTACH to {}: only docker's default devices open",
+        dir.display()
+    );
+    let insns = program(rules);
+    let license = c"Apache-2.0";
+    let load = ProgLoad {
+        prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
+        insn_cnt: insns.len() as u32,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        ..ProgLoad::default()
+    };
+    // SAFETY: `load` is a valid prefix of bpf_attr whose pointers (insns,
+    // license) outlive the call; the kernel copies what it needs.
+    let prog = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            &load as *const ProgLoad,
+            std::mem::size_of::<ProgLoad>(),
+        )
+    };
+    if prog < 0 {
+        return Err(bpf_err(dir, "loading the device filter"));
+    }
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    let prog = unsafe { OwnedFd::from_raw_fd(prog as i32) };
+    let cgroup = std::fs::File::open(dir).map_err(io_err(dir))?;
+    let attach = ProgAttach {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        attach_flags: BPF_F_ALLOW_MULTI,
+    };
+    // SAFETY: as above, a valid bpf_attr prefix with open descriptors.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_ATTACH,
+            &attach as *const ProgAttach,
+            std::mem::size_of::<ProgAttach>(),
+        )
+    };
+    if rc < 0 {
+        return Err(bpf_err(dir, "attaching the device filter"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_syntax() {
+        assert_eq!(DEFAULT[0].v1(), "c *:* m");
+        assert_eq!(DEFAULT[2].v1(), "c 1:3 rwm");
+        assert_eq!(DEFAULT[10].v1(), "c 136:* rwm");
+    }
+
+    /// Run the program the way the kernel would, on one request.
+    fn run(p: &[Insn], kind: u32, access: u32, major: u32, minor: u32) -> i64 {
+        let ctx = [(access << 16) | kind, major, minor];
+        let mut r = [0i64; 11];
+        let mut pc = 0;
+        loop {
+            let i = p[pc];
+            let (dst, src) = ((i.regs & 0xf) as usize, (i.regs >> 4) as usize);
+            pc += 1;
+            match i.code {
+                LDX_MEM_W => r[dst] = ctx[i.off as usize / 4] as i64,
+                ALU32_AND_K => r[dst] = ((r[dst] as u32) & i.imm as u32) as i64,
+                ALU32_RSH_K => r[dst] = ((r[dst] as u32) >> i.imm) as i64,
+                ALU32_MOV_X => r[dst] = r[src] as u32 as i64,
+                ALU64_MOV_K => r[dst] = i.imm as i64,
+                JNE_K if r[dst] != i.imm as i64 => pc += i.off as usize,
+                JNE_X if r[dst] != r[src] => pc += i.off as usize,
+                JNE_K | JNE_X => {}
+                EXIT => return r[0],
+                other => panic!("unexpected opcode {other:#x}"),
+            }
+        }
+    }
+
+    #[test]
+    fn default_program_allows_exactly_the_default_set() {
+        let p = program(&DEFAULT);
+        const CHAR: u32 = 2;
+        const BLOCK: u32 = 1;
+        const MKNOD: u32 = 1;
+        const READ: u32 = 2;
+        const WRITE: u32 = 4;
+        assert_eq!(run(&p, CHAR, READ | WRITE, 1, 3), 1, "/dev/null");
+        assert_eq!(run(&p, CHAR, READ, 136, 7), 1, "a pty");
+        assert_eq!(run(&p, CHAR, READ, 1, 1), 0, "/dev/mem");
+        assert_eq!(run(&p, BLOCK, READ, 8, 0), 0, "a disk");
+        assert_eq!(run(&p, BLOCK, MKNOD, 8, 0), 1, "mknod is allowed");
+        assert_eq!(
+            run(&p, CHAR, MKNOD | READ, 10, 237),
+            0,
+            "mknod+read of loop-control"
+        );
+        assert_eq!(run(&p, CHAR, WRITE, 10, 200), 1, "tun");
+    }
+
+    /// Against the real kernel: the program loads, attaches to a v2
+    /// cgroup (on a hybrid host, under the controller-less unified mount,
+    /// where device programs still apply), and decides what a process in
+    /// it may open.
+    #[test]
+    fn real_filter_denies_and_allows() {
+        let root = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+            .iter()
+            .map(Path::new)
+            .find(|p| super::super::V2::is_v2(p));
+        let (Some(root), true) = (root, nix::unistd::geteuid().is_root()) else {
+            eprintln!("needs root and a cgroup2 mount; skipped");
+            return;
+        };
+        let dir = root.join(format!("containr-devices-test-{}", std::process::id()));
+        std::fs::create_dir(&dir).unwrap();
+        attach(&dir, &DEFAULT).unwrap();
+        // A child joins the cgroup, then tries /dev/null and /dev/loop-control.
+        let script = format!(
+            "echo $$ > {}/cgroup.procs && \
+             (cat /dev/null && echo null=ok); \
+             (exec 3</dev/loop-control) 2>/dev/null && echo loop=ok || echo loop=denied",
+            dir.display()
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        eprintln!("in the filtered cgroup: {text}");
+        std::fs::remove_dir(&dir).unwrap();
+        assert!(text.contains("null=ok"), "{text}");
+        if Path::new("/dev/loop-control").exists()
+            && std::fs::File::open("/dev/loop-control").is_ok()
+        {
+            assert!(text.contains("loop=denied"), "{text}");
+        }
+    }
+}
