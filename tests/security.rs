@@ -15,7 +15,8 @@ fn probe() -> &'static Path {
     static BUILT: OnceLock<std::path::PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/probe.c");
-        let out = std::env::temp_dir().join(format!("containr-probe-{}", std::process::id()));
+        // Under target/, not /tmp: rebuilt by every run, never left behind.
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("probe");
         let status = Command::new("cc")
             .args(["-static", "-O2", "-o"])
             .arg(&out)

@@ -30,7 +30,7 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error(
-        "rootfs {rootfs}: its filesystem cannot be idmapped ({source}); with --userns-remap, use a filesystem that supports idmapped mounts (ext4, xfs, btrfs, tmpfs) or chown the rootfs to the remapped range"
+        "rootfs {rootfs}: its filesystem cannot be idmapped ({source}); with --userns-remap, use a filesystem this kernel can idmap (ext4, xfs and btrfs since 5.12, tmpfs since 6.3) or chown the rootfs to the remapped range"
     )]
     IdMappedMount {
         rootfs: std::path::PathBuf,

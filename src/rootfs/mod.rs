@@ -443,6 +443,13 @@ fn provide_files(files: &[EtcFile<'_>]) -> Result<(), Error> {
             MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
         )
     })?;
+    // Older kernels (Debian 12's 6.1; not 6.18) refuse, with EINVAL, to
+    // open_tree(OPEN_TREE_CLONE) a mount that is in no namespace, as a fresh
+    // fsmount is: attach it while cloning, under containr's own tmpfs /dev,
+    // so nothing reaches a disk.
+    let staging = Path::new("/dev/.containr-etc");
+    mkdir_p(staging)?;
+    move_mount(&mnt, &staging.to_string_lossy())?;
     for (i, file) in files.iter().enumerate() {
         let name = format!("{i}");
         let cname = std::ffi::CString::new(name.as_str()).expect("digits");
@@ -461,6 +468,9 @@ fn provide_files(files: &[EtcFile<'_>]) -> Result<(), Error> {
         let tree = detached_clone_at(mnt.as_raw_fd(), &name)?;
         attach(&tree, file.target)?;
     }
+    // The clones stay; the staging mount point goes.
+    umount2(staging, MntFlags::MNT_DETACH).map_err(op_err("unmounting", staging))?;
+    std::fs::remove_dir(staging).map_err(io_err("removing", staging))?;
     Ok(())
 }
 
