@@ -6,7 +6,7 @@
 //! the command cannot be executed, 127 when it cannot be found; otherwise a
 //! container exits with its command's status.
 
-use crate::{container, namespace, network, rootfs};
+use crate::{cas, container, image, namespace, network, rootfs};
 
 /// Docker's exit code for a failure of the runtime itself.
 pub const RUNTIME_ERROR: i32 = 125;
@@ -26,10 +26,18 @@ pub enum Error {
     Rootfs(#[from] rootfs::Error),
     #[error(transparent)]
     Network(#[from] network::Error),
+    #[error(transparent)]
+    Image(#[from] image::Error),
     /// Reported by the container's init, already worded by one of the
     /// variants above on that side of the control channel.
     #[error("{message}")]
     InContainer { code: i32, message: String },
+}
+
+impl From<cas::Error> for Error {
+    fn from(e: cas::Error) -> Error {
+        Error::Image(e.into())
+    }
 }
 
 impl Error {

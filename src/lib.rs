@@ -9,12 +9,17 @@
 //! - [`rootfs`]: the mount table inside the container and `pivot_root`.
 //! - [`network`]: the container's network (loopback for now) and the
 //!   `/etc/hosts` and `/etc/resolv.conf` it sees.
+//! - [`cas`]: the content-addressed blob store.
+//! - [`image`]: image names, layer snapshots and the overlay a container
+//!   runs on.
 //! - [`explain`]: the numbered walkthrough of `--explain`, built on tracing.
 //! - [`error`]: the one place where errors become user messages and exit codes.
 
+pub mod cas;
 pub mod container;
 pub mod error;
 pub mod explain;
+pub mod image;
 pub mod namespace;
 pub mod network;
 pub mod rootfs;

@@ -7,6 +7,7 @@ use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use containr::container::{self, Global, RunOptions};
 use containr::error::{Error, RUNTIME_ERROR};
 use containr::explain::{self, Reporting};
+use containr::image;
 
 #[derive(Parser)]
 #[command(
@@ -42,20 +43,56 @@ struct Cli {
 enum Command {
     /// Create and run a new container
     Run(Box<RunArgs>),
+    /// Import a root filesystem tarball (tar, tar.gz, tar.zst) as an image
+    Import {
+        /// The tarball
+        file: PathBuf,
+        /// The image's name, e.g. myimage:1.0
+        name: String,
+    },
+    /// List images
+    Images {
+        /// Only show image ids
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Remove one or more images (their layers stay until `containr gc`)
+    Rmi {
+        #[arg(required = true, value_name = "IMAGE")]
+        images: Vec<String>,
+    },
+    /// Create a tag TARGET that refers to SOURCE
+    Tag { source: String, target: String },
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// (internal) the container's init, re-exec'd by `run`
     #[command(hide = true)]
     Init { fd: i32 },
 }
 
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Display detailed information on one or more images, as JSON
+    Inspect {
+        #[arg(required = true, value_name = "IMAGE")]
+        images: Vec<String>,
+    },
+}
+
 #[derive(Args)]
 #[command(
     disable_help_flag = true,
-    override_usage = "containr run [OPTIONS] --rootfs DIR COMMAND [ARG...]"
+    override_usage = "containr run [OPTIONS] IMAGE [COMMAND] [ARG...]\n       containr run [OPTIONS] --rootfs DIR COMMAND [ARG...]"
 )]
 struct RunArgs {
-    /// Root filesystem directory to run the container in
+    /// Root filesystem directory to run the container in (instead of an image)
     #[arg(long, value_name = "DIR")]
     rootfs: Option<PathBuf>,
+
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long, value_name = "string")]
+    entrypoint: Option<String>,
 
     /// Set environment variables (KEY=VALUE, or KEY to take the host's value)
     #[arg(short = 'e', long = "env", value_name = "list")]
@@ -112,9 +149,14 @@ struct RunArgs {
 
 impl From<RunArgs> for RunOptions {
     fn from(a: RunArgs) -> RunOptions {
+        // Without --rootfs, the first word is the image.
+        let mut command = a.command;
+        let image = (a.rootfs.is_none() && !command.is_empty()).then(|| command.remove(0));
         RunOptions {
             rootfs: a.rootfs,
-            command: a.command,
+            image,
+            entrypoint: a.entrypoint,
+            command,
             env: a.env,
             env_files: a.env_file,
             workdir: a.workdir,
@@ -143,24 +185,117 @@ fn main() -> ExitCode {
         log_level: cli.log_level,
         t0_ns,
     };
-    let result = match cli.command {
-        Command::Init { fd } => return exit(container::init::main(fd)),
-        Command::Run(args) => explain::install(&reporting)
-            .map_err(Error::Usage)
-            .and_then(|()| {
-                let global = Global {
-                    root: cli.root,
-                    reporting,
-                };
-                container::run(&(*args).into(), &global)
-            }),
-    };
+    if let Command::Init { fd } = cli.command {
+        return exit(container::init::main(fd));
+    }
+    let result = explain::install(&reporting)
+        .map_err(Error::Usage)
+        .and_then(|()| {
+            let global = Global {
+                root: cli.root,
+                reporting,
+            };
+            dispatch(cli.command, &global)
+        });
     match result {
         Ok(status) => exit(status),
         Err(e) => {
             eprintln!("{}", e.user_message());
             exit(e.exit_code())
         }
+    }
+}
+
+fn dispatch(command: Command, global: &Global) -> Result<i32, Error> {
+    let root = &global.root;
+    match command {
+        Command::Init { .. } => unreachable!("handled before"),
+        Command::Run(args) => container::run(&(*args).into(), global),
+        Command::Import { file, name } => {
+            require_root("import")?;
+            let id = image::import(root, &file, &name)?;
+            println!("{id}");
+            Ok(0)
+        }
+        Command::Images { quiet } => {
+            let rows = image::list(root)?;
+            if quiet {
+                for r in rows {
+                    println!("{}", image::short(&r.id));
+                }
+                return Ok(0);
+            }
+            let table: Vec<[String; 5]> = rows
+                .iter()
+                .map(|r| {
+                    [
+                        r.repository.clone(),
+                        r.tag.clone(),
+                        image::short(&r.id),
+                        image::ago(r.created.as_deref()),
+                        image::human_size(r.size),
+                    ]
+                })
+                .collect();
+            print_table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &table);
+            Ok(0)
+        }
+        Command::Rmi { images } => {
+            for name in images {
+                for gone in image::remove(root, &name)? {
+                    println!("Untagged: {gone}");
+                }
+            }
+            Ok(0)
+        }
+        Command::Tag { source, target } => {
+            image::tag(root, &source, &target)?;
+            Ok(0)
+        }
+        Command::Image(ImageCommand::Inspect { images }) => {
+            let all = images
+                .iter()
+                .map(|n| image::inspect(root, n))
+                .collect::<Result<Vec<_>, _>>()?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&all).expect("plain data")
+            );
+            Ok(0)
+        }
+    }
+}
+
+fn require_root(what: &'static str) -> Result<(), Error> {
+    if nix::unistd::geteuid().is_root() {
+        Ok(())
+    } else {
+        Err(Error::NotRoot(what))
+    }
+}
+
+/// Columns padded to their widest cell, three spaces apart, as docker's.
+fn print_table<const N: usize>(head: [&str; N], rows: &[[String; N]]) {
+    let mut width = head.map(str::len);
+    for r in rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == N {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}   ", w = width[i]));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(head.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
     }
 }
 

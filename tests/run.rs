@@ -541,7 +541,13 @@ fn bad_invocations_are_one_line_errors() {
         125,
         "unknown network mode",
     );
-    assert_fails(&sb.cmd(&["run", "true"]).output().unwrap(), 125, "--rootfs");
+    assert_fails(&sb.cmd(&["run"]).output().unwrap(), 125, "--rootfs");
+    // Without --rootfs, the first word is an image.
+    assert_fails(
+        &sb.cmd(&["run", "true"]).output().unwrap(),
+        125,
+        "No such image: true",
+    );
 }
 
 #[test]

@@ -99,6 +99,7 @@ fn start(config: &Config, channel: &Channel) -> Result<Pid, Error> {
         .collect();
     rootfs::enter(&rootfs::Plan {
         rootfs: &config.rootfs,
+        overlay: config.overlay.as_ref(),
         readonly: config.readonly,
         files: &files,
         workdir: &config.workdir,

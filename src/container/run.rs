@@ -34,6 +34,10 @@ pub struct Global {
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub rootfs: Option<PathBuf>,
+    /// The image to run, when not `--rootfs`.
+    pub image: Option<String>,
+    /// `--entrypoint`: replaces the image's Entrypoint (and drops its Cmd).
+    pub entrypoint: Option<String>,
     pub command: Vec<String>,
     pub env: Vec<String>,
     pub env_files: Vec<PathBuf>,
@@ -66,18 +70,31 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<i32, Error> {
     if !nix::unistd::geteuid().is_root() {
         return Err(Error::NotRoot("run"));
     }
-    let rootfs = check_rootfs(opts.rootfs.as_deref())?;
-    if opts.command.is_empty() {
+    let image = match &opts.image {
+        Some(name) => Some(crate::image::for_run(&global.root, name)?),
+        None => None,
+    };
+    let (rootfs, args) = match &image {
+        Some(img) => (
+            PathBuf::new(),
+            img.args(opts.entrypoint.as_deref(), &opts.command)?,
+        ),
+        None => (check_rootfs(opts.rootfs.as_deref())?, opts.command.clone()),
+    };
+    if args.is_empty() {
         return Err(ContainerError::NoCommand.into());
     }
     let network: Mode = opts.network.as_deref().unwrap_or("none").parse()?;
-    let user = opts
-        .user
-        .as_deref()
+    // -u and -w win over the image's User and WorkingDir.
+    let user = (opts.user.as_deref())
+        .or(image.as_ref().and_then(|i| i.user()))
         .map(UserSpec::parse)
         .transpose()
         .map_err(ContainerError::from)?;
-    let workdir = opts.workdir.clone().unwrap_or_else(|| "/".to_string());
+    let workdir = (opts.workdir.as_deref())
+        .or(image.as_ref().and_then(|i| i.workdir()))
+        .unwrap_or("/")
+        .to_string();
     if !workdir.starts_with('/') {
         return Err(ContainerError::RelativeWorkdir(workdir).into());
     }
@@ -90,8 +107,13 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<i32, Error> {
     let data = DataRoot::open(&global.root).map_err(ContainerError::from)?;
     data.reclaim_stale();
     let record = data
-        .create(opts.name.as_deref(), &rootfs, &opts.command)
+        .create(opts.name.as_deref(), &rootfs, &args)
         .map_err(ContainerError::from)?;
+    let rw = match &image {
+        Some(img) => Some(img.rw_layer(&record.id)?),
+        None => None,
+    };
+    let rootfs = rw.as_ref().map_or(rootfs, |rw| rw.mount_point());
     let hostname = opts
         .hostname
         .clone()
@@ -112,12 +134,18 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<i32, Error> {
         ),
     ];
 
+    // Docker's order: its defaults, the image's Env, then -e.
+    let image_env = image.as_ref().map(|i| i.env()).unwrap_or_default();
     let config = Config {
         id: record.id.clone(),
-        env: env::merge(env::defaults(&hostname, opts.tty), user_env),
+        env: env::merge(
+            env::merge(env::defaults(&hostname, opts.tty), image_env),
+            user_env,
+        ),
         hostname,
         rootfs,
-        args: opts.command.clone(),
+        overlay: rw.as_ref().map(|rw| rw.overlay.clone()),
+        args,
         workdir,
         user,
         tty: opts.tty,
@@ -129,6 +157,7 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<i32, Error> {
         next_step: 0,
     };
     let status = start_and_supervise(config)?;
+    drop(rw);
     step!("remove {} (the container's state)", record.path.display());
     drop(record);
     Ok(status)
@@ -137,7 +166,7 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<i32, Error> {
 fn check_rootfs(rootfs: Option<&Path>) -> Result<PathBuf, Error> {
     let Some(rootfs) = rootfs else {
         return Err(Error::Usage(
-            "containr run needs --rootfs DIR (running images is not supported yet)".into(),
+            "containr run needs an IMAGE or --rootfs DIR".into(),
         ));
     };
     match std::fs::metadata(rootfs) {

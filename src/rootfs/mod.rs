@@ -59,6 +59,8 @@ pub struct EtcFile<'a> {
 pub struct Plan<'a> {
     /// The root filesystem directory on the host (absolute).
     pub rootfs: &'a Path,
+    /// An image's overlay to mount on `rootfs` before using it.
+    pub overlay: Option<&'a crate::image::overlay::Overlay>,
     pub readonly: bool,
     pub files: &'a [EtcFile<'a>],
     /// The working directory inside the container; created if missing, as
@@ -90,6 +92,11 @@ pub fn enter(plan: &Plan<'_>) -> Result<(), Error> {
     .map_err(op_err("making / private", "/"))?;
 
     let root = plan.rootfs;
+    if let Some(overlay) = plan.overlay {
+        overlay
+            .mount(root)
+            .map_err(io_err("mounting the image's overlay on", root))?;
+    }
     step!(
         "mount({}, {}, MS_BIND|MS_REC): pivot_root needs the new root to be a mount point",
         root.display(),
