@@ -6,7 +6,7 @@
 //! the command cannot be executed, 127 when it cannot be found; otherwise a
 //! container exits with its command's status.
 
-use crate::{cas, container, image, namespace, network, rootfs};
+use crate::{cas, container, image, namespace, network, registry, rootfs};
 
 /// Docker's exit code for a failure of the runtime itself.
 pub const RUNTIME_ERROR: i32 = 125;
@@ -28,6 +28,8 @@ pub enum Error {
     Network(#[from] network::Error),
     #[error(transparent)]
     Image(#[from] image::Error),
+    #[error(transparent)]
+    Registry(#[from] registry::Error),
     /// Reported by the container's init, already worded by one of the
     /// variants above on that side of the control channel.
     #[error("{message}")]

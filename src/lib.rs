@@ -12,6 +12,7 @@
 //! - [`cas`]: the content-addressed blob store.
 //! - [`image`]: image names, layer snapshots and the overlay a container
 //!   runs on.
+//! - [`registry`]: pulling images from OCI registries.
 //! - [`explain`]: the numbered walkthrough of `--explain`, built on tracing.
 //! - [`error`]: the one place where errors become user messages and exit codes.
 
@@ -22,6 +23,7 @@ pub mod explain;
 pub mod image;
 pub mod namespace;
 pub mod network;
+pub mod registry;
 pub mod rootfs;
 
 pub use error::Error;

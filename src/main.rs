@@ -7,7 +7,7 @@ use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use containr::container::{self, Global, RunOptions};
 use containr::error::{Error, RUNTIME_ERROR};
 use containr::explain::{self, Reporting};
-use containr::image;
+use containr::{image, registry};
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +35,10 @@ struct Cli {
     #[arg(long, global = true)]
     explain: bool,
 
+    /// A registry (host[:port]) to reach over plain http (loopback ones always are)
+    #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
+    insecure_registry: Vec<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -43,6 +47,39 @@ struct Cli {
 enum Command {
     /// Create and run a new container
     Run(Box<RunArgs>),
+    /// Download an image from a registry
+    Pull {
+        /// Image name: alpine, alpine:3.20, host:port/ns/repo:tag, repo@sha256:...
+        name: String,
+        /// Platform of a multi-platform image (os/arch[/variant]; default: this host's)
+        #[arg(long, value_name = "string")]
+        platform: Option<String>,
+        /// Suppress progress output
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Log in to a registry (credentials go to ~/.docker/config.json)
+    Login {
+        /// Registry (host[:port]); Docker Hub if omitted
+        server: Option<String>,
+        #[arg(short, long)]
+        username: String,
+        /// Password (or use --password-stdin)
+        #[arg(short, long)]
+        password: Option<String>,
+        /// Read the password from stdin
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Log out from a registry
+    Logout {
+        /// Registry (host[:port]); Docker Hub if omitted
+        server: Option<String>,
+    },
+    /// Remove blobs and snapshots that no image uses
+    Gc,
+    /// Re-hash the image store and report corruption
+    Verify,
     /// Import a root filesystem tarball (tar, tar.gz, tar.zst) as an image
     Import {
         /// The tarball
@@ -93,6 +130,18 @@ struct RunArgs {
     /// Overwrite the default ENTRYPOINT of the image
     #[arg(long, value_name = "string")]
     entrypoint: Option<String>,
+
+    /// Platform if the image is pulled (os/arch[/variant])
+    #[arg(long, value_name = "string")]
+    platform: Option<String>,
+
+    /// Suppress the pull output
+    #[arg(short = 'q', long)]
+    quiet: bool,
+
+    /// Pull the image before running: missing, never, always
+    #[arg(long, value_name = "string", default_value = "missing")]
+    pull: String,
 
     /// Set environment variables (KEY=VALUE, or KEY to take the host's value)
     #[arg(short = 'e', long = "env", value_name = "list")]
@@ -156,6 +205,9 @@ impl From<RunArgs> for RunOptions {
             rootfs: a.rootfs,
             image,
             entrypoint: a.entrypoint,
+            platform: a.platform,
+            quiet: a.quiet,
+            pull: a.pull,
             command,
             env: a.env,
             env_files: a.env_file,
@@ -194,6 +246,7 @@ fn main() -> ExitCode {
             let global = Global {
                 root: cli.root,
                 reporting,
+                insecure_registries: cli.insecure_registry,
             };
             dispatch(cli.command, &global)
         });
@@ -211,6 +264,94 @@ fn dispatch(command: Command, global: &Global) -> Result<i32, Error> {
     match command {
         Command::Init { .. } => unreachable!("handled before"),
         Command::Run(args) => container::run(&(*args).into(), global),
+        Command::Pull {
+            name,
+            platform,
+            quiet,
+        } => {
+            require_root("pull")?;
+            let opts = registry::PullOptions {
+                platform,
+                insecure: global.insecure_registries.clone(),
+                progress: if quiet {
+                    registry::progress::Mode::Quiet
+                } else {
+                    registry::progress::Mode::Auto { stdout: true }
+                },
+                ..Default::default()
+            };
+            let pulled = registry::pull(root, &name, &opts)?;
+            println!("{}", pulled.name);
+            Ok(0)
+        }
+        Command::Login {
+            server,
+            username,
+            password,
+            password_stdin,
+        } => {
+            let password = match (password, password_stdin) {
+                (Some(p), false) => p,
+                (None, true) => {
+                    let mut p = String::new();
+                    std::io::stdin()
+                        .read_line(&mut p)
+                        .map_err(|e| Error::Usage(format!("reading the password: {e}")))?;
+                    p.trim_end_matches(['\n', '\r']).to_string()
+                }
+                _ => {
+                    return Err(Error::Usage(
+                        "containr login needs exactly one of --password and --password-stdin"
+                            .into(),
+                    ));
+                }
+            };
+            let server = registry_domain(server)?;
+            let creds = registry::auth::Credentials { username, password };
+            registry::login(&server, &creds, &global.insecure_registries)?;
+            println!("Login Succeeded");
+            Ok(0)
+        }
+        Command::Logout { server } => {
+            let server = registry_domain(server)?;
+            if registry::auth::store(&registry::auth::config_path(), &server, None)? {
+                println!("Removing login credentials for {server}");
+            } else {
+                println!("Not logged in to {server}");
+            }
+            Ok(0)
+        }
+        Command::Gc => {
+            require_root("gc")?;
+            let swept = image::gc::gc(root)?;
+            for b in &swept.blobs {
+                println!("Deleted blob: {b}");
+            }
+            for s in &swept.snapshots {
+                println!("Deleted snapshot: sha256:{s}");
+            }
+            for p in &swept.other {
+                println!("Deleted leftover: {}", p.display());
+            }
+            println!("Total reclaimed space: {}", image::human_size(swept.bytes));
+            Ok(0)
+        }
+        Command::Verify => {
+            let (problems, blobs) = image::gc::verify(root)?;
+            for p in &problems {
+                println!("{p}");
+            }
+            if problems.is_empty() {
+                println!("{blobs} blobs verified, no problems");
+                Ok(0)
+            } else {
+                eprintln!(
+                    "containr: {} problem(s) found in the image store",
+                    problems.len()
+                );
+                Ok(1)
+            }
+        }
         Command::Import { file, name } => {
             require_root("import")?;
             let id = image::import(root, &file, &name)?;
@@ -264,6 +405,20 @@ fn dispatch(command: Command, global: &Global) -> Result<i32, Error> {
             Ok(0)
         }
     }
+}
+
+/// A registry as `login`/`logout` name it: a domain, Docker Hub by default.
+fn registry_domain(server: Option<String>) -> Result<String, Error> {
+    let Some(s) = server else {
+        return Ok(image::reference::DOCKER_HUB.to_string());
+    };
+    let s = s
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    // Parsed as the domain of a reference, with docker's normalization.
+    let r = image::reference::Reference::parse(&format!("{s}/x")).map_err(image::Error::from)?;
+    Ok(r.domain)
 }
 
 fn require_root(what: &'static str) -> Result<(), Error> {

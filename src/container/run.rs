@@ -28,6 +28,8 @@ pub struct Global {
     /// containr's data root.
     pub root: PathBuf,
     pub reporting: Reporting,
+    /// Registries reached over plain http (`--insecure-registry`).
+    pub insecure_registries: Vec<String>,
 }
 
 /// What the user asked `containr run` for, as given on the command line.
@@ -38,6 +40,12 @@ pub struct RunOptions {
     pub image: Option<String>,
     /// `--entrypoint`: replaces the image's Entrypoint (and drops its Cmd).
     pub entrypoint: Option<String>,
+    /// `--platform` of an image pulled by `run`.
+    pub platform: Option<String>,
+    /// `-q`: no pull progress.
+    pub quiet: bool,
+    /// `--pull`: `missing` (the default), `never` or `always`.
+    pub pull: String,
     pub command: Vec<String>,
     pub env: Vec<String>,
     pub env_files: Vec<PathBuf>,
@@ -71,7 +79,24 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<i32, Error> {
         return Err(Error::NotRoot("run"));
     }
     let image = match &opts.image {
-        Some(name) => Some(crate::image::for_run(&global.root, name)?),
+        Some(name) => {
+            let pull = crate::registry::PullOptions {
+                platform: opts.platform.clone(),
+                insecure: global.insecure_registries.clone(),
+                progress: if opts.quiet {
+                    crate::registry::progress::Mode::Quiet
+                } else {
+                    crate::registry::progress::Mode::Auto { stdout: false }
+                },
+                ..Default::default()
+            };
+            Some(crate::registry::for_run(
+                &global.root,
+                name,
+                &opts.pull,
+                &pull,
+            )?)
+        }
         None => None,
     };
     let (rootfs, args) = match &image {

@@ -8,6 +8,7 @@
 //! - [`overlay`]: a container's overlay over an image's snapshots.
 
 pub mod config;
+pub mod gc;
 pub mod overlay;
 pub mod reference;
 pub mod store;
@@ -118,11 +119,15 @@ pub struct RunImage {
     pub snapshot_base: PathBuf,
     data_root: PathBuf,
     pub config: RunConfig,
+    /// Keeps gc away until the container's writable layer records which
+    /// snapshots it uses.
+    guard: std::cell::Cell<Option<store::IndexLock>>,
 }
 
 /// Find `name` in the store and make sure its layers are unpacked.
 pub fn for_run(data_root: &Path, name: &str) -> Result<RunImage, Error> {
     let images = Images::open(data_root)?;
+    let guard = images.gc_guard(false)?;
     let found = find(&images, name)?;
     let snapshots = images.snapshots(&found.image)?;
     Ok(RunImage {
@@ -131,6 +136,7 @@ pub fn for_run(data_root: &Path, name: &str) -> Result<RunImage, Error> {
         snapshot_base: images.snapshot_dir(),
         data_root: images.data_root().to_path_buf(),
         config: found.image.config.config.clone().unwrap_or_default(),
+        guard: std::cell::Cell::new(Some(guard)),
     })
 }
 
@@ -159,8 +165,11 @@ impl RunImage {
     /// The container's writable layer over this image.
     pub fn rw_layer(&self, id: &str) -> Result<overlay::RwLayer, Error> {
         let dir = self.data_root.join("rw").join(id);
-        overlay::RwLayer::create(&self.data_root, &self.snapshot_base, id, &self.snapshots)
-            .map_err(io_err(&dir))
+        let rw =
+            overlay::RwLayer::create(&self.data_root, &self.snapshot_base, id, &self.snapshots)
+                .map_err(io_err(&dir))?;
+        drop(self.guard.take());
+        Ok(rw)
     }
 }
 

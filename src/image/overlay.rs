@@ -118,6 +118,8 @@ impl RwLayer {
         for sub in ["upper", "work", "merged"] {
             std::fs::create_dir(dir.join(sub))?;
         }
+        // What `gc` must keep while this container runs.
+        std::fs::write(dir.join("layers"), layer.overlay.lower.join("\n"))?;
         Ok(layer)
     }
 

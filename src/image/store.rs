@@ -86,6 +86,26 @@ impl Images {
         Ok(IndexLock { _lock: lock })
     }
 
+    /// Held shared by a pull (from its first blob until the image is
+    /// named) and exclusively by `gc`, so gc never sweeps a blob or
+    /// snapshot a pull is about to name.
+    pub fn gc_guard(&self, exclusive: bool) -> Result<IndexLock, Error> {
+        let path = self.root.join("images/gc.lock");
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        let how = if exclusive {
+            nix::fcntl::FlockArg::LockExclusive
+        } else {
+            nix::fcntl::FlockArg::LockShared
+        };
+        let lock = nix::fcntl::Flock::lock(f, how).map_err(|(_, e)| io_err(&path)(e.into()))?;
+        Ok(IndexLock { _lock: lock })
+    }
+
     /// Every name and the manifest it points to.
     pub fn index(&self) -> Result<BTreeMap<String, Digest>, Error> {
         let path = self.index_path();

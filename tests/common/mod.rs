@@ -2,6 +2,8 @@
 //! user would, as root, and check its effects on the host.
 #![allow(dead_code)]
 
+pub mod registry;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
