@@ -76,6 +76,20 @@ enum Command {
         /// Registry (host[:port]); Docker Hub if omitted
         server: Option<String>,
     },
+    /// Load images from a tar archive (docker save's format or an OCI layout)
+    Load {
+        /// The archive (tar, tar.gz, tar.zst)
+        #[arg(short, long, value_name = "FILE")]
+        input: PathBuf,
+    },
+    /// Save images to a tar archive (an OCI layout with docker's manifest.json)
+    Save {
+        /// Write to this file instead of stdout
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        #[arg(required = true, value_name = "IMAGE")]
+        images: Vec<String>,
+    },
     /// Remove blobs and snapshots that no image uses
     Gc,
     /// Re-hash the image store and report corruption
@@ -318,6 +332,47 @@ fn dispatch(command: Command, global: &Global) -> Result<i32, Error> {
                 println!("Removing login credentials for {server}");
             } else {
                 println!("Not logged in to {server}");
+            }
+            Ok(0)
+        }
+        Command::Load { input } => {
+            require_root("load")?;
+            for name in image::archive::load(root, &input)? {
+                println!("Loaded image: {name}");
+            }
+            Ok(0)
+        }
+        Command::Save { output, images } => {
+            match output {
+                Some(path) => {
+                    // Written beside the target and renamed: no half file.
+                    let tmp = path.with_extension("containr-tmp");
+                    let result = std::fs::File::create(&tmp)
+                        .map_err(|e| Error::Usage(format!("{}: {e}", tmp.display())))
+                        .and_then(|mut f| {
+                            image::archive::save(root, &images, &mut f)?;
+                            f.sync_all()
+                                .map_err(|e| Error::Usage(format!("{}: {e}", tmp.display())))
+                        })
+                        .and_then(|()| {
+                            std::fs::rename(&tmp, &path)
+                                .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))
+                        });
+                    if result.is_err() {
+                        let _ = std::fs::remove_file(&tmp);
+                    }
+                    result?;
+                }
+                None => {
+                    use std::io::IsTerminal;
+                    if std::io::stdout().is_terminal() {
+                        return Err(Error::Usage(
+                            "refusing to write a tar to a terminal: use -o FILE or a redirect"
+                                .into(),
+                        ));
+                    }
+                    image::archive::save(root, &images, &mut std::io::stdout().lock())?;
+                }
             }
             Ok(0)
         }

@@ -506,3 +506,126 @@ fn a_pull_killed_half_way_resumes_with_range() {
     assert_eq!(run(&sb, &[&name]).trim(), (noise.len()).to_string());
     assert_verified(&sb);
 }
+
+#[test]
+fn load_and_save_round_trip_docker_archives_and_oci_layouts() {
+    let sb = Sandbox::new();
+    let mut layout = Layout::new(&sb.dir.path().join("oci"));
+    let m = layout.image(
+        &[
+            (tar_dir(&sb.rootfs), Compression::Gzip),
+            (tar_of(&[("etc/loaded", Some(b"yes"))]), Compression::Gzip),
+        ],
+        json!({"Cmd": ["cat", "/etc/loaded"]}),
+        "amd64",
+    );
+    layout.tag("loaded/oci:1", &m);
+    // An OCI layout as a tar.
+    let oci_tar = sb.dir.path().join("oci.tar");
+    let status = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&layout.dir)
+        .arg("-cf")
+        .arg(&oci_tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(
+        sb.containr_ok(&["load", "-i", oci_tar.to_str().unwrap()]),
+        "Loaded image: docker.io/loaded/oci:1\n"
+    );
+    assert_eq!(run(&sb, &["loaded/oci:1"]), "yes");
+    // What `docker save` writes, as skopeo writes it (uncompressed layers).
+    let archive = sb.dir.path().join("docker.tar");
+    let out = std::process::Command::new("skopeo")
+        .args(["copy", "-q"])
+        .arg(format!("oci:{}:loaded/oci:1", layout.dir.display()))
+        .arg(format!(
+            "docker-archive:{}:loaded/docker:2",
+            archive.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        sb.containr_ok(&["load", "-i", archive.to_str().unwrap()]),
+        "Loaded image: docker.io/loaded/docker:2\n"
+    );
+    assert_eq!(run(&sb, &["loaded/docker:2"]), "yes");
+    // Only blobs were stored: gc finds nothing to sweep.
+    let swept = sb.containr_ok(&["gc"]);
+    assert!(!swept.contains("Deleted blob"), "{swept}");
+    // save, then load into an empty store.
+    let saved = sb.dir.path().join("saved.tar");
+    sb.containr_ok(&["save", "-o", saved.to_str().unwrap(), "loaded/oci:1"]);
+    let other = sb.dir.path().join("other-root");
+    let load = std::process::Command::new(common::BIN)
+        .arg("--root")
+        .arg(&other)
+        .args(["load", "-i", saved.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        load.status.success(),
+        "{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    let ids = |root: &Path| {
+        let out = std::process::Command::new(common::BIN)
+            .arg("--root")
+            .arg(root)
+            .args(["images", "-q"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(ids(&sb.data).contains(ids(&other).trim()));
+    // skopeo reads what save wrote, both ways.
+    for transport in ["docker-archive", "oci-archive"] {
+        let out = std::process::Command::new("skopeo")
+            .args(["inspect", "--raw"])
+            .arg(format!("{transport}:{}", saved.display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{transport}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A tar whose blob does not match its name stores nothing.
+    let bad = sb.dir.path().join("bad.tar");
+    let blob = std::fs::read_dir(layout.dir.join("blobs/sha256"))
+        .unwrap()
+        .flatten()
+        .max_by_key(|e| e.metadata().unwrap().len())
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&blob).unwrap();
+    bytes[100] ^= 1;
+    std::fs::write(&blob, bytes).unwrap();
+    let status = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&layout.dir)
+        .arg("-cf")
+        .arg(&bad)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let before = blob_count(&sb);
+    assert_fails(
+        &sb.cmd(&["load", "-i", bad.to_str().unwrap()])
+            .output()
+            .unwrap(),
+        125,
+        "digest mismatch",
+    );
+    assert_eq!(blob_count(&sb), before);
+    assert_verified(&sb);
+}

@@ -7,6 +7,7 @@
 //! - [`store`]: the name index and the diff-id snapshots;
 //! - [`overlay`]: a container's overlay over an image's snapshots.
 
+pub mod archive;
 pub mod config;
 pub mod gc;
 pub mod overlay;
@@ -40,6 +41,8 @@ pub enum Error {
         what: String,
         source: serde_json::Error,
     },
+    #[error("{file}: {reason}")]
+    Archive { file: PathBuf, reason: String },
     #[error("No such image: {0}")]
     NotFound(String),
     #[error("image id {0:?} is ambiguous: it matches several images")]
@@ -223,12 +226,14 @@ pub fn import(data_root: &Path, file: &Path, name: &str) -> Result<Digest, Error
             digest: config_digest.clone(),
             size: config_bytes.len() as u64,
             platform: None,
+            annotations: Default::default(),
         },
         layers: vec![config::Descriptor {
             media_type: media_type.into(),
             size: images.cas.size(&blob)?,
             digest: blob,
             platform: None,
+            annotations: Default::default(),
         }],
     };
     let manifest_digest = images

@@ -193,6 +193,20 @@ impl Images {
         Ok((blobs, snapshots))
     }
 
+    /// Remove `blobs` and `snapshots` (diff-ids) that a failed pull or
+    /// load stored, unless an image uses them: a failure leaves nothing.
+    pub fn take_back(&self, blobs: &[Digest], snapshots: &[Digest]) {
+        let Ok((used_blobs, used_snapshots)) = self.referenced() else {
+            return;
+        };
+        for b in blobs.iter().filter(|b| !used_blobs.contains(b)) {
+            let _ = self.cas.remove(b);
+        }
+        for s in snapshots.iter().filter(|s| !used_snapshots.contains(s)) {
+            let _ = fs::remove_dir_all(self.snapshot_path(s));
+        }
+    }
+
     pub fn snapshot_dir(&self) -> PathBuf {
         self.root.join("snapshots")
     }

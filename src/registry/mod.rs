@@ -142,19 +142,10 @@ impl Stored {
     /// Remove what this pull stored that no image names: a failed pull
     /// leaves nothing but partial downloads (kept to resume).
     fn undo(&self, images: &Images) {
-        let Ok((blobs, snapshots)) = images.referenced() else {
-            return;
-        };
-        for b in self.blobs.lock().expect("not poisoned").iter() {
-            if !blobs.contains(b) {
-                let _ = images.cas.remove(b);
-            }
-        }
-        for s in self.snapshots.lock().expect("not poisoned").iter() {
-            if !snapshots.contains(s) {
-                let _ = std::fs::remove_dir_all(images.snapshot_path(s));
-            }
-        }
+        images.take_back(
+            &self.blobs.lock().expect("not poisoned"),
+            &self.snapshots.lock().expect("not poisoned"),
+        );
     }
 }
 

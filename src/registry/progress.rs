@@ -33,7 +33,7 @@ fn line(stdout: bool, text: &str) {
 
 /// The progress of one layer.
 pub enum Layer {
-    Bar(ProgressBar),
+    Bar(ProgressBar, MultiProgress, String),
     Line(String, bool),
     Quiet,
 }
@@ -77,7 +77,7 @@ impl Progress {
                 );
                 bar.set_prefix(id.to_string());
                 bar.set_message("Downloading");
-                Layer::Bar(bar)
+                Layer::Bar(bar, m.clone(), id.to_string())
             }
             Progress::Lines { stdout } => {
                 line(*stdout, &format!("{id}: Downloading ({size} bytes)"));
@@ -90,14 +90,14 @@ impl Progress {
 
 impl Layer {
     pub fn advance(&self, n: u64) {
-        if let Layer::Bar(b) = self {
+        if let Layer::Bar(b, ..) = self {
             b.inc(n);
         }
     }
 
     /// Bytes already there when a download resumes.
     pub fn set_position(&self, n: u64) {
-        if let Layer::Bar(b) = self {
+        if let Layer::Bar(b, ..) = self {
             b.set_position(n);
         }
     }
@@ -105,7 +105,7 @@ impl Layer {
     /// A new phase (`Extracting`) or the end (`Pull complete`).
     pub fn state(&self, text: &str) {
         match self {
-            Layer::Bar(b) => b.set_message(text.to_string()),
+            Layer::Bar(b, ..) => b.set_message(text.to_string()),
             Layer::Line(id, stdout) => line(*stdout, &format!("{id}: {text}")),
             Layer::Quiet => {}
         }
@@ -113,7 +113,13 @@ impl Layer {
 
     pub fn finish(&self, text: &str) {
         match self {
-            Layer::Bar(b) => b.finish_with_message(text.to_string()),
+            // The bar gives way to a plain line that stays in the
+            // scrollback whatever the terminal does with redraws.
+            Layer::Bar(b, m, id) => {
+                b.finish_and_clear();
+                m.remove(b);
+                let _ = m.println(format!("{id}: {text}"));
+            }
             Layer::Line(id, stdout) => line(*stdout, &format!("{id}: {text}")),
             Layer::Quiet => {}
         }
