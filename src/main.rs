@@ -90,6 +90,14 @@ enum Command {
         #[arg(required = true, value_name = "IMAGE")]
         images: Vec<String>,
     },
+    /// Export a running container's filesystem as a tar archive
+    Export {
+        /// Write to this file instead of stdout
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Container name or id
+        container: String,
+    },
     /// Remove blobs and snapshots that no image uses
     Gc,
     /// Re-hash the image store and report corruption
@@ -343,37 +351,11 @@ fn dispatch(command: Command, global: &Global) -> Result<i32, Error> {
             Ok(0)
         }
         Command::Save { output, images } => {
-            match output {
-                Some(path) => {
-                    // Written beside the target and renamed: no half file.
-                    let tmp = path.with_extension("containr-tmp");
-                    let result = std::fs::File::create(&tmp)
-                        .map_err(|e| Error::Usage(format!("{}: {e}", tmp.display())))
-                        .and_then(|mut f| {
-                            image::archive::save(root, &images, &mut f)?;
-                            f.sync_all()
-                                .map_err(|e| Error::Usage(format!("{}: {e}", tmp.display())))
-                        })
-                        .and_then(|()| {
-                            std::fs::rename(&tmp, &path)
-                                .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))
-                        });
-                    if result.is_err() {
-                        let _ = std::fs::remove_file(&tmp);
-                    }
-                    result?;
-                }
-                None => {
-                    use std::io::IsTerminal;
-                    if std::io::stdout().is_terminal() {
-                        return Err(Error::Usage(
-                            "refusing to write a tar to a terminal: use -o FILE or a redirect"
-                                .into(),
-                        ));
-                    }
-                    image::archive::save(root, &images, &mut std::io::stdout().lock())?;
-                }
-            }
+            write_tar(output, |out| image::archive::save(root, &images, out))?;
+            Ok(0)
+        }
+        Command::Export { output, container } => {
+            write_tar(output, |out| image::export::export(root, &container, out))?;
             Ok(0)
         }
         Command::Gc => {
@@ -460,6 +442,36 @@ fn dispatch(command: Command, global: &Global) -> Result<i32, Error> {
             Ok(0)
         }
     }
+}
+
+/// Write a tar made by `write` to `output` (through a temporary file
+/// renamed at the end: never half a file) or to stdout (not a terminal).
+fn write_tar(
+    output: Option<PathBuf>,
+    write: impl FnOnce(&mut dyn std::io::Write) -> Result<(), image::Error>,
+) -> Result<(), Error> {
+    let Some(path) = output else {
+        use std::io::IsTerminal;
+        if std::io::stdout().is_terminal() {
+            return Err(Error::Usage(
+                "refusing to write a tar to a terminal: use -o FILE or a redirect".into(),
+            ));
+        }
+        return Ok(write(&mut std::io::stdout().lock())?);
+    };
+    let tmp = path.with_extension("containr-tmp");
+    let io = |p: &std::path::Path, e: std::io::Error| Error::Usage(format!("{}: {e}", p.display()));
+    let result = std::fs::File::create(&tmp)
+        .map_err(|e| io(&tmp, e))
+        .and_then(|mut f| {
+            write(&mut f)?;
+            f.sync_all().map_err(|e| io(&tmp, e))
+        })
+        .and_then(|()| std::fs::rename(&tmp, &path).map_err(|e| io(&path, e)));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// A registry as `login`/`logout` name it: a domain, Docker Hub by default.

@@ -242,3 +242,73 @@ fn layers_that_write_outside_are_refused_and_nothing_is_stored() {
         assert_eq!(sb.containr_ok(&["images", "-q"]), "");
     }
 }
+
+#[test]
+fn export_writes_a_running_containers_merged_filesystem() {
+    let sb = Sandbox::new();
+    import(&sb, "rootfs.tar.gz", "busybox:1");
+    let mut child = sb
+        .cmd(&[
+            "run",
+            "--name",
+            "exp",
+            "busybox:1",
+            "sh",
+            "-c",
+            "echo new > /new; rm /bin/ls; touch /ready; exec sleep 30",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !sb
+        .entries("rw")
+        .iter()
+        .any(|id| sb.data.join("rw").join(id).join("upper/ready").exists())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container never got ready"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let tarball = sb.dir.path().join("exp.tar");
+    sb.containr_ok(&["export", "-o", tarball.to_str().unwrap(), "exp"]);
+    // SIGTERM to containr run reaches the command.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    let mut names = Vec::new();
+    let mut archive = tar::Archive::new(std::fs::File::open(&tarball).unwrap());
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        if name == "new" {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut e, &mut s).unwrap();
+            assert_eq!(s, "new\n");
+        }
+        names.push(name);
+    }
+    assert!(names.contains(&"new".to_string()), "{names:?}");
+    assert!(names.contains(&"bin/sh".to_string()), "{names:?}");
+    assert!(
+        !names.contains(&"bin/ls".to_string()),
+        "the whiteout hides it"
+    );
+    assert_eq!(
+        names.iter().filter(|n| *n == "bin").count(),
+        1,
+        "one entry per path"
+    );
+    assert_fails(
+        &sb.cmd(&["export", "-o", tarball.to_str().unwrap(), "nope"])
+            .output()
+            .unwrap(),
+        125,
+        "No such container: nope",
+    );
+}

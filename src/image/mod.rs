@@ -9,6 +9,7 @@
 
 pub mod archive;
 pub mod config;
+pub mod export;
 pub mod gc;
 pub mod overlay;
 pub mod reference;
@@ -43,6 +44,8 @@ pub enum Error {
     },
     #[error("{file}: {reason}")]
     Archive { file: PathBuf, reason: String },
+    #[error("No such container: {0}")]
+    NoContainer(String),
     #[error("No such image: {0}")]
     NotFound(String),
     #[error("image id {0:?} is ambiguous: it matches several images")]
