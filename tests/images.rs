@@ -240,6 +240,7 @@ fn layers_that_write_outside_are_refused_and_nothing_is_stored() {
             "case {i} left a snapshot"
         );
         assert_eq!(sb.containr_ok(&["images", "-q"]), "");
+        assert!(sb.containr_ok(&["verify"]).ends_with("no problems\n"));
     }
 }
 

@@ -248,7 +248,31 @@ fn images_sharing_a_base_layer_store_and_unpack_it_once() {
         layout.tag(app, &m);
         reg.push(&layout.dir, app, &format!("test/{app}:1"), false);
     }
-    pull_ok(&sb, &format!("{}/test/one:1", reg.host));
+    // Concurrent pulls of the same image and of another sharing its base.
+    let names = [
+        format!("{}/test/one:1", reg.host),
+        format!("{}/test/one:1", reg.host),
+        format!("{}/test/two:1", reg.host),
+    ];
+    let children: Vec<_> = names
+        .iter()
+        .map(|n| {
+            sb.cmd(&["pull", "-q", n])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_verified(&sb);
     let second = pull_ok(&sb, &format!("{}/test/two:1", reg.host));
     assert!(second.contains("Already exists"), "{second}");
     // base + two tops; 3 layer blobs + 2 configs + 2 manifests.
@@ -324,6 +348,34 @@ fn token_auth_login_and_logout() {
         &cmd(&["pull", &format!("{name}-other")]),
         125,
         "unauthorized",
+    );
+
+    // Basic auth, credentials from the same config file.
+    let basic = Proxy::start(
+        &reg.host,
+        ProxyConfig {
+            basic_auth: Some(("bob".into(), "pw".into())),
+            ..Default::default()
+        },
+    );
+    let name = format!("{}/private/app:1", basic.host);
+    assert_fails(&cmd(&["pull", &name]), 125, "unauthorized");
+    assert_fails(
+        &cmd(&["login", "-u", "bob", "-p", "nope", &basic.host]),
+        125,
+        "wrong user or password",
+    );
+    let out = cmd(&["login", "-u", "bob", "-p", "pw", &basic.host]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cmd(&["pull", &name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     assert_verified(&sb);
 }

@@ -18,7 +18,8 @@
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -256,16 +257,39 @@ impl Store {
     /// be saved), and [`BlobWriter::written`] says where to resume. Unlike
     /// [`Store::writer`], dropping it uncommitted keeps what was written, for
     /// the next try; [`BlobWriter::discard`] removes it.
-    pub fn resumable(&self, expected: Expected) -> Result<BlobWriter, Error> {
+    ///
+    /// The partial file is `flock`ed for as long as the writer lives, so a
+    /// concurrent download of the same blob (another pull, or another
+    /// thread) waits for this one instead of writing into the same file;
+    /// `None` when, once the lock is had, the blob turns out to be stored.
+    pub fn resumable(&self, expected: Expected) -> Result<Option<BlobWriter>, Error> {
         let path = self.root.join("partial").join(expected.digest.hex());
-        let mut file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .open(&path)
-            .map_err(io_err(&path))?;
+        let mut file = loop {
+            let file = File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o644)
+                .open(&path)
+                .map_err(io_err(&path))?;
+            // SAFETY: flock on a descriptor we own; blocks until granted.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+                return Err(io_err(&path)(io::Error::last_os_error()));
+            }
+            if self.contains(&expected.digest) {
+                return Ok(None);
+            }
+            // The holder before us may have committed (renamed) the file we
+            // opened, or discarded it: lock the file the path names now.
+            let same = fs::metadata(&path)
+                .ok()
+                .zip(file.metadata().ok())
+                .is_some_and(|(a, b)| a.ino() == b.ino() && a.dev() == b.dev());
+            if same {
+                break file;
+            }
+        };
         let mut hasher = Sha256::new();
         let mut written = 0u64;
         let mut buf = vec![0u8; 256 * 1024];
@@ -290,7 +314,7 @@ impl Store {
             // Cannot be the blob's prefix: start over.
             w.restart()?;
         }
-        Ok(w)
+        Ok(Some(w))
     }
 
     /// Remove blob `d` (no error if it is not there).
@@ -544,14 +568,16 @@ mod tests {
             digest: Digest::of(&data),
             size: data.len() as u64,
         };
-        let mut w = s.resumable(exp.clone()).unwrap();
+        let mut w = s.resumable(exp.clone()).unwrap().unwrap();
         w.write_all(&data[..300]).unwrap();
         drop(w); // interrupted
-        let mut w = s.resumable(exp.clone()).unwrap();
+        let mut w = s.resumable(exp.clone()).unwrap().unwrap();
         assert_eq!(w.written(), 300);
         w.write_all(&data[300..]).unwrap();
         assert_eq!(w.commit().unwrap(), exp.digest);
         assert!(s.leftovers().is_empty());
+        // Stored meanwhile: nothing to download.
+        assert!(s.resumable(exp.clone()).unwrap().is_none());
         assert_eq!(s.rehash(&exp.digest).unwrap(), exp.digest);
     }
 }

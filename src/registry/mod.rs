@@ -399,13 +399,17 @@ fn download(
         digest: digest.clone(),
         source,
     };
-    let mut w = images
+    let Some(mut w) = images
         .cas
         .resumable(Expected {
             digest: digest.clone(),
             size: desc.size,
         })
-        .map_err(blob_err)?;
+        .map_err(blob_err)?
+    else {
+        // Another pull stored it while we waited for its lock.
+        return Ok(());
+    };
     if w.written() < desc.size {
         let offset = w.written();
         step!(

@@ -276,6 +276,8 @@ pub struct ProxyConfig {
     pub throttle: Option<Duration>,
     /// Answer every manifest request with this (Content-Type, body).
     pub manifest: Option<(String, Vec<u8>)>,
+    /// Basic auth: `(user, password)` every registry request must carry.
+    pub basic_auth: Option<(String, String)>,
 }
 
 /// An HTTP proxy on 127.0.0.1 in front of a registry.
@@ -399,6 +401,21 @@ fn serve(
                 &[format!(
                     r#"WWW-Authenticate: Bearer realm="http://{me}/token",service="containr-test",scope="repository:x:pull""#
                 )],
+                br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+            );
+            return Ok(());
+        }
+    }
+    if let Some((user, pass)) = &config.basic_auth {
+        let want = format!(
+            "Basic {}",
+            containr::registry::auth::base64_encode(format!("{user}:{pass}").as_bytes())
+        );
+        if header("authorization").as_deref() != Some(want.as_str()) {
+            respond(
+                &mut conn,
+                "401 Unauthorized",
+                &[r#"WWW-Authenticate: Basic realm="containr-test""#.to_string()],
                 br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
             );
             return Ok(());
