@@ -80,16 +80,11 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<i32, Error> {
     }
     let image = match &opts.image {
         Some(name) => {
-            let pull = crate::registry::PullOptions {
-                platform: opts.platform.clone(),
-                insecure: global.insecure_registries.clone(),
-                progress: if opts.quiet {
-                    crate::registry::progress::Mode::Quiet
-                } else {
-                    crate::registry::progress::Mode::Auto { stdout: false }
-                },
-                ..Default::default()
-            };
+            let pull = crate::registry::PullOptions::for_run(
+                opts.platform.clone(),
+                opts.quiet,
+                &global.insecure_registries,
+            );
             Some(crate::registry::for_run(
                 &global.root,
                 name,

@@ -105,6 +105,23 @@ impl Default for PullOptions {
     }
 }
 
+impl PullOptions {
+    /// How `run` pulls a missing image: progress on stderr, as stdout is
+    /// the container's.
+    pub fn for_run(platform: Option<String>, quiet: bool, insecure: &[String]) -> PullOptions {
+        PullOptions {
+            platform,
+            insecure: insecure.to_vec(),
+            progress: if quiet {
+                progress::Mode::Quiet
+            } else {
+                progress::Mode::Auto { stdout: false }
+            },
+            ..Default::default()
+        }
+    }
+}
+
 /// What a pull stored.
 pub struct Pulled {
     /// The name recorded in the index.
