@@ -6,7 +6,7 @@
 //! the command cannot be executed, 127 when it cannot be found; otherwise a
 //! container exits with its command's status.
 
-use crate::{cgroup, container, namespace, network, rootfs, security};
+use crate::{cas, cgroup, container, image, namespace, network, registry, rootfs, security};
 
 /// Docker's exit code for a failure of the runtime itself.
 pub const RUNTIME_ERROR: i32 = 125;
@@ -30,10 +30,20 @@ pub enum Error {
     Security(#[from] security::Error),
     #[error(transparent)]
     Network(#[from] network::Error),
+    #[error(transparent)]
+    Image(#[from] image::Error),
+    #[error(transparent)]
+    Registry(#[from] registry::Error),
     /// Reported by the container's init, already worded by one of the
     /// variants above on that side of the control channel.
     #[error("{message}")]
     InContainer { code: i32, message: String },
+}
+
+impl From<cas::Error> for Error {
+    fn from(e: cas::Error) -> Error {
+        Error::Image(e.into())
+    }
 }
 
 impl Error {

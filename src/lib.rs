@@ -13,12 +13,20 @@
 //! - [`explain`]: the numbered walkthrough of `--explain`, built on tracing.
 //! - [`error`]: the one place where errors become user messages and exit codes.
 
+//! - [`cas`]: the content-addressed blob store.
+//! - [`image`]: image names, layer snapshots and the overlay a container
+//!   runs on.
+//! - [`registry`]: pulling images from OCI registries.
+
+pub mod cas;
 pub mod cgroup;
 pub mod container;
 pub mod error;
 pub mod explain;
+pub mod image;
 pub mod namespace;
 pub mod network;
+pub mod registry;
 pub mod rootfs;
 pub mod security;
 

@@ -7,7 +7,7 @@ use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use containr::container::{self, Global, LimitFlags, RunOptions};
 use containr::error::{Error, RUNTIME_ERROR};
 use containr::explain::{self, Reporting};
-use containr::network;
+use containr::{image, network, registry};
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +35,10 @@ struct Cli {
     #[arg(long, global = true)]
     explain: bool,
 
+    /// A registry (host[:port]) to reach over plain http (loopback ones always are)
+    #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
+    insecure_registry: Vec<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -48,6 +52,84 @@ enum Command {
     /// Manage containr's bridge network
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Download an image from a registry
+    Pull {
+        /// Image name: alpine, alpine:3.20, host:port/ns/repo:tag, repo@sha256:...
+        name: String,
+        /// Platform of a multi-platform image (os/arch[/variant]; default: this host's)
+        #[arg(long, value_name = "string")]
+        platform: Option<String>,
+        /// Suppress progress output
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Log in to a registry (credentials go to ~/.docker/config.json)
+    Login {
+        /// Registry (host[:port]); Docker Hub if omitted
+        server: Option<String>,
+        #[arg(short, long)]
+        username: String,
+        /// Password (or use --password-stdin)
+        #[arg(short, long)]
+        password: Option<String>,
+        /// Read the password from stdin
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Log out from a registry
+    Logout {
+        /// Registry (host[:port]); Docker Hub if omitted
+        server: Option<String>,
+    },
+    /// Load images from a tar archive (docker save's format or an OCI layout)
+    Load {
+        /// The archive (tar, tar.gz, tar.zst)
+        #[arg(short, long, value_name = "FILE")]
+        input: PathBuf,
+    },
+    /// Save images to a tar archive (an OCI layout with docker's manifest.json)
+    Save {
+        /// Write to this file instead of stdout
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        #[arg(required = true, value_name = "IMAGE")]
+        images: Vec<String>,
+    },
+    /// Export a running container's filesystem as a tar archive
+    Export {
+        /// Write to this file instead of stdout
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Container name or id
+        container: String,
+    },
+    /// Remove blobs and snapshots that no image uses
+    Gc,
+    /// Re-hash the image store and report corruption
+    Verify,
+    /// Import a root filesystem tarball (tar, tar.gz, tar.zst) as an image
+    Import {
+        /// The tarball
+        file: PathBuf,
+        /// The image's name, e.g. myimage:1.0
+        name: String,
+    },
+    /// List images
+    Images {
+        /// Only show image ids
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Remove one or more images (their layers stay until `containr gc`)
+    Rmi {
+        #[arg(required = true, value_name = "IMAGE")]
+        images: Vec<String>,
+    },
+    /// Create a tag TARGET that refers to SOURCE
+    Tag { source: String, target: String },
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// (internal) the container's init, re-exec'd by `run`
     #[command(hide = true)]
     Init { fd: i32 },
@@ -76,15 +158,40 @@ struct StatsArgs {
     containers: Vec<String>,
 }
 
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Display detailed information on one or more images, as JSON
+    Inspect {
+        #[arg(required = true, value_name = "IMAGE")]
+        images: Vec<String>,
+    },
+}
+
 #[derive(Args)]
 #[command(
     disable_help_flag = true,
-    override_usage = "containr run [OPTIONS] --rootfs DIR COMMAND [ARG...]"
+    override_usage = "containr run [OPTIONS] IMAGE [COMMAND] [ARG...]\n       containr run [OPTIONS] --rootfs DIR COMMAND [ARG...]"
 )]
 struct RunArgs {
-    /// Root filesystem directory to run the container in
+    /// Root filesystem directory to run the container in (instead of an image)
     #[arg(long, value_name = "DIR")]
     rootfs: Option<PathBuf>,
+
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long, value_name = "string")]
+    entrypoint: Option<String>,
+
+    /// Platform if the image is pulled (os/arch[/variant])
+    #[arg(long, value_name = "string")]
+    platform: Option<String>,
+
+    /// Suppress the pull output
+    #[arg(short = 'q', long)]
+    quiet: bool,
+
+    /// Pull the image before running: missing, never, always
+    #[arg(long, value_name = "string", default_value = "missing")]
+    pull: String,
 
     /// Set environment variables (KEY=VALUE, or KEY to take the host's value)
     #[arg(short = 'e', long = "env", value_name = "list")]
@@ -214,9 +321,17 @@ struct RunArgs {
 
 impl From<RunArgs> for RunOptions {
     fn from(a: RunArgs) -> RunOptions {
+        // Without --rootfs, the first word is the image.
+        let mut command = a.command;
+        let image = (a.rootfs.is_none() && !command.is_empty()).then(|| command.remove(0));
         RunOptions {
             rootfs: a.rootfs,
-            command: a.command,
+            image,
+            entrypoint: a.entrypoint,
+            platform: a.platform,
+            quiet: a.quiet,
+            pull: a.pull,
+            command,
             env: a.env,
             env_files: a.env_file,
             workdir: a.workdir,
@@ -269,32 +384,19 @@ fn main() -> ExitCode {
         log_level: cli.log_level,
         t0_ns,
     };
-    let result = match cli.command {
-        Command::Init { fd } => return exit(container::init::main(fd)),
-        Command::Stats(args) => containr::container::state::DataRoot::open(&cli.root)
-            .map_err(|e| Error::from(container::Error::from(e)))
-            .and_then(|data| container::stats::stats(&data, &args.containers, args.no_stream))
-            .map(|()| container::Exit {
-                status: 0,
-                notice: None,
-            }),
-        Command::Run(args) => explain::install(&reporting)
-            .map_err(Error::Usage)
-            .and_then(|()| {
-                let global = Global {
-                    root: cli.root,
-                    reporting,
-                };
-                container::run(&(*args).into(), &global)
-            }),
-        Command::Network(NetworkCommand::Prune { bridge }) => explain::install(&reporting)
-            .map_err(Error::Usage)
-            .and_then(|()| network_prune(&bridge))
-            .map(|status| container::Exit {
-                status,
-                notice: None,
-            }),
-    };
+    if let Command::Init { fd } = cli.command {
+        return exit(container::init::main(fd));
+    }
+    let result = explain::install(&reporting)
+        .map_err(Error::Usage)
+        .and_then(|()| {
+            let global = Global {
+                root: cli.root,
+                reporting,
+                insecure_registries: cli.insecure_registry,
+            };
+            dispatch(cli.command, &global)
+        });
     match result {
         Ok(done) => {
             if let Some(notice) = done.notice {
@@ -318,6 +420,263 @@ fn network_prune(bridge: &str) -> Result<i32, Error> {
         println!("removed {what}");
     }
     Ok(0)
+}
+
+/// Everything but `init`, once the command line is parsed.
+fn dispatch(command: Command, global: &Global) -> Result<container::Exit, Error> {
+    match command {
+        Command::Run(args) => container::run(&(*args).into(), global),
+        Command::Stats(args) => containr::container::state::DataRoot::open(&global.root)
+            .map_err(|e| Error::from(container::Error::from(e)))
+            .and_then(|data| container::stats::stats(&data, &args.containers, args.no_stream))
+            .map(|()| container::Exit::with_status(0)),
+        Command::Network(NetworkCommand::Prune { bridge }) => {
+            network_prune(&bridge).map(container::Exit::with_status)
+        }
+        image_command => dispatch_image(image_command, global).map(container::Exit::with_status),
+    }
+}
+
+/// The image commands.
+fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
+    let root = &global.root;
+    match command {
+        Command::Init { .. } | Command::Run(_) | Command::Stats(_) | Command::Network(_) => {
+            unreachable!("dispatched before")
+        }
+        Command::Pull {
+            name,
+            platform,
+            quiet,
+        } => {
+            require_root("pull")?;
+            let opts = registry::PullOptions {
+                platform,
+                insecure: global.insecure_registries.clone(),
+                progress: if quiet {
+                    registry::progress::Mode::Quiet
+                } else {
+                    registry::progress::Mode::Auto { stdout: true }
+                },
+                ..Default::default()
+            };
+            let pulled = registry::pull(root, &name, &opts)?;
+            println!("{}", pulled.name);
+            Ok(0)
+        }
+        Command::Login {
+            server,
+            username,
+            password,
+            password_stdin,
+        } => {
+            let password = match (password, password_stdin) {
+                (Some(p), false) => p,
+                (None, true) => {
+                    let mut p = String::new();
+                    std::io::stdin()
+                        .read_line(&mut p)
+                        .map_err(|e| Error::Usage(format!("reading the password: {e}")))?;
+                    p.trim_end_matches(['\n', '\r']).to_string()
+                }
+                _ => {
+                    return Err(Error::Usage(
+                        "containr login needs exactly one of --password and --password-stdin"
+                            .into(),
+                    ));
+                }
+            };
+            let server = registry_domain(server)?;
+            let creds = registry::auth::Credentials { username, password };
+            registry::login(&server, &creds, &global.insecure_registries)?;
+            println!("Login Succeeded");
+            Ok(0)
+        }
+        Command::Logout { server } => {
+            let server = registry_domain(server)?;
+            if registry::auth::store(&registry::auth::config_path(), &server, None)? {
+                println!("Removing login credentials for {server}");
+            } else {
+                println!("Not logged in to {server}");
+            }
+            Ok(0)
+        }
+        Command::Load { input } => {
+            require_root("load")?;
+            for name in image::archive::load(root, &input)? {
+                println!("Loaded image: {name}");
+            }
+            Ok(0)
+        }
+        Command::Save { output, images } => {
+            write_tar(output, |out| image::archive::save(root, &images, out))?;
+            Ok(0)
+        }
+        Command::Export { output, container } => {
+            write_tar(output, |out| image::export::export(root, &container, out))?;
+            Ok(0)
+        }
+        Command::Gc => {
+            require_root("gc")?;
+            let swept = image::gc::gc(root)?;
+            for b in &swept.blobs {
+                println!("Deleted blob: {b}");
+            }
+            for s in &swept.snapshots {
+                println!("Deleted snapshot: sha256:{s}");
+            }
+            for p in &swept.other {
+                println!("Deleted leftover: {}", p.display());
+            }
+            println!("Total reclaimed space: {}", image::human_size(swept.bytes));
+            Ok(0)
+        }
+        Command::Verify => {
+            let (problems, blobs) = image::gc::verify(root)?;
+            for p in &problems {
+                println!("{p}");
+            }
+            if problems.is_empty() {
+                println!("{blobs} blobs verified, no problems");
+                Ok(0)
+            } else {
+                eprintln!(
+                    "containr: {} problem(s) found in the image store",
+                    problems.len()
+                );
+                Ok(1)
+            }
+        }
+        Command::Import { file, name } => {
+            require_root("import")?;
+            let id = image::import(root, &file, &name)?;
+            println!("{id}");
+            Ok(0)
+        }
+        Command::Images { quiet } => {
+            let rows = image::list(root)?;
+            if quiet {
+                for r in rows {
+                    println!("{}", image::short(&r.id));
+                }
+                return Ok(0);
+            }
+            let table: Vec<[String; 5]> = rows
+                .iter()
+                .map(|r| {
+                    [
+                        r.repository.clone(),
+                        r.tag.clone(),
+                        image::short(&r.id),
+                        image::ago(r.created.as_deref()),
+                        image::human_size(r.size),
+                    ]
+                })
+                .collect();
+            print_table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &table);
+            Ok(0)
+        }
+        Command::Rmi { images } => {
+            for name in images {
+                for gone in image::remove(root, &name)? {
+                    println!("Untagged: {gone}");
+                }
+            }
+            Ok(0)
+        }
+        Command::Tag { source, target } => {
+            image::tag(root, &source, &target)?;
+            Ok(0)
+        }
+        Command::Image(ImageCommand::Inspect { images }) => {
+            let all = images
+                .iter()
+                .map(|n| image::inspect(root, n))
+                .collect::<Result<Vec<_>, _>>()?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&all).expect("plain data")
+            );
+            Ok(0)
+        }
+    }
+}
+
+/// Write a tar made by `write` to `output` (through a temporary file
+/// renamed at the end: never half a file) or to stdout (not a terminal).
+fn write_tar(
+    output: Option<PathBuf>,
+    write: impl FnOnce(&mut dyn std::io::Write) -> Result<(), image::Error>,
+) -> Result<(), Error> {
+    let Some(path) = output else {
+        use std::io::IsTerminal;
+        if std::io::stdout().is_terminal() {
+            return Err(Error::Usage(
+                "refusing to write a tar to a terminal: use -o FILE or a redirect".into(),
+            ));
+        }
+        return Ok(write(&mut std::io::stdout().lock())?);
+    };
+    let tmp = path.with_extension("containr-tmp");
+    let io = |p: &std::path::Path, e: std::io::Error| Error::Usage(format!("{}: {e}", p.display()));
+    let result = std::fs::File::create(&tmp)
+        .map_err(|e| io(&tmp, e))
+        .and_then(|mut f| {
+            write(&mut f)?;
+            f.sync_all().map_err(|e| io(&tmp, e))
+        })
+        .and_then(|()| std::fs::rename(&tmp, &path).map_err(|e| io(&path, e)));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// A registry as `login`/`logout` name it: a domain, Docker Hub by default.
+fn registry_domain(server: Option<String>) -> Result<String, Error> {
+    let Some(s) = server else {
+        return Ok(image::reference::DOCKER_HUB.to_string());
+    };
+    let s = s
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    // Parsed as the domain of a reference, with docker's normalization.
+    let r = image::reference::Reference::parse(&format!("{s}/x")).map_err(image::Error::from)?;
+    Ok(r.domain)
+}
+
+fn require_root(what: &'static str) -> Result<(), Error> {
+    if nix::unistd::geteuid().is_root() {
+        Ok(())
+    } else {
+        Err(Error::NotRoot(what))
+    }
+}
+
+/// Columns padded to their widest cell, three spaces apart, as docker's.
+fn print_table<const N: usize>(head: [&str; N], rows: &[[String; N]]) {
+    let mut width = head.map(str::len);
+    for r in rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == N {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}   ", w = width[i]));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(head.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
 }
 
 /// Help and version go to stdout with status 0; anything else is a one-line

@@ -556,7 +556,16 @@ fn bad_invocations_are_one_line_errors() {
         125,
         "unknown network mode",
     );
-    assert_fails(&sb.cmd(&["run", "true"]).output().unwrap(), 125, "--rootfs");
+    assert_fails(&sb.cmd(&["run"]).output().unwrap(), 125, "--rootfs");
+    // Without --rootfs, the first word is an image (never pulled here:
+    // the tests reach no registry but their own on loopback).
+    assert_fails(
+        &sb.cmd(&["run", "--pull", "never", "true"])
+            .output()
+            .unwrap(),
+        125,
+        "No such image: true",
+    );
 }
 
 #[test]

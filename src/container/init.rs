@@ -98,6 +98,7 @@ fn start(config: &Config, idmapped: Option<OwnedFd>, channel: &Channel) -> Resul
         .collect();
     rootfs::enter(&rootfs::Plan {
         rootfs: &config.rootfs,
+        overlay: config.overlay.as_ref(),
         readonly: config.readonly,
         privileged: config.confinement.privileged,
         userns: config.userns.is_some(),

@@ -104,6 +104,8 @@ pub struct Config {
     pub hostname: String,
     /// Absolute, canonical path of the root filesystem on the host.
     pub rootfs: PathBuf,
+    /// An image's overlay, to mount on `rootfs` first.
+    pub overlay: Option<crate::image::overlay::Overlay>,
     pub args: Vec<String>,
     /// `KEY=VALUE`, final but for `HOME`, which depends on the user.
     pub env: Vec<String>,

@@ -29,12 +29,24 @@ pub struct Global {
     /// containr's data root.
     pub root: PathBuf,
     pub reporting: Reporting,
+    /// Registries reached over plain http (`--insecure-registry`).
+    pub insecure_registries: Vec<String>,
 }
 
 /// What the user asked `containr run` for, as given on the command line.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub rootfs: Option<PathBuf>,
+    /// The image to run, when not `--rootfs`.
+    pub image: Option<String>,
+    /// `--entrypoint`: replaces the image's Entrypoint (and drops its Cmd).
+    pub entrypoint: Option<String>,
+    /// `--platform` of an image pulled by `run`.
+    pub platform: Option<String>,
+    /// `-q`: no pull progress.
+    pub quiet: bool,
+    /// `--pull`: `missing` (the default), `never` or `always`.
+    pub pull: String,
     pub command: Vec<String>,
     pub env: Vec<String>,
     pub env_files: Vec<PathBuf>,
@@ -114,13 +126,22 @@ impl LimitFlags {
     }
 }
 
-/// How a container ended.
+/// How a container ended (or any command: the status containr exits with).
 #[derive(Debug)]
 pub struct Exit {
     /// containr's own exit status: the command's, or 128+N.
     pub status: i32,
     /// Something the user should be told besides the status.
     pub notice: Option<Notice>,
+}
+
+impl Exit {
+    pub fn with_status(status: i32) -> Exit {
+        Exit {
+            status,
+            notice: None,
+        }
+    }
 }
 
 /// Signals the parent handles: passed on to the container, except
@@ -142,18 +163,43 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
     if !nix::unistd::geteuid().is_root() {
         return Err(Error::NotRoot("run"));
     }
-    let rootfs = check_rootfs(opts.rootfs.as_deref())?;
-    if opts.command.is_empty() {
+    let image = match &opts.image {
+        Some(name) => {
+            let pull = crate::registry::PullOptions::for_run(
+                opts.platform.clone(),
+                opts.quiet,
+                &global.insecure_registries,
+            );
+            Some(crate::registry::for_run(
+                &global.root,
+                name,
+                &opts.pull,
+                &pull,
+            )?)
+        }
+        None => None,
+    };
+    let (rootfs, args) = match &image {
+        Some(img) => (
+            PathBuf::new(),
+            img.args(opts.entrypoint.as_deref(), &opts.command)?,
+        ),
+        None => (check_rootfs(opts.rootfs.as_deref())?, opts.command.clone()),
+    };
+    if args.is_empty() {
         return Err(ContainerError::NoCommand.into());
     }
     let net = opts.network.plan()?;
-    let user = opts
-        .user
-        .as_deref()
+    // -u and -w win over the image's User and WorkingDir.
+    let user = (opts.user.as_deref())
+        .or(image.as_ref().and_then(|i| i.user()))
         .map(UserSpec::parse)
         .transpose()
         .map_err(ContainerError::from)?;
-    let workdir = opts.workdir.clone().unwrap_or_else(|| "/".to_string());
+    let workdir = (opts.workdir.as_deref())
+        .or(image.as_ref().and_then(|i| i.workdir()))
+        .unwrap_or("/")
+        .to_string();
     if !workdir.starts_with('/') {
         return Err(ContainerError::RelativeWorkdir(workdir).into());
     }
@@ -170,6 +216,11 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
         .as_deref()
         .map(crate::namespace::userns::IdMap::parse)
         .transpose()?;
+    if userns.is_some() && image.is_some() {
+        return Err(Error::Usage(
+            "--userns-remap works with --rootfs only for now (idmapping an image's overlay is not built yet)".into(),
+        ));
+    }
 
     let data = DataRoot::open(&global.root).map_err(ContainerError::from)?;
     data.reclaim_stale();
@@ -185,10 +236,15 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
             &id,
             opts.name.as_deref(),
             &rootfs,
-            &opts.command,
+            &args,
             Some(cgroup.location().clone()),
         )
         .map_err(ContainerError::from)?;
+    let rw = match &image {
+        Some(img) => Some(img.rw_layer(&record.id)?),
+        None => None,
+    };
+    let rootfs = rw.as_ref().map_or(rootfs, |rw| rw.mount_point());
     let hostname = opts.hostname.clone().unwrap_or_else(|| match net.mode {
         // As docker: sharing the host's network means its name too.
         Mode::Host => nix::unistd::gethostname()
@@ -211,12 +267,18 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
     let mut etc_files = vec![("/etc/hostname".to_string(), format!("{hostname}\n"))];
     etc_files.extend(net.etc_files(&hostname, &record.name, interface.as_ref(), joined.as_ref()));
 
+    // Docker's order: its defaults, the image's Env, then -e.
+    let image_env = image.as_ref().map(|i| i.env()).unwrap_or_default();
     let config = Config {
         id: record.id.clone(),
-        env: env::merge(env::defaults(&hostname, opts.tty), user_env),
+        env: env::merge(
+            env::merge(env::defaults(&hostname, opts.tty), image_env),
+            user_env,
+        ),
         hostname,
         rootfs,
-        args: opts.command.clone(),
+        overlay: rw.as_ref().map(|rw| rw.overlay.clone()),
+        args,
         workdir,
         user,
         tty: opts.tty,
@@ -239,6 +301,7 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
         limit: cgroup.memory_limit(),
     });
     drop(attachment);
+    drop(rw);
     step!(
         "rmdir the cgroup, remove {} (the container's state)",
         record.path.display()
@@ -251,7 +314,7 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
 fn check_rootfs(rootfs: Option<&Path>) -> Result<PathBuf, Error> {
     let Some(rootfs) = rootfs else {
         return Err(Error::Usage(
-            "containr run needs --rootfs DIR (running images is not supported yet)".into(),
+            "containr run needs an IMAGE or --rootfs DIR".into(),
         ));
     };
     match std::fs::metadata(rootfs) {

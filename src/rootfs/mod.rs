@@ -59,6 +59,8 @@ pub struct EtcFile<'a> {
 pub struct Plan<'a> {
     /// The root filesystem directory on the host (absolute).
     pub rootfs: &'a Path,
+    /// An image's overlay to mount on `rootfs` before using it.
+    pub overlay: Option<&'a crate::image::overlay::Overlay>,
     pub readonly: bool,
     /// `--privileged`: `/sys` writable, nothing of `/proc` masked.
     pub privileged: bool,
@@ -98,6 +100,11 @@ pub fn enter(plan: &Plan<'_>) -> Result<(), Error> {
     .map_err(op_err("making / private", "/"))?;
 
     let root = plan.rootfs;
+    if let Some(overlay) = plan.overlay {
+        overlay
+            .mount(root)
+            .map_err(io_err("mounting the image's overlay on", root))?;
+    }
     if let Some(tree) = &plan.idmapped {
         step!("move_mount(idmapped rootfs, {})", root.display());
         move_mount(tree, &root.to_string_lossy())?;

@@ -2,6 +2,8 @@
 //! user would, as root, and check its effects on the host.
 #![allow(dead_code)]
 
+pub mod registry;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -67,13 +69,64 @@ impl Sandbox {
         String::from_utf8(out.stdout).expect("utf-8 output")
     }
 
+    /// The busybox rootfs as a tarball in the sandbox (`tar`, `tar.gz`).
+    pub fn rootfs_tar(&self, name: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        let gzip = if name.ends_with(".gz") {
+            "-z"
+        } else {
+            "--no-auto-compress"
+        };
+        let out = Command::new("tar")
+            .arg("-C")
+            .arg(&self.rootfs)
+            .args(["--numeric-owner", gzip, "-cf"])
+            .arg(&path)
+            .arg(".")
+            .output()
+            .expect("run tar");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        path
+    }
+
+    /// `containr --root DATA ARGS...` to completion, expecting success;
+    /// returns stdout.
+    pub fn containr_ok(&self, args: &[&str]) -> String {
+        let out = self.cmd(args).output().expect("spawn containr");
+        assert!(
+            out.status.success(),
+            "containr {args:?} failed with {:?}: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+
+    /// Names in a directory of the data root (empty if it does not exist).
+    pub fn entries(&self, sub: &str) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.data.join(sub))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
     /// Assert that no mount, state or name of any container is left.
     pub fn assert_clean(&self) {
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         let here = self.dir.path().to_str().unwrap();
         let stray: Vec<&str> = mounts.lines().filter(|l| l.contains(here)).collect();
         assert!(stray.is_empty(), "mounts left on the host: {stray:?}");
-        for sub in ["containers", "names"] {
+        // rw: containers' writable layers; blobs/tmp: blobs being written.
+        for sub in ["containers", "names", "rw", "blobs/tmp"] {
             let d = self.data.join(sub);
             if d.exists() {
                 let left: Vec<_> = std::fs::read_dir(&d)

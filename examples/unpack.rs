@@ -1,0 +1,19 @@
+//! Unpack one layer as `containr pull` does, for `scripts/bench unpack`:
+//! `unpack LAYER DIR` prints the diff-id.
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, layer, dir] = args.as_slice() else {
+        eprintln!("usage: unpack LAYER DIR");
+        std::process::exit(2);
+    };
+    let file = std::fs::File::open(layer).expect("open the layer");
+    std::fs::create_dir_all(dir).expect("create DIR");
+    match containr::image::unpack::unpack(file, std::path::Path::new(dir), layer) {
+        Ok(diff_id) => println!("{diff_id}"),
+        Err(e) => {
+            eprintln!("unpack: {e}");
+            std::process::exit(1);
+        }
+    }
+}

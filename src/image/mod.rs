@@ -1,0 +1,495 @@
+//! Images: names, metadata, layer snapshots, and what `run`, `import`,
+//! `images`, `tag`, `rmi` and `image inspect` do with them.
+//!
+//! - [`reference`]: image names, normalized as docker does;
+//! - [`config`]: the OCI/Docker formats and Entrypoint/Cmd rules;
+//! - [`unpack`]: safe layer extraction with whiteouts;
+//! - [`store`]: the name index and the diff-id snapshots;
+//! - [`overlay`]: a container's overlay over an image's snapshots.
+
+pub mod archive;
+pub mod config;
+pub mod export;
+pub mod gc;
+pub mod overlay;
+pub mod reference;
+pub mod store;
+pub mod unpack;
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use config::{ImageConfig, Manifest, RunConfig};
+use reference::Reference;
+pub use store::{Image, Images, short};
+
+use crate::cas::{self, Digest};
+
+/// Errors of the image store and of running from images.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Reference(#[from] reference::Error),
+    #[error(transparent)]
+    Cas(#[from] cas::Error),
+    #[error(transparent)]
+    Unpack(#[from] unpack::Error),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{what}: invalid JSON: {source}")]
+    Json {
+        what: String,
+        source: serde_json::Error,
+    },
+    #[error("{file}: {reason}")]
+    Archive { file: PathBuf, reason: String },
+    #[error("No such container: {0}")]
+    NoContainer(String),
+    #[error("No such image: {0}")]
+    NotFound(String),
+    #[error("image id {0:?} is ambiguous: it matches several images")]
+    Ambiguous(String),
+    #[error("layer {layer}: its content's diff-id is {actual}, the image config says {expected}")]
+    DiffIdMismatch {
+        layer: Digest,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("the image has {layers} layers but its config lists {diff_ids} diff_ids")]
+    LayerCount { layers: usize, diff_ids: usize },
+    #[error(
+        "no command specified: image {0} has no Entrypoint or Cmd (containr run IMAGE COMMAND)"
+    )]
+    NoCommand(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// An image found by a name or an id.
+pub struct Found {
+    /// The index key, when found by name.
+    pub name: Option<String>,
+    pub image: Image,
+}
+
+/// Find an image by reference (`alpine`, `host:5000/a:b`) or by id (a
+/// prefix of the config digest, with or without `sha256:`).
+pub fn find(images: &Images, name: &str) -> Result<Found, Error> {
+    let index = images.index()?;
+    if let Ok(r) = Reference::parse(name)
+        && let Some(d) = index.get(&r.to_string())
+    {
+        return Ok(Found {
+            name: Some(r.to_string()),
+            image: images.load(d)?,
+        });
+    }
+    let id = name.strip_prefix("sha256:").unwrap_or(name);
+    if !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let mut hits: Vec<Image> = Vec::new();
+        for d in index.values() {
+            let img = images.load(d)?;
+            if img.config_digest.hex().starts_with(id)
+                && !hits.iter().any(|h| h.config_digest == img.config_digest)
+            {
+                hits.push(img);
+            }
+        }
+        match hits.len() {
+            0 => {}
+            1 => {
+                return Ok(Found {
+                    name: None,
+                    image: hits.pop().expect("one"),
+                });
+            }
+            _ => return Err(Error::Ambiguous(name.to_string())),
+        }
+    }
+    // A bad reference that is no id either: say what is wrong with it.
+    Reference::parse(name)?;
+    Err(Error::NotFound(name.to_string()))
+}
+
+/// What `containr run IMAGE` needs from the image.
+pub struct RunImage {
+    pub name: String,
+    /// Layer snapshots, bottom first.
+    pub snapshots: Vec<PathBuf>,
+    pub snapshot_base: PathBuf,
+    data_root: PathBuf,
+    pub config: RunConfig,
+    /// Keeps gc away until the container's writable layer records which
+    /// snapshots it uses.
+    guard: std::cell::Cell<Option<store::IndexLock>>,
+}
+
+/// Find `name` in the store and make sure its layers are unpacked.
+pub fn for_run(data_root: &Path, name: &str) -> Result<RunImage, Error> {
+    let images = Images::open(data_root)?;
+    let guard = images.gc_guard(false)?;
+    let found = find(&images, name)?;
+    let snapshots = images.snapshots(&found.image)?;
+    Ok(RunImage {
+        name: name.to_string(),
+        snapshots,
+        snapshot_base: images.snapshot_dir(),
+        data_root: images.data_root().to_path_buf(),
+        config: found.image.config.config.clone().unwrap_or_default(),
+        guard: std::cell::Cell::new(Some(guard)),
+    })
+}
+
+impl RunImage {
+    /// The container's argv (docker's Entrypoint/Cmd rules).
+    pub fn args(&self, entrypoint: Option<&str>, command: &[String]) -> Result<Vec<String>, Error> {
+        config::process_args(&self.config, entrypoint, command)
+            .ok_or_else(|| Error::NoCommand(self.name.clone()))
+    }
+
+    /// The image's `Env`.
+    pub fn env(&self) -> Vec<String> {
+        self.config.env.clone().unwrap_or_default()
+    }
+
+    /// The image's `User`, if it sets one.
+    pub fn user(&self) -> Option<&str> {
+        self.config.user.as_deref().filter(|u| !u.is_empty())
+    }
+
+    /// The image's `WorkingDir`, if it sets one.
+    pub fn workdir(&self) -> Option<&str> {
+        self.config.working_dir.as_deref().filter(|w| !w.is_empty())
+    }
+
+    /// The container's writable layer over this image.
+    pub fn rw_layer(&self, id: &str) -> Result<overlay::RwLayer, Error> {
+        let dir = self.data_root.join("rw").join(id);
+        let rw =
+            overlay::RwLayer::create(&self.data_root, &self.snapshot_base, id, &self.snapshots)
+                .map_err(io_err(&dir))?;
+        drop(self.guard.take());
+        Ok(rw)
+    }
+}
+
+/// `containr import FILE NAME`: a root filesystem tarball (plain, gzip or
+/// zstd) becomes a one-layer image. Returns the image id.
+pub fn import(data_root: &Path, file: &Path, name: &str) -> Result<Digest, Error> {
+    let reference = Reference::parse(name)?;
+    let images = Images::open(data_root)?;
+    let mut src = File::open(file).map_err(io_err(file))?;
+    let mut w = images.cas.writer(None)?;
+    io::copy(&mut src, &mut w).map_err(io_err(file))?;
+    let blob = w.commit()?;
+    let diff_id = match images.unpack_layer(&blob, None) {
+        Ok((diff_id, _)) => diff_id,
+        Err(e) => {
+            // Leave nothing behind, unless an image already had this layer.
+            if !images.referenced().is_ok_and(|(b, _)| b.contains(&blob)) {
+                let _ = images.cas.remove(&blob);
+            }
+            return Err(e);
+        }
+    };
+    let mut head = [0u8; 4];
+    let n = io::Read::read(&mut images.cas.open_blob(&blob)?, &mut head).unwrap_or(0);
+    let media_type = if head[..n].starts_with(&[0x1f, 0x8b]) {
+        config::OCI_LAYER_GZIP
+    } else if head[..n].starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        config::OCI_LAYER_ZSTD
+    } else {
+        config::OCI_LAYER
+    };
+    let platform = config::host_platform();
+    let image_config = ImageConfig {
+        architecture: platform.architecture,
+        os: platform.os,
+        variant: platform.variant,
+        created: Some(rfc3339(now())),
+        config: None,
+        rootfs: config::RootFs {
+            kind: "layers".into(),
+            diff_ids: vec![diff_id],
+        },
+    };
+    let config_bytes = serde_json::to_vec(&image_config).expect("plain data");
+    let config_digest = images.cas.put(&config_bytes)?;
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(config::OCI_MANIFEST.into()),
+        config: config::Descriptor {
+            media_type: config::OCI_CONFIG.into(),
+            digest: config_digest.clone(),
+            size: config_bytes.len() as u64,
+            platform: None,
+            annotations: Default::default(),
+        },
+        layers: vec![config::Descriptor {
+            media_type: media_type.into(),
+            size: images.cas.size(&blob)?,
+            digest: blob,
+            platform: None,
+            annotations: Default::default(),
+        }],
+    };
+    let manifest_digest = images
+        .cas
+        .put(&serde_json::to_vec(&manifest).expect("plain data"))?;
+    images.update(|index| {
+        index.insert(reference.to_string(), manifest_digest);
+        Ok(())
+    })?;
+    Ok(config_digest)
+}
+
+/// `containr tag SOURCE TARGET`.
+pub fn tag(data_root: &Path, source: &str, target: &str) -> Result<(), Error> {
+    let images = Images::open(data_root)?;
+    let target = Reference::parse(target)?;
+    let found = find(&images, source)?;
+    let manifest = found.image.manifest_digest;
+    images.update(|index| {
+        index.insert(target.to_string(), manifest);
+        Ok(())
+    })
+}
+
+/// `containr rmi NAME...`: remove names (an id removes every name of that
+/// image). Blobs and snapshots stay until `containr gc`. Returns the names
+/// removed.
+pub fn remove(data_root: &Path, name: &str) -> Result<Vec<String>, Error> {
+    let images = Images::open(data_root)?;
+    let _lock = images.lock()?;
+    let found = find(&images, name)?;
+    images.update_locked(|index| {
+        let gone: Vec<String> = match found.name {
+            Some(n) => vec![n],
+            None => {
+                let mut names = Vec::new();
+                for (k, d) in index.iter() {
+                    if images
+                        .load(d)
+                        .is_ok_and(|i| i.config_digest == found.image.config_digest)
+                    {
+                        names.push(k.clone());
+                    }
+                }
+                names
+            }
+        };
+        for n in &gone {
+            index.remove(n);
+        }
+        Ok(gone)
+    })
+}
+
+/// One row of `containr images`.
+pub struct Row {
+    pub repository: String,
+    pub tag: String,
+    pub id: Digest,
+    pub created: Option<String>,
+    /// Sum of the layers' (compressed) sizes.
+    pub size: u64,
+}
+
+pub fn list(data_root: &Path) -> Result<Vec<Row>, Error> {
+    let images = Images::open(data_root)?;
+    let mut rows = Vec::new();
+    for (name, digest) in images.index()? {
+        let img = images.load(&digest)?;
+        let (repository, tag) = match Reference::parse(&name) {
+            Ok(r) => (
+                r.familiar_repository(),
+                r.tag.clone().unwrap_or_else(|| "<none>".into()),
+            ),
+            Err(_) => (name.clone(), "<none>".into()),
+        };
+        rows.push(Row {
+            repository,
+            tag,
+            id: img.config_digest.clone(),
+            created: img.config.created.clone(),
+            size: img.manifest.layers.iter().map(|l| l.size).sum(),
+        });
+    }
+    Ok(rows)
+}
+
+/// `containr image inspect NAME`: docker's main fields, as JSON.
+pub fn inspect(data_root: &Path, name: &str) -> Result<serde_json::Value, Error> {
+    let images = Images::open(data_root)?;
+    let found = find(&images, name)?;
+    let img = found.image;
+    let tags: Vec<String> = images
+        .index()?
+        .iter()
+        .filter(|(_, d)| {
+            images
+                .load(d)
+                .is_ok_and(|i| i.config_digest == img.config_digest)
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    Ok(serde_json::json!({
+        "Id": img.config_digest.to_string(),
+        "RepoTags": tags,
+        "ManifestDigest": img.manifest_digest.to_string(),
+        "Created": img.config.created,
+        "Architecture": img.config.architecture,
+        "Os": img.config.os,
+        "Variant": img.config.variant,
+        "Config": img.config.config.clone().unwrap_or_default(),
+        "RootFS": {
+            "Type": img.config.rootfs.kind,
+            "Layers": img.config.rootfs.diff_ids,
+        },
+        "Size": img.manifest.layers.iter().map(|l| l.size).sum::<u64>(),
+        "Layers": img.manifest.layers,
+    }))
+}
+
+/// Seconds since the epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// `2024-05-01T12:00:00Z` (UTC), without a time crate: the days-to-civil
+/// conversion of Howard Hinnant's date algorithms.
+pub fn rfc3339(t: i64) -> String {
+    let days = t.div_euclid(86400);
+    let secs = t.rem_euclid(86400);
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Seconds since the epoch of an RFC 3339 time (fractions and offsets
+/// allowed); `None` if it is not one.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        rest = frac.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        o if o.len() == 6 => {
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            sign * (o[1..3].parse::<i64>().ok()? * 3600 + o[4..6].parse::<i64>().ok()? * 60)
+        }
+        _ => return None,
+    };
+    // Days from civil (the inverse of `rfc3339`).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    Some(days * 86400 + h * 3600 + mi * 60 + se - offset)
+}
+
+/// `3 days ago`, as docker's CREATED column.
+pub fn ago(created: Option<&str>) -> String {
+    let Some(t) = created.and_then(parse_rfc3339) else {
+        return "N/A".into();
+    };
+    let s = (now() - t).max(0);
+    let (n, unit) = match s {
+        0..60 => return "Less than a minute ago".into(),
+        60..3600 => (s / 60, "minute"),
+        3600..86400 => (s / 3600, "hour"),
+        86400..1209600 => (s / 86400, "day"),
+        1209600..5184000 => (s / 604800, "week"),
+        5184000..63072000 => (s / 2592000, "month"),
+        _ => (s / 31536000, "year"),
+    };
+    if n == 1 {
+        format!("{} {unit} ago", if unit == "hour" { "An" } else { "1" })
+    } else {
+        format!("{n} {unit}s ago")
+    }
+}
+
+/// `7.8MB`, as docker's SIZE column (decimal units).
+pub fn human_size(n: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i + 1 < units.len() {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n}B")
+    } else {
+        format!("{v:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+            + units[i]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1714564800), "2024-05-01T12:00:00Z");
+        assert_eq!(parse_rfc3339("2024-05-01T12:00:00Z"), Some(1714564800));
+        assert_eq!(
+            parse_rfc3339("2024-05-01T14:00:00.123456789+02:00"),
+            Some(1714564800)
+        );
+        assert_eq!(parse_rfc3339("2000-02-29T00:00:00Z"), Some(951782400));
+        assert_eq!(parse_rfc3339("yesterday"), None);
+        for t in [0, 951782400, 1714564800, 4102444800] {
+            assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
+        }
+    }
+
+    #[test]
+    fn sizes_and_ages_read_like_docker() {
+        assert_eq!(human_size(512), "512B");
+        assert_eq!(human_size(7_800_000), "7.8MB");
+        assert_eq!(human_size(1_000), "1kB");
+        assert_eq!(ago(None), "N/A");
+        assert_eq!(ago(Some(&rfc3339(now()))), "Less than a minute ago");
+        assert_eq!(ago(Some(&rfc3339(now() - 3 * 86400))), "3 days ago");
+        assert_eq!(ago(Some(&rfc3339(now() - 3600))), "An hour ago");
+    }
+}

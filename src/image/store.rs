@@ -1,0 +1,299 @@
+//! Image names and layer snapshots under the data root:
+//!
+//! ```text
+//! images/index.json      {"docker.io/library/alpine:latest": "sha256:<manifest>", ...}
+//! images/lock            flock(2)ed around every read-modify-write of the index
+//! snapshots/<hex>        a layer unpacked, named by its diff-id; shared by images
+//! snapshots/.tmp-*       a layer being unpacked
+//! ```
+//!
+//! The index is rewritten whole (temp file, fsync, rename) under an
+//! exclusive lock, so concurrent pulls, tags and removals never lose each
+//! other's updates and a reader never sees half a file. A snapshot is
+//! unpacked into a temporary directory and renamed into place, so a
+//! snapshot that exists is complete; two processes unpacking the same layer
+//! both finish and one rename wins.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::config::{ImageConfig, Manifest};
+use super::{Error, unpack};
+use crate::cas::{self, Digest};
+use crate::step;
+
+/// The image side of a data root: its blobs, names and snapshots.
+pub struct Images {
+    pub cas: cas::Store,
+    root: PathBuf,
+}
+
+/// An image: its manifest and config, as stored.
+pub struct Image {
+    pub manifest_digest: Digest,
+    pub manifest: Manifest,
+    pub config_digest: Digest,
+    pub config: ImageConfig,
+}
+
+/// The exclusive lock on the index, released when dropped.
+pub struct IndexLock {
+    _lock: nix::fcntl::Flock<File>,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl Images {
+    pub fn open(data_root: &Path) -> Result<Images, Error> {
+        let cas = cas::Store::open(data_root)?;
+        for sub in ["images", "snapshots"] {
+            let d = data_root.join(sub);
+            fs::create_dir_all(&d).map_err(io_err(&d))?;
+        }
+        // Absolute: the overlay's directories are handed to the init,
+        // which changes directory before it mounts.
+        let root = fs::canonicalize(data_root).map_err(io_err(data_root))?;
+        Ok(Images { cas, root })
+    }
+
+    pub fn data_root(&self) -> &Path {
+        &self.root
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.root.join("images/index.json")
+    }
+
+    /// Take the index lock; every change to names holds it, and so does
+    /// `gc`, which must not remove what a pull is about to name.
+    pub fn lock(&self) -> Result<IndexLock, Error> {
+        let path = self.root.join("images/lock");
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        let lock = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| io_err(&path)(e.into()))?;
+        Ok(IndexLock { _lock: lock })
+    }
+
+    /// Held shared by a pull (from its first blob until the image is
+    /// named) and exclusively by `gc`, so gc never sweeps a blob or
+    /// snapshot a pull is about to name.
+    pub fn gc_guard(&self, exclusive: bool) -> Result<IndexLock, Error> {
+        let path = self.root.join("images/gc.lock");
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        let how = if exclusive {
+            nix::fcntl::FlockArg::LockExclusive
+        } else {
+            nix::fcntl::FlockArg::LockShared
+        };
+        let lock = nix::fcntl::Flock::lock(f, how).map_err(|(_, e)| io_err(&path)(e.into()))?;
+        Ok(IndexLock { _lock: lock })
+    }
+
+    /// Every name and the manifest it points to.
+    pub fn index(&self) -> Result<BTreeMap<String, Digest>, Error> {
+        let path = self.index_path();
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+                what: path.display().to_string(),
+                source,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
+    /// Change the index under its lock; `f`'s result is returned once the
+    /// new index is durable.
+    pub fn update<T>(
+        &self,
+        f: impl FnOnce(&mut BTreeMap<String, Digest>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let _lock = self.lock()?;
+        self.update_locked(f)
+    }
+
+    /// As [`Images::update`], for a caller that holds the lock already.
+    pub fn update_locked<T>(
+        &self,
+        f: impl FnOnce(&mut BTreeMap<String, Digest>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut index = self.index()?;
+        let out = f(&mut index)?;
+        let path = self.index_path();
+        let tmp = self
+            .root
+            .join(format!("images/.index.{}", cas::random_name()));
+        let write = || -> std::io::Result<()> {
+            let mut file = File::create(&tmp)?;
+            file.write_all(&serde_json::to_vec_pretty(&index).expect("plain data"))?;
+            file.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            File::open(self.root.join("images"))?.sync_all()
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            io_err(&path)(e)
+        })?;
+        Ok(out)
+    }
+
+    /// The image a manifest digest names.
+    pub fn load(&self, manifest_digest: &Digest) -> Result<Image, Error> {
+        let manifest: Manifest = parse_json(
+            &self.cas.read(manifest_digest)?,
+            &format!("manifest {manifest_digest}"),
+        )?;
+        let config_digest = manifest.config.digest.clone();
+        let config: ImageConfig = parse_json(
+            &self.cas.read(&config_digest)?,
+            &format!("image config {config_digest}"),
+        )?;
+        if config.rootfs.diff_ids.len() != manifest.layers.len() {
+            return Err(Error::LayerCount {
+                layers: manifest.layers.len(),
+                diff_ids: config.rootfs.diff_ids.len(),
+            });
+        }
+        Ok(Image {
+            manifest_digest: manifest_digest.clone(),
+            manifest,
+            config_digest,
+            config,
+        })
+    }
+
+    /// Every blob and snapshot (by diff-id) an image in the index uses.
+    pub fn referenced(&self) -> Result<(BTreeSet<Digest>, BTreeSet<Digest>), Error> {
+        let mut blobs = BTreeSet::new();
+        let mut snapshots = BTreeSet::new();
+        for d in self.index()?.values() {
+            let img = self.load(d)?;
+            blobs.insert(img.manifest_digest.clone());
+            blobs.insert(img.config_digest.clone());
+            blobs.extend(img.manifest.layers.iter().map(|l| l.digest.clone()));
+            snapshots.extend(img.config.rootfs.diff_ids.iter().cloned());
+        }
+        Ok((blobs, snapshots))
+    }
+
+    /// Remove `blobs` and `snapshots` (diff-ids) that a failed pull or
+    /// load stored, unless an image uses them: a failure leaves nothing.
+    pub fn take_back(&self, blobs: &[Digest], snapshots: &[Digest]) {
+        let Ok((used_blobs, used_snapshots)) = self.referenced() else {
+            return;
+        };
+        for b in blobs.iter().filter(|b| !used_blobs.contains(b)) {
+            let _ = self.cas.remove(b);
+        }
+        for s in snapshots.iter().filter(|s| !used_snapshots.contains(s)) {
+            let _ = fs::remove_dir_all(self.snapshot_path(s));
+        }
+    }
+
+    pub fn snapshot_dir(&self) -> PathBuf {
+        self.root.join("snapshots")
+    }
+
+    pub fn snapshot_path(&self, diff_id: &Digest) -> PathBuf {
+        self.snapshot_dir().join(diff_id.hex())
+    }
+
+    /// Make sure the layer `blob`, whose uncompressed digest must be
+    /// `diff_id`, is unpacked; returns its snapshot directory.
+    pub fn ensure_snapshot(&self, blob: &Digest, diff_id: &Digest) -> Result<PathBuf, Error> {
+        let dest = self.snapshot_path(diff_id);
+        if dest.is_dir() {
+            return Ok(dest);
+        }
+        self.unpack_layer(blob, Some(diff_id)).map(|(_, p)| p)
+    }
+
+    /// Unpack the layer `blob` into its snapshot, checking its diff-id
+    /// against `expected` if given; returns the diff-id and the snapshot.
+    pub fn unpack_layer(
+        &self,
+        blob: &Digest,
+        expected: Option<&Digest>,
+    ) -> Result<(Digest, PathBuf), Error> {
+        let tmp = self
+            .snapshot_dir()
+            .join(format!(".tmp-{}", cas::random_name()));
+        fs::create_dir(&tmp).map_err(io_err(&tmp))?;
+        let result = self.unpack_into(blob, expected, &tmp);
+        if tmp.exists() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        result
+    }
+
+    fn unpack_into(
+        &self,
+        blob: &Digest,
+        expected: Option<&Digest>,
+        tmp: &Path,
+    ) -> Result<(Digest, PathBuf), Error> {
+        step!(
+            "unpack layer {} into a snapshot (openat2 RESOLVE_BENEATH: nothing lands outside it)",
+            short(blob),
+        );
+        let file = self.cas.open_blob(blob)?;
+        let actual = unpack::unpack(file, tmp, &short(blob))?;
+        if let Some(expected) = expected
+            && actual != *expected
+        {
+            return Err(Error::DiffIdMismatch {
+                layer: blob.clone(),
+                expected: expected.clone(),
+                actual,
+            });
+        }
+        let dest = self.snapshot_path(&actual);
+        match fs::rename(tmp, &dest) {
+            Ok(()) => Ok((actual, dest)),
+            // Another process unpacked the same layer first: same content.
+            Err(_) if dest.is_dir() => Ok((actual, dest)),
+            Err(e) => Err(io_err(&dest)(e)),
+        }
+    }
+
+    /// Unpack every layer of `image` that is not yet; the snapshot
+    /// directories, bottom layer first.
+    pub fn snapshots(&self, image: &Image) -> Result<Vec<PathBuf>, Error> {
+        image
+            .manifest
+            .layers
+            .iter()
+            .zip(&image.config.rootfs.diff_ids)
+            .map(|(layer, diff_id)| self.ensure_snapshot(&layer.digest, diff_id))
+            .collect()
+    }
+}
+
+/// The first 12 hex digits, as docker shows ids.
+pub fn short(d: &Digest) -> String {
+    d.hex()[..12].to_string()
+}
+
+pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error> {
+    serde_json::from_slice(bytes).map_err(|source| Error::Json {
+        what: what.to_string(),
+        source,
+    })
+}

@@ -1,0 +1,933 @@
+//! Unpacking one layer (a tar stream, gzip- or zstd-compressed or not) into
+//! a directory that becomes an overlay lower layer, safely.
+//!
+//! # How nothing is written outside the directory
+//!
+//! Every entry is created relative to a directory file descriptor, never by
+//! a host path:
+//!
+//! 1. The entry's name is split into components; an absolute name or a `..`
+//!    component is refused outright.
+//! 2. The directory that will hold the entry is opened with `openat2(2)`
+//!    relative to the layer's root with `RESOLVE_BENEATH`: the kernel
+//!    resolves it, following symlinks the layer made *inside* the tree, but
+//!    fails with `EXDEV` the moment resolution would leave the root (an
+//!    absolute symlink, or `..` climbing above it). A symlink entry followed
+//!    by a file entry through it is caught there.
+//! 3. The last component is created with `*at` calls on that descriptor
+//!    that never follow it (`O_CREAT|O_EXCL|O_NOFOLLOW`, `mkdirat`,
+//!    `symlinkat`, `mknodat`, `linkat` without `AT_SYMLINK_FOLLOW`), and
+//!    metadata is set through the same descriptor with
+//!    `AT_SYMLINK_NOFOLLOW`.
+//! 4. A hard link's target is resolved the same way (step 1 and 2), so it
+//!    can only name a file already inside the tree.
+//!
+//! A path the kernel resolved is never re-resolved by a string: the
+//! directory descriptor is reused for the entries of the same directory, and
+//! dropped whenever an entry removes something (which could have been one
+//! of its components).
+//!
+//! # Whiteouts
+//!
+//! `.wh.NAME` becomes overlayfs's whiteout, a character device 0/0 named
+//! `NAME`; `.wh..wh..opq` marks its directory opaque
+//! (`trusted.overlay.opaque=y`). Other `.wh..wh.` names are aufs bookkeeping
+//! and are skipped.
+
+use std::ffi::CString;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use crate::cas::{Digest, HashingReader};
+
+/// Errors of unpacking; each names the layer, and the entry when one is
+/// at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("layer {layer}: refusing entry {entry:?}: {reason}")]
+    Unsafe {
+        layer: String,
+        entry: String,
+        reason: &'static str,
+    },
+    #[error("layer {layer}: entry {entry:?}: {what}: {source}")]
+    Entry {
+        layer: String,
+        entry: String,
+        what: &'static str,
+        source: io::Error,
+    },
+    #[error("layer {layer}: reading the archive: {source}")]
+    Read { layer: String, source: io::Error },
+}
+
+const OPAQUE_XATTR: &std::ffi::CStr = c"trusted.overlay.opaque";
+
+/// Detect the compression from the first bytes and decompress.
+pub fn decompress<'a, R: Read + 'a>(reader: R) -> io::Result<Box<dyn Read + 'a>> {
+    let mut buf = BufReader::with_capacity(256 * 1024, reader);
+    let head = buf.fill_buf()?;
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::bufread::MultiGzDecoder::new(buf))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::Decoder::with_buffer(buf)?)
+    } else {
+        Box::new(buf)
+    })
+}
+
+/// Unpack the layer `reader` into `dest` (an existing, empty directory);
+/// returns its diff-id, the sha256 of the uncompressed tar stream.
+pub fn unpack(reader: impl Read, dest: &Path, layer: &str) -> Result<Digest, Error> {
+    let read_err = |source| Error::Read {
+        layer: layer.to_string(),
+        source,
+    };
+    let root = open_dir(dest).map_err(read_err)?;
+    let tar_stream = BufReader::with_capacity(
+        128 * 1024,
+        HashingReader::new(decompress(reader).map_err(read_err)?),
+    );
+    let mut archive = tar::Archive::new(tar_stream);
+    let mut u = Unpacker {
+        root,
+        layer,
+        cache: None,
+        dirs: Vec::new(),
+        buf: vec![0u8; 256 * 1024],
+    };
+    for entry in archive.entries().map_err(read_err)? {
+        let mut entry = entry.map_err(read_err)?;
+        u.entry(&mut entry)?;
+    }
+    u.finish_dirs();
+    // The diff-id covers the whole stream, padding after the last entry
+    // included.
+    let mut rest = archive.into_inner();
+    io::copy(&mut rest, &mut io::sink()).map_err(read_err)?;
+    Ok(rest.into_inner().finish().0)
+}
+
+struct Unpacker<'a> {
+    root: OwnedFd,
+    layer: &'a str,
+    /// The directory of the previous entry: (its components, its fd).
+    cache: Option<(Vec<Vec<u8>>, OwnedFd)>,
+    /// Directories whose mtime is set at the end, once nothing more is
+    /// created in them.
+    dirs: Vec<(Vec<Vec<u8>>, u64)>,
+    buf: Vec<u8>,
+}
+
+/// The components of an entry's name; refuses what could leave the tree.
+fn components(raw: &[u8]) -> Result<Vec<Vec<u8>>, &'static str> {
+    if raw.starts_with(b"/") {
+        return Err("absolute path");
+    }
+    let mut out = Vec::new();
+    for c in raw.split(|b| *b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => return Err("'..' in the path"),
+            c if c.contains(&0) => return Err("NUL byte in the path"),
+            c => out.push(c.to_vec()),
+        }
+    }
+    Ok(out)
+}
+
+fn cstr(b: &[u8]) -> CString {
+    CString::new(b).expect("components() refuses NUL bytes")
+}
+
+impl Unpacker<'_> {
+    fn refuse(&self, entry: &str, reason: &'static str) -> Error {
+        Error::Unsafe {
+            layer: self.layer.to_string(),
+            entry: entry.to_string(),
+            reason,
+        }
+    }
+
+    fn fail(&self, entry: &str, what: &'static str) -> impl FnOnce(io::Error) -> Error {
+        let layer = self.layer.to_string();
+        let entry = entry.to_string();
+        move |source| Error::Entry {
+            layer,
+            entry,
+            what,
+            source,
+        }
+    }
+
+    fn entry<R: Read>(&mut self, e: &mut tar::Entry<'_, R>) -> Result<(), Error> {
+        let raw = e.path_bytes().into_owned();
+        let shown = String::from_utf8_lossy(&raw).into_owned();
+        let comps = components(&raw).map_err(|r| self.refuse(&shown, r))?;
+        let kind = e.header().entry_type();
+        let hdr = e.header().clone();
+        let meta = Meta {
+            mode: hdr.mode().map_err(self.fail(&shown, "header"))? & 0o7777,
+            uid: hdr.uid().map_err(self.fail(&shown, "header"))? as u32,
+            gid: hdr.gid().map_err(self.fail(&shown, "header"))? as u32,
+            mtime: hdr.mtime().map_err(self.fail(&shown, "header"))?,
+        };
+        let Some((name, parents)) = comps.split_last() else {
+            // `./`: the layer's root itself.
+            if kind.is_dir() {
+                let fd = self.root.as_raw_fd();
+                fchown(fd, meta.uid, meta.gid)
+                    .and_then(|()| fchmod(fd, meta.mode))
+                    .map_err(self.fail(&shown, "setting the root's owner and mode"))?;
+            }
+            return Ok(());
+        };
+        let name = name.clone();
+        if let Some(target) = name.strip_prefix(b".wh.") {
+            return self.whiteout(parents, target, &shown);
+        }
+        let xattrs = xattrs_of(e).map_err(self.fail(&shown, "reading xattrs"))?;
+        let parent = self.parent(parents, &shown)?;
+        let cname = cstr(&name);
+        use tar::EntryType as T;
+        match kind {
+            T::Directory => {
+                if let Err(err) = mkdirat(parent, &cname, 0o700) {
+                    let existing = fstatat_mode(parent, &cname)
+                        .map_err(self.fail(&shown, "creating the directory"))?;
+                    if existing & libc::S_IFMT != libc::S_IFDIR {
+                        self.remove_existing(parent, &name, &shown)?;
+                        mkdirat(parent, &cname, 0o700)
+                            .map_err(self.fail(&shown, "creating the directory"))?;
+                    } else if err.raw_os_error() != Some(libc::EEXIST) {
+                        return Err(self.fail(&shown, "creating the directory")(err));
+                    }
+                }
+                self.set_meta(parent, &cname, &meta, &xattrs, true, &shown)?;
+                let mut path = parents.to_vec();
+                path.push(name);
+                self.dirs.push((path, meta.mtime));
+            }
+            T::Regular | T::Continuous | T::GNUSparse => {
+                let file = self.create_file(parent, &name, &shown)?;
+                let fd = file.as_raw_fd();
+                let mut file = std::fs::File::from(file);
+                loop {
+                    let n = e.read(&mut self.buf).map_err(|source| Error::Read {
+                        layer: self.layer.to_string(),
+                        source,
+                    })?;
+                    if n == 0 {
+                        break;
+                    }
+                    file.write_all(&self.buf[..n])
+                        .map_err(self.fail(&shown, "writing"))?;
+                }
+                fchown(fd, meta.uid, meta.gid)
+                    .and_then(|()| fchmod(fd, meta.mode))
+                    .map_err(self.fail(&shown, "setting owner and mode"))?;
+                for (k, v) in &xattrs {
+                    fsetxattr(fd, k, v).map_err(self.fail(&shown, "setting an xattr"))?;
+                }
+                futimens(fd, meta.mtime).map_err(self.fail(&shown, "setting mtime"))?;
+            }
+            T::Symlink => {
+                let target = e
+                    .link_name_bytes()
+                    .ok_or_else(|| self.refuse(&shown, "symlink without a target"))?;
+                if target.contains(&0) {
+                    return Err(self.refuse(&shown, "NUL byte in the symlink target"));
+                }
+                let target = cstr(&target);
+                self.create_with(parent, &name, &shown, "creating the symlink", |p, n| {
+                    symlinkat(&target, p, n)
+                })?;
+                self.set_meta(parent, &cname, &meta, &xattrs, false, &shown)?;
+            }
+            T::Link => {
+                let target = e
+                    .link_name_bytes()
+                    .ok_or_else(|| self.refuse(&shown, "hard link without a target"))?
+                    .into_owned();
+                let tcomps = components(&target)
+                    .map_err(|_| self.refuse(&shown, "hard link to a target outside the layer"))?;
+                let Some((tname, tparents)) = tcomps.split_last() else {
+                    return Err(self.refuse(&shown, "hard link to the layer's root"));
+                };
+                if tcomps == comps {
+                    return Ok(());
+                }
+                let tparent = self.resolve(tparents).map_err(|e| match e {
+                    Resolve::Escapes => {
+                        self.refuse(&shown, "hard link to a target outside the layer")
+                    }
+                    Resolve::Io(err) => self.fail(&shown, "finding the hard link's target")(err),
+                })?;
+                let tname = cstr(tname);
+                // The parent may have been dropped from the cache by
+                // `resolve`; open it again.
+                let parent = self.parent(parents, &shown)?;
+                self.create_with(parent, &name, &shown, "creating the hard link", |p, n| {
+                    linkat(tparent.as_raw_fd(), &tname, p, n)
+                })?;
+            }
+            T::Char | T::Block | T::Fifo => {
+                let dev = match (hdr.device_major(), hdr.device_minor()) {
+                    (Ok(Some(ma)), Ok(Some(mi))) => libc::makedev(ma, mi),
+                    _ => 0,
+                };
+                let fmt = match kind {
+                    T::Char => libc::S_IFCHR,
+                    T::Block => libc::S_IFBLK,
+                    _ => libc::S_IFIFO,
+                };
+                self.create_with(parent, &name, &shown, "creating the device node", |p, n| {
+                    mknodat(p, n, fmt | 0o600, dev)
+                })?;
+                self.set_meta(parent, &cname, &meta, &xattrs, true, &shown)?;
+            }
+            // Global PAX headers and types with nothing to create.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn whiteout(&mut self, parents: &[Vec<u8>], target: &[u8], shown: &str) -> Result<(), Error> {
+        let parent = self.parent(parents, shown)?;
+        if target == b".wh..opq" {
+            return fsetxattr(parent, OPAQUE_XATTR, b"y")
+                .map_err(self.fail(shown, "marking the directory opaque"));
+        }
+        if target.starts_with(b".wh.") {
+            return Ok(());
+        }
+        if target.is_empty() || target == b"." || target == b".." {
+            return Err(self.refuse(shown, "whiteout of nothing"));
+        }
+        self.create_with(parent, target, shown, "creating the whiteout", |p, n| {
+            mknodat(p, n, libc::S_IFCHR, 0)
+        })
+    }
+
+    /// Run `create` (an `*at` call that fails with EEXIST if the name is
+    /// taken); if the name is taken, remove what is there and try again,
+    /// as tar does.
+    fn create_with(
+        &mut self,
+        parent: RawFd,
+        name: &[u8],
+        shown: &str,
+        what: &'static str,
+        create: impl Fn(RawFd, &CString) -> io::Result<()>,
+    ) -> Result<(), Error> {
+        let cname = cstr(name);
+        match create(parent, &cname) {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                self.remove_existing(parent, name, shown)?;
+                create(parent, &cname).map_err(self.fail(shown, what))
+            }
+            other => other.map_err(self.fail(shown, what)),
+        }
+    }
+
+    fn create_file(&mut self, parent: RawFd, name: &[u8], shown: &str) -> Result<OwnedFd, Error> {
+        let cname = cstr(name);
+        let open = || {
+            openat(
+                parent,
+                &cname,
+                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY,
+                0o600,
+            )
+        };
+        match open() {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                self.remove_existing(parent, name, shown)?;
+                open().map_err(self.fail(shown, "creating the file"))
+            }
+            other => other.map_err(self.fail(shown, "creating the file")),
+        }
+    }
+
+    /// Remove whatever is at `parent/name`, a whole tree if a directory.
+    fn remove_existing(&mut self, parent: RawFd, name: &[u8], shown: &str) -> Result<(), Error> {
+        // What is removed may be a component of the cached directory.
+        self.cache = None;
+        let cname = cstr(name);
+        let mode = fstatat_mode(parent, &cname).map_err(self.fail(shown, "replacing"))?;
+        if mode & libc::S_IFMT == libc::S_IFDIR {
+            // Through the descriptor's magic link: `parent` was resolved
+            // safely, and remove_dir_all never follows symlinks below it.
+            let path = Path::new(&format!("/proc/self/fd/{parent}"))
+                .join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name));
+            std::fs::remove_dir_all(path).map_err(self.fail(shown, "replacing a directory"))
+        } else {
+            unlinkat(parent, &cname).map_err(self.fail(shown, "replacing"))
+        }
+    }
+
+    fn set_meta(
+        &self,
+        parent: RawFd,
+        name: &CString,
+        meta: &Meta,
+        xattrs: &[(CString, Vec<u8>)],
+        chmod: bool,
+        shown: &str,
+    ) -> Result<(), Error> {
+        fchownat(parent, name, meta.uid, meta.gid)
+            .map_err(self.fail(shown, "setting the owner"))?;
+        if chmod {
+            fchmodat(parent, name, meta.mode).map_err(self.fail(shown, "setting the mode"))?;
+        }
+        if !xattrs.is_empty() {
+            let path = proc_path(parent, name);
+            for (k, v) in xattrs {
+                lsetxattr(&path, k, v).map_err(self.fail(shown, "setting an xattr"))?;
+            }
+        }
+        utimensat(parent, name, meta.mtime).map_err(self.fail(shown, "setting mtime"))
+    }
+
+    /// The directory that holds an entry, created (like `mkdir -p`) if the
+    /// archive did not list it.
+    fn parent(&mut self, parents: &[Vec<u8>], shown: &str) -> Result<RawFd, Error> {
+        if parents.is_empty() {
+            return Ok(self.root.as_raw_fd());
+        }
+        if let Some((key, fd)) = &self.cache
+            && key.as_slice() == parents
+        {
+            return Ok(fd.as_raw_fd());
+        }
+        let fd = match self.resolve(parents) {
+            Ok(fd) => fd,
+            Err(Resolve::Io(e)) if e.raw_os_error() == Some(libc::ENOENT) => {
+                self.mkdir_p(parents, shown)?
+            }
+            Err(Resolve::Escapes) => {
+                return Err(self.refuse(shown, "its path goes through a symlink out of the layer"));
+            }
+            Err(Resolve::Io(e)) => return Err(self.fail(shown, "opening its directory")(e)),
+        };
+        let raw = fd.as_raw_fd();
+        self.cache = Some((parents.to_vec(), fd));
+        Ok(raw)
+    }
+
+    fn mkdir_p(&mut self, parents: &[Vec<u8>], shown: &str) -> Result<OwnedFd, Error> {
+        let mut dir: Option<OwnedFd> = None;
+        for i in 1..=parents.len() {
+            let fd = match self.resolve(&parents[..i]) {
+                Ok(fd) => fd,
+                Err(Resolve::Io(e)) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    let at = dir
+                        .as_ref()
+                        .map_or(self.root.as_raw_fd(), |d| d.as_raw_fd());
+                    match mkdirat(at, &cstr(&parents[i - 1]), 0o755) {
+                        Err(e) if e.raw_os_error() != Some(libc::EEXIST) => {
+                            return Err(self.fail(shown, "creating its directory")(e));
+                        }
+                        _ => {}
+                    }
+                    self.resolve(&parents[..i]).map_err(|e| match e {
+                        Resolve::Escapes => {
+                            self.refuse(shown, "its path goes through a symlink out of the layer")
+                        }
+                        Resolve::Io(e) => self.fail(shown, "creating its directory")(e),
+                    })?
+                }
+                Err(Resolve::Escapes) => {
+                    return Err(
+                        self.refuse(shown, "its path goes through a symlink out of the layer")
+                    );
+                }
+                Err(Resolve::Io(e)) => return Err(self.fail(shown, "opening its directory")(e)),
+            };
+            dir = Some(fd);
+        }
+        Ok(dir.expect("parents is not empty"))
+    }
+
+    /// Open the directory `comps` beneath the root; the kernel refuses any
+    /// resolution that leaves it.
+    fn resolve(&self, comps: &[Vec<u8>]) -> Result<OwnedFd, Resolve> {
+        if comps.is_empty() {
+            return dup(self.root.as_raw_fd()).map_err(Resolve::Io);
+        }
+        let path = cstr(&comps.join(&b'/'));
+        match openat2_beneath(self.root.as_raw_fd(), &path) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EXDEV) | Some(libc::ELOOP)) => {
+                Err(Resolve::Escapes)
+            }
+            other => other.map_err(Resolve::Io),
+        }
+    }
+
+    /// Directory mtimes, last: creating entries in a directory changes it.
+    fn finish_dirs(&mut self) {
+        let dirs = std::mem::take(&mut self.dirs);
+        for (path, mtime) in dirs.iter().rev() {
+            let Some((name, parents)) = path.split_last() else {
+                continue;
+            };
+            if let Ok(p) = self.resolve(parents) {
+                let _ = utimensat(p.as_raw_fd(), &cstr(name), *mtime);
+            }
+        }
+    }
+}
+
+enum Resolve {
+    Escapes,
+    Io(io::Error),
+}
+
+struct Meta {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: u64,
+}
+
+/// `SCHILY.xattr.NAME` PAX records: the xattrs docker and GNU tar write.
+fn xattrs_of<R: Read>(e: &mut tar::Entry<'_, R>) -> io::Result<Vec<(CString, Vec<u8>)>> {
+    let mut out = Vec::new();
+    if let Some(exts) = e.pax_extensions()? {
+        for ext in exts {
+            let ext = ext?;
+            if let Some(name) = ext.key_bytes().strip_prefix(b"SCHILY.xattr.")
+                && let Ok(name) = CString::new(name)
+            {
+                out.push((name, ext.value_bytes().to_vec()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn proc_path(parent: RawFd, name: &CString) -> CString {
+    let mut p = format!("/proc/self/fd/{parent}/").into_bytes();
+    p.extend_from_slice(name.as_bytes());
+    CString::new(p).expect("no NUL bytes")
+}
+
+// ---------------------------------------------------------------- syscalls
+// Thin wrappers: each passes NUL-terminated strings and integers to one
+// syscall and turns -1 into the errno.
+
+fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+fn open_dir(path: &Path) -> io::Result<OwnedFd> {
+    let c = CString::new(path.as_os_str().as_encoded_bytes())?;
+    // SAFETY: a NUL-terminated path; returns a new descriptor or -1.
+    let fd = cvt(unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    })?;
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn dup(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC on a descriptor we hold; returns a new one.
+    let new = cvt(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })?;
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+fn openat2_beneath(dirfd: RawFd, path: &CString) -> io::Result<OwnedFd> {
+    // SAFETY: open_how is plain integers; all-zero is its documented default.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: openat2 reads the path and `how` (of the size passed) and
+    // returns a new descriptor or -1.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dirfd,
+            path.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    let fd = cvt(rc as libc::c_int)?;
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn openat(dirfd: RawFd, name: &CString, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
+    // SAFETY: a NUL-terminated name relative to a descriptor we hold.
+    let fd = cvt(unsafe {
+        libc::openat(
+            dirfd,
+            name.as_ptr(),
+            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            mode,
+        )
+    })?;
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn mkdirat(dirfd: RawFd, name: &CString, mode: u32) -> io::Result<()> {
+    // SAFETY: a NUL-terminated name relative to a descriptor we hold.
+    cvt(unsafe { libc::mkdirat(dirfd, name.as_ptr(), mode) }).map(drop)
+}
+
+fn symlinkat(target: &CString, dirfd: RawFd, name: &CString) -> io::Result<()> {
+    // SAFETY: NUL-terminated strings and a descriptor we hold.
+    cvt(unsafe { libc::symlinkat(target.as_ptr(), dirfd, name.as_ptr()) }).map(drop)
+}
+
+fn linkat(from_dir: RawFd, from: &CString, to_dir: RawFd, to: &CString) -> io::Result<()> {
+    // SAFETY: NUL-terminated names relative to descriptors we hold; flags 0
+    // links a symlink itself rather than what it points to.
+    cvt(unsafe { libc::linkat(from_dir, from.as_ptr(), to_dir, to.as_ptr(), 0) }).map(drop)
+}
+
+fn mknodat(dirfd: RawFd, name: &CString, mode: u32, dev: libc::dev_t) -> io::Result<()> {
+    // SAFETY: a NUL-terminated name relative to a descriptor we hold.
+    cvt(unsafe { libc::mknodat(dirfd, name.as_ptr(), mode, dev) }).map(drop)
+}
+
+fn unlinkat(dirfd: RawFd, name: &CString) -> io::Result<()> {
+    // SAFETY: a NUL-terminated name relative to a descriptor we hold.
+    cvt(unsafe { libc::unlinkat(dirfd, name.as_ptr(), 0) }).map(drop)
+}
+
+fn fstatat_mode(dirfd: RawFd, name: &CString) -> io::Result<u32> {
+    // SAFETY: stat is plain data, filled in by the kernel.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated name and a stat buffer we own.
+    cvt(unsafe { libc::fstatat(dirfd, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
+    Ok(st.st_mode)
+}
+
+fn fchownat(dirfd: RawFd, name: &CString, uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: a NUL-terminated name relative to a descriptor we hold.
+    cvt(unsafe { libc::fchownat(dirfd, name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) })
+        .map(drop)
+}
+
+fn fchmodat(dirfd: RawFd, name: &CString, mode: u32) -> io::Result<()> {
+    // SAFETY: a NUL-terminated name relative to a descriptor we hold. Only
+    // called for entries we just created that are not symlinks.
+    cvt(unsafe { libc::fchmodat(dirfd, name.as_ptr(), mode, 0) }).map(drop)
+}
+
+fn fchown(fd: RawFd, uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: integer arguments on a descriptor we hold.
+    cvt(unsafe { libc::fchown(fd, uid, gid) }).map(drop)
+}
+
+fn fchmod(fd: RawFd, mode: u32) -> io::Result<()> {
+    // SAFETY: integer arguments on a descriptor we hold.
+    cvt(unsafe { libc::fchmod(fd, mode) }).map(drop)
+}
+
+fn times(mtime: u64) -> [libc::timespec; 2] {
+    let t = libc::timespec {
+        tv_sec: mtime as libc::time_t,
+        tv_nsec: 0,
+    };
+    [t, t]
+}
+
+fn utimensat(dirfd: RawFd, name: &CString, mtime: u64) -> io::Result<()> {
+    let ts = times(mtime);
+    // SAFETY: a NUL-terminated name and two timespecs we own.
+    cvt(unsafe { libc::utimensat(dirfd, name.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) })
+        .map(drop)
+}
+
+fn futimens(fd: RawFd, mtime: u64) -> io::Result<()> {
+    let ts = times(mtime);
+    // SAFETY: two timespecs we own, on a descriptor we hold.
+    cvt(unsafe { libc::futimens(fd, ts.as_ptr()) }).map(drop)
+}
+
+fn fsetxattr(fd: RawFd, name: &std::ffi::CStr, value: &[u8]) -> io::Result<()> {
+    // SAFETY: a NUL-terminated name and a value buffer of the length passed.
+    cvt(unsafe { libc::fsetxattr(fd, name.as_ptr(), value.as_ptr().cast(), value.len(), 0) })
+        .map(drop)
+}
+
+fn lsetxattr(path: &CString, name: &CString, value: &[u8]) -> io::Result<()> {
+    // SAFETY: NUL-terminated strings and a value buffer of the length passed.
+    cvt(unsafe {
+        libc::lsetxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    })
+    .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_leave_the_tree_are_refused() {
+        assert_eq!(
+            components(b"./a//b/./c").unwrap(),
+            vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
+        );
+        assert!(components(b"./").unwrap().is_empty());
+        assert_eq!(components(b"/etc/passwd"), Err("absolute path"));
+        assert_eq!(components(b"a/../../b"), Err("'..' in the path"));
+        assert_eq!(components(b".."), Err("'..' in the path"));
+        // `..` inside a name is just a name.
+        assert_eq!(components(b"a..b").unwrap(), vec![b"a..b".to_vec()]);
+    }
+}
+
+/// Unpacking real archives; needs root (owners, device nodes, trusted.*
+/// xattrs), as the whole test suite does.
+#[cfg(test)]
+mod archive_tests {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+
+    use super::*;
+
+    /// One tar entry, with its name written raw so that bad names can be
+    /// built (tar::Builder's own path setters refuse them).
+    enum E<'a> {
+        Dir(&'a str, u32),
+        File(&'a str, &'a [u8], u32),
+        Link(&'a str, &'a str),
+        Sym(&'a str, &'a str),
+        Fifo(&'a str),
+        Char(&'a str, u32, u32),
+    }
+
+    fn tar(entries: &[E<'_>]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for e in entries {
+            let mut h = tar::Header::new_gnu();
+            let (name, data): (&str, &[u8]) = match e {
+                E::Dir(n, m) => {
+                    h.set_entry_type(tar::EntryType::Directory);
+                    h.set_mode(*m);
+                    (n, b"")
+                }
+                E::File(n, d, m) => {
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_mode(*m);
+                    (n, d)
+                }
+                E::Link(n, t) | E::Sym(n, t) => {
+                    h.set_entry_type(if matches!(e, E::Link(..)) {
+                        tar::EntryType::Link
+                    } else {
+                        tar::EntryType::Symlink
+                    });
+                    h.set_mode(0o777);
+                    h.as_gnu_mut().unwrap().linkname[..t.len()].copy_from_slice(t.as_bytes());
+                    (n, b"")
+                }
+                E::Fifo(n) => {
+                    h.set_entry_type(tar::EntryType::Fifo);
+                    h.set_mode(0o640);
+                    (n, b"")
+                }
+                E::Char(n, ma, mi) => {
+                    h.set_entry_type(tar::EntryType::Char);
+                    h.set_mode(0o620);
+                    h.set_device_major(*ma).unwrap();
+                    h.set_device_minor(*mi).unwrap();
+                    (n, b"")
+                }
+            };
+            h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+            h.set_size(data.len() as u64);
+            h.set_uid(1000);
+            h.set_gid(2000);
+            h.set_mtime(1_600_000_000);
+            h.set_cksum();
+            b.append(&h, data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn unpack_err(entries: &[E<'_>]) -> (tempfile::TempDir, String) {
+        let outer = tempfile::tempdir().unwrap();
+        let dest = outer.path().join("layer");
+        std::fs::create_dir(&dest).unwrap();
+        let err = unpack(&tar(entries)[..], &dest, "L1")
+            .expect_err("must be refused")
+            .to_string();
+        (outer, err)
+    }
+
+    #[test]
+    fn preserves_metadata_and_file_kinds() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = tar(&[
+            E::Dir("./", 0o755),
+            E::Dir("etc/", 0o750),
+            E::File("etc/passwd", b"root:x:0:0::/root:/bin/sh\n", 0o4755),
+            E::Link("etc/passwd2", "etc/passwd"),
+            E::Sym("etc/link", "passwd"),
+            E::Sym("abs", "/etc/passwd"),
+            E::Fifo("fifo"),
+            E::Char("null", 1, 3),
+            E::File("deep/er/file", b"x", 0o600),
+        ]);
+        let diff_id = unpack(&bytes[..], dir.path(), "L").unwrap();
+        assert_eq!(diff_id, Digest::of(&bytes));
+        let p = |s: &str| dir.path().join(s);
+        let m = std::fs::metadata(p("etc/passwd")).unwrap();
+        assert_eq!(m.permissions().mode() & 0o7777, 0o4755);
+        assert_eq!((m.uid(), m.gid(), m.mtime()), (1000, 2000, 1_600_000_000));
+        assert_eq!(m.nlink(), 2);
+        assert_eq!(std::fs::metadata(p("etc/passwd2")).unwrap().ino(), m.ino());
+        let d = std::fs::metadata(p("etc")).unwrap();
+        assert_eq!(d.permissions().mode() & 0o7777, 0o750);
+        assert_eq!(d.mtime(), 1_600_000_000, "dir mtime is set after its files");
+        assert_eq!(
+            std::fs::read_link(p("etc/link")).unwrap(),
+            Path::new("passwd")
+        );
+        assert_eq!(
+            std::fs::read_link(p("abs")).unwrap(),
+            Path::new("/etc/passwd")
+        );
+        assert!(
+            std::fs::symlink_metadata(p("fifo"))
+                .unwrap()
+                .file_type()
+                .is_fifo()
+        );
+        let n = std::fs::symlink_metadata(p("null")).unwrap();
+        assert!(n.file_type().is_char_device());
+        assert_eq!(n.rdev(), libc::makedev(1, 3));
+        assert_eq!(std::fs::read(p("deep/er/file")).unwrap(), b"x");
+        // Gzip and zstd streams unpack to the same diff-id.
+        for compressed in [
+            {
+                let mut g = flate2::write::GzEncoder::new(Vec::new(), Default::default());
+                g.write_all(&bytes).unwrap();
+                g.finish().unwrap()
+            },
+            zstd::encode_all(&bytes[..], 3).unwrap(),
+        ] {
+            let d2 = tempfile::tempdir().unwrap();
+            assert_eq!(unpack(&compressed[..], d2.path(), "L").unwrap(), diff_id);
+            assert_eq!(std::fs::read(d2.path().join("deep/er/file")).unwrap(), b"x");
+        }
+    }
+
+    #[test]
+    fn whiteouts_become_overlay_whiteouts() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = tar(&[
+            E::Dir("opq/", 0o755),
+            E::File("opq/.wh..wh..opq", b"", 0o644),
+            E::File("opq/new", b"n", 0o644),
+            E::File("gone/.wh.old", b"", 0o644),
+            E::File(".wh..wh.plnk", b"", 0o644),
+        ]);
+        unpack(&bytes[..], dir.path(), "L").unwrap();
+        let wh = std::fs::symlink_metadata(dir.path().join("gone/old")).unwrap();
+        assert!(wh.file_type().is_char_device());
+        assert_eq!(wh.rdev(), 0);
+        let mut v = [0u8; 4];
+        let path = CString::new(dir.path().join("opq").as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: NUL-terminated strings and a buffer of the length passed.
+        let n = unsafe {
+            libc::lgetxattr(
+                path.as_ptr(),
+                OPAQUE_XATTR.as_ptr(),
+                v.as_mut_ptr().cast(),
+                4,
+            )
+        };
+        assert_eq!(&v[..n as usize], b"y");
+        assert!(!dir.path().join("opq/.wh..wh..opq").exists());
+        assert!(!dir.path().join(".wh..wh.plnk").exists());
+    }
+
+    #[test]
+    fn later_entries_replace_earlier_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = tar(&[
+            E::File("a", b"first", 0o644),
+            E::File("a", b"second", 0o644),
+            E::Dir("d/", 0o755),
+            E::File("d/x", b"", 0o644),
+            E::File("d", b"now a file", 0o644),
+        ]);
+        unpack(&bytes[..], dir.path(), "L").unwrap();
+        assert_eq!(std::fs::read(dir.path().join("a")).unwrap(), b"second");
+        assert_eq!(std::fs::read(dir.path().join("d")).unwrap(), b"now a file");
+    }
+
+    #[test]
+    fn symlinks_inside_the_tree_are_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = tar(&[
+            E::Dir("real/", 0o755),
+            E::Sym("alias", "real"),
+            E::File("alias/f", b"ok", 0o644),
+        ]);
+        unpack(&bytes[..], dir.path(), "L").unwrap();
+        assert_eq!(std::fs::read(dir.path().join("real/f")).unwrap(), b"ok");
+    }
+
+    #[test]
+    fn every_way_out_is_refused() {
+        let cases: Vec<(Vec<E<'_>>, &str)> = vec![
+            (vec![E::File("../escape", b"x", 0o644)], "'..'"),
+            (vec![E::File("a/../../escape", b"x", 0o644)], "'..'"),
+            (vec![E::File("/abs", b"x", 0o644)], "absolute path"),
+            (
+                vec![E::Sym("evil", "/"), E::File("evil/escape", b"x", 0o644)],
+                "symlink out of the layer",
+            ),
+            (
+                vec![E::Sym("evil", "../.."), E::File("evil/escape", b"x", 0o644)],
+                "symlink out of the layer",
+            ),
+            (
+                vec![
+                    E::Dir("d/", 0o755),
+                    E::Sym("d/up", "../.."),
+                    E::File("d/up/escape", b"x", 0o644),
+                ],
+                "symlink out of the layer",
+            ),
+            (vec![E::Link("hard", "../outside")], "outside the layer"),
+            (vec![E::Link("hard", "/etc/passwd")], "outside the layer"),
+            (
+                vec![E::Sym("evil", "/etc"), E::Link("hard", "evil/passwd")],
+                "outside the layer",
+            ),
+        ];
+        for (i, (entries, needle)) in cases.iter().enumerate() {
+            let (outer, err) = unpack_err(entries);
+            let needle = *needle;
+            eprintln!("case {i}: {err}");
+            assert!(err.contains(needle), "{err:?} should say {needle:?}");
+            assert!(err.starts_with("layer L1: refusing entry"), "{err}");
+            // Nothing was written next to the layer's directory.
+            let beside: Vec<_> = std::fs::read_dir(outer.path()).unwrap().flatten().collect();
+            assert_eq!(beside.len(), 1, "{beside:?}");
+            assert!(!Path::new("/escape").exists() && !Path::new("/outside").exists());
+        }
+    }
+}

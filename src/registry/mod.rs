@@ -1,0 +1,559 @@
+//! Pulling images from a registry (OCI Distribution Spec), synchronously:
+//! resolve the reference to a manifest (through an index, for the host's
+//! platform or `--platform`), then download the config and the layers,
+//! several at a time on threads, each verified against its digest and
+//! size while it streams into the blob store, resumed with `Range` if an
+//! earlier pull was interrupted, and unpacked into its snapshot as soon as
+//! it is complete. The name is recorded last, so an image that has a name
+//! is always whole.
+
+pub mod auth;
+pub mod client;
+pub mod progress;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use client::Client;
+use progress::Progress;
+
+use crate::cas::{self, Digest, Expected};
+use crate::image::config::{self, Descriptor, ImageConfig, Index, Kind, Manifest, Platform};
+use crate::image::reference::Reference;
+use crate::image::{self, Images, short};
+use crate::step;
+
+/// Errors of talking to registries.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Reference(#[from] image::reference::Error),
+    #[error(transparent)]
+    Image(#[from] image::Error),
+    #[error("cannot reach registry {host}: {reason}")]
+    Unreachable { host: String, reason: String },
+    #[error("{what}: not found in registry {host}{detail}")]
+    NotFound {
+        what: String,
+        host: String,
+        detail: String,
+    },
+    #[error("registry {host}: {what}: HTTP {status}{detail}")]
+    Status {
+        host: String,
+        what: String,
+        status: u16,
+        detail: String,
+    },
+    #[error("registry {host}: unauthorized: {detail}")]
+    Unauthorized { host: String, detail: String },
+    #[error("registry {host}: {reason}")]
+    Protocol { host: String, reason: String },
+    #[error("{what}: {reason}")]
+    BadManifest { what: String, reason: String },
+    #[error("{reference}: no image for platform {want} (the index has: {available})")]
+    NoPlatform {
+        reference: String,
+        want: String,
+        available: String,
+    },
+    #[error("{what} {digest}: {source}")]
+    Blob {
+        what: &'static str,
+        digest: Digest,
+        source: cas::Error,
+    },
+    #[error("downloading {digest}: {reason} (run the pull again to resume)")]
+    Download { digest: Digest, reason: String },
+    #[error("credentials file {path}: {reason}")]
+    Config { path: PathBuf, reason: String },
+    #[error("invalid --platform {0:?}: expected os/arch[/variant]")]
+    BadPlatform(String),
+}
+
+impl From<cas::Error> for Error {
+    fn from(e: cas::Error) -> Error {
+        Error::Image(e.into())
+    }
+}
+
+/// How to pull.
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    /// `os/arch[/variant]`; the host's when `None`.
+    pub platform: Option<String>,
+    /// Registries (domains as in references) reached over plain http.
+    pub insecure: Vec<String>,
+    pub progress: progress::Mode,
+    /// Where credentials are read (`~/.docker/config.json`).
+    pub auth_file: PathBuf,
+    /// Layers downloaded at once.
+    pub jobs: usize,
+}
+
+impl Default for PullOptions {
+    fn default() -> PullOptions {
+        PullOptions {
+            platform: None,
+            insecure: Vec::new(),
+            progress: progress::Mode::Auto { stdout: true },
+            auth_file: auth::config_path(),
+            jobs: 3,
+        }
+    }
+}
+
+impl PullOptions {
+    /// How `run` pulls a missing image: progress on stderr, as stdout is
+    /// the container's.
+    pub fn for_run(platform: Option<String>, quiet: bool, insecure: &[String]) -> PullOptions {
+        PullOptions {
+            platform,
+            insecure: insecure.to_vec(),
+            progress: if quiet {
+                progress::Mode::Quiet
+            } else {
+                progress::Mode::Auto { stdout: false }
+            },
+            ..Default::default()
+        }
+    }
+}
+
+/// What a pull stored.
+pub struct Pulled {
+    /// The name recorded in the index.
+    pub name: String,
+    pub manifest: Digest,
+    pub id: Digest,
+}
+
+/// `containr pull NAME`.
+pub fn pull(data_root: &Path, name: &str, opts: &PullOptions) -> Result<Pulled, Error> {
+    let reference = Reference::parse(name)?;
+    let want = match &opts.platform {
+        Some(p) => config::parse_platform(p).ok_or_else(|| Error::BadPlatform(p.clone()))?,
+        None => config::host_platform(),
+    };
+    let images = Images::open(data_root)?;
+    // gc must not sweep what this pull stores before it is named.
+    let _guard = images.gc_guard(false)?;
+    let stored = Stored::default();
+    let result = pull_into(&images, &reference, &want, opts, &stored);
+    if result.is_err() {
+        stored.undo(&images);
+    }
+    result
+}
+
+/// What one pull added to the store, to take back if it fails.
+#[derive(Default)]
+struct Stored {
+    blobs: Mutex<Vec<Digest>>,
+    snapshots: Mutex<Vec<Digest>>,
+}
+
+impl Stored {
+    /// Remove what this pull stored that no image names: a failed pull
+    /// leaves nothing but partial downloads (kept to resume).
+    fn undo(&self, images: &Images) {
+        images.take_back(
+            &self.blobs.lock().expect("not poisoned"),
+            &self.snapshots.lock().expect("not poisoned"),
+        );
+    }
+}
+
+fn pull_into(
+    images: &Images,
+    reference: &Reference,
+    want: &Platform,
+    opts: &PullOptions,
+    stored: &Stored,
+) -> Result<Pulled, Error> {
+    let creds = auth::lookup(&opts.auth_file, &reference.domain)?;
+    let client = Client::new(reference, &opts.insecure, creds);
+    let progress = Progress::new(opts.progress);
+    step!(
+        "GET {}/v2/{}/manifests/{}",
+        client.host(),
+        reference.path,
+        reference.manifest_ref()
+    );
+    let what = reference.to_string();
+    let (bytes, ctype) = client.manifest(&reference.manifest_ref())?;
+    if let Some(d) = &reference.digest {
+        check_digest(&what, d, &bytes)?;
+    }
+    let manifest_bytes = match classify(&what, &bytes, ctype.as_deref())? {
+        Kind::Manifest => bytes,
+        Kind::Index => {
+            let index: Index = parse(&what, &bytes)?;
+            let desc = config::select_platform(&index, want).ok_or_else(|| Error::NoPlatform {
+                reference: what.clone(),
+                want: platform_string(want),
+                available: index
+                    .manifests
+                    .iter()
+                    .filter_map(|d| d.platform.as_ref().map(platform_string))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+            step!(
+                "index: {} -> manifest {}",
+                platform_string(want),
+                desc.digest
+            );
+            let (b, ctype) = client.manifest(&desc.digest.to_string())?;
+            let what = format!("{what} ({})", platform_string(want));
+            check_digest(&what, &desc.digest, &b)?;
+            if classify(&what, &b, ctype.as_deref())? != Kind::Manifest {
+                return Err(Error::BadManifest {
+                    what,
+                    reason: "an index inside an index".into(),
+                });
+            }
+            b
+        }
+    };
+    let manifest: Manifest = parse(&what, &manifest_bytes)?;
+    if let Some(bad) = manifest
+        .layers
+        .iter()
+        .find(|l| !config::is_layer(&l.media_type))
+    {
+        return Err(Error::BadManifest {
+            what,
+            reason: format!(
+                "layer {} has unsupported media type {:?}",
+                bad.digest, bad.media_type
+            ),
+        });
+    }
+    progress.message(&format!(
+        "{}: Pulling from {}",
+        reference.manifest_ref(),
+        reference.repository()
+    ));
+    download(&client, images, &manifest.config, None, stored)?;
+    let image_config: ImageConfig = parse(
+        &format!("image config {}", manifest.config.digest),
+        &images.cas.read(&manifest.config.digest)?,
+    )?;
+    let diff_ids = &image_config.rootfs.diff_ids;
+    if diff_ids.len() != manifest.layers.len() {
+        return Err(image::Error::LayerCount {
+            layers: manifest.layers.len(),
+            diff_ids: diff_ids.len(),
+        }
+        .into());
+    }
+    fetch_layers(
+        &client,
+        images,
+        &manifest.layers,
+        diff_ids,
+        &progress,
+        opts.jobs,
+        stored,
+    )?;
+    let manifest_digest = images.cas.put(&manifest_bytes)?;
+    stored
+        .blobs
+        .lock()
+        .expect("not poisoned")
+        .push(manifest_digest.clone());
+    let key = reference.to_string();
+    images.update(|index| {
+        index.insert(key.clone(), manifest_digest.clone());
+        Ok(())
+    })?;
+    progress.message(&format!("Digest: {manifest_digest}"));
+    progress.message(&format!("Status: Downloaded image for {reference}"));
+    Ok(Pulled {
+        name: key,
+        manifest: manifest_digest,
+        id: manifest.config.digest,
+    })
+}
+
+fn platform_string(p: &Platform) -> String {
+    match &p.variant {
+        Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+        None => format!("{}/{}", p.os, p.architecture),
+    }
+}
+
+fn check_digest(what: &str, want: &Digest, bytes: &[u8]) -> Result<(), Error> {
+    let actual = Digest::of(bytes);
+    if actual == *want {
+        Ok(())
+    } else {
+        Err(Error::BadManifest {
+            what: what.to_string(),
+            reason: format!("digest mismatch: expected {want}, got {actual}"),
+        })
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(bytes).map_err(|e| Error::BadManifest {
+        what: what.to_string(),
+        reason: format!("invalid: {e}"),
+    })
+}
+
+/// An index or a manifest? Its own `mediaType` field decides, else the
+/// `Content-Type` the registry sent, else its shape (OCI allows neither).
+fn classify(what: &str, bytes: &[u8], content_type: Option<&str>) -> Result<Kind, Error> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|_| Error::BadManifest {
+        what: what.to_string(),
+        reason: "the manifest is not JSON".into(),
+    })?;
+    let declared = v
+        .get("mediaType")
+        .and_then(|m| m.as_str())
+        .or(content_type.filter(|c| *c != "application/json" && !c.is_empty()));
+    match declared {
+        Some(mt) => config::kind_of(mt).ok_or_else(|| Error::BadManifest {
+            what: what.to_string(),
+            reason: format!("unsupported manifest media type {mt:?}"),
+        }),
+        None if v.get("manifests").is_some() => Ok(Kind::Index),
+        None if v.get("layers").is_some() && v.get("config").is_some() => Ok(Kind::Manifest),
+        None => Err(Error::BadManifest {
+            what: what.to_string(),
+            reason: "neither an image index nor a manifest".into(),
+        }),
+    }
+}
+
+/// Download the layers `jobs` at a time and unpack each into its snapshot
+/// as soon as it is stored.
+fn fetch_layers(
+    client: &Client,
+    images: &Images,
+    layers: &[Descriptor],
+    diff_ids: &[Digest],
+    progress: &Progress,
+    jobs: usize,
+    stored: &Stored,
+) -> Result<(), Error> {
+    let queue = Mutex::new(layers.iter().zip(diff_ids));
+    let failed = AtomicBool::new(false);
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..jobs.clamp(1, layers.len().max(1)) {
+            s.spawn(|| {
+                loop {
+                    if failed.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let Some((layer, diff_id)) = queue.lock().expect("not poisoned").next() else {
+                        return;
+                    };
+                    let result = fetch_layer(client, images, layer, diff_id, progress, stored);
+                    if let Err(e) = result {
+                        failed.store(true, Ordering::Relaxed);
+                        first_error.lock().expect("not poisoned").get_or_insert(e);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    match first_error.into_inner().expect("not poisoned") {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn fetch_layer(
+    client: &Client,
+    images: &Images,
+    layer: &Descriptor,
+    diff_id: &Digest,
+    progress: &Progress,
+    stored: &Stored,
+) -> Result<(), Error> {
+    let id = short(&layer.digest);
+    if images.snapshot_path(diff_id).is_dir() && images.cas.contains(&layer.digest) {
+        progress.message(&format!("{id}: Already exists"));
+        return Ok(());
+    }
+    let bar = progress.layer(&id, layer.size);
+    download(client, images, layer, Some(&bar), stored)?;
+    bar.state("Extracting");
+    if !images.snapshot_path(diff_id).is_dir() {
+        images.ensure_snapshot(&layer.digest, diff_id)?;
+        stored
+            .snapshots
+            .lock()
+            .expect("not poisoned")
+            .push(diff_id.clone());
+    }
+    bar.finish("Pull complete");
+    Ok(())
+}
+
+/// Download blob `desc` into the store, verified, resuming a partial
+/// download if there is one.
+fn download(
+    client: &Client,
+    images: &Images,
+    desc: &Descriptor,
+    bar: Option<&progress::Layer>,
+    stored: &Stored,
+) -> Result<(), Error> {
+    let digest = &desc.digest;
+    if images.cas.contains(digest) {
+        return Ok(());
+    }
+    let blob_err = |source| Error::Blob {
+        what: "blob",
+        digest: digest.clone(),
+        source,
+    };
+    let Some(mut w) = images
+        .cas
+        .resumable(Expected {
+            digest: digest.clone(),
+            size: desc.size,
+        })
+        .map_err(blob_err)?
+    else {
+        // Another pull stored it while we waited for its lock.
+        return Ok(());
+    };
+    if w.written() < desc.size {
+        let offset = w.written();
+        step!(
+            "GET {}/v2/.../blobs/{digest}{}",
+            client.host(),
+            if offset > 0 {
+                format!(" (Range: bytes={offset}-)")
+            } else {
+                String::new()
+            }
+        );
+        let (body, ranged) = client.blob(&digest.to_string(), offset)?;
+        if !ranged && offset > 0 {
+            w.restart().map_err(blob_err)?;
+        }
+        if let Some(b) = bar {
+            b.set_position(w.written());
+        }
+        let mut reader = body.into_reader();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                // Kept for the next pull to resume.
+                Err(e) => {
+                    return Err(Error::Download {
+                        digest: digest.clone(),
+                        reason: e.to_string(),
+                    });
+                }
+            };
+            if let Err(e) = w.write_all(&buf[..n]) {
+                w.discard();
+                return Err(Error::Download {
+                    digest: digest.clone(),
+                    reason: e.to_string(),
+                });
+            }
+            if let Some(b) = bar {
+                b.advance(n as u64);
+            }
+        }
+    }
+    w.commit().map_err(blob_err)?;
+    stored
+        .blobs
+        .lock()
+        .expect("not poisoned")
+        .push(digest.clone());
+    Ok(())
+}
+
+/// `containr login`: check the credentials against the registry (the
+/// token flow of a `/v2/` request), then store them.
+pub fn login(domain: &str, creds: &auth::Credentials, insecure: &[String]) -> Result<(), Error> {
+    let reference = Reference::parse(&format!("{domain}/x"))?;
+    let client = Client::new(&reference, insecure, Some(creds.clone()));
+    client.check_login()?;
+    auth::store(&auth::config_path(), domain, Some(creds))?;
+    Ok(())
+}
+
+/// `containr run IMAGE`: the image from the store, pulled first if it is
+/// not there (`--pull missing`, as docker does), never, or always.
+pub fn for_run(
+    data_root: &Path,
+    name: &str,
+    policy: &str,
+    opts: &PullOptions,
+) -> Result<image::RunImage, crate::Error> {
+    match policy {
+        "missing" | "never" => {}
+        "always" => {
+            pull(data_root, name, opts)?;
+        }
+        other => {
+            return Err(crate::Error::Usage(format!(
+                "invalid --pull {other:?}: missing, never or always"
+            )));
+        }
+    }
+    match image::for_run(data_root, name) {
+        Err(image::Error::NotFound(_)) if policy == "missing" => {
+            if opts.progress != progress::Mode::Quiet {
+                eprintln!("Unable to find image '{name}' locally");
+            }
+            pull(data_root, name, opts)?;
+            Ok(image::for_run(data_root, name)?)
+        }
+        other => Ok(other?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifests_are_classified_by_field_header_or_shape() {
+        let m = br#"{"schemaVersion":2,"config":{},"layers":[]}"#;
+        assert_eq!(classify("x", m, None).unwrap(), Kind::Manifest);
+        assert_eq!(
+            classify("x", m, Some(config::DOCKER_MANIFEST)).unwrap(),
+            Kind::Manifest
+        );
+        let i = br#"{"schemaVersion":2,"manifests":[]}"#;
+        assert_eq!(
+            classify("x", i, Some("application/json")).unwrap(),
+            Kind::Index
+        );
+        let typed = format!(
+            r#"{{"mediaType":"{}","manifests":[]}}"#,
+            config::DOCKER_LIST
+        );
+        assert_eq!(classify("x", typed.as_bytes(), None).unwrap(), Kind::Index);
+        let err = classify("x", b"<html>", None).unwrap_err().to_string();
+        assert!(err.contains("not JSON"), "{err}");
+        let err = classify(
+            "x",
+            m,
+            Some("application/vnd.docker.distribution.manifest.v1+prettyjws"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unsupported manifest media type"), "{err}");
+        assert!(classify("x", b"{}", None).is_err());
+    }
+}
