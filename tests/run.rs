@@ -619,36 +619,46 @@ fn host_binary_cannot_be_overwritten_from_inside() {
                     if printf 'PWNED' >> $f 2>/dev/null; then echo APPENDED $f; fi; \
                   done; \
                   readlink /proc/1/exe; echo done";
-    let out = std::process::Command::new(&copy)
-        .arg("--root")
-        .arg(&sb.data)
-        .args([
-            "run",
-            "--rootfs",
-            sb.rootfs.to_str().unwrap(),
-            "sh",
-            "-c",
-            attack,
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.ends_with("done\n"),
-        "attack script did not run: {stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
+    // Default and --privileged (every capability, no seccomp, so it can
+    // also try to remount the binary's mount read-write and to reopen an
+    // fd of it for writing).
+    let privileged_attack = format!(
+        "exec 3</proc/1/exe; printf PWNED >> /proc/self/fd/3 2>/dev/null && echo WROTE fd; \\
+         mount -o remount,rw /proc/1/exe 2>/dev/null && echo REMOUNTED; {attack}"
     );
-    assert!(
-        !stdout.contains("WROTE") && !stdout.contains("APPENDED"),
-        "{stdout}"
-    );
-    assert!(
-        std::fs::read(&copy).unwrap() == before,
-        "the host binary was modified"
-    );
-    // PID 1 runs from a memfd, not from the host's file.
-    assert!(!stdout.contains(copy.to_str().unwrap()), "{stdout}");
+    for (flags, script) in [
+        (vec![], attack.to_string()),
+        (vec!["--privileged"], privileged_attack),
+    ] {
+        let out = std::process::Command::new(&copy)
+            .arg("--root")
+            .arg(&sb.data)
+            .args([
+                "run",
+                "--network",
+                "none",
+                "--rootfs",
+                sb.rootfs.to_str().unwrap(),
+            ])
+            .args(&flags)
+            .args(["sh", "-c", &script])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.ends_with("done\n"),
+            "attack script did not run ({flags:?}): {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for sign in ["WROTE", "APPENDED", "REMOUNTED"] {
+            assert!(!stdout.contains(sign), "{flags:?}: {stdout}");
+        }
+        assert!(
+            std::fs::read(&copy).unwrap() == before,
+            "the host binary was modified ({flags:?})"
+        );
+    }
 }
 
 #[test]
@@ -732,7 +742,7 @@ fn explain_walks_through_every_primitive() {
         assert_eq!(n, i + 1, "step numbering broken at {line:?}\n{err}");
     }
     for primitive in [
-        "memfd_create",
+        "read-only bind mount",
         "clone(CLONE_NEWUTS|CLONE_NEWPID|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWNET",
         "sethostname(\"teach\")",
         "SIOCSIFFLAGS",

@@ -363,7 +363,9 @@ fn start_and_supervise(
     cgroup: &Cgroup,
     attachment: Option<&network::Attachment>,
 ) -> Result<i32, Error> {
-    let exe = selfexe::sealed_copy().map_err(ContainerError::sys("copying containr to a memfd"))?;
+    let exe = selfexe::prepare().map_err(ContainerError::sys(
+        "preparing containr's binary for the init",
+    ))?;
     let (ours, theirs) = Channel::pair().map_err(ContainerError::sys("socketpair"))?;
 
     // Blocked before the clone so none is lost in between; the child
@@ -407,7 +409,13 @@ fn start_and_supervise(
     let (init, placed) = namespace::clone_and_exec(
         namespaces,
         &ChildExec {
-            exe: exe.as_fd(),
+            exe: match &exe {
+                selfexe::SelfExe::Sealed(fd) => namespace::Exe::Sealed(fd.as_fd()),
+                selfexe::SelfExe::ReadOnly { path, locked } => namespace::Exe::ReadOnlyBind {
+                    path,
+                    locked: *locked,
+                },
+            },
             keep_fd: theirs.as_fd(),
             argv,
             cgroup: target.as_ref().map(|f| f.as_fd()),
@@ -416,7 +424,7 @@ fn start_and_supervise(
     )?;
     drop(theirs);
     drop(exe);
-    step!("the init (host pid {init}) re-execs the sealed copy as `containr init`");
+    step!("the init (host pid {init}) re-execs containr as `containr init`");
     // Placed before it gets its config, so nothing it does escapes the limits.
     let placed = if placed {
         step!("clone3(CLONE_INTO_CGROUP) started the init inside its cgroup");

@@ -1,14 +1,22 @@
-//! A sealed, in-memory copy of containr's own binary, which is what the
-//! container's init is exec'd from.
+//! What the container's init is exec'd from: never the host's binary as
+//! the container could write it.
 //!
-//! Why not `/proc/self/exe` directly: that is the CVE-2019-5736 class. A
+//! Why not `/proc/self/exe` as it is: that is the CVE-2019-5736 class. A
 //! process inside the container can open `/proc/<init>/exe`, which would be
-//! the host's containr binary, and write to it once the init is gone, so the
-//! next containr run as root on the host runs the attacker's code. Exec'ing a
-//! memfd copy instead means `/proc/<init>/exe` names an anonymous file that
-//! lives only as long as this container; and because the copy is sealed
-//! against writes, growth and shrinking (and the seals themselves), even that
-//! copy cannot be changed. runc's fix took this same route.
+//! the host's containr binary, and write to it, so the next containr run as
+//! root on the host runs the attacker's code. Two ways out, as runc has:
+//!
+//! - [`SelfExe::ReadOnly`] (the default): the child, already in its new
+//!   mount namespace, makes it private, bind-mounts the binary onto itself
+//!   and remounts that read-only, then execs it. The init's pivot_root later
+//!   detaches the mount from the container's namespace; from then on
+//!   `/proc/1/exe` leads to a read-only mount that nobody in the container
+//!   can remount, clone or change (the kernel only lets those act on mounts
+//!   of the caller's own namespace): every write is EROFS. Three mount
+//!   calls, where a copy of the 5 MB binary costs 4-5 ms per start.
+//! - [`SelfExe::Sealed`], where the binary's path cannot be used (replaced
+//!   or deleted since containr started): a memfd copy sealed against writes,
+//!   growth, shrinking and the seals themselves.
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -18,6 +26,48 @@ use crate::step;
 /// `MFD_EXEC` (Linux 6.3): explicitly executable, needed where
 /// `vm.memfd_noexec` makes memfds non-executable by default.
 const MFD_EXEC: libc::c_uint = 0x0010;
+
+/// How the init will be exec'd.
+pub enum SelfExe {
+    /// containr's path, to be bound read-only onto itself in the child;
+    /// with the mount flags a remount must keep (nosuid, nodev).
+    ReadOnly {
+        path: std::ffi::CString,
+        locked: libc::c_ulong,
+    },
+    Sealed(OwnedFd),
+}
+
+/// The read-only bind where containr's binary is still at its path, else a
+/// sealed copy.
+pub fn prepare() -> std::io::Result<SelfExe> {
+    let link = std::fs::read_link("/proc/self/exe")?;
+    let name = link.as_os_str().as_encoded_bytes();
+    let usable = !name.ends_with(b" (deleted)") && link.is_file();
+    if usable
+        && let (Ok(path), Ok(st)) = (
+            std::ffi::CString::new(name),
+            nix::sys::statvfs::statvfs(&link),
+        )
+    {
+        use nix::sys::statvfs::FsFlags;
+        let mut locked = 0;
+        for (fs, ms) in [
+            (FsFlags::ST_NOSUID, libc::MS_NOSUID),
+            (FsFlags::ST_NODEV, libc::MS_NODEV),
+        ] {
+            if st.flags().contains(fs) {
+                locked |= ms;
+            }
+        }
+        step!(
+            "the init will run {} through a read-only bind mount of it: the container can never write the host binary",
+            link.display()
+        );
+        return Ok(SelfExe::ReadOnly { path, locked });
+    }
+    sealed_copy().map(SelfExe::Sealed)
+}
 
 /// Copy `/proc/self/exe` into a sealed memfd.
 pub fn sealed_copy() -> std::io::Result<OwnedFd> {

@@ -94,12 +94,24 @@ pub fn describe_flags(flags: CloneFlags) -> String {
     names.join("|")
 }
 
+/// The binary the child execs (see `container::selfexe`).
+pub enum Exe<'a> {
+    /// A sealed memfd copy.
+    Sealed(BorrowedFd<'a>),
+    /// containr's own path, bound read-only onto itself first, in the
+    /// child's new mount namespace; `locked`: flags the remount must keep.
+    ReadOnlyBind {
+        path: &'a std::ffi::CStr,
+        locked: libc::c_ulong,
+    },
+}
+
 /// What the cloned child does before it becomes the container's init: all
 /// of it prepared by the parent, because between `clone` and `execve` the
 /// child may only make async-signal-safe system calls.
 pub struct ChildExec<'a> {
     /// The sealed copy of containr to run (see `container::selfexe`).
-    pub exe: BorrowedFd<'a>,
+    pub exe: Exe<'a>,
     /// The one descriptor the init inherits besides stdio.
     pub keep_fd: BorrowedFd<'a>,
     pub argv: Vec<CString>,
@@ -148,7 +160,10 @@ pub fn clone_and_exec(namespaces: Namespaces, exec: &ChildExec<'_>) -> Result<(P
         .collect();
     let envp: [*const libc::c_char; 1] = [std::ptr::null()];
     let empty = c"";
-    let exe_fd = exec.exe.as_raw_fd();
+    let (exe_fd, exe_path, locked) = match &exec.exe {
+        Exe::Sealed(fd) => (fd.as_raw_fd(), None, 0),
+        Exe::ReadOnlyBind { path, locked } => (-1, Some(path.as_ptr()), *locked),
+    };
     let keep_fd = exec.keep_fd.as_raw_fd();
     let ready_fd = exec.userns_ready.map(|f| f.as_raw_fd());
 
@@ -227,14 +242,40 @@ pub fn clone_and_exec(namespaces: Namespaces, exec: &ChildExec<'_>) -> Result<(P
                 libc::CLOSE_RANGE_CLOEXEC,
             );
             libc::fcntl(keep_fd, libc::F_SETFD, 0);
-            libc::syscall(
-                libc::SYS_execveat,
-                exe_fd,
-                empty.as_ptr(),
-                argv.as_ptr(),
-                envp.as_ptr(),
-                libc::AT_EMPTY_PATH,
-            );
+            match exe_path {
+                None => {
+                    libc::syscall(
+                        libc::SYS_execveat,
+                        exe_fd,
+                        empty.as_ptr(),
+                        argv.as_ptr(),
+                        envp.as_ptr(),
+                        libc::AT_EMPTY_PATH,
+                    );
+                }
+                Some(path) => {
+                    // Private first: the bind must not propagate to the host.
+                    let null = std::ptr::null::<libc::c_char>();
+                    let bound = libc::mount(
+                        null,
+                        c"/".as_ptr(),
+                        null,
+                        libc::MS_REC | libc::MS_PRIVATE,
+                        std::ptr::null(),
+                    ) == 0
+                        && libc::mount(path, path, null, libc::MS_BIND, std::ptr::null()) == 0
+                        && libc::mount(
+                            null,
+                            path,
+                            null,
+                            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | locked,
+                            std::ptr::null(),
+                        ) == 0;
+                    if bound {
+                        libc::execve(path, argv.as_ptr(), envp.as_ptr());
+                    }
+                }
+            }
             libc::_exit(125);
         }
     }

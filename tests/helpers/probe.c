@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <netinet/in.h>
 #include <unistd.h>
@@ -31,6 +32,11 @@ static long attempt(const char *name) {
     if (!strcmp(name, "mkdir")) return syscall(SYS_mkdir, "/tmp/probe-dir", 0755);
     if (!strcmp(name, "euid")) return geteuid();
     if (!strncmp(name, "open:", 5)) return open(name + 5, O_RDONLY);
+    if (!strncmp(name, "rdonly:", 7)) {
+        struct statvfs st;
+        if (statvfs(name + 7, &st) != 0) return -1;
+        return (st.f_flag & ST_RDONLY) ? 1 : 0;
+    }
     errno = EINVAL;
     return -2;
 }
@@ -41,6 +47,7 @@ int main(int argc, char **argv) {
         long r = attempt(argv[i]);
         if (r == -2 && errno == EINVAL) { printf("%s=UNKNOWN\n", argv[i]); continue; }
         if (!strcmp(argv[i], "euid")) { printf("euid=%ld\n", r); continue; }
+        if (!strncmp(argv[i], "rdonly:", 7) && r >= 0) { printf("%s=%s\n", argv[i], r ? "yes" : "no"); continue; }
         if (r >= 0) printf("%s=OK\n", argv[i]);
         else printf("%s=%s\n", argv[i], errno == EPERM ? "EPERM" : strerrorname_np(errno));
     }
