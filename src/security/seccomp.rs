@@ -162,6 +162,7 @@ pub fn compile_cached(
         kernel_version(),
         format!("{:?}", libseccomp::ScmpVersion::current().ok()),
         env!("CARGO_PKG_VERSION"),
+        "tree", // the program's shape: entries made before it are not reused
         format!("{:?}", ScmpArch::native()),
     )
         .hash(&mut h);
@@ -220,6 +221,12 @@ fn build(profile: &Profile, caps: &[u8], strict: bool) -> Result<Vec<u8>, String
     let mut ctx = ScmpFilterContext::new(default).map_err(|e| e.to_string())?;
     // containr sets no_new_privs itself, or deliberately not.
     ctx.set_ctl_nnp(false).map_err(|e| e.to_string())?;
+    // A binary tree of syscall numbers instead of a list: when the filter
+    // is installed the kernel runs it for every syscall of every arch to
+    // find the always-allowed ones, and that walk was 1.7 ms of each start
+    // with the list (983 instructions). Where this libseccomp cannot, the
+    // list still works.
+    let _ = ctx.set_ctl_optimize(2);
 
     let native = ScmpArch::native();
     let mut arches = vec![native];
