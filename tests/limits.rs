@@ -288,8 +288,11 @@ fn container_cgroups() -> Vec<String> {
         .stderr(Stdio::null())
         .output()
         .unwrap();
+    // containr/restricted (v1 devices) is the shared parent holding the
+    // device rules, made once and kept: not a container's.
     let mut dirs: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
+        .filter(|d| !d.ends_with("/containr/restricted"))
         .map(str::to_string)
         .collect();
     dirs.sort();
@@ -406,4 +409,44 @@ fn device_rates_are_written() {
         assert_eq!(read(blkio.join("blkio.throttle.write_bps_device")), want);
     }
     assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn a_killed_runs_cgroup_is_reclaimed_by_the_next_run() {
+    let _serial = serial();
+    let sb = Sandbox::new();
+    let rootfs = sb.rootfs.to_str().unwrap();
+    let mut victim = sb
+        .cmd(&[
+            "run",
+            "--rootfs",
+            rootfs,
+            "--network",
+            "none",
+            "--name",
+            "victim",
+            "sleep",
+            "30",
+        ])
+        .spawn()
+        .unwrap();
+    let dirs = cgroup_dirs(&sb, "victim");
+    let procs = dir_of(&dirs, "memory").join("cgroup.procs");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while read(procs.clone()).is_empty() {
+        assert!(Instant::now() < deadline, "the victim never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SIGKILL: containr cannot clean up; its init dies with it (PDEATHSIG).
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    sb.ok(&["--network", "none", "true"]);
+    for (_, d) in &dirs {
+        assert!(
+            !d.exists(),
+            "cgroup {} of the killed run is still there",
+            d.display()
+        );
+    }
+    assert!(!sb.data.join("containers/victim.json").exists());
 }

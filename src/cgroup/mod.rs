@@ -247,6 +247,12 @@ impl Cgroup {
         }
     }
 
+    /// Remove the cgroup of a container whose `containr run` was killed
+    /// before it could (its processes died with that run's init).
+    pub fn remove_stale(location: Location) {
+        drop(Cgroup::new(location, None));
+    }
+
     /// A running container's cgroup, for reading only.
     pub fn open(location: Location) -> Cgroup {
         Cgroup {

@@ -144,8 +144,19 @@ impl Hierarchy for V1 {
                     || !limits.device_read_bps.is_empty()
                     || !limits.device_write_bps.is_empty())
         };
+        // The device rules are inherited from a parent that already has
+        // them, instead of 13 writes per container, where that parent can be
+        // made (and checked) once.
+        let mut rules_inherited = false;
         for m in self.mounts.iter().filter(wanted) {
-            let parent = m.mountpoint.join(&m.own).join("containr");
+            let base = m.mountpoint.join(&m.own).join("containr");
+            let restricted = if m.has("devices") && !limits.all_devices {
+                restricted_parent(&base).ok()
+            } else {
+                None
+            };
+            rules_inherited |= restricted.is_some();
+            let parent = restricted.unwrap_or(base);
             let dir = parent.join(id);
             if let Err(e) = make_dirs(m, &parent, &dir) {
                 // Undo what this call already made before reporting.
@@ -163,10 +174,11 @@ impl Hierarchy for V1 {
                 .collect::<Vec<_>>()
                 .join(" ")
         );
-        let cgroup = Cgroup::new(Location::V1(dirs), limits.memory);
+        let cgroup = Cgroup::new(Location::V1(dirs.clone()), limits.memory);
         let dir_of = |controller: &str| {
-            self.mount_of(controller)
-                .map(|m| m.mountpoint.join(&m.own).join("containr").join(id))
+            dirs.iter()
+                .find(|(c, _)| c.split(',').any(|n| n == controller))
+                .map(|(_, d)| d.clone())
         };
         let set = |controller: &str, file: &str, value: String| -> Result<(), Error> {
             let dir = dir_of(controller).expect("checked above");
@@ -215,7 +227,7 @@ impl Hierarchy for V1 {
                 if p > 0 { p.to_string() } else { "max".into() },
             )?;
         }
-        if let (Some(_), false) = (dir_of("devices"), limits.all_devices) {
+        if let (Some(_), false, false) = (dir_of("devices"), limits.all_devices, rules_inherited) {
             step!("devices cgroup: deny all, allow docker's default set");
             set("devices", "devices.deny", "a".into())?;
             let allow = dir_of("devices").expect("checked").join("devices.allow");
@@ -238,6 +250,63 @@ impl Hierarchy for V1 {
 /// `mkdir -p` the containr parent and the container's directory. A new v1
 /// cpuset starts with no CPUs and no memory nodes, and no task can join it
 /// until it has some: copy them down from the level above.
+/// `containr/restricted` in the devices hierarchy: a cgroup holding docker's
+/// default device rules, which every container cgroup made under it
+/// inherits. It is configured under a temporary name and renamed into
+/// place, so no container can ever be made under it before its rules are
+/// set; and its rules are checked each time before it is used.
+fn restricted_parent(base: &Path) -> Result<PathBuf, Error> {
+    let parent = base.join("restricted");
+    if has_default_rules(&parent) {
+        return Ok(parent);
+    }
+    match fs::create_dir(base) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(io_err(base)(e)),
+        _ => {}
+    }
+    let tmp = base.join(format!(".restricted-{}", std::process::id()));
+    let _ = fs::remove_dir(&tmp);
+    fs::create_dir(&tmp).map_err(io_err(&tmp))?;
+    step!(
+        "devices cgroup {}: deny all, allow docker's default set (once, inherited)",
+        parent.display()
+    );
+    let configured = write(&tmp.join("devices.deny"), "a").and_then(|()| {
+        super::devices::DEFAULT
+            .iter()
+            .try_for_each(|rule| write(&tmp.join("devices.allow"), &rule.v1()))
+    });
+    // Another containr may have won the race: its parent is as good.
+    if configured.is_err() || fs::rename(&tmp, &parent).is_err() {
+        let _ = fs::remove_dir(&tmp);
+    }
+    configured?;
+    if has_default_rules(&parent) {
+        Ok(parent)
+    } else {
+        Err(io_err(&parent)(std::io::Error::other(
+            "unexpected device rules",
+        )))
+    }
+}
+
+/// Whether `dir`'s devices.list is exactly docker's default set.
+fn has_default_rules(dir: &Path) -> bool {
+    let Ok(list) = fs::read_to_string(dir.join("devices.list")) else {
+        return false;
+    };
+    let mut have: Vec<&str> = list
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let want: Vec<String> = super::devices::DEFAULT.iter().map(|r| r.v1()).collect();
+    let mut want: Vec<&str> = want.iter().map(String::as_str).collect();
+    have.sort_unstable();
+    want.sort_unstable();
+    have == want
+}
+
 fn make_dirs(m: &Mount, parent: &Path, dir: &Path) -> Result<(), Error> {
     for d in [parent, dir] {
         match fs::create_dir(d) {

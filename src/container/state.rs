@@ -172,7 +172,8 @@ fn read_state(path: &Path) -> Option<State> {
 
 /// Remove the record at `path` if its owner is gone; true if removed.
 fn reclaim_if_stale(path: &Path) -> bool {
-    let stale = match read_state(path) {
+    let state = read_state(path);
+    let stale = match &state {
         Some(s) => process_start_time(s.owner_pid) != Some(s.owner_start),
         // Unreadable: being written right now by its owner, unless old.
         None => fs::metadata(path)
@@ -181,7 +182,14 @@ fn reclaim_if_stale(path: &Path) -> bool {
             .and_then(|t| t.elapsed().ok())
             .is_some_and(|age| age.as_secs() > 60),
     };
-    stale && fs::remove_file(path).is_ok()
+    if !stale || fs::remove_file(path).is_err() {
+        return false;
+    }
+    // Only the run that removed the record removes its cgroup.
+    if let Some(location) = state.and_then(|s| s.cgroup) {
+        crate::cgroup::Cgroup::remove_stale(location);
+    }
+    true
 }
 
 /// A container's record under the data root; removed when dropped.
