@@ -74,36 +74,22 @@ impl Images {
     /// Take the index lock; every change to names holds it, and so does
     /// `gc`, which must not remove what a pull is about to name.
     pub fn lock(&self) -> Result<IndexLock, Error> {
-        let path = self.root.join("images/lock");
-        let f = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
-        let lock = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| io_err(&path)(e.into()))?;
-        Ok(IndexLock { _lock: lock })
+        flock(
+            &self.root.join("images/lock"),
+            nix::fcntl::FlockArg::LockExclusive,
+        )
     }
 
     /// Held shared by a pull (from its first blob until the image is
     /// named) and exclusively by `gc`, so gc never sweeps a blob or
     /// snapshot a pull is about to name.
     pub fn gc_guard(&self, exclusive: bool) -> Result<IndexLock, Error> {
-        let path = self.root.join("images/gc.lock");
-        let f = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
         let how = if exclusive {
             nix::fcntl::FlockArg::LockExclusive
         } else {
             nix::fcntl::FlockArg::LockShared
         };
-        let lock = nix::fcntl::Flock::lock(f, how).map_err(|(_, e)| io_err(&path)(e.into()))?;
-        Ok(IndexLock { _lock: lock })
+        flock(&self.root.join("images/gc.lock"), how)
     }
 
     /// Every name and the manifest it points to.
@@ -296,4 +282,17 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> R
         what: what.to_string(),
         source,
     })
+}
+
+/// Open (creating) the lock file `path` and take `how` on it; released
+/// when the guard is dropped.
+fn flock(path: &Path, how: nix::fcntl::FlockArg) -> Result<IndexLock, Error> {
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io_err(path))?;
+    let lock = nix::fcntl::Flock::lock(f, how).map_err(|(_, e)| io_err(path)(e.into()))?;
+    Ok(IndexLock { _lock: lock })
 }
