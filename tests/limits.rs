@@ -208,16 +208,7 @@ fn stats_reads_a_running_container() {
         .spawn()
         .unwrap();
     cgroup_dirs(&sb, "watched");
-    let out = sb
-        .cmd(&["stats", "--no-stream", "watched"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = sb.containr_ok(&["stats", "--no-stream", "watched"]);
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("CONTAINER ID") && lines[0].contains("MEM USAGE / LIMIT"));
     assert_eq!(lines.len(), 2, "{text}");

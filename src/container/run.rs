@@ -163,6 +163,17 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
     if !nix::unistd::geteuid().is_root() {
         return Err(Error::NotRoot("run"));
     }
+    // Checked before any pull: a refused run must not download first.
+    let userns = opts
+        .userns_remap
+        .as_deref()
+        .map(crate::namespace::userns::IdMap::parse)
+        .transpose()?;
+    if userns.is_some() && opts.image.is_some() {
+        return Err(Error::Usage(
+            "--userns-remap works with --rootfs only for now (idmapping an image's overlay is not built yet)".into(),
+        ));
+    }
     let image = match &opts.image {
         Some(name) => {
             let pull = crate::registry::PullOptions::for_run(
@@ -211,16 +222,6 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
     let mut limits = opts.limits.parse()?;
     limits.all_devices = opts.security.privileged;
     let confinement = opts.security.resolve(&global.root.join("cache"))?;
-    let userns = opts
-        .userns_remap
-        .as_deref()
-        .map(crate::namespace::userns::IdMap::parse)
-        .transpose()?;
-    if userns.is_some() && image.is_some() {
-        return Err(Error::Usage(
-            "--userns-remap works with --rootfs only for now (idmapping an image's overlay is not built yet)".into(),
-        ));
-    }
 
     let data = DataRoot::open(&global.root).map_err(ContainerError::from)?;
     data.reclaim_stale();

@@ -59,14 +59,7 @@ impl Sandbox {
 
     /// Run and expect success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "containr {args:?} failed with {:?}: {}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8 output")
+        succeeded(args, self.run(args))
     }
 
     /// The busybox rootfs as a tarball in the sandbox (`tar`, `tar.gz`).
@@ -96,14 +89,7 @@ impl Sandbox {
     /// `containr --root DATA ARGS...` to completion, expecting success;
     /// returns stdout.
     pub fn containr_ok(&self, args: &[&str]) -> String {
-        let out = self.cmd(args).output().expect("spawn containr");
-        assert!(
-            out.status.success(),
-            "containr {args:?} failed with {:?}: {}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8 output")
+        succeeded(args, self.cmd(args).output().expect("spawn containr"))
     }
 
     /// Names in a directory of the data root (empty if it does not exist).
@@ -146,6 +132,17 @@ impl Drop for Sandbox {
             self.assert_clean();
         }
     }
+}
+
+/// Assert that containr `args` succeeded; its stdout.
+fn succeeded(args: &[&str], out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "containr {args:?} failed with {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
 /// Assert a failed run: exit `code`, and one line on stderr containing `needle`.
