@@ -413,9 +413,7 @@ fn main() -> ExitCode {
 
 /// Print what was removed, one line each, as `docker network prune` does.
 fn network_prune(bridge: &str) -> Result<i32, Error> {
-    if !nix::unistd::geteuid().is_root() {
-        return Err(Error::NotRoot("network prune"));
-    }
+    require_root("network prune")?;
     for what in network::prune(bridge)? {
         println!("removed {what}");
     }
