@@ -145,6 +145,26 @@ fn multi_layer_image_with_whiteouts_gzip_zstd_and_plain_layers() {
         ),
         "c\nx\ny\nno-gone\n"
     );
+    // In a user namespace the layers are idmapped, and the overlay is still
+    // host root's: the opaque marker (a trusted.* xattr) and the whiteout
+    // still hide what they hide, image files belong to container root, and
+    // what the container writes is stored under its host ids.
+    assert_eq!(
+        run(
+            &sb,
+            &[
+                "--userns-remap=300000:65536",
+                &name,
+                "sh",
+                "-c",
+                "ls /data; test -e /gone || echo no-gone; stat -c '%u:%g' /keep/x /; \
+                 touch /keep/z && rm /data/c && ls /keep /data && stat -c '%u:%g' /keep/z; \
+                 cat /proc/self/uid_map | tr -s ' '"
+            ]
+        ),
+        "c\nno-gone\n0:0\n0:0\n/data:\n\n/keep:\nx\ny\nz\n0:0\n 0 300000 65536\n"
+    );
+    assert!(sb.entries("rw").is_empty());
     // The whiteout and the opaque marker are overlayfs's own.
     let top = sb
         .entries("snapshots")

@@ -169,11 +169,6 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
         .as_deref()
         .map(crate::namespace::userns::IdMap::parse)
         .transpose()?;
-    if userns.is_some() && opts.image.is_some() {
-        return Err(Error::Usage(
-            "--userns-remap works with --rootfs only for now (idmapping an image's overlay is not built yet)".into(),
-        ));
-    }
     let image = match &opts.image {
         Some(name) => {
             let pull = crate::registry::PullOptions::for_run(
@@ -459,7 +454,13 @@ fn start_and_supervise(
                     })?;
                     Ok(())
                 })
-                .and_then(|()| crate::namespace::userns::idmapped_rootfs(&config.rootfs, init));
+                .and_then(|()| match config.overlay.take() {
+                    // An image: the whole overlay is made here, idmapped.
+                    Some(overlay) => {
+                        crate::namespace::userns::idmapped_overlay(&overlay, init, map)
+                    }
+                    None => crate::namespace::userns::idmapped_rootfs(&config.rootfs, init),
+                });
             match made {
                 Ok(tree) => Some(tree),
                 Err(e) => {

@@ -13,10 +13,12 @@
 //! however containr ends. The `rw/<id>` directory is removed by the host
 //! side when the container is done ([`RwLayer`]'s `Drop`).
 
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::rootfs::mountapi;
 use crate::step;
 
 /// The overlay to mount on a container's rootfs; travels to the init.
@@ -77,6 +79,76 @@ impl Overlay {
             Some(self.options().as_str()),
         )
         .map_err(std::io::Error::from)
+    }
+}
+
+impl Overlay {
+    /// The overlay for a container in a user namespace, as a detached
+    /// mount for its init to attach. Every lower layer is seen through an
+    /// idmapped mount (ids translated by `userns`'s maps), so root-owned
+    /// snapshots belong to container root without a chown, and stay shared
+    /// with ordinary containers. The writable layer is not idmapped:
+    /// overlayfs creates its work files and copies up as the mounter (host
+    /// root), which an idmapped upper layer could not represent (EOVERFLOW);
+    /// what the container writes is stored under its host ids, as with any
+    /// user-namespaced container, and the caller chowns the upper directory
+    /// to container root.
+    ///
+    /// Made here, by host root, rather than by the init: overlayfs mounted
+    /// inside a user namespace may not read the `trusted.overlay.*` xattrs
+    /// that mark opaque directories. The idmapped layers must be attached in
+    /// the mounter's mount namespace, so a forked child does it in a
+    /// throwaway one: it mounts each idmapped layer over its own path there,
+    /// builds the overlay with `fsopen`, and the parent takes the result
+    /// with `pidfd_getfd`. The namespace dies with the child; the overlay
+    /// keeps private clones of its layers.
+    pub fn mount_idmapped(&self, userns: BorrowedFd<'_>) -> std::io::Result<OwnedFd> {
+        use std::ffi::CString;
+        let invalid = || std::io::Error::from(std::io::ErrorKind::InvalidInput);
+        let base = CString::new(self.base.as_os_str().as_encoded_bytes()).map_err(|_| invalid())?;
+        let layers = self
+            .lower
+            .iter()
+            .map(|l| CString::new(l.as_str()).map_err(|_| invalid()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let lower: Vec<String> = self.lower.iter().map(|l| escape(l)).collect();
+        let lowerdir = CString::new(lower.join(":")).map_err(|_| invalid())?;
+        let upper = CString::new(escape(&self.upper.to_string_lossy())).map_err(|_| invalid())?;
+        let work = CString::new(escape(&self.work.to_string_lossy())).map_err(|_| invalid())?;
+        step!(
+            "fork; unshare(CLONE_NEWNS); open_tree + mount_setattr(MOUNT_ATTR_IDMAP) over each of {} layer(s); fsopen(overlay) + fsmount: the container's overlay, mounted nowhere",
+            self.lower.len(),
+        );
+
+        let build = || -> std::io::Result<OwnedFd> {
+            // SAFETY: integer flags / NUL-terminated strings only.
+            if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0
+                || unsafe {
+                    libc::mount(
+                        std::ptr::null(),
+                        c"/".as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_REC | libc::MS_PRIVATE,
+                        std::ptr::null(),
+                    )
+                } != 0
+                || unsafe { libc::chdir(base.as_ptr()) } != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            for path in &layers {
+                let tree = mountapi::clone_tree(libc::AT_FDCWD, path, false)?;
+                mountapi::set_idmap(tree.as_fd(), userns)?;
+                mountapi::attach(tree.as_fd(), path)?;
+            }
+            let fs = mountapi::FsContext::open(c"overlay")?;
+            fs.set_string(c"lowerdir", &lowerdir)?;
+            fs.set_string(c"upperdir", &upper)?;
+            fs.set_string(c"workdir", &work)?;
+            fs.set_flag(c"volatile")?;
+            fs.mount(0)
+        };
+        crate::namespace::in_forked_child(build)
     }
 }
 

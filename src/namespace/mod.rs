@@ -305,6 +305,80 @@ pub fn set_hostname(hostname: &str) -> Result<(), Error> {
     })
 }
 
+/// Run `make` in a forked child and return the descriptor it makes, taken
+/// from the child with `pidfd_getfd`. For work that must change the
+/// process's own namespaces (a throwaway mount namespace, say) without
+/// touching the caller's. `make` must not allocate or take locks: the
+/// caller may have other threads, whose locks a forked child inherits held.
+pub fn in_forked_child(
+    make: impl FnOnce() -> std::io::Result<std::os::fd::OwnedFd>,
+) -> std::io::Result<std::os::fd::OwnedFd> {
+    use nix::fcntl::OFlag;
+    use nix::unistd::{ForkResult, fork, pipe2};
+    use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+
+    let (result_r, result_w) = pipe2(OFlag::O_CLOEXEC)?;
+    let (done_r, done_w) = pipe2(OFlag::O_CLOEXEC)?;
+    // SAFETY: the child runs only `make` (allocation- and lock-free by
+    // contract), then raw write/read/_exit: nothing that needs a lock
+    // another thread could hold at the fork.
+    match unsafe { fork() }? {
+        ForkResult::Child => {
+            // Only the parent's copies may keep these open: `done` must
+            // reach end-of-file when the parent closes its end.
+            // SAFETY: closing descriptors this process owns and forgets.
+            unsafe {
+                libc::close(done_w.into_raw_fd());
+                libc::close(result_r.into_raw_fd());
+            }
+            let v: i64 = match make() {
+                Ok(fd) => fd.into_raw_fd() as i64,
+                Err(e) => -(e.raw_os_error().unwrap_or(libc::EIO) as i64),
+            };
+            // SAFETY: plain syscalls on our own pipe ends and a local
+            // buffer; _exit skips the parent's atexit handlers and buffers.
+            unsafe {
+                libc::write(result_w.as_raw_fd(), (&v as *const i64).cast(), 8);
+                // Hold the descriptor until the parent has taken it: it
+                // closes its end of `done` when it has.
+                let mut b = 0u8;
+                libc::read(done_r.as_raw_fd(), (&mut b as *mut u8).cast(), 1);
+                libc::_exit(0)
+            }
+        }
+        ForkResult::Parent { child } => {
+            drop(result_w);
+            drop(done_r);
+            let mut buf = [0u8; 8];
+            let got = std::io::Read::read_exact(&mut std::fs::File::from(result_r), &mut buf);
+            let taken = got.and_then(|()| match i64::from_ne_bytes(buf) {
+                v if v < 0 => Err(std::io::Error::from_raw_os_error(-v as i32)),
+                v => {
+                    // SAFETY: integer arguments only; each returns a new
+                    // descriptor (close-on-exec) or -1, checked below.
+                    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.as_raw(), 0) };
+                    if pidfd < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    // SAFETY: the kernel just returned this descriptor.
+                    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+                    // SAFETY: integer arguments; returns a new descriptor or -1.
+                    let fd =
+                        unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), v, 0) };
+                    if fd < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    // SAFETY: as above, a new descriptor nothing else owns.
+                    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+                }
+            });
+            drop(done_w);
+            let _ = nix::sys::wait::waitpid(child, None);
+            taken
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

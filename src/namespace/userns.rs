@@ -2,13 +2,14 @@
 //! range of host ids, and the rootfs is seen through an idmapped mount so
 //! that its root-owned files belong to container root.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use super::Error;
+use crate::rootfs::mountapi;
 use crate::step;
 
 /// Container ids `0..count` are host ids `host..host+count`.
@@ -66,18 +67,9 @@ pub fn write_maps(pid: Pid, map: IdMap) -> Result<(), Error> {
     std::fs::write(format!("/proc/{pid}/gid_map"), map.line()).map_err(io("writing gid_map"))
 }
 
-/// `struct mount_attr` of mount_setattr(2).
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
+fn userns_of(pid: Pid) -> Result<std::fs::File, Error> {
+    std::fs::File::open(format!("/proc/{pid}/ns/user")).map_err(io("opening the user namespace"))
 }
-
-const OPEN_TREE_CLONE: libc::c_uint = 1;
-const AT_RECURSIVE: libc::c_uint = 0x8000;
-const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
 /// A detached, idmapped copy of the mount tree at `rootfs`, mapped through
 /// the user namespace of `pid`: a file owned by host uid 0 on disk reads as
@@ -90,51 +82,36 @@ pub fn idmapped_rootfs(rootfs: &Path, pid: Pid) -> Result<OwnedFd, Error> {
         "open_tree({}, OPEN_TREE_CLONE) + mount_setattr(MOUNT_ATTR_IDMAP): an idmapped view of the rootfs",
         rootfs.display()
     );
-    let userns = std::fs::File::open(format!("/proc/{pid}/ns/user"))
-        .map_err(io("opening the user namespace"))?;
+    let userns = userns_of(pid)?;
     let path = std::ffi::CString::new(rootfs.as_os_str().as_encoded_bytes())
         .map_err(|_| io("the rootfs path")(std::io::ErrorKind::InvalidInput.into()))?;
-    // SAFETY: open_tree reads a NUL-terminated path and returns a new fd.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            OPEN_TREE_CLONE | AT_RECURSIVE | libc::O_CLOEXEC as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        return Err(io("open_tree of the rootfs")(
-            std::io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
-    let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
-    };
-    // SAFETY: mount_setattr reads `attr` (of the size given) and an empty
-    // path relative to our tree fd.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if rc < 0 {
-        return Err(Error::IdMappedMount {
-            rootfs: rootfs.to_path_buf(),
-            source: std::io::Error::last_os_error(),
-        });
-    }
+    let tree =
+        mountapi::clone_tree(libc::AT_FDCWD, &path, true).map_err(io("open_tree of the rootfs"))?;
+    mountapi::set_idmap(tree.as_fd(), userns.as_fd()).map_err(|source| Error::IdMappedMount {
+        rootfs: rootfs.to_path_buf(),
+        source,
+    })?;
     Ok(tree)
+}
+
+/// An image's overlay for a container in the user namespace of `pid`:
+/// every layer idmapped (see [`crate::image::overlay::Overlay::mount_idmapped`]),
+/// as a detached mount the init attaches in place of mounting the overlay.
+/// Its writable layer is chowned to container root (`map`'s first host id).
+pub fn idmapped_overlay(
+    overlay: &crate::image::overlay::Overlay,
+    pid: Pid,
+    map: IdMap,
+) -> Result<OwnedFd, Error> {
+    let userns = userns_of(pid)?;
+    std::os::unix::fs::chown(&overlay.upper, Some(map.host), Some(map.host))
+        .map_err(io("chowning the writable layer"))?;
+    overlay
+        .mount_idmapped(userns.as_fd())
+        .map_err(|source| Error::IdMappedMount {
+            rootfs: overlay.base.clone(),
+            source,
+        })
 }
 
 #[cfg(test)]

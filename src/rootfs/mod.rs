@@ -14,7 +14,7 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
@@ -22,6 +22,8 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::stat::{Mode, SFlag, makedev, mknod};
 
 use crate::step;
+
+pub mod mountapi;
 
 /// Errors of this module.
 #[derive(Debug, thiserror::Error)]
@@ -381,75 +383,20 @@ fn mount_dev(host_devices: Option<Vec<OwnedFd>>) -> Result<(), Error> {
     Ok(())
 }
 
-/// `open_tree(2)` flags (linux/mount.h); not in the libc crate.
-const OPEN_TREE_CLONE: libc::c_uint = 1;
-const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-
-/// `fsopen`/`fsmount` constants (linux/mount.h); not in the libc crate.
-const FSOPEN_CLOEXEC: libc::c_uint = 1;
-const FSCONFIG_SET_STRING: libc::c_uint = 1;
-const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-const FSMOUNT_CLOEXEC: libc::c_uint = 1;
-const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
-const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
-const MOUNT_ATTR_NOEXEC: libc::c_uint = 0x8;
-
-fn syscall_fd(what: &'static str, rc: libc::c_long) -> Result<OwnedFd, Error> {
-    if rc < 0 {
-        return Err(io_err(what, "/")(std::io::Error::last_os_error()));
-    }
-    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(rc as RawFd) })
-}
-
 /// Write `files` to a detached tmpfs and bind each over its target.
 fn provide_files(files: &[EtcFile<'_>]) -> Result<(), Error> {
     if files.is_empty() {
         return Ok(());
     }
     step!("fsopen(tmpfs) + fsmount: a tmpfs mounted nowhere, for containr's /etc files");
-    // SAFETY (all four syscalls): NUL-terminated strings and integer flags;
-    // each returns a new descriptor or -1.
-    let fs = syscall_fd("fsopen(tmpfs)", unsafe {
-        libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC)
-    })?;
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fs.as_raw_fd(),
-            FSCONFIG_SET_STRING,
-            c"size".as_ptr(),
-            c"1m".as_ptr(),
-            0,
+    let fs = mountapi::FsContext::open(c"tmpfs").map_err(io_err("fsopen(tmpfs)", "/"))?;
+    fs.set_string(c"size", c"1m")
+        .map_err(io_err("fsconfig(tmpfs)", "/"))?;
+    let mnt = fs
+        .mount(
+            mountapi::MOUNT_ATTR_NOSUID | mountapi::MOUNT_ATTR_NODEV | mountapi::MOUNT_ATTR_NOEXEC,
         )
-    };
-    let rc = if rc < 0 {
-        rc
-    } else {
-        unsafe {
-            libc::syscall(
-                libc::SYS_fsconfig,
-                fs.as_raw_fd(),
-                FSCONFIG_CMD_CREATE,
-                std::ptr::null::<libc::c_char>(),
-                std::ptr::null::<libc::c_char>(),
-                0,
-            )
-        }
-    };
-    if rc < 0 {
-        return Err(io_err("fsconfig(tmpfs)", "/")(
-            std::io::Error::last_os_error(),
-        ));
-    }
-    let mnt = syscall_fd("fsmount(tmpfs)", unsafe {
-        libc::syscall(
-            libc::SYS_fsmount,
-            fs.as_raw_fd(),
-            FSMOUNT_CLOEXEC,
-            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-        )
-    })?;
+        .map_err(io_err("fsmount(tmpfs)", "/"))?;
     // Older kernels (Debian 12's 6.1; not 6.18) refuse, with EINVAL, to
     // open_tree(OPEN_TREE_CLONE) a mount that is in no namespace, as a fresh
     // fsmount is: attach it while cloning, under containr's own tmpfs /dev,
@@ -460,15 +407,23 @@ fn provide_files(files: &[EtcFile<'_>]) -> Result<(), Error> {
     for (i, file) in files.iter().enumerate() {
         let name = format!("{i}");
         let cname = std::ffi::CString::new(name.as_str()).expect("digits");
-        // SAFETY: openat relative to our mount fd with a NUL-terminated name.
-        let fd = syscall_fd("creating", unsafe {
+        // SAFETY: openat relative to our mount fd with a NUL-terminated
+        // name; it returns a new descriptor or -1.
+        let fd = unsafe {
             libc::openat(
                 mnt.as_raw_fd(),
                 cname.as_ptr(),
                 libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC,
                 0o644,
-            ) as libc::c_long
-        })?;
+            )
+        };
+        if fd < 0 {
+            return Err(io_err("creating", file.target)(
+                std::io::Error::last_os_error(),
+            ));
+        }
+        // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         File::from(fd)
             .write_all(file.contents.as_bytes())
             .map_err(io_err("writing", file.target))?;
@@ -505,38 +460,14 @@ fn detached_clone(path: &str) -> Result<OwnedFd, Error> {
 fn detached_clone_at(dir: RawFd, path: &str) -> Result<OwnedFd, Error> {
     let c = std::ffi::CString::new(path)
         .map_err(|_| io_err("cloning", path)(std::io::ErrorKind::InvalidInput.into()))?;
-    // SAFETY: open_tree reads a NUL-terminated path and returns a new fd.
-    syscall_fd("open_tree", unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            dir,
-            c.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
-        )
-    })
+    mountapi::clone_tree(dir, &c, false).map_err(io_err("open_tree", path))
 }
 
 /// Attach a detached mount at `target`.
 fn move_mount(tree: &OwnedFd, target: &str) -> Result<(), Error> {
     let to = std::ffi::CString::new(target)
         .map_err(|_| io_err("bind-mounting", target)(std::io::ErrorKind::InvalidInput.into()))?;
-    // SAFETY: move_mount reads two NUL-terminated paths; the fd is ours.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_FDCWD,
-            to.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    };
-    if rc < 0 {
-        return Err(io_err("bind-mounting", target)(
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
+    mountapi::attach(tree.as_fd(), &to).map_err(io_err("bind-mounting", target))
 }
 
 /// Bind-mount the container's terminal over `/dev/console`, as docker does
