@@ -124,6 +124,11 @@ fn multi_layer_image_with_whiteouts_gzip_zstd_and_plain_layers() {
             (tar_dir(&sb.rootfs), Compression::Gzip),
             (l2, Compression::Zstd),
             (l3, Compression::None),
+            // More layers than fsconfig's 256-byte values could name by
+            // path: the userns overlay below must still find them all.
+            (tar_of(&[("keep/4", Some(b"4"))]), Compression::Gzip),
+            (tar_of(&[("keep/5", Some(b"5"))]), Compression::Gzip),
+            (tar_of(&[("keep/6", Some(b"6"))]), Compression::Gzip),
         ],
         json!({"Cmd": ["sh"]}),
         "amd64",
@@ -132,7 +137,7 @@ fn multi_layer_image_with_whiteouts_gzip_zstd_and_plain_layers() {
     reg.push(&layout.dir, "multi", "test/multi:1", false);
     let name = format!("{}/test/multi:1", reg.host);
     pull_ok(&sb, &name);
-    assert_eq!(sb.entries("snapshots").len(), 3);
+    assert_eq!(sb.entries("snapshots").len(), 6);
     assert_eq!(
         run(
             &sb,
@@ -143,7 +148,7 @@ fn multi_layer_image_with_whiteouts_gzip_zstd_and_plain_layers() {
                 "ls /data; ls /keep; test -e /gone || echo no-gone"
             ]
         ),
-        "c\nx\ny\nno-gone\n"
+        "c\n4\n5\n6\nx\ny\nno-gone\n"
     );
     // In a user namespace the layers are idmapped, and the overlay is still
     // host root's: the opaque marker (a trusted.* xattr) and the whiteout
@@ -162,7 +167,7 @@ fn multi_layer_image_with_whiteouts_gzip_zstd_and_plain_layers() {
                  cat /proc/self/uid_map | tr -s ' '"
             ]
         ),
-        "c\nno-gone\n0:0\n0:0\n/data:\n\n/keep:\nx\ny\nz\n0:0\n 0 300000 65536\n"
+        "c\nno-gone\n0:0\n0:0\n/data:\n\n/keep:\n4\n5\n6\nx\ny\nz\n0:0\n 0 300000 65536\n"
     );
     assert!(sb.entries("rw").is_empty());
     // The whiteout and the opaque marker are overlayfs's own.

@@ -111,16 +111,24 @@ impl Overlay {
             .iter()
             .map(|l| CString::new(l.as_str()).map_err(|_| invalid()))
             .collect::<Result<Vec<_>, _>>()?;
-        let lower: Vec<String> = self.lower.iter().map(|l| escape(l)).collect();
-        let lowerdir = CString::new(lower.join(":")).map_err(|_| invalid())?;
+        // fsconfig takes values of at most 256 bytes: the idmapped layers
+        // are attached at short names on a tmpfs (over `base`, in the
+        // child's namespace only), which fits ~80 layers.
+        let short: Vec<CString> = (0..layers.len())
+            .map(|i| CString::new(i.to_string()).expect("digits"))
+            .collect();
+        let lowerdir = (0..layers.len()).map(|i| i.to_string()).collect::<Vec<_>>();
+        let lowerdir = CString::new(lowerdir.join(":")).expect("digits");
         let upper = CString::new(escape(&self.upper.to_string_lossy())).map_err(|_| invalid())?;
         let work = CString::new(escape(&self.work.to_string_lossy())).map_err(|_| invalid())?;
+        // Reserved now: the child must not allocate.
+        let mut trees: Vec<OwnedFd> = Vec::with_capacity(layers.len());
         step!(
-            "fork; unshare(CLONE_NEWNS); open_tree + mount_setattr(MOUNT_ATTR_IDMAP) over each of {} layer(s); fsopen(overlay) + fsmount: the container's overlay, mounted nowhere",
+            "fork; unshare(CLONE_NEWNS); open_tree + mount_setattr(MOUNT_ATTR_IDMAP) of each of {} layer(s), attached on a tmpfs; fsopen(overlay) + fsmount: the container's overlay, mounted nowhere",
             self.lower.len(),
         );
 
-        let build = || -> std::io::Result<OwnedFd> {
+        let build = move || -> std::io::Result<OwnedFd> {
             // SAFETY: integer flags / NUL-terminated strings only.
             if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0
                 || unsafe {
@@ -139,7 +147,29 @@ impl Overlay {
             for path in &layers {
                 let tree = mountapi::clone_tree(libc::AT_FDCWD, path, false)?;
                 mountapi::set_idmap(tree.as_fd(), userns)?;
-                mountapi::attach(tree.as_fd(), path)?;
+                trees.push(tree);
+            }
+            // SAFETY: NUL-terminated strings; the new tmpfs hides `base` in
+            // this namespace only, and the chdir enters it.
+            if unsafe {
+                libc::mount(
+                    c"tmpfs".as_ptr(),
+                    base.as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    0,
+                    std::ptr::null(),
+                )
+            } != 0
+                || unsafe { libc::chdir(base.as_ptr()) } != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            for (tree, name) in trees.iter().zip(&short) {
+                // SAFETY: a NUL-terminated name relative to the cwd.
+                if unsafe { libc::mkdir(name.as_ptr(), 0o755) } != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                mountapi::attach(tree.as_fd(), name)?;
             }
             let fs = mountapi::FsContext::open(c"overlay")?;
             fs.set_string(c"lowerdir", &lowerdir)?;
