@@ -7,7 +7,7 @@ use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use containr::container::{self, Global, LimitFlags, RunOptions};
 use containr::error::{Error, RUNTIME_ERROR};
 use containr::explain::{self, Reporting};
-use containr::{image, network, registry};
+use containr::{image, network, output, registry};
 
 #[derive(Parser)]
 #[command(
@@ -506,12 +506,18 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
             }
             Ok(0)
         }
-        Command::Save { output, images } => {
-            write_tar(output, |out| image::archive::save(root, &images, out))?;
+        Command::Save {
+            output: file,
+            images,
+        } => {
+            output::write_tar(file, |out| image::archive::save(root, &images, out))?;
             Ok(0)
         }
-        Command::Export { output, container } => {
-            write_tar(output, |out| image::export::export(root, &container, out))?;
+        Command::Export {
+            output: file,
+            container,
+        } => {
+            output::write_tar(file, |out| image::export::export(root, &container, out))?;
             Ok(0)
         }
         Command::Gc => {
@@ -552,26 +558,7 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
             Ok(0)
         }
         Command::Images { quiet } => {
-            let rows = image::list(root)?;
-            if quiet {
-                for r in rows {
-                    println!("{}", image::short(&r.id));
-                }
-                return Ok(0);
-            }
-            let table: Vec<[String; 5]> = rows
-                .iter()
-                .map(|r| {
-                    [
-                        r.repository.clone(),
-                        r.tag.clone(),
-                        image::short(&r.id),
-                        image::ago(r.created.as_deref()),
-                        image::human_size(r.size),
-                    ]
-                })
-                .collect();
-            print_table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &table);
+            output::images(&image::list(root)?, quiet);
             Ok(0)
         }
         Command::Rmi { images } => {
@@ -600,36 +587,6 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
     }
 }
 
-/// Write a tar made by `write` to `output` (through a temporary file
-/// renamed at the end: never half a file) or to stdout (not a terminal).
-fn write_tar(
-    output: Option<PathBuf>,
-    write: impl FnOnce(&mut dyn std::io::Write) -> Result<(), image::Error>,
-) -> Result<(), Error> {
-    let Some(path) = output else {
-        use std::io::IsTerminal;
-        if std::io::stdout().is_terminal() {
-            return Err(Error::Usage(
-                "refusing to write a tar to a terminal: use -o FILE or a redirect".into(),
-            ));
-        }
-        return Ok(write(&mut std::io::stdout().lock())?);
-    };
-    let tmp = path.with_extension("containr-tmp");
-    let io = |p: &std::path::Path, e: std::io::Error| Error::Usage(format!("{}: {e}", p.display()));
-    let result = std::fs::File::create(&tmp)
-        .map_err(|e| io(&tmp, e))
-        .and_then(|mut f| {
-            write(&mut f)?;
-            f.sync_all().map_err(|e| io(&tmp, e))
-        })
-        .and_then(|()| std::fs::rename(&tmp, &path).map_err(|e| io(&path, e)));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
 /// A registry as `login`/`logout` name it: a domain, Docker Hub by default.
 fn registry_domain(server: Option<String>) -> Result<String, Error> {
     let Some(s) = server else {
@@ -649,31 +606,6 @@ fn require_root(what: &'static str) -> Result<(), Error> {
         Ok(())
     } else {
         Err(Error::NotRoot(what))
-    }
-}
-
-/// Columns padded to their widest cell, three spaces apart, as docker's.
-fn print_table<const N: usize>(head: [&str; N], rows: &[[String; N]]) {
-    let mut width = head.map(str::len);
-    for r in rows {
-        for (w, c) in width.iter_mut().zip(r) {
-            *w = (*w).max(c.len());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == N {
-                s.push_str(c);
-            } else {
-                s.push_str(&format!("{c:<w$}   ", w = width[i]));
-            }
-        }
-        println!("{}", s.trim_end());
-    };
-    line(head.to_vec());
-    for r in rows {
-        line(r.iter().map(String::as_str).collect());
     }
 }
 
