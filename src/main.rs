@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use containr::container::{self, Global, LimitFlags, RunOptions};
+use containr::container::{self, Global, LimitFlags, RunOptions, lifecycle};
 use containr::error::{Error, RUNTIME_ERROR};
 use containr::explain::{self, Reporting};
 use containr::{image, network, output, registry};
@@ -49,6 +49,31 @@ enum Command {
     Run(Box<RunArgs>),
     /// Display a live stream of container(s) resource usage statistics
     Stats(StatsArgs),
+    /// List containers
+    Ps {
+        /// Show all containers (default shows just running)
+        #[arg(short, long)]
+        all: bool,
+        /// Only display container IDs
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Remove one or more containers
+    Rm {
+        /// Force the removal of a running container (uses SIGKILL)
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true, value_name = "CONTAINER")]
+        containers: Vec<String>,
+    },
+    /// Return low-level information on containers or images, as JSON
+    Inspect {
+        #[arg(required = true, value_name = "NAME|ID")]
+        names: Vec<String>,
+    },
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCommand),
     /// Manage containr's bridge network
     #[command(subcommand)]
     Network(NetworkCommand),
@@ -95,7 +120,7 @@ enum Command {
         #[arg(required = true, value_name = "IMAGE")]
         images: Vec<String>,
     },
-    /// Export a running container's filesystem as a tar archive
+    /// Export a container's filesystem as a tar archive
     Export {
         /// Write to this file instead of stdout
         #[arg(short, long, value_name = "FILE")]
@@ -156,6 +181,15 @@ struct StatsArgs {
     /// Containers, by name or id (default: all running)
     #[arg(value_name = "CONTAINER")]
     containers: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum ContainerCommand {
+    /// Display detailed information on one or more containers, as JSON
+    Inspect {
+        #[arg(required = true, value_name = "CONTAINER")]
+        containers: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -306,7 +340,7 @@ struct RunArgs {
     #[arg(long, value_name = "cidr")]
     subnet: Option<String>,
 
-    /// Automatically remove the container when it exits (always done for now)
+    /// Automatically remove the container when it exits
     #[arg(long)]
     rm: bool,
 
@@ -341,6 +375,7 @@ impl From<RunArgs> for RunOptions {
             interactive: a.interactive,
             tty: a.tty,
             read_only: a.read_only,
+            rm: a.rm,
             network: network::Options {
                 mode: a.network,
                 publish: a.publish,
@@ -428,6 +463,25 @@ fn dispatch(command: Command, global: &Global) -> Result<container::Exit, Error>
             .map_err(|e| Error::from(container::Error::from(e)))
             .and_then(|data| container::stats::stats(&data, &args.containers, args.no_stream))
             .map(|()| container::Exit::with_status(0)),
+        Command::Ps { all, quiet } => {
+            lifecycle::ps(&global.root, all, quiet).map(|()| container::Exit::with_status(0))
+        }
+        Command::Rm { force, containers } => {
+            lifecycle::rm(&global.root, &containers, force).map(container::Exit::with_status)
+        }
+        Command::Inspect { names } => {
+            lifecycle::inspect_all(&global.root, &names, lifecycle::Objects::Any)
+                .map(container::Exit::with_status)
+        }
+        Command::Container(ContainerCommand::Inspect { containers }) => {
+            lifecycle::inspect_all(&global.root, &containers, lifecycle::Objects::Containers)
+                .map(container::Exit::with_status)
+        }
+        Command::Export {
+            output: file,
+            container,
+        } => output::write_tar(file, |out| lifecycle::export(&global.root, &container, out))
+            .map(|()| container::Exit::with_status(0)),
         Command::Network(NetworkCommand::Prune { bridge }) => {
             network_prune(&bridge).map(container::Exit::with_status)
         }
@@ -439,7 +493,15 @@ fn dispatch(command: Command, global: &Global) -> Result<container::Exit, Error>
 fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
     let root = &global.root;
     match command {
-        Command::Init { .. } | Command::Run(_) | Command::Stats(_) | Command::Network(_) => {
+        Command::Init { .. }
+        | Command::Run(_)
+        | Command::Stats(_)
+        | Command::Ps { .. }
+        | Command::Rm { .. }
+        | Command::Inspect { .. }
+        | Command::Container(_)
+        | Command::Export { .. }
+        | Command::Network(_) => {
             unreachable!("dispatched before")
         }
         Command::Pull {
@@ -511,13 +573,6 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
             images,
         } => {
             output::write_tar(file, |out| image::archive::save(root, &images, out))?;
-            Ok(0)
-        }
-        Command::Export {
-            output: file,
-            container,
-        } => {
-            output::write_tar(file, |out| image::export::export(root, &container, out))?;
             Ok(0)
         }
         Command::Gc => {
