@@ -16,6 +16,8 @@ pub enum Error {
     /// The command line itself is wrong.
     #[error("{0}")]
     Usage(String),
+    #[error("No such object: {0}")]
+    NoSuchObject(String),
     #[error("containr {0} must be run as root (try sudo)")]
     NotRoot(&'static str),
     #[error(transparent)]

@@ -12,6 +12,8 @@
 //!   `/etc/resolv.conf` it sees.
 //! - [`explain`]: the numbered walkthrough of `--explain`, built on tracing.
 //! - [`error`]: the one place where errors become user messages and exit codes.
+//! - [`output`]: docker's tables and tar output for the listing and archive
+//!   commands.
 
 //! - [`cas`]: the content-addressed blob store.
 //! - [`image`]: image names, layer snapshots and the overlay a container
@@ -26,6 +28,7 @@ pub mod explain;
 pub mod image;
 pub mod namespace;
 pub mod network;
+pub mod output;
 pub mod registry;
 pub mod rootfs;
 pub mod security;

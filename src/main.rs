@@ -4,10 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use containr::container::{self, Global, LimitFlags, RunOptions};
+use containr::container::{self, Global, LimitFlags, RunOptions, lifecycle};
 use containr::error::{Error, RUNTIME_ERROR};
 use containr::explain::{self, Reporting};
-use containr::{image, network, registry};
+use containr::{image, network, output, registry};
 
 #[derive(Parser)]
 #[command(
@@ -49,6 +49,31 @@ enum Command {
     Run(Box<RunArgs>),
     /// Display a live stream of container(s) resource usage statistics
     Stats(StatsArgs),
+    /// List containers
+    Ps {
+        /// Show all containers (default shows just running)
+        #[arg(short, long)]
+        all: bool,
+        /// Only display container IDs
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Remove one or more containers
+    Rm {
+        /// Force the removal of a running container (uses SIGKILL)
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true, value_name = "CONTAINER")]
+        containers: Vec<String>,
+    },
+    /// Return low-level information on containers or images, as JSON
+    Inspect {
+        #[arg(required = true, value_name = "NAME|ID")]
+        names: Vec<String>,
+    },
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCommand),
     /// Manage containr's bridge network
     #[command(subcommand)]
     Network(NetworkCommand),
@@ -95,7 +120,7 @@ enum Command {
         #[arg(required = true, value_name = "IMAGE")]
         images: Vec<String>,
     },
-    /// Export a running container's filesystem as a tar archive
+    /// Export a container's filesystem as a tar archive
     Export {
         /// Write to this file instead of stdout
         #[arg(short, long, value_name = "FILE")]
@@ -156,6 +181,15 @@ struct StatsArgs {
     /// Containers, by name or id (default: all running)
     #[arg(value_name = "CONTAINER")]
     containers: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum ContainerCommand {
+    /// Display detailed information on one or more containers, as JSON
+    Inspect {
+        #[arg(required = true, value_name = "CONTAINER")]
+        containers: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -306,7 +340,7 @@ struct RunArgs {
     #[arg(long, value_name = "cidr")]
     subnet: Option<String>,
 
-    /// Automatically remove the container when it exits (always done for now)
+    /// Automatically remove the container when it exits
     #[arg(long)]
     rm: bool,
 
@@ -341,6 +375,7 @@ impl From<RunArgs> for RunOptions {
             interactive: a.interactive,
             tty: a.tty,
             read_only: a.read_only,
+            rm: a.rm,
             network: network::Options {
                 mode: a.network,
                 publish: a.publish,
@@ -428,6 +463,25 @@ fn dispatch(command: Command, global: &Global) -> Result<container::Exit, Error>
             .map_err(|e| Error::from(container::Error::from(e)))
             .and_then(|data| container::stats::stats(&data, &args.containers, args.no_stream))
             .map(|()| container::Exit::with_status(0)),
+        Command::Ps { all, quiet } => {
+            lifecycle::ps(&global.root, all, quiet).map(|()| container::Exit::with_status(0))
+        }
+        Command::Rm { force, containers } => {
+            lifecycle::rm(&global.root, &containers, force).map(container::Exit::with_status)
+        }
+        Command::Inspect { names } => {
+            lifecycle::inspect_all(&global.root, &names, lifecycle::Objects::Any)
+                .map(container::Exit::with_status)
+        }
+        Command::Container(ContainerCommand::Inspect { containers }) => {
+            lifecycle::inspect_all(&global.root, &containers, lifecycle::Objects::Containers)
+                .map(container::Exit::with_status)
+        }
+        Command::Export {
+            output: file,
+            container,
+        } => output::write_tar(file, |out| lifecycle::export(&global.root, &container, out))
+            .map(|()| container::Exit::with_status(0)),
         Command::Network(NetworkCommand::Prune { bridge }) => {
             network_prune(&bridge).map(container::Exit::with_status)
         }
@@ -439,7 +493,15 @@ fn dispatch(command: Command, global: &Global) -> Result<container::Exit, Error>
 fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
     let root = &global.root;
     match command {
-        Command::Init { .. } | Command::Run(_) | Command::Stats(_) | Command::Network(_) => {
+        Command::Init { .. }
+        | Command::Run(_)
+        | Command::Stats(_)
+        | Command::Ps { .. }
+        | Command::Rm { .. }
+        | Command::Inspect { .. }
+        | Command::Container(_)
+        | Command::Export { .. }
+        | Command::Network(_) => {
             unreachable!("dispatched before")
         }
         Command::Pull {
@@ -506,12 +568,11 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
             }
             Ok(0)
         }
-        Command::Save { output, images } => {
-            write_tar(output, |out| image::archive::save(root, &images, out))?;
-            Ok(0)
-        }
-        Command::Export { output, container } => {
-            write_tar(output, |out| image::export::export(root, &container, out))?;
+        Command::Save {
+            output: file,
+            images,
+        } => {
+            output::write_tar(file, |out| image::archive::save(root, &images, out))?;
             Ok(0)
         }
         Command::Gc => {
@@ -552,26 +613,7 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
             Ok(0)
         }
         Command::Images { quiet } => {
-            let rows = image::list(root)?;
-            if quiet {
-                for r in rows {
-                    println!("{}", image::short(&r.id));
-                }
-                return Ok(0);
-            }
-            let table: Vec<[String; 5]> = rows
-                .iter()
-                .map(|r| {
-                    [
-                        r.repository.clone(),
-                        r.tag.clone(),
-                        image::short(&r.id),
-                        image::ago(r.created.as_deref()),
-                        image::human_size(r.size),
-                    ]
-                })
-                .collect();
-            print_table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &table);
+            output::images(&image::list(root)?, quiet);
             Ok(0)
         }
         Command::Rmi { images } => {
@@ -600,36 +642,6 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
     }
 }
 
-/// Write a tar made by `write` to `output` (through a temporary file
-/// renamed at the end: never half a file) or to stdout (not a terminal).
-fn write_tar(
-    output: Option<PathBuf>,
-    write: impl FnOnce(&mut dyn std::io::Write) -> Result<(), image::Error>,
-) -> Result<(), Error> {
-    let Some(path) = output else {
-        use std::io::IsTerminal;
-        if std::io::stdout().is_terminal() {
-            return Err(Error::Usage(
-                "refusing to write a tar to a terminal: use -o FILE or a redirect".into(),
-            ));
-        }
-        return Ok(write(&mut std::io::stdout().lock())?);
-    };
-    let tmp = path.with_extension("containr-tmp");
-    let io = |p: &std::path::Path, e: std::io::Error| Error::Usage(format!("{}: {e}", p.display()));
-    let result = std::fs::File::create(&tmp)
-        .map_err(|e| io(&tmp, e))
-        .and_then(|mut f| {
-            write(&mut f)?;
-            f.sync_all().map_err(|e| io(&tmp, e))
-        })
-        .and_then(|()| std::fs::rename(&tmp, &path).map_err(|e| io(&path, e)));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
 /// A registry as `login`/`logout` name it: a domain, Docker Hub by default.
 fn registry_domain(server: Option<String>) -> Result<String, Error> {
     let Some(s) = server else {
@@ -649,31 +661,6 @@ fn require_root(what: &'static str) -> Result<(), Error> {
         Ok(())
     } else {
         Err(Error::NotRoot(what))
-    }
-}
-
-/// Columns padded to their widest cell, three spaces apart, as docker's.
-fn print_table<const N: usize>(head: [&str; N], rows: &[[String; N]]) {
-    let mut width = head.map(str::len);
-    for r in rows {
-        for (w, c) in width.iter_mut().zip(r) {
-            *w = (*w).max(c.len());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == N {
-                s.push_str(c);
-            } else {
-                s.push_str(&format!("{c:<w$}   ", w = width[i]));
-            }
-        }
-        println!("{}", s.trim_end());
-    };
-    line(head.to_vec());
-    for r in rows {
-        line(r.iter().map(String::as_str).collect());
     }
 }
 

@@ -14,7 +14,7 @@ fn import(sb: &Sandbox, tarball: &str, name: &str) -> String {
 }
 
 fn run_image(sb: &Sandbox, args: &[&str]) -> String {
-    let mut full = vec!["run"];
+    let mut full = vec!["run", "--rm"];
     full.extend_from_slice(args);
     sb.containr_ok(&full)
 }
@@ -251,6 +251,7 @@ fn export_writes_a_running_containers_merged_filesystem() {
     let mut child = sb
         .cmd(&[
             "run",
+            "--rm",
             "--name",
             "exp",
             "busybox:1",

@@ -7,37 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Sandbox, assert_fails};
-
-/// The directories of a running container's cgroup, from its state file.
-fn cgroup_dirs(sb: &Sandbox, name: &str) -> Vec<(String, PathBuf)> {
-    let path = sb.data.join(format!("containers/{name}.json"));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(state) = std::fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        {
-            let cg = &state["cgroup"];
-            if let Some(dir) = cg["V2"].as_str() {
-                return vec![("v2".into(), PathBuf::from(dir))];
-            }
-            if let Some(list) = cg["V1"].as_array() {
-                return list
-                    .iter()
-                    .map(|e| {
-                        (
-                            e[0].as_str().unwrap().to_string(),
-                            PathBuf::from(e[1].as_str().unwrap()),
-                        )
-                    })
-                    .collect();
-            }
-        }
-        assert!(Instant::now() < deadline, "no state for {name}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use common::{Sandbox, assert_fails, cgroup_dirs};
 
 fn dir_of<'a>(dirs: &'a [(String, PathBuf)], controller: &str) -> &'a PathBuf {
     &dirs
@@ -62,6 +32,7 @@ fn limits_are_written_and_the_cgroup_removed() {
     let mut child = sb
         .cmd(&[
             "run",
+            "--rm",
             "--rootfs",
             rootfs,
             "--name",
@@ -203,7 +174,7 @@ fn stats_reads_a_running_container() {
     let rootfs = sb.rootfs.to_str().unwrap();
     let mut child = sb
         .cmd(&[
-            "run", "--rootfs", rootfs, "--name", "watched", "--memory", "64m", "sleep", "3",
+            "run", "--rm", "--rootfs", rootfs, "--name", "watched", "--memory", "64m", "sleep", "3",
         ])
         .spawn()
         .unwrap();
@@ -310,7 +281,7 @@ fn v2_backend_on_the_unified_mount() {
     }
     let sb = Sandbox::new();
     let v2 = |args: &[&str]| {
-        let mut full = vec!["run", "--rootfs", sb.rootfs.to_str().unwrap()];
+        let mut full = vec!["run", "--rm", "--rootfs", sb.rootfs.to_str().unwrap()];
         full.extend_from_slice(args);
         let mut cmd = sb.cmd(&full);
         cmd.env("CONTAINR_CGROUP_V2", unified);
@@ -369,6 +340,7 @@ fn device_rates_are_written() {
     let mut child = sb
         .cmd(&[
             "run",
+            "--rm",
             "--rootfs",
             rootfs,
             "--name",
@@ -410,6 +382,7 @@ fn a_killed_runs_cgroup_is_reclaimed_by_the_next_run() {
     let mut victim = sb
         .cmd(&[
             "run",
+            "--rm",
             "--rootfs",
             rootfs,
             "--network",

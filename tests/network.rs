@@ -226,6 +226,7 @@ fn containers_reach_each_other_and_published_ports_reach_them() {
     let mut server = KillOnDrop(
         sb.cmd(&[
             "run",
+            "--rm",
             "--rootfs",
             sb.rootfs.to_str().unwrap(),
             "--name",
@@ -340,7 +341,7 @@ fn twenty_concurrent_containers_get_distinct_addresses_and_reach_the_host() {
     let args = with(&br.args(), &["sh", "-c", &script]);
     let children: Vec<Child> = (0..N)
         .map(|_| {
-            let mut full = vec!["run", "--rootfs", sb.rootfs.to_str().unwrap()];
+            let mut full = vec!["run", "--rm", "--rootfs", sb.rootfs.to_str().unwrap()];
             full.extend(strs(&args));
             sb.cmd(&full)
                 .stdout(Stdio::piped())
@@ -387,6 +388,7 @@ fn a_killed_run_is_reclaimed_and_prune_removes_the_bridge() {
     let port = free_port();
     let mut full = vec![
         "run",
+        "--rm",
         "--rootfs",
         sb.rootfs.to_str().unwrap(),
         "--name",
@@ -446,7 +448,7 @@ fn bad_input_is_refused_and_leaves_nothing() {
     };
 
     // No nft and no table yet: refused before the bridge is made.
-    let mut cmd = sb.cmd(&["run", "--rootfs", sb.rootfs.to_str().unwrap()]);
+    let mut cmd = sb.cmd(&["run", "--rm", "--rootfs", sb.rootfs.to_str().unwrap()]);
     cmd.args(br.args()).arg("true").env("PATH", "/usr/bin:/bin");
     assert_fails(&cmd.output().unwrap(), 125, "nft not found");
     assert!(!link_exists(&br.name));
@@ -520,6 +522,7 @@ fn bad_input_is_refused_and_leaves_nothing() {
     // A name that is taken: the second run makes nothing.
     let mut full = vec![
         "run",
+        "--rm",
         "--rootfs",
         sb.rootfs.to_str().unwrap(),
         "--name",

@@ -28,7 +28,7 @@ fn pull_ok(sb: &Sandbox, name: &str) -> String {
 }
 
 fn run(sb: &Sandbox, args: &[&str]) -> String {
-    let mut full = vec!["run", "-q"];
+    let mut full = vec!["run", "--rm", "-q"];
     full.extend_from_slice(args);
     sb.containr_ok(&full)
 }

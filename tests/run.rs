@@ -236,6 +236,7 @@ fn environment() {
     std::fs::write(&env_file, "# comment\nFROM_FILE=1\nBOTH=file\n").unwrap();
     let mut cmd = sb.cmd(&[
         "run",
+        "--rm",
         "--rootfs",
         sb.rootfs.to_str().unwrap(),
         "--hostname",
@@ -371,6 +372,7 @@ fn names_are_unique_while_the_container_lives() {
     let mut first = sb
         .cmd(&[
             "run",
+            "--rm",
             "--rootfs",
             sb.rootfs.to_str().unwrap(),
             "--name",
@@ -401,7 +403,14 @@ fn names_are_unique_while_the_container_lives() {
 fn stdin_is_passed_only_with_i() {
     let sb = Sandbox::new();
     let mut child = sb
-        .cmd(&["run", "--rootfs", sb.rootfs.to_str().unwrap(), "-i", "cat"])
+        .cmd(&[
+            "run",
+            "--rm",
+            "--rootfs",
+            sb.rootfs.to_str().unwrap(),
+            "-i",
+            "cat",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -420,7 +429,13 @@ fn stdin_is_passed_only_with_i() {
     );
     // Without -i the command reads /dev/null, whatever stdin is.
     let mut child = sb
-        .cmd(&["run", "--rootfs", sb.rootfs.to_str().unwrap(), "cat"])
+        .cmd(&[
+            "run",
+            "--rm",
+            "--rootfs",
+            sb.rootfs.to_str().unwrap(),
+            "cat",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -447,6 +462,7 @@ fn signals_are_forwarded_to_the_command() {
         let mut child = sb
             .cmd(&[
                 "run",
+                "--rm",
                 "--rootfs",
                 sb.rootfs.to_str().unwrap(),
                 "sh",
@@ -535,6 +551,7 @@ fn bad_invocations_are_one_line_errors() {
     assert_fails(
         &sb.cmd(&[
             "run",
+            "--rm",
             "--rootfs",
             sb.rootfs.to_str().unwrap(),
             "--bogus",
@@ -635,6 +652,7 @@ fn host_binary_cannot_be_overwritten_from_inside() {
             .arg(&sb.data)
             .args([
                 "run",
+                "--rm",
                 "--network",
                 "none",
                 "--rootfs",
@@ -670,6 +688,7 @@ fn no_host_descriptor_reaches_the_container() {
     let raw = host_root.as_raw_fd();
     let mut cmd = sb.cmd(&[
         "run",
+        "--rm",
         "--rootfs",
         sb.rootfs.to_str().unwrap(),
         "sh",
@@ -723,6 +742,7 @@ fn explain_walks_through_every_primitive() {
         .cmd(&[
             "--explain",
             "run",
+            "--rm",
             "--rootfs",
             sb.rootfs.to_str().unwrap(),
             "--hostname",

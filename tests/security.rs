@@ -347,6 +347,7 @@ fn user_namespace_remaps_root() {
     let child = sb
         .cmd(&[
             "run",
+            "--rm",
             "--rootfs",
             &rootfs,
             "--userns-remap=200000:65536",

@@ -81,7 +81,7 @@ impl Term {
     /// its stdio and controlling terminal.
     fn spawn(sb: &Sandbox, size: Winsize, args: &[&str]) -> Term {
         let (master, slave) = open_pty(size);
-        let mut full = vec!["run", "--rootfs", sb.rootfs.to_str().unwrap()];
+        let mut full = vec!["run", "--rm", "--rootfs", sb.rootfs.to_str().unwrap()];
         full.extend_from_slice(args);
         let mut cmd = sb.cmd(&full);
         let stdio = || Stdio::from(slave.try_clone().expect("dup the pty slave"));
@@ -355,7 +355,7 @@ fn interactive_tty_needs_a_terminal_on_stdin() {
 
     let rootfs = sb.rootfs.to_str().unwrap();
     let out = sb
-        .cmd(&["run", "--rootfs", rootfs, "-it", "sh"])
+        .cmd(&["run", "--rm", "--rootfs", rootfs, "-it", "sh"])
         .stdin(Stdio::piped())
         .output()
         .expect("spawn containr");

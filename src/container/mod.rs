@@ -19,6 +19,7 @@ pub mod channel;
 pub mod env;
 pub mod exec;
 pub mod init;
+pub mod lifecycle;
 pub mod run;
 pub mod selfexe;
 pub mod state;

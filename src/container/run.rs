@@ -57,6 +57,8 @@ pub struct RunOptions {
     pub interactive: bool,
     pub tty: bool,
     pub read_only: bool,
+    /// `--rm`: remove the container when it exits instead of keeping it.
+    pub rm: bool,
     pub network: network::Options,
     pub limits: LimitFlags,
     pub security: crate::security::Flags,
@@ -228,13 +230,15 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
         .map(|name| network::Joined::find(&data, name))
         .transpose()?;
     let record = data
-        .create(
-            &id,
-            opts.name.as_deref(),
-            &rootfs,
-            &args,
-            Some(cgroup.location().clone()),
-        )
+        .create(state::NewContainer {
+            id: &id,
+            name: opts.name.as_deref(),
+            rootfs: &rootfs,
+            command: &args,
+            cgroup: Some(cgroup.location().clone()),
+            image: opts.image.as_deref(),
+            auto_remove: opts.rm,
+        })
         .map_err(ContainerError::from)?;
     let rw = match &image {
         Some(img) => Some(img.rw_layer(&record.id)?),
@@ -296,14 +300,23 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
         name: record.name.clone(),
         limit: cgroup.memory_limit(),
     });
+    // What only a live container needs goes now; with --rm, all of it.
     drop(attachment);
-    drop(rw);
-    step!(
-        "rmdir the cgroup, remove {} (the container's state)",
-        record.path.display()
-    );
+    step!("rmdir the cgroup");
     drop(cgroup);
-    drop(record);
+    match rw {
+        Some(rw) if !opts.rm => rw.keep(),
+        rw => drop(rw),
+    }
+    if opts.rm {
+        step!("remove {} (the container's state)", record.path.display());
+    } else {
+        step!(
+            "mark {} exited ({status}): kept until `containr rm`",
+            record.path.display()
+        );
+    }
+    record.finish(status).map_err(ContainerError::from)?;
     Ok(Exit { status, notice })
 }
 

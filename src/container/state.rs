@@ -2,23 +2,29 @@
 //! (`/var/lib/containr` by default):
 //!
 //! ```text
-//! containers/<name>.json    one file per container: who owns it, what it runs
+//! containers/<name>.json    one file per container: who owns it, what it runs, how it ended
+//! containers.lock           flock'ed by whoever changes a record it does not own
 //! ```
 //!
 //! The file is created with `O_CREAT|O_EXCL`, which is both the state and
-//! the claim on the name: two runs can never both get the same name. One
-//! inode per container is deliberate: creating files is the slowest thing
-//! `run` does on some disks (1.8 ms each on the project's VMs), so the
-//! `/etc` files a container sees live in memory instead (see `rootfs`).
+//! the claim on the name: two containers can never both get the same name,
+//! and the name stays taken until the container is removed. One inode per
+//! container is deliberate: creating files is the slowest thing `run` does
+//! on some disks (1.8 ms each on the project's VMs), so the `/etc` files a
+//! container sees live in memory instead (see `rootfs`).
 //!
-//! A container's file belongs to the `containr run` process that made it,
-//! and is removed when that process is done with it ([`ContainerRecord`]'s
-//! `Drop`). If that process was killed outright, its file is left behind;
-//! later runs reclaim such leftovers (the owner is identified by pid *and*
-//! start time, so a recycled pid does not fool it).
+//! A running container's record belongs to the `containr run` process that
+//! made it. When the container exits, that process marks the record
+//! "exited" with the status ([`ContainerRecord::finish`]), or removes it
+//! (`--rm`, or a run that failed: [`ContainerRecord`]'s `Drop`). If that
+//! process was killed outright, the record still says "running": later
+//! commands see it is stale (the owner is identified by pid *and* start
+//! time, so a recycled pid does not fool them), remove its cgroup and mark
+//! it exited, or remove it if it was `--rm`.
 
 use std::fs;
 use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -35,8 +41,24 @@ pub enum Error {
         "invalid container name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, up to 128 characters"
     )]
     BadName(String),
-    #[error("the container name {name:?} is already in use by container {id}")]
+    #[error(
+        "Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name."
+    )]
     NameInUse { name: String, id: String },
+    #[error("No such container: {0}")]
+    NoSuchContainer(String),
+    #[error("container id prefix {0:?} is ambiguous: give more of it, or the name")]
+    Ambiguous(String),
+    #[error(
+        "cannot remove container \"/{0}\": container is running: stop the container before removing or force remove (-f)"
+    )]
+    Running(String),
+    #[error("container {name}: {what}: {source}")]
+    Kill {
+        name: String,
+        what: &'static str,
+        source: std::io::Error,
+    },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -46,8 +68,22 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
-/// What `state.json` records.
-#[derive(Debug, Serialize, Deserialize)]
+/// The exit status recorded for a container whose `containr run` was
+/// killed before it could record one: its init died of `PR_SET_PDEATHSIG`'s
+/// SIGKILL, so 128 + 9.
+pub const KILLED_RUN_STATUS: i32 = 137;
+
+/// Where a container is in its life (docker's names).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Running,
+    Exited,
+}
+
+/// What a container's record holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct State {
     pub id: String,
     pub name: String,
@@ -60,6 +96,124 @@ pub struct State {
     pub command: Vec<String>,
     /// Where its cgroup is, for `containr stats`.
     pub cgroup: Option<crate::cgroup::Location>,
+    /// The image it runs, as named on the command line (none with `--rootfs`).
+    #[serde(default)]
+    pub image: Option<String>,
+    /// `--rm`: removed, not kept, when it exits.
+    #[serde(default)]
+    pub auto_remove: bool,
+    /// Seconds since the epoch.
+    #[serde(default)]
+    pub created: i64,
+    #[serde(default)]
+    pub status: Status,
+    /// Once exited: its status (the command's, or 128+N).
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// Once exited: when, in seconds since the epoch.
+    #[serde(default)]
+    pub finished: Option<i64>,
+}
+
+impl State {
+    /// Whether the `containr run` that owns the record is still alive.
+    fn owner_alive(&self) -> bool {
+        process_start_time(self.owner_pid) == Some(self.owner_start)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.status == Status::Running && self.owner_alive()
+    }
+
+    /// Running per the record, but its owner is gone.
+    fn is_stale(&self) -> bool {
+        self.status == Status::Running && !self.owner_alive()
+    }
+
+    /// Host pid of a running container's init: the only child of its
+    /// `containr run`.
+    pub fn init_pid(&self) -> Option<u32> {
+        if !self.is_running() {
+            return None;
+        }
+        let owner = self.owner_pid;
+        fs::read_to_string(format!("/proc/{owner}/task/{owner}/children"))
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    /// SIGKILL a running container (its init, and so all of it), and wait
+    /// for its `containr run` to finish cleaning up after it.
+    pub fn kill_and_wait(&self) -> Result<(), Error> {
+        let err = |what| {
+            let name = self.name.clone();
+            move |source| Error::Kill { name, what, source }
+        };
+        // Both pids are checked *after* their pidfd is opened, so the
+        // pidfd is known to be the right process even if a pid was reused.
+        let owner = pidfd_open(self.owner_pid).map_err(err("pidfd_open"))?;
+        if !self.owner_alive() {
+            return Ok(());
+        }
+        if let Some(pid) = self.init_pid() {
+            let init = pidfd_open(pid).map_err(err("pidfd_open"))?;
+            if parent_of(pid) == Some(self.owner_pid) {
+                // SAFETY: a pidfd we own and a valid signal; no siginfo.
+                let r = unsafe {
+                    libc::syscall(
+                        libc::SYS_pidfd_send_signal,
+                        init.as_raw_fd(),
+                        libc::SIGKILL,
+                        std::ptr::null::<libc::siginfo_t>(),
+                        0,
+                    )
+                };
+                if r < 0 {
+                    let e = std::io::Error::last_os_error();
+                    if e.raw_os_error() != Some(libc::ESRCH) {
+                        return Err(err("sending SIGKILL")(e));
+                    }
+                }
+            }
+        }
+        // A pidfd polls readable when its process has exited.
+        let mut fds = [nix::poll::PollFd::new(
+            std::os::fd::AsFd::as_fd(&owner),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(10_000u16)) {
+            Ok(n) if n > 0 => Ok(()),
+            Ok(_) => Err(err("waiting for its containr run to exit")(
+                std::io::ErrorKind::TimedOut.into(),
+            )),
+            Err(e) => Err(err("waiting for its containr run to exit")(e.into())),
+        }
+    }
+}
+
+fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the fd was just returned by the kernel and is owned by no one else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// What `containr run` records about a new container.
+pub struct NewContainer<'a> {
+    pub id: &'a str,
+    /// Default: the short id.
+    pub name: Option<&'a str>,
+    pub rootfs: &'a Path,
+    pub command: &'a [String],
+    pub cgroup: Option<crate::cgroup::Location>,
+    pub image: Option<&'a str>,
+    pub auto_remove: bool,
 }
 
 /// containr's data root.
@@ -77,56 +231,79 @@ impl DataRoot {
         })
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     fn containers(&self) -> PathBuf {
         self.path.join("containers")
     }
 
-    /// Remove what killed `containr run` processes left behind.
+    fn record_path(&self, name: &str) -> PathBuf {
+        self.containers().join(format!("{name}.json"))
+    }
+
+    /// Held while changing a record its owner is not there to change:
+    /// reclaiming a stale one, removing one.
+    fn lock(&self) -> Result<nix::fcntl::Flock<fs::File>, Error> {
+        let path = self.path.join("containers.lock");
+        let f = fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| io_err(&path)(e.into()))
+    }
+
+    /// Settle what killed `containr run` processes left behind.
     pub fn reclaim_stale(&self) {
-        let Ok(entries) = fs::read_dir(self.containers()) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.extension().is_some_and(|e| e == "json") {
-                reclaim_if_stale(&path);
-            }
+        for path in self.record_paths() {
+            self.reclaim_if_stale(&path);
         }
     }
 
-    /// The record of the running container `name`, if there is one.
-    pub fn find(&self, name: &str) -> Option<State> {
-        validate_name(name).ok()?;
-        let s = read_state(&self.containers().join(format!("{name}.json")))?;
-        (process_start_time(s.owner_pid) == Some(s.owner_start)).then_some(s)
+    fn record_paths(&self) -> Vec<PathBuf> {
+        fs::read_dir(self.containers())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect()
     }
 
-    /// Claim `name` (default: the short id) for container `id` and record it.
-    pub fn create(
-        &self,
-        id: &str,
-        name: Option<&str>,
-        rootfs: &Path,
-        command: &[String],
-        cgroup: Option<crate::cgroup::Location>,
-    ) -> Result<ContainerRecord, Error> {
-        if let Some(n) = name {
+    /// Claim the container's name and record it.
+    pub fn create(&self, new: NewContainer<'_>) -> Result<ContainerRecord, Error> {
+        if let Some(n) = new.name {
             validate_name(n)?;
         }
-        let id = id.to_string();
-        let name = name.map_or_else(|| id[..12].to_string(), str::to_string);
-        let path = self.containers().join(format!("{name}.json"));
+        let id = new.id.to_string();
+        let name = new
+            .name
+            .map_or_else(|| id[..12].to_string(), str::to_string);
+        let path = self.record_path(&name);
         let state = State {
             id: id.clone(),
             name: name.clone(),
             owner_pid: std::process::id(),
             owner_start: process_start_time(std::process::id()).unwrap_or(0),
-            rootfs: rootfs.to_path_buf(),
-            command: command.to_vec(),
-            cgroup,
+            rootfs: new.rootfs.to_path_buf(),
+            command: new.command.to_vec(),
+            cgroup: new.cgroup,
+            image: new.image.map(str::to_string),
+            auto_remove: new.auto_remove,
+            created: crate::image::now(),
+            status: Status::Running,
+            exit_code: None,
+            finished: None,
         };
         let mut file = match create_new(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && reclaim_if_stale(&path) => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AlreadyExists
+                    && self.reclaim_if_stale(&path) =>
+            {
                 create_new(&path)
             }
             other => other,
@@ -138,25 +315,117 @@ impl DataRoot {
             },
             _ => io_err(&path)(e),
         })?;
-        let record = ContainerRecord { id, name, path };
-        file.write_all(&serde_json::to_vec_pretty(&state).expect("plain data"))
+        let record = ContainerRecord {
+            id,
+            name,
+            path,
+            state,
+        };
+        file.write_all(&serde_json::to_vec_pretty(&record.state).expect("plain data"))
             .map_err(io_err(&record.path))?;
         Ok(record)
     }
-}
 
-impl DataRoot {
     /// The records of the containers running now, by name.
     pub fn list(&self) -> Vec<State> {
-        let mut states: Vec<State> = fs::read_dir(self.containers())
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| read_state(&e.path()))
-            .filter(|s| process_start_time(s.owner_pid) == Some(s.owner_start))
-            .collect();
+        let mut states: Vec<State> = self.all().into_iter().filter(State::is_running).collect();
         states.sort_by(|a, b| a.name.cmp(&b.name));
         states
+    }
+
+    /// Every container's record, stale ones settled first; newest first,
+    /// as `docker ps` lists them.
+    pub fn all(&self) -> Vec<State> {
+        self.reclaim_stale();
+        let mut states: Vec<State> = self
+            .record_paths()
+            .iter()
+            .filter_map(|p| read_state(p))
+            .collect();
+        states.sort_by(|a, b| b.created.cmp(&a.created).then(a.name.cmp(&b.name)));
+        states
+    }
+
+    /// The container called `name`, or whose id is or starts with `name`.
+    pub fn lookup(&self, name: &str) -> Result<State, Error> {
+        if validate_name(name).is_ok()
+            && let Some(s) = read_state(&self.record_path(name))
+        {
+            self.reclaim_if_stale(&self.record_path(name));
+            return Ok(read_state(&self.record_path(name)).unwrap_or(s));
+        }
+        let all = self.all();
+        if let Some(s) = all.iter().find(|s| s.id == name) {
+            return Ok(s.clone());
+        }
+        let mut matches = all.into_iter().filter(|s| s.id.starts_with(name));
+        match (matches.next(), matches.next()) {
+            (Some(s), None) if !name.is_empty() => Ok(s),
+            (Some(_), Some(_)) => Err(Error::Ambiguous(name.to_string())),
+            _ => Err(Error::NoSuchContainer(name.to_string())),
+        }
+    }
+
+    /// The running container `name` (or id), if there is one.
+    pub fn find(&self, name: &str) -> Option<State> {
+        self.lookup(name).ok().filter(State::is_running)
+    }
+
+    /// Remove the record of the stopped container `state`; its cgroup too
+    /// if its `containr run` was killed before it could.
+    pub fn remove(&self, state: &State) -> Result<(), Error> {
+        let _lock = self.lock()?;
+        let path = self.record_path(&state.name);
+        let current = read_state(&path)
+            .filter(|s| s.id == state.id)
+            .ok_or_else(|| Error::NoSuchContainer(state.name.clone()))?;
+        if current.is_running() {
+            return Err(Error::Running(state.name.clone()));
+        }
+        fs::remove_file(&path).map_err(io_err(&path))?;
+        if current.is_stale()
+            && let Some(location) = current.cgroup
+        {
+            crate::cgroup::Cgroup::remove_stale(location);
+        }
+        Ok(())
+    }
+
+    /// Settle the record at `path` if its owner is gone without saying how
+    /// the container ended; true if the record is gone (its name free).
+    fn reclaim_if_stale(&self, path: &Path) -> bool {
+        match read_state(path) {
+            Some(s) if s.is_stale() => {}
+            Some(_) => return false,
+            // Unreadable: being written right now by its owner, unless old.
+            None => {
+                let old = fs::metadata(path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age.as_secs() > 60);
+                return old && fs::remove_file(path).is_ok();
+            }
+        }
+        let Ok(_lock) = self.lock() else {
+            return false;
+        };
+        // Read again under the lock: another command may have settled or
+        // removed it meanwhile.
+        let Some(mut state) = read_state(path).filter(State::is_stale) else {
+            return !path.exists();
+        };
+        if let Some(location) = state.cgroup.clone() {
+            crate::cgroup::Cgroup::remove_stale(location);
+        }
+        if state.auto_remove {
+            return fs::remove_file(path).is_ok();
+        }
+        state.status = Status::Exited;
+        state.exit_code = Some(KILLED_RUN_STATUS);
+        state.finished = Some(crate::image::now());
+        let _ = write_atomic(path, &state);
+        false
     }
 }
 
@@ -170,39 +439,54 @@ fn read_state(path: &Path) -> Option<State> {
         .and_then(|b| serde_json::from_slice(&b).ok())
 }
 
-/// Remove the record at `path` if its owner is gone; true if removed.
-fn reclaim_if_stale(path: &Path) -> bool {
-    let state = read_state(path);
-    let stale = match &state {
-        Some(s) => process_start_time(s.owner_pid) != Some(s.owner_start),
-        // Unreadable: being written right now by its owner, unless old.
-        None => fs::metadata(path)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age.as_secs() > 60),
-    };
-    if !stale || fs::remove_file(path).is_err() {
-        return false;
+/// Replace the record at `path` whole: readers see the old one or the new.
+fn write_atomic(path: &Path, state: &State) -> Result<(), Error> {
+    let tmp = path.with_file_name(format!(".{}.{}.tmp", state.name, std::process::id()));
+    let written = fs::write(&tmp, serde_json::to_vec_pretty(state).expect("plain data"))
+        .and_then(|()| fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
     }
-    // Only the run that removed the record removes its cgroup.
-    if let Some(location) = state.and_then(|s| s.cgroup) {
-        crate::cgroup::Cgroup::remove_stale(location);
-    }
-    true
+    written.map_err(io_err(path))
 }
 
-/// A container's record under the data root; removed when dropped.
+/// A running container's record under the data root: removed when
+/// dropped, unless [`ContainerRecord::finish`] keeps it.
 pub struct ContainerRecord {
     pub id: String,
     pub name: String,
     pub path: PathBuf,
+    state: State,
+}
+
+impl ContainerRecord {
+    /// The container exited with `status`: unless it is `--rm`, keep the
+    /// record, marked exited. Dropped otherwise (removed).
+    pub fn finish(mut self, status: i32) -> Result<(), Error> {
+        if self.state.auto_remove {
+            return Ok(());
+        }
+        self.state.status = Status::Exited;
+        self.state.exit_code = Some(status);
+        self.state.finished = Some(crate::image::now());
+        write_atomic(&self.path, &self.state)?;
+        // Kept: nothing left for Drop to remove.
+        self.path = PathBuf::new();
+        Ok(())
+    }
 }
 
 impl Drop for ContainerRecord {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
+        if !self.path.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.path);
+        }
     }
+}
+
+/// The parent pid of `pid` (field 4 of `/proc/PID/stat`).
+fn parent_of(pid: u32) -> Option<u32> {
+    stat_field(pid, 1)
 }
 
 /// Docker's rule for names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
@@ -238,11 +522,16 @@ pub fn random_id() -> String {
 
 /// Field 22 of `/proc/PID/stat`: when the process started.
 pub fn process_start_time(pid: u32) -> Option<u64> {
+    stat_field(pid, 19)
+}
+
+/// Field `n + 3` of `/proc/PID/stat`.
+fn stat_field<T: std::str::FromStr>(pid: u32, n: usize) -> Option<T> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may contain spaces and parentheses; fields
     // after it are counted from its closing parenthesis.
     let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split(' ').nth(19)?.parse().ok()
+    rest.split(' ').nth(n)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -272,35 +561,69 @@ mod tests {
         assert!(process_start_time(std::process::id()).is_some());
     }
 
+    fn new(name: &str, auto_remove: bool) -> NewContainer<'static> {
+        NewContainer {
+            id: Box::leak(random_id().into_boxed_str()),
+            name: Some(Box::leak(name.to_string().into_boxed_str())),
+            rootfs: Path::new("/r"),
+            command: &[],
+            cgroup: None,
+            image: None,
+            auto_remove,
+        }
+    }
+
     #[test]
-    fn names_are_claimed_once_released_and_reclaimed() {
+    fn names_stay_claimed_until_the_container_is_removed() {
         let tmp = std::env::temp_dir().join(format!("containr-state-test-{}", random_id()));
         let root = DataRoot::open(&tmp).unwrap();
-        let a = root
-            .create(&random_id(), Some("web"), Path::new("/r"), &[], None)
-            .unwrap();
-        let err = root
-            .create(&random_id(), Some("web"), Path::new("/r"), &[], None)
-            .err()
-            .unwrap();
+        let a = root.create(new("web", false)).unwrap();
+        let err = root.create(new("web", false)).err().unwrap();
         assert!(matches!(err, Error::NameInUse { ref id, .. } if *id == a.id));
-        let path = a.path.clone();
-        drop(a);
+        let id = a.id.clone();
+        // Exited, it is kept, and still has the name.
+        a.finish(3).unwrap();
+        let s = root.lookup("web").unwrap();
+        assert_eq!((s.status, s.exit_code), (Status::Exited, Some(3)));
+        assert!(!s.is_running());
+        assert_eq!(root.lookup(&id[..6]).unwrap().name, "web");
+        assert!(matches!(
+            root.create(new("web", false)),
+            Err(Error::NameInUse { .. })
+        ));
+        root.remove(&s).unwrap();
+        assert!(matches!(root.lookup("web"), Err(Error::NoSuchContainer(_))));
+        // --rm: gone when it exits.
+        let b = root.create(new("web", true)).unwrap();
+        let path = b.path.clone();
+        b.finish(0).unwrap();
         assert!(!path.exists());
-        // A record whose owner is dead (pid 0 never is a process) is
-        // reclaimed by the next claim on its name.
-        let b = root
-            .create(&random_id(), Some("web"), Path::new("/r"), &[], None)
-            .unwrap();
-        let mut state = read_state(&b.path).unwrap();
-        state.owner_pid = 0;
-        fs::write(&b.path, serde_json::to_vec(&state).unwrap()).unwrap();
-        std::mem::forget(b);
-        let c = root
-            .create(&random_id(), Some("web"), Path::new("/r"), &[], None)
-            .unwrap();
-        drop(c);
-        assert_eq!(fs::read_dir(tmp.join("containers")).unwrap().count(), 0);
+        fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    #[test]
+    fn records_of_killed_runs_are_settled() {
+        let tmp = std::env::temp_dir().join(format!("containr-state-test-{}", random_id()));
+        let root = DataRoot::open(&tmp).unwrap();
+        // Records whose owner is dead (pid 0 never is a process): kept as
+        // exited, or removed if --rm.
+        for (name, rm) in [("kept", false), ("gone", true)] {
+            let r = root.create(new(name, rm)).unwrap();
+            let mut state = read_state(&r.path).unwrap();
+            state.owner_pid = 0;
+            fs::write(&r.path, serde_json::to_vec(&state).unwrap()).unwrap();
+            std::mem::forget(r);
+        }
+        let all = root.all();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].name, "kept");
+        assert_eq!(all[0].status, Status::Exited);
+        assert_eq!(all[0].exit_code, Some(KILLED_RUN_STATUS));
+        assert!(root.list().is_empty());
+        // The --rm one's name is free again.
+        drop(root.create(new("gone", false)).unwrap());
+        root.remove(&all[0]).unwrap();
+        assert_eq!(root.record_paths().len(), 0);
         fs::remove_dir_all(&tmp).unwrap();
     }
 }

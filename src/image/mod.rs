@@ -44,8 +44,6 @@ pub enum Error {
     },
     #[error("{file}: {reason}")]
     Archive { file: PathBuf, reason: String },
-    #[error("No such container: {0}")]
-    NoContainer(String),
     #[error("No such image: {0}")]
     NotFound(String),
     #[error("image id {0:?} is ambiguous: it matches several images")]

@@ -11,9 +11,13 @@
 //! namespace (after `/` is made private): the host never sees the mount,
 //! and the kernel removes it with the namespace when the container ends,
 //! however containr ends. The `rw/<id>` directory is removed by the host
-//! side when the container is done ([`RwLayer`]'s `Drop`).
+//! side when the container is done ([`RwLayer`]'s `Drop`), or kept with the
+//! exited container until `containr rm` ([`RwLayer::keep`], [`remove`]).
+//!
+//! `containr export` sees the same tree through [`detached_view`]: an
+//! overlay mounted nowhere at all.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -47,9 +51,10 @@ fn escape(p: &str) -> String {
 }
 
 impl Overlay {
-    /// The mount(2) data string. `volatile`: the upper layer is thrown
-    /// away with the container, so overlayfs need not `syncfs` the whole
-    /// host filesystem when it is unmounted (which cost 100 ms a run).
+    /// The mount(2) data string. `volatile`: overlayfs need not `syncfs`
+    /// the whole host filesystem when it is unmounted (which cost 100 ms a
+    /// run); a kept upper layer is written back by the kernel as any file
+    /// is, and only a host crash soon after the exit can lose its end.
     pub fn options(&self) -> String {
         let lower: Vec<String> = self.lower.iter().map(|l| escape(l)).collect();
         format!(
@@ -230,14 +235,95 @@ impl RwLayer {
     }
 }
 
+impl RwLayer {
+    /// The container exited and is kept: so is its writable layer.
+    pub fn keep(mut self) {
+        self.dir = PathBuf::new();
+    }
+}
+
 impl Drop for RwLayer {
     fn drop(&mut self) {
+        if self.dir.as_os_str().is_empty() {
+            return;
+        }
         step!(
             "remove {} (the container's writable layer)",
             self.dir.display()
         );
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Remove the kept writable layer of container `id`, if it has one.
+pub fn remove(data_root: &Path, id: &str) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(data_root.join("rw").join(id)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// The filesystem container `id` sees (its writable layer over the image's
+/// snapshots), read-only, as a mount attached nowhere: the kernel unmounts
+/// it when the returned fd is closed, so no mount is ever left behind,
+/// however containr ends. Its files are reached as
+/// `/proc/self/fd/<fd>/PATH`. `None` for a container without a writable
+/// layer (`--rootfs`).
+///
+/// The writable layer is the top *lower* layer here: this overlay has no
+/// upper of its own, so it can look at a running container's layer
+/// without writing to it.
+pub fn detached_view(data_root: &Path, id: &str) -> std::io::Result<Option<OwnedFd>> {
+    let dir = data_root.join("rw").join(id);
+    let lower = match std::fs::read_to_string(dir.join("layers")) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        other => other?,
+    };
+    let snapshots = data_root.join("snapshots");
+    let mut layers = vec![dir.join("upper")];
+    layers.extend(lower.lines().map(|l| snapshots.join(l)));
+    let fds = layers
+        .iter()
+        .map(|l| {
+            nix::fcntl::open(
+                l,
+                nix::fcntl::OFlag::O_PATH
+                    | nix::fcntl::OFlag::O_DIRECTORY
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            // SAFETY: open returned a new fd that nothing else owns.
+            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+            .map_err(|e| std::io::Error::other(format!("{}: {e}", l.display())))
+        })
+        .collect::<std::io::Result<Vec<OwnedFd>>>()?;
+    // fsconfig takes at most 256 bytes per value, which a few absolute
+    // snapshot paths exceed: the layers are named by fd number, relative
+    // to /proc/self/fd as the working directory, which fits ~60 of them.
+    let lowerdir: Vec<String> = fds.iter().map(|f| f.as_raw_fd().to_string()).collect();
+    let lowerdir = std::ffi::CString::new(lowerdir.join(":")).expect("digits");
+    if lowerdir.as_bytes().len() > 255 {
+        return Err(std::io::Error::other(format!(
+            "{} layers are more than an overlay can be given at once",
+            layers.len()
+        )));
+    }
+    let cwd = std::fs::File::open(".")?;
+    nix::unistd::chdir("/proc/self/fd")?;
+    step!(
+        "fsopen(overlay) + fsmount: a read-only overlay of {} and {} snapshot(s), attached nowhere",
+        layers[0].display(),
+        layers.len() - 1
+    );
+    let mounted = mount_detached(&lowerdir);
+    nix::unistd::fchdir(cwd.as_raw_fd())?;
+    mounted.map(Some)
+}
+
+fn mount_detached(lowerdir: &std::ffi::CStr) -> std::io::Result<OwnedFd> {
+    let fs = mountapi::FsContext::open(c"overlay")?;
+    fs.set_string(c"lowerdir", lowerdir)?;
+    fs.mount(mountapi::MOUNT_ATTR_RDONLY)
 }
 
 #[cfg(test)]

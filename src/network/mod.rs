@@ -279,11 +279,9 @@ impl Joined {
     /// means sharing those too (docker does the same).
     pub fn find(data: &crate::container::state::DataRoot, name: &str) -> Result<Joined, Error> {
         let missing = || Error::NoSuchContainer(name.to_string());
-        let owner = data.find(name).ok_or_else(missing)?.owner_pid;
-        // The init is the only child of its `containr run`.
-        let pid: u32 = std::fs::read_to_string(format!("/proc/{owner}/task/{owner}/children"))
-            .ok()
-            .and_then(|c| c.split_whitespace().next()?.parse().ok())
+        let pid = data
+            .find(name)
+            .and_then(|s| s.init_pid())
             .ok_or_else(missing)?;
         let read = |f: &str| {
             std::fs::read_to_string(format!("/proc/{pid}/root/etc/{f}")).map_err(|_| missing())

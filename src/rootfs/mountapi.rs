@@ -23,6 +23,7 @@ const FSCONFIG_SET_FLAG: libc::c_uint = 0;
 const FSCONFIG_SET_STRING: libc::c_uint = 1;
 const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
 const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+pub const MOUNT_ATTR_RDONLY: libc::c_uint = 0x1;
 pub const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
 pub const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
 pub const MOUNT_ATTR_NOEXEC: libc::c_uint = 0x8;

@@ -6,6 +6,7 @@ pub mod registry;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_containr");
 
@@ -52,7 +53,7 @@ impl Sandbox {
 
     /// `containr run --rootfs ROOTFS ARGS...` to completion.
     pub fn run(&self, args: &[&str]) -> Output {
-        let mut full = vec!["run", "--rootfs", self.rootfs.to_str().unwrap()];
+        let mut full = vec!["run", "--rm", "--rootfs", self.rootfs.to_str().unwrap()];
         full.extend_from_slice(args);
         self.cmd(&full).output().expect("spawn containr")
     }
@@ -185,4 +186,34 @@ pub fn processes_with(marker: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// The directories of a running container's cgroup, from its state file.
+pub fn cgroup_dirs(sb: &Sandbox, name: &str) -> Vec<(String, PathBuf)> {
+    let path = sb.data.join(format!("containers/{name}.json"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(state) = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        {
+            let cg = &state["cgroup"];
+            if let Some(dir) = cg["V2"].as_str() {
+                return vec![("v2".into(), PathBuf::from(dir))];
+            }
+            if let Some(list) = cg["V1"].as_array() {
+                return list
+                    .iter()
+                    .map(|e| {
+                        (
+                            e[0].as_str().unwrap().to_string(),
+                            PathBuf::from(e[1].as_str().unwrap()),
+                        )
+                    })
+                    .collect();
+            }
+        }
+        assert!(Instant::now() < deadline, "no state for {name}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
