@@ -11,6 +11,7 @@
 //! containr's own setup. (With `no-new-privileges=false` the filter must go
 //! in before the user switch instead: see [`Confinement::apply_early`].)
 
+mod bpf;
 pub mod caps;
 pub mod seccomp;
 

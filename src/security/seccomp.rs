@@ -1,5 +1,6 @@
-//! Seccomp: docker's JSON profile format, compiled with libseccomp into a
-//! BPF program on the host side, loaded by the command right before exec.
+//! Seccomp: docker's JSON profile format, compiled into a BPF program on
+//! the host side (libseccomp's syscall tables, [`bpf`]'s range search),
+//! loaded by the command right before exec.
 //!
 //! The default profile is data the project owns (`seccomp_default.json`,
 //! equal in effect to docker's default). Compiling on the host means a bad
@@ -8,13 +9,11 @@
 
 use std::collections::HashMap;
 
-use libseccomp::{
-    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
-};
+use libseccomp::{ScmpArch, ScmpSyscall};
 use serde::Deserialize;
 
 use super::Error;
-use super::caps;
+use super::{bpf, caps};
 
 /// The default profile.
 const DEFAULT_PROFILE: &str = include_str!("seccomp_default.json");
@@ -115,37 +114,54 @@ fn parse_version(v: &str) -> Option<(u32, u32)> {
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
-fn action(name: &str, errno: Option<u16>, default_errno: u16) -> Result<ScmpAction, String> {
+fn action(name: &str, errno: Option<u16>, default_errno: u16) -> Result<bpf::Action, String> {
     Ok(match name {
-        "SCMP_ACT_ALLOW" => ScmpAction::Allow,
-        "SCMP_ACT_ERRNO" => ScmpAction::Errno(errno.unwrap_or(default_errno) as i32),
-        "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => ScmpAction::KillThread,
-        "SCMP_ACT_KILL_PROCESS" => ScmpAction::KillProcess,
-        "SCMP_ACT_TRAP" => ScmpAction::Trap,
-        "SCMP_ACT_LOG" => ScmpAction::Log,
-        "SCMP_ACT_TRACE" => ScmpAction::Trace(errno.unwrap_or(default_errno)),
+        "SCMP_ACT_ALLOW" => bpf::RET_ALLOW,
+        "SCMP_ACT_ERRNO" => bpf::RET_ERRNO | errno.unwrap_or(default_errno) as u32,
+        "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => bpf::RET_KILL_THREAD,
+        "SCMP_ACT_KILL_PROCESS" => bpf::RET_KILL_PROCESS,
+        "SCMP_ACT_TRAP" => bpf::RET_TRAP,
+        "SCMP_ACT_LOG" => bpf::RET_LOG,
+        "SCMP_ACT_TRACE" => bpf::RET_TRACE | errno.unwrap_or(default_errno) as u32,
         other => return Err(format!("unknown action {other:?}")),
     })
 }
 
-fn compare(arg: &Arg) -> Result<ScmpArgCompare, String> {
-    let op: ScmpCompareOp = arg
-        .op
-        .parse()
-        .map_err(|_| format!("unknown operator {:?}", arg.op))?;
-    Ok(match op {
-        // docker: for MASKED_EQ, value is the mask and valueTwo the result.
-        ScmpCompareOp::MaskedEqual(_) => ScmpArgCompare::new(
-            arg.index,
-            ScmpCompareOp::MaskedEqual(arg.value),
-            arg.value_two,
-        ),
-        op => ScmpArgCompare::new(arg.index, op, arg.value),
+fn compare(arg: &Arg) -> Result<bpf::Cond, String> {
+    let index = u8::try_from(arg.index)
+        .ok()
+        .filter(|i| *i < 6)
+        .ok_or_else(|| format!("argument index {} out of range 0-5", arg.index))?;
+    let (op, value) = match arg.op.as_str() {
+        "SCMP_CMP_EQ" => (bpf::Op::Eq, arg.value),
+        "SCMP_CMP_NE" => (bpf::Op::Ne, arg.value),
+        "SCMP_CMP_LT" => (bpf::Op::Lt, arg.value),
+        "SCMP_CMP_LE" => (bpf::Op::Le, arg.value),
+        "SCMP_CMP_GT" => (bpf::Op::Gt, arg.value),
+        "SCMP_CMP_GE" => (bpf::Op::Ge, arg.value),
+        // docker's format: `value` is the mask, `valueTwo` the datum.
+        "SCMP_CMP_MASKED_EQ" => (bpf::Op::MaskedEq { mask: arg.value }, arg.value_two),
+        other => return Err(format!("unknown operator {other:?}")),
+    };
+    Ok(bpf::Cond { index, op, value })
+}
+
+/// The audit arch a libseccomp architecture's syscalls arrive with, and
+/// whether they are x32's (numbers with [`bpf::X32_SYSCALL_BIT`]).
+fn audit_arch(arch: ScmpArch) -> Result<(u32, bool, bool), String> {
+    // (token, x32, 32-bit arguments)
+    Ok(match arch {
+        ScmpArch::X8664 => (bpf::AUDIT_ARCH_X86_64, false, false),
+        ScmpArch::X32 => (bpf::AUDIT_ARCH_X86_64, true, true),
+        ScmpArch::X86 => (bpf::AUDIT_ARCH_I386, false, true),
+        ScmpArch::Aarch64 => (bpf::AUDIT_ARCH_AARCH64, false, false),
+        ScmpArch::Arm => (bpf::AUDIT_ARCH_ARM, false, true),
+        other => return Err(format!("architecture {other:?} is not supported")),
     })
 }
 
-/// [`compile`], remembered in `cache_dir`: libseccomp takes 15-20 ms for
-/// the default profile, which would double a container's start-up. The key
+/// [`compile`], remembered in `cache_dir`: resolving the default profile's
+/// names through libseccomp costs about 2 ms, a seventh of a start-up. The key
 /// covers everything the program depends on: the profile's text, the
 /// capabilities, the kernel and libseccomp versions, and containr's own.
 pub fn compile_cached(
@@ -162,7 +178,7 @@ pub fn compile_cached(
         kernel_version(),
         format!("{:?}", libseccomp::ScmpVersion::current().ok()),
         env!("CARGO_PKG_VERSION"),
-        "tree", // the program's shape: entries made before it are not reused
+        "ranges", // the program's shape: entries made before it are not reused
         format!("{:?}", ScmpArch::native()),
     )
         .hash(&mut h);
@@ -212,21 +228,21 @@ fn compile_text(choice: &Choice, text: &str, caps: &[u8]) -> Result<Vec<u8>, Err
     build(&profile, caps, strict).map_err(err)
 }
 
+/// A profile with its conditions evaluated for one container: which
+/// architectures, and for each rule that applies the names and the
+/// condition groups (any group matching fires the rule).
+struct Resolved {
+    default: bpf::Action,
+    arches: Vec<ScmpArch>,
+    rules: Vec<(String, bpf::Action, Vec<Vec<bpf::Cond>>)>,
+}
+
 /// `strict`: a syscall name this libseccomp does not know on any of the
 /// profile's architectures is an error (a user's typo), rather than a name
 /// newer than the library (skipped, as docker does, for the default).
-fn build(profile: &Profile, caps: &[u8], strict: bool) -> Result<Vec<u8>, String> {
+fn resolve(profile: &Profile, caps: &[u8], strict: bool) -> Result<Resolved, String> {
     let default_errno = profile.default_errno_ret.unwrap_or(libc::EPERM as u16);
     let default = action(&profile.default_action, None, default_errno)?;
-    let mut ctx = ScmpFilterContext::new(default).map_err(|e| e.to_string())?;
-    // containr sets no_new_privs itself, or deliberately not.
-    ctx.set_ctl_nnp(false).map_err(|e| e.to_string())?;
-    // A binary tree of syscall numbers instead of a list: when the filter
-    // is installed the kernel runs it for every syscall of every arch to
-    // find the always-allowed ones, and that walk was 1.7 ms of each start
-    // with the list (983 instructions). Where this libseccomp cannot, the
-    // list still works.
-    let _ = ctx.set_ctl_optimize(2);
 
     let native = ScmpArch::native();
     let mut arches = vec![native];
@@ -249,10 +265,6 @@ fn build(profile: &Profile, caps: &[u8], strict: bool) -> Result<Vec<u8>, String
             arches.push(a);
         }
     }
-    for a in &arches[1..] {
-        ctx.add_arch(*a)
-            .map_err(|e| format!("architecture {a:?}: {e}"))?;
-    }
 
     let have: Vec<String> = caps::names(caps);
     let kernel = kernel_version();
@@ -273,27 +285,28 @@ fn build(profile: &Profile, caps: &[u8], strict: bool) -> Result<Vec<u8>, String
         }
     };
 
+    let mut rules = Vec::new();
     for rule in &profile.syscalls {
         if !applies(&rule.includes, true) || applies(&rule.excludes, false) {
             continue;
         }
         let act = action(&rule.action, rule.errno_ret, default_errno)?;
         if act == default {
-            continue; // libseccomp refuses a rule that changes nothing
+            continue; // changes nothing (and libseccomp refuses it)
         }
-        let compares = rule
+        let conds = rule
             .args
             .iter()
             .map(compare)
             .collect::<Result<Vec<_>, _>>()?;
-        // Conditions on distinct arguments must all hold (one rule);
-        // several on the same argument are alternatives (one rule each).
+        // Conditions on distinct arguments must all hold (one group);
+        // several on the same argument are alternatives (one group each).
         let mut seen = HashMap::new();
         let distinct = rule.args.iter().all(|a| seen.insert(a.index, ()).is_none());
-        let groups: Vec<Vec<ScmpArgCompare>> = if distinct {
-            vec![compares]
+        let groups: Vec<Vec<bpf::Cond>> = if distinct {
+            vec![conds]
         } else {
-            compares.into_iter().map(|c| vec![c]).collect()
+            conds.into_iter().map(|c| vec![c]).collect()
         };
         for name in rule.names.iter().chain(rule.name.iter()) {
             let known = arches
@@ -305,34 +318,97 @@ fn build(profile: &Profile, caps: &[u8], strict: bool) -> Result<Vec<u8>, String
                 }
                 continue;
             }
-            let syscall = ScmpSyscall::from_name(name).or_else(|_| {
-                arches
-                    .iter()
-                    .find_map(|a| ScmpSyscall::from_name_by_arch(name, *a).ok())
-                    .ok_or(())
-            });
-            let Ok(syscall) = syscall else { continue };
-            for conds in &groups {
-                ctx.add_rule_conditional(act, syscall, conds)
-                    .map_err(|e| format!("rule for {name}: {e}"))?;
-            }
+            rules.push((name.clone(), act, groups.clone()));
         }
     }
-    // libseccomp 2.5 exports only to a descriptor: an in-memory file.
-    let mut out = std::fs::File::from(
-        nix::sys::memfd::memfd_create(
-            c"seccomp-bpf",
-            nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC,
-        )
-        .map_err(|e| e.to_string())?,
-    );
-    ctx.export_bpf(&out).map_err(|e| e.to_string())?;
-    use std::io::{Read, Seek};
-    let mut bpf = Vec::new();
-    out.rewind()
-        .and_then(|_| out.read_to_end(&mut bpf))
-        .map_err(|e| e.to_string())?;
-    Ok(bpf)
+    Ok(Resolved {
+        default,
+        arches,
+        rules,
+    })
+}
+
+/// Compile a resolved profile with [`bpf`]: syscall names become numbers
+/// per architecture (libseccomp's tables), rules keep their order.
+fn build(profile: &Profile, caps: &[u8], strict: bool) -> Result<Vec<u8>, String> {
+    let r = resolve(profile, caps, strict)?;
+    let mut filter = bpf::Filter {
+        default: r.default,
+        // libseccomp's default for an architecture the filter lacks.
+        bad_arch: bpf::RET_KILL_THREAD,
+        arches: Default::default(),
+    };
+    for &arch in &r.arches {
+        let (token, x32, bits32) = audit_arch(arch)?;
+        let mut table = bpf::ArchRules {
+            bits32,
+            syscalls: Default::default(),
+        };
+        let mut direct: Option<HashMap<String, u32>> = None;
+        for (name, act, groups) in &r.rules {
+            let Ok(nr) = ScmpSyscall::from_name_by_arch(name, arch).map(i32::from) else {
+                continue;
+            };
+            // (syscall, replacement for argument 0's conditions)
+            let mut targets: Vec<(u32, Option<bpf::Cond>)> = Vec::new();
+            if let Ok(nr) = u32::try_from(nr) {
+                targets.push((nr, None));
+            } else if let Ok(mux) = ScmpSyscall::from_name_by_arch_rewrite(name, arch)
+                .map(i32::from)
+                .map(u32::try_from)
+            {
+                // A negative number is libseccomp's for a call that is
+                // multiplexed on this arch (i386's socketcall and ipc, as
+                // -100 - call and -200 - call); what it does, this does:
+                // the multiplexer with argument 0 the call number (the
+                // rule's own argument 0 cannot be seen there), and the
+                // call's own syscall where the arch also has one.
+                let Ok(mux) = mux else { continue };
+                let call = bpf::Cond {
+                    index: 0,
+                    op: bpf::Op::Eq,
+                    value: (-nr % 100) as u64,
+                };
+                targets.push((mux, Some(call)));
+                let direct = direct.get_or_insert_with(|| direct_numbers(arch));
+                if let Some(&d) = direct.get(name) {
+                    targets.push((d, None));
+                }
+            }
+            for (nr, arg0) in targets {
+                let list = table.syscalls.entry(nr).or_default();
+                for conds in groups {
+                    let mut conds = conds.clone();
+                    if let Some(arg0) = arg0 {
+                        conds.retain(|c| c.index != 0);
+                        conds.insert(0, arg0);
+                    }
+                    list.push(bpf::Rule {
+                        conds,
+                        action: *act,
+                    });
+                }
+            }
+        }
+        let slot = filter.arches.entry(token).or_default();
+        if x32 {
+            slot.1 = Some(table);
+        } else {
+            slot.0 = Some(table);
+        }
+    }
+    Ok(bpf::compile(&filter))
+}
+
+/// Names of `arch`'s syscalls by number, where libseccomp resolves the
+/// name itself to a multiplexed pseudo-number.
+fn direct_numbers(arch: ScmpArch) -> HashMap<String, u32> {
+    (0..1024u32)
+        .filter_map(|nr| {
+            let name = ScmpSyscall::from(nr as i32).get_name_by_arch(arch).ok()?;
+            Some((name, nr))
+        })
+        .collect()
 }
 
 /// Install a compiled filter on the calling thread (and its future
@@ -418,6 +494,147 @@ mod tests {
             first
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// libseccomp's program for the same resolved profile: the reference
+    /// [`bpf`]'s output must agree with.
+    fn reference(r: &Resolved) -> Vec<u8> {
+        use libseccomp::{ScmpAction, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext};
+        let act = |a: bpf::Action| match a & 0xffff_0000 {
+            bpf::RET_ALLOW => ScmpAction::Allow,
+            bpf::RET_ERRNO => ScmpAction::Errno((a & 0xffff) as i32),
+            bpf::RET_KILL_THREAD => ScmpAction::KillThread,
+            bpf::RET_KILL_PROCESS => ScmpAction::KillProcess,
+            bpf::RET_TRAP => ScmpAction::Trap,
+            bpf::RET_LOG => ScmpAction::Log,
+            _ => ScmpAction::Trace((a & 0xffff) as u16),
+        };
+        let mut ctx = ScmpFilterContext::new(act(r.default)).unwrap();
+        ctx.set_ctl_nnp(false).unwrap();
+        for a in &r.arches[1..] {
+            ctx.add_arch(*a).unwrap();
+        }
+        for (name, a, groups) in &r.rules {
+            let syscall = ScmpSyscall::from_name(name)
+                .ok()
+                .or_else(|| {
+                    r.arches
+                        .iter()
+                        .find_map(|a| ScmpSyscall::from_name_by_arch(name, *a).ok())
+                })
+                .unwrap();
+            for g in groups {
+                let conds: Vec<ScmpArgCompare> = g
+                    .iter()
+                    .map(|c| {
+                        let op = match c.op {
+                            bpf::Op::Eq => ScmpCompareOp::Equal,
+                            bpf::Op::Ne => ScmpCompareOp::NotEqual,
+                            bpf::Op::Lt => ScmpCompareOp::Less,
+                            bpf::Op::Le => ScmpCompareOp::LessOrEqual,
+                            bpf::Op::Gt => ScmpCompareOp::Greater,
+                            bpf::Op::Ge => ScmpCompareOp::GreaterEqual,
+                            bpf::Op::MaskedEq { mask } => ScmpCompareOp::MaskedEqual(mask),
+                        };
+                        ScmpArgCompare::new(c.index as u32, op, c.value)
+                    })
+                    .collect();
+                ctx.add_rule_conditional(act(*a), syscall, &conds).unwrap();
+            }
+        }
+        let mut out = std::fs::File::from(
+            nix::sys::memfd::memfd_create(c"ref", nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC)
+                .unwrap(),
+        );
+        ctx.export_bpf(&out).unwrap();
+        use std::io::{Read, Seek};
+        let mut bpf = Vec::new();
+        out.rewind().unwrap();
+        out.read_to_end(&mut bpf).unwrap();
+        bpf
+    }
+
+    /// Run ours and libseccomp's program over every syscall number of
+    /// interest on every architecture, with argument values around each
+    /// constant the profile compares with; they must decide alike.
+    fn assert_same_as_libseccomp(p: &Profile, caps: &[u8]) -> usize {
+        let r = resolve(p, caps, false).unwrap();
+        let ours = build(p, caps, false).unwrap();
+        let theirs = reference(&r);
+        let (a_prog, b_prog) = (bpf::decode(&ours), bpf::decode(&theirs));
+        // 0..=25 covers i386's socketcall and ipc call numbers.
+        let mut values: Vec<u64> = (0..=25).collect();
+        values.extend([u64::MAX, 1 << 32, u32::MAX as u64]);
+        for (_, _, groups) in &r.rules {
+            for c in groups.iter().flatten() {
+                for v in [c.value, c.value ^ (1 << 40)] {
+                    values.extend([v, v.wrapping_add(1), v.wrapping_sub(1)]);
+                }
+                if let bpf::Op::MaskedEq { mask } = c.op {
+                    values.extend([mask, !mask, c.value | !mask, 0x1000_0000]);
+                }
+            }
+        }
+        values.sort();
+        values.dedup();
+        let arches = [
+            bpf::AUDIT_ARCH_X86_64,
+            bpf::AUDIT_ARCH_I386,
+            bpf::AUDIT_ARCH_AARCH64,
+            0,
+        ];
+        // Every syscall of the supported arches is below 1024.
+        let mut nrs: Vec<u32> = (0..1024).collect();
+        nrs.extend((0..1024).map(|n| n | bpf::X32_SYSCALL_BIT));
+        nrs.extend([0x3fff_ffff, u32::MAX, 0x8000_0000]);
+        for arch in arches {
+            for &nr in &nrs {
+                for (i, &v) in values.iter().enumerate() {
+                    // Vary the argument index compared, and the others.
+                    let w = values[(i * 7 + 3) % values.len()];
+                    let args = [v, w, v, w, v, w];
+                    let (a, b) = (
+                        bpf::run(&a_prog, nr, arch, args),
+                        bpf::run(&b_prog, nr, arch, args),
+                    );
+                    assert_eq!(
+                        a, b,
+                        "arch {arch:#x} nr {nr:#x} args {args:x?}: ours {a:#x}, libseccomp {b:#x}"
+                    );
+                }
+            }
+        }
+        ours.len() / 8
+    }
+
+    #[test]
+    fn default_profile_decides_as_libseccomp_would() {
+        let p: Profile = serde_json::from_str(DEFAULT_PROFILE).unwrap();
+        let n = assert_same_as_libseccomp(&p, &default_caps());
+        // The point of ranges: a fraction of libseccomp's 1227.
+        assert!(n < 600, "{n} instructions");
+        let admin = caps::resolve(&["SYS_ADMIN".into(), "SYS_PTRACE".into()], &[]).unwrap();
+        assert_same_as_libseccomp(&p, &admin);
+    }
+
+    #[test]
+    fn every_comparison_decides_as_libseccomp_would() {
+        let p: Profile = serde_json::from_str(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","defaultErrnoRet":1,
+                "archMap":[{"architecture":"SCMP_ARCH_X86_64","subArchitectures":["SCMP_ARCH_X86","SCMP_ARCH_X32"]}],
+                "syscalls":[
+                  {"names":["read"],"action":"SCMP_ACT_ERRNO","errnoRet":5,"args":[{"index":0,"value":3,"op":"SCMP_CMP_LT"}]},
+                  {"names":["write"],"action":"SCMP_ACT_ERRNO","args":[{"index":2,"value":4294967300,"op":"SCMP_CMP_GT"}]},
+                  {"names":["openat"],"action":"SCMP_ACT_ERRNO","args":[{"index":1,"value":4294967296,"op":"SCMP_CMP_LE"},{"index":3,"value":7,"op":"SCMP_CMP_GE"}]},
+                  {"names":["mmap"],"action":"SCMP_ACT_KILL_PROCESS","args":[{"index":2,"value":18446744069414584324,"valueTwo":4,"op":"SCMP_CMP_MASKED_EQ"}]},
+                  {"names":["ioctl"],"action":"SCMP_ACT_ERRNO","args":[{"index":1,"value":21505,"op":"SCMP_CMP_EQ"},{"index":1,"value":21506,"op":"SCMP_CMP_EQ"}]},
+                  {"names":["kill","tkill","tgkill"],"action":"SCMP_ACT_TRAP"},
+                  {"names":["getpid"],"action":"SCMP_ACT_LOG"},
+                  {"names":["socket"],"action":"SCMP_ACT_ERRNO","args":[{"index":0,"value":16,"op":"SCMP_CMP_NE"}]}
+                ]}"#,
+        )
+        .unwrap();
+        assert_same_as_libseccomp(&p, &default_caps());
     }
 
     #[test]
