@@ -313,3 +313,78 @@ fn export_writes_a_running_containers_merged_filesystem() {
         "No such container: nope",
     );
 }
+
+#[test]
+fn pax_owners_and_times_apply_to_every_kind_of_entry() {
+    use std::os::unix::fs::MetadataExt;
+    use tar::EntryType::{Char, Directory, Link, Regular, Symlink};
+    let sb = Sandbox::new();
+    // (name, type, link target, PAX uid, gid and mtime); the ustar fields
+    // say uid 1, gid 2, mtime 3: PAX must win.
+    let entries: &[(&str, tar::EntryType, &str, &str, &str, &str)] = &[
+        ("d/", Directory, "", "3000000", "3000001", "1700000000.25"),
+        ("d/f", Regular, "", "4000000", "4000001", "1700000001.5"),
+        ("d/l", Symlink, "f", "5000000", "5000001", "1700000002.75"),
+        (
+            "dev",
+            Char,
+            "",
+            "7000000",
+            "7000001",
+            "1700000004.000000001",
+        ),
+        // Docker applies a hard link's header to the inode it shares.
+        ("h", Link, "d/f", "6000000", "6000001", "1700000003.125"),
+    ];
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, kind, link, uid, gid, mtime) in entries {
+        b.append_pax_extensions([
+            ("uid", uid.as_bytes()),
+            ("gid", gid.as_bytes()),
+            ("mtime", mtime.as_bytes()),
+        ])
+        .unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(*kind);
+        h.set_mode(0o750);
+        h.set_uid(1);
+        h.set_gid(2);
+        h.set_mtime(3);
+        h.set_path(name).unwrap();
+        if !link.is_empty() {
+            h.set_link_name(link).unwrap();
+        }
+        if *kind == Char {
+            h.set_device_major(1).unwrap();
+            h.set_device_minor(3).unwrap();
+        }
+        let data: &[u8] = if *kind == Regular { b"pax\n" } else { b"" };
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+    let file = sb.dir.path().join("pax.tar");
+    std::fs::write(&file, b.into_inner().unwrap()).unwrap();
+    sb.containr_ok(&["import", file.to_str().unwrap(), "pax"]);
+    let snaps = sb.entries("snapshots");
+    let snapshot = sb.data.join("snapshots").join(&snaps[0]);
+    let stat = |p: &str| {
+        let m = std::fs::symlink_metadata(snapshot.join(p)).unwrap();
+        (m.uid(), m.gid(), m.mtime(), m.mtime_nsec())
+    };
+    assert_eq!(
+        stat("d"),
+        (3_000_000, 3_000_001, 1_700_000_000, 250_000_000)
+    );
+    assert_eq!(
+        stat("d/l"),
+        (5_000_000, 5_000_001, 1_700_000_002, 750_000_000)
+    );
+    assert_eq!(stat("dev"), (7_000_000, 7_000_001, 1_700_000_004, 1));
+    assert_eq!(
+        stat("d/f"),
+        (6_000_000, 6_000_001, 1_700_000_003, 125_000_000)
+    );
+    assert_eq!(stat("h"), stat("d/f"));
+    assert_eq!(std::fs::read(snapshot.join("h")).unwrap(), b"pax\n");
+}

@@ -14,6 +14,7 @@ pub mod gc;
 pub mod overlay;
 pub mod reference;
 pub mod store;
+mod sys;
 pub mod unpack;
 
 use std::fs::File;
