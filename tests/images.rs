@@ -51,7 +51,7 @@ fn an_imported_image_runs_on_an_overlay_that_goes_away() {
     );
     assert_eq!(after, "/bin/ls\n");
     // ... and the snapshot itself is untouched.
-    let snaps = sb.entries("snapshots");
+    let snaps = sb.snapshots();
     assert_eq!(snaps.len(), 1, "{snaps:?}");
     assert!(
         sb.data
@@ -78,7 +78,7 @@ fn images_sharing_a_layer_store_it_once() {
     for name in ["one", "two:v2"] {
         sb.containr_ok(&["import", tarball.to_str().unwrap(), name]);
     }
-    assert_eq!(sb.entries("snapshots").len(), 1);
+    assert_eq!(sb.snapshots().len(), 1);
     let layer = std::fs::read(&tarball).unwrap();
     let blobs = sb.entries("blobs/sha256");
     let layer_blobs: Vec<_> = blobs
@@ -366,7 +366,7 @@ fn pax_owners_and_times_apply_to_every_kind_of_entry() {
     let file = sb.dir.path().join("pax.tar");
     std::fs::write(&file, b.into_inner().unwrap()).unwrap();
     sb.containr_ok(&["import", file.to_str().unwrap(), "pax"]);
-    let snaps = sb.entries("snapshots");
+    let snaps = sb.snapshots();
     let snapshot = sb.data.join("snapshots").join(&snaps[0]);
     let stat = |p: &str| {
         let m = std::fs::symlink_metadata(snapshot.join(p)).unwrap();
@@ -387,4 +387,67 @@ fn pax_owners_and_times_apply_to_every_kind_of_entry() {
     );
     assert_eq!(stat("h"), stat("d/f"));
     assert_eq!(std::fs::read(snapshot.join("h")).unwrap(), b"pax\n");
+}
+
+#[test]
+fn verify_finds_tampered_snapshots_and_repair_unpacks_them_again() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    import(&sb, "rootfs.tar.gz", "busybox:1");
+    sb.containr_ok(&["tag", "busybox:1", "other"]);
+    let verified = sb.containr_ok(&["verify"]);
+    assert!(
+        verified.ends_with("3 blobs and 1 snapshots verified, no problems\n"),
+        "{verified}"
+    );
+    let snap = sb.snapshots().pop().unwrap();
+    let sh = sb.data.join("snapshots").join(&snap).join("bin/busybox");
+    let mode = std::fs::metadata(&sh).unwrap().permissions().mode();
+    let tampers: [(&str, &dyn Fn()); 2] = [
+        ("append a byte", &|| {
+            let mut f = std::fs::OpenOptions::new().append(true).open(&sh).unwrap();
+            std::io::Write::write_all(&mut f, b"x").unwrap();
+        }),
+        ("chmod", &|| {
+            std::fs::set_permissions(&sh, std::fs::Permissions::from_mode(mode | 0o4000)).unwrap()
+        }),
+    ];
+    for (what, tamper) in tampers {
+        tamper();
+        let out = sb.cmd(&["verify"]).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{what}: {stdout}");
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "{what}: one line per bad snapshot: {stdout}"
+        );
+        assert!(
+            lines[0].starts_with(&format!(
+                "snapshot sha256:{snap} (used by docker.io/library/busybox:1, docker.io/library/other:latest) is corrupt"
+            )),
+            "{what}: {stdout}"
+        );
+        let repaired = sb.containr_ok(&["verify", "--repair"]);
+        assert!(repaired.contains("repaired"), "{what}: {repaired}");
+        assert!(repaired.ends_with("no problems\n"), "{what}: {repaired}");
+        assert!(sb.containr_ok(&["verify"]).ends_with("no problems\n"));
+        assert_eq!(std::fs::metadata(&sh).unwrap().permissions().mode(), mode);
+        assert_eq!(run_image(&sb, &["busybox:1", "echo", "ok"]), "ok\n");
+    }
+    // A snapshot made before sums were recorded: noted, not a failure.
+    std::fs::remove_file(sb.data.join("snapshots").join(format!("{snap}.sum"))).unwrap();
+    let out = sb.containr_ok(&["verify"]);
+    assert!(out.contains("has no recorded sum"), "{out}");
+    assert!(out.ends_with("no problems\n"), "{out}");
+    // A missing snapshot is unpacked again by the next run; gc keeps it.
+    sb.containr_ok(&["gc"]);
+    std::fs::remove_dir_all(sb.data.join("snapshots").join(&snap)).unwrap();
+    assert_eq!(run_image(&sb, &["busybox:1", "echo", "back"]), "back\n");
+    assert_eq!(
+        sb.entries("snapshots"),
+        [snap.clone(), format!("{snap}.sum")]
+    );
+    assert!(sb.containr_ok(&["verify"]).ends_with("no problems\n"));
 }

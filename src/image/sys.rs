@@ -113,7 +113,7 @@ pub(super) fn unlinkat(dirfd: RawFd, name: &CString) -> io::Result<()> {
 }
 
 /// `fstatat` of `name` itself, never what it points to.
-fn fstatat(dirfd: RawFd, name: &CString) -> io::Result<libc::stat> {
+pub(super) fn fstatat(dirfd: RawFd, name: &CString) -> io::Result<libc::stat> {
     // SAFETY: stat is plain data, filled in by the kernel.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: a NUL-terminated name and a stat buffer we own.
@@ -180,4 +180,64 @@ pub(super) fn lsetxattr(path: &CString, name: &CString, value: &[u8]) -> io::Res
         )
     })
     .map(drop)
+}
+pub(super) fn readlinkat(dirfd: RawFd, name: &CString) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
+    // SAFETY: a NUL-terminated name and a buffer of the length passed.
+    let n = unsafe { libc::readlinkat(dirfd, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+/// The names of `path`'s xattrs (never following it), each without its NUL.
+pub(super) fn llistxattr(path: &CString) -> io::Result<Vec<Vec<u8>>> {
+    let buf = sized(|buf: &mut [u8]| {
+        // SAFETY: a NUL-terminated path and a buffer of the length passed
+        // (a null pointer with length 0 asks for the size).
+        unsafe { libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) }
+    })?;
+    Ok(buf
+        .split(|b| *b == 0)
+        .filter(|n| !n.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect())
+}
+
+/// The value of `path`'s xattr `name`, never following `path`.
+pub(super) fn lgetxattr(path: &CString, name: &CString) -> io::Result<Vec<u8>> {
+    sized(|buf: &mut [u8]| {
+        // SAFETY: NUL-terminated strings and a buffer of the length passed.
+        unsafe {
+            libc::lgetxattr(
+                path.as_ptr(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        }
+    })
+}
+
+/// Run an xattr call that fills `buf` or says how large it must be; retries
+/// while the value grows between the two calls.
+fn sized(mut call: impl FnMut(&mut [u8]) -> libc::ssize_t) -> io::Result<Vec<u8>> {
+    loop {
+        let want = call(&mut []);
+        if want < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut buf = vec![0u8; want as usize];
+        let n = call(&mut buf);
+        if n >= 0 {
+            buf.truncate(n as usize);
+            return Ok(buf);
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::ERANGE) {
+            return Err(err);
+        }
+    }
 }

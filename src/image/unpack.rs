@@ -39,7 +39,12 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
+use std::os::unix::fs::MetadataExt;
+
+use sha2::{Digest as _, Sha256};
+
 use super::sys::*;
+use super::treesum::Hashed;
 use crate::cas::{Digest, HashingReader};
 
 /// Errors of unpacking; each names the layer, and the entry when one is
@@ -84,9 +89,17 @@ pub fn decompress<'a, R: Read + 'a>(reader: R) -> io::Result<Box<dyn Read + 'a>>
     })
 }
 
-/// Unpack the layer `reader` into `dest` (an existing, empty directory);
-/// returns its diff-id, the sha256 of the uncompressed tar stream.
-pub fn unpack(reader: impl Read, dest: &Path, layer: &str) -> Result<Digest, Error> {
+/// What unpacking a layer found.
+#[derive(Debug)]
+pub struct Unpacked {
+    /// The sha256 of the uncompressed tar stream.
+    pub diff_id: Digest,
+    /// The content hash of every regular file, taken as it was written.
+    pub hashed: Hashed,
+}
+
+/// Unpack the layer `reader` into `dest` (an existing, empty directory).
+pub fn unpack(reader: impl Read, dest: &Path, layer: &str) -> Result<Unpacked, Error> {
     let read_err = |source| Error::Read {
         layer: layer.to_string(),
         source,
@@ -103,6 +116,7 @@ pub fn unpack(reader: impl Read, dest: &Path, layer: &str) -> Result<Digest, Err
         cache: None,
         dirs: Vec::new(),
         buf: vec![0u8; 256 * 1024],
+        hashed: Hashed::default(),
     };
     for entry in archive.entries().map_err(read_err)? {
         let mut entry = entry.map_err(read_err)?;
@@ -113,7 +127,10 @@ pub fn unpack(reader: impl Read, dest: &Path, layer: &str) -> Result<Digest, Err
     // included.
     let mut rest = archive.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(read_err)?;
-    Ok(rest.into_inner().finish().0)
+    Ok(Unpacked {
+        diff_id: rest.into_inner().finish().0,
+        hashed: u.hashed,
+    })
 }
 
 struct Unpacker<'a> {
@@ -125,6 +142,7 @@ struct Unpacker<'a> {
     /// created in them (the root's path is empty).
     dirs: Vec<(Vec<Vec<u8>>, Time)>,
     buf: Vec<u8>,
+    hashed: Hashed,
 }
 
 /// The components of an entry's name; refuses what could leave the tree.
@@ -221,6 +239,10 @@ impl Unpacker<'_> {
                 let file = self.create_file(parent, &name, &shown)?;
                 let fd = file.as_raw_fd();
                 let mut file = std::fs::File::from(file);
+                // For the snapshot's sum: hashed now, while in cache, not
+                // read back later.
+                let mut sha = Sha256::new();
+                let mut size = 0u64;
                 loop {
                     let n = e.read(&mut self.buf).map_err(|source| Error::Read {
                         layer: self.layer.to_string(),
@@ -231,7 +253,11 @@ impl Unpacker<'_> {
                     }
                     file.write_all(&self.buf[..n])
                         .map_err(self.fail(&shown, "writing"))?;
+                    sha.update(&self.buf[..n]);
+                    size += n as u64;
                 }
+                let ino = file.metadata().map_err(self.fail(&shown, "writing"))?.ino();
+                self.hashed.insert(ino, size, sha.finalize().into());
                 fchown(fd, meta.uid, meta.gid)
                     .and_then(|()| fchmod(fd, meta.mode))
                     .map_err(self.fail(&shown, "setting owner and mode"))?;
@@ -823,7 +849,7 @@ mod archive_tests {
             E::Char("null", 1, 3),
             E::File("deep/er/file", b"x", 0o600),
         ]);
-        let diff_id = unpack(&bytes[..], dir.path(), "L").unwrap();
+        let diff_id = unpack(&bytes[..], dir.path(), "L").unwrap().diff_id;
         assert_eq!(diff_id, Digest::of(&bytes));
         let p = |s: &str| dir.path().join(s);
         let m = std::fs::metadata(p("etc/passwd")).unwrap();
@@ -862,7 +888,10 @@ mod archive_tests {
             zstd::encode_all(&bytes[..], 3).unwrap(),
         ] {
             let d2 = tempfile::tempdir().unwrap();
-            assert_eq!(unpack(&compressed[..], d2.path(), "L").unwrap(), diff_id);
+            assert_eq!(
+                unpack(&compressed[..], d2.path(), "L").unwrap().diff_id,
+                diff_id
+            );
             assert_eq!(std::fs::read(d2.path().join("deep/er/file")).unwrap(), b"x");
         }
     }
