@@ -441,8 +441,27 @@ fn verify_finds_tampered_snapshots_and_repair_unpacks_them_again() {
     let out = sb.containr_ok(&["verify"]);
     assert!(out.contains("has no recorded sum"), "{out}");
     assert!(out.ends_with("no problems\n"), "{out}");
-    // A missing snapshot is unpacked again by the next run; gc keeps it.
-    sb.containr_ok(&["gc"]);
+    // gc keeps a snapshot in use and its sum, and sweeps what interrupted
+    // unpacks and removals left: a temporary tree, a sum without its
+    // snapshot.
+    let snapshots = sb.data.join("snapshots");
+    std::fs::write(
+        snapshots.join(format!("{snap}.sum")),
+        "containr-tree-v0 x\n",
+    )
+    .unwrap();
+    std::fs::create_dir(snapshots.join(".tmp-1-1-0")).unwrap();
+    let orphan = format!("{}.sum", "0".repeat(64));
+    std::fs::write(snapshots.join(&orphan), "").unwrap();
+    let swept = sb.containr_ok(&["gc"]);
+    assert_eq!(swept.matches("Deleted leftover").count(), 2, "{swept}");
+    assert_eq!(
+        sb.entries("snapshots"),
+        [snap.clone(), format!("{snap}.sum")]
+    );
+    // A sum of another format is no sum to compare with.
+    assert!(sb.containr_ok(&["verify"]).contains("has no recorded sum"));
+    // A missing snapshot is unpacked again by the next run.
     std::fs::remove_dir_all(sb.data.join("snapshots").join(&snap)).unwrap();
     assert_eq!(run_image(&sb, &["busybox:1", "echo", "back"]), "back\n");
     assert_eq!(

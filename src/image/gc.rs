@@ -74,22 +74,26 @@ pub fn gc(data_root: &Path) -> Result<Swept, Error> {
     }
     let keep: BTreeSet<String> = snapshots.iter().map(|d| d.hex().to_string()).collect();
     let mut leftovers = Vec::new();
-    if let Ok(entries) = fs::read_dir(images.snapshot_dir()) {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            // A sum goes with its snapshot.
-            let owner = name.strip_suffix(".sum").unwrap_or(&name);
-            if keep.contains(owner) || in_use.contains(owner) {
-                continue;
-            }
-            if Digest::from_hex(&name).is_ok() {
-                images.remove_snapshot(&name)?;
-                swept.snapshots.push(name);
-            } else if !(owner != name && images.snapshot_dir().join(owner).exists()) {
-                // Unpacks and removals that were interrupted, sums whose
-                // snapshot is gone.
-                leftovers.push(e.path());
-            }
+    let names: Vec<String> = fs::read_dir(images.snapshot_dir())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    for name in &names {
+        // A sum goes with its snapshot.
+        let owner = name.strip_suffix(".sum").unwrap_or(name);
+        if keep.contains(owner) || in_use.contains(owner) {
+            continue;
+        }
+        if Digest::from_hex(name).is_ok() {
+            images.remove_snapshot(name)?;
+            swept.snapshots.push(name.clone());
+        } else if owner == name || !names.iter().any(|n| n == owner) {
+            // Unpacks and removals that were interrupted, and sums whose
+            // snapshot is gone.
+            leftovers.push(images.snapshot_dir().join(name));
         }
     }
     for p in images
