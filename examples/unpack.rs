@@ -1,5 +1,6 @@
-//! Unpack one layer as `containr pull` does, for `scripts/bench unpack`:
-//! `unpack LAYER DIR` prints the diff-id.
+//! Unpack one layer as `containr pull` does (unpacked, summed, flushed to
+//! disk), for `scripts/bench unpack`: `unpack LAYER DIR` prints the
+//! diff-id.
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -9,8 +10,8 @@ fn main() {
     };
     let file = std::fs::File::open(layer).expect("open the layer");
     std::fs::create_dir_all(dir).expect("create DIR");
-    match containr::image::unpack::unpack(file, std::path::Path::new(dir), layer) {
-        Ok(diff_id) => println!("{diff_id}"),
+    match containr::image::store::make_snapshot(file, std::path::Path::new(dir), layer) {
+        Ok(made) => println!("{}", made.diff_id),
         Err(e) => {
             eprintln!("unpack: {e}");
             std::process::exit(1);

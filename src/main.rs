@@ -131,7 +131,11 @@ enum Command {
     /// Remove blobs and snapshots that no image uses
     Gc,
     /// Re-hash the image store and report corruption
-    Verify,
+    Verify {
+        /// Unpack corrupt snapshots again from their (intact) layer blobs
+        #[arg(long)]
+        repair: bool,
+    },
     /// Import a root filesystem tarball (tar, tar.gz, tar.zst) as an image
     Import {
         /// The tarball
@@ -590,18 +594,29 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
             println!("Total reclaimed space: {}", image::human_size(swept.bytes));
             Ok(0)
         }
-        Command::Verify => {
-            let (problems, blobs) = image::gc::verify(root)?;
-            for p in &problems {
-                println!("{p}");
+        Command::Verify { repair } => {
+            if repair {
+                require_root("verify --repair")?;
             }
-            if problems.is_empty() {
-                println!("{blobs} blobs verified, no problems");
+            let report = image::gc::verify(root, repair)?;
+            for line in report
+                .notes
+                .iter()
+                .chain(&report.repaired)
+                .chain(&report.problems)
+            {
+                println!("{line}");
+            }
+            if report.problems.is_empty() {
+                println!(
+                    "{} blobs and {} snapshots verified, no problems",
+                    report.blobs, report.snapshots
+                );
                 Ok(0)
             } else {
                 eprintln!(
                     "containr: {} problem(s) found in the image store",
-                    problems.len()
+                    report.problems.len()
                 );
                 Ok(1)
             }

@@ -51,7 +51,7 @@ fn an_imported_image_runs_on_an_overlay_that_goes_away() {
     );
     assert_eq!(after, "/bin/ls\n");
     // ... and the snapshot itself is untouched.
-    let snaps = sb.entries("snapshots");
+    let snaps = sb.snapshots();
     assert_eq!(snaps.len(), 1, "{snaps:?}");
     assert!(
         sb.data
@@ -78,7 +78,7 @@ fn images_sharing_a_layer_store_it_once() {
     for name in ["one", "two:v2"] {
         sb.containr_ok(&["import", tarball.to_str().unwrap(), name]);
     }
-    assert_eq!(sb.entries("snapshots").len(), 1);
+    assert_eq!(sb.snapshots().len(), 1);
     let layer = std::fs::read(&tarball).unwrap();
     let blobs = sb.entries("blobs/sha256");
     let layer_blobs: Vec<_> = blobs
@@ -313,4 +313,161 @@ fn export_writes_a_running_containers_merged_filesystem() {
         125,
         "No such container: nope",
     );
+}
+
+#[test]
+fn pax_owners_and_times_apply_to_every_kind_of_entry() {
+    use std::os::unix::fs::MetadataExt;
+    use tar::EntryType::{Char, Directory, Link, Regular, Symlink};
+    let sb = Sandbox::new();
+    // (name, type, link target, PAX uid, gid and mtime); the ustar fields
+    // say uid 1, gid 2, mtime 3: PAX must win.
+    let entries: &[(&str, tar::EntryType, &str, &str, &str, &str)] = &[
+        ("d/", Directory, "", "3000000", "3000001", "1700000000.25"),
+        ("d/f", Regular, "", "4000000", "4000001", "1700000001.5"),
+        ("d/l", Symlink, "f", "5000000", "5000001", "1700000002.75"),
+        (
+            "dev",
+            Char,
+            "",
+            "7000000",
+            "7000001",
+            "1700000004.000000001",
+        ),
+        // Docker applies a hard link's header to the inode it shares.
+        ("h", Link, "d/f", "6000000", "6000001", "1700000003.125"),
+    ];
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, kind, link, uid, gid, mtime) in entries {
+        b.append_pax_extensions([
+            ("uid", uid.as_bytes()),
+            ("gid", gid.as_bytes()),
+            ("mtime", mtime.as_bytes()),
+        ])
+        .unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(*kind);
+        h.set_mode(0o750);
+        h.set_uid(1);
+        h.set_gid(2);
+        h.set_mtime(3);
+        h.set_path(name).unwrap();
+        if !link.is_empty() {
+            h.set_link_name(link).unwrap();
+        }
+        if *kind == Char {
+            h.set_device_major(1).unwrap();
+            h.set_device_minor(3).unwrap();
+        }
+        let data: &[u8] = if *kind == Regular { b"pax\n" } else { b"" };
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+    let file = sb.dir.path().join("pax.tar");
+    std::fs::write(&file, b.into_inner().unwrap()).unwrap();
+    sb.containr_ok(&["import", file.to_str().unwrap(), "pax"]);
+    let snaps = sb.snapshots();
+    let snapshot = sb.data.join("snapshots").join(&snaps[0]);
+    let stat = |p: &str| {
+        let m = std::fs::symlink_metadata(snapshot.join(p)).unwrap();
+        (m.uid(), m.gid(), m.mtime(), m.mtime_nsec())
+    };
+    assert_eq!(
+        stat("d"),
+        (3_000_000, 3_000_001, 1_700_000_000, 250_000_000)
+    );
+    assert_eq!(
+        stat("d/l"),
+        (5_000_000, 5_000_001, 1_700_000_002, 750_000_000)
+    );
+    assert_eq!(stat("dev"), (7_000_000, 7_000_001, 1_700_000_004, 1));
+    assert_eq!(
+        stat("d/f"),
+        (6_000_000, 6_000_001, 1_700_000_003, 125_000_000)
+    );
+    assert_eq!(stat("h"), stat("d/f"));
+    assert_eq!(std::fs::read(snapshot.join("h")).unwrap(), b"pax\n");
+}
+
+#[test]
+fn verify_finds_tampered_snapshots_and_repair_unpacks_them_again() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    import(&sb, "rootfs.tar.gz", "busybox:1");
+    sb.containr_ok(&["tag", "busybox:1", "other"]);
+    let verified = sb.containr_ok(&["verify"]);
+    assert!(
+        verified.ends_with("3 blobs and 1 snapshots verified, no problems\n"),
+        "{verified}"
+    );
+    let snap = sb.snapshots().pop().unwrap();
+    let sh = sb.data.join("snapshots").join(&snap).join("bin/busybox");
+    let mode = std::fs::metadata(&sh).unwrap().permissions().mode();
+    let tampers: [(&str, &dyn Fn()); 2] = [
+        ("append a byte", &|| {
+            let mut f = std::fs::OpenOptions::new().append(true).open(&sh).unwrap();
+            std::io::Write::write_all(&mut f, b"x").unwrap();
+        }),
+        ("chmod", &|| {
+            std::fs::set_permissions(&sh, std::fs::Permissions::from_mode(mode | 0o4000)).unwrap()
+        }),
+    ];
+    for (what, tamper) in tampers {
+        tamper();
+        let out = sb.cmd(&["verify"]).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{what}: {stdout}");
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "{what}: one line per bad snapshot: {stdout}"
+        );
+        assert!(
+            lines[0].starts_with(&format!(
+                "snapshot sha256:{snap} (used by docker.io/library/busybox:1, docker.io/library/other:latest) is corrupt"
+            )),
+            "{what}: {stdout}"
+        );
+        let repaired = sb.containr_ok(&["verify", "--repair"]);
+        assert!(repaired.contains("repaired"), "{what}: {repaired}");
+        assert!(repaired.ends_with("no problems\n"), "{what}: {repaired}");
+        assert!(sb.containr_ok(&["verify"]).ends_with("no problems\n"));
+        assert_eq!(std::fs::metadata(&sh).unwrap().permissions().mode(), mode);
+        assert_eq!(run_image(&sb, &["busybox:1", "echo", "ok"]), "ok\n");
+    }
+    // A snapshot made before sums were recorded: noted, not a failure.
+    std::fs::remove_file(sb.data.join("snapshots").join(format!("{snap}.sum"))).unwrap();
+    let out = sb.containr_ok(&["verify"]);
+    assert!(out.contains("has no recorded sum"), "{out}");
+    assert!(out.ends_with("no problems\n"), "{out}");
+    // gc keeps a snapshot in use and its sum, and sweeps what interrupted
+    // unpacks and removals left: a temporary tree, a sum without its
+    // snapshot.
+    let snapshots = sb.data.join("snapshots");
+    std::fs::write(
+        snapshots.join(format!("{snap}.sum")),
+        "containr-tree-v0 x\n",
+    )
+    .unwrap();
+    std::fs::create_dir(snapshots.join(".tmp-1-1-0")).unwrap();
+    let orphan = format!("{}.sum", "0".repeat(64));
+    std::fs::write(snapshots.join(&orphan), "").unwrap();
+    let swept = sb.containr_ok(&["gc"]);
+    assert_eq!(swept.matches("Deleted leftover").count(), 2, "{swept}");
+    assert_eq!(
+        sb.entries("snapshots"),
+        [snap.clone(), format!("{snap}.sum")]
+    );
+    // A sum of another format is no sum to compare with.
+    assert!(sb.containr_ok(&["verify"]).contains("has no recorded sum"));
+    // A missing snapshot is unpacked again by the next run.
+    std::fs::remove_dir_all(sb.data.join("snapshots").join(&snap)).unwrap();
+    assert_eq!(run_image(&sb, &["busybox:1", "echo", "back"]), "back\n");
+    assert_eq!(
+        sb.entries("snapshots"),
+        [snap.clone(), format!("{snap}.sum")]
+    );
+    assert!(sb.containr_ok(&["verify"]).ends_with("no problems\n"));
 }

@@ -1,10 +1,12 @@
 //! `containr gc` (remove what no image uses) and `containr verify`
-//! (re-hash the store and report what is wrong).
+//! (re-hash blobs, re-sum snapshots, report what is wrong and, with
+//! `--repair`, unpack corrupt snapshots again).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use super::store::Check;
 use super::{Error, Images};
 use crate::cas::Digest;
 
@@ -71,17 +73,36 @@ pub fn gc(data_root: &Path) -> Result<Swept, Error> {
         }
     }
     let keep: BTreeSet<String> = snapshots.iter().map(|d| d.hex().to_string()).collect();
-    if let Ok(entries) = fs::read_dir(images.snapshot_dir()) {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if keep.contains(&name) || in_use.contains(&name) {
-                continue;
-            }
-            let _ = fs::remove_dir_all(e.path());
-            swept.snapshots.push(name);
+    let mut leftovers = Vec::new();
+    let names: Vec<String> = fs::read_dir(images.snapshot_dir())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    for name in &names {
+        // A sum goes with its snapshot.
+        let owner = name.strip_suffix(".sum").unwrap_or(name);
+        if keep.contains(owner) || in_use.contains(owner) {
+            continue;
+        }
+        if Digest::from_hex(name).is_ok() {
+            images.remove_snapshot(name)?;
+            swept.snapshots.push(name.clone());
+        } else if owner == name || !names.iter().any(|n| n == owner) {
+            // Unpacks and removals that were interrupted, and sums whose
+            // snapshot is gone.
+            leftovers.push(images.snapshot_dir().join(name));
         }
     }
-    for p in images.cas.leftovers().into_iter().chain(dead_rw) {
+    for p in images
+        .cas
+        .leftovers()
+        .into_iter()
+        .chain(leftovers)
+        .chain(dead_rw)
+    {
         swept.bytes += size_of(&p);
         let _ = if p.is_dir() {
             fs::remove_dir_all(&p)
@@ -93,51 +114,153 @@ pub fn gc(data_root: &Path) -> Result<Swept, Error> {
     Ok(swept)
 }
 
-/// One problem `verify` found.
-pub type Problem = String;
+/// What `verify` found, and did with `--repair`.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// What is wrong (and was not repaired): verify fails.
+    pub problems: Vec<String>,
+    /// What `--repair` put right.
+    pub repaired: Vec<String>,
+    /// What could not be checked, without being wrong.
+    pub notes: Vec<String>,
+    pub blobs: usize,
+    pub snapshots: usize,
+}
 
-/// Re-hash every blob and check every image is whole; the problems, and
-/// how many blobs were checked.
-pub fn verify(data_root: &Path) -> Result<(Vec<Problem>, usize), Error> {
+/// Re-hash every blob, re-sum every snapshot and check every image is
+/// whole. With `repair`, a corrupt snapshot (or one without a sum) whose
+/// layer blob is intact is unpacked again, unless a running container
+/// uses it.
+pub fn verify(data_root: &Path, repair: bool) -> Result<Report, Error> {
     let images = Images::open(data_root)?;
-    let mut problems = Vec::new();
+    // Repairs replace snapshots: no pull or run may pick one meanwhile.
+    let _guard = if repair {
+        Some(images.gc_guard(true)?)
+    } else {
+        None
+    };
+    let mut report = Report::default();
     let all = images.cas.list()?;
+    let mut bad_blobs = BTreeSet::new();
     for b in &all {
         match images.cas.rehash(b) {
             Ok(actual) if actual == *b => {}
-            Ok(actual) => problems.push(format!(
-                "blob {b} is corrupt: its content hashes to {actual}"
-            )),
-            Err(e) => problems.push(format!("blob {b}: {e}")),
+            Ok(actual) => {
+                bad_blobs.insert(b.clone());
+                report.problems.push(format!(
+                    "blob {b} is corrupt: its content hashes to {actual}"
+                ));
+            }
+            Err(e) => {
+                bad_blobs.insert(b.clone());
+                report.problems.push(format!("blob {b}: {e}"));
+            }
         }
     }
+    report.blobs = all.len();
     for p in images.cas.leftovers() {
         // Partial downloads are kept on purpose, to resume.
         let partial = p.parent().and_then(|d| d.file_name()) == Some("partial".as_ref());
         if !partial {
-            problems.push(format!(
+            report.problems.push(format!(
                 "{} is not a blob (left by an interrupted write; containr gc removes it)",
                 p.display()
             ));
         }
     }
+    // Each snapshot's users (image names) and the layer blob it comes from.
+    let mut users: BTreeMap<Digest, (Vec<String>, Digest)> = BTreeMap::new();
     for (name, manifest) in images.index()? {
         match images.load(&manifest) {
             Ok(img) => {
                 for (layer, diff_id) in img.manifest.layers.iter().zip(&img.config.rootfs.diff_ids)
                 {
                     if !images.cas.contains(&layer.digest) {
-                        problems.push(format!("{name}: layer {} is missing", layer.digest));
+                        report
+                            .problems
+                            .push(format!("{name}: layer {} is missing", layer.digest));
                     }
                     if !images.snapshot_path(diff_id).is_dir()
                         && !images.cas.contains(&layer.digest)
                     {
-                        problems.push(format!("{name}: snapshot {diff_id} is missing"));
+                        report
+                            .problems
+                            .push(format!("{name}: snapshot {diff_id} is missing"));
+                    }
+                    let entry = users
+                        .entry(diff_id.clone())
+                        .or_insert_with(|| (Vec::new(), layer.digest.clone()));
+                    if !entry.0.contains(&name) {
+                        entry.0.push(name.clone());
                     }
                 }
             }
-            Err(e) => problems.push(format!("{name}: {e}")),
+            Err(e) => report.problems.push(format!("{name}: {e}")),
         }
     }
-    Ok((problems, all.len()))
+    let (in_use, _) = containers(images.data_root());
+    for diff_id in snapshot_names(&images) {
+        report.snapshots += 1;
+        let (names, blob) = match users.get(&diff_id) {
+            Some((names, blob)) => (names.join(", "), Some(blob)),
+            None => ("no image".to_string(), None),
+        };
+        let (what, is_problem) = match images.check_snapshot(&diff_id) {
+            Check::Intact => continue,
+            Check::Corrupt { recorded, actual } => (
+                format!("is corrupt: its tree sums to {actual}, {recorded} when it was unpacked"),
+                true,
+            ),
+            Check::Unreadable(e) => (format!("cannot be read: {e}"), true),
+            Check::Unrecorded => (
+                "has no recorded sum (unpacked by an older containr): not verified".to_string(),
+                false,
+            ),
+        };
+        let line = format!("snapshot {diff_id} (used by {names}) {what}");
+        if !repair {
+            if is_problem {
+                report.problems.push(line);
+            } else {
+                report.notes.push(line);
+            }
+            continue;
+        }
+        let refused = if in_use.contains(diff_id.hex()) {
+            Some("a running container uses it".to_string())
+        } else {
+            match blob {
+                Some(b) if images.cas.contains(b) && !bad_blobs.contains(b) => {
+                    images.remove_snapshot(diff_id.hex())?;
+                    images
+                        .ensure_snapshot(b, &diff_id)
+                        .err()
+                        .map(|e| format!("unpacking it again: {e}"))
+                }
+                Some(b) => Some(format!("its layer blob {b} is missing or corrupt")),
+                None => Some("no image uses it (containr gc removes it)".to_string()),
+            }
+        };
+        match refused {
+            None => report.repaired.push(format!(
+                "{line}; repaired: unpacked again from its layer blob"
+            )),
+            Some(why) if is_problem => report.problems.push(format!("{line}; not repaired: {why}")),
+            Some(why) => report.notes.push(format!("{line}; not repaired: {why}")),
+        }
+    }
+    Ok(report)
+}
+
+/// The snapshots in the store, by diff-id.
+fn snapshot_names(images: &Images) -> Vec<Digest> {
+    let mut out: Vec<Digest> = fs::read_dir(images.snapshot_dir())
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| Digest::from_hex(e.file_name().to_str()?).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
 }

@@ -5,6 +5,7 @@
 //! - [`config`]: the OCI/Docker formats and Entrypoint/Cmd rules;
 //! - [`unpack`]: safe layer extraction with whiteouts;
 //! - [`store`]: the name index and the diff-id snapshots;
+//! - [`treesum`]: the sum of a snapshot's tree, for `verify`;
 //! - [`overlay`]: a container's overlay over an image's snapshots.
 
 pub mod archive;
@@ -14,6 +15,8 @@ pub mod gc;
 pub mod overlay;
 pub mod reference;
 pub mod store;
+mod sys;
+pub mod treesum;
 pub mod unpack;
 
 use std::fs::File;
@@ -35,6 +38,11 @@ pub enum Error {
     Cas(#[from] cas::Error),
     #[error(transparent)]
     Unpack(#[from] unpack::Error),
+    #[error("layer {layer}: summing its snapshot: {source}")]
+    Sum {
+        layer: String,
+        source: treesum::Error,
+    },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
     #[error("{what}: invalid JSON: {source}")]

@@ -4,23 +4,27 @@
 //! images/index.json      {"docker.io/library/alpine:latest": "sha256:<manifest>", ...}
 //! images/lock            flock(2)ed around every read-modify-write of the index
 //! snapshots/<hex>        a layer unpacked, named by its diff-id; shared by images
-//! snapshots/.tmp-*       a layer being unpacked
+//! snapshots/<hex>.sum    the sum of its tree when it was made (treesum)
+//! snapshots/.tmp-*       a layer being unpacked, or a snapshot being removed
 //! ```
 //!
 //! The index is rewritten whole (temp file, fsync, rename) under an
 //! exclusive lock, so concurrent pulls, tags and removals never lose each
 //! other's updates and a reader never sees half a file. A snapshot is
-//! unpacked into a temporary directory and renamed into place, so a
-//! snapshot that exists is complete; two processes unpacking the same layer
-//! both finish and one rename wins.
+//! unpacked into a temporary directory, flushed to disk, and renamed into
+//! place (the directory then fsynced), so a snapshot that exists is
+//! complete, even after a crash; two processes unpacking the same layer
+//! both finish and one rename wins. A snapshot is removed the same way
+//! round: renamed away whole, then deleted.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use super::config::{ImageConfig, Manifest};
-use super::{Error, unpack};
+use super::{Error, treesum, unpack};
 use crate::cas::{self, Digest};
 use crate::step;
 
@@ -123,20 +127,8 @@ impl Images {
         let mut index = self.index()?;
         let out = f(&mut index)?;
         let path = self.index_path();
-        let tmp = self
-            .root
-            .join(format!("images/.index.{}", cas::random_name()));
-        let write = || -> std::io::Result<()> {
-            let mut file = File::create(&tmp)?;
-            file.write_all(&serde_json::to_vec_pretty(&index).expect("plain data"))?;
-            file.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            File::open(self.root.join("images"))?.sync_all()
-        };
-        write().map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            io_err(&path)(e)
-        })?;
+        let bytes = serde_json::to_vec_pretty(&index).expect("plain data");
+        replace_file(&path, &bytes).map_err(io_err(&path))?;
         Ok(out)
     }
 
@@ -189,7 +181,30 @@ impl Images {
             let _ = self.cas.remove(b);
         }
         for s in snapshots.iter().filter(|s| !used_snapshots.contains(s)) {
-            let _ = fs::remove_dir_all(self.snapshot_path(s));
+            let _ = self.remove_snapshot(s.hex());
+        }
+    }
+
+    /// Remove the snapshot `name` (a diff-id's hex) and its sum. It is
+    /// renamed away first: a crash halfway through the deletion leaves a
+    /// temporary directory for gc, never a partial snapshot under its name.
+    pub fn remove_snapshot(&self, name: &str) -> Result<(), Error> {
+        let path = self.snapshot_dir().join(name);
+        let away = self
+            .snapshot_dir()
+            .join(format!(".tmp-{}", cas::random_name()));
+        match fs::rename(&path, &away) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err(&path)(e)),
+            _ => {}
+        }
+        let sum = self.snapshot_dir().join(format!("{name}.sum"));
+        match fs::remove_file(&sum) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err(&sum)(e)),
+            _ => {}
+        }
+        match fs::remove_dir_all(&away) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(&away)(e)),
+            _ => Ok(()),
         }
     }
 
@@ -240,7 +255,8 @@ impl Images {
             short(blob),
         );
         let file = self.cas.open_blob(blob)?;
-        let actual = unpack::unpack(file, tmp, &short(blob))?;
+        let made = make_snapshot(file, tmp, &short(blob))?;
+        let actual = made.diff_id;
         if let Some(expected) = expected
             && actual != *expected
         {
@@ -252,10 +268,45 @@ impl Images {
         }
         let dest = self.snapshot_path(&actual);
         match fs::rename(tmp, &dest) {
-            Ok(()) => Ok((actual, dest)),
-            // Another process unpacked the same layer first: same content.
-            Err(_) if dest.is_dir() => Ok((actual, dest)),
-            Err(e) => Err(io_err(&dest)(e)),
+            Ok(()) => {}
+            // Another process unpacked the same layer first: same content,
+            // and that process records the sum.
+            Err(_) if dest.is_dir() => return Ok((actual, dest)),
+            Err(e) => return Err(io_err(&dest)(e)),
+        }
+        // After the rename: a crash in between leaves a snapshot without a
+        // sum (which verify reports as unverifiable), never a sum that
+        // does not describe its snapshot. Writing it fsyncs the directory,
+        // which makes the rename durable too.
+        let sum_path = self.sum_path(&actual);
+        replace_file(
+            &sum_path,
+            format!("{} {}\n", treesum::FORMAT, made.sum).as_bytes(),
+        )
+        .map_err(io_err(&sum_path))?;
+        Ok((actual, dest))
+    }
+
+    fn sum_path(&self, diff_id: &Digest) -> PathBuf {
+        self.snapshot_dir().join(format!("{}.sum", diff_id.hex()))
+    }
+
+    /// Recompute the sum of snapshot `diff_id` and compare it with the one
+    /// recorded when it was made.
+    pub fn check_snapshot(&self, diff_id: &Digest) -> Check {
+        let recorded = fs::read_to_string(self.sum_path(diff_id))
+            .ok()
+            .and_then(|s| {
+                let (format, digest) = s.trim_end().split_once(' ')?;
+                (format == treesum::FORMAT).then(|| digest.parse::<Digest>().ok())?
+            });
+        let Some(recorded) = recorded else {
+            return Check::Unrecorded;
+        };
+        match treesum::sum(&self.snapshot_path(diff_id), &treesum::Hashed::default()) {
+            Ok(actual) if actual == recorded => Check::Intact,
+            Ok(actual) => Check::Corrupt { recorded, actual },
+            Err(e) => Check::Unreadable(e),
         }
     }
 
@@ -270,6 +321,63 @@ impl Images {
             .map(|(layer, diff_id)| self.ensure_snapshot(&layer.digest, diff_id))
             .collect()
     }
+}
+
+/// What [`Images::check_snapshot`] found.
+pub enum Check {
+    Intact,
+    Corrupt {
+        recorded: Digest,
+        actual: Digest,
+    },
+    /// Made by a containr that recorded no sum (or another format of it).
+    Unrecorded,
+    Unreadable(treesum::Error),
+}
+
+/// A layer unpacked into a directory as a snapshot is made.
+pub struct Made {
+    pub diff_id: Digest,
+    /// Its tree's sum (see [`treesum`]).
+    pub sum: Digest,
+}
+
+/// Unpack a layer into `dir`, sum its tree and flush it to disk: all a
+/// snapshot is before it is renamed into place. Public for the unpack
+/// benchmark, which measures what a pull does.
+pub fn make_snapshot(reader: impl std::io::Read, dir: &Path, layer: &str) -> Result<Made, Error> {
+    let unpacked = unpack::unpack(reader, dir, layer)?;
+    let sum = treesum::sum(dir, &unpacked.hashed).map_err(|source| Error::Sum {
+        layer: layer.to_string(),
+        source,
+    })?;
+    // Before the snapshot gets its name, its content must be on disk, or a
+    // crash could leave empty or partial files under it. syncfs is one
+    // call for the whole tree, where an fsync per file would force a
+    // journal commit each (see docs/BENCHMARKS.md).
+    let f = File::open(dir).map_err(io_err(dir))?;
+    nix::unistd::syncfs(f.as_raw_fd()).map_err(|e| io_err(dir)(e.into()))?;
+    Ok(Made {
+        diff_id: unpacked.diff_id,
+        sum,
+    })
+}
+
+/// Replace `path` whole and durably: a temporary file beside it, fsynced,
+/// renamed over it, and the directory fsynced.
+fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().expect("a file in a directory");
+    let tmp = dir.join(format!(".tmp-{}", cas::random_name()));
+    let write = || -> std::io::Result<()> {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    };
+    write().inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
 }
 
 /// The first 12 hex digits, as docker shows ids.

@@ -36,9 +36,15 @@
 
 use std::ffi::CString;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
+use std::os::unix::fs::MetadataExt;
+
+use sha2::{Digest as _, Sha256};
+
+use super::sys::*;
+use super::treesum::Hashed;
 use crate::cas::{Digest, HashingReader};
 
 /// Errors of unpacking; each names the layer, and the entry when one is
@@ -57,6 +63,12 @@ pub enum Error {
         entry: String,
         what: &'static str,
         source: io::Error,
+    },
+    #[error("layer {layer}: entry {entry:?}: bad header: {reason}")]
+    Header {
+        layer: String,
+        entry: String,
+        reason: String,
     },
     #[error("layer {layer}: reading the archive: {source}")]
     Read { layer: String, source: io::Error },
@@ -77,9 +89,17 @@ pub fn decompress<'a, R: Read + 'a>(reader: R) -> io::Result<Box<dyn Read + 'a>>
     })
 }
 
-/// Unpack the layer `reader` into `dest` (an existing, empty directory);
-/// returns its diff-id, the sha256 of the uncompressed tar stream.
-pub fn unpack(reader: impl Read, dest: &Path, layer: &str) -> Result<Digest, Error> {
+/// What unpacking a layer found.
+#[derive(Debug)]
+pub struct Unpacked {
+    /// The sha256 of the uncompressed tar stream.
+    pub diff_id: Digest,
+    /// The content hash of every regular file, taken as it was written.
+    pub hashed: Hashed,
+}
+
+/// Unpack the layer `reader` into `dest` (an existing, empty directory).
+pub fn unpack(reader: impl Read, dest: &Path, layer: &str) -> Result<Unpacked, Error> {
     let read_err = |source| Error::Read {
         layer: layer.to_string(),
         source,
@@ -96,6 +116,7 @@ pub fn unpack(reader: impl Read, dest: &Path, layer: &str) -> Result<Digest, Err
         cache: None,
         dirs: Vec::new(),
         buf: vec![0u8; 256 * 1024],
+        hashed: Hashed::default(),
     };
     for entry in archive.entries().map_err(read_err)? {
         let mut entry = entry.map_err(read_err)?;
@@ -106,7 +127,10 @@ pub fn unpack(reader: impl Read, dest: &Path, layer: &str) -> Result<Digest, Err
     // included.
     let mut rest = archive.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(read_err)?;
-    Ok(rest.into_inner().finish().0)
+    Ok(Unpacked {
+        diff_id: rest.into_inner().finish().0,
+        hashed: u.hashed,
+    })
 }
 
 struct Unpacker<'a> {
@@ -115,9 +139,10 @@ struct Unpacker<'a> {
     /// The directory of the previous entry: (its components, its fd).
     cache: Option<(Vec<Vec<u8>>, OwnedFd)>,
     /// Directories whose mtime is set at the end, once nothing more is
-    /// created in them.
-    dirs: Vec<(Vec<Vec<u8>>, u64)>,
+    /// created in them (the root's path is empty).
+    dirs: Vec<(Vec<Vec<u8>>, Time)>,
     buf: Vec<u8>,
+    hashed: Hashed,
 }
 
 /// The components of an entry's name; refuses what could leave the tree.
@@ -167,12 +192,13 @@ impl Unpacker<'_> {
         let comps = components(&raw).map_err(|r| self.refuse(&shown, r))?;
         let kind = e.header().entry_type();
         let hdr = e.header().clone();
-        let meta = Meta {
-            mode: hdr.mode().map_err(self.fail(&shown, "header"))? & 0o7777,
-            uid: hdr.uid().map_err(self.fail(&shown, "header"))? as u32,
-            gid: hdr.gid().map_err(self.fail(&shown, "header"))? as u32,
-            mtime: hdr.mtime().map_err(self.fail(&shown, "header"))?,
-        };
+        let pax = pax_of(e).map_err(self.fail(&shown, "reading its PAX records"))?;
+        let meta = meta_of(&hdr, &pax).map_err(|reason| Error::Header {
+            layer: self.layer.to_string(),
+            entry: shown.clone(),
+            reason,
+        })?;
+        let xattrs = pax.xattrs;
         let Some((name, parents)) = comps.split_last() else {
             // `./`: the layer's root itself.
             if kind.is_dir() {
@@ -180,6 +206,7 @@ impl Unpacker<'_> {
                 fchown(fd, meta.uid, meta.gid)
                     .and_then(|()| fchmod(fd, meta.mode))
                     .map_err(self.fail(&shown, "setting the root's owner and mode"))?;
+                self.dirs.push((Vec::new(), meta.mtime));
             }
             return Ok(());
         };
@@ -187,7 +214,6 @@ impl Unpacker<'_> {
         if let Some(target) = name.strip_prefix(b".wh.") {
             return self.whiteout(parents, target, &shown);
         }
-        let xattrs = xattrs_of(e).map_err(self.fail(&shown, "reading xattrs"))?;
         let parent = self.parent(parents, &shown)?;
         let cname = cstr(&name);
         use tar::EntryType as T;
@@ -213,6 +239,10 @@ impl Unpacker<'_> {
                 let file = self.create_file(parent, &name, &shown)?;
                 let fd = file.as_raw_fd();
                 let mut file = std::fs::File::from(file);
+                // For the snapshot's sum: hashed now, while in cache, not
+                // read back later.
+                let mut sha = Sha256::new();
+                let mut size = 0u64;
                 loop {
                     let n = e.read(&mut self.buf).map_err(|source| Error::Read {
                         layer: self.layer.to_string(),
@@ -223,14 +253,18 @@ impl Unpacker<'_> {
                     }
                     file.write_all(&self.buf[..n])
                         .map_err(self.fail(&shown, "writing"))?;
+                    sha.update(&self.buf[..n]);
+                    size += n as u64;
                 }
+                let ino = file.metadata().map_err(self.fail(&shown, "writing"))?.ino();
+                self.hashed.insert(ino, size, sha.finalize().into());
                 fchown(fd, meta.uid, meta.gid)
                     .and_then(|()| fchmod(fd, meta.mode))
                     .map_err(self.fail(&shown, "setting owner and mode"))?;
                 for (k, v) in &xattrs {
                     fsetxattr(fd, k, v).map_err(self.fail(&shown, "setting an xattr"))?;
                 }
-                futimens(fd, meta.mtime).map_err(self.fail(&shown, "setting mtime"))?;
+                futimens(fd, meta.mtime.timespec()).map_err(self.fail(&shown, "setting mtime"))?;
             }
             T::Symlink => {
                 let target = e
@@ -271,6 +305,14 @@ impl Unpacker<'_> {
                 self.create_with(parent, &name, &shown, "creating the hard link", |p, n| {
                     linkat(tparent.as_raw_fd(), &tname, p, n)
                 })?;
+                // As docker does, the link's header applies to the inode it
+                // shares; never chmod through a link to a symlink, which
+                // fchmodat would follow.
+                let is_symlink = fstatat_mode(parent, &cname)
+                    .map_err(self.fail(&shown, "creating the hard link"))?
+                    & libc::S_IFMT
+                    == libc::S_IFLNK;
+                self.set_meta(parent, &cname, &meta, &xattrs, !is_symlink, &shown)?;
             }
             T::Char | T::Block | T::Fifo => {
                 let dev = match (hdr.device_major(), hdr.device_minor()) {
@@ -387,7 +429,7 @@ impl Unpacker<'_> {
                 lsetxattr(&path, k, v).map_err(self.fail(shown, "setting an xattr"))?;
             }
         }
-        utimensat(parent, name, meta.mtime).map_err(self.fail(shown, "setting mtime"))
+        utimensat(parent, name, meta.mtime.timespec()).map_err(self.fail(shown, "setting mtime"))
     }
 
     /// The directory that holds an entry, created (like `mkdir -p`) if the
@@ -470,10 +512,11 @@ impl Unpacker<'_> {
         let dirs = std::mem::take(&mut self.dirs);
         for (path, mtime) in dirs.iter().rev() {
             let Some((name, parents)) = path.split_last() else {
+                let _ = futimens(self.root.as_raw_fd(), mtime.timespec());
                 continue;
             };
             if let Ok(p) = self.resolve(parents) {
-                let _ = utimensat(p.as_raw_fd(), &cstr(name), *mtime);
+                let _ = utimensat(p.as_raw_fd(), &cstr(name), mtime.timespec());
             }
         }
     }
@@ -484,197 +527,139 @@ enum Resolve {
     Io(io::Error),
 }
 
+#[derive(Debug, PartialEq)]
 struct Meta {
     mode: u32,
     uid: u32,
     gid: u32,
-    mtime: u64,
+    mtime: Time,
 }
 
-/// `SCHILY.xattr.NAME` PAX records: the xattrs docker and GNU tar write.
-fn xattrs_of<R: Read>(e: &mut tar::Entry<'_, R>) -> io::Result<Vec<(CString, Vec<u8>)>> {
-    let mut out = Vec::new();
+/// A time as tar carries it: PAX times may be negative and have a
+/// fraction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Time {
+    sec: i64,
+    nsec: u32,
+}
+
+impl Time {
+    fn timespec(self) -> libc::timespec {
+        libc::timespec {
+            tv_sec: self.sec as libc::time_t,
+            tv_nsec: self.nsec.into(),
+        }
+    }
+}
+
+/// The PAX records unpacking applies itself; the tar crate applies `path`,
+/// `linkpath` and `size`.
+#[derive(Debug, Default)]
+struct Pax {
+    uid: Option<Vec<u8>>,
+    gid: Option<Vec<u8>>,
+    mtime: Option<Vec<u8>>,
+    /// `SCHILY.xattr.NAME` records: the xattrs docker and GNU tar write.
+    xattrs: Vec<(CString, Vec<u8>)>,
+}
+
+fn pax_of<R: Read>(e: &mut tar::Entry<'_, R>) -> io::Result<Pax> {
+    let mut pax = Pax::default();
     if let Some(exts) = e.pax_extensions()? {
         for ext in exts {
             let ext = ext?;
-            if let Some(name) = ext.key_bytes().strip_prefix(b"SCHILY.xattr.")
-                && let Ok(name) = CString::new(name)
-            {
-                out.push((name, ext.value_bytes().to_vec()));
+            let value = ext.value_bytes().to_vec();
+            match ext.key_bytes() {
+                b"uid" => pax.uid = Some(value),
+                b"gid" => pax.gid = Some(value),
+                b"mtime" => pax.mtime = Some(value),
+                key => {
+                    if let Some(name) = key.strip_prefix(b"SCHILY.xattr.")
+                        && let Ok(name) = CString::new(name)
+                    {
+                        pax.xattrs.push((name, value));
+                    }
+                }
             }
         }
     }
-    Ok(out)
+    Ok(pax)
 }
 
-fn proc_path(parent: RawFd, name: &CString) -> CString {
-    let mut p = format!("/proc/self/fd/{parent}/").into_bytes();
-    p.extend_from_slice(name.as_bytes());
-    CString::new(p).expect("no NUL bytes")
-}
-
-// ---------------------------------------------------------------- syscalls
-// Thin wrappers: each passes NUL-terminated strings and integers to one
-// syscall and turns -1 into the errno.
-
-fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
-}
-
-fn open_dir(path: &Path) -> io::Result<OwnedFd> {
-    let c = CString::new(path.as_os_str().as_encoded_bytes())?;
-    // SAFETY: a NUL-terminated path; returns a new descriptor or -1.
-    let fd = cvt(unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    })?;
-    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn dup(fd: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: F_DUPFD_CLOEXEC on a descriptor we hold; returns a new one.
-    let new = cvt(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })?;
-    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(new) })
-}
-
-fn openat2_beneath(dirfd: RawFd, path: &CString) -> io::Result<OwnedFd> {
-    // SAFETY: open_how is plain integers; all-zero is its documented default.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
-    // SAFETY: openat2 reads the path and `how` (of the size passed) and
-    // returns a new descriptor or -1.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dirfd,
-            path.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
+/// An entry's mode, owner and mtime: the ustar fields, each overridden by
+/// its PAX record, the only place for ids above 2097151 (images built in a
+/// user namespace) and for sub-second or far-off times. Owners stay
+/// numeric, as docker's do: `uname`/`gname` name users of the machine that
+/// built the layer, not of this one.
+fn meta_of(hdr: &tar::Header, pax: &Pax) -> Result<Meta, String> {
+    let id = |record: &Option<Vec<u8>>, ustar: io::Result<u64>, what: &str| match record {
+        Some(v) => pax_number(v)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| format!("PAX {what} {:?} is not a 32-bit id", lossy(v))),
+        // A silent truncation could turn a large id into root's.
+        None => {
+            let n = ustar.map_err(|e| e.to_string())?;
+            u32::try_from(n).map_err(|_| format!("{what} {n} is not a 32-bit id"))
+        }
     };
-    let fd = cvt(rc as libc::c_int)?;
-    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn openat(dirfd: RawFd, name: &CString, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
-    // SAFETY: a NUL-terminated name relative to a descriptor we hold.
-    let fd = cvt(unsafe {
-        libc::openat(
-            dirfd,
-            name.as_ptr(),
-            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            mode,
-        )
-    })?;
-    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn mkdirat(dirfd: RawFd, name: &CString, mode: u32) -> io::Result<()> {
-    // SAFETY: a NUL-terminated name relative to a descriptor we hold.
-    cvt(unsafe { libc::mkdirat(dirfd, name.as_ptr(), mode) }).map(drop)
-}
-
-fn symlinkat(target: &CString, dirfd: RawFd, name: &CString) -> io::Result<()> {
-    // SAFETY: NUL-terminated strings and a descriptor we hold.
-    cvt(unsafe { libc::symlinkat(target.as_ptr(), dirfd, name.as_ptr()) }).map(drop)
-}
-
-fn linkat(from_dir: RawFd, from: &CString, to_dir: RawFd, to: &CString) -> io::Result<()> {
-    // SAFETY: NUL-terminated names relative to descriptors we hold; flags 0
-    // links a symlink itself rather than what it points to.
-    cvt(unsafe { libc::linkat(from_dir, from.as_ptr(), to_dir, to.as_ptr(), 0) }).map(drop)
-}
-
-fn mknodat(dirfd: RawFd, name: &CString, mode: u32, dev: libc::dev_t) -> io::Result<()> {
-    // SAFETY: a NUL-terminated name relative to a descriptor we hold.
-    cvt(unsafe { libc::mknodat(dirfd, name.as_ptr(), mode, dev) }).map(drop)
-}
-
-fn unlinkat(dirfd: RawFd, name: &CString) -> io::Result<()> {
-    // SAFETY: a NUL-terminated name relative to a descriptor we hold.
-    cvt(unsafe { libc::unlinkat(dirfd, name.as_ptr(), 0) }).map(drop)
-}
-
-fn fstatat_mode(dirfd: RawFd, name: &CString) -> io::Result<u32> {
-    // SAFETY: stat is plain data, filled in by the kernel.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: a NUL-terminated name and a stat buffer we own.
-    cvt(unsafe { libc::fstatat(dirfd, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
-    Ok(st.st_mode)
-}
-
-fn fchownat(dirfd: RawFd, name: &CString, uid: u32, gid: u32) -> io::Result<()> {
-    // SAFETY: a NUL-terminated name relative to a descriptor we hold.
-    cvt(unsafe { libc::fchownat(dirfd, name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) })
-        .map(drop)
-}
-
-fn fchmodat(dirfd: RawFd, name: &CString, mode: u32) -> io::Result<()> {
-    // SAFETY: a NUL-terminated name relative to a descriptor we hold. Only
-    // called for entries we just created that are not symlinks.
-    cvt(unsafe { libc::fchmodat(dirfd, name.as_ptr(), mode, 0) }).map(drop)
-}
-
-fn fchown(fd: RawFd, uid: u32, gid: u32) -> io::Result<()> {
-    // SAFETY: integer arguments on a descriptor we hold.
-    cvt(unsafe { libc::fchown(fd, uid, gid) }).map(drop)
-}
-
-fn fchmod(fd: RawFd, mode: u32) -> io::Result<()> {
-    // SAFETY: integer arguments on a descriptor we hold.
-    cvt(unsafe { libc::fchmod(fd, mode) }).map(drop)
-}
-
-fn times(mtime: u64) -> [libc::timespec; 2] {
-    let t = libc::timespec {
-        tv_sec: mtime as libc::time_t,
-        tv_nsec: 0,
+    let mtime = match &pax.mtime {
+        Some(v) => pax_time(v).ok_or_else(|| format!("PAX mtime {:?} is not a time", lossy(v)))?,
+        None => {
+            let sec = hdr.mtime().map_err(|e| e.to_string())?;
+            Time {
+                sec: i64::try_from(sec).map_err(|_| format!("mtime {sec} is out of range"))?,
+                nsec: 0,
+            }
+        }
     };
-    [t, t]
-}
-
-fn utimensat(dirfd: RawFd, name: &CString, mtime: u64) -> io::Result<()> {
-    let ts = times(mtime);
-    // SAFETY: a NUL-terminated name and two timespecs we own.
-    cvt(unsafe { libc::utimensat(dirfd, name.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) })
-        .map(drop)
-}
-
-fn futimens(fd: RawFd, mtime: u64) -> io::Result<()> {
-    let ts = times(mtime);
-    // SAFETY: two timespecs we own, on a descriptor we hold.
-    cvt(unsafe { libc::futimens(fd, ts.as_ptr()) }).map(drop)
-}
-
-fn fsetxattr(fd: RawFd, name: &std::ffi::CStr, value: &[u8]) -> io::Result<()> {
-    // SAFETY: a NUL-terminated name and a value buffer of the length passed.
-    cvt(unsafe { libc::fsetxattr(fd, name.as_ptr(), value.as_ptr().cast(), value.len(), 0) })
-        .map(drop)
-}
-
-fn lsetxattr(path: &CString, name: &CString, value: &[u8]) -> io::Result<()> {
-    // SAFETY: NUL-terminated strings and a value buffer of the length passed.
-    cvt(unsafe {
-        libc::lsetxattr(
-            path.as_ptr(),
-            name.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
+    Ok(Meta {
+        mode: hdr.mode().map_err(|e| e.to_string())? & 0o7777,
+        uid: id(&pax.uid, hdr.uid(), "uid")?,
+        gid: id(&pax.gid, hdr.gid(), "gid")?,
+        mtime,
     })
-    .map(drop)
+}
+
+fn lossy(v: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(v)
+}
+
+/// A PAX decimal: digits only.
+fn pax_number(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+/// A PAX time, `[-]SECONDS[.FRACTION]`; digits of the fraction past
+/// nanoseconds are dropped.
+fn pax_time(v: &[u8]) -> Option<Time> {
+    let (negative, v) = match v.strip_prefix(b"-") {
+        Some(rest) => (true, rest),
+        None => (false, v),
+    };
+    let (int, frac) = match v.iter().position(|b| *b == b'.') {
+        Some(dot) => (&v[..dot], &v[dot + 1..]),
+        None => (v, &v[v.len()..]),
+    };
+    if !frac.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let sec = i64::try_from(pax_number(int)?).ok()?;
+    let mut nsec = 0u32;
+    for i in 0..9 {
+        nsec = nsec * 10 + frac.get(i).map_or(0, |d| u32::from(d - b'0'));
+    }
+    Some(match (negative, nsec) {
+        (false, _) => Time { sec, nsec },
+        (true, 0) => Time { sec: -sec, nsec: 0 },
+        // -1.25 s is -2 s plus 0.75 s.
+        (true, _) => Time {
+            sec: -sec - 1,
+            nsec: 1_000_000_000 - nsec,
+        },
+    })
 }
 
 #[cfg(test)]
@@ -693,6 +678,76 @@ mod tests {
         assert_eq!(components(b".."), Err("'..' in the path"));
         // `..` inside a name is just a name.
         assert_eq!(components(b"a..b").unwrap(), vec![b"a..b".to_vec()]);
+    }
+
+    fn ustar(uid: u64, gid: u64, mtime: u64) -> tar::Header {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o104755);
+        h.set_uid(uid);
+        h.set_gid(gid);
+        h.set_mtime(mtime);
+        h
+    }
+
+    fn pax(uid: &str, gid: &str, mtime: &str) -> Pax {
+        let some = |v: &str| (!v.is_empty()).then(|| v.as_bytes().to_vec());
+        Pax {
+            uid: some(uid),
+            gid: some(gid),
+            mtime: some(mtime),
+            xattrs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn pax_records_win_over_the_ustar_fields() {
+        let t = |sec, nsec| Time { sec, nsec };
+        let h = ustar(1000, 2000, 1_600_000_000);
+        assert_eq!(
+            meta_of(&h, &Pax::default()).unwrap(),
+            Meta {
+                mode: 0o4755,
+                uid: 1000,
+                gid: 2000,
+                mtime: t(1_600_000_000, 0)
+            }
+        );
+        // Ids past ustar's 7 octal digits, as a user namespace's.
+        let m = meta_of(&h, &pax("3000000", "4294967295", "1700000000.123456789")).unwrap();
+        assert_eq!((m.uid, m.gid), (3_000_000, u32::MAX));
+        assert_eq!(m.mtime, t(1_700_000_000, 123_456_789));
+        // One record alone overrides only its own field.
+        let m = meta_of(&h, &pax("", "5", "")).unwrap();
+        assert_eq!((m.uid, m.gid, m.mtime), (1000, 5, t(1_600_000_000, 0)));
+        for (v, want) in [
+            ("1", t(1, 0)),
+            ("1.5", t(1, 500_000_000)),
+            ("1.0000000019", t(1, 1)),
+            ("-1", t(-1, 0)),
+            ("-1.25", t(-2, 750_000_000)),
+            ("99999999999", t(99_999_999_999, 0)),
+        ] {
+            assert_eq!(pax_time(v.as_bytes()), Some(want), "{v}");
+        }
+        for bad in ["", ".5", "1.2.3", "1e9", " 1", "-", "0x10"] {
+            assert_eq!(pax_time(bad.as_bytes()), None, "{bad:?}");
+        }
+        // Too large or malformed ids are refused, never truncated.
+        for (uid, gid) in [("4294967296", ""), ("-1", ""), ("", "12a"), ("", "")] {
+            let r = meta_of(&h, &pax(uid, gid, ""));
+            assert_eq!(
+                r.is_err(),
+                !(uid.is_empty() && gid.is_empty()),
+                "{uid} {gid}"
+            );
+        }
+        let mut big = ustar(0, 0, 0);
+        big.set_uid(1 << 32);
+        assert!(
+            meta_of(&big, &Pax::default())
+                .unwrap_err()
+                .contains("32-bit")
+        );
     }
 }
 
@@ -736,7 +791,13 @@ mod archive_tests {
                     } else {
                         tar::EntryType::Symlink
                     });
-                    h.set_mode(0o777);
+                    // Tar gives a hard link its target's mode; the one
+                    // target below is setuid.
+                    h.set_mode(if matches!(e, E::Link(..)) {
+                        0o4755
+                    } else {
+                        0o777
+                    });
                     h.as_gnu_mut().unwrap().linkname[..t.len()].copy_from_slice(t.as_bytes());
                     (n, b"")
                 }
@@ -788,7 +849,7 @@ mod archive_tests {
             E::Char("null", 1, 3),
             E::File("deep/er/file", b"x", 0o600),
         ]);
-        let diff_id = unpack(&bytes[..], dir.path(), "L").unwrap();
+        let diff_id = unpack(&bytes[..], dir.path(), "L").unwrap().diff_id;
         assert_eq!(diff_id, Digest::of(&bytes));
         let p = |s: &str| dir.path().join(s);
         let m = std::fs::metadata(p("etc/passwd")).unwrap();
@@ -827,7 +888,10 @@ mod archive_tests {
             zstd::encode_all(&bytes[..], 3).unwrap(),
         ] {
             let d2 = tempfile::tempdir().unwrap();
-            assert_eq!(unpack(&compressed[..], d2.path(), "L").unwrap(), diff_id);
+            assert_eq!(
+                unpack(&compressed[..], d2.path(), "L").unwrap().diff_id,
+                diff_id
+            );
             assert_eq!(std::fs::read(d2.path().join("deep/er/file")).unwrap(), b"x");
         }
     }
@@ -875,6 +939,22 @@ mod archive_tests {
         unpack(&bytes[..], dir.path(), "L").unwrap();
         assert_eq!(std::fs::read(dir.path().join("a")).unwrap(), b"second");
         assert_eq!(std::fs::read(dir.path().join("d")).unwrap(), b"now a file");
+    }
+
+    #[test]
+    fn a_hard_links_metadata_never_goes_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::NamedTempFile::new().unwrap();
+        std::fs::set_permissions(outside.path(), PermissionsExt::from_mode(0o600)).unwrap();
+        let target = outside.path().to_str().unwrap();
+        let bytes = tar(&[E::Sym("s", target), E::Link("h", "s")]);
+        unpack(&bytes[..], dir.path(), "L").unwrap();
+        let m = std::fs::metadata(outside.path()).unwrap();
+        assert_eq!(m.permissions().mode() & 0o7777, 0o600);
+        assert_eq!((m.uid(), m.mtime() == 1_600_000_000), (0, false));
+        let h = std::fs::symlink_metadata(dir.path().join("h")).unwrap();
+        assert!(h.file_type().is_symlink());
+        assert_eq!((h.uid(), h.gid()), (1000, 2000));
     }
 
     #[test]

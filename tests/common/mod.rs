@@ -106,6 +106,14 @@ impl Sandbox {
         v
     }
 
+    /// The layer snapshots in the data root (without their sums,
+    /// `<diff-id>.sum`).
+    pub fn snapshots(&self) -> Vec<String> {
+        let mut v = self.entries("snapshots");
+        v.retain(|n| !n.ends_with(".sum"));
+        v
+    }
+
     /// Assert that no mount, state or name of any container is left.
     pub fn assert_clean(&self) {
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
