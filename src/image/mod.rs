@@ -190,6 +190,9 @@ impl RunImage {
 pub fn import(data_root: &Path, file: &Path, name: &str) -> Result<Digest, Error> {
     let reference = Reference::parse(name)?;
     let images = Images::open(data_root)?;
+    // Like a pull or a load: a gc must not sweep the blob or the snapshot
+    // before the image that names them is in the index.
+    let _guard = images.gc_guard(false)?;
     let mut src = File::open(file).map_err(io_err(file))?;
     let mut w = images.cas.writer(None)?;
     io::copy(&mut src, &mut w).map_err(io_err(file))?;
