@@ -316,7 +316,7 @@ struct RunArgs {
     security_opt: Vec<String>,
 
     /// Map container root to an unprivileged host id range (default, or START[:COUNT])
-    #[arg(long = "userns-remap", value_name = "range", num_args = 0..=1, require_equals = true, default_missing_value = "default")]
+    #[arg(long = "userns-remap", alias = "user-remap", value_name = "range", num_args = 0..=1, require_equals = true, default_missing_value = "default")]
     userns_remap: Option<String>,
 
     /// Connect a container to a network (bridge, none, host, container:NAME)
