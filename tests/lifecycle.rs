@@ -282,6 +282,47 @@ fn an_image_container_keeps_its_layer_and_exports_it_when_stopped() {
     assert!(sb.entries("rw").is_empty());
 }
 
+#[test]
+fn a_user_namespaced_container_exports_its_own_ids() {
+    let sb = Sandbox::new();
+    let tarball = sb.rootfs_tar("rootfs.tar");
+    sb.containr_ok(&["import", tarball.to_str().unwrap(), "bb:1"]);
+    sb.containr_ok(&[
+        "run",
+        "--name",
+        "mapped",
+        "--userns-remap=200000:65536",
+        "bb:1",
+        "sh",
+        "-c",
+        "echo mine > /mine && chown 7:8 /mine && touch /root-owned",
+    ]);
+    // On disk, what it wrote belongs to the host range...
+    use std::os::unix::fs::MetadataExt;
+    let id = inspect(&sb, "mapped")["Id"].as_str().unwrap().to_string();
+    let upper = sb.data.join("rw").join(&id).join("upper");
+    let meta = std::fs::metadata(upper.join("mine")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (200_007, 200_008));
+    // ...and the export is the container's view, as docker's is.
+    let out = sb.cmd(&["export", "mapped"]).output().unwrap();
+    assert!(out.status.success());
+    let mut a = tar::Archive::new(&out.stdout[..]);
+    let owners: std::collections::BTreeMap<String, (u64, u64)> = a
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let h = e.header();
+            let path = e.path().unwrap().to_string_lossy().into_owned();
+            (path, (h.uid().unwrap(), h.gid().unwrap()))
+        })
+        .collect();
+    assert_eq!(owners["mine"], (7, 8));
+    assert_eq!(owners["root-owned"], (0, 0));
+    assert_eq!(owners["bin/busybox"], (0, 0));
+    sb.containr_ok(&["rm", "mapped"]);
+}
+
 /// (path, contents) of each entry of a tar.
 fn tar_entries(r: impl Read) -> Vec<(String, String)> {
     let mut a = tar::Archive::new(r);

@@ -213,7 +213,9 @@ pub fn export(root: &Path, name: &str, out: &mut dyn Write) -> Result<(), Error>
     if s.image.is_some() && !nix::unistd::geteuid().is_root() {
         return Err(Error::NotRoot("export"));
     }
-    Ok(image::export::export(root, &s.id, &s.rootfs, out)?)
+    Ok(image::export::export(
+        root, &s.id, &s.rootfs, s.userns, out,
+    )?)
 }
 
 #[cfg(test)]

@@ -238,6 +238,7 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
             cgroup: Some(cgroup.location().clone()),
             image: opts.image.as_deref(),
             auto_remove: opts.rm,
+            userns,
         })
         .map_err(ContainerError::from)?;
     let rw = match &image {

@@ -113,6 +113,9 @@ pub struct State {
     /// Once exited: when, in seconds since the epoch.
     #[serde(default)]
     pub finished: Option<i64>,
+    /// `--userns-remap`: container ids are host ids from `host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns: Option<crate::namespace::userns::IdMap>,
 }
 
 impl State {
@@ -214,6 +217,7 @@ pub struct NewContainer<'a> {
     pub cgroup: Option<crate::cgroup::Location>,
     pub image: Option<&'a str>,
     pub auto_remove: bool,
+    pub userns: Option<crate::namespace::userns::IdMap>,
 }
 
 /// containr's data root.
@@ -298,6 +302,7 @@ impl DataRoot {
             status: Status::Running,
             exit_code: None,
             finished: None,
+            userns: new.userns,
         };
         let mut file = match create_new(&path) {
             Err(e)
@@ -570,6 +575,7 @@ mod tests {
             cgroup: None,
             image: None,
             auto_remove,
+            userns: None,
         }
     }
 
