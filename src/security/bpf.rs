@@ -35,6 +35,10 @@ pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 pub const AUDIT_ARCH_I386: u32 = 0x4000_0003;
 pub const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
 pub const AUDIT_ARCH_ARM: u32 = 0x4000_0028;
+pub const AUDIT_ARCH_RISCV64: u32 = 0xc000_00f3;
+pub const AUDIT_ARCH_PPC64LE: u32 = 0xc000_0015;
+pub const AUDIT_ARCH_PPC64: u32 = 0x8000_0015;
+pub const AUDIT_ARCH_S390X: u32 = 0x8000_0016;
 /// x32 shares x86_64's audit arch; its syscall numbers have this bit.
 pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
@@ -96,11 +100,13 @@ const BPF_RET_K: u16 = 0x06;
 /// Offsets in `struct seccomp_data`.
 const NR: u32 = 0;
 const ARCH: u32 = 4;
+/// An argument's words are in the machine's byte order.
+const LO_FIRST: bool = cfg!(target_endian = "little");
 fn arg_lo(i: u8) -> u32 {
-    16 + 8 * i as u32
+    16 + 8 * i as u32 + if LO_FIRST { 0 } else { 4 }
 }
 fn arg_hi(i: u8) -> u32 {
-    arg_lo(i) + 4
+    16 + 8 * i as u32 + if LO_FIRST { 4 } else { 0 }
 }
 
 /// An instruction's position, counted from the end of the program: code is
@@ -342,7 +348,7 @@ pub fn run(insns: &[(u16, u8, u8, u32)], nr: u32, arch: u32, args: [u64; 6]) -> 
             ARCH => arch,
             o if (16..64).contains(&o) => {
                 let a = args[(o as usize - 16) / 8];
-                if o % 8 == 0 {
+                if (o % 8 == 0) == LO_FIRST {
                     a as u32
                 } else {
                     (a >> 32) as u32

@@ -97,6 +97,10 @@ fn docker_arch(arch: ScmpArch) -> &'static [&'static str] {
         ScmpArch::X32 => &["x32"],
         ScmpArch::Aarch64 => &["arm64", "aarch64"],
         ScmpArch::Arm => &["arm"],
+        ScmpArch::Riscv64 => &["riscv64"],
+        ScmpArch::Ppc64Le => &["ppc64le"],
+        ScmpArch::Ppc64 => &["ppc64"],
+        ScmpArch::S390X => &["s390x"],
         _ => &[],
     }
 }
@@ -156,6 +160,10 @@ fn audit_arch(arch: ScmpArch) -> Result<(u32, bool, bool), String> {
         ScmpArch::X86 => (bpf::AUDIT_ARCH_I386, false, true),
         ScmpArch::Aarch64 => (bpf::AUDIT_ARCH_AARCH64, false, false),
         ScmpArch::Arm => (bpf::AUDIT_ARCH_ARM, false, true),
+        ScmpArch::Riscv64 => (bpf::AUDIT_ARCH_RISCV64, false, false),
+        ScmpArch::Ppc64Le => (bpf::AUDIT_ARCH_PPC64LE, false, false),
+        ScmpArch::Ppc64 => (bpf::AUDIT_ARCH_PPC64, false, false),
+        ScmpArch::S390X => (bpf::AUDIT_ARCH_S390X, false, false),
         other => return Err(format!("architecture {other:?} is not supported")),
     })
 }
