@@ -108,7 +108,10 @@ pub fn enter(plan: &Plan<'_>) -> Result<(), Error> {
             .map_err(io_err("mounting the image's overlay on", root))?;
     }
     if let Some(tree) = &plan.idmapped {
-        step!("move_mount(idmapped rootfs, {})", root.display());
+        step!(
+            "move_mount(the idmapped root the host side made, {})",
+            root.display()
+        );
         move_mount(tree, &root.to_string_lossy())?;
     }
     // In a user namespace mknod is refused: clone the host's device nodes
