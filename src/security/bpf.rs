@@ -97,6 +97,9 @@ const BPF_JMP_JGE_K: u16 = 0x05 | 0x30;
 const BPF_ALU_AND_K: u16 = 0x04 | 0x50;
 const BPF_RET_K: u16 = 0x06;
 
+/// The kernel's limit on a filter's length (BPF_MAXINSNS).
+pub const MAX_INSNS: usize = 4096;
+
 /// Offsets in `struct seccomp_data`.
 const NR: u32 = 0;
 const ARCH: u32 = 4;
@@ -195,21 +198,17 @@ pub fn compile(filter: &Filter) -> Vec<u8> {
             None => bad_arch,
         };
         let low = tree(&mut e, native);
-        let entry = if token == AUDIT_ARCH_X86_64 {
+        if token == AUDIT_ARCH_X86_64 {
             let high = tree(&mut e, x32);
             e.jump(BPF_JMP_JGE_K, X32_SYSCALL_BIT, high, low);
-            e.load(NR)
-        } else {
-            e.load(NR)
-        };
-        blocks.push((token, entry));
+        }
+        blocks.push((token, e.load(NR)));
     }
     // The architecture tests, first in the program, so emitted last.
     let mut otherwise = bad_arch;
     for &(token, entry) in blocks.iter().rev() {
         otherwise = e.jump(BPF_JMP_JEQ_K, token, entry, otherwise);
     }
-    let _ = otherwise;
     e.load(ARCH);
     e.finish()
 }

@@ -405,7 +405,15 @@ fn build(profile: &Profile, caps: &[u8], strict: bool) -> Result<Vec<u8>, String
             slot.0 = Some(table);
         }
     }
-    Ok(bpf::compile(&filter))
+    let program = bpf::compile(&filter);
+    let n = program.len() / 8;
+    if n > bpf::MAX_INSNS {
+        return Err(format!(
+            "compiles to {n} BPF instructions, more than the kernel's {}",
+            bpf::MAX_INSNS
+        ));
+    }
+    Ok(program)
 }
 
 /// Names of `arch`'s syscalls by number, where libseccomp resolves the
@@ -482,6 +490,16 @@ mod tests {
         assert!(e.contains("unknown action"), "{e}");
         let e = profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["socket"],"action":"SCMP_ACT_ERRNO","args":[{"index":0,"value":1,"op":"SCMP_CMP_WHAT"}]}]}"#).unwrap_err();
         assert!(e.contains("unknown operator"), "{e}");
+        // Longer than the kernel takes: refused here, not at a start.
+        let args: Vec<String> = (0..1500)
+            .map(|i| format!(r#"{{"index":1,"value":{i},"op":"SCMP_CMP_EQ"}}"#))
+            .collect();
+        let e = profile(&format!(
+            r#"{{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{{"names":["ioctl"],"action":"SCMP_ACT_ERRNO","args":[{}]}}]}}"#,
+            args.join(",")
+        ))
+        .unwrap_err();
+        assert!(e.contains("more than the kernel's 4096"), "{e}");
     }
 
     #[test]
