@@ -323,6 +323,36 @@ fn a_user_namespaced_container_exports_its_own_ids() {
     sb.containr_ok(&["rm", "mapped"]);
 }
 
+#[test]
+fn unnamed_containers_get_docker_like_names() {
+    let sb = Sandbox::new();
+    let rootfs = sb.rootfs.to_str().unwrap();
+    for _ in 0..2 {
+        sb.containr_ok(&["run", "--rootfs", rootfs, "true"]);
+    }
+    let lines = ps(&sb, &["-a"]);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let names: Vec<String> = lines
+        .iter()
+        .map(|l| l.split_whitespace().last().unwrap().to_string())
+        .collect();
+    assert_ne!(names[0], names[1]);
+    for name in &names {
+        let (adjective, noun) = name.split_once('_').expect("adjective_noun");
+        assert!(
+            !adjective.is_empty()
+                && noun
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+            "{name}"
+        );
+        // The name is the container's: inspect and rm take it.
+        assert_eq!(inspect(&sb, name)["Name"], format!("/{name}"));
+        sb.containr_ok(&["rm", name]);
+    }
+    assert!(sb.entries("containers").is_empty());
+}
+
 /// (path, contents) of each entry of a tar.
 fn tar_entries(r: impl Read) -> Vec<(String, String)> {
     let mut a = tar::Archive::new(r);

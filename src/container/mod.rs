@@ -20,6 +20,7 @@ pub mod env;
 pub mod exec;
 pub mod init;
 pub mod lifecycle;
+pub mod names;
 pub mod run;
 pub mod selfexe;
 pub mod state;

@@ -284,10 +284,42 @@ impl DataRoot {
             validate_name(n)?;
         }
         let id = new.id.to_string();
-        let name = new
-            .name
-            .map_or_else(|| id[..12].to_string(), str::to_string);
-        let path = self.record_path(&name);
+        // A name given is claimed or refused; without one, docker-like
+        // names are tried, then the short id.
+        let candidates: Vec<String> = match new.name {
+            Some(n) => vec![n.to_string()],
+            None => super::names::candidates(&id)
+                .chain(std::iter::once(id[..12].to_string()))
+                .collect(),
+        };
+        let mut taken = None;
+        let mut claimed = None;
+        for name in candidates {
+            let path = self.record_path(&name);
+            let made = match create_new(&path) {
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AlreadyExists
+                        && self.reclaim_if_stale(&path) =>
+                {
+                    create_new(&path)
+                }
+                other => other,
+            };
+            match made {
+                Ok(file) => {
+                    claimed = Some((name, path, file));
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let id = read_state(&path).map(|s| s.id).unwrap_or_default();
+                    taken = Some(Error::NameInUse { name, id });
+                }
+                Err(e) => return Err(io_err(&path)(e)),
+            }
+        }
+        let Some((name, path, mut file)) = claimed else {
+            return Err(taken.expect("one name was tried"));
+        };
         let state = State {
             id: id.clone(),
             name: name.clone(),
@@ -304,22 +336,6 @@ impl DataRoot {
             finished: None,
             userns: new.userns,
         };
-        let mut file = match create_new(&path) {
-            Err(e)
-                if e.kind() == std::io::ErrorKind::AlreadyExists
-                    && self.reclaim_if_stale(&path) =>
-            {
-                create_new(&path)
-            }
-            other => other,
-        }
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => Error::NameInUse {
-                name: name.clone(),
-                id: read_state(&path).map(|s| s.id).unwrap_or_default(),
-            },
-            _ => io_err(&path)(e),
-        })?;
         let record = ContainerRecord {
             id,
             name,
