@@ -48,8 +48,15 @@ fn containers(data_root: &Path) -> (BTreeSet<String>, Vec<PathBuf>) {
     (in_use, dead)
 }
 
+/// Bytes of a file, or of the files in a tree (symlinks not followed).
 fn size_of(path: &Path) -> u64 {
-    fs::symlink_metadata(path).map(|m| m.len()).unwrap_or(0)
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::read_dir(path)
+            .map(|d| d.flatten().map(|e| size_of(&e.path())).sum())
+            .unwrap_or(0),
+        Ok(m) if m.is_file() => m.len(),
+        _ => 0,
+    }
 }
 
 /// Remove every blob and snapshot no image references (nor a running
@@ -88,6 +95,7 @@ pub fn gc(data_root: &Path) -> Result<Swept, Error> {
             continue;
         }
         if Digest::from_hex(name).is_ok() {
+            swept.bytes += size_of(&images.snapshot_dir().join(name));
             images.remove_snapshot(name)?;
             swept.snapshots.push(name.clone());
         } else if owner == name || !names.iter().any(|n| n == owner) {
