@@ -151,6 +151,9 @@ enum Command {
     },
     /// Remove one or more images (their layers stay until `containr gc`)
     Rmi {
+        /// Remove the image's last name even if a container uses it
+        #[arg(short, long)]
+        force: bool,
         #[arg(required = true, value_name = "IMAGE")]
         images: Vec<String>,
     },
@@ -631,9 +634,9 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
             output::images(&image::list(root)?, quiet);
             Ok(0)
         }
-        Command::Rmi { images } => {
+        Command::Rmi { force, images } => {
             for name in images {
-                for gone in image::remove(root, &name)? {
+                for gone in container::lifecycle::rmi(root, &name, force)? {
                     println!("Untagged: {gone}");
                 }
             }

@@ -324,6 +324,37 @@ fn a_user_namespaced_container_exports_its_own_ids() {
 }
 
 #[test]
+fn rmi_refuses_the_last_name_of_an_image_a_container_uses() {
+    let sb = Sandbox::new();
+    let tarball = sb.rootfs_tar("rootfs.tar");
+    sb.containr_ok(&["import", tarball.to_str().unwrap(), "bb:1"]);
+    sb.containr_ok(&["tag", "bb:1", "bb:2"]);
+    sb.containr_ok(&["run", "--name", "user", "bb:1", "touch", "/made"]);
+    // Another name of the same image may go...
+    sb.containr_ok(&["rmi", "bb:2"]);
+    // ...the last one not, while the exited container exists.
+    assert_fails(
+        &sb.cmd(&["rmi", "bb:1"]).output().unwrap(),
+        125,
+        "conflict: unable to remove repository reference \"bb:1\" (must force) - container",
+    );
+    assert!(sb.containr_ok(&["images"]).contains("bb "));
+    // Forced, the name goes; the container's layers stay until it does.
+    sb.containr_ok(&["rmi", "-f", "bb:1"]);
+    sb.containr_ok(&["gc"]);
+    let out = sb.cmd(&["export", "user"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(
+        tar_entries(&out.stdout[..])
+            .iter()
+            .any(|(p, _)| p == "made")
+    );
+    sb.containr_ok(&["rm", "user"]);
+    sb.containr_ok(&["gc"]);
+    assert!(sb.snapshots().is_empty());
+}
+
+#[test]
 fn unnamed_containers_get_docker_like_names() {
     let sb = Sandbox::new();
     let rootfs = sb.rootfs.to_str().unwrap();

@@ -19,6 +19,25 @@ fn lookup(data: &DataRoot, name: &str) -> Result<State, Error> {
         .map_err(|e| ContainerError::from(e).into())
 }
 
+/// `containr rmi [-f] IMAGE`: the names removed. The last name of an image
+/// a container (running or kept) uses is refused unless `force`, as docker
+/// refuses it.
+pub fn rmi(root: &Path, name: &str, force: bool) -> Result<Vec<String>, Error> {
+    let used_by = |id: &crate::cas::Digest| -> Option<String> {
+        if force {
+            return None;
+        }
+        let id = id.to_string();
+        DataRoot::open(root)
+            .ok()?
+            .all()
+            .into_iter()
+            .find(|s| s.image_id.as_deref() == Some(id.as_str()))
+            .map(|s| s.id[..12].to_string())
+    };
+    Ok(image::remove(root, name, used_by)?)
+}
+
 /// `containr ps`: running containers, or all with `all`; ids only with
 /// `quiet`.
 pub fn ps(root: &Path, all: bool, quiet: bool) -> Result<(), Error> {

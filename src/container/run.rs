@@ -237,6 +237,7 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
             command: &args,
             cgroup: Some(cgroup.location().clone()),
             image: opts.image.as_deref(),
+            image_id: image.as_ref().map(|i| i.id.to_string()),
             auto_remove: opts.rm,
             userns,
         })

@@ -99,6 +99,9 @@ pub struct State {
     /// The image it runs, as named on the command line (none with `--rootfs`).
     #[serde(default)]
     pub image: Option<String>,
+    /// That image's id (`sha256:` and its config's digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
     /// `--rm`: removed, not kept, when it exits.
     #[serde(default)]
     pub auto_remove: bool,
@@ -216,6 +219,7 @@ pub struct NewContainer<'a> {
     pub command: &'a [String],
     pub cgroup: Option<crate::cgroup::Location>,
     pub image: Option<&'a str>,
+    pub image_id: Option<String>,
     pub auto_remove: bool,
     pub userns: Option<crate::namespace::userns::IdMap>,
 }
@@ -329,6 +333,7 @@ impl DataRoot {
             command: new.command.to_vec(),
             cgroup: new.cgroup,
             image: new.image.map(str::to_string),
+            image_id: new.image_id,
             auto_remove: new.auto_remove,
             created: crate::image::now(),
             status: Status::Running,
@@ -590,6 +595,7 @@ mod tests {
             command: &[],
             cgroup: None,
             image: None,
+            image_id: None,
             auto_remove,
             userns: None,
         }

@@ -54,6 +54,14 @@ pub enum Error {
     Archive { file: PathBuf, reason: String },
     #[error("No such image: {0}")]
     NotFound(String),
+    #[error(
+        "conflict: unable to remove repository reference \"{name}\" (must force) - container {container} is using its referenced image {image}"
+    )]
+    InUse {
+        name: String,
+        container: String,
+        image: String,
+    },
     #[error("image id {0:?} is ambiguous: it matches several images")]
     Ambiguous(String),
     #[error("layer {layer}: its content's diff-id is {actual}, the image config says {expected}")]
@@ -126,6 +134,8 @@ pub fn find(images: &Images, name: &str) -> Result<Found, Error> {
 /// What `containr run IMAGE` needs from the image.
 pub struct RunImage {
     pub name: String,
+    /// The image's id (its config's digest).
+    pub id: Digest,
     /// Layer snapshots, bottom first.
     pub snapshots: Vec<PathBuf>,
     pub snapshot_base: PathBuf,
@@ -144,6 +154,7 @@ pub fn for_run(data_root: &Path, name: &str) -> Result<RunImage, Error> {
     let snapshots = images.snapshots(&found.image)?;
     Ok(RunImage {
         name: name.to_string(),
+        id: found.image.config_digest.clone(),
         snapshots,
         snapshot_base: images.snapshot_dir(),
         data_root: images.data_root().to_path_buf(),
@@ -273,10 +284,20 @@ pub fn tag(data_root: &Path, source: &str, target: &str) -> Result<(), Error> {
 /// `containr rmi NAME...`: remove names (an id removes every name of that
 /// image). Blobs and snapshots stay until `containr gc`. Returns the names
 /// removed.
-pub fn remove(data_root: &Path, name: &str) -> Result<Vec<String>, Error> {
+///
+/// `used_by(image id)` names a container using the image, if one does:
+/// removing the image's last name is then refused, as docker refuses it
+/// unless forced (pass `|_| None`). Its layers would stay anyway (gc keeps
+/// what containers use); the refusal keeps `containr images` honest.
+pub fn remove(
+    data_root: &Path,
+    name: &str,
+    used_by: impl Fn(&Digest) -> Option<String>,
+) -> Result<Vec<String>, Error> {
     let images = Images::open(data_root)?;
     let _lock = images.lock()?;
     let found = find(&images, name)?;
+    let id = &found.image.config_digest;
     images.update_locked(|index| {
         let gone: Vec<String> = match found.name {
             Some(n) => vec![n],
@@ -293,6 +314,16 @@ pub fn remove(data_root: &Path, name: &str) -> Result<Vec<String>, Error> {
                 names
             }
         };
+        let last = index
+            .iter()
+            .all(|(k, d)| gone.contains(k) || images.load(d).is_ok_and(|i| &i.config_digest != id));
+        if last && let Some(container) = used_by(id) {
+            return Err(Error::InUse {
+                name: name.to_string(),
+                container,
+                image: id.hex()[..12].to_string(),
+            });
+        }
         for n in &gone {
             index.remove(n);
         }
