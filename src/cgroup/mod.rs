@@ -196,6 +196,35 @@ pub trait Hierarchy {
     fn name(&self) -> &'static str;
     /// Make the container's cgroup and write its limits.
     fn create(&self, id: &str, limits: &Limits) -> Result<Cgroup, Error>;
+    /// Container cgroups with no process in them, with their age: what a
+    /// killed `containr run` leaves behind (a live container's cgroup is
+    /// empty only in its first milliseconds). One directory listing and one
+    /// read per container, so a run can afford to look every time.
+    fn empty(&self) -> Vec<(Location, std::time::Duration)>;
+}
+
+/// Whether cgroup `dir` holds no process, and since when it exists.
+fn empty_since(dir: &Path) -> Option<std::time::Duration> {
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).ok()?;
+    if !procs.trim().is_empty() {
+        return None;
+    }
+    let made = std::fs::metadata(dir).and_then(|m| m.modified()).ok()?;
+    Some(made.elapsed().unwrap_or_default())
+}
+
+/// The container directories (named by 64-hex ids) in `parent`.
+fn container_dirs(parent: &Path) -> Vec<(String, PathBuf)> {
+    std::fs::read_dir(parent)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            (name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| (name, e.path()))
+        })
+        .collect()
 }
 
 /// The host's hierarchy: v2 when `/sys/fs/cgroup` is cgroup2, else the v1

@@ -127,6 +127,37 @@ impl Hierarchy for V1 {
         "v1"
     }
 
+    fn empty(&self) -> Vec<(Location, std::time::Duration)> {
+        // Every container joins the hierarchies other than cpuset and blkio
+        // (joined only for their limits); devices nests it under
+        // `restricted/` or not: any other one tells which are empty.
+        let Some(probe) = self
+            .mounts
+            .iter()
+            .find(|m| !m.has("cpuset") && !m.has("blkio") && !m.has("devices"))
+        else {
+            return Vec::new();
+        };
+        let base = |m: &Mount| m.mountpoint.join(&m.own).join("containr");
+        super::container_dirs(&base(probe))
+            .into_iter()
+            .filter_map(|(id, dir)| {
+                let age = super::empty_since(&dir)?;
+                let dirs = self
+                    .mounts
+                    .iter()
+                    .flat_map(|m| {
+                        [base(m).join(&id), base(m).join("restricted").join(&id)]
+                            .into_iter()
+                            .filter(|d| d.is_dir())
+                            .map(|d| (m.controllers.clone(), d))
+                    })
+                    .collect();
+                Some((Location::V1(dirs), age))
+            })
+            .collect()
+    }
+
     fn create(&self, id: &str, limits: &Limits) -> Result<Cgroup, Error> {
         for (flag, controller) in needed(limits) {
             if self.mount_of(controller).is_none() {

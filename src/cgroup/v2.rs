@@ -75,6 +75,13 @@ impl Hierarchy for V2 {
         "v2"
     }
 
+    fn empty(&self) -> Vec<(Location, std::time::Duration)> {
+        super::container_dirs(&self.root.join("containr"))
+            .into_iter()
+            .filter_map(|(_, dir)| Some((Location::V2(dir.clone()), super::empty_since(&dir)?)))
+            .collect()
+    }
+
     fn create(&self, id: &str, limits: &Limits) -> Result<Cgroup, Error> {
         let available = self.available();
         for (flag, controller) in needed(limits) {

@@ -221,9 +221,22 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
     let confinement = opts.security.resolve(&global.root.join("cache"))?;
 
     let data = DataRoot::open(&global.root).map_err(ContainerError::from)?;
-    data.reclaim_stale();
+    let hierarchy = cgroup::detect()?;
+    // Killed runs leave empty cgroups. Only then are the records read (all
+    // of them, kept containers included: too slow for every run): those of
+    // runs that are gone are settled, their cgroups removed. An empty cgroup
+    // with no record (a run killed before it wrote one) goes after a minute.
+    let empty = hierarchy.empty();
+    if !empty.is_empty() {
+        data.reclaim_stale();
+        for (location, age) in empty {
+            if age > std::time::Duration::from_secs(60) {
+                cgroup::Cgroup::remove_stale(location);
+            }
+        }
+    }
     let id = state::random_id();
-    let cgroup = cgroup::detect()?.create(&id, &limits)?;
+    let cgroup = hierarchy.create(&id, &limits)?;
     let joined = net
         .join
         .as_deref()
