@@ -469,6 +469,24 @@ impl Drop for BlobWriter {
     }
 }
 
+/// Replace `path` whole and durably: a temporary file beside it, fsynced,
+/// renamed over it, and the directory fsynced: after a crash, the old
+/// content or the new, never a part.
+pub(crate) fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().expect("a file in a directory");
+    let tmp = dir.join(format!(".tmp-{}", random_name()));
+    let write = || -> std::io::Result<()> {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    };
+    write().inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
+}
+
 /// A name no other process or thread will pick: pid, thread and 64 random
 /// bits.
 pub(crate) fn random_name() -> String {

@@ -465,15 +465,12 @@ fn read_state(path: &Path) -> Option<State> {
         .and_then(|b| serde_json::from_slice(&b).ok())
 }
 
-/// Replace the record at `path` whole: readers see the old one or the new.
+/// Replace the record at `path` whole and durably: readers, and a host
+/// after a crash, see the old one or the new (a kept container must not
+/// lose its record while its writable layer, flushed at exit, stays).
 fn write_atomic(path: &Path, state: &State) -> Result<(), Error> {
-    let tmp = path.with_file_name(format!(".{}.{}.tmp", state.name, std::process::id()));
-    let written = fs::write(&tmp, serde_json::to_vec_pretty(state).expect("plain data"))
-        .and_then(|()| fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written.map_err(io_err(path))
+    let bytes = serde_json::to_vec_pretty(state).expect("plain data");
+    crate::cas::replace_file(path, &bytes).map_err(io_err(path))
 }
 
 /// A running container's record under the data root: removed when

@@ -19,7 +19,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
-use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -128,7 +127,7 @@ impl Images {
         let out = f(&mut index)?;
         let path = self.index_path();
         let bytes = serde_json::to_vec_pretty(&index).expect("plain data");
-        replace_file(&path, &bytes).map_err(io_err(&path))?;
+        cas::replace_file(&path, &bytes).map_err(io_err(&path))?;
         Ok(out)
     }
 
@@ -279,7 +278,7 @@ impl Images {
         // does not describe its snapshot. Writing it fsyncs the directory,
         // which makes the rename durable too.
         let sum_path = self.sum_path(&actual);
-        replace_file(
+        cas::replace_file(
             &sum_path,
             format!("{} {}\n", treesum::FORMAT, made.sum).as_bytes(),
         )
@@ -360,23 +359,6 @@ pub fn make_snapshot(reader: impl std::io::Read, dir: &Path, layer: &str) -> Res
     Ok(Made {
         diff_id: unpacked.diff_id,
         sum,
-    })
-}
-
-/// Replace `path` whole and durably: a temporary file beside it, fsynced,
-/// renamed over it, and the directory fsynced.
-fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().expect("a file in a directory");
-    let tmp = dir.join(format!(".tmp-{}", cas::random_name()));
-    let write = || -> std::io::Result<()> {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    };
-    write().inspect_err(|_| {
-        let _ = fs::remove_file(&tmp);
     })
 }
 
