@@ -137,20 +137,7 @@ fn unknown_containers_are_errors_as_docker_says_them() {
 #[test]
 fn with_rm_nothing_is_kept() {
     let sb = Sandbox::new();
-    let out = sb
-        .cmd(&[
-            "run",
-            "--rm",
-            "--rootfs",
-            sb.rootfs.to_str().unwrap(),
-            "--name",
-            "gone",
-            "sh",
-            "-c",
-            "exit 5",
-        ])
-        .output()
-        .unwrap();
+    let out = sb.run(&["--name", "gone", "sh", "-c", "exit 5"]);
     assert_eq!(out.status.code(), Some(5));
     assert!(sb.entries("containers").is_empty());
     assert!(ps(&sb, &["-a"]).is_empty());
@@ -221,23 +208,15 @@ fn an_image_container_keeps_its_layer_and_exports_it_when_stopped() {
     let sb = Sandbox::new();
     let tarball = sb.rootfs_tar("rootfs.tar");
     sb.containr_ok(&["import", tarball.to_str().unwrap(), "bb:1"]);
-    let out = sb
-        .cmd(&[
-            "run",
-            "--name",
-            "writer",
-            "bb:1",
-            "sh",
-            "-c",
-            "echo written > /hello; rm /bin/ls",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sb.containr_ok(&[
+        "run",
+        "--name",
+        "writer",
+        "bb:1",
+        "sh",
+        "-c",
+        "echo written > /hello; rm /bin/ls",
+    ]);
     let id = inspect(&sb, "writer")["Id"].as_str().unwrap().to_string();
     assert_eq!(sb.entries("rw"), [id.as_str()]);
     let upper = sb.data.join("rw").join(&id).join("upper");

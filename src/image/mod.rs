@@ -321,7 +321,7 @@ pub fn remove(
             return Err(Error::InUse {
                 name: name.to_string(),
                 container,
-                image: id.hex()[..12].to_string(),
+                image: store::short(id),
             });
         }
         for n in &gone {
