@@ -570,8 +570,11 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
         }
         Command::Load { input } => {
             require_root("load")?;
-            for name in image::archive::load(root, &input)? {
-                println!("Loaded image: {name}");
+            for loaded in image::archive::load(root, &input)? {
+                match loaded {
+                    image::archive::Loaded::Name(name) => println!("Loaded image: {name}"),
+                    image::archive::Loaded::Id(id) => println!("Loaded image ID: {id}"),
+                }
             }
             Ok(0)
         }
@@ -637,7 +640,10 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
         Command::Rmi { force, images } => {
             for name in images {
                 for gone in container::lifecycle::rmi(root, &name, force)? {
-                    println!("Untagged: {gone}");
+                    match image::store::unnamed_id(&gone) {
+                        Some(id) => println!("Deleted: {id}"),
+                        None => println!("Untagged: {gone}"),
+                    }
                 }
             }
             Ok(0)

@@ -708,3 +708,80 @@ fn load_and_save_round_trip_docker_archives_and_oci_layouts() {
     assert_eq!(blob_count(&sb), before);
     assert_verified(&sb);
 }
+
+#[test]
+fn an_unnamed_docker_archive_loads_by_id_and_runs_tags_and_saves_by_id() {
+    let sb = Sandbox::new();
+    let mut layout = Layout::new(&sb.dir.path().join("oci"));
+    let m = layout.image(
+        &[
+            (tar_dir(&sb.rootfs), Compression::Gzip),
+            (tar_of(&[("etc/unnamed", Some(b"anon"))]), Compression::Gzip),
+        ],
+        json!({"Cmd": ["cat", "/etc/unnamed"]}),
+        "amd64",
+    );
+    layout.tag("t", &m);
+    // No name after the file: skopeo writes `"RepoTags": []`.
+    let archive = sb.dir.path().join("unnamed.tar");
+    let out = std::process::Command::new("skopeo")
+        .args(["copy", "-q"])
+        .arg(format!("oci:{}:t", layout.dir.display()))
+        .arg(format!("docker-archive:{}", archive.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let loaded = sb.containr_ok(&["load", "-i", archive.to_str().unwrap()]);
+    let id = loaded
+        .strip_prefix("Loaded image ID: ")
+        .and_then(|s| s.strip_suffix('\n'))
+        .unwrap_or_else(|| panic!("{loaded:?}"))
+        .to_string();
+    assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
+    // docker's `<none>:<none>` row, with the id.
+    let images = sb.containr_ok(&["images"]);
+    let row = images.lines().nth(1).unwrap_or_default();
+    assert!(
+        row.starts_with("<none>") && row.contains(&id[7..19]),
+        "{images}"
+    );
+    assert_eq!(sb.containr_ok(&["images", "-q"]).trim(), &id[7..19]);
+    // Run by the whole id and by a unique prefix, with or without sha256:.
+    assert_eq!(run(&sb, &[&id]), "anon");
+    assert_eq!(run(&sb, &[&id[7..15]]), "anon");
+    // The manifest's `<none>` entry keeps it from gc.
+    sb.containr_ok(&["gc"]);
+    assert_eq!(run(&sb, &[&id[..14]]), "anon");
+    // Saved by id: an archive without names, which loads unnamed again.
+    let saved = sb.dir.path().join("saved.tar");
+    sb.containr_ok(&["save", "-o", saved.to_str().unwrap(), &id[7..19]]);
+    let other = sb.dir.path().join("other-root");
+    let again = std::process::Command::new(common::BIN)
+        .arg("--root")
+        .arg(&other)
+        .args(["load", "-i", saved.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&again.stdout), loaded);
+    // Tagged, it is no longer `<none>`; loading it again adds no row.
+    sb.containr_ok(&["tag", &id[7..19], "named:1"]);
+    let images = sb.containr_ok(&["images"]);
+    assert!(!images.contains("<none>"), "{images}");
+    assert_eq!(run(&sb, &["named:1"]), "anon");
+    assert_eq!(
+        sb.containr_ok(&["load", "-i", archive.to_str().unwrap()]),
+        loaded
+    );
+    assert_eq!(sb.containr_ok(&["images", "-q"]).lines().count(), 1);
+    // rmi by id removes it whole.
+    assert_eq!(
+        sb.containr_ok(&["rmi", &id[7..19]]),
+        "Untagged: docker.io/library/named:1\n"
+    );
+    assert_eq!(sb.containr_ok(&["images", "-q"]), "");
+    assert_verified(&sb);
+}

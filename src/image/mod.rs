@@ -277,6 +277,8 @@ pub fn tag(data_root: &Path, source: &str, target: &str) -> Result<(), Error> {
     let manifest = found.image.manifest_digest;
     images.update(|index| {
         index.insert(target.to_string(), manifest);
+        // Named now: no longer `<none>`, as in docker.
+        index.remove(&store::unnamed_key(&found.image.config_digest));
         Ok(())
     })
 }
@@ -351,6 +353,7 @@ pub fn list(data_root: &Path) -> Result<Vec<Row>, Error> {
                 r.familiar_repository(),
                 r.tag.clone().unwrap_or_else(|| "<none>".into()),
             ),
+            Err(_) if store::is_unnamed(&name) => ("<none>".into(), "<none>".into()),
             Err(_) => (name.clone(), "<none>".into()),
         };
         rows.push(Row {
@@ -372,10 +375,11 @@ pub fn inspect(data_root: &Path, name: &str) -> Result<serde_json::Value, Error>
     let tags: Vec<String> = images
         .index()?
         .iter()
-        .filter(|(_, d)| {
-            images
-                .load(d)
-                .is_ok_and(|i| i.config_digest == img.config_digest)
+        .filter(|(k, d)| {
+            !store::is_unnamed(k)
+                && images
+                    .load(d)
+                    .is_ok_and(|i| i.config_digest == img.config_digest)
         })
         .map(|(k, _)| k.clone())
         .collect();
