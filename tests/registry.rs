@@ -246,6 +246,24 @@ fn an_index_resolves_to_the_host_platform_or_the_one_asked() {
         let inspect: serde_json::Value =
             serde_json::from_str(&sb.containr_ok(&["image", "inspect", &name])).unwrap();
         assert_eq!(inspect[0]["Architecture"], "s390x");
+        // A stored image of another platform than asked is never used:
+        // refused with --pull never, pulled again otherwise, as docker.
+        let host = format!("linux/{}", host_arch());
+        assert_fails(
+            &sb.cmd(&["run", "--rm", "--pull", "never", "--platform", &host, &name])
+                .output()
+                .unwrap(),
+            125,
+            &format!("does not match the specified platform: wanted {host}, actual: linux/s390x"),
+        );
+        assert_eq!(run(&sb, &["--platform", &host, &name]), host_arch());
+        for cmd in ["run", "pull"] {
+            assert_fails(
+                &sb.cmd(&[cmd, "--platform", "foo", &name]).output().unwrap(),
+                125,
+                "invalid --platform \"foo\": expected os/arch[/variant]",
+            );
+        }
         assert_fails(
             &sb.cmd(&["pull", "--platform", "linux/riscv64", &name])
                 .output()

@@ -141,6 +141,8 @@ pub struct RunImage {
     pub snapshot_base: PathBuf,
     data_root: PathBuf,
     pub config: RunConfig,
+    /// The platform its config declares.
+    pub platform: config::Platform,
     /// Keeps gc away until the container's writable layer records which
     /// snapshots it uses.
     guard: std::cell::Cell<Option<store::IndexLock>>,
@@ -159,6 +161,11 @@ pub fn for_run(data_root: &Path, name: &str) -> Result<RunImage, Error> {
         snapshot_base: images.snapshot_dir(),
         data_root: images.data_root().to_path_buf(),
         config: found.image.config.config.clone().unwrap_or_default(),
+        platform: config::Platform {
+            architecture: found.image.config.architecture.clone(),
+            os: found.image.config.os.clone(),
+            variant: found.image.config.variant.clone(),
+        },
         guard: std::cell::Cell::new(Some(guard)),
     })
 }
