@@ -258,13 +258,21 @@ fn entries_with_a_leading_slash_are_under_the_layers_root() {
         h.set_cksum();
         b.append(&h, data).unwrap();
     };
-    let mut root = tar::Header::new_gnu();
-    root.set_entry_type(Directory);
-    root.set_mode(0o711);
-    root.set_uid(123);
-    root.set_gid(456);
-    root.set_mtime(1_500_000_000);
-    raw(&mut b, root, "/", b"");
+    let header = |kind, mode, (uid, gid), mtime| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_uid(uid);
+        h.set_gid(gid);
+        h.set_mtime(mtime);
+        h
+    };
+    raw(
+        &mut b,
+        header(Directory, 0o711, (123, 456), 1_500_000_000),
+        "/",
+        b"",
+    );
     let mut archive = tar::Archive::new(&base[..]);
     for e in archive.entries().unwrap() {
         let mut e = e.unwrap();
@@ -272,12 +280,12 @@ fn entries_with_a_leading_slash_are_under_the_layers_root() {
         let Some(rest) = name.strip_prefix("./").filter(|r| !r.is_empty()) else {
             continue;
         };
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(e.header().entry_type());
-        h.set_mode(e.header().mode().unwrap());
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(0);
+        let mut h = header(
+            e.header().entry_type(),
+            e.header().mode().unwrap(),
+            (0, 0),
+            0,
+        );
         if let Some(l) = e.link_name_bytes() {
             h.as_gnu_mut().unwrap().linkname[..l.len()].copy_from_slice(&l);
         }
@@ -285,17 +293,8 @@ fn entries_with_a_leading_slash_are_under_the_layers_root() {
         std::io::Read::read_to_end(&mut e, &mut data).unwrap();
         raw(&mut b, h, &format!("/{rest}"), &data);
     }
-    let mut file = |name: &str, data: &[u8]| {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(Regular);
-        h.set_mode(0o644);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(0);
-        raw(&mut b, h, name, data);
-    };
-    file("/etc/x", b"x\n");
-    file("./y", b"y\n");
+    raw(&mut b, header(Regular, 0o644, (0, 0), 0), "/etc/x", b"x\n");
+    raw(&mut b, header(Regular, 0o644, (0, 0), 0), "./y", b"y\n");
     let bytes = b.into_inner().unwrap();
     let path = sb.dir.path().join("slash.tar");
     std::fs::write(&path, &bytes).unwrap();

@@ -604,19 +604,38 @@ fn a_pull_killed_half_way_resumes_with_range() {
     assert_verified(&sb);
 }
 
-#[test]
-fn load_and_save_round_trip_docker_archives_and_oci_layouts() {
-    let sb = Sandbox::new();
+/// An OCI layout of busybox plus a layer holding `file` (`contents`), which
+/// the image's Cmd prints; tagged `tag`.
+fn busybox_with(sb: &Sandbox, file: &str, contents: &[u8], tag: &str) -> Layout {
     let mut layout = Layout::new(&sb.dir.path().join("oci"));
     let m = layout.image(
         &[
             (tar_dir(&sb.rootfs), Compression::Gzip),
-            (tar_of(&[("etc/loaded", Some(b"yes"))]), Compression::Gzip),
+            (tar_of(&[(file, Some(contents))]), Compression::Gzip),
         ],
-        json!({"Cmd": ["cat", "/etc/loaded"]}),
+        json!({"Cmd": ["cat", format!("/{file}")]}),
         "amd64",
     );
-    layout.tag("loaded/oci:1", &m);
+    layout.tag(tag, &m);
+    layout
+}
+
+fn skopeo_copy(from: &str, to: &str) {
+    let out = std::process::Command::new("skopeo")
+        .args(["copy", "-q", from, to])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn load_and_save_round_trip_docker_archives_and_oci_layouts() {
+    let sb = Sandbox::new();
+    let layout = busybox_with(&sb, "etc/loaded", b"yes", "loaded/oci:1");
     // An OCI layout as a tar.
     let oci_tar = sb.dir.path().join("oci.tar");
     let status = std::process::Command::new("tar")
@@ -635,19 +654,9 @@ fn load_and_save_round_trip_docker_archives_and_oci_layouts() {
     assert_eq!(run(&sb, &["loaded/oci:1"]), "yes");
     // What `docker save` writes, as skopeo writes it (uncompressed layers).
     let archive = sb.dir.path().join("docker.tar");
-    let out = std::process::Command::new("skopeo")
-        .args(["copy", "-q"])
-        .arg(format!("oci:{}:loaded/oci:1", layout.dir.display()))
-        .arg(format!(
-            "docker-archive:{}:loaded/docker:2",
-            archive.display()
-        ))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    skopeo_copy(
+        &format!("oci:{}:loaded/oci:1", layout.dir.display()),
+        &format!("docker-archive:{}:loaded/docker:2", archive.display()),
     );
     assert_eq!(
         sb.containr_ok(&["load", "-i", archive.to_str().unwrap()]),
@@ -730,28 +739,12 @@ fn load_and_save_round_trip_docker_archives_and_oci_layouts() {
 #[test]
 fn an_unnamed_docker_archive_loads_by_id_and_runs_tags_and_saves_by_id() {
     let sb = Sandbox::new();
-    let mut layout = Layout::new(&sb.dir.path().join("oci"));
-    let m = layout.image(
-        &[
-            (tar_dir(&sb.rootfs), Compression::Gzip),
-            (tar_of(&[("etc/unnamed", Some(b"anon"))]), Compression::Gzip),
-        ],
-        json!({"Cmd": ["cat", "/etc/unnamed"]}),
-        "amd64",
-    );
-    layout.tag("t", &m);
+    let layout = busybox_with(&sb, "etc/unnamed", b"anon", "t");
     // No name after the file: skopeo writes `"RepoTags": []`.
     let archive = sb.dir.path().join("unnamed.tar");
-    let out = std::process::Command::new("skopeo")
-        .args(["copy", "-q"])
-        .arg(format!("oci:{}:t", layout.dir.display()))
-        .arg(format!("docker-archive:{}", archive.display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    skopeo_copy(
+        &format!("oci:{}:t", layout.dir.display()),
+        &format!("docker-archive:{}", archive.display()),
     );
     let loaded = sb.containr_ok(&["load", "-i", archive.to_str().unwrap()]);
     let id = loaded
