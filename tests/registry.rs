@@ -778,6 +778,17 @@ fn an_unnamed_docker_archive_loads_by_id_and_runs_tags_and_saves_by_id() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&again.stdout), loaded);
+    // There it has no name: rmi by id deletes it, as docker words it.
+    let rmi = std::process::Command::new(common::BIN)
+        .arg("--root")
+        .arg(&other)
+        .args(["rmi", &id[7..19]])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&rmi.stdout),
+        format!("Deleted: {id}\n")
+    );
     // Tagged, it is no longer `<none>`; loading it again adds no row.
     sb.containr_ok(&["tag", &id[7..19], "named:1"]);
     let images = sb.containr_ok(&["images"]);
