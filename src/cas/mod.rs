@@ -179,6 +179,11 @@ impl Store {
         Ok(Store { root })
     }
 
+    /// Where interrupted downloads are kept (on the blobs' filesystem).
+    pub fn partial_dir(&self) -> PathBuf {
+        self.root.join("partial")
+    }
+
     /// Where the blob `d` lives (whether or not it is there).
     pub fn path(&self, d: &Digest) -> PathBuf {
         self.root.join("sha256").join(d.hex())
@@ -401,8 +406,9 @@ impl BlobWriter {
         Ok(())
     }
 
-    /// Remove what was written, even of a resumable download.
-    pub fn discard(mut self) {
+    /// What was written is known bad: it goes when the writer is dropped,
+    /// even that of a resumable download.
+    pub fn discard(&mut self) {
         self.keep_on_drop = false;
     }
 
@@ -463,7 +469,9 @@ impl Write for BlobWriter {
 
 impl Drop for BlobWriter {
     fn drop(&mut self) {
-        if !self.keep_on_drop {
+        // An empty partial (a request that failed before any byte came)
+        // is nothing to resume.
+        if !self.keep_on_drop || self.written == 0 {
             let _ = fs::remove_file(&self.path);
         }
     }

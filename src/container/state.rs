@@ -445,6 +445,8 @@ impl DataRoot {
             crate::cgroup::Cgroup::remove_stale(location);
         }
         if state.auto_remove {
+            // Its writable layer too, which the killed run could not remove.
+            let _ = crate::image::overlay::remove(&self.path, &state.id);
             return fs::remove_file(path).is_ok();
         }
         state.status = Status::Exited;
