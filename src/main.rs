@@ -632,7 +632,11 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
             if repair {
                 require_root("verify --repair")?;
             }
-            let report = image::gc::verify(root, repair)?;
+            // Read only: the next run, ps or pull reclaims what they left.
+            let killed = container::state::DataRoot::open(root)
+                .map(|d| d.killed_auto_remove_ids())
+                .unwrap_or_default();
+            let report = image::gc::verify(root, repair, &killed)?;
             for p in &report.leftovers {
                 println!(
                     "leftover: {} (left by an interrupted command, not corruption; containr gc removes it)",

@@ -20,8 +20,9 @@ pub struct Swept {
 }
 
 /// The snapshots running containers use (listed in `rw/<id>/layers`), and
-/// the `rw/<id>` directories of containers that no longer exist.
-fn containers(data_root: &Path) -> (BTreeSet<String>, Vec<PathBuf>) {
+/// the `rw/<id>` directories of containers that no longer exist or that
+/// are `killed` (`run --rm`s whose containr was killed).
+fn containers(data_root: &Path, killed: &[String]) -> (BTreeSet<String>, Vec<PathBuf>) {
     let mut live_ids = BTreeSet::new();
     if let Ok(entries) = fs::read_dir(data_root.join("containers")) {
         for e in entries.flatten() {
@@ -37,7 +38,7 @@ fn containers(data_root: &Path) -> (BTreeSet<String>, Vec<PathBuf>) {
     if let Ok(entries) = fs::read_dir(data_root.join("rw")) {
         for e in entries.flatten() {
             let id = e.file_name().to_string_lossy().into_owned();
-            if live_ids.contains(&id) {
+            if live_ids.contains(&id) && !killed.contains(&id) {
                 let layers = fs::read_to_string(e.path().join("layers")).unwrap_or_default();
                 in_use.extend(layers.lines().map(str::to_string));
             } else {
@@ -70,7 +71,7 @@ pub fn gc(data_root: &Path) -> Result<Swept, Error> {
     let _guard = images.gc_guard(true)?;
     let _lock = images.lock()?;
     let (blobs, snapshots) = images.referenced()?;
-    let (in_use, _) = containers(images.data_root());
+    let (in_use, _) = containers(images.data_root(), &[]);
     let mut swept = Swept::default();
     for b in images.cas.list()? {
         if !blobs.contains(&b) {
@@ -88,7 +89,7 @@ pub fn gc(data_root: &Path) -> Result<Swept, Error> {
         }
     }
     // Then what interrupted commands left.
-    let (leftovers, _) = leftovers(&images);
+    let (leftovers, _) = leftovers(&images, &[]);
     for p in leftovers {
         swept.bytes += size_of(&p);
         let _ = if p.is_dir() {
@@ -116,7 +117,7 @@ fn snapshot_entries(images: &Images) -> Vec<String> {
 /// and temporary blobs, `snapshots/.tmp-*` trees, sums whose snapshot is
 /// gone, and `rw/<id>` directories of containers that no longer exist.
 /// With them, the snapshots running containers use.
-fn leftovers(images: &Images) -> (Vec<PathBuf>, BTreeSet<String>) {
+fn leftovers(images: &Images, killed: &[String]) -> (Vec<PathBuf>, BTreeSet<String>) {
     let names = snapshot_entries(images);
     let stray = names.iter().filter(|name| {
         if Digest::from_hex(name).is_ok() {
@@ -128,7 +129,7 @@ fn leftovers(images: &Images) -> (Vec<PathBuf>, BTreeSet<String>) {
             None => true,
         }
     });
-    let (in_use, dead_rw) = containers(images.data_root());
+    let (in_use, dead_rw) = containers(images.data_root(), killed);
     let mut out = images.cas.leftovers();
     out.extend(stray.map(|n| images.snapshot_dir().join(n)));
     out.extend(dead_rw);
@@ -153,8 +154,9 @@ pub struct Report {
 /// Re-hash every blob, re-sum every snapshot and check every image is
 /// whole. With `repair`, a corrupt snapshot (or one without a sum) whose
 /// layer blob is intact is unpacked again, unless a running container
-/// uses it.
-pub fn verify(data_root: &Path, repair: bool) -> Result<Report, Error> {
+/// uses it. `killed`: the ids of `run --rm` containers whose containr was
+/// killed, whose writable layers are leftovers.
+pub fn verify(data_root: &Path, repair: bool, killed: &[String]) -> Result<Report, Error> {
     let images = Images::open(data_root)?;
     // Repairs replace snapshots: no pull or run may pick one meanwhile.
     let _guard = if repair {
@@ -181,7 +183,7 @@ pub fn verify(data_root: &Path, repair: bool) -> Result<Report, Error> {
         }
     }
     report.blobs = all.len();
-    let (leftovers, in_use) = leftovers(&images);
+    let (leftovers, in_use) = leftovers(&images, killed);
     report.leftovers = leftovers;
     // Each snapshot's users (image names) and the layer blob it comes from.
     let mut users: BTreeMap<Digest, (Vec<String>, Digest)> = BTreeMap::new();
