@@ -8,8 +8,9 @@ mod common;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::registry::Hostile;
+use common::registry::{Compression, Hostile, Layout, Registry, host_arch, tar_dir, tar_of};
 use common::{Sandbox, assert_fails};
+use serde_json::json;
 
 /// The small image's only layer (tests/helpers/hostile_registry.py).
 const LAYER_SIZE: u64 = 266240;
@@ -365,4 +366,37 @@ fn a_killed_run_rm_leaves_its_writable_layer_to_the_next_ps_or_pull() {
         );
         assert!(!verified(&sb).contains("leftover"));
     }
+}
+
+#[test]
+fn the_deepest_image_a_pull_accepts_runs_with_and_without_a_user_namespace() {
+    let sb = Sandbox::new();
+    let reg = Registry::start();
+    let mut layout = Layout::new(&sb.dir.path().join("oci"));
+    // 125 layers: more than one page of mount options or one fsconfig
+    // value can name.
+    let mut layers = vec![(tar_dir(&sb.rootfs), Compression::Gzip)];
+    for i in 1..125 {
+        let name = format!("l/{i}");
+        layers.push((
+            tar_of(&[("l", None), (&name, Some(b"x"))]),
+            Compression::None,
+        ));
+    }
+    let m = layout.image(
+        &layers,
+        json!({"Cmd": ["sh", "-c", "ls /l | wc -l"]}),
+        host_arch(),
+    );
+    layout.tag("1", &m);
+    reg.push(&layout.dir, "1", "test/deep:1", false);
+    let name = format!("{}/test/deep:1", reg.host);
+    sb.containr_ok(&["pull", "-q", &name]);
+    assert_eq!(sb.snapshots().len(), 125);
+    assert_eq!(sb.containr_ok(&["run", "--rm", &name]), "124\n");
+    assert_eq!(
+        sb.containr_ok(&["run", "--rm", "--userns-remap", &name]),
+        "124\n"
+    );
+    verified(&sb);
 }
