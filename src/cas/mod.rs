@@ -606,4 +606,28 @@ mod tests {
         assert!(s.resumable(exp.clone()).unwrap().is_none());
         assert_eq!(s.rehash(&exp.digest).unwrap(), exp.digest);
     }
+
+    #[test]
+    fn empty_or_discarded_partials_do_not_stay() {
+        let (_dir, s) = store();
+        let data = b"0123456789".repeat(10);
+        let exp = Expected {
+            digest: Digest::of(&data),
+            size: data.len() as u64,
+        };
+        // A request that failed before any byte came.
+        drop(s.resumable(exp.clone()).unwrap().unwrap());
+        assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
+        // Bytes known to be wrong.
+        let mut w = s.resumable(exp.clone()).unwrap().unwrap();
+        w.write_all(b"garbage").unwrap();
+        w.discard();
+        drop(w);
+        assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
+        // Bytes that may be the start: kept.
+        let mut w = s.resumable(exp.clone()).unwrap().unwrap();
+        w.write_all(&data[..10]).unwrap();
+        drop(w);
+        assert_eq!(s.leftovers().len(), 1);
+    }
 }

@@ -185,12 +185,7 @@ pub fn too_large(size: Option<u64>, limit: u64) -> String {
 /// `1.5 KiB`, `3 B`: binary units, as the limits are given.
 pub fn bytes(n: u64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i + 1 < units.len() {
-        v /= 1024.0;
-        i += 1;
-    }
+    let (v, i) = crate::image::scale(n, 1024.0, units.len());
     if i == 0 {
         format!("{n} B")
     } else {

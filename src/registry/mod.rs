@@ -468,10 +468,11 @@ fn fetch_layer(
 /// them above the reserve.
 fn check_room(images: &Images, limits: &Limits, what: &str, size: u64) -> Result<(), Error> {
     let dir = images.cas.partial_dir();
-    let (room, free) = limits::room(&dir, limits.disk_reserve).map_err(|e| Error::Download {
-        digest: Digest::of(b""),
-        reason: format!("the free space of {}: {e}", dir.display()),
-    })?;
+    let (room, free) =
+        limits::room(&dir, limits.disk_reserve).map_err(|source| image::Error::Io {
+            path: dir.clone(),
+            source,
+        })?;
     if size > room {
         return Err(Error::NoRoom {
             what: what.to_string(),
