@@ -178,6 +178,15 @@ fn every_refusal_is_one_line_status_125_bounded_and_verify_clean() {
         );
         assert_nothing_stored(&sb, case, case == "trickle");
     }
+    // A registry that takes the request and answers nothing: the same
+    // window bounds the wait.
+    let (out, took) = timed_pull(&sb, &["--rate-window", "2"], &[], &reg.name("silent"));
+    assert_fails(&out, 125, "timed out (receive response)");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(8),
+        "silent: took {took:?}"
+    );
+    assert_nothing_stored(&sb, "silent", false);
 }
 
 /// No blob, snapshot or name; no temporary file; `verify` clean, and a

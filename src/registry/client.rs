@@ -55,7 +55,9 @@ impl Client {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(10)))
-            .timeout_recv_response(Some(Duration::from_secs(60)))
+            // A registry that answers nothing for a whole rate window is
+            // under any minimum rate too.
+            .timeout_recv_response(Some(limits.read_timeout()))
             // A read that waits a whole rate window is under any minimum
             // rate: the download fails then, instead of hanging.
             .timeout_per_read(Some(limits.read_timeout()))

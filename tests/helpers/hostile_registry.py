@@ -124,6 +124,10 @@ class Handler(BaseHTTPRequestHandler):
             pass
 
     def manifest(self, case, ref):
+        if case == "silent":
+            # Takes the request and answers nothing.
+            time.sleep(60)
+            return
         if case == "layers":
             return self.send(200, manifest(case, layers=many_layers(10000)), MANIFEST_MT)
         if case == "bigconfig":
