@@ -335,13 +335,17 @@ fn a_download_stops_when_free_space_falls_under_the_reserve() {
 }
 
 #[test]
-fn a_killed_run_rm_leaves_its_writable_layer_to_the_next_ps_or_pull() {
+fn a_killed_run_rm_leaves_its_writable_layer_to_the_next_ps_pull_or_run() {
     let sb = Sandbox::new();
     let reg = Hostile::start();
     let tar = sb.rootfs_tar("rootfs.tar");
     sb.containr_ok(&["import", tar.to_str().unwrap(), "killed:1"]);
-    // The next command after each kill: ps, then pull.
-    for next in [&["ps"][..], &["pull", "-q", &reg.name("good")][..]] {
+    // The next command after each kill: ps, pull, then run.
+    for next in [
+        &["ps"][..],
+        &["pull", "-q", &reg.name("good")][..],
+        &["run", "--rm", "killed:1", "true"][..],
+    ] {
         let mut run = sb
             .cmd(&["run", "--rm", "killed:1", "sleep", "100"])
             .stdout(Stdio::null())
