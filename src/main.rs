@@ -113,9 +113,10 @@ enum Command {
     Login {
         /// Registry (host[:port]); Docker Hub if omitted
         server: Option<String>,
+        /// User name (asked on stdin if omitted)
         #[arg(short, long)]
-        username: String,
-        /// Password (or use --password-stdin)
+        username: Option<String>,
+        /// Password (or use --password-stdin; asked without echo if neither)
         #[arg(short, long)]
         password: Option<String>,
         /// Read the password from stdin
@@ -568,6 +569,22 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
             password,
             password_stdin,
         } => {
+            // As docker: what the flags do not give is asked for, the
+            // password without echo on a terminal.
+            let username = match (username, password_stdin) {
+                (Some(u), _) => u,
+                (None, true) => {
+                    return Err(Error::Usage(
+                        "containr login --password-stdin needs --username".into(),
+                    ));
+                }
+                (None, false) => output::prompt("Username: ", true)?,
+            };
+            if username.is_empty() {
+                return Err(Error::Usage(
+                    "containr login: the user name is empty".into(),
+                ));
+            }
             let password = match (password, password_stdin) {
                 (Some(p), false) => p,
                 (None, true) => {
@@ -577,13 +594,16 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
                         .map_err(|e| Error::Usage(format!("reading the password: {e}")))?;
                     p.trim_end_matches(['\n', '\r']).to_string()
                 }
-                _ => {
+                (None, false) => output::prompt("Password: ", false)?,
+                (Some(_), true) => {
                     return Err(Error::Usage(
-                        "containr login needs exactly one of --password and --password-stdin"
-                            .into(),
+                        "containr login takes one of --password and --password-stdin".into(),
                     ));
                 }
             };
+            if password.is_empty() {
+                return Err(Error::Usage("containr login: the password is empty".into()));
+            }
             let server = registry_domain(server)?;
             let creds = registry::auth::Credentials { username, password };
             registry::login(&server, &creds, &global.insecure_registries)?;
@@ -601,8 +621,11 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
         }
         Command::Load { input } => {
             require_root("load")?;
-            for name in image::archive::load(root, &input)? {
-                println!("Loaded image: {name}");
+            for loaded in image::archive::load(root, &input)? {
+                match loaded {
+                    image::archive::Loaded::Name(name) => println!("Loaded image: {name}"),
+                    image::archive::Loaded::Id(id) => println!("Loaded image ID: {id}"),
+                }
             }
             Ok(0)
         }
@@ -678,7 +701,10 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
         Command::Rmi { force, images } => {
             for name in images {
                 for gone in container::lifecycle::rmi(root, &name, force)? {
-                    println!("Untagged: {gone}");
+                    match image::store::unnamed_id(&gone) {
+                        Some(id) => println!("Deleted: {id}"),
+                        None => println!("Untagged: {gone}"),
+                    }
                 }
             }
             Ok(0)

@@ -89,7 +89,10 @@ impl LimitFlags {
             Some(s) => Some(cgroup::parse_size(s)? as i64),
         };
         let limits = Limits {
-            memory: self.memory.as_deref().map(cgroup::parse_size).transpose()?,
+            memory: match self.memory.as_deref() {
+                Some(s) => cgroup::parse_memory(s)?,
+                None => None,
+            },
             memory_swap,
             cpus: self.cpus.as_deref().map(cgroup::parse_cpus).transpose()?,
             cpu_shares: self.cpu_shares,
