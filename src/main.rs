@@ -48,8 +48,29 @@ struct Cli {
     #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
     insecure_registry: Vec<String>,
 
+    /// Fail a download slower than this (bytes/s, k/m/g units) over the
+    /// rate window; 0: never
+    #[arg(long, global = true, value_name = "SIZE", env = "CONTAINR_MIN_RATE",
+          default_value = "1k", value_parser = parse_size)]
+    min_rate: u64,
+
+    /// The window (seconds) a download's rate is judged over
+    #[arg(long, global = true, value_name = "SECONDS", env = "CONTAINR_RATE_WINDOW",
+          default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    rate_window: u64,
+
+    /// Free space (k/m/g units) a pull leaves on the data root's filesystem
+    #[arg(long, global = true, value_name = "SIZE", env = "CONTAINR_DISK_RESERVE",
+          default_value = "512m", value_parser = parse_size)]
+    disk_reserve: u64,
+
     #[command(subcommand)]
     command: Command,
+}
+
+/// A size in docker's syntax (`512m`, `1k`, `100`).
+fn parse_size(s: &str) -> Result<u64, String> {
+    containr::cgroup::parse_size(s).map_err(|e| e.to_string())
 }
 
 #[derive(Subcommand)]
@@ -469,6 +490,11 @@ fn main() -> ExitCode {
                 root: cli.root,
                 reporting,
                 insecure_registries: cli.insecure_registry,
+                pull_limits: registry::limits::Limits {
+                    min_rate: cli.min_rate,
+                    rate_window: std::time::Duration::from_secs(cli.rate_window),
+                    disk_reserve: cli.disk_reserve,
+                },
             };
             dispatch(cli.command, &global)
         });
@@ -551,6 +577,10 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
             quiet,
         } => {
             require_root("pull")?;
+            // As run and ps do: what killed runs left is settled first.
+            if let Ok(data) = container::state::DataRoot::open(root) {
+                data.reclaim_stale();
+            }
             let opts = registry::PullOptions {
                 platform,
                 insecure: global.insecure_registries.clone(),
@@ -559,6 +589,7 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
                 } else {
                     registry::progress::Mode::Auto { stdout: true }
                 },
+                limits: global.pull_limits.clone(),
                 ..Default::default()
             };
             let pulled = registry::pull(root, &name, &opts)?;
@@ -657,7 +688,17 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
             if repair {
                 require_root("verify --repair")?;
             }
-            let report = image::gc::verify(root, repair)?;
+            // Read only: the next run, ps or pull reclaims what they left.
+            let killed = container::state::DataRoot::open(root)
+                .map(|d| d.killed_auto_remove_ids())
+                .unwrap_or_default();
+            let report = image::gc::verify(root, repair, &killed)?;
+            for p in &report.leftovers {
+                println!(
+                    "leftover: {} (left by an interrupted command, not corruption; containr gc removes it)",
+                    p.display()
+                );
+            }
             for line in report
                 .notes
                 .iter()
