@@ -31,6 +31,8 @@ pub struct Global {
     pub reporting: Reporting,
     /// Registries reached over plain http (`--insecure-registry`).
     pub insecure_registries: Vec<String>,
+    /// What a registry may make a pull spend (`--min-rate` and others).
+    pub pull_limits: crate::registry::limits::Limits,
 }
 
 /// What the user asked `containr run` for, as given on the command line.
@@ -176,11 +178,14 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
         .transpose()?;
     let image = match &opts.image {
         Some(name) => {
-            let pull = crate::registry::PullOptions::for_run(
-                opts.platform.clone(),
-                opts.quiet,
-                &global.insecure_registries,
-            );
+            let pull = crate::registry::PullOptions {
+                limits: global.pull_limits.clone(),
+                ..crate::registry::PullOptions::for_run(
+                    opts.platform.clone(),
+                    opts.quiet,
+                    &global.insecure_registries,
+                )
+            };
             Some(crate::registry::for_run(
                 &global.root,
                 name,
