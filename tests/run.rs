@@ -827,27 +827,19 @@ fn explain_leaves_a_tar_on_stdout_alone() {
 #[test]
 fn explain_names_man_pages_and_labs_and_speaks_json() {
     let sb = Sandbox::new();
+    let rootfs = sb.rootfs.to_str().unwrap();
     let run = |explain: &str| {
-        let out = sb
-            .cmd(&[
-                explain,
-                "run",
-                "--rm",
-                "--network",
-                "none",
-                "--rootfs",
-                sb.rootfs.to_str().unwrap(),
-                "echo",
-                "hi",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        sb.containr_ok(&[
+            explain,
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--rootfs",
+            rootfs,
+            "echo",
+            "hi",
+        ])
     };
     let text = run("--explain");
     let pivot = text
@@ -899,14 +891,7 @@ fn explain_names_man_pages_and_labs_and_speaks_json() {
     assert_eq!(by_call("sethostname")["lab"], 1);
 
     let bad = sb
-        .cmd(&[
-            "--explain=yaml",
-            "run",
-            "--rm",
-            "--rootfs",
-            sb.rootfs.to_str().unwrap(),
-            "true",
-        ])
+        .cmd(&["--explain=yaml", "run", "--rm", "--rootfs", rootfs, "true"])
         .output()
         .unwrap();
     assert_fails(&bad, 125, "yaml");
