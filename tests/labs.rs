@@ -45,6 +45,8 @@ fn clean_up_first(path: &Path) {
     let (_, tail) = text
         .split_once("\n## Clean up\n")
         .unwrap_or_else(|| panic!("{} has no Clean up section", path.display()));
+    // Never the host's /var/lib/containr: a data root of its own.
+    let data = tempfile::tempdir().expect("temp dir");
     let bin_dir = Path::new(common::BIN).parent().unwrap().to_owned();
     let path_var = format!(
         "{}:{}",
@@ -57,6 +59,7 @@ fn clean_up_first(path: &Path) {
                 .arg("-c")
                 .arg(&step.command)
                 .env("PATH", &path_var)
+                .env("CONTAINR_ROOT", data.path())
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
