@@ -344,7 +344,11 @@ pub struct Made {
 /// Unpack a layer into `dir`, sum its tree and flush it to disk: all a
 /// snapshot is before it is renamed into place. Public for the unpack
 /// benchmark, which measures what a pull does.
-pub fn make_snapshot(reader: impl std::io::Read, dir: &Path, layer: &str) -> Result<Made, Error> {
+pub fn make_snapshot(
+    reader: impl std::io::Read + Send,
+    dir: &Path,
+    layer: &str,
+) -> Result<Made, Error> {
     let unpacked = unpack::unpack(reader, dir, layer)?;
     let sum = treesum::sum(dir, &unpacked.hashed).map_err(|source| Error::Sum {
         layer: layer.to_string(),

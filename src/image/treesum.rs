@@ -19,10 +19,8 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
-use sha2::{Digest as _, Sha256};
-
 use super::sys::{fstatat, lgetxattr, llistxattr, open_dir, openat, proc_path, readlinkat};
-use crate::cas::Digest;
+use crate::cas::{Digest, Sha256};
 
 /// Names the encoding above; a recorded sum of another format is not
 /// comparable (and not a sign of corruption).
@@ -166,7 +164,7 @@ impl Walk<'_> {
         loop {
             let n = io::Read::read(&mut file, &mut self.buf)?;
             if n == 0 {
-                return Ok(h.finalize().into());
+                return Ok(h.finalize());
             }
             h.update(&self.buf[..n]);
         }
