@@ -297,12 +297,15 @@ impl Images {
             .ok()
             .and_then(|s| {
                 let (format, digest) = s.trim_end().split_once(' ')?;
-                (format == treesum::FORMAT).then(|| digest.parse::<Digest>().ok())?
+                Some((format.to_string(), digest.parse::<Digest>().ok()?))
             });
-        let Some(recorded) = recorded else {
+        let Some((format, recorded)) = recorded else {
             return Check::Unrecorded;
         };
-        match treesum::sum(&self.snapshot_path(diff_id), &treesum::Hashed::default()) {
+        let Some(actual) = treesum::sum_in(&format, &self.snapshot_path(diff_id)) else {
+            return Check::Unrecorded;
+        };
+        match actual {
             Ok(actual) if actual == recorded => Check::Intact,
             Ok(actual) => Check::Corrupt { recorded, actual },
             Err(e) => Check::Unreadable(e),

@@ -44,7 +44,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::os::unix::fs::MetadataExt;
 
 use super::sys::*;
-use super::treesum::Hashed;
+use super::treesum::{FileHash, Hashed};
 use crate::cas::{Digest, Sha256};
 
 /// Errors of unpacking; each names the layer, and the entry when one is
@@ -235,17 +235,17 @@ enum FileMsg {
 
 fn hash_files(rx: Receiver<FileMsg>, spare: &mpsc::Sender<Vec<u8>>) -> Hashed {
     let mut hashed = Hashed::default();
-    let mut sha = Sha256::new();
+    let mut content = FileHash::default();
     let mut size = 0u64;
     for msg in rx {
         match msg {
             FileMsg::Data(buf, len) => {
-                sha.update(&buf[..len]);
+                content.update(&buf[..len]);
                 size += len as u64;
                 let _ = spare.send(buf);
             }
             FileMsg::End(ino) => {
-                hashed.insert(ino, size, std::mem::take(&mut sha).finalize());
+                hashed.insert(ino, size, std::mem::take(&mut content).finish());
                 size = 0;
             }
         }
