@@ -107,7 +107,7 @@ fn the_container_reads_its_own_cgroup_at_sys_fs_cgroup_read_only() {
     let sb = Sandbox::new();
     let script = format!(
         "{MEMORY_LIMIT_FILE}; cat $f; \
-         echo 1 > $f 2>/dev/null && echo written || echo refused; \
+         {{ echo 1 > $f; }} 2>/dev/null && echo written || echo refused; \
          mkdir /sys/fs/cgroup/x 2>/dev/null && echo made || echo refused; \
          find /sys/fs/cgroup -mindepth 2 -type d | wc -l; \
          grep -c ' /sys/fs/cgroup[ /].* - cgroup' /proc/self/mountinfo; \
