@@ -31,16 +31,46 @@ struct Cli {
     #[arg(long, global = true, value_name = "LEVEL")]
     log_level: Option<String>,
 
-    /// Print a numbered walkthrough of every primitive as it happens
-    #[arg(long, global = true)]
-    explain: bool,
+    /// Print a numbered walkthrough of every primitive as it happens, on
+    /// stdout (stderr when stdout carries a tar)
+    #[arg(
+        long,
+        global = true,
+        value_name = "FORMAT",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "text",
+        value_parser = ["text"]
+    )]
+    explain: Option<String>,
 
     /// A registry (host[:port]) to reach over plain http (loopback ones always are)
     #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
     insecure_registry: Vec<String>,
 
+    /// Fail a download slower than this (bytes/s, k/m/g units) over the
+    /// rate window; 0: never
+    #[arg(long, global = true, value_name = "SIZE", env = "CONTAINR_MIN_RATE",
+          default_value = "1k", value_parser = parse_size)]
+    min_rate: u64,
+
+    /// The window (seconds) a download's rate is judged over
+    #[arg(long, global = true, value_name = "SECONDS", env = "CONTAINR_RATE_WINDOW",
+          default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    rate_window: u64,
+
+    /// Free space (k/m/g units) a pull leaves on the data root's filesystem
+    #[arg(long, global = true, value_name = "SIZE", env = "CONTAINR_DISK_RESERVE",
+          default_value = "512m", value_parser = parse_size)]
+    disk_reserve: u64,
+
     #[command(subcommand)]
     command: Command,
+}
+
+/// A size in docker's syntax (`512m`, `1k`, `100`).
+fn parse_size(s: &str) -> Result<u64, String> {
+    containr::cgroup::parse_size(s).map_err(|e| e.to_string())
 }
 
 #[derive(Subcommand)]
@@ -92,9 +122,10 @@ enum Command {
     Login {
         /// Registry (host[:port]); Docker Hub if omitted
         server: Option<String>,
+        /// User name (asked on stdin if omitted)
         #[arg(short, long)]
-        username: String,
-        /// Password (or use --password-stdin)
+        username: Option<String>,
+        /// Password (or use --password-stdin; asked without echo if neither)
         #[arg(short, long)]
         password: Option<String>,
         /// Read the password from stdin
@@ -173,6 +204,17 @@ enum Command {
     /// (internal) the container's init, re-exec'd by `run`
     #[command(hide = true)]
     Init { fd: i32 },
+    /// (internal) man pages and shell completions, made by scripts/install
+    #[command(hide = true, name = "__generate", subcommand)]
+    Generate(GenerateCommand),
+}
+
+#[derive(Subcommand)]
+enum GenerateCommand {
+    /// Write containr.1 and one containr-COMMAND.1 per command into DIR
+    Man { dir: PathBuf },
+    /// Print the completion script for SHELL
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(Subcommand)]
@@ -429,13 +471,25 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
+    // A tar on stdout must stay a tar.
+    let tar_on_stdout = matches!(
+        cli.command,
+        Command::Export { output: None, .. } | Command::Save { output: None, .. }
+    );
     let reporting = Reporting {
-        explain: cli.explain,
+        explain: cli.explain.is_some(),
+        explain_to: if tar_on_stdout {
+            explain::Sink::Stderr
+        } else {
+            explain::Sink::Stdout
+        },
         log_level: cli.log_level,
         t0_ns,
     };
-    if let Command::Init { fd } = cli.command {
-        return exit(container::init::main(fd));
+    match cli.command {
+        Command::Init { fd } => return exit(container::init::main(fd)),
+        Command::Generate(what) => return generate(what),
+        _ => {}
     }
     let result = explain::install(&reporting)
         .map_err(Error::Usage)
@@ -444,6 +498,11 @@ fn main() -> ExitCode {
                 root: cli.root,
                 reporting,
                 insecure_registries: cli.insecure_registry,
+                pull_limits: registry::limits::Limits {
+                    min_rate: cli.min_rate,
+                    rate_window: std::time::Duration::from_secs(cli.rate_window),
+                    disk_reserve: cli.disk_reserve,
+                },
             };
             dispatch(cli.command, &global)
         });
@@ -509,6 +568,7 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
     let root = &global.root;
     match command {
         Command::Init { .. }
+        | Command::Generate(_)
         | Command::Run(_)
         | Command::Stats(_)
         | Command::Ps { .. }
@@ -525,6 +585,10 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
             quiet,
         } => {
             require_root("pull")?;
+            // As run and ps do: what killed runs left is settled first.
+            if let Ok(data) = container::state::DataRoot::open(root) {
+                data.reclaim_stale();
+            }
             let opts = registry::PullOptions {
                 platform,
                 insecure: global.insecure_registries.clone(),
@@ -533,6 +597,7 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
                 } else {
                     registry::progress::Mode::Auto { stdout: true }
                 },
+                limits: global.pull_limits.clone(),
                 ..Default::default()
             };
             let pulled = registry::pull(root, &name, &opts)?;
@@ -545,6 +610,22 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
             password,
             password_stdin,
         } => {
+            // As docker: what the flags do not give is asked for, the
+            // password without echo on a terminal.
+            let username = match (username, password_stdin) {
+                (Some(u), _) => u,
+                (None, true) => {
+                    return Err(Error::Usage(
+                        "containr login --password-stdin needs --username".into(),
+                    ));
+                }
+                (None, false) => output::prompt("Username: ", true)?,
+            };
+            if username.is_empty() {
+                return Err(Error::Usage(
+                    "containr login: the user name is empty".into(),
+                ));
+            }
             let password = match (password, password_stdin) {
                 (Some(p), false) => p,
                 (None, true) => {
@@ -554,13 +635,16 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
                         .map_err(|e| Error::Usage(format!("reading the password: {e}")))?;
                     p.trim_end_matches(['\n', '\r']).to_string()
                 }
-                _ => {
+                (None, false) => output::prompt("Password: ", false)?,
+                (Some(_), true) => {
                     return Err(Error::Usage(
-                        "containr login needs exactly one of --password and --password-stdin"
-                            .into(),
+                        "containr login takes one of --password and --password-stdin".into(),
                     ));
                 }
             };
+            if password.is_empty() {
+                return Err(Error::Usage("containr login: the password is empty".into()));
+            }
             let server = registry_domain(server)?;
             let creds = registry::auth::Credentials { username, password };
             registry::login(&server, &creds, &global.insecure_registries)?;
@@ -579,8 +663,11 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
         Command::Load { input } => {
             require_root("load")?;
             let source = image::input::Source::from_arg(input);
-            for name in image::archive::load(root, &source)? {
-                println!("Loaded image: {name}");
+            for loaded in image::archive::load(root, &source)? {
+                match loaded {
+                    image::archive::Loaded::Name(name) => println!("Loaded image: {name}"),
+                    image::archive::Loaded::Id(id) => println!("Loaded image ID: {id}"),
+                }
             }
             Ok(0)
         }
@@ -610,7 +697,17 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
             if repair {
                 require_root("verify --repair")?;
             }
-            let report = image::gc::verify(root, repair)?;
+            // Read only: the next run, ps or pull reclaims what they left.
+            let killed = container::state::DataRoot::open(root)
+                .map(|d| d.killed_auto_remove_ids())
+                .unwrap_or_default();
+            let report = image::gc::verify(root, repair, &killed)?;
+            for p in &report.leftovers {
+                println!(
+                    "leftover: {} (left by an interrupted command, not corruption; containr gc removes it)",
+                    p.display()
+                );
+            }
             for line in report
                 .notes
                 .iter()
@@ -666,7 +763,14 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
             let mut status = 0;
             for name in images {
                 match container::lifecycle::rmi(root, &name, force) {
-                    Ok(gone) => gone.iter().for_each(|g| println!("Untagged: {g}")),
+                    Ok(gone) => {
+                        for g in gone {
+                            match image::store::unnamed_id(&g) {
+                                Some(id) => println!("Deleted: {id}"),
+                                None => println!("Untagged: {g}"),
+                            }
+                        }
+                    }
                     Err(e) => {
                         eprintln!("{}", e.user_message());
                         status = 1;
@@ -715,8 +819,57 @@ fn require_root(what: &'static str) -> Result<(), Error> {
     }
 }
 
+/// Man pages and completions from the command line's own definitions, so
+/// they never drift from it.
+fn generate(what: GenerateCommand) -> ExitCode {
+    let result = match what {
+        GenerateCommand::Man { dir } => write_man_pages(&dir),
+        GenerateCommand::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "containr", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout(), &script)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("containr: {e}");
+            exit(RUNTIME_ERROR)
+        }
+    }
+}
+
+/// `containr.1`, and a page per command as docker has (`containr-run.1`,
+/// `containr-image-inspect.1`), each listing the global options too.
+fn write_man_pages(dir: &std::path::Path) -> std::io::Result<()> {
+    fn write(dir: &std::path::Path, name: &str, cmd: clap::Command) -> std::io::Result<()> {
+        let path = dir.join(format!("{name}.1"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd).render(&mut out)?;
+        std::fs::write(&path, out)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+    }
+    fn pages(dir: &std::path::Path, prefix: &str, cmd: &clap::Command) -> std::io::Result<()> {
+        for sub in cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        {
+            let name = format!("{prefix}-{}", sub.get_name());
+            write(dir, &name, sub.clone().name(name.clone()))?;
+            pages(dir, &name, sub)?;
+        }
+        Ok(())
+    }
+    let mut cli = Cli::command();
+    // Globals propagate into the subcommands' definitions only once built.
+    cli.build();
+    write(dir, "containr", cli.clone())?;
+    pages(dir, "containr", &cli)
+}
+
 /// Help and version go to stdout with status 0; anything else is a one-line
-/// error with docker's status for a bad command line, 125.
+/// error with docker's status for a bad command line, 125, naming what is
+/// wrong and the help of the command it is wrong for.
 fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
@@ -727,14 +880,47 @@ fn usage_error(e: clap::Error) -> ExitCode {
         let _ = e.print();
         return exit(RUNTIME_ERROR);
     }
-    let text = e.render().to_string();
-    let first = text
-        .lines()
-        .next()
-        .unwrap_or("invalid command line")
-        .trim_start_matches("error: ");
-    eprintln!("containr: {first} (see 'containr --help')");
+    eprintln!(
+        "containr: {}",
+        one_line_usage_error(&e.render().to_string())
+    );
     exit(RUNTIME_ERROR)
+}
+
+/// clap's rendered error, `error: WHAT\n  DETAIL...\n\nUsage: containr
+/// CMD ...\n...`, as `WHAT DETAIL (see 'containr CMD --help')`.
+fn one_line_usage_error(text: &str) -> String {
+    let what: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let what = what.join(" ");
+    let what = what.trim_start_matches("error: ");
+    let what = if what.is_empty() {
+        "invalid command line"
+    } else {
+        what
+    };
+    // The command's words are the usage line's up to the first option,
+    // placeholder or operand: `containr image inspect <IMAGE>...`.
+    let command: Vec<&str> = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Usage: "))
+        .unwrap_or("containr")
+        .split_whitespace()
+        .take_while(|w| {
+            w.bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'-' || b == b'_')
+                && !w.starts_with('-')
+        })
+        .collect();
+    let command = if command.is_empty() {
+        "containr".to_string()
+    } else {
+        command.join(" ")
+    };
+    format!("{what} (see '{command} --help')")
 }
 
 fn exit(code: i32) -> ExitCode {

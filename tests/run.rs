@@ -753,9 +753,12 @@ fn explain_walks_through_every_primitive() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert_eq!(out.stdout, b"hi\n");
-    let err = String::from_utf8(out.stderr).unwrap();
-    let steps: Vec<&str> = err.lines().collect();
+    // The walkthrough is output the user asked for: on stdout, around the
+    // command's own, with nothing on stderr.
+    assert_eq!(out.stderr, b"", "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8(out.stdout).unwrap();
+    let (steps, own): (Vec<&str>, Vec<&str>) = err.lines().partition(|l| l.starts_with('['));
+    assert_eq!(own, ["hi"], "{err}");
     // Numbered 1..N without gaps or repeats, across the three processes.
     for (i, line) in steps.iter().enumerate() {
         let n: usize = line[1..line.find(']').unwrap()].trim().parse().unwrap();
@@ -784,6 +787,69 @@ fn explain_walks_through_every_primitive() {
             "--explain lacks {primitive:?}:\n{err}"
         );
     }
+    // One spelling of flags everywhere: `A|B`, never `MsFlags(A | B)`.
+    assert!(!err.contains("Flags("), "{err}");
+    assert!(!err.contains(" | "), "{err}");
+}
+
+#[test]
+fn explain_leaves_a_tar_on_stdout_alone() {
+    let sb = Sandbox::new();
+    // From an image, export mounts the container's overlay: steps to show.
+    let tarball = sb.rootfs_tar("rootfs.tar");
+    sb.containr_ok(&["import", tarball.to_str().unwrap(), "bb"]);
+    sb.containr_ok(&["run", "--name", "tarred", "bb", "true"]);
+    let out = sb.cmd(&["--explain", "export", "tarred"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("fsmount"),
+        "the walkthrough goes to stderr: {err}"
+    );
+    let names: Vec<String> = tar::Archive::new(&out.stdout[..])
+        .entries()
+        .expect("a tar on stdout")
+        .map(|e| {
+            e.expect("a whole tar")
+                .path()
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        names.iter().any(|n| n.ends_with("bin/busybox")),
+        "{names:?}"
+    );
+    sb.containr_ok(&["rm", "tarred"]);
+}
+
+#[test]
+fn missing_arguments_are_named_with_the_commands_help() {
+    for (args, named, help) in [
+        // (`load` needs no argument: without -i it reads stdin, as docker's.)
+        (&["tag", "bb"][..], "<TARGET>", "containr tag --help"),
+        (&["rm"][..], "<CONTAINER>", "containr rm --help"),
+        (
+            &["import", "bb.tar"][..],
+            "<NAME>",
+            "containr import --help",
+        ),
+        (
+            &["image", "inspect"][..],
+            "<IMAGE>",
+            "containr image inspect --help",
+        ),
+        (
+            &["run", "--no-such-flag"][..],
+            "--no-such-flag",
+            "containr run --help",
+        ),
+    ] {
+        let out = std::process::Command::new(BIN).args(args).output().unwrap();
+        assert_fails(&out, 125, named);
+        assert_fails(&out, 125, &format!("(see '{help}')"));
+    }
 }
 
 #[test]
@@ -802,4 +868,53 @@ fn nothing_is_left_running_after_exit() {
         processes_with(marker)
     );
     sb.assert_clean();
+}
+
+#[test]
+fn missing_mount_points_are_made_0755_and_files_0644() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    let r = &sb.rootfs;
+    for gone in [
+        "proc",
+        "sys",
+        "etc/hostname",
+        "etc/hosts",
+        "etc/resolv.conf",
+    ] {
+        let p = r.join(gone);
+        if p.is_dir() {
+            std::fs::remove_dir_all(&p).unwrap();
+        } else if p.exists() {
+            std::fs::remove_file(&p).unwrap();
+        }
+    }
+    sb.ok(&["-w", "/made/here", "true"]);
+    for (path, mode) in [
+        ("proc", 0o755),
+        ("sys", 0o755),
+        ("made", 0o755),
+        ("made/here", 0o755),
+        ("etc/hostname", 0o644),
+        ("etc/hosts", 0o644),
+        ("etc/resolv.conf", 0o644),
+    ] {
+        let m = std::fs::symlink_metadata(r.join(path)).unwrap();
+        assert_eq!(m.permissions().mode() & 0o7777, mode, "{path}");
+    }
+}
+
+#[test]
+fn a_rootfs_whose_dev_is_a_symlink_is_a_one_line_error() {
+    let sb = Sandbox::new();
+    let dev = sb.rootfs.join("dev");
+    std::fs::remove_dir_all(&dev).unwrap();
+    std::os::unix::fs::symlink("/tmp", &dev).unwrap();
+    assert_fails(
+        &sb.run(&["true"]),
+        125,
+        "the rootfs's /dev is a symlink to /tmp, not a directory",
+    );
+    // Nothing was mounted over the symlink's target either.
+    assert_eq!(std::fs::read_dir(sb.rootfs.join("tmp")).unwrap().count(), 0);
 }

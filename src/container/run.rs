@@ -31,6 +31,8 @@ pub struct Global {
     pub reporting: Reporting,
     /// Registries reached over plain http (`--insecure-registry`).
     pub insecure_registries: Vec<String>,
+    /// What a registry may make a pull spend (`--min-rate` and others).
+    pub pull_limits: crate::registry::limits::Limits,
 }
 
 /// What the user asked `containr run` for, as given on the command line.
@@ -87,7 +89,10 @@ impl LimitFlags {
             Some(s) => Some(cgroup::parse_size(s)? as i64),
         };
         let limits = Limits {
-            memory: self.memory.as_deref().map(cgroup::parse_size).transpose()?,
+            memory: match self.memory.as_deref() {
+                Some(s) => cgroup::parse_memory(s)?,
+                None => None,
+            },
             memory_swap,
             cpus: self.cpus.as_deref().map(cgroup::parse_cpus).transpose()?,
             cpu_shares: self.cpu_shares,
@@ -173,11 +178,14 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
         .transpose()?;
     let image = match &opts.image {
         Some(name) => {
-            let pull = crate::registry::PullOptions::for_run(
-                opts.platform.clone(),
-                opts.quiet,
-                &global.insecure_registries,
-            );
+            let pull = crate::registry::PullOptions {
+                limits: global.pull_limits.clone(),
+                ..crate::registry::PullOptions::for_run(
+                    opts.platform.clone(),
+                    opts.quiet,
+                    &global.insecure_registries,
+                )
+            };
             Some(crate::registry::for_run(
                 &global.root,
                 name,

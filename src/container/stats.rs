@@ -134,12 +134,7 @@ fn host_memory() -> u64 {
 /// Bytes as docker prints them: `1.5MiB`.
 pub fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
+    let (v, unit) = crate::image::scale(bytes, 1024.0, UNITS.len());
     if unit == 0 {
         format!("{bytes}B")
     } else {

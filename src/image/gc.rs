@@ -20,8 +20,9 @@ pub struct Swept {
 }
 
 /// The snapshots running containers use (listed in `rw/<id>/layers`), and
-/// the `rw/<id>` directories of containers that no longer exist.
-fn containers(data_root: &Path) -> (BTreeSet<String>, Vec<PathBuf>) {
+/// the `rw/<id>` directories of containers that no longer exist or that
+/// are `killed` (`run --rm`s whose containr was killed).
+fn containers(data_root: &Path, killed: &[String]) -> (BTreeSet<String>, Vec<PathBuf>) {
     let mut live_ids = BTreeSet::new();
     if let Ok(entries) = fs::read_dir(data_root.join("containers")) {
         for e in entries.flatten() {
@@ -37,7 +38,7 @@ fn containers(data_root: &Path) -> (BTreeSet<String>, Vec<PathBuf>) {
     if let Ok(entries) = fs::read_dir(data_root.join("rw")) {
         for e in entries.flatten() {
             let id = e.file_name().to_string_lossy().into_owned();
-            if live_ids.contains(&id) {
+            if live_ids.contains(&id) && !killed.contains(&id) {
                 let layers = fs::read_to_string(e.path().join("layers")).unwrap_or_default();
                 in_use.extend(layers.lines().map(str::to_string));
             } else {
@@ -70,7 +71,7 @@ pub fn gc(data_root: &Path) -> Result<Swept, Error> {
     let _guard = images.gc_guard(true)?;
     let _lock = images.lock()?;
     let (blobs, snapshots) = images.referenced()?;
-    let (in_use, dead_rw) = containers(images.data_root());
+    let (in_use, _) = containers(images.data_root(), &[]);
     let mut swept = Swept::default();
     for b in images.cas.list()? {
         if !blobs.contains(&b) {
@@ -80,37 +81,16 @@ pub fn gc(data_root: &Path) -> Result<Swept, Error> {
         }
     }
     let keep: BTreeSet<String> = snapshots.iter().map(|d| d.hex().to_string()).collect();
-    let mut leftovers = Vec::new();
-    let names: Vec<String> = fs::read_dir(images.snapshot_dir())
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    for name in &names {
-        // A sum goes with its snapshot.
-        let owner = name.strip_suffix(".sum").unwrap_or(name);
-        if keep.contains(owner) || in_use.contains(owner) {
-            continue;
-        }
-        if Digest::from_hex(name).is_ok() {
-            swept.bytes += size_of(&images.snapshot_dir().join(name));
-            images.remove_snapshot(name)?;
-            swept.snapshots.push(name.clone());
-        } else if owner == name || !names.iter().any(|n| n == owner) {
-            // Unpacks and removals that were interrupted, and sums whose
-            // snapshot is gone.
-            leftovers.push(images.snapshot_dir().join(name));
+    for name in snapshot_entries(&images) {
+        if Digest::from_hex(&name).is_ok() && !keep.contains(&name) && !in_use.contains(&name) {
+            swept.bytes += size_of(&images.snapshot_dir().join(&name));
+            images.remove_snapshot(&name)?;
+            swept.snapshots.push(name);
         }
     }
-    for p in images
-        .cas
-        .leftovers()
-        .into_iter()
-        .chain(leftovers)
-        .chain(dead_rw)
-    {
+    // Then what interrupted commands left.
+    let (leftovers, _) = leftovers(&images, &[]);
+    for p in leftovers {
         swept.bytes += size_of(&p);
         let _ = if p.is_dir() {
             fs::remove_dir_all(&p)
@@ -122,6 +102,40 @@ pub fn gc(data_root: &Path) -> Result<Swept, Error> {
     Ok(swept)
 }
 
+/// Every name in the snapshot directory.
+fn snapshot_entries(images: &Images) -> Vec<String> {
+    fs::read_dir(images.snapshot_dir())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What interrupted pulls, unpacks, removals and killed runs left: partial
+/// and temporary blobs, `snapshots/.tmp-*` trees, sums whose snapshot is
+/// gone, and `rw/<id>` directories of containers that no longer exist.
+/// With them, the snapshots running containers use.
+fn leftovers(images: &Images, killed: &[String]) -> (Vec<PathBuf>, BTreeSet<String>) {
+    let names = snapshot_entries(images);
+    let stray = names.iter().filter(|name| {
+        if Digest::from_hex(name).is_ok() {
+            return false;
+        }
+        // A sum goes with its snapshot.
+        match name.strip_suffix(".sum") {
+            Some(owner) => !names.iter().any(|n| n == owner),
+            None => true,
+        }
+    });
+    let (in_use, dead_rw) = containers(images.data_root(), killed);
+    let mut out = images.cas.leftovers();
+    out.extend(stray.map(|n| images.snapshot_dir().join(n)));
+    out.extend(dead_rw);
+    (out, in_use)
+}
+
 /// What `verify` found, and did with `--repair`.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -131,6 +145,8 @@ pub struct Report {
     pub repaired: Vec<String>,
     /// What could not be checked, without being wrong.
     pub notes: Vec<String>,
+    /// What interrupted commands left: not corruption; `gc` removes it.
+    pub leftovers: Vec<PathBuf>,
     pub blobs: usize,
     pub snapshots: usize,
 }
@@ -138,8 +154,9 @@ pub struct Report {
 /// Re-hash every blob, re-sum every snapshot and check every image is
 /// whole. With `repair`, a corrupt snapshot (or one without a sum) whose
 /// layer blob is intact is unpacked again, unless a running container
-/// uses it.
-pub fn verify(data_root: &Path, repair: bool) -> Result<Report, Error> {
+/// uses it. `killed`: the ids of `run --rm` containers whose containr was
+/// killed, whose writable layers are leftovers.
+pub fn verify(data_root: &Path, repair: bool, killed: &[String]) -> Result<Report, Error> {
     let images = Images::open(data_root)?;
     // Repairs replace snapshots: no pull or run may pick one meanwhile.
     let _guard = if repair {
@@ -166,16 +183,8 @@ pub fn verify(data_root: &Path, repair: bool) -> Result<Report, Error> {
         }
     }
     report.blobs = all.len();
-    for p in images.cas.leftovers() {
-        // Partial downloads are kept on purpose, to resume.
-        let partial = p.parent().and_then(|d| d.file_name()) == Some("partial".as_ref());
-        if !partial {
-            report.problems.push(format!(
-                "{} is not a blob (left by an interrupted write; containr gc removes it)",
-                p.display()
-            ));
-        }
-    }
+    let (leftovers, in_use) = leftovers(&images, killed);
+    report.leftovers = leftovers;
     // Each snapshot's users (image names) and the layer blob it comes from.
     let mut users: BTreeMap<Digest, (Vec<String>, Digest)> = BTreeMap::new();
     for (name, manifest) in images.index()? {
@@ -206,7 +215,6 @@ pub fn verify(data_root: &Path, repair: bool) -> Result<Report, Error> {
             Err(e) => report.problems.push(format!("{name}: {e}")),
         }
     }
-    let (in_use, _) = containers(images.data_root());
     for diff_id in snapshot_names(&images) {
         report.snapshots += 1;
         let (names, blob) = match users.get(&diff_id) {

@@ -148,6 +148,8 @@ pub struct RunImage {
     pub snapshot_base: PathBuf,
     data_root: PathBuf,
     pub config: RunConfig,
+    /// The platform its config declares.
+    pub platform: config::Platform,
     /// Keeps gc away until the container's writable layer records which
     /// snapshots it uses.
     guard: std::cell::Cell<Option<store::IndexLock>>,
@@ -166,6 +168,11 @@ pub fn for_run(data_root: &Path, name: &str) -> Result<RunImage, Error> {
         snapshot_base: images.snapshot_dir(),
         data_root: images.data_root().to_path_buf(),
         config: found.image.config.config.clone().unwrap_or_default(),
+        platform: config::Platform {
+            architecture: found.image.config.architecture.clone(),
+            os: found.image.config.os.clone(),
+            variant: found.image.config.variant.clone(),
+        },
         guard: std::cell::Cell::new(Some(guard)),
     })
 }
@@ -310,6 +317,8 @@ pub fn tag(data_root: &Path, source: &str, target: &str) -> Result<(), Error> {
     let manifest = found.image.manifest_digest;
     images.update(|index| {
         index.insert(target.to_string(), manifest);
+        // Named now: no longer `<none>`, as in docker.
+        index.remove(&store::unnamed_key(&found.image.config_digest));
         Ok(())
     })
 }
@@ -384,6 +393,7 @@ pub fn list(data_root: &Path) -> Result<Vec<Row>, Error> {
                 r.familiar_repository(),
                 r.tag.clone().unwrap_or_else(|| "<none>".into()),
             ),
+            Err(_) if store::is_unnamed(&name) => ("<none>".into(), "<none>".into()),
             Err(_) => (name.clone(), "<none>".into()),
         };
         rows.push(Row {
@@ -405,10 +415,11 @@ pub fn inspect(data_root: &Path, name: &str) -> Result<serde_json::Value, Error>
     let tags: Vec<String> = images
         .index()?
         .iter()
-        .filter(|(_, d)| {
-            images
-                .load(d)
-                .is_ok_and(|i| i.config_digest == img.config_digest)
+        .filter(|(k, d)| {
+            !store::is_unnamed(k)
+                && images
+                    .load(d)
+                    .is_ok_and(|i| i.config_digest == img.config_digest)
         })
         .map(|(k, _)| k.clone())
         .collect();
@@ -516,15 +527,22 @@ pub fn ago(created: Option<&str>) -> String {
     }
 }
 
+/// `n` in the largest of `units` (each `base` times the one before) that
+/// keeps it at 1 or more: the value and the unit's index.
+pub fn scale(n: u64, base: f64, units: usize) -> (f64, usize) {
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= base && i + 1 < units {
+        v /= base;
+        i += 1;
+    }
+    (v, i)
+}
+
 /// `7.8MB`, as docker's SIZE column (decimal units).
 pub fn human_size(n: u64) -> String {
     let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i + 1 < units.len() {
-        v /= 1000.0;
-        i += 1;
-    }
+    let (v, i) = scale(n, 1000.0, units.len());
     if i == 0 {
         format!("{n}B")
     } else {
