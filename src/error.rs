@@ -53,6 +53,8 @@ impl Error {
         match self {
             Error::Container(e) => e.exit_code(),
             Error::InContainer { code, .. } => *code,
+            // As a shell reports a command a signal ended.
+            Error::Image(image::Error::Interrupted(sig)) => 128 + sig,
             _ => RUNTIME_ERROR,
         }
     }

@@ -140,9 +140,9 @@ enum Command {
     },
     /// Load images from a tar archive (docker save's format or an OCI layout)
     Load {
-        /// The archive (tar, tar.gz, tar.zst)
+        /// Read from this archive (tar, tar.gz, tar.zst) instead of stdin
         #[arg(short, long, value_name = "FILE")]
-        input: PathBuf,
+        input: Option<PathBuf>,
     },
     /// Save images to a tar archive (an OCI layout with docker's manifest.json)
     Save {
@@ -170,7 +170,15 @@ enum Command {
     },
     /// Import a root filesystem tarball (tar, tar.gz, tar.zst) as an image
     Import {
-        /// The tarball
+        /// Apply a Dockerfile instruction to the image's config (CMD,
+        /// ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, STOPSIGNAL, VOLUME,
+        /// ONBUILD)
+        #[arg(short, long = "change", value_name = "list")]
+        change: Vec<String>,
+        /// Set a commit message for the imported image
+        #[arg(short, long, value_name = "string")]
+        message: Option<String>,
+        /// The tarball, or - for stdin
         file: PathBuf,
         /// The image's name, e.g. myimage:1.0
         name: String,
@@ -660,7 +668,8 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
         }
         Command::Load { input } => {
             require_root("load")?;
-            for loaded in image::archive::load(root, &input)? {
+            let source = image::input::Source::from_arg(input);
+            for loaded in image::archive::load(root, &source)? {
                 match loaded {
                     image::archive::Loaded::Name(name) => println!("Loaded image: {name}"),
                     image::archive::Loaded::Id(id) => println!("Loaded image ID: {id}"),
@@ -727,9 +736,27 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
                 Ok(1)
             }
         }
-        Command::Import { file, name } => {
+        Command::Import {
+            change,
+            message,
+            file,
+            name,
+        } => {
             require_root("import")?;
-            let id = image::import(root, &file, &name)?;
+            // Checked before anything is read.
+            let config = (!change.is_empty())
+                .then(|| image::change::apply(Default::default(), &change))
+                .transpose()
+                .map_err(image::Error::from)?;
+            let id = image::import(
+                root,
+                image::ImportOptions {
+                    source: &image::input::Source::from_arg(Some(file)),
+                    name: &name,
+                    config,
+                    message,
+                },
+            )?;
             println!("{id}");
             Ok(0)
         }
@@ -738,15 +765,25 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
             Ok(0)
         }
         Command::Rmi { force, images } => {
+            // As docker: remove what can be, report each failure, status 1.
+            let mut status = 0;
             for name in images {
-                for gone in container::lifecycle::rmi(root, &name, force)? {
-                    match image::store::unnamed_id(&gone) {
-                        Some(id) => println!("Deleted: {id}"),
-                        None => println!("Untagged: {gone}"),
+                match container::lifecycle::rmi(root, &name, force) {
+                    Ok(gone) => {
+                        for g in gone {
+                            match image::store::unnamed_id(&g) {
+                                Some(id) => println!("Deleted: {id}"),
+                                None => println!("Untagged: {g}"),
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("{}", e.user_message());
+                        status = 1;
                     }
                 }
             }
-            Ok(0)
+            Ok(status)
         }
         Command::Tag { source, target } => {
             image::tag(root, &source, &target)?;

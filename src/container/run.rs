@@ -311,6 +311,7 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
         interface,
         join_netns: joined.map(|j| j.pid),
         etc_files,
+        cgroupfs: cgroupfs(cgroup.location()),
         confinement,
         userns,
         reporting: global.reporting.clone(),
@@ -387,6 +388,18 @@ fn user_env(opts: &RunOptions) -> Result<Vec<String>, Error> {
         out.push(env::parse_entry(arg, &host).map_err(ContainerError::from)?);
     }
     Ok(out)
+}
+
+/// The hierarchies the container has a cgroup of its own in: those it
+/// sees at `/sys/fs/cgroup`. (A v1 hierarchy it is not placed in would
+/// show containr's own cgroup there, and its other containers.)
+fn cgroupfs(location: &cgroup::Location) -> crate::rootfs::CgroupFs {
+    match location {
+        cgroup::Location::V2(_) => crate::rootfs::CgroupFs::V2,
+        cgroup::Location::V1(dirs) => {
+            crate::rootfs::CgroupFs::V1(dirs.iter().map(|(c, _)| c.clone()).collect())
+        }
+    }
 }
 
 /// Clone the init, hand it the config, and supervise it to the end.
