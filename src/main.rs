@@ -60,7 +60,7 @@ struct Cli {
           default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     rate_window: u64,
 
-    /// Free space (k/m/g units) a pull leaves on the data root's filesystem
+    /// Free space (k/m/g units) a pull, load or import leaves on the data root's filesystem
     #[arg(long, global = true, value_name = "SIZE", env = "CONTAINR_DISK_RESERVE",
           default_value = "512m", value_parser = parse_size)]
     disk_reserve: u64,
@@ -669,7 +669,7 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
         Command::Load { input } => {
             require_root("load")?;
             let source = image::input::Source::from_arg(input);
-            for loaded in image::archive::load(root, &source)? {
+            for loaded in image::archive::load(root, &source, global.pull_limits.disk_reserve)? {
                 match loaded {
                     image::archive::Loaded::Name(name) => println!("Loaded image: {name}"),
                     image::archive::Loaded::Id(id) => println!("Loaded image ID: {id}"),
@@ -707,7 +707,7 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
             let killed = container::state::DataRoot::open(root)
                 .map(|d| d.killed_auto_remove_ids())
                 .unwrap_or_default();
-            let report = image::gc::verify(root, repair, &killed)?;
+            let report = image::gc::verify(root, repair, &killed, global.pull_limits.disk_reserve)?;
             for p in &report.leftovers {
                 println!(
                     "leftover: {} (left by an interrupted command, not corruption; containr gc removes it)",
@@ -755,6 +755,7 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
                     name: &name,
                     config,
                     message,
+                    reserve: global.pull_limits.disk_reserve,
                 },
             )?;
             println!("{id}");

@@ -413,3 +413,79 @@ fn the_deepest_image_a_pull_accepts_runs_with_and_without_a_user_namespace() {
     );
     verified(&sb);
 }
+
+/// A gzip of a few hundred KiB: a tar of one file of 512 MiB of zeros.
+fn decompression_bomb() -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut b = tar::Builder::new(gz);
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_size(512 << 20);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_cksum();
+    b.append_data(
+        &mut h,
+        "zeros",
+        std::io::Read::take(std::io::repeat(0), 512 << 20),
+    )
+    .unwrap();
+    b.into_inner().unwrap().finish().unwrap()
+}
+
+/// The same bomb as the only layer of a docker-archive.
+fn bomb_archive(layer: &[u8]) -> Vec<u8> {
+    let config = json!({
+        "architecture": host_arch(), "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", "0".repeat(64))]},
+    })
+    .to_string();
+    let manifest = json!([{
+        "Config": "config.json", "RepoTags": ["bomb:latest"], "Layers": ["layer.tar"],
+    }])
+    .to_string();
+    tar_of(&[
+        ("config.json", Some(config.as_bytes())),
+        ("layer.tar", Some(layer)),
+        ("manifest.json", Some(manifest.as_bytes())),
+    ])
+}
+
+#[test]
+fn unpacking_a_decompression_bomb_stops_at_the_reserve() {
+    let sb = Sandbox::new();
+    let layer = decompression_bomb();
+    assert!(layer.len() < 2 << 20, "{}", layer.len());
+    let files = tempfile::tempdir().unwrap();
+    let bomb = files.path().join("bomb.tar.gz");
+    std::fs::write(&bomb, &layer).unwrap();
+    let archive = files.path().join("bomb-archive.tar");
+    std::fs::write(&archive, bomb_archive(&layer)).unwrap();
+    let disk = SmallDisk::mount(&sb, "48m");
+    let bomb = bomb.to_str().unwrap();
+    let archive = archive.to_str().unwrap();
+    for args in [
+        vec!["--disk-reserve", "16m", "import", bomb, "bomb"],
+        vec!["--disk-reserve", "16m", "load", "-i", archive],
+    ] {
+        let t0 = Instant::now();
+        let out = sb.cmd(&args).output().unwrap();
+        let took = t0.elapsed();
+        assert_fails(&out, 125, ": unpacking stopped: the data root has ");
+        assert_fails(&out, 125, "free, under the reserve of 16 MiB (--disk-reserve)");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("layer "), "{args:?}: {err}");
+        assert!(took < Duration::from_secs(30), "{args:?}: took {took:?}");
+        // The half-made snapshot went with the blob that made it.
+        assert_eq!(sb.entries("snapshots"), Vec::<String>::new(), "{args:?}");
+        assert_nothing_stored(&sb, args[2], false);
+        let free = nix::sys::statvfs::statvfs(&sb.data).unwrap();
+        assert!(
+            free.blocks_available() as u64 * free.fragment_size() as u64 > 40 << 20,
+            "{args:?}: the disk was left full"
+        );
+    }
+    drop(disk);
+}

@@ -104,8 +104,9 @@ pub enum Loaded {
     Id(Digest),
 }
 
-/// `containr load [-i FILE|-]`: the images loaded.
-pub fn load(data_root: &Path, source: &Source) -> Result<Vec<Loaded>, Error> {
+/// `containr load [-i FILE|-]`: the images loaded; their layers are
+/// unpacked leaving `reserve` bytes of the data root's filesystem free.
+pub fn load(data_root: &Path, source: &Source, reserve: u64) -> Result<Vec<Loaded>, Error> {
     let images = Images::open(data_root)?;
     let _guard = images.gc_guard(false)?;
     let mut stored = Vec::new();
@@ -116,7 +117,7 @@ pub fn load(data_root: &Path, source: &Source) -> Result<Vec<Loaded>, Error> {
                 .collect()
         })
         .unwrap_or_default();
-    let result = load_stored(&images, source, &mut stored);
+    let result = load_stored(&images, source, &mut stored, reserve);
     if result.is_err() {
         // Snapshots this load unpacked: those that were not there before.
         let new_snapshots: Vec<Digest> = std::fs::read_dir(images.snapshot_dir())
@@ -137,6 +138,7 @@ fn load_stored(
     images: &Images,
     source: &Source,
     stored: &mut Vec<Digest>,
+    reserve: u64,
 ) -> Result<Vec<Loaded>, Error> {
     let file = source.label();
     let contents = read_contents(images, source, stored);
@@ -161,7 +163,7 @@ fn load_stored(
     let mut ids = Vec::new();
     for (_, manifest) in &named {
         let img = images.load(manifest)?;
-        images.snapshots(&img)?;
+        images.snapshots(&img, reserve)?;
         ids.push(img.config_digest);
     }
     images.update(|index| {

@@ -156,7 +156,13 @@ pub struct Report {
 /// layer blob is intact is unpacked again, unless a running container
 /// uses it. `killed`: the ids of `run --rm` containers whose containr was
 /// killed, whose writable layers are leftovers.
-pub fn verify(data_root: &Path, repair: bool, killed: &[String]) -> Result<Report, Error> {
+/// A repair unpacks a layer again, leaving `reserve` bytes free.
+pub fn verify(
+    data_root: &Path,
+    repair: bool,
+    killed: &[String],
+    reserve: u64,
+) -> Result<Report, Error> {
     let images = Images::open(data_root)?;
     // Repairs replace snapshots: no pull or run may pick one meanwhile.
     let _guard = if repair {
@@ -249,7 +255,7 @@ pub fn verify(data_root: &Path, repair: bool, killed: &[String]) -> Result<Repor
                 Some(b) if images.cas.contains(b) && !bad_blobs.contains(b) => {
                     images.remove_snapshot(diff_id.hex())?;
                     images
-                        .ensure_snapshot(b, &diff_id)
+                        .ensure_snapshot(b, &diff_id, reserve)
                         .err()
                         .map(|e| format!("unpacking it again: {e}"))
                 }
