@@ -385,11 +385,13 @@ impl Unpacker<'_> {
     }
 
     fn spend(&mut self, n: u64) -> Result<(), Error> {
-        self.space.spend(n).map_err(|(free, reserve)| Error::DiskFull {
-            layer: self.layer.to_string(),
-            free,
-            reserve,
-        })
+        self.space
+            .spend(n)
+            .map_err(|(free, reserve)| Error::DiskFull {
+                layer: self.layer.to_string(),
+                free,
+                reserve,
+            })
     }
 
     fn entry<R: Read>(&mut self, e: &mut tar::Entry<'_, R>) -> Result<(), Error> {
