@@ -249,7 +249,7 @@ pub fn verify(
             continue;
         }
         let refused = if in_use.contains(diff_id.hex()) {
-            Some("a running container uses it".to_string())
+            Some("a container uses it (remove the container first)".to_string())
         } else {
             match blob {
                 Some(b) if images.cas.contains(b) && !bad_blobs.contains(b) => {
