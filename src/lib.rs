@@ -32,5 +32,6 @@ pub mod output;
 pub mod registry;
 pub mod rootfs;
 pub mod security;
+pub mod util;
 
 pub use error::Error;

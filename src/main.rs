@@ -584,7 +584,7 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
         }
         Command::Gc => {
             require_root("gc")?;
-            let swept = image::gc::gc(root)?;
+            let swept = image::gc::gc(root, &lifecycle::ids(root))?;
             for b in &swept.blobs {
                 println!("Deleted blob: {b}");
             }
@@ -594,14 +594,17 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
             for p in &swept.other {
                 println!("Deleted leftover: {}", p.display());
             }
-            println!("Total reclaimed space: {}", image::human_size(swept.bytes));
+            println!(
+                "Total reclaimed space: {}",
+                containr::util::human_size(swept.bytes)
+            );
             Ok(0)
         }
         Command::Verify { repair } => {
             if repair {
                 require_root("verify --repair")?;
             }
-            let report = image::gc::verify(root, repair)?;
+            let report = image::gc::verify(root, &lifecycle::ids(root), repair)?;
             for line in report
                 .notes
                 .iter()
@@ -636,7 +639,14 @@ fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
         }
         Command::Rmi { force, images } => {
             for name in images {
-                for gone in container::lifecycle::rmi(root, &name, force)? {
+                // The last name of an image a container (running or kept)
+                // uses is refused unless forced, as docker refuses it.
+                let used_by = |id: &containr::cas::Digest| {
+                    (!force)
+                        .then(|| lifecycle::user_of_image(root, id))
+                        .flatten()
+                };
+                for gone in image::remove(root, &name, used_by)? {
                     println!("Untagged: {gone}");
                 }
             }

@@ -49,8 +49,8 @@ pub fn images(rows: &[image::Row], quiet: bool) {
                 r.repository.clone(),
                 r.tag.clone(),
                 image::short(&r.id),
-                image::ago(r.created.as_deref()),
-                image::human_size(r.size),
+                crate::util::ago(r.created.as_deref()),
+                crate::util::human_size(r.size),
             ]
         })
         .collect();
@@ -85,44 +85,4 @@ pub fn write_tar<E: Into<Error>>(
         let _ = std::fs::remove_file(&tmp);
     }
     result
-}
-
-/// A duration as docker words it (`units.HumanDuration`): `Less than a
-/// second`, `3 seconds`, `About a minute`, `5 hours`, `2 weeks`.
-pub fn human_duration(secs: i64) -> String {
-    let s = secs.max(0);
-    let (m, h) = (s / 60, (s + 1800) / 3600);
-    match s {
-        0 => "Less than a second".into(),
-        1 => "1 second".into(),
-        2..60 => format!("{s} seconds"),
-        _ if m == 1 => "About a minute".into(),
-        _ if m < 60 => format!("{m} minutes"),
-        _ if h == 1 => "About an hour".into(),
-        _ if h < 48 => format!("{h} hours"),
-        _ if h < 24 * 7 * 2 => format!("{} days", h / 24),
-        _ if h < 24 * 30 * 2 => format!("{} weeks", h / 24 / 7),
-        _ if h < 24 * 365 * 2 => format!("{} months", h / 24 / 30),
-        _ => format!("{} years", h / 24 / 365),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_like_docker() {
-        assert_eq!(human_duration(0), "Less than a second");
-        assert_eq!(human_duration(1), "1 second");
-        assert_eq!(human_duration(59), "59 seconds");
-        assert_eq!(human_duration(90), "About a minute");
-        assert_eq!(human_duration(600), "10 minutes");
-        assert_eq!(human_duration(3600), "About an hour");
-        assert_eq!(human_duration(5 * 3600), "5 hours");
-        assert_eq!(human_duration(3 * 86400), "3 days");
-        assert_eq!(human_duration(21 * 86400), "3 weeks");
-        assert_eq!(human_duration(400 * 86400), "13 months");
-        assert_eq!(human_duration(800 * 86400), "2 years");
-    }
 }

@@ -50,19 +50,11 @@ pub enum Error {
     NoHierarchy,
     #[error("CONTAINR_CGROUP_V2={0}: not a cgroup2 mount")]
     NotV2(PathBuf),
-    #[error("cgroup {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cgroup {0}")]
+    Io(#[from] crate::util::PathIo),
 }
 
-pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
+pub(crate) use crate::util::io_err;
 
 /// The limits a container may be given, in the units docker's flags use.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -368,7 +360,7 @@ impl Drop for Cgroup {
 
 /// Write a cgroup control file.
 pub(crate) fn write(path: &Path, value: &str) -> Result<(), Error> {
-    fs::write(path, value).map_err(io_err(path))
+    Ok(fs::write(path, value).map_err(io_err(path))?)
 }
 
 /// Read a control file holding one number (`max` reads as `None`).
@@ -461,10 +453,7 @@ mod tests {
     }
 
     pub(crate) fn tempfile_dir() -> PathBuf {
-        let mut bytes = [0u8; 8];
-        // SAFETY: the pointer and length describe `bytes`.
-        unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
-        let name: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let name = crate::util::random_hex(8);
         let dir = std::env::temp_dir().join(format!("containr-cgroup-test-{name}"));
         fs::create_dir_all(&dir).unwrap();
         dir

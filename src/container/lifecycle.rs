@@ -8,7 +8,8 @@ use super::Error as ContainerError;
 use super::state::{DataRoot, State, Status};
 use crate::error::Error;
 use crate::image;
-use crate::output::{human_duration, print_table};
+use crate::output::print_table;
+use crate::util::human_duration;
 
 fn open(root: &Path) -> Result<DataRoot, Error> {
     DataRoot::open(root).map_err(|e| ContainerError::from(e).into())
@@ -19,23 +20,23 @@ fn lookup(data: &DataRoot, name: &str) -> Result<State, Error> {
         .map_err(|e| ContainerError::from(e).into())
 }
 
-/// `containr rmi [-f] IMAGE`: the names removed. The last name of an image
-/// a container (running or kept) uses is refused unless `force`, as docker
-/// refuses it.
-pub fn rmi(root: &Path, name: &str, force: bool) -> Result<Vec<String>, Error> {
-    let used_by = |id: &crate::cas::Digest| -> Option<String> {
-        if force {
-            return None;
-        }
-        let id = id.to_string();
-        DataRoot::open(root)
-            .ok()?
-            .all()
-            .into_iter()
-            .find(|s| s.image_id.as_deref() == Some(id.as_str()))
-            .map(|s| s.id[..12].to_string())
-    };
-    Ok(image::remove(root, name, used_by)?)
+/// The ids of the containers that exist (running or kept), records of
+/// killed runs settled first: what `gc` and `verify` must keep.
+pub fn ids(root: &Path) -> std::collections::BTreeSet<String> {
+    DataRoot::open(root)
+        .map(|d| d.all().into_iter().map(|s| s.id).collect())
+        .unwrap_or_default()
+}
+
+/// The short id of a container (running or kept) that uses image `id`.
+pub fn user_of_image(root: &Path, id: &crate::cas::Digest) -> Option<String> {
+    let id = id.to_string();
+    DataRoot::open(root)
+        .ok()?
+        .all()
+        .into_iter()
+        .find(|s| s.image_id.as_deref() == Some(id.as_str()))
+        .map(|s| s.id[..12].to_string())
 }
 
 /// `containr ps`: running containers, or all with `all`; ids only with
@@ -52,7 +53,7 @@ pub fn ps(root: &Path, all: bool, quiet: bool) -> Result<(), Error> {
         }
         return Ok(());
     }
-    let now = image::now();
+    let now = crate::util::now();
     let rows: Vec<[String; 6]> = states
         .iter()
         .map(|s| {
@@ -130,13 +131,9 @@ fn remove(data: &DataRoot, name: &str, force: bool) -> Result<(), Error> {
         Err(super::state::Error::NoSuchContainer(_)) if force => return Ok(()),
         Err(e) => return Err(ContainerError::from(e).into()),
     }
-    image::overlay::remove(data.path(), &state.id).map_err(|source| {
-        image::Error::Io {
-            path: data.path().join("rw").join(&state.id),
-            source,
-        }
-        .into()
-    })
+    let rw = data.path().join("rw").join(&state.id);
+    image::overlay::remove(data.path(), &state.id)
+        .map_err(|e| image::Error::from(crate::util::io_err(&rw)(e)).into())
 }
 
 /// `containr inspect CONTAINER`: docker's main fields, as JSON.
@@ -150,7 +147,7 @@ pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, Error> {
     };
     Ok(serde_json::json!({
         "Id": s.id,
-        "Created": image::rfc3339(s.created),
+        "Created": crate::util::rfc3339(s.created),
         "Path": path,
         "Args": args,
         "State": {
@@ -161,9 +158,9 @@ pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, Error> {
             "Dead": false,
             "Pid": s.init_pid().unwrap_or(0),
             "ExitCode": if running { 0 } else { s.exit_code.unwrap_or(super::state::KILLED_RUN_STATUS) },
-            "StartedAt": image::rfc3339(s.created),
+            "StartedAt": crate::util::rfc3339(s.created),
             "FinishedAt": match (s.status, s.finished) {
-                (Status::Exited, Some(t)) if !running => image::rfc3339(t),
+                (Status::Exited, Some(t)) if !running => crate::util::rfc3339(t),
                 _ => zero_time,
             },
         },

@@ -235,12 +235,13 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
             }
         }
     }
-    let id = state::random_id();
+    // 256 random bits in hex, as docker's container ids.
+    let id = crate::util::random_hex(32);
     let cgroup = hierarchy.create(&id, &limits)?;
     let joined = net
         .join
         .as_deref()
-        .map(|name| network::Joined::find(&data, name))
+        .map(|name| network::Joined::find(name, data.find(name).and_then(|s| s.init_pid())))
         .transpose()?;
     let record = data
         .create(state::NewContainer {

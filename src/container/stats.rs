@@ -8,6 +8,7 @@ use super::Error as ContainerError;
 use super::state::{DataRoot, State};
 use crate::cgroup::{Cgroup, Stats};
 use crate::error::Error;
+use crate::util::human_bytes;
 
 /// Errors of `stats`.
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +77,11 @@ pub fn stats(data: &DataRoot, names: &[String], no_stream: bool) -> Result<(), E
                 &a.state.id[..12],
                 a.state.name,
                 cpu,
-                format!("{} / {}", human(a.stats.memory_usage), human(limit)),
+                format!(
+                    "{} / {}",
+                    human_bytes(a.stats.memory_usage),
+                    human_bytes(limit)
+                ),
                 mem_pct,
                 a.stats.pids
             );
@@ -129,32 +134,4 @@ fn host_memory() -> u64 {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         })
         .map_or(0, |kb| kb * 1024)
-}
-
-/// Bytes as docker prints them: `1.5MiB`.
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{v:.2}{}", UNITS[unit])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn human_sizes() {
-        assert_eq!(human(512), "512B");
-        assert_eq!(human(32 << 20), "32.00MiB");
-        assert_eq!(human(1536), "1.50KiB");
-    }
 }

@@ -14,12 +14,7 @@ use std::path::{Path, PathBuf};
 use super::{Error, overlay};
 use crate::namespace::userns::IdMap;
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
+use crate::util::io_err;
 
 /// Write the filesystem of container `id` (whose root filesystem, without
 /// an image, is `rootfs`) as a tar to `out`.

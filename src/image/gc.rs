@@ -19,25 +19,16 @@ pub struct Swept {
     pub bytes: u64,
 }
 
-/// The snapshots running containers use (listed in `rw/<id>/layers`), and
-/// the `rw/<id>` directories of containers that no longer exist.
-fn containers(data_root: &Path) -> (BTreeSet<String>, Vec<PathBuf>) {
-    let mut live_ids = BTreeSet::new();
-    if let Ok(entries) = fs::read_dir(data_root.join("containers")) {
-        for e in entries.flatten() {
-            let id = fs::read(e.path())
-                .ok()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_string));
-            live_ids.extend(id);
-        }
-    }
+/// The snapshots the containers `live` (the ids of those that exist,
+/// running or kept) use, listed in their `rw/<id>/layers`, and the
+/// `rw/<id>` directories of containers that no longer exist.
+fn containers(data_root: &Path, live: &BTreeSet<String>) -> (BTreeSet<String>, Vec<PathBuf>) {
     let mut in_use = BTreeSet::new();
     let mut dead = Vec::new();
     if let Ok(entries) = fs::read_dir(data_root.join("rw")) {
         for e in entries.flatten() {
             let id = e.file_name().to_string_lossy().into_owned();
-            if live_ids.contains(&id) {
+            if live.contains(&id) {
                 let layers = fs::read_to_string(e.path().join("layers")).unwrap_or_default();
                 in_use.extend(layers.lines().map(str::to_string));
             } else {
@@ -59,18 +50,17 @@ fn size_of(path: &Path) -> u64 {
     }
 }
 
-/// Remove every blob and snapshot no image references (nor a running
-/// container uses), and whatever interrupted pulls and runs left.
-pub fn gc(data_root: &Path) -> Result<Swept, Error> {
-    crate::container::state::DataRoot::open(data_root)
-        .map(|d| d.reclaim_stale())
-        .ok();
+/// Remove every blob and snapshot no image references (nor a container
+/// uses), and whatever interrupted pulls and runs left. `containers`: the
+/// ids of the containers that exist, running or kept, which the caller
+/// knows (the image store does not read container records).
+pub fn gc(data_root: &Path, containers: &BTreeSet<String>) -> Result<Swept, Error> {
     let images = Images::open(data_root)?;
     // No pull is running while this is held, and none starts.
     let _guard = images.gc_guard(true)?;
     let _lock = images.lock()?;
     let (blobs, snapshots) = images.referenced()?;
-    let (in_use, dead_rw) = containers(images.data_root());
+    let (in_use, dead_rw) = self::containers(images.data_root(), containers);
     let mut swept = Swept::default();
     for b in images.cas.list()? {
         if !blobs.contains(&b) {
@@ -138,8 +128,12 @@ pub struct Report {
 /// Re-hash every blob, re-sum every snapshot and check every image is
 /// whole. With `repair`, a corrupt snapshot (or one without a sum) whose
 /// layer blob is intact is unpacked again, unless a running container
-/// uses it.
-pub fn verify(data_root: &Path, repair: bool) -> Result<Report, Error> {
+/// uses it (`containers`: the ids of those that exist, as for [`gc`]).
+pub fn verify(
+    data_root: &Path,
+    containers: &BTreeSet<String>,
+    repair: bool,
+) -> Result<Report, Error> {
     let images = Images::open(data_root)?;
     // Repairs replace snapshots: no pull or run may pick one meanwhile.
     let _guard = if repair {
@@ -206,7 +200,7 @@ pub fn verify(data_root: &Path, repair: bool) -> Result<Report, Error> {
             Err(e) => report.problems.push(format!("{name}: {e}")),
         }
     }
-    let (in_use, _) = containers(images.data_root());
+    let (in_use, _) = self::containers(images.data_root(), containers);
     for diff_id in snapshot_names(&images) {
         report.snapshots += 1;
         let (names, blob) = match users.get(&diff_id) {
