@@ -132,7 +132,7 @@ fn remove(data: &DataRoot, name: &str, force: bool) -> Result<(), Error> {
         Err(e) => return Err(ContainerError::from(e).into()),
     }
     let rw = data.path().join("rw").join(&state.id);
-    image::overlay::remove(data.path(), &state.id)
+    image::layers::remove(data.path(), &state.id)
         .map_err(|e| image::Error::from(crate::util::io_err(&rw)(e)).into())
 }
 
@@ -229,9 +229,8 @@ pub fn export(root: &Path, name: &str, out: &mut dyn Write) -> Result<(), Error>
     if s.image.is_some() && !nix::unistd::geteuid().is_root() {
         return Err(Error::NotRoot("export"));
     }
-    Ok(image::export::export(
-        root, &s.id, &s.rootfs, s.userns, out,
-    )?)
+    super::export::export(root, &s.id, &s.rootfs, s.userns, out)
+        .map_err(|e| ContainerError::from(e).into())
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@
 pub mod channel;
 pub mod env;
 pub mod exec;
+pub mod export;
 pub mod init;
 pub mod lifecycle;
 pub mod names;
@@ -68,6 +69,8 @@ pub enum Error {
     Exec(#[from] exec::Error),
     #[error(transparent)]
     Stats(#[from] stats::StatsError),
+    #[error(transparent)]
+    Io(#[from] crate::util::PathIo),
     #[error("{what}: {source}")]
     Sys {
         what: &'static str,
@@ -107,7 +110,7 @@ pub struct Config {
     /// Absolute, canonical path of the root filesystem on the host.
     pub rootfs: PathBuf,
     /// An image's overlay, to mount on `rootfs` first.
-    pub overlay: Option<crate::image::overlay::Overlay>,
+    pub overlay: Option<crate::rootfs::overlay::Overlay>,
     pub args: Vec<String>,
     /// `KEY=VALUE`, final but for `HOME`, which depends on the user.
     pub env: Vec<String>,

@@ -293,7 +293,12 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
         ),
         hostname,
         rootfs,
-        overlay: rw.as_ref().map(|rw| rw.overlay.clone()),
+        overlay: rw.as_ref().map(|rw| crate::rootfs::overlay::Overlay {
+            base: rw.layers.base.clone(),
+            lower: rw.layers.lower.clone(),
+            upper: rw.layers.upper.clone(),
+            work: rw.layers.work.clone(),
+        }),
         args,
         workdir,
         user,

@@ -6,13 +6,13 @@
 //! - [`unpack`]: safe layer extraction with whiteouts;
 //! - [`store`]: the name index and the diff-id snapshots;
 //! - [`treesum`]: the sum of a snapshot's tree, for `verify`;
-//! - [`overlay`]: a container's overlay over an image's snapshots.
+//! - [`layers`]: the layers of a container's overlay over an image's
+//!   snapshots, and its writable layer.
 
 pub mod archive;
 pub mod config;
-pub mod export;
 pub mod gc;
-pub mod overlay;
+pub mod layers;
 pub mod reference;
 pub mod store;
 mod sys;
@@ -181,11 +181,10 @@ impl RunImage {
     }
 
     /// The container's writable layer over this image.
-    pub fn rw_layer(&self, id: &str) -> Result<overlay::RwLayer, Error> {
+    pub fn rw_layer(&self, id: &str) -> Result<layers::RwLayer, Error> {
         let dir = self.data_root.join("rw").join(id);
-        let rw =
-            overlay::RwLayer::create(&self.data_root, &self.snapshot_base, id, &self.snapshots)
-                .map_err(io_err(&dir))?;
+        let rw = layers::RwLayer::create(&self.data_root, &self.snapshot_base, id, &self.snapshots)
+            .map_err(io_err(&dir))?;
         drop(self.guard.take());
         Ok(rw)
     }
