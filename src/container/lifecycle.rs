@@ -230,7 +230,7 @@ pub fn export(root: &Path, name: &str, out: &mut dyn Write) -> Result<(), Error>
         return Err(Error::NotRoot("export"));
     }
     super::export::export(root, &s.id, &s.rootfs, s.userns, out)
-        .map_err(|e| ContainerError::from(e).into())
+        .map_err(Error::from)
 }
 
 #[cfg(test)]
