@@ -1,13 +1,22 @@
-//! containr's command line: parse, dispatch, report. Nothing else lives here.
+//! containr's command line: parse and dispatch. What each command prints
+//! is in `cli/`, one file per command group; how errors read and which
+//! status containr exits with, in `error.rs`.
+
+mod cli;
+mod error;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use containr::container::{self, Global, LimitFlags, RunOptions, lifecycle};
-use containr::error::{Error, RUNTIME_ERROR};
+use cli::Global;
+use cli::container::Objects;
+use containr::cgroup::LimitFlags;
+use containr::container::{self, RunOptions};
 use containr::explain::{self, Reporting};
-use containr::{image, network, output, registry};
+use containr::network;
+use containr::registry::PullPolicy;
+use error::Error;
 
 #[derive(Parser)]
 #[command(
@@ -230,9 +239,9 @@ struct RunArgs {
     #[arg(short = 'q', long)]
     quiet: bool,
 
-    /// Pull the image before running: missing, never, always
-    #[arg(long, value_name = "string", default_value = "missing")]
-    pull: String,
+    /// Pull the image before running
+    #[arg(long, value_name = "string", value_enum, default_value_t = PullPolicy::Missing)]
+    pull: PullPolicy,
 
     /// Set environment variables (KEY=VALUE, or KEY to take the host's value)
     #[arg(short = 'e', long = "env", value_name = "list")]
@@ -369,8 +378,6 @@ impl From<RunArgs> for RunOptions {
             rootfs: a.rootfs,
             image,
             entrypoint: a.entrypoint,
-            platform: a.platform,
-            quiet: a.quiet,
             pull: a.pull,
             command,
             env: a.env,
@@ -419,7 +426,7 @@ fn main() -> ExitCode {
         .and_then(|m| Cli::from_arg_matches(&m))
     {
         Ok(cli) => cli,
-        Err(e) => return usage_error(e),
+        Err(e) => return cli::usage_error(e),
     };
     let reporting = Reporting {
         explain: cli.explain,
@@ -427,293 +434,58 @@ fn main() -> ExitCode {
         t0_ns,
     };
     if let Command::Init { fd } = cli.command {
-        return exit(container::init::main(fd));
+        return cli::exit(container::init::main(fd));
     }
-    let result = explain::install(&reporting)
-        .map_err(Error::Usage)
-        .and_then(|()| {
-            let global = Global {
-                root: cli.root,
-                reporting,
-                insecure_registries: cli.insecure_registry,
-            };
-            dispatch(cli.command, &global)
-        });
-    match result {
-        Ok(done) => {
-            if let Some(notice) = done.notice {
-                eprintln!("{notice}");
-            }
-            exit(done.status)
-        }
-        Err(e) => {
-            eprintln!("{}", e.user_message());
-            exit(e.exit_code())
-        }
-    }
+    let global = Global {
+        root: cli.root,
+        reporting,
+        insecure_registries: cli.insecure_registry,
+    };
+    cli::finish(
+        explain::install(&global.reporting)
+            .map_err(Error::Usage)
+            .and_then(|()| dispatch(cli.command, &global)),
+    )
 }
 
-/// Print what was removed, one line each, as `docker network prune` does.
-fn network_prune(bridge: &str) -> Result<i32, Error> {
-    require_root("network prune")?;
-    for what in network::prune(bridge)? {
-        println!("removed {what}");
-    }
-    Ok(0)
-}
-
-/// Everything but `init`, once the command line is parsed.
-fn dispatch(command: Command, global: &Global) -> Result<container::Exit, Error> {
-    match command {
-        Command::Run(args) => container::run(&(*args).into(), global),
-        Command::Stats(args) => containr::container::state::DataRoot::open(&global.root)
-            .map_err(|e| Error::from(container::Error::from(e)))
-            .and_then(|data| container::stats::stats(&data, &args.containers, args.no_stream))
-            .map(|()| container::Exit::with_status(0)),
-        Command::Ps { all, quiet } => {
-            lifecycle::ps(&global.root, all, quiet).map(|()| container::Exit::with_status(0))
-        }
-        Command::Rm { force, containers } => {
-            lifecycle::rm(&global.root, &containers, force).map(container::Exit::with_status)
-        }
-        Command::Inspect { names } => {
-            lifecycle::inspect_all(&global.root, &names, lifecycle::Objects::Any)
-                .map(container::Exit::with_status)
-        }
-        Command::Container(ContainerCommand::Inspect { containers }) => {
-            lifecycle::inspect_all(&global.root, &containers, lifecycle::Objects::Containers)
-                .map(container::Exit::with_status)
-        }
-        Command::Export {
-            output: file,
-            container,
-        } => output::write_tar(file, |out| lifecycle::export(&global.root, &container, out))
-            .map(|()| container::Exit::with_status(0)),
-        Command::Network(NetworkCommand::Prune { bridge }) => {
-            network_prune(&bridge).map(container::Exit::with_status)
-        }
-        image_command => dispatch_image(image_command, global).map(container::Exit::with_status),
-    }
-}
-
-/// The image commands.
-fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
+/// Every command but `init`, once the command line is parsed: its status.
+fn dispatch(command: Command, global: &Global) -> Result<i32, Error> {
     let root = &global.root;
     match command {
-        Command::Init { .. }
-        | Command::Run(_)
-        | Command::Stats(_)
-        | Command::Ps { .. }
-        | Command::Rm { .. }
-        | Command::Inspect { .. }
-        | Command::Container(_)
-        | Command::Export { .. }
-        | Command::Network(_) => {
-            unreachable!("dispatched before")
+        Command::Run(args) => {
+            let (platform, quiet) = (args.platform.clone(), args.quiet);
+            cli::container::run(global, &(*args).into(), platform, quiet)
         }
+        Command::Stats(args) => cli::container::stats(root, &args.containers, args.no_stream),
+        Command::Ps { all, quiet } => cli::container::ps(root, all, quiet),
+        Command::Rm { force, containers } => cli::container::rm(root, &containers, force),
+        Command::Inspect { names } => cli::container::inspect(root, &names, Objects::Any),
+        Command::Container(ContainerCommand::Inspect { containers }) => {
+            cli::container::inspect(root, &containers, Objects::Containers)
+        }
+        Command::Export { output, container } => cli::container::export(root, output, &container),
+        Command::Network(NetworkCommand::Prune { bridge }) => cli::network::prune(&bridge),
         Command::Pull {
             name,
             platform,
             quiet,
-        } => {
-            require_root("pull")?;
-            let opts = registry::PullOptions {
-                platform,
-                insecure: global.insecure_registries.clone(),
-                progress: if quiet {
-                    registry::progress::Mode::Quiet
-                } else {
-                    registry::progress::Mode::Auto { stdout: true }
-                },
-                ..Default::default()
-            };
-            let pulled = registry::pull(root, &name, &opts)?;
-            println!("{}", pulled.name);
-            Ok(0)
-        }
+        } => cli::image::pull(global, &name, platform, quiet),
         Command::Login {
             server,
             username,
             password,
             password_stdin,
-        } => {
-            let password = match (password, password_stdin) {
-                (Some(p), false) => p,
-                (None, true) => {
-                    let mut p = String::new();
-                    std::io::stdin()
-                        .read_line(&mut p)
-                        .map_err(|e| Error::Usage(format!("reading the password: {e}")))?;
-                    p.trim_end_matches(['\n', '\r']).to_string()
-                }
-                _ => {
-                    return Err(Error::Usage(
-                        "containr login needs exactly one of --password and --password-stdin"
-                            .into(),
-                    ));
-                }
-            };
-            let server = registry_domain(server)?;
-            let creds = registry::auth::Credentials { username, password };
-            registry::login(&server, &creds, &global.insecure_registries)?;
-            println!("Login Succeeded");
-            Ok(0)
-        }
-        Command::Logout { server } => {
-            let server = registry_domain(server)?;
-            if registry::auth::store(&registry::auth::config_path(), &server, None)? {
-                println!("Removing login credentials for {server}");
-            } else {
-                println!("Not logged in to {server}");
-            }
-            Ok(0)
-        }
-        Command::Load { input } => {
-            require_root("load")?;
-            for name in image::archive::load(root, &input)? {
-                println!("Loaded image: {name}");
-            }
-            Ok(0)
-        }
-        Command::Save {
-            output: file,
-            images,
-        } => {
-            output::write_tar(file, |out| image::archive::save(root, &images, out))?;
-            Ok(0)
-        }
-        Command::Gc => {
-            require_root("gc")?;
-            let swept = image::gc::gc(root, &lifecycle::ids(root))?;
-            for b in &swept.blobs {
-                println!("Deleted blob: {b}");
-            }
-            for s in &swept.snapshots {
-                println!("Deleted snapshot: sha256:{s}");
-            }
-            for p in &swept.other {
-                println!("Deleted leftover: {}", p.display());
-            }
-            println!(
-                "Total reclaimed space: {}",
-                containr::util::human_size(swept.bytes)
-            );
-            Ok(0)
-        }
-        Command::Verify { repair } => {
-            if repair {
-                require_root("verify --repair")?;
-            }
-            let report = image::gc::verify(root, &lifecycle::ids(root), repair)?;
-            for line in report
-                .notes
-                .iter()
-                .chain(&report.repaired)
-                .chain(&report.problems)
-            {
-                println!("{line}");
-            }
-            if report.problems.is_empty() {
-                println!(
-                    "{} blobs and {} snapshots verified, no problems",
-                    report.blobs, report.snapshots
-                );
-                Ok(0)
-            } else {
-                eprintln!(
-                    "containr: {} problem(s) found in the image store",
-                    report.problems.len()
-                );
-                Ok(1)
-            }
-        }
-        Command::Import { file, name } => {
-            require_root("import")?;
-            let id = image::import(root, &file, &name)?;
-            println!("{id}");
-            Ok(0)
-        }
-        Command::Images { quiet } => {
-            output::images(&image::list(root)?, quiet);
-            Ok(0)
-        }
-        Command::Rmi { force, images } => {
-            for name in images {
-                // The last name of an image a container (running or kept)
-                // uses is refused unless forced, as docker refuses it.
-                let used_by = |id: &containr::cas::Digest| {
-                    (!force)
-                        .then(|| lifecycle::user_of_image(root, id))
-                        .flatten()
-                };
-                for gone in image::remove(root, &name, used_by)? {
-                    println!("Untagged: {gone}");
-                }
-            }
-            Ok(0)
-        }
-        Command::Tag { source, target } => {
-            image::tag(root, &source, &target)?;
-            Ok(0)
-        }
-        Command::Image(ImageCommand::Inspect { images }) => {
-            let all = images
-                .iter()
-                .map(|n| image::inspect(root, n))
-                .collect::<Result<Vec<_>, _>>()?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&all).expect("plain data")
-            );
-            Ok(0)
-        }
+        } => cli::image::login(global, server, username, password, password_stdin),
+        Command::Logout { server } => cli::image::logout(server),
+        Command::Load { input } => cli::image::load(root, &input),
+        Command::Save { output, images } => cli::image::save(root, output, &images),
+        Command::Gc => cli::image::gc(root),
+        Command::Verify { repair } => cli::image::verify(root, repair),
+        Command::Import { file, name } => cli::image::import(root, &file, &name),
+        Command::Images { quiet } => cli::image::images(root, quiet),
+        Command::Rmi { force, images } => cli::image::rmi(root, &images, force),
+        Command::Tag { source, target } => cli::image::tag(root, &source, &target),
+        Command::Image(ImageCommand::Inspect { images }) => cli::image::inspect(root, &images),
+        Command::Init { .. } => unreachable!("run before dispatch"),
     }
-}
-
-/// A registry as `login`/`logout` name it: a domain, Docker Hub by default.
-fn registry_domain(server: Option<String>) -> Result<String, Error> {
-    let Some(s) = server else {
-        return Ok(image::reference::DOCKER_HUB.to_string());
-    };
-    let s = s
-        .trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .trim_end_matches('/');
-    // Parsed as the domain of a reference, with docker's normalization.
-    let r = image::reference::Reference::parse(&format!("{s}/x")).map_err(image::Error::from)?;
-    Ok(r.domain)
-}
-
-fn require_root(what: &'static str) -> Result<(), Error> {
-    if nix::unistd::geteuid().is_root() {
-        Ok(())
-    } else {
-        Err(Error::NotRoot(what))
-    }
-}
-
-/// Help and version go to stdout with status 0; anything else is a one-line
-/// error with docker's status for a bad command line, 125.
-fn usage_error(e: clap::Error) -> ExitCode {
-    use clap::error::ErrorKind;
-    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-        let _ = e.print();
-        return ExitCode::SUCCESS;
-    }
-    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-        let _ = e.print();
-        return exit(RUNTIME_ERROR);
-    }
-    let text = e.render().to_string();
-    let first = text
-        .lines()
-        .next()
-        .unwrap_or("invalid command line")
-        .trim_start_matches("error: ");
-    eprintln!("containr: {first} (see 'containr --help')");
-    exit(RUNTIME_ERROR)
-}
-
-fn exit(code: i32) -> ExitCode {
-    ExitCode::from(code.clamp(0, 255) as u8)
 }

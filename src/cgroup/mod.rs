@@ -56,6 +56,69 @@ pub enum Error {
 
 pub(crate) use crate::util::io_err;
 
+/// The resource-limit flags, as given (`--memory 32m`, `--cpus 0.5`, ...).
+#[derive(Debug, Clone, Default)]
+pub struct LimitFlags {
+    pub memory: Option<String>,
+    pub memory_swap: Option<String>,
+    pub cpus: Option<String>,
+    pub cpu_shares: Option<u64>,
+    pub cpuset_cpus: Option<String>,
+    pub pids_limit: Option<i64>,
+    pub device_read_bps: Vec<String>,
+    pub device_write_bps: Vec<String>,
+}
+
+impl LimitFlags {
+    /// Check and convert every flag; nothing is created before this passes.
+    pub fn parse(&self) -> Result<Limits, Error> {
+        let memory_swap = match self.memory_swap.as_deref() {
+            None => None,
+            Some("-1") => Some(-1),
+            Some(s) => Some(parse_size(s)? as i64),
+        };
+        let limits = Limits {
+            memory: self.memory.as_deref().map(parse_size).transpose()?,
+            memory_swap,
+            cpus: self.cpus.as_deref().map(parse_cpus).transpose()?,
+            cpu_shares: self.cpu_shares,
+            cpuset_cpus: self.cpuset_cpus.clone(),
+            pids_limit: self.pids_limit,
+            device_read_bps: self
+                .device_read_bps
+                .iter()
+                .map(|d| parse_device_rate("--device-read-bps", d))
+                .collect::<Result<_, _>>()?,
+            device_write_bps: self
+                .device_write_bps
+                .iter()
+                .map(|d| parse_device_rate("--device-write-bps", d))
+                .collect::<Result<_, _>>()?,
+            all_devices: false,
+        };
+        if let (Some(m), Some(total)) = (limits.memory, limits.memory_swap)
+            && total != -1
+            && (total as u64) < m
+        {
+            return Err(Error::Value {
+                flag: "--memory-swap",
+                value: self.memory_swap.clone().unwrap_or_default(),
+                why: "must be at least --memory (it counts memory plus swap), or -1",
+            });
+        }
+        if let Some(s) = limits.cpu_shares
+            && !(2..=262_144).contains(&s)
+        {
+            return Err(Error::Value {
+                flag: "--cpu-shares",
+                value: s.to_string(),
+                why: "must be between 2 and 262144",
+            });
+        }
+        Ok(limits)
+    }
+}
+
 /// The limits a container may be given, in the units docker's flags use.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Limits {

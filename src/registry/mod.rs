@@ -13,8 +13,8 @@ pub mod progress;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use client::Client;
 use progress::Progress;
@@ -80,13 +80,14 @@ impl From<cas::Error> for Error {
 }
 
 /// How to pull.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PullOptions {
     /// `os/arch[/variant]`; the host's when `None`.
     pub platform: Option<String>,
     /// Registries (domains as in references) reached over plain http.
     pub insecure: Vec<String>,
-    pub progress: progress::Mode,
+    /// Where the pull's events go (the front end renders them).
+    pub progress: Arc<dyn Progress>,
     /// Where credentials are read (`~/.docker/config.json`).
     pub auth_file: PathBuf,
     /// Layers downloaded at once.
@@ -98,26 +99,9 @@ impl Default for PullOptions {
         PullOptions {
             platform: None,
             insecure: Vec::new(),
-            progress: progress::Mode::Auto { stdout: true },
+            progress: Arc::new(progress::Quiet),
             auth_file: auth::config_path(),
             jobs: 3,
-        }
-    }
-}
-
-impl PullOptions {
-    /// How `run` pulls a missing image: progress on stderr, as stdout is
-    /// the container's.
-    pub fn for_run(platform: Option<String>, quiet: bool, insecure: &[String]) -> PullOptions {
-        PullOptions {
-            platform,
-            insecure: insecure.to_vec(),
-            progress: if quiet {
-                progress::Mode::Quiet
-            } else {
-                progress::Mode::Auto { stdout: false }
-            },
-            ..Default::default()
         }
     }
 }
@@ -175,7 +159,7 @@ fn pull_into(
 ) -> Result<Pulled, Error> {
     let creds = auth::lookup(&opts.auth_file, &reference.domain)?;
     let client = Client::new(reference, &opts.insecure, creds);
-    let progress = Progress::new(opts.progress);
+    let progress = &*opts.progress;
     step!(
         "GET {}/v2/{}/manifests/{}",
         client.host(),
@@ -255,7 +239,7 @@ fn pull_into(
         images,
         &manifest.layers,
         diff_ids,
-        &progress,
+        progress,
         opts.jobs,
         stored,
     )?;
@@ -337,7 +321,7 @@ fn fetch_layers(
     images: &Images,
     layers: &[Descriptor],
     diff_ids: &[Digest],
-    progress: &Progress,
+    progress: &dyn Progress,
     jobs: usize,
     stored: &Stored,
 ) -> Result<(), Error> {
@@ -375,7 +359,7 @@ fn fetch_layer(
     images: &Images,
     layer: &Descriptor,
     diff_id: &Digest,
-    progress: &Progress,
+    progress: &dyn Progress,
     stored: &Stored,
 ) -> Result<(), Error> {
     let id = short(&layer.digest);
@@ -383,7 +367,7 @@ fn fetch_layer(
         progress.message(&format!("{id}: Already exists"));
         return Ok(());
     }
-    let bar = progress.layer(&id, layer.size);
+    let bar = progress::Layer::start(progress, &id, layer.size);
     download(client, images, layer, Some(&bar), stored)?;
     bar.state("Extracting");
     if !images.snapshot_path(diff_id).is_dir() {
@@ -404,7 +388,7 @@ fn download(
     client: &Client,
     images: &Images,
     desc: &Descriptor,
-    bar: Option<&progress::Layer>,
+    bar: Option<&progress::Layer<'_>>,
     stored: &Stored,
 ) -> Result<(), Error> {
     let digest = &desc.digest;
@@ -491,30 +475,33 @@ pub fn login(domain: &str, creds: &auth::Credentials, insecure: &[String]) -> Re
     Ok(())
 }
 
+/// `--pull`: when `run` pulls its image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PullPolicy {
+    /// Only if it is not in the store (docker's default).
+    #[default]
+    Missing,
+    /// Never: an image not in the store is an error.
+    Never,
+    /// Always, even if it is in the store.
+    Always,
+}
+
 /// `containr run IMAGE`: the image from the store, pulled first if it is
 /// not there (`--pull missing`, as docker does), never, or always.
 pub fn for_run(
     data_root: &Path,
     name: &str,
-    policy: &str,
+    policy: PullPolicy,
     opts: &PullOptions,
-) -> Result<image::RunImage, crate::Error> {
-    match policy {
-        "missing" | "never" => {}
-        "always" => {
-            pull(data_root, name, opts)?;
-        }
-        other => {
-            return Err(crate::Error::Usage(format!(
-                "invalid --pull {other:?}: missing, never or always"
-            )));
-        }
+) -> Result<image::RunImage, Error> {
+    if policy == PullPolicy::Always {
+        pull(data_root, name, opts)?;
     }
     match image::for_run(data_root, name) {
-        Err(image::Error::NotFound(_)) if policy == "missing" => {
-            if opts.progress != progress::Mode::Quiet {
-                eprintln!("Unable to find image '{name}' locally");
-            }
+        Err(image::Error::NotFound(_)) if policy == PullPolicy::Missing => {
+            opts.progress
+                .message(&format!("Unable to find image '{name}' locally"));
             pull(data_root, name, opts)?;
             Ok(image::for_run(data_root, name)?)
         }

@@ -1,0 +1,215 @@
+//! The image commands: `pull`, `login`, `logout`, `load`, `save`, `gc`,
+//! `verify`, `import`, `images`, `rmi`, `tag`, `image inspect`.
+
+use std::path::{Path, PathBuf};
+
+use containr::container::lifecycle;
+use containr::util::{ago, human_size};
+use containr::{image, registry};
+
+use super::{Global, print_table, require_root, write_tar};
+use crate::error::Error;
+
+/// `containr pull NAME`: progress, then the name pulled.
+pub fn pull(
+    global: &Global,
+    name: &str,
+    platform: Option<String>,
+    quiet: bool,
+) -> Result<i32, Error> {
+    require_root("pull")?;
+    let opts = registry::PullOptions {
+        platform,
+        insecure: global.insecure_registries.clone(),
+        progress: super::progress::new(quiet, true),
+        ..Default::default()
+    };
+    let pulled = registry::pull(&global.root, name, &opts)?;
+    println!("{}", pulled.name);
+    Ok(0)
+}
+
+/// `containr login`: check the credentials, then store them.
+pub fn login(
+    global: &Global,
+    server: Option<String>,
+    username: String,
+    password: Option<String>,
+    password_stdin: bool,
+) -> Result<i32, Error> {
+    let password = match (password, password_stdin) {
+        (Some(p), false) => p,
+        (None, true) => {
+            let mut p = String::new();
+            std::io::stdin()
+                .read_line(&mut p)
+                .map_err(|e| Error::Usage(format!("reading the password: {e}")))?;
+            p.trim_end_matches(['\n', '\r']).to_string()
+        }
+        _ => {
+            return Err(Error::Usage(
+                "containr login needs exactly one of --password and --password-stdin".into(),
+            ));
+        }
+    };
+    let server = registry_domain(server)?;
+    let creds = registry::auth::Credentials { username, password };
+    registry::login(&server, &creds, &global.insecure_registries)?;
+    println!("Login Succeeded");
+    Ok(0)
+}
+
+/// `containr logout`.
+pub fn logout(server: Option<String>) -> Result<i32, Error> {
+    let server = registry_domain(server)?;
+    if registry::auth::store(&registry::auth::config_path(), &server, None)? {
+        println!("Removing login credentials for {server}");
+    } else {
+        println!("Not logged in to {server}");
+    }
+    Ok(0)
+}
+
+/// A registry as `login`/`logout` name it: a domain, Docker Hub by default.
+fn registry_domain(server: Option<String>) -> Result<String, Error> {
+    let Some(s) = server else {
+        return Ok(image::reference::DOCKER_HUB.to_string());
+    };
+    let s = s
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    // Parsed as the domain of a reference, with docker's normalization.
+    let r = image::reference::Reference::parse(&format!("{s}/x")).map_err(image::Error::from)?;
+    Ok(r.domain)
+}
+
+/// `containr load -i FILE`.
+pub fn load(root: &Path, input: &Path) -> Result<i32, Error> {
+    require_root("load")?;
+    for name in image::archive::load(root, input)? {
+        println!("Loaded image: {name}");
+    }
+    Ok(0)
+}
+
+/// `containr save [-o FILE] IMAGE...`.
+pub fn save(root: &Path, output: Option<PathBuf>, images: &[String]) -> Result<i32, Error> {
+    write_tar(output, |out| image::archive::save(root, images, out))?;
+    Ok(0)
+}
+
+/// `containr gc`: what was removed, and the space reclaimed.
+pub fn gc(root: &Path) -> Result<i32, Error> {
+    require_root("gc")?;
+    let swept = image::gc::gc(root, &lifecycle::ids(root))?;
+    for b in &swept.blobs {
+        println!("Deleted blob: {b}");
+    }
+    for s in &swept.snapshots {
+        println!("Deleted snapshot: sha256:{s}");
+    }
+    for p in &swept.other {
+        println!("Deleted leftover: {}", p.display());
+    }
+    println!("Total reclaimed space: {}", human_size(swept.bytes));
+    Ok(0)
+}
+
+/// `containr verify [--repair]`: status 1 if problems remain.
+pub fn verify(root: &Path, repair: bool) -> Result<i32, Error> {
+    if repair {
+        require_root("verify --repair")?;
+    }
+    let report = image::gc::verify(root, &lifecycle::ids(root), repair)?;
+    for line in report
+        .notes
+        .iter()
+        .chain(&report.repaired)
+        .chain(&report.problems)
+    {
+        println!("{line}");
+    }
+    if report.problems.is_empty() {
+        println!(
+            "{} blobs and {} snapshots verified, no problems",
+            report.blobs, report.snapshots
+        );
+        Ok(0)
+    } else {
+        eprintln!(
+            "containr: {} problem(s) found in the image store",
+            report.problems.len()
+        );
+        Ok(1)
+    }
+}
+
+/// `containr import FILE NAME`: the new image's id.
+pub fn import(root: &Path, file: &Path, name: &str) -> Result<i32, Error> {
+    require_root("import")?;
+    let id = image::import(root, file, name)?;
+    println!("{id}");
+    Ok(0)
+}
+
+/// `containr images`: the table, or ids only with `quiet`.
+pub fn images(root: &Path, quiet: bool) -> Result<i32, Error> {
+    let rows = image::list(root)?;
+    if quiet {
+        for r in &rows {
+            println!("{}", image::short(&r.id));
+        }
+        return Ok(0);
+    }
+    let table: Vec<[String; 5]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.repository.clone(),
+                r.tag.clone(),
+                image::short(&r.id),
+                ago(r.created.as_deref()),
+                human_size(r.size),
+            ]
+        })
+        .collect();
+    print_table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &table);
+    Ok(0)
+}
+
+/// `containr rmi [-f] IMAGE...`: each name removed.
+pub fn rmi(root: &Path, images: &[String], force: bool) -> Result<i32, Error> {
+    // The last name of an image a container (running or kept) uses is
+    // refused unless forced, as docker refuses it.
+    let used_by = |id: &containr::cas::Digest| {
+        (!force)
+            .then(|| lifecycle::user_of_image(root, id))
+            .flatten()
+    };
+    for name in images {
+        for gone in image::remove(root, name, used_by)? {
+            println!("Untagged: {gone}");
+        }
+    }
+    Ok(0)
+}
+
+/// `containr tag SOURCE TARGET`.
+pub fn tag(root: &Path, source: &str, target: &str) -> Result<i32, Error> {
+    image::tag(root, source, target)?;
+    Ok(0)
+}
+
+/// `containr image inspect IMAGE...`: a JSON array.
+pub fn inspect(root: &Path, images: &[String]) -> Result<i32, Error> {
+    let all = images
+        .iter()
+        .map(|n| image::inspect(root, n))
+        .collect::<Result<Vec<_>, _>>()?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&all).expect("plain data")
+    );
+    Ok(0)
+}

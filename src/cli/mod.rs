@@ -1,0 +1,129 @@
+//! The command line's side of every command: call the library, print what
+//! it returns (docker's formats), turn failures into one line and an exit
+//! status. One file per command group, as `main.rs` dispatches them; this
+//! file holds what they share.
+
+pub mod container;
+pub mod image;
+pub mod network;
+pub mod progress;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use containr::explain::Reporting;
+
+use crate::error::{Error, RUNTIME_ERROR};
+
+/// Options that apply to every command.
+#[derive(Debug, Clone)]
+pub struct Global {
+    /// containr's data root.
+    pub root: PathBuf,
+    pub reporting: Reporting,
+    /// Registries reached over plain http (`--insecure-registry`).
+    pub insecure_registries: Vec<String>,
+}
+
+pub fn require_root(what: &'static str) -> Result<(), Error> {
+    if nix::unistd::geteuid().is_root() {
+        Ok(())
+    } else {
+        Err(Error::NotRoot(what))
+    }
+}
+
+/// Columns padded to their widest cell, three spaces apart, as docker's.
+pub fn print_table<const N: usize>(head: [&str; N], rows: &[[String; N]]) {
+    let mut width = head.map(str::len);
+    for r in rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let mut line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == N {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}   ", w = width[i]));
+            }
+        }
+        let _ = writeln!(out, "{}", s.trim_end());
+    };
+    line(head.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+}
+
+/// Write a tar made by `write` to `output` (through a temporary file
+/// renamed at the end: never half a file) or to stdout (not a terminal).
+pub fn write_tar<E: Into<Error>>(
+    output: Option<PathBuf>,
+    write: impl FnOnce(&mut dyn Write) -> Result<(), E>,
+) -> Result<(), Error> {
+    let Some(path) = output else {
+        use std::io::IsTerminal;
+        if std::io::stdout().is_terminal() {
+            return Err(Error::Usage(
+                "refusing to write a tar to a terminal: use -o FILE or a redirect".into(),
+            ));
+        }
+        return write(&mut std::io::stdout().lock()).map_err(Into::into);
+    };
+    let tmp = path.with_extension("containr-tmp");
+    let io = |p: &Path, e: std::io::Error| Error::Usage(format!("{}: {e}", p.display()));
+    let result = std::fs::File::create(&tmp)
+        .map_err(|e| io(&tmp, e))
+        .and_then(|mut f| {
+            write(&mut f).map_err(Into::into)?;
+            f.sync_all().map_err(|e| io(&tmp, e))
+        })
+        .and_then(|()| std::fs::rename(&tmp, &path).map_err(|e| io(&path, e)));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The end of a command: its status, or its error on one line and the
+/// status that goes with it.
+pub fn finish(result: Result<i32, Error>) -> ExitCode {
+    match result {
+        Ok(status) => exit(status),
+        Err(e) => {
+            eprintln!("{}", e.user_message());
+            exit(e.exit_code())
+        }
+    }
+}
+
+/// Help and version go to stdout with status 0; anything else is a one-line
+/// error with docker's status for a bad command line, 125.
+pub fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        let _ = e.print();
+        return exit(RUNTIME_ERROR);
+    }
+    let text = e.render().to_string();
+    let first = text
+        .lines()
+        .next()
+        .unwrap_or("invalid command line")
+        .trim_start_matches("error: ");
+    eprintln!("containr: {first} (see 'containr --help')");
+    exit(RUNTIME_ERROR)
+}
+
+pub fn exit(code: i32) -> ExitCode {
+    ExitCode::from(code.clamp(0, 255) as u8)
+}
