@@ -231,19 +231,7 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
     let p = prepared;
     let data = DataRoot::open(root)?;
     let hierarchy = cgroup::detect()?;
-    // Killed runs leave empty cgroups. Only then are the records read (all
-    // of them, kept containers included: too slow for every run): those of
-    // runs that are gone are settled, their cgroups removed. An empty cgroup
-    // with no record (a run killed before it wrote one) goes after a minute.
-    let empty = hierarchy.empty();
-    if !empty.is_empty() {
-        data.reclaim_stale();
-        for (location, age) in empty {
-            if age > std::time::Duration::from_secs(60) {
-                cgroup::Cgroup::remove_stale(location);
-            }
-        }
-    }
+    settle_killed_runs(&data, hierarchy.as_ref());
     // 256 random bits in hex, as docker's container ids.
     let id = crate::util::random_hex(32);
     let cgroup = hierarchy.create(&id, &p.limits)?;
@@ -269,17 +257,9 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         None => None,
     };
     let rootfs = rw.as_ref().map_or(p.rootfs, |rw| rw.mount_point());
-    let hostname = p.hostname.unwrap_or_else(|| match p.net.mode {
-        // As docker: sharing the host's network means its name too.
-        Mode::Host => nix::unistd::gethostname()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        Mode::Container => joined
-            .as_ref()
-            .map(|j| j.hostname.clone())
-            .unwrap_or_default(),
-        _ => record.id[..12].to_string(),
-    });
+    let hostname = p
+        .hostname
+        .unwrap_or_else(|| default_hostname(p.net.mode, joined.as_ref(), &record.id));
     step!(
         "container {} ({}): state in {}",
         &record.id[..12],
@@ -339,6 +319,35 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         signals: init.signals,
         raw_mode: init.raw_mode,
     })
+}
+
+/// Killed runs leave empty cgroups. Only then are the records read (all of
+/// them, kept containers included: too slow for every run): those of runs
+/// that are gone are settled, their cgroups removed. An empty cgroup with
+/// no record (a run killed before it wrote one) goes after a minute.
+fn settle_killed_runs(data: &DataRoot, hierarchy: &dyn cgroup::Hierarchy) {
+    let empty = hierarchy.empty();
+    if !empty.is_empty() {
+        data.reclaim_stale();
+        for (location, age) in empty {
+            if age > std::time::Duration::from_secs(60) {
+                cgroup::Cgroup::remove_stale(location);
+            }
+        }
+    }
+}
+
+/// The container's hostname when `-h` does not give one: the short id, or
+/// as docker, the host's with `--network host` and the joined container's
+/// with `--network container:NAME`.
+fn default_hostname(mode: Mode, joined: Option<&network::Joined>, id: &str) -> String {
+    match mode {
+        Mode::Host => nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        Mode::Container => joined.map(|j| j.hostname.clone()).unwrap_or_default(),
+        _ => id[..12].to_string(),
+    }
 }
 
 /// The init, cloned and waiting for its configuration.
@@ -441,24 +450,8 @@ fn clone_init(
     // and the rootfs an idmapped view only the host side can make.
     let idmapped = match config.userns {
         Some(map) => {
-            let made = crate::namespace::userns::write_maps(init, map)
-                .and_then(|()| {
-                    // The child waits for this byte before it execs.
-                    let (_, w) = ready.as_ref().expect("made with the user namespace");
-                    nix::unistd::write(w, b"1").map_err(|e| crate::namespace::Error::UserNs {
-                        what: "waking the init",
-                        source: e.into(),
-                    })?;
-                    Ok(())
-                })
-                .and_then(|()| match config.overlay.take() {
-                    // An image: the whole overlay is made here, idmapped.
-                    Some(overlay) => {
-                        crate::namespace::userns::idmapped_overlay(&overlay, init, map)
-                    }
-                    None => crate::namespace::userns::idmapped_rootfs(&config.rootfs, init),
-                });
-            match made {
+            let (_, wake) = ready.as_ref().expect("made with the user namespace");
+            match map_user_namespace(&mut config, init, map, wake.as_fd()) {
                 Ok(tree) => Some(tree),
                 Err(e) => {
                     let _ = kill(init, Signal::SIGKILL);
@@ -477,6 +470,27 @@ fn clone_init(
         signals,
         raw_mode,
     })
+}
+
+/// Give the init's user namespace its id maps, wake the init (it waits for
+/// a byte on `wake` before it execs), and make the idmapped root it will
+/// attach: the whole overlay for an image (taken out of `config`: the init
+/// no longer mounts it), the rootfs directory otherwise.
+fn map_user_namespace(
+    config: &mut Config,
+    init: Pid,
+    map: IdMap,
+    wake: BorrowedFd<'_>,
+) -> Result<OwnedFd, namespace::Error> {
+    namespace::userns::write_maps(init, map)?;
+    nix::unistd::write(wake, b"1").map_err(|e| namespace::Error::UserNs {
+        what: "waking the init",
+        source: e.into(),
+    })?;
+    match config.overlay.take() {
+        Some(overlay) => namespace::userns::idmapped_overlay(&overlay, init, map),
+        None => namespace::userns::idmapped_rootfs(&config.rootfs, init),
+    }
 }
 
 /// How [`start`] left the container.
