@@ -101,9 +101,10 @@ enum Command {
     Login {
         /// Registry (host[:port]); Docker Hub if omitted
         server: Option<String>,
+        /// User name (asked on stdin if omitted)
         #[arg(short, long)]
-        username: String,
-        /// Password (or use --password-stdin)
+        username: Option<String>,
+        /// Password (or use --password-stdin; asked without echo if neither)
         #[arg(short, long)]
         password: Option<String>,
         /// Read the password from stdin

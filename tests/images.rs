@@ -201,12 +201,11 @@ fn layers_that_write_outside_are_refused_and_nothing_is_stored() {
     let out_str = outside.to_str().unwrap().trim_start_matches('/');
     let up = format!("../../../../../../../../..{}", outside.to_str().unwrap());
     let through = format!("evil/{out_str}");
+    let slash_up = format!("/..{}", outside.display());
     let cases: Vec<(Vec<Entry<'_>>, &str)> = vec![
         (vec![(&up, Regular, "")], "'..'"),
-        (
-            vec![(outside.to_str().unwrap(), Regular, "")],
-            "absolute path",
-        ),
+        // A leading `/` is the layer's root; `..` still cannot climb out.
+        (vec![(&slash_up, Regular, "")], "'..'"),
         (
             vec![("evil", Symlink, "/"), (&through, Regular, "")],
             "symlink out of the layer",
@@ -215,7 +214,7 @@ fn layers_that_write_outside_are_refused_and_nothing_is_stored() {
             vec![("evil", Symlink, &up), ("evil/x", Regular, "")],
             "symlink out of the layer",
         ),
-        (vec![("hard", Link, "/etc/passwd")], "outside the layer"),
+        (vec![("hard", Link, "/../etc/passwd")], "outside the layer"),
         (
             vec![("hard", Link, "../../etc/passwd")],
             "outside the layer",
@@ -242,6 +241,74 @@ fn layers_that_write_outside_are_refused_and_nothing_is_stored() {
         assert_eq!(sb.containr_ok(&["images", "-q"]), "");
         assert!(sb.containr_ok(&["verify"]).ends_with("no problems\n"));
     }
+}
+
+#[test]
+fn entries_with_a_leading_slash_are_under_the_layers_root() {
+    use tar::EntryType::{Directory, Regular};
+    let sb = Sandbox::new();
+    // The busybox rootfs with every name as `umoci insert … /` writes it
+    // (`/bin/sh`), after the entry `/` itself, plus `./y` mixed in.
+    let base = std::fs::read(sb.rootfs_tar("rootfs.tar")).unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let raw = |b: &mut tar::Builder<Vec<u8>>, mut h: tar::Header, name: &str, data: &[u8]| {
+        h.as_gnu_mut().unwrap().name = [0; 100];
+        h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    };
+    let header = |kind, mode, (uid, gid), mtime| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_uid(uid);
+        h.set_gid(gid);
+        h.set_mtime(mtime);
+        h
+    };
+    raw(
+        &mut b,
+        header(Directory, 0o711, (123, 456), 1_500_000_000),
+        "/",
+        b"",
+    );
+    let mut archive = tar::Archive::new(&base[..]);
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = String::from_utf8(e.path_bytes().into_owned()).unwrap();
+        let Some(rest) = name.strip_prefix("./").filter(|r| !r.is_empty()) else {
+            continue;
+        };
+        let mut h = header(
+            e.header().entry_type(),
+            e.header().mode().unwrap(),
+            (0, 0),
+            0,
+        );
+        if let Some(l) = e.link_name_bytes() {
+            h.as_gnu_mut().unwrap().linkname[..l.len()].copy_from_slice(&l);
+        }
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        raw(&mut b, h, &format!("/{rest}"), &data);
+    }
+    raw(&mut b, header(Regular, 0o644, (0, 0), 0), "/etc/x", b"x\n");
+    raw(&mut b, header(Regular, 0o644, (0, 0), 0), "./y", b"y\n");
+    let bytes = b.into_inner().unwrap();
+    let path = sb.dir.path().join("slash.tar");
+    std::fs::write(&path, &bytes).unwrap();
+    sb.containr_ok(&["import", path.to_str().unwrap(), "slash"]);
+    assert_eq!(run_image(&sb, &["slash", "cat", "/etc/x", "/y"]), "x\ny\n");
+    // The entry `/` gave the snapshot's root its mode, owner and time.
+    let hex = common::registry::sha256_hex(&bytes);
+    let snap = std::fs::metadata(sb.data.join("snapshots").join(hex)).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (snap.mode() & 0o7777, snap.uid(), snap.gid(), snap.mtime()),
+        (0o711, 123, 456, 1_500_000_000)
+    );
+    assert!(sb.containr_ok(&["verify"]).ends_with("no problems\n"));
 }
 
 #[test]

@@ -209,6 +209,25 @@ fn bad_limits_are_refused_before_anything_is_made() {
         125,
         "invalid size \"12qb\"",
     );
+    // The message lists every unit parse_size takes; too large says so.
+    assert_fails(
+        &sb.run(&["--memory", "12qb", "true"]),
+        125,
+        "b, k, m, g, t or p",
+    );
+    assert_fails(
+        &sb.run(&["--memory", "99999999t", "true"]),
+        125,
+        "invalid size \"99999999t\": larger than 16 EiB",
+    );
+    // docker's floor: under 6 MiB is refused, not OOM-killed at start.
+    for small in ["1", "4m", "6291455"] {
+        assert_fails(
+            &sb.run(&["--memory", small, "true"]),
+            125,
+            "Minimum memory limit allowed is 6MB",
+        );
+    }
     assert_fails(&sb.run(&["--cpus", "0", "true"]), 125, "--cpus");
     assert_fails(&sb.run(&["--cpus", "1000", "true"]), 125, "--cpus");
     assert_fails(

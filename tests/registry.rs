@@ -246,6 +246,24 @@ fn an_index_resolves_to_the_host_platform_or_the_one_asked() {
         let inspect: serde_json::Value =
             serde_json::from_str(&sb.containr_ok(&["image", "inspect", &name])).unwrap();
         assert_eq!(inspect[0]["Architecture"], "s390x");
+        // A stored image of another platform than asked is never used:
+        // refused with --pull never, pulled again otherwise, as docker.
+        let host = format!("linux/{}", host_arch());
+        assert_fails(
+            &sb.cmd(&["run", "--rm", "--pull", "never", "--platform", &host, &name])
+                .output()
+                .unwrap(),
+            125,
+            &format!("does not match the specified platform: wanted {host}, actual: linux/s390x"),
+        );
+        assert_eq!(run(&sb, &["--platform", &host, &name]), host_arch());
+        for cmd in ["run", "pull"] {
+            assert_fails(
+                &sb.cmd(&[cmd, "--platform", "foo", &name]).output().unwrap(),
+                125,
+                "invalid --platform \"foo\": expected os/arch[/variant]",
+            );
+        }
         assert_fails(
             &sb.cmd(&["pull", "--platform", "linux/riscv64", &name])
                 .output()
@@ -586,19 +604,38 @@ fn a_pull_killed_half_way_resumes_with_range() {
     assert_verified(&sb);
 }
 
-#[test]
-fn load_and_save_round_trip_docker_archives_and_oci_layouts() {
-    let sb = Sandbox::new();
+/// An OCI layout of busybox plus a layer holding `file` (`contents`), which
+/// the image's Cmd prints; tagged `tag`.
+fn busybox_with(sb: &Sandbox, file: &str, contents: &[u8], tag: &str) -> Layout {
     let mut layout = Layout::new(&sb.dir.path().join("oci"));
     let m = layout.image(
         &[
             (tar_dir(&sb.rootfs), Compression::Gzip),
-            (tar_of(&[("etc/loaded", Some(b"yes"))]), Compression::Gzip),
+            (tar_of(&[(file, Some(contents))]), Compression::Gzip),
         ],
-        json!({"Cmd": ["cat", "/etc/loaded"]}),
+        json!({"Cmd": ["cat", format!("/{file}")]}),
         "amd64",
     );
-    layout.tag("loaded/oci:1", &m);
+    layout.tag(tag, &m);
+    layout
+}
+
+fn skopeo_copy(from: &str, to: &str) {
+    let out = std::process::Command::new("skopeo")
+        .args(["copy", "-q", from, to])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn load_and_save_round_trip_docker_archives_and_oci_layouts() {
+    let sb = Sandbox::new();
+    let layout = busybox_with(&sb, "etc/loaded", b"yes", "loaded/oci:1");
     // An OCI layout as a tar.
     let oci_tar = sb.dir.path().join("oci.tar");
     let status = std::process::Command::new("tar")
@@ -617,19 +654,9 @@ fn load_and_save_round_trip_docker_archives_and_oci_layouts() {
     assert_eq!(run(&sb, &["loaded/oci:1"]), "yes");
     // What `docker save` writes, as skopeo writes it (uncompressed layers).
     let archive = sb.dir.path().join("docker.tar");
-    let out = std::process::Command::new("skopeo")
-        .args(["copy", "-q"])
-        .arg(format!("oci:{}:loaded/oci:1", layout.dir.display()))
-        .arg(format!(
-            "docker-archive:{}:loaded/docker:2",
-            archive.display()
-        ))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    skopeo_copy(
+        &format!("oci:{}:loaded/oci:1", layout.dir.display()),
+        &format!("docker-archive:{}:loaded/docker:2", archive.display()),
     );
     assert_eq!(
         sb.containr_ok(&["load", "-i", archive.to_str().unwrap()]),
@@ -706,5 +733,77 @@ fn load_and_save_round_trip_docker_archives_and_oci_layouts() {
         "digest mismatch",
     );
     assert_eq!(blob_count(&sb), before);
+    assert_verified(&sb);
+}
+
+#[test]
+fn an_unnamed_docker_archive_loads_by_id_and_runs_tags_and_saves_by_id() {
+    let sb = Sandbox::new();
+    let layout = busybox_with(&sb, "etc/unnamed", b"anon", "t");
+    // No name after the file: skopeo writes `"RepoTags": []`.
+    let archive = sb.dir.path().join("unnamed.tar");
+    skopeo_copy(
+        &format!("oci:{}:t", layout.dir.display()),
+        &format!("docker-archive:{}", archive.display()),
+    );
+    let loaded = sb.containr_ok(&["load", "-i", archive.to_str().unwrap()]);
+    let id = loaded
+        .strip_prefix("Loaded image ID: ")
+        .and_then(|s| s.strip_suffix('\n'))
+        .unwrap_or_else(|| panic!("{loaded:?}"))
+        .to_string();
+    assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
+    // docker's `<none>:<none>` row, with the id.
+    let images = sb.containr_ok(&["images"]);
+    let row = images.lines().nth(1).unwrap_or_default();
+    assert!(
+        row.starts_with("<none>") && row.contains(&id[7..19]),
+        "{images}"
+    );
+    assert_eq!(sb.containr_ok(&["images", "-q"]).trim(), &id[7..19]);
+    // Run by the whole id and by a unique prefix, with or without sha256:.
+    assert_eq!(run(&sb, &[&id]), "anon");
+    assert_eq!(run(&sb, &[&id[7..15]]), "anon");
+    // The manifest's `<none>` entry keeps it from gc.
+    sb.containr_ok(&["gc"]);
+    assert_eq!(run(&sb, &[&id[..14]]), "anon");
+    // Saved by id: an archive without names, which loads unnamed again.
+    let saved = sb.dir.path().join("saved.tar");
+    sb.containr_ok(&["save", "-o", saved.to_str().unwrap(), &id[7..19]]);
+    let other = sb.dir.path().join("other-root");
+    let again = std::process::Command::new(common::BIN)
+        .arg("--root")
+        .arg(&other)
+        .args(["load", "-i", saved.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&again.stdout), loaded);
+    // There it has no name: rmi by id deletes it, as docker words it.
+    let rmi = std::process::Command::new(common::BIN)
+        .arg("--root")
+        .arg(&other)
+        .args(["rmi", &id[7..19]])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&rmi.stdout),
+        format!("Deleted: {id}\n")
+    );
+    // Tagged, it is no longer `<none>`; loading it again adds no row.
+    sb.containr_ok(&["tag", &id[7..19], "named:1"]);
+    let images = sb.containr_ok(&["images"]);
+    assert!(!images.contains("<none>"), "{images}");
+    assert_eq!(run(&sb, &["named:1"]), "anon");
+    assert_eq!(
+        sb.containr_ok(&["load", "-i", archive.to_str().unwrap()]),
+        loaded
+    );
+    assert_eq!(sb.containr_ok(&["images", "-q"]).lines().count(), 1);
+    // rmi by id removes it whole.
+    assert_eq!(
+        sb.containr_ok(&["rmi", &id[7..19]]),
+        "Untagged: docker.io/library/named:1\n"
+    );
+    assert_eq!(sb.containr_ok(&["images", "-q"]), "");
     assert_verified(&sb);
 }

@@ -803,3 +803,52 @@ fn nothing_is_left_running_after_exit() {
     );
     sb.assert_clean();
 }
+
+#[test]
+fn missing_mount_points_are_made_0755_and_files_0644() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    let r = &sb.rootfs;
+    for gone in [
+        "proc",
+        "sys",
+        "etc/hostname",
+        "etc/hosts",
+        "etc/resolv.conf",
+    ] {
+        let p = r.join(gone);
+        if p.is_dir() {
+            std::fs::remove_dir_all(&p).unwrap();
+        } else if p.exists() {
+            std::fs::remove_file(&p).unwrap();
+        }
+    }
+    sb.ok(&["-w", "/made/here", "true"]);
+    for (path, mode) in [
+        ("proc", 0o755),
+        ("sys", 0o755),
+        ("made", 0o755),
+        ("made/here", 0o755),
+        ("etc/hostname", 0o644),
+        ("etc/hosts", 0o644),
+        ("etc/resolv.conf", 0o644),
+    ] {
+        let m = std::fs::symlink_metadata(r.join(path)).unwrap();
+        assert_eq!(m.permissions().mode() & 0o7777, mode, "{path}");
+    }
+}
+
+#[test]
+fn a_rootfs_whose_dev_is_a_symlink_is_a_one_line_error() {
+    let sb = Sandbox::new();
+    let dev = sb.rootfs.join("dev");
+    std::fs::remove_dir_all(&dev).unwrap();
+    std::os::unix::fs::symlink("/tmp", &dev).unwrap();
+    assert_fails(
+        &sb.run(&["true"]),
+        125,
+        "the rootfs's /dev is a symlink to /tmp, not a directory",
+    );
+    // Nothing was mounted over the symlink's target either.
+    assert_eq!(std::fs::read_dir(sb.rootfs.join("tmp")).unwrap().count(), 0);
+}

@@ -80,10 +80,15 @@ impl Term {
     /// `containr run --rootfs ROOTFS ARGS...` with a terminal of `size` as
     /// its stdio and controlling terminal.
     fn spawn(sb: &Sandbox, size: Winsize, args: &[&str]) -> Term {
-        let (master, slave) = open_pty(size);
         let mut full = vec!["run", "--rm", "--rootfs", sb.rootfs.to_str().unwrap()];
         full.extend_from_slice(args);
-        let mut cmd = sb.cmd(&full);
+        Term::spawn_cmd(sb.cmd(&full), size)
+    }
+
+    /// `cmd` with a terminal of `size` as its stdio and controlling
+    /// terminal.
+    fn spawn_cmd(mut cmd: std::process::Command, size: Winsize) -> Term {
+        let (master, slave) = open_pty(size);
         let stdio = || Stdio::from(slave.try_clone().expect("dup the pty slave"));
         cmd.stdin(stdio()).stdout(stdio()).stderr(stdio());
         // SAFETY: setsid and ioctl are async-signal-safe, and the closure
@@ -470,4 +475,79 @@ fn tail(s: &str) -> &str {
         start += 1;
     }
     &s[start..]
+}
+
+#[test]
+fn login_asks_for_the_user_and_reads_the_password_without_echo() {
+    use common::registry::{Proxy, ProxyConfig, Registry};
+    let sb = Sandbox::new();
+    let reg = Registry::start();
+    let proxy = Proxy::start(
+        &reg.host,
+        ProxyConfig {
+            basic_auth: Some(("carol".into(), "hunter2".into())),
+            ..Default::default()
+        },
+    );
+    let docker_config = sb.dir.path().join("docker-config");
+    let login = |stdin_lines: Option<&str>| {
+        let mut c = sb.cmd(&["login", &proxy.host]);
+        c.env("DOCKER_CONFIG", &docker_config);
+        c.stdin(Stdio::piped());
+        (c, stdin_lines.map(str::to_string))
+    };
+    // On a terminal: `Username: ` echoes what is typed, `Password: ` not.
+    let (cmd, _) = login(None);
+    let mut t = Term::spawn_cmd(cmd, winsize(24, 80));
+    t.expect("Username: ");
+    t.send("carol\r");
+    t.expect("Password: ");
+    assert!(
+        t.text().contains("carol"),
+        "the user name is echoed: {:?}",
+        t.text()
+    );
+    t.send("hunter2\r");
+    t.expect("Login Succeeded");
+    assert!(t.wait().success(), "{:?}", t.text());
+    assert!(
+        !t.text().contains("hunter2"),
+        "the password was echoed: {:?}",
+        t.text()
+    );
+    assert!(
+        t.termios().local_flags.contains(LocalFlags::ECHO),
+        "echo is back on"
+    );
+    let saved = std::fs::read_to_string(docker_config.join("config.json")).unwrap();
+    // base64("carol:hunter2")
+    assert!(saved.contains("Y2Fyb2w6aHVudGVyMg=="), "{saved}");
+    std::fs::remove_file(docker_config.join("config.json")).unwrap();
+
+    // Not a terminal: the two lines are read from stdin.
+    let (mut cmd, lines) = login(Some("carol\nhunter2\n"));
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), lines.unwrap().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Username: Password: Login Succeeded\n"
+    );
+    let saved = std::fs::read_to_string(docker_config.join("config.json")).unwrap();
+    assert!(saved.contains("Y2Fyb2w6aHVudGVyMg=="), "{saved}");
+    // A wrong password read the same way is refused as with -p.
+    let (mut cmd, _) = login(None);
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"carol\nwrong\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    common::assert_fails(&out, 125, "wrong user or password");
 }

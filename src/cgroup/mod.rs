@@ -31,8 +31,8 @@ pub use v2::V2;
 /// Errors of this module.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid size {0:?}: expected a number with an optional unit b, k, m or g (e.g. 32m)")]
-    Size(String),
+    #[error("invalid size {0:?}: {1}")]
+    Size(String, &'static str),
     #[error("invalid {flag} {value:?}: {why}")]
     Value {
         flag: &'static str,
@@ -78,7 +78,10 @@ impl LimitFlags {
             Some(s) => Some(parse_size(s)? as i64),
         };
         let limits = Limits {
-            memory: self.memory.as_deref().map(parse_size).transpose()?,
+            memory: match self.memory.as_deref() {
+                Some(s) => parse_memory(s)?,
+                None => None,
+            },
             memory_swap,
             cpus: self.cpus.as_deref().map(parse_cpus).transpose()?,
             cpu_shares: self.cpu_shares,
@@ -154,7 +157,12 @@ impl Limits {
 /// Docker's size syntax (`RAMInBytes`): a number, an optional unit among
 /// b, k, m, g, t, p (powers of 1024, any case), an optional `b`/`ib` after it.
 pub fn parse_size(s: &str) -> Result<u64, Error> {
-    let err = || Error::Size(s.to_string());
+    let err = || {
+        Error::Size(
+            s.to_string(),
+            "expected a number with an optional unit b, k, m, g, t or p (e.g. 32m)",
+        )
+    };
     let t = s.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -172,10 +180,34 @@ pub fn parse_size(s: &str) -> Result<u64, Error> {
         _ => return Err(err()),
     };
     let bytes = num * mult as f64;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+    if !bytes.is_finite() || bytes < 0.0 {
         return Err(err());
     }
+    if bytes > u64::MAX as f64 {
+        return Err(Error::Size(s.to_string(), "larger than 16 EiB"));
+    }
     Ok(bytes as u64)
+}
+
+/// The smallest `--memory` docker accepts; a smaller limit only gets the
+/// container OOM-killed as it starts.
+pub const MIN_MEMORY: u64 = 6 << 20;
+
+/// `--memory`: a size of at least [`MIN_MEMORY`]; 0 is no limit, as in
+/// docker.
+pub fn parse_memory(s: &str) -> Result<Option<u64>, Error> {
+    let bytes = parse_size(s)?;
+    if bytes == 0 {
+        return Ok(None);
+    }
+    if bytes < MIN_MEMORY {
+        return Err(Error::Value {
+            flag: "--memory",
+            value: s.to_string(),
+            why: "Minimum memory limit allowed is 6MB",
+        });
+    }
+    Ok(Some(bytes))
 }
 
 /// `--cpus`: a positive decimal no larger than the host's CPU count.
@@ -470,8 +502,21 @@ mod tests {
         assert_eq!(parse_size("1.5k").unwrap(), 1536);
         assert_eq!(parse_size("100").unwrap(), 100);
         assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_size("2t").unwrap(), 2 << 40);
         for bad in ["12qb", "", "m", "-1m", "1..2m", "abc", "1 2m"] {
-            assert!(parse_size(bad).is_err(), "{bad:?} should be refused");
+            let e = parse_size(bad).unwrap_err().to_string();
+            assert!(e.contains("b, k, m, g, t or p"), "{bad:?}: {e}");
+        }
+        let e = parse_size("99999999t").unwrap_err().to_string();
+        assert!(e.contains("larger than 16 EiB"), "{e}");
+        assert_eq!(parse_memory("6m").unwrap(), Some(6 << 20));
+        assert_eq!(parse_memory("0").unwrap(), None);
+        for small in ["1", "6291455", "5.9m"] {
+            let e = parse_memory(small).unwrap_err().to_string();
+            assert!(
+                e.contains("Minimum memory limit allowed is 6MB"),
+                "{small}: {e}"
+            );
         }
     }
 

@@ -7,7 +7,7 @@ use containr::container::lifecycle;
 use containr::util::{ago, human_size};
 use containr::{image, registry};
 
-use super::{Global, print_table, require_root, write_tar};
+use super::{Global, print_table, prompt, require_root, write_tar};
 use crate::error::Error;
 
 /// `containr pull NAME`: progress, then the name pulled.
@@ -33,10 +33,26 @@ pub fn pull(
 pub fn login(
     global: &Global,
     server: Option<String>,
-    username: String,
+    username: Option<String>,
     password: Option<String>,
     password_stdin: bool,
 ) -> Result<i32, Error> {
+    // As docker: what the flags do not give is asked for, the password
+    // without echo on a terminal.
+    let username = match (username, password_stdin) {
+        (Some(u), _) => u,
+        (None, true) => {
+            return Err(Error::Usage(
+                "containr login --password-stdin needs --username".into(),
+            ));
+        }
+        (None, false) => prompt("Username: ", true)?,
+    };
+    if username.is_empty() {
+        return Err(Error::Usage(
+            "containr login: the user name is empty".into(),
+        ));
+    }
     let password = match (password, password_stdin) {
         (Some(p), false) => p,
         (None, true) => {
@@ -46,12 +62,16 @@ pub fn login(
                 .map_err(|e| Error::Usage(format!("reading the password: {e}")))?;
             p.trim_end_matches(['\n', '\r']).to_string()
         }
-        _ => {
+        (None, false) => prompt("Password: ", false)?,
+        (Some(_), true) => {
             return Err(Error::Usage(
-                "containr login needs exactly one of --password and --password-stdin".into(),
+                "containr login takes one of --password and --password-stdin".into(),
             ));
         }
     };
+    if password.is_empty() {
+        return Err(Error::Usage("containr login: the password is empty".into()));
+    }
     let server = registry_domain(server)?;
     let creds = registry::auth::Credentials { username, password };
     registry::login(&server, &creds, &global.insecure_registries)?;
@@ -87,8 +107,11 @@ fn registry_domain(server: Option<String>) -> Result<String, Error> {
 /// `containr load -i FILE`.
 pub fn load(root: &Path, input: &Path) -> Result<i32, Error> {
     require_root("load")?;
-    for name in image::archive::load(root, input)? {
-        println!("Loaded image: {name}");
+    for loaded in image::archive::load(root, input)? {
+        match loaded {
+            image::archive::Loaded::Name(name) => println!("Loaded image: {name}"),
+            image::archive::Loaded::Id(id) => println!("Loaded image ID: {id}"),
+        }
     }
     Ok(0)
 }
@@ -189,7 +212,10 @@ pub fn rmi(root: &Path, images: &[String], force: bool) -> Result<i32, Error> {
     };
     for name in images {
         for gone in image::remove(root, name, used_by)? {
-            println!("Untagged: {gone}");
+            match image::store::unnamed_id(&gone) {
+                Some(id) => println!("Deleted: {id}"),
+                None => println!("Untagged: {gone}"),
+            }
         }
     }
     Ok(0)

@@ -90,6 +90,48 @@ pub fn write_tar<E: Into<Error>>(
     result
 }
 
+/// Ask `label` on stdout and read one line from stdin, as `docker login`
+/// asks for what its flags did not give. With `echo` false and a terminal
+/// on stdin, what is typed is not shown (the terminal's ECHO is off until
+/// the line is read); from a pipe or a file, the line is just read.
+pub fn prompt(label: &str, echo: bool) -> Result<String, Error> {
+    use nix::sys::termios::{self, LocalFlags, SetArg};
+    use std::io::BufRead;
+    use std::os::fd::AsFd;
+    let what = label.trim_end_matches([':', ' ']).to_lowercase();
+    let fail = |e: std::io::Error| Error::Usage(format!("reading the {what}: {e}"));
+    let mut out = std::io::stdout();
+    let stdin = std::io::stdin();
+    let fd = stdin.as_fd();
+    let saved = if echo {
+        None
+    } else {
+        termios::tcgetattr(fd).ok()
+    };
+    if let Some(saved) = &saved {
+        let mut quiet = saved.clone();
+        quiet.local_flags.remove(LocalFlags::ECHO);
+        // Before the prompt shows, so that nothing typed after it is
+        // echoed; TCSANOW, not TCSAFLUSH, which would drop what is typed
+        // ahead.
+        termios::tcsetattr(fd, SetArg::TCSANOW, &quiet).map_err(|e| fail(e.into()))?;
+    }
+    write!(out, "{label}")
+        .and_then(|()| out.flush())
+        .map_err(fail)?;
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    if let Some(saved) = &saved {
+        // The Enter that ended the line was not echoed either.
+        let _ = termios::tcsetattr(fd, SetArg::TCSANOW, saved);
+        let _ = writeln!(out);
+    }
+    if read.map_err(fail)? == 0 {
+        return Err(Error::Usage(format!("no {what} given (end of input)")));
+    }
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
 /// The end of a command: its status, or its error on one line and the
 /// status that goes with it.
 pub fn finish(result: Result<i32, Error>) -> ExitCode {

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use super::config::{self, Descriptor, Index, Kind, Manifest};
 use super::reference::Reference;
-use super::{Error, Images, find, io_err};
+use super::{Error, Images, find, io_err, store};
 use crate::cas::{Digest, Expected};
 
 /// JSON files larger than this are not metadata.
@@ -94,8 +94,16 @@ impl Contents {
     }
 }
 
-/// `containr load -i FILE`: the names loaded.
-pub fn load(data_root: &Path, file: &Path) -> Result<Vec<String>, Error> {
+/// An image `load` stored: by name, or by id when the archive gave it
+/// none (`skopeo copy … docker-archive:FILE` writes `"RepoTags": []`).
+#[derive(Debug, PartialEq)]
+pub enum Loaded {
+    Name(String),
+    Id(Digest),
+}
+
+/// `containr load -i FILE`: the images loaded.
+pub fn load(data_root: &Path, file: &Path) -> Result<Vec<Loaded>, Error> {
     let images = Images::open(data_root)?;
     let _guard = images.gc_guard(false)?;
     let mut stored = Vec::new();
@@ -127,9 +135,9 @@ fn load_stored(
     images: &Images,
     file: &Path,
     stored: &mut Vec<Digest>,
-) -> Result<Vec<String>, Error> {
+) -> Result<Vec<Loaded>, Error> {
     let contents = read_contents(images, file, stored)?;
-    let mut named: Vec<(String, Digest)> = Vec::new();
+    let mut named: Vec<(Option<String>, Digest)> = Vec::new();
     if let Some(manifest_json) = contents.json.get("manifest.json") {
         named.extend(load_docker(images, file, &contents, manifest_json, stored)?);
     } else if let Some(index) = contents.json.get("index.json") {
@@ -141,19 +149,42 @@ fn load_stored(
         ));
     }
     if named.is_empty() {
-        return Err(bad(file, "no named image in it"));
+        return Err(bad(file, "no image in it"));
     }
+    let mut ids = Vec::new();
     for (_, manifest) in &named {
         let img = images.load(manifest)?;
         images.snapshots(&img)?;
+        ids.push(img.config_digest);
     }
     images.update(|index| {
-        for (name, manifest) in &named {
-            index.insert(name.clone(), manifest.clone());
+        let mut out = Vec::new();
+        for ((name, manifest), id) in named.iter().zip(&ids) {
+            let unnamed = store::unnamed_key(id);
+            match name {
+                Some(name) => {
+                    index.insert(name.clone(), manifest.clone());
+                    index.remove(&unnamed);
+                    out.push(Loaded::Name(name.clone()));
+                }
+                None => {
+                    // As docker: an image that has a name keeps it and
+                    // gets no `<none>` entry.
+                    let has_name = index.iter().any(|(k, d)| {
+                        !store::is_unnamed(k)
+                            && images.load(d).is_ok_and(|i| &i.config_digest == id)
+                    });
+                    if !has_name && !index.contains_key(&unnamed) {
+                        index.insert(unnamed, manifest.clone());
+                    }
+                    if !out.contains(&Loaded::Id(id.clone())) {
+                        out.push(Loaded::Id(id.clone()));
+                    }
+                }
+            }
         }
-        Ok(())
-    })?;
-    Ok(named.into_iter().map(|(n, _)| n).collect())
+        Ok(out)
+    })
 }
 
 /// docker-archive: `manifest.json` lists each image's config file, layer
@@ -164,7 +195,7 @@ fn load_docker(
     contents: &Contents,
     manifest_json: &[u8],
     stored: &mut Vec<Digest>,
-) -> Result<Vec<(String, Digest)>, Error> {
+) -> Result<Vec<(Option<String>, Digest)>, Error> {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Entry {
@@ -213,15 +244,24 @@ fn load_docker(
             .cas
             .put(&serde_json::to_vec(&manifest).expect("plain data"))?;
         stored.push(digest.clone());
-        for tag in e.repo_tags.unwrap_or_default() {
-            out.push((Reference::parse(&tag)?.to_string(), digest.clone()));
+        let tags = e.repo_tags.unwrap_or_default();
+        if tags.is_empty() {
+            out.push((None, digest.clone()));
+        }
+        for tag in tags {
+            out.push((Some(Reference::parse(&tag)?.to_string()), digest.clone()));
         }
     }
     Ok(out)
 }
 
-/// OCI layout: `index.json` names manifests (or indexes) by annotation.
-fn load_oci(images: &Images, file: &Path, index: &[u8]) -> Result<Vec<(String, Digest)>, Error> {
+/// OCI layout: `index.json` names manifests (or indexes) by annotation;
+/// one without a name is loaded unnamed.
+fn load_oci(
+    images: &Images,
+    file: &Path,
+    index: &[u8],
+) -> Result<Vec<(Option<String>, Digest)>, Error> {
     let index: Index =
         serde_json::from_slice(index).map_err(|e| bad(file, format!("index.json: {e}")))?;
     let mut out = Vec::new();
@@ -230,7 +270,6 @@ fn load_oci(images: &Images, file: &Path, index: &[u8]) -> Result<Vec<(String, D
             .annotations
             .get("io.containerd.image.name")
             .or_else(|| desc.annotations.get("org.opencontainers.image.ref.name"));
-        let Some(name) = name else { continue };
         let mut manifest = desc.digest.clone();
         let bytes = images.cas.read(&manifest)?;
         let v: serde_json::Value =
@@ -243,11 +282,14 @@ fn load_oci(images: &Images, file: &Path, index: &[u8]) -> Result<Vec<(String, D
         if kind == Some(Kind::Index) {
             let inner: Index = serde_json::from_slice(&bytes)
                 .map_err(|e| bad(file, format!("{manifest}: {e}")))?;
-            let d = config::select_platform(&inner, &config::host_platform())
-                .ok_or_else(|| bad(file, format!("{name}: no image for this platform")))?;
+            let d = config::select_platform(&inner, &config::host_platform()).ok_or_else(|| {
+                let what = name.map_or(desc.digest.to_string(), String::clone);
+                bad(file, format!("{what}: no image for this platform"))
+            })?;
             manifest = d.digest.clone();
         }
-        out.push((Reference::parse(name)?.to_string(), manifest));
+        let name = name.map(|n| Reference::parse(n)).transpose()?;
+        out.push((name.map(|r| r.to_string()), manifest));
     }
     Ok(out)
 }

@@ -171,16 +171,34 @@ pub fn parse_platform(s: &str) -> Option<Platform> {
 /// and the same variant when `want` names one (arm64's `v8` is the default
 /// variant, so an entry without one matches it).
 pub fn select_platform<'a>(index: &'a Index, want: &Platform) -> Option<&'a Descriptor> {
-    index.manifests.iter().find(|d| {
-        let Some(p) = &d.platform else { return false };
-        p.os == want.os
-            && p.architecture == want.architecture
-            && match (&want.variant, &p.variant) {
+    index
+        .manifests
+        .iter()
+        .find(|d| d.platform.as_ref().is_some_and(|p| p.matches(want)))
+}
+
+impl Platform {
+    /// Whether an image of this platform is one of `want` (see
+    /// [`select_platform`] for the variant's rule).
+    pub fn matches(&self, want: &Platform) -> bool {
+        self.os == want.os
+            && self.architecture == want.architecture
+            && match (&want.variant, &self.variant) {
                 (None, _) => true,
                 (Some(w), Some(v)) => w == v,
                 (Some(w), None) => want.architecture == "arm64" && w == "v8",
             }
-    })
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        match &self.variant {
+            Some(v) => write!(f, "/{v}"),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Docker's rules for the process of a container from an image:

@@ -136,6 +136,8 @@ pub struct RunImage {
     pub snapshot_base: PathBuf,
     data_root: PathBuf,
     pub config: RunConfig,
+    /// The platform its config declares.
+    pub platform: config::Platform,
     /// Keeps gc away until the container's writable layer records which
     /// snapshots it uses.
     guard: std::cell::Cell<Option<store::IndexLock>>,
@@ -154,6 +156,11 @@ pub fn for_run(data_root: &Path, name: &str) -> Result<RunImage, Error> {
         snapshot_base: images.snapshot_dir(),
         data_root: images.data_root().to_path_buf(),
         config: found.image.config.config.clone().unwrap_or_default(),
+        platform: config::Platform {
+            architecture: found.image.config.architecture.clone(),
+            os: found.image.config.os.clone(),
+            variant: found.image.config.variant.clone(),
+        },
         guard: std::cell::Cell::new(Some(guard)),
     })
 }
@@ -271,6 +278,8 @@ pub fn tag(data_root: &Path, source: &str, target: &str) -> Result<(), Error> {
     let manifest = found.image.manifest_digest;
     images.update(|index| {
         index.insert(target.to_string(), manifest);
+        // Named now: no longer `<none>`, as in docker.
+        index.remove(&store::unnamed_key(&found.image.config_digest));
         Ok(())
     })
 }
@@ -345,6 +354,7 @@ pub fn list(data_root: &Path) -> Result<Vec<Row>, Error> {
                 r.familiar_repository(),
                 r.tag.clone().unwrap_or_else(|| "<none>".into()),
             ),
+            Err(_) if store::is_unnamed(&name) => ("<none>".into(), "<none>".into()),
             Err(_) => (name.clone(), "<none>".into()),
         };
         rows.push(Row {
@@ -366,10 +376,11 @@ pub fn inspect(data_root: &Path, name: &str) -> Result<serde_json::Value, Error>
     let tags: Vec<String> = images
         .index()?
         .iter()
-        .filter(|(_, d)| {
-            images
-                .load(d)
-                .is_ok_and(|i| i.config_digest == img.config_digest)
+        .filter(|(k, d)| {
+            !store::is_unnamed(k)
+                && images
+                    .load(d)
+                    .is_ok_and(|i| i.config_digest == img.config_digest)
         })
         .map(|(k, _)| k.clone())
         .collect();

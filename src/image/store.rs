@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! images/index.json      {"docker.io/library/alpine:latest": "sha256:<manifest>", ...}
+//!                        an image without a name (docker's `<none>:<none>`) is
+//!                        kept as "<none>@sha256:<id>", which no reference parses as
 //! images/lock            flock(2)ed around every read-modify-write of the index
 //! snapshots/<hex>        a layer unpacked, named by its diff-id; shared by images
 //! snapshots/<hex>.sum    the sum of its tree when it was made (treesum)
@@ -363,6 +365,25 @@ pub fn make_snapshot(reader: impl std::io::Read, dir: &Path, layer: &str) -> Res
 }
 
 /// The first 12 hex digits, as docker shows ids.
+/// The index key of an image that has no name, by its id: docker's
+/// dangling `<none>:<none>`, kept (and kept from gc) until it is named or
+/// removed.
+pub fn unnamed_key(id: &Digest) -> String {
+    format!("{UNNAMED}{id}")
+}
+
+/// Whether an index key is an unnamed image's.
+pub fn is_unnamed(key: &str) -> bool {
+    unnamed_id(key).is_some()
+}
+
+/// The id (`sha256:…`) of an unnamed image's index key.
+pub fn unnamed_id(key: &str) -> Option<&str> {
+    key.strip_prefix(UNNAMED)
+}
+
+const UNNAMED: &str = "<none>@";
+
 pub fn short(d: &Digest) -> String {
     d.hex()[..12].to_string()
 }

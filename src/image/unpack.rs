@@ -6,8 +6,11 @@
 //! Every entry is created relative to a directory file descriptor, never by
 //! a host path:
 //!
-//! 1. The entry's name is split into components; an absolute name or a `..`
-//!    component is refused outright.
+//! 1. The entry's name is split into components; a `..` component is
+//!    refused outright. A leading `/` is dropped: as containerd and GNU tar
+//!    do, `/etc/x` is the layer's `etc/x`, and the entry `/` (which
+//!    `umoci insert IMAGE DIR /` writes first) is the layer's root, like
+//!    `./`. Hard-link targets are read the same way.
 //! 2. The directory that will hold the entry is opened with `openat2(2)`
 //!    relative to the layer's root with `RESOLVE_BENEATH`: the kernel
 //!    resolves it, following symlinks the layer made *inside* the tree, but
@@ -145,11 +148,9 @@ struct Unpacker<'a> {
     hashed: Hashed,
 }
 
-/// The components of an entry's name; refuses what could leave the tree.
+/// The components of an entry's name, relative to the layer's root even
+/// when it starts with `/`; refuses what could leave the tree.
 fn components(raw: &[u8]) -> Result<Vec<Vec<u8>>, &'static str> {
-    if raw.starts_with(b"/") {
-        return Err("absolute path");
-    }
     let mut out = Vec::new();
     for c in raw.split(|b| *b == b'/') {
         match c {
@@ -673,7 +674,15 @@ mod tests {
             vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
         );
         assert!(components(b"./").unwrap().is_empty());
-        assert_eq!(components(b"/etc/passwd"), Err("absolute path"));
+        // A leading `/` names the layer's root, as in containerd.
+        assert_eq!(
+            components(b"/etc/passwd").unwrap(),
+            vec![b"etc".to_vec(), b"passwd".to_vec()]
+        );
+        assert!(components(b"/").unwrap().is_empty());
+        assert!(components(b"//./").unwrap().is_empty());
+        assert_eq!(components(b"/../x"), Err("'..' in the path"));
+        assert_eq!(components(b"/a/../../x"), Err("'..' in the path"));
         assert_eq!(components(b"a/../../b"), Err("'..' in the path"));
         assert_eq!(components(b".."), Err("'..' in the path"));
         // `..` inside a name is just a name.
@@ -897,6 +906,41 @@ mod archive_tests {
     }
 
     #[test]
+    fn a_leading_slash_names_the_layers_root() {
+        let outer = tempfile::tempdir().unwrap();
+        let dir = outer.path().join("layer");
+        std::fs::create_dir(&dir).unwrap();
+        // What `umoci insert IMAGE DIR /` writes: the root as `/`, then
+        // names under it with a leading `/`; `./` names mixed in.
+        let bytes = tar(&[
+            E::Dir("/", 0o711),
+            E::Dir("/etc/", 0o750),
+            E::File("/etc/x", b"x", 0o644),
+            E::Link("/etc/x2", "/etc/x"),
+            E::File("./y", b"y", 0o600),
+        ]);
+        unpack(&bytes[..], &dir, "L").unwrap();
+        let root = std::fs::metadata(&dir).unwrap();
+        assert_eq!(root.permissions().mode() & 0o7777, 0o711);
+        assert_eq!(
+            (root.uid(), root.gid(), root.mtime()),
+            (1000, 2000, 1_600_000_000)
+        );
+        assert_eq!(std::fs::read(dir.join("etc/x")).unwrap(), b"x");
+        assert_eq!(
+            std::fs::metadata(dir.join("etc/x2")).unwrap().ino(),
+            std::fs::metadata(dir.join("etc/x")).unwrap().ino()
+        );
+        assert_eq!(std::fs::read(dir.join("y")).unwrap(), b"y");
+        let beside: Vec<_> = std::fs::read_dir(outer.path()).unwrap().flatten().collect();
+        assert_eq!(beside.len(), 1, "{beside:?}");
+        // A hard link to `/etc/passwd` names the layer's own, not the
+        // host's: absent here, so the layer is refused.
+        let (_outer, err) = unpack_err(&[E::Link("hard", "/etc/passwd")]);
+        assert!(err.contains("hard link"), "{err}");
+    }
+
+    #[test]
     fn whiteouts_become_overlay_whiteouts() {
         let dir = tempfile::tempdir().unwrap();
         let bytes = tar(&[
@@ -974,7 +1018,7 @@ mod archive_tests {
         let cases: Vec<(Vec<E<'_>>, &str)> = vec![
             (vec![E::File("../escape", b"x", 0o644)], "'..'"),
             (vec![E::File("a/../../escape", b"x", 0o644)], "'..'"),
-            (vec![E::File("/abs", b"x", 0o644)], "absolute path"),
+            (vec![E::File("/../escape", b"x", 0o644)], "'..'"),
             (
                 vec![E::Sym("evil", "/"), E::File("evil/escape", b"x", 0o644)],
                 "symlink out of the layer",
@@ -992,7 +1036,7 @@ mod archive_tests {
                 "symlink out of the layer",
             ),
             (vec![E::Link("hard", "../outside")], "outside the layer"),
-            (vec![E::Link("hard", "/etc/passwd")], "outside the layer"),
+            (vec![E::Link("hard", "/../etc/passwd")], "outside the layer"),
             (
                 vec![E::Sym("evil", "/etc"), E::Link("hard", "evil/passwd")],
                 "outside the layer",

@@ -71,6 +71,14 @@ pub enum Error {
     Config { path: PathBuf, reason: String },
     #[error("invalid --platform {0:?}: expected os/arch[/variant]")]
     BadPlatform(String),
+    #[error(
+        "image {name} was found but does not match the specified platform: wanted {want}, actual: {actual}"
+    )]
+    WrongPlatform {
+        name: String,
+        want: String,
+        actual: String,
+    },
 }
 
 impl From<cas::Error> for Error {
@@ -264,10 +272,7 @@ fn pull_into(
 }
 
 fn platform_string(p: &Platform) -> String {
-    match &p.variant {
-        Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
-        None => format!("{}/{}", p.os, p.architecture),
-    }
+    p.to_string()
 }
 
 fn check_digest(what: &str, want: &Digest, bytes: &[u8]) -> Result<(), Error> {
@@ -495,17 +500,42 @@ pub fn for_run(
     policy: PullPolicy,
     opts: &PullOptions,
 ) -> Result<image::RunImage, Error> {
+    // A bad --platform is refused before anything is looked up.
+    let want = match &opts.platform {
+        Some(p) => Some(config::parse_platform(p).ok_or_else(|| Error::BadPlatform(p.clone()))?),
+        None => None,
+    };
     if policy == PullPolicy::Always {
         pull(data_root, name, opts)?;
     }
-    match image::for_run(data_root, name) {
+    let wrong = |img: &image::RunImage| {
+        want.as_ref()
+            .filter(|w| !img.platform.matches(w))
+            .map(|w| Error::WrongPlatform {
+                name: name.to_string(),
+                want: w.to_string(),
+                actual: img.platform.to_string(),
+            })
+    };
+    let img = match image::for_run(data_root, name) {
         Err(image::Error::NotFound(_)) if policy == PullPolicy::Missing => {
             opts.progress
                 .message(&format!("Unable to find image '{name}' locally"));
             pull(data_root, name, opts)?;
-            Ok(image::for_run(data_root, name)?)
+            image::for_run(data_root, name)?
         }
-        other => Ok(other?),
+        // As docker: a stored image of another platform than asked is
+        // pulled again for the one asked, never silently used.
+        Ok(img) if policy == PullPolicy::Missing && wrong(&img).is_some() => {
+            drop(img);
+            pull(data_root, name, opts)?;
+            image::for_run(data_root, name)?
+        }
+        other => other?,
+    };
+    match wrong(&img) {
+        Some(e) => Err(e),
+        None => Ok(img),
     }
 }
 

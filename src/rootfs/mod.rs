@@ -35,6 +35,8 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("the rootfs's {path} is {what}, not a directory: containr mounts its own {path} there")]
+    NotADirectory { path: String, what: String },
 }
 
 fn op_err(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(nix::Error) -> Error {
@@ -207,16 +209,33 @@ fn mount_proc_sys(root: &Path, privileged: bool) -> Result<(), Error> {
     };
     for (fstype, dir, flags) in [("proc", "proc", common), ("sysfs", "sys", common | ro)] {
         let target = root.join(dir);
-        if std::fs::symlink_metadata(&target).is_ok_and(|m| !m.is_dir()) {
-            return Err(Error::Op {
-                op: "refusing to mount over",
-                path: target,
-                source: std::io::Error::other("not a directory (a symlink?) in the rootfs"),
-            });
-        }
+        mount_point(&target, &format!("/{dir}"))?;
         mount_fs(fstype, &target.to_string_lossy(), flags, None)?;
     }
     Ok(())
+}
+
+/// Refuse a mount point of the rootfs (`shown` inside it) that exists and
+/// is not a directory: a symlink could send the mount elsewhere, and
+/// anything else would fail with a puzzling `File exists`.
+fn mount_point(path: &Path, shown: &str) -> Result<(), Error> {
+    let Ok(m) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    let what = if m.is_symlink() {
+        match std::fs::read_link(path) {
+            Ok(to) => format!("a symlink to {}", to.display()),
+            Err(_) => "a symlink".to_string(),
+        }
+    } else if m.is_dir() {
+        return Ok(());
+    } else {
+        "a file".to_string()
+    };
+    Err(Error::NotADirectory {
+        path: shown.to_string(),
+        what,
+    })
 }
 
 /// Files and directories of /proc and /sys that expose the host (kernel
@@ -325,6 +344,7 @@ fn locked_flags(path: &str) -> MsFlags {
 }
 
 fn mount_dev(host_devices: Option<Vec<OwnedFd>>) -> Result<(), Error> {
+    mount_point(Path::new("/dev"), "/dev")?;
     mount_fs(
         "tmpfs",
         "/dev",
@@ -351,7 +371,7 @@ fn mount_dev(host_devices: Option<Vec<OwnedFd>>) -> Result<(), Error> {
             );
             for ((name, _, _), tree) in DEVICES.iter().zip(trees) {
                 let path = format!("/dev/{name}");
-                File::create(&path).map_err(io_err("creating", &path))?;
+                create_file(&path)?;
                 move_mount(&tree, &path)?;
             }
         }
@@ -450,7 +470,7 @@ fn attach(tree: &OwnedFd, target: &str) -> Result<(), Error> {
         }
         // Follows a dangling symlink to create its target, which is inside
         // the container's root now that the pivot is done.
-        File::create(target).map_err(io_err("creating", target))?;
+        create_file(target)?;
     }
     move_mount(tree, target)
 }
@@ -478,7 +498,7 @@ fn move_mount(tree: &OwnedFd, target: &str) -> Result<(), Error> {
 /// for `-t`.
 pub fn bind_console(pts: &Path) -> Result<(), Error> {
     step!("mount(bind) /dev/console <- {}", pts.display());
-    File::create("/dev/console").map_err(io_err("creating", "/dev/console"))?;
+    create_file("/dev/console")?;
     mount(
         Some(pts),
         "/dev/console",
@@ -489,8 +509,27 @@ pub fn bind_console(pts: &Path) -> Result<(), Error> {
     .map_err(op_err("bind-mounting", "/dev/console"))
 }
 
-/// `mkdir -p`, for mount points the rootfs may lack.
+/// `mkdir -p`, for mount points the rootfs may lack: 0755, as docker
+/// makes them (the init runs with umask 0, which would leave 0777).
 pub fn mkdir_p(path: impl AsRef<Path>) -> Result<(), Error> {
+    use std::os::unix::fs::DirBuilderExt;
     let path = path.as_ref();
-    std::fs::create_dir_all(path).map_err(io_err("creating directory", path))
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(path)
+        .map_err(io_err("creating directory", path))
+}
+
+/// An empty file to bind-mount over, 0644 (not the umask-0 0666).
+fn create_file(path: &str) -> Result<(), Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .open(path)
+        .map(drop)
+        .map_err(io_err("creating", path))
 }
