@@ -39,10 +39,22 @@ macro_rules! step {
 pub struct Reporting {
     /// Print the numbered walkthrough.
     pub explain: bool,
+    /// Where the walkthrough goes.
+    pub explain_to: Sink,
     /// A tracing filter directive such as `debug` or `containr=trace`.
     pub log_level: Option<String>,
     /// `CLOCK_MONOTONIC` in nanoseconds when the user's command started.
     pub t0_ns: u64,
+}
+
+/// Where the walkthrough is written. It is output the user asked for, so
+/// stdout, where `| less` and `> file` find it; stderr when stdout carries
+/// data of its own (a tar from `export` or `save`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Sink {
+    #[default]
+    Stdout,
+    Stderr,
 }
 
 static NEXT_STEP: AtomicU64 = AtomicU64::new(1);
@@ -72,9 +84,10 @@ pub fn install(reporting: &Reporting) -> Result<(), String> {
     if !reporting.explain && reporting.log_level.is_none() {
         return Ok(());
     }
-    let explain = reporting
-        .explain
-        .then(|| ExplainLayer.with_filter(filter::filter_fn(|meta| meta.target() == TARGET)));
+    let explain = reporting.explain.then(|| {
+        ExplainLayer(reporting.explain_to)
+            .with_filter(filter::filter_fn(|meta| meta.target() == TARGET))
+    });
     let log = match &reporting.log_level {
         Some(level) => {
             // Targets: `debug`, or `containr=debug,warn`; no regex engine
@@ -100,7 +113,7 @@ pub fn install(reporting: &Reporting) -> Result<(), String> {
 }
 
 /// Prints walkthrough steps as `[ n] +t ms  message`.
-struct ExplainLayer;
+struct ExplainLayer(Sink);
 
 impl<S: Subscriber> Layer<S> for ExplainLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
@@ -109,9 +122,26 @@ impl<S: Subscriber> Layer<S> for ExplainLayer {
         let n = NEXT_STEP.fetch_add(1, Ordering::Relaxed);
         let ms = monotonic_ns().saturating_sub(T0_NS.load(Ordering::Relaxed)) as f64 / 1e6;
         // One write per line so lines from the parent and the container's
-        // processes never interleave mid-line on a shared stderr.
+        // processes never interleave mid-line on a shared stream.
         let line = format!("[{n:>2}] +{ms:7.3}ms  {}\n", text.0);
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        let _ = match self.0 {
+            Sink::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(line.as_bytes()).and_then(|()| out.flush())
+            }
+            Sink::Stderr => std::io::stderr().lock().write_all(line.as_bytes()),
+        };
+    }
+}
+
+/// Flags as the man pages spell them, `MS_NOSUID|MS_NODEV`, the one
+/// spelling every step uses; `0` for none.
+pub fn flag_names<'a, T>(names: impl Iterator<Item = (&'a str, T)>) -> String {
+    let names: Vec<&str> = names.map(|(name, _)| name).collect();
+    if names.is_empty() {
+        "0".to_string()
+    } else {
+        names.join("|")
     }
 }
 
@@ -133,5 +163,21 @@ impl Visit for MessageText {
         } else {
             let _ = write!(self.0, " {}={value}", field.name());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::mount::MsFlags;
+
+    #[test]
+    fn flags_are_spelled_as_the_man_pages_do() {
+        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        assert_eq!(
+            flag_names(flags.iter_names()),
+            "MS_NOSUID|MS_NODEV|MS_NOEXEC"
+        );
+        assert_eq!(flag_names(MsFlags::empty().iter_names()), "0");
     }
 }

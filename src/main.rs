@@ -15,7 +15,7 @@ use containr::cgroup::LimitFlags;
 use containr::container::{self, RunOptions};
 use containr::explain::{self, Reporting};
 use containr::network;
-use containr::registry::PullPolicy;
+use containr::registry::{self, PullPolicy};
 use error::Error;
 
 #[derive(Parser)]
@@ -40,16 +40,46 @@ struct Cli {
     #[arg(long, global = true, value_name = "LEVEL")]
     log_level: Option<String>,
 
-    /// Print a numbered walkthrough of every primitive as it happens
-    #[arg(long, global = true)]
-    explain: bool,
+    /// Print a numbered walkthrough of every primitive as it happens, on
+    /// stdout (stderr when stdout carries a tar)
+    #[arg(
+        long,
+        global = true,
+        value_name = "FORMAT",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "text",
+        value_parser = ["text"]
+    )]
+    explain: Option<String>,
 
     /// A registry (host[:port]) to reach over plain http (loopback ones always are)
     #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
     insecure_registry: Vec<String>,
 
+    /// Fail a download slower than this (bytes/s, k/m/g units) over the
+    /// rate window; 0: never
+    #[arg(long, global = true, value_name = "SIZE", env = "CONTAINR_MIN_RATE",
+          default_value = "1k", value_parser = parse_size)]
+    min_rate: u64,
+
+    /// The window (seconds) a download's rate is judged over
+    #[arg(long, global = true, value_name = "SECONDS", env = "CONTAINR_RATE_WINDOW",
+          default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    rate_window: u64,
+
+    /// Free space (k/m/g units) a pull leaves on the data root's filesystem
+    #[arg(long, global = true, value_name = "SIZE", env = "CONTAINR_DISK_RESERVE",
+          default_value = "512m", value_parser = parse_size)]
+    disk_reserve: u64,
+
     #[command(subcommand)]
     command: Command,
+}
+
+/// A size in docker's syntax (`512m`, `1k`, `100`).
+fn parse_size(s: &str) -> Result<u64, String> {
+    containr::cgroup::parse_size(s).map_err(|e| e.to_string())
 }
 
 #[derive(Subcommand)]
@@ -175,6 +205,17 @@ enum Command {
     /// (internal) the container's init, re-exec'd by `run`
     #[command(hide = true)]
     Init { fd: i32 },
+    /// (internal) man pages and shell completions, made by scripts/install
+    #[command(hide = true, name = "__generate", subcommand)]
+    Generate(GenerateCommand),
+}
+
+#[derive(Subcommand)]
+enum GenerateCommand {
+    /// Write containr.1 and one containr-COMMAND.1 per command into DIR
+    Man { dir: PathBuf },
+    /// Print the completion script for SHELL
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(Subcommand)]
@@ -429,18 +470,43 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return cli::usage_error(e),
     };
+    // A tar on stdout must stay a tar.
+    let tar_on_stdout = matches!(
+        cli.command,
+        Command::Export { output: None, .. } | Command::Save { output: None, .. }
+    );
     let reporting = Reporting {
-        explain: cli.explain,
+        explain: cli.explain.is_some(),
+        explain_to: if tar_on_stdout {
+            explain::Sink::Stderr
+        } else {
+            explain::Sink::Stdout
+        },
         log_level: cli.log_level,
         t0_ns,
     };
-    if let Command::Init { fd } = cli.command {
-        return cli::exit(container::init::main(fd));
+    match cli.command {
+        Command::Init { fd } => return cli::exit(container::init::main(fd)),
+        Command::Generate(what) => {
+            let result = match what {
+                GenerateCommand::Man { dir } => cli::generate::man_pages(Cli::command(), &dir),
+                GenerateCommand::Completions { shell } => {
+                    cli::generate::completions(Cli::command(), shell)
+                }
+            };
+            return cli::generate::finish(result);
+        }
+        _ => {}
     }
     let global = Global {
         root: cli.root,
         reporting,
         insecure_registries: cli.insecure_registry,
+        pull_limits: registry::limits::Limits {
+            min_rate: cli.min_rate,
+            rate_window: std::time::Duration::from_secs(cli.rate_window),
+            disk_reserve: cli.disk_reserve,
+        },
     };
     cli::finish(
         explain::install(&global.reporting)
@@ -487,6 +553,6 @@ fn dispatch(command: Command, global: &Global) -> Result<i32, Error> {
         Command::Rmi { force, images } => cli::image::rmi(root, &images, force),
         Command::Tag { source, target } => cli::image::tag(root, &source, &target),
         Command::Image(ImageCommand::Inspect { images }) => cli::image::inspect(root, &images),
-        Command::Init { .. } => unreachable!("run before dispatch"),
+        Command::Init { .. } | Command::Generate(_) => unreachable!("run before dispatch"),
     }
 }

@@ -185,15 +185,22 @@ pub fn ago(created: Option<&str>) -> String {
     }
 }
 
+/// `n` in the largest of `units` (each `base` times the one before) that
+/// keeps it at 1 or more: the value and the unit's index.
+pub fn scale(n: u64, base: f64, units: usize) -> (f64, usize) {
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= base && i + 1 < units {
+        v /= base;
+        i += 1;
+    }
+    (v, i)
+}
+
 /// `7.8MB`, as docker's SIZE column of `images` (decimal units).
 pub fn human_size(n: u64) -> String {
     let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i + 1 < units.len() {
-        v /= 1000.0;
-        i += 1;
-    }
+    let (v, i) = scale(n, 1000.0, units.len());
     if i == 0 {
         format!("{n}B")
     } else {
@@ -208,12 +215,7 @@ pub fn human_size(n: u64) -> String {
 /// `1.50MiB`, as docker's `stats` prints memory (binary units).
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
+    let (v, unit) = scale(bytes, 1024.0, UNITS.len());
     if unit == 0 {
         format!("{bytes}B")
     } else {

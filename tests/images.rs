@@ -521,6 +521,14 @@ fn verify_finds_tampered_snapshots_and_repair_unpacks_them_again() {
     std::fs::create_dir(snapshots.join(".tmp-1-1-0")).unwrap();
     let orphan = format!("{}.sum", "0".repeat(64));
     std::fs::write(snapshots.join(&orphan), "").unwrap();
+    // verify lists them as leftovers, not as corruption.
+    let out = sb.containr_ok(&["verify"]);
+    assert_eq!(out.matches("leftover: ").count(), 2, "{out}");
+    assert!(
+        out.contains(".tmp-1-1-0 (left by an interrupted command"),
+        "{out}"
+    );
+    assert!(out.ends_with("no problems\n"), "{out}");
     let swept = sb.containr_ok(&["gc"]);
     assert_eq!(swept.matches("Deleted leftover").count(), 2, "{swept}");
     assert_eq!(

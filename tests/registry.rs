@@ -9,7 +9,9 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::registry::{Compression, Layout, Proxy, ProxyConfig, Registry, tar_dir, tar_of};
+use common::registry::{
+    Compression, Layout, Proxy, ProxyConfig, Registry, host_arch, tar_dir, tar_of,
+};
 use common::{Sandbox, assert_fails};
 use serde_json::json;
 
@@ -215,14 +217,6 @@ fn push_multiarch(sb: &Sandbox, reg: &Registry, v2s2: bool) -> String {
     let repo = if v2s2 { "test/list:1" } else { "test/index:1" };
     reg.push(&layout.dir, "multi", repo, v2s2);
     format!("{}/{repo}", reg.host)
-}
-
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => panic!("no test image for {other}"),
-    }
 }
 
 #[test]

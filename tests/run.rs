@@ -753,9 +753,12 @@ fn explain_walks_through_every_primitive() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert_eq!(out.stdout, b"hi\n");
-    let err = String::from_utf8(out.stderr).unwrap();
-    let steps: Vec<&str> = err.lines().collect();
+    // The walkthrough is output the user asked for: on stdout, around the
+    // command's own, with nothing on stderr.
+    assert_eq!(out.stderr, b"", "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8(out.stdout).unwrap();
+    let (steps, own): (Vec<&str>, Vec<&str>) = err.lines().partition(|l| l.starts_with('['));
+    assert_eq!(own, ["hi"], "{err}");
     // Numbered 1..N without gaps or repeats, across the three processes.
     for (i, line) in steps.iter().enumerate() {
         let n: usize = line[1..line.find(']').unwrap()].trim().parse().unwrap();
@@ -783,6 +786,68 @@ fn explain_walks_through_every_primitive() {
             err.contains(primitive),
             "--explain lacks {primitive:?}:\n{err}"
         );
+    }
+    // One spelling of flags everywhere: `A|B`, never `MsFlags(A | B)`.
+    assert!(!err.contains("Flags("), "{err}");
+    assert!(!err.contains(" | "), "{err}");
+}
+
+#[test]
+fn explain_leaves_a_tar_on_stdout_alone() {
+    let sb = Sandbox::new();
+    // From an image, export mounts the container's overlay: steps to show.
+    let tarball = sb.rootfs_tar("rootfs.tar");
+    sb.containr_ok(&["import", tarball.to_str().unwrap(), "bb"]);
+    sb.containr_ok(&["run", "--name", "tarred", "bb", "true"]);
+    let out = sb.cmd(&["--explain", "export", "tarred"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("fsmount"),
+        "the walkthrough goes to stderr: {err}"
+    );
+    let names: Vec<String> = tar::Archive::new(&out.stdout[..])
+        .entries()
+        .expect("a tar on stdout")
+        .map(|e| {
+            e.expect("a whole tar")
+                .path()
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        names.iter().any(|n| n.ends_with("bin/busybox")),
+        "{names:?}"
+    );
+    sb.containr_ok(&["rm", "tarred"]);
+}
+
+#[test]
+fn missing_arguments_are_named_with_the_commands_help() {
+    for (args, named, help) in [
+        (&["load"][..], "--input <FILE>", "containr load --help"),
+        (&["rm"][..], "<CONTAINER>", "containr rm --help"),
+        (
+            &["import", "bb.tar"][..],
+            "<NAME>",
+            "containr import --help",
+        ),
+        (
+            &["image", "inspect"][..],
+            "<IMAGE>",
+            "containr image inspect --help",
+        ),
+        (
+            &["run", "--no-such-flag"][..],
+            "--no-such-flag",
+            "containr run --help",
+        ),
+    ] {
+        let out = std::process::Command::new(BIN).args(args).output().unwrap();
+        assert_fails(&out, 125, named);
+        assert_fails(&out, 125, &format!("(see '{help}')"));
     }
 }
 

@@ -5,219 +5,25 @@
 mod common;
 
 use std::collections::HashSet;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, ExitStatus, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::Sandbox;
-use nix::fcntl::OFlag;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use common::pty::{TIMEOUT, Term, set_size, winsize};
 use nix::pty::Winsize;
-use nix::sys::termios::{self, InputFlags, LocalFlags, OutputFlags, Termios};
+use nix::sys::termios::{InputFlags, LocalFlags, OutputFlags, Termios};
 
-/// How long any single wait may take before the test gives up.
-const TIMEOUT: Duration = Duration::from_secs(15);
-
-nix::ioctl_write_ptr_bad!(tiocswinsz, nix::libc::TIOCSWINSZ, Winsize);
-nix::ioctl_write_int_bad!(tiocsctty, nix::libc::TIOCSCTTY);
-
-fn winsize(rows: u16, cols: u16) -> Winsize {
-    Winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    }
-}
-
-/// A pty pair whose descriptors are close-on-exec from the start.
-///
-/// Not `openpty(3)`: its descriptors are inheritable, and the tests of this
-/// file spawn processes from parallel threads, so another test's containr
-/// could inherit our slave and keep it open, and the master would then
-/// never report the end of the session.
-fn open_pty(size: Winsize) -> (OwnedFd, OwnedFd) {
-    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
-        .expect("posix_openpt");
-    nix::pty::grantpt(&master).expect("grantpt");
-    nix::pty::unlockpt(&master).expect("unlockpt");
-    let path = nix::pty::ptsname_r(&master).expect("ptsname_r");
-    let slave = nix::fcntl::open(
-        path.as_str(),
-        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .expect("open the pty slave");
-    // SAFETY: both descriptors were just opened and nothing else owns them.
-    let (master, slave) = unsafe {
-        (
-            OwnedFd::from_raw_fd(master.into_raw_fd()),
-            OwnedFd::from_raw_fd(slave),
-        )
-    };
-    set_size(&master, size);
-    (master, slave)
-}
-
-/// Resize the terminal, as an emulator does when its window changes.
-fn set_size(master: &OwnedFd, size: Winsize) {
-    // SAFETY: TIOCSWINSZ only reads the Winsize it is given.
-    unsafe { tiocswinsz(master.as_raw_fd(), &raw const size) }.expect("TIOCSWINSZ");
-}
-
-/// containr running on a terminal of the test's own.
-struct Term {
-    master: OwnedFd,
-    child: Child,
-    output: Vec<u8>,
-    /// The master reported that every slave descriptor is closed.
-    hung_up: bool,
-    status: Option<ExitStatus>,
-}
-
-impl Term {
-    /// `containr run --rootfs ROOTFS ARGS...` with a terminal of `size` as
-    /// its stdio and controlling terminal.
-    fn spawn(sb: &Sandbox, size: Winsize, args: &[&str]) -> Term {
-        let mut full = vec!["run", "--rm", "--rootfs", sb.rootfs.to_str().unwrap()];
-        full.extend_from_slice(args);
-        Term::spawn_cmd(sb.cmd(&full), size)
-    }
-
-    /// `cmd` with a terminal of `size` as its stdio and controlling
-    /// terminal.
-    fn spawn_cmd(mut cmd: std::process::Command, size: Winsize) -> Term {
-        let (master, slave) = open_pty(size);
-        let stdio = || Stdio::from(slave.try_clone().expect("dup the pty slave"));
-        cmd.stdin(stdio()).stdout(stdio()).stderr(stdio());
-        // SAFETY: setsid and ioctl are async-signal-safe, and the closure
-        // touches nothing else of the parent.
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::unistd::setsid()?;
-                tiocsctty(0, 0)?;
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().expect("spawn containr");
-        // Only containr and its container may hold the slave, or the end of
-        // the session would never show on the master.
-        drop(cmd);
-        drop(slave);
-        Term {
-            master,
-            child,
-            output: Vec::new(),
-            hung_up: false,
-            status: None,
-        }
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.output).into_owned()
-    }
-
-    /// Read what is there within `wait`; false once the session has ended
-    /// and everything it wrote has been read.
-    fn pump(&mut self, wait: Duration) -> bool {
-        if self.hung_up {
-            return false;
-        }
-        let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
-        let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::from(ms)) {
-            Ok(0) | Err(nix::Error::EINTR) => return true,
-            Ok(_) => {}
-            Err(e) => panic!("poll on the pty master: {e}"),
-        }
-        let mut buf = [0u8; 4096];
-        match nix::unistd::read(self.master.as_raw_fd(), &mut buf) {
-            Ok(0) | Err(nix::Error::EIO) => {
-                self.hung_up = true;
-                false
-            }
-            Ok(n) => {
-                self.output.extend_from_slice(&buf[..n]);
-                true
-            }
-            Err(nix::Error::EINTR | nix::Error::EAGAIN) => true,
-            Err(e) => panic!("read from the pty master: {e}"),
-        }
-    }
-
-    /// Read until the output contains `needle`; panics after [`TIMEOUT`].
-    fn expect(&mut self, needle: &str) {
-        let deadline = Instant::now() + TIMEOUT;
-        while !self.text().contains(needle) {
-            let now = Instant::now();
-            assert!(
-                now < deadline,
-                "no {needle:?} on the terminal within {TIMEOUT:?}; got {:?}",
-                self.text()
-            );
-            if !self.pump(deadline - now) {
-                // The session is over: a short sleep keeps this from
-                // spinning while the deadline runs out.
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-    }
-
-    fn send(&self, keys: &str) {
-        let mut rest = keys.as_bytes();
-        while !rest.is_empty() {
-            let n = nix::unistd::write(&self.master, rest).expect("write to the pty master");
-            rest = &rest[n..];
-        }
-    }
-
-    /// Wait for containr to exit and read all it wrote; panics after
-    /// [`TIMEOUT`].
-    fn wait(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            if self.status.is_none() {
-                self.status = self.child.try_wait().expect("wait for containr");
-            }
-            if let Some(status) = self.status
-                && self.hung_up
-            {
-                return status;
-            }
-            let now = Instant::now();
-            assert!(
-                now < deadline,
-                "containr did not end within {TIMEOUT:?} (exit status {:?}); output: {:?}",
-                self.status,
-                self.text()
-            );
-            if !self.pump((deadline - now).min(Duration::from_millis(50))) {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-    }
-
-    fn termios(&self) -> Termios {
-        // A pty master answers terminal-attribute requests with its slave's
-        // attributes, which keeps working after the slave side has closed.
-        termios::tcgetattr(&self.master).expect("tcgetattr")
-    }
-}
-
-impl Drop for Term {
-    fn drop(&mut self) {
-        if self.status.is_none() && matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// `containr run --rm --rootfs ROOTFS ARGS...` on a terminal of `size`.
+fn spawn(sb: &Sandbox, size: Winsize, args: &[&str]) -> Term {
+    let mut full = vec!["run", "--rm", "--rootfs", sb.rootfs.to_str().unwrap()];
+    full.extend_from_slice(args);
+    Term::spawn(sb.cmd(&full), size)
 }
 
 #[test]
 fn interactive_shell_runs_on_the_containers_own_tty() {
     let sb = Sandbox::new();
-    let mut t = Term::spawn(&sb, winsize(24, 80), &["-it", "sh"]);
+    let mut t = spawn(&sb, winsize(24, 80), &["-it", "sh"]);
     t.expect("# ");
     t.send("tty; echo $TERM; exit 5\r");
     let status = t.wait();
@@ -234,7 +40,7 @@ fn interactive_shell_runs_on_the_containers_own_tty() {
 fn initial_window_size_reaches_the_container() {
     for mode in ["-it", "-t"] {
         let sb = Sandbox::new();
-        let mut t = Term::spawn(&sb, winsize(33, 101), &[mode, "sh", "-c", "stty size"]);
+        let mut t = spawn(&sb, winsize(33, 101), &[mode, "sh", "-c", "stty size"]);
         let status = t.wait();
         let out = t.text();
         assert!(out.contains("33 101"), "{mode}: stty size said {out:?}");
@@ -246,7 +52,7 @@ fn initial_window_size_reaches_the_container() {
 fn window_size_changes_reach_the_container() {
     let sb = Sandbox::new();
     let script = r#"trap "stty size" WINCH; echo ready; i=0; while [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done"#;
-    let mut t = Term::spawn(&sb, winsize(24, 80), &["-it", "sh", "-c", script]);
+    let mut t = spawn(&sb, winsize(24, 80), &["-it", "sh", "-c", script]);
     t.expect("ready");
     // containr leads the terminal's session, so the kernel sends it the
     // SIGWINCH; only containr can pass the size on to the container's pty.
@@ -260,7 +66,7 @@ fn window_size_changes_reach_the_container() {
 #[test]
 fn ctrl_c_interrupts_the_foreground_process() {
     let sb = Sandbox::new();
-    let mut t = Term::spawn(
+    let mut t = spawn(
         &sb,
         winsize(24, 80),
         &["-it", "sh", "-c", "echo ready; exec sleep 30"],
@@ -284,7 +90,7 @@ fn ctrl_c_reaches_the_whole_foreground_process_group() {
     // arrive between the outer shell's fork and the exec: a child there
     // still has the outer shell's trap, which the exec would then drop.
     let script = r#"trap "echo trapped" INT; sh -c 'echo ready; exec sleep 30'; echo slept-$?"#;
-    let mut t = Term::spawn(&sb, winsize(24, 80), &["-it", "sh", "-c", script]);
+    let mut t = spawn(&sb, winsize(24, 80), &["-it", "sh", "-c", script]);
     t.expect("ready");
     t.send("\x03");
     t.expect("slept-130");
@@ -310,7 +116,7 @@ fn modes(t: &Termios) -> (InputFlags, OutputFlags, LocalFlags, Vec<u8>) {
 #[test]
 fn host_terminal_is_restored_on_exit() {
     let sb = Sandbox::new();
-    let mut t = Term::spawn(
+    let mut t = spawn(
         &sb,
         winsize(24, 80),
         &["-it", "sh", "-c", "echo ready; read line; exit 3"],
@@ -340,7 +146,7 @@ fn host_terminal_is_restored_on_exit() {
 #[test]
 fn host_terminal_is_restored_when_the_command_fails() {
     let sb = Sandbox::new();
-    let mut t = Term::spawn(&sb, winsize(24, 80), &["-it", "no-such-command"]);
+    let mut t = spawn(&sb, winsize(24, 80), &["-it", "no-such-command"]);
     let before = t.termios();
     let status = t.wait();
     let out = t.text();
@@ -372,7 +178,7 @@ fn output_written_just_before_exit_is_not_lost() {
     let script = "i=0; while [ $i -lt 2000 ]; do echo line$i; i=$((i+1)); done";
     for mode in ["-t", "-it"] {
         let sb = Sandbox::new();
-        let mut t = Term::spawn(&sb, winsize(24, 80), &[mode, "sh", "-c", script]);
+        let mut t = spawn(&sb, winsize(24, 80), &[mode, "sh", "-c", script]);
         let status = t.wait();
         let out = t.text();
         assert_eq!(
@@ -429,7 +235,7 @@ fn output_left_in_the_pty_when_the_container_ends_is_not_lost() {
     let script = "echo ready; sleep 1; seq 1 2000";
     for mode in ["-t", "-it"] {
         let sb = Sandbox::new();
-        let mut t = Term::spawn(&sb, winsize(24, 80), &[mode, "sh", "-c", script]);
+        let mut t = spawn(&sb, winsize(24, 80), &[mode, "sh", "-c", script]);
         t.expect("ready");
         // containr, stopped, stands for one that is slow to get to the
         // output: the container ends with all of its output still in the
@@ -498,7 +304,7 @@ fn login_asks_for_the_user_and_reads_the_password_without_echo() {
     };
     // On a terminal: `Username: ` echoes what is typed, `Password: ` not.
     let (cmd, _) = login(None);
-    let mut t = Term::spawn_cmd(cmd, winsize(24, 80));
+    let mut t = Term::spawn(cmd, winsize(24, 80));
     t.expect("Username: ");
     t.send("carol\r");
     t.expect("Password: ");

@@ -174,6 +174,11 @@ impl Store {
         Ok(Store { root })
     }
 
+    /// Where interrupted downloads are kept (on the blobs' filesystem).
+    pub fn partial_dir(&self) -> PathBuf {
+        self.root.join("partial")
+    }
+
     /// Where the blob `d` lives (whether or not it is there).
     pub fn path(&self, d: &Digest) -> PathBuf {
         self.root.join("sha256").join(d.hex())
@@ -396,8 +401,9 @@ impl BlobWriter {
         Ok(())
     }
 
-    /// Remove what was written, even of a resumable download.
-    pub fn discard(mut self) {
+    /// What was written is known bad: it goes when the writer is dropped,
+    /// even that of a resumable download.
+    pub fn discard(&mut self) {
         self.keep_on_drop = false;
     }
 
@@ -458,7 +464,9 @@ impl Write for BlobWriter {
 
 impl Drop for BlobWriter {
     fn drop(&mut self) {
-        if !self.keep_on_drop {
+        // An empty partial (a request that failed before any byte came)
+        // is nothing to resume.
+        if !self.keep_on_drop || self.written == 0 {
             let _ = fs::remove_file(&self.path);
         }
     }
@@ -555,5 +563,29 @@ mod tests {
         // Stored meanwhile: nothing to download.
         assert!(s.resumable(exp.clone()).unwrap().is_none());
         assert_eq!(s.rehash(&exp.digest).unwrap(), exp.digest);
+    }
+
+    #[test]
+    fn empty_or_discarded_partials_do_not_stay() {
+        let (_dir, s) = store();
+        let data = b"0123456789".repeat(10);
+        let exp = Expected {
+            digest: Digest::of(&data),
+            size: data.len() as u64,
+        };
+        // A request that failed before any byte came.
+        drop(s.resumable(exp.clone()).unwrap().unwrap());
+        assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
+        // Bytes known to be wrong.
+        let mut w = s.resumable(exp.clone()).unwrap().unwrap();
+        w.write_all(b"garbage").unwrap();
+        w.discard();
+        drop(w);
+        assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
+        // Bytes that may be the start: kept.
+        let mut w = s.resumable(exp.clone()).unwrap().unwrap();
+        w.write_all(&data[..10]).unwrap();
+        drop(w);
+        assert_eq!(s.leftovers().len(), 1);
     }
 }

@@ -8,7 +8,6 @@ use std::time::Duration;
 use containr::container::state::{DataRoot, Error as StateError, KILLED_RUN_STATUS, State};
 use containr::container::{self, RunOptions, lifecycle, stats};
 use containr::image;
-use containr::registry::PullOptions;
 use containr::util::{human_bytes, human_duration, now};
 
 use super::{Global, print_table, require_root, write_tar};
@@ -24,12 +23,7 @@ pub fn run(
     quiet: bool,
 ) -> Result<i32, Error> {
     require_root("run")?;
-    let pull = PullOptions {
-        platform,
-        insecure: global.insecure_registries.clone(),
-        progress: super::progress::new(quiet, false),
-        ..Default::default()
-    };
+    let pull = global.pull_options(platform, super::progress::new(quiet, false));
     let exit = container::run(opts, &global.root, &global.reporting, &pull)?;
     if let Some(oom) = exit.oom_killed {
         let limit = oom

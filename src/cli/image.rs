@@ -18,12 +18,9 @@ pub fn pull(
     quiet: bool,
 ) -> Result<i32, Error> {
     require_root("pull")?;
-    let opts = registry::PullOptions {
-        platform,
-        insecure: global.insecure_registries.clone(),
-        progress: super::progress::new(quiet, true),
-        ..Default::default()
-    };
+    // As run and ps do: what killed runs left is settled first.
+    lifecycle::settle_killed_runs(&global.root);
+    let opts = global.pull_options(platform, super::progress::new(quiet, true));
     let pulled = registry::pull(&global.root, name, &opts)?;
     println!("{}", pulled.name);
     Ok(0)
@@ -144,7 +141,14 @@ pub fn verify(root: &Path, repair: bool) -> Result<i32, Error> {
     if repair {
         require_root("verify --repair")?;
     }
-    let report = image::gc::verify(root, &lifecycle::ids(root), repair)?;
+    // Read only: the next run, ps or pull reclaims what killed runs left.
+    let report = image::gc::verify(root, &lifecycle::ids_as_they_are(root), repair)?;
+    for p in &report.leftovers {
+        println!(
+            "leftover: {} (left by an interrupted command, not corruption; containr gc removes it)",
+            p.display()
+        );
+    }
     for line in report
         .notes
         .iter()

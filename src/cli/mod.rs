@@ -4,6 +4,7 @@
 //! file holds what they share.
 
 pub mod container;
+pub mod generate;
 pub mod image;
 pub mod network;
 pub mod progress;
@@ -24,6 +25,26 @@ pub struct Global {
     pub reporting: Reporting,
     /// Registries reached over plain http (`--insecure-registry`).
     pub insecure_registries: Vec<String>,
+    /// What a registry may make a pull spend (`--min-rate` and others).
+    pub pull_limits: containr::registry::limits::Limits,
+}
+
+impl Global {
+    /// How to pull, with the progress rendered by `progress` (see
+    /// [`progress::new`]).
+    pub fn pull_options(
+        &self,
+        platform: Option<String>,
+        progress: std::sync::Arc<dyn containr::registry::progress::Progress>,
+    ) -> containr::registry::PullOptions {
+        containr::registry::PullOptions {
+            platform,
+            insecure: self.insecure_registries.clone(),
+            progress,
+            limits: self.pull_limits.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 pub fn require_root(what: &'static str) -> Result<(), Error> {
@@ -145,7 +166,8 @@ pub fn finish(result: Result<i32, Error>) -> ExitCode {
 }
 
 /// Help and version go to stdout with status 0; anything else is a one-line
-/// error with docker's status for a bad command line, 125.
+/// error with docker's status for a bad command line, 125, naming what is
+/// wrong and the help of the command it is wrong for.
 pub fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
@@ -156,14 +178,47 @@ pub fn usage_error(e: clap::Error) -> ExitCode {
         let _ = e.print();
         return exit(RUNTIME_ERROR);
     }
-    let text = e.render().to_string();
-    let first = text
-        .lines()
-        .next()
-        .unwrap_or("invalid command line")
-        .trim_start_matches("error: ");
-    eprintln!("containr: {first} (see 'containr --help')");
+    eprintln!(
+        "containr: {}",
+        one_line_usage_error(&e.render().to_string())
+    );
     exit(RUNTIME_ERROR)
+}
+
+/// clap's rendered error, `error: WHAT\n  DETAIL...\n\nUsage: containr
+/// CMD ...\n...`, as `WHAT DETAIL (see 'containr CMD --help')`.
+fn one_line_usage_error(text: &str) -> String {
+    let what: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let what = what.join(" ");
+    let what = what.trim_start_matches("error: ");
+    let what = if what.is_empty() {
+        "invalid command line"
+    } else {
+        what
+    };
+    // The command's words are the usage line's up to the first option,
+    // placeholder or operand: `containr image inspect <IMAGE>...`.
+    let command: Vec<&str> = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Usage: "))
+        .unwrap_or("containr")
+        .split_whitespace()
+        .take_while(|w| {
+            w.bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'-' || b == b'_')
+                && !w.starts_with('-')
+        })
+        .collect();
+    let command = if command.is_empty() {
+        "containr".to_string()
+    } else {
+        command.join(" ")
+    };
+    format!("{what} (see '{command} --help')")
 }
 
 pub fn exit(code: i32) -> ExitCode {

@@ -23,6 +23,28 @@ pub fn ids(root: &Path) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
+/// The ids of the containers that exist, read only (nothing settled), less
+/// the `run --rm`s whose containr was killed: their writable layers are
+/// leftovers, which the next `run`, `ps` or `pull` reclaims.
+pub fn ids_as_they_are(root: &Path) -> BTreeSet<String> {
+    let Ok(data) = DataRoot::open(root) else {
+        return BTreeSet::new();
+    };
+    let killed = data.killed_auto_remove_ids();
+    data.record_ids()
+        .into_iter()
+        .filter(|id| !killed.contains(id))
+        .collect()
+}
+
+/// Settle what killed `containr run`s left: their records, cgroups and
+/// writable layers.
+pub fn settle_killed_runs(root: &Path) {
+    if let Ok(data) = DataRoot::open(root) {
+        data.reclaim_stale();
+    }
+}
+
 /// The short id of a container (running or kept) that uses image `id`.
 pub fn user_of_image(root: &Path, id: &crate::cas::Digest) -> Option<String> {
     let id = id.to_string();

@@ -264,6 +264,27 @@ impl DataRoot {
         }
     }
 
+    /// The ids of `run --rm` containers whose `containr run` was killed:
+    /// what they left (a writable layer) is for the next command to
+    /// reclaim. Read only: nothing is settled here.
+    pub fn killed_auto_remove_ids(&self) -> Vec<String> {
+        self.record_paths()
+            .iter()
+            .filter_map(|p| read_state(p))
+            .filter(|s| s.auto_remove && s.is_stale())
+            .map(|s| s.id)
+            .collect()
+    }
+
+    /// The ids of every record, as they are (nothing settled).
+    pub fn record_ids(&self) -> Vec<String> {
+        self.record_paths()
+            .iter()
+            .filter_map(|p| read_state(p))
+            .map(|s| s.id)
+            .collect()
+    }
+
     fn record_paths(&self) -> Vec<PathBuf> {
         fs::read_dir(self.containers())
             .into_iter()
@@ -437,6 +458,8 @@ impl DataRoot {
             crate::cgroup::Cgroup::remove_stale(location);
         }
         if state.auto_remove {
+            // Its writable layer too, which the killed run could not remove.
+            let _ = crate::image::layers::remove(&self.path, &state.id);
             return fs::remove_file(path).is_ok();
         }
         state.status = Status::Exited;

@@ -19,9 +19,10 @@ pub struct Swept {
     pub bytes: u64,
 }
 
-/// The snapshots the containers `live` (the ids of those that exist,
-/// running or kept) use, listed in their `rw/<id>/layers`, and the
-/// `rw/<id>` directories of containers that no longer exist.
+/// The snapshots the containers `live` use (listed in their
+/// `rw/<id>/layers`), and the `rw/<id>` directories of all others: of
+/// containers that no longer exist, or `run --rm`s whose containr was
+/// killed, which the caller leaves out of `live`.
 fn containers(data_root: &Path, live: &BTreeSet<String>) -> (BTreeSet<String>, Vec<PathBuf>) {
     let mut in_use = BTreeSet::new();
     let mut dead = Vec::new();
@@ -60,7 +61,7 @@ pub fn gc(data_root: &Path, containers: &BTreeSet<String>) -> Result<Swept, Erro
     let _guard = images.gc_guard(true)?;
     let _lock = images.lock()?;
     let (blobs, snapshots) = images.referenced()?;
-    let (in_use, dead_rw) = self::containers(images.data_root(), containers);
+    let (in_use, _) = self::containers(images.data_root(), containers);
     let mut swept = Swept::default();
     for b in images.cas.list()? {
         if !blobs.contains(&b) {
@@ -70,37 +71,16 @@ pub fn gc(data_root: &Path, containers: &BTreeSet<String>) -> Result<Swept, Erro
         }
     }
     let keep: BTreeSet<String> = snapshots.iter().map(|d| d.hex().to_string()).collect();
-    let mut leftovers = Vec::new();
-    let names: Vec<String> = fs::read_dir(images.snapshot_dir())
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    for name in &names {
-        // A sum goes with its snapshot.
-        let owner = name.strip_suffix(".sum").unwrap_or(name);
-        if keep.contains(owner) || in_use.contains(owner) {
-            continue;
-        }
-        if Digest::from_hex(name).is_ok() {
-            swept.bytes += size_of(&images.snapshot_dir().join(name));
-            images.remove_snapshot(name)?;
-            swept.snapshots.push(name.clone());
-        } else if owner == name || !names.iter().any(|n| n == owner) {
-            // Unpacks and removals that were interrupted, and sums whose
-            // snapshot is gone.
-            leftovers.push(images.snapshot_dir().join(name));
+    for name in snapshot_entries(&images) {
+        if Digest::from_hex(&name).is_ok() && !keep.contains(&name) && !in_use.contains(&name) {
+            swept.bytes += size_of(&images.snapshot_dir().join(&name));
+            images.remove_snapshot(&name)?;
+            swept.snapshots.push(name);
         }
     }
-    for p in images
-        .cas
-        .leftovers()
-        .into_iter()
-        .chain(leftovers)
-        .chain(dead_rw)
-    {
+    // Then what interrupted commands left.
+    let (leftovers, _) = leftovers(&images, containers);
+    for p in leftovers {
         swept.bytes += size_of(&p);
         let _ = if p.is_dir() {
             fs::remove_dir_all(&p)
@@ -112,6 +92,40 @@ pub fn gc(data_root: &Path, containers: &BTreeSet<String>) -> Result<Swept, Erro
     Ok(swept)
 }
 
+/// Every name in the snapshot directory.
+fn snapshot_entries(images: &Images) -> Vec<String> {
+    fs::read_dir(images.snapshot_dir())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What interrupted pulls, unpacks, removals and killed runs left: partial
+/// and temporary blobs, `snapshots/.tmp-*` trees, sums whose snapshot is
+/// gone, and `rw/<id>` directories of containers that no longer exist.
+/// With them, the snapshots the containers `live` use.
+fn leftovers(images: &Images, live: &BTreeSet<String>) -> (Vec<PathBuf>, BTreeSet<String>) {
+    let names = snapshot_entries(images);
+    let stray = names.iter().filter(|name| {
+        if Digest::from_hex(name).is_ok() {
+            return false;
+        }
+        // A sum goes with its snapshot.
+        match name.strip_suffix(".sum") {
+            Some(owner) => !names.iter().any(|n| n == owner),
+            None => true,
+        }
+    });
+    let (in_use, dead_rw) = containers(images.data_root(), live);
+    let mut out = images.cas.leftovers();
+    out.extend(stray.map(|n| images.snapshot_dir().join(n)));
+    out.extend(dead_rw);
+    (out, in_use)
+}
+
 /// What `verify` found, and did with `--repair`.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -121,6 +135,8 @@ pub struct Report {
     pub repaired: Vec<String>,
     /// What could not be checked, without being wrong.
     pub notes: Vec<String>,
+    /// What interrupted commands left: not corruption; `gc` removes it.
+    pub leftovers: Vec<PathBuf>,
     pub blobs: usize,
     pub snapshots: usize,
 }
@@ -128,7 +144,9 @@ pub struct Report {
 /// Re-hash every blob, re-sum every snapshot and check every image is
 /// whole. With `repair`, a corrupt snapshot (or one without a sum) whose
 /// layer blob is intact is unpacked again, unless a running container
-/// uses it (`containers`: the ids of those that exist, as for [`gc`]).
+/// uses it. `containers`: the ids of the containers that exist, as for
+/// [`gc`], less the `run --rm`s whose containr was killed (their writable
+/// layers are leftovers).
 pub fn verify(
     data_root: &Path,
     containers: &BTreeSet<String>,
@@ -160,16 +178,8 @@ pub fn verify(
         }
     }
     report.blobs = all.len();
-    for p in images.cas.leftovers() {
-        // Partial downloads are kept on purpose, to resume.
-        let partial = p.parent().and_then(|d| d.file_name()) == Some("partial".as_ref());
-        if !partial {
-            report.problems.push(format!(
-                "{} is not a blob (left by an interrupted write; containr gc removes it)",
-                p.display()
-            ));
-        }
-    }
+    let (leftovers, in_use) = leftovers(&images, containers);
+    report.leftovers = leftovers;
     // Each snapshot's users (image names) and the layer blob it comes from.
     let mut users: BTreeMap<Digest, (Vec<String>, Digest)> = BTreeMap::new();
     for (name, manifest) in images.index()? {
@@ -200,7 +210,6 @@ pub fn verify(
             Err(e) => report.problems.push(format!("{name}: {e}")),
         }
     }
-    let (in_use, _) = self::containers(images.data_root(), containers);
     for diff_id in snapshot_names(&images) {
         report.snapshots += 1;
         let (names, blob) = match users.get(&diff_id) {

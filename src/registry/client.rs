@@ -3,11 +3,13 @@
 //! auth, over https (plain http only for loopback registries and those
 //! given with `--insecure-registry`).
 
+use std::io::Read;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use super::Error;
 use super::auth::{Challenge, Credentials, parse_challenge};
+use super::limits::{Limits, MANIFEST_LIMIT, Meter};
 use crate::image::reference::Reference;
 
 /// The manifest media types containr accepts, most wanted first.
@@ -15,9 +17,6 @@ const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
     application/vnd.docker.distribution.manifest.list.v2+json, \
     application/vnd.oci.image.manifest.v1+json, \
     application/vnd.docker.distribution.manifest.v2+json";
-
-/// Manifests are small; a bigger one is not a manifest.
-const MANIFEST_LIMIT: u64 = 4 << 20;
 
 pub struct Client {
     agent: ureq::Agent,
@@ -29,6 +28,7 @@ pub struct Client {
     /// The `Authorization` value that worked, shared by the download
     /// threads so the token is fetched once.
     auth: Mutex<Option<String>>,
+    limits: Limits,
 }
 
 /// A loopback host: plain http is allowed there, as docker does.
@@ -44,15 +44,23 @@ pub fn is_loopback(host: &str) -> bool {
 }
 
 impl Client {
-    pub fn new(reference: &Reference, insecure: &[String], creds: Option<Credentials>) -> Client {
+    pub fn new(
+        reference: &Reference,
+        insecure: &[String],
+        creds: Option<Credentials>,
+        limits: &Limits,
+    ) -> Client {
         let host = reference.registry_host().to_string();
         let plain = is_loopback(&host) || insecure.contains(&reference.domain);
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(10)))
-            .timeout_recv_response(Some(Duration::from_secs(60)))
-            // A stalled download fails instead of hanging forever.
-            .timeout_per_read(Some(Duration::from_secs(60)))
+            // A registry that answers nothing for a whole rate window is
+            // under any minimum rate too.
+            .timeout_recv_response(Some(limits.read_timeout()))
+            // A read that waits a whole rate window is under any minimum
+            // rate: the download fails then, instead of hanging.
+            .timeout_per_read(Some(limits.read_timeout()))
             .user_agent(concat!("containr/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
@@ -63,6 +71,7 @@ impl Client {
             repo: reference.path.clone(),
             creds,
             auth: Mutex::new(None),
+            limits: limits.clone(),
         }
     }
 
@@ -202,33 +211,63 @@ impl Client {
 
     /// A manifest or index by tag or digest: its bytes and `Content-Type`.
     pub fn manifest(&self, reference: &str) -> Result<(Vec<u8>, Option<String>), Error> {
-        let mut resp = self.get(
+        let resp = self.get(
             &format!("manifests/{reference}"),
             &[("Accept", ACCEPT.to_string())],
         )?;
-        let status = resp.status().as_u16();
-        if status != 200 {
-            let sep = if reference.starts_with("sha256:") {
-                "@"
-            } else {
-                ":"
-            };
-            return Err(self.status_error(
-                resp,
-                &format!("{}/{}{sep}{reference}", self.host, self.repo),
-            ));
+        let sep = if reference.starts_with("sha256:") {
+            "@"
+        } else {
+            ":"
+        };
+        let name = format!("{}/{}{sep}{reference}", self.host, self.repo);
+        if resp.status().as_u16() != 200 {
+            return Err(self.status_error(resp, &name));
         }
         let ctype = resp
             .headers()
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .map(|s| s.split(';').next().unwrap_or("").trim().to_string());
-        let body = resp
-            .body_mut()
-            .with_config()
-            .limit(MANIFEST_LIMIT)
-            .read_to_vec()
-            .map_err(|e| self.transport(e))?;
+        let what = format!("manifest of {name}");
+        let too_large = |size: Option<u64>| Error::TooLarge {
+            what: what.clone(),
+            size,
+            limit: MANIFEST_LIMIT,
+        };
+        if let Some(n) = content_length(&resp)
+            && n > MANIFEST_LIMIT
+        {
+            return Err(too_large(Some(n)));
+        }
+        // Read by hand, not with ureq's limit: a trickle must fail by the
+        // rate, and a body without a length at the limit, with a message.
+        let mut body = Vec::new();
+        let mut reader = resp.into_body().into_reader();
+        let mut meter = Meter::new(&self.limits, None);
+        let mut buf = [0u8; 16 << 10];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if is_timeout(&e) => {
+                    return Err(Error::Stopped {
+                        what: what.clone(),
+                        stop: meter.stalled(),
+                    });
+                }
+                Err(e) => return Err(self.transport(ureq::Error::from(e))),
+            };
+            if (body.len() + n) as u64 > MANIFEST_LIMIT {
+                return Err(too_large(None));
+            }
+            body.extend_from_slice(&buf[..n]);
+            meter.add(n).map_err(|stop| Error::Stopped {
+                what: what.clone(),
+                stop,
+            })?;
+        }
         Ok((body, ctype))
     }
 
@@ -296,6 +335,23 @@ impl Client {
             }
         }
     }
+}
+
+/// The `Content-Length` a response declares.
+pub fn content_length(resp: &ureq::http::Response<ureq::Body>) -> Option<u64> {
+    resp.headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// A read that timed out (ureq wraps its own timeouts in an `io::Error`).
+pub fn is_timeout(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::TimedOut
+        || e.kind() == std::io::ErrorKind::WouldBlock
+        || e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+            .is_some_and(|u| matches!(u, ureq::Error::Timeout(_)))
 }
 
 /// The registry's `{"errors":[{"code":..,"message":..}]}`, as one line.

@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod limits;
 pub mod progress;
 
 use std::io::{Read, Write};
@@ -17,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use client::Client;
+use limits::{CONFIG_LIMIT, Limits, MANIFEST_LIMIT, MAX_LAYERS, Meter, Stop};
 use progress::Progress;
 
 use crate::cas::{self, Digest, Expected};
@@ -67,6 +69,31 @@ pub enum Error {
     },
     #[error("downloading {digest}: {reason} (run the pull again to resume)")]
     Download { digest: Digest, reason: String },
+    /// `size`: what it declares; none when it streams on past the limit.
+    #[error("{what} {}", limits::too_large(*.size, *.limit))]
+    TooLarge {
+        what: String,
+        size: Option<u64>,
+        limit: u64,
+    },
+    #[error("downloading {what}: {stop}")]
+    Stopped { what: String, stop: Stop },
+    #[error(
+        "{what}: {} to download do not fit: the data root has {} free and keeps {} of it in reserve (--disk-reserve)",
+        limits::bytes(*.size), limits::bytes(*.free), limits::bytes(*.reserve)
+    )]
+    NoRoom {
+        what: String,
+        size: u64,
+        free: u64,
+        reserve: u64,
+    },
+    #[error("downloading {digest}: the registry sent more than its declared {size} bytes")]
+    Oversized { digest: Digest, size: u64 },
+    #[error(
+        "{what}: {layers} layers, more than the {MAX_LAYERS} an image may have (docker's limit)"
+    )]
+    TooManyLayers { what: String, layers: usize },
     #[error("credentials file {path}: {reason}")]
     Config { path: PathBuf, reason: String },
     #[error("invalid --platform {0:?}: expected os/arch[/variant]")]
@@ -100,6 +127,7 @@ pub struct PullOptions {
     pub auth_file: PathBuf,
     /// Layers downloaded at once.
     pub jobs: usize,
+    pub limits: Limits,
 }
 
 impl Default for PullOptions {
@@ -110,6 +138,7 @@ impl Default for PullOptions {
             progress: Arc::new(progress::Quiet),
             auth_file: auth::config_path(),
             jobs: 3,
+            limits: Limits::default(),
         }
     }
 }
@@ -166,7 +195,8 @@ fn pull_into(
     stored: &Stored,
 ) -> Result<Pulled, Error> {
     let creds = auth::lookup(&opts.auth_file, &reference.domain)?;
-    let client = Client::new(reference, &opts.insecure, creds);
+    let client = Client::new(reference, &opts.insecure, creds, &opts.limits);
+    let limits = &opts.limits;
     let progress = &*opts.progress;
     step!(
         "GET {}/v2/{}/manifests/{}",
@@ -198,6 +228,13 @@ fn pull_into(
                 platform_string(want),
                 desc.digest
             );
+            if desc.size > MANIFEST_LIMIT {
+                return Err(Error::TooLarge {
+                    what: format!("manifest {}", desc.digest),
+                    size: Some(desc.size),
+                    limit: MANIFEST_LIMIT,
+                });
+            }
             let (b, ctype) = client.manifest(&desc.digest.to_string())?;
             let what = format!("{what} ({})", platform_string(want));
             check_digest(&what, &desc.digest, &b)?;
@@ -224,12 +261,31 @@ fn pull_into(
             ),
         });
     }
+    // What the manifest declares is judged before anything is fetched.
+    if manifest.layers.len() > MAX_LAYERS {
+        return Err(Error::TooManyLayers {
+            what,
+            layers: manifest.layers.len(),
+        });
+    }
+    if manifest.config.size > CONFIG_LIMIT {
+        return Err(Error::TooLarge {
+            what: format!("image config {}", manifest.config.digest),
+            size: Some(manifest.config.size),
+            limit: CONFIG_LIMIT,
+        });
+    }
+    let missing: u64 = std::iter::once(&manifest.config)
+        .chain(&manifest.layers)
+        .filter(|d| !images.cas.contains(&d.digest))
+        .fold(0u64, |sum, d| sum.saturating_add(d.size));
+    check_room(images, limits, &what, missing)?;
     progress.message(&format!(
         "{}: Pulling from {}",
         reference.manifest_ref(),
         reference.repository()
     ));
-    download(&client, images, &manifest.config, None, stored)?;
+    download(&client, images, &manifest.config, None, stored, limits)?;
     let image_config: ImageConfig = parse(
         &format!("image config {}", manifest.config.digest),
         &images.cas.read(&manifest.config.digest)?,
@@ -248,7 +304,7 @@ fn pull_into(
         &manifest.layers,
         diff_ids,
         progress,
-        opts.jobs,
+        opts,
         stored,
     )?;
     let manifest_digest = images.cas.put(&manifest_bytes)?;
@@ -327,9 +383,10 @@ fn fetch_layers(
     layers: &[Descriptor],
     diff_ids: &[Digest],
     progress: &dyn Progress,
-    jobs: usize,
+    opts: &PullOptions,
     stored: &Stored,
 ) -> Result<(), Error> {
+    let jobs = opts.jobs;
     let queue = Mutex::new(layers.iter().zip(diff_ids));
     let failed = AtomicBool::new(false);
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
@@ -343,7 +400,15 @@ fn fetch_layers(
                     let Some((layer, diff_id)) = queue.lock().expect("not poisoned").next() else {
                         return;
                     };
-                    let result = fetch_layer(client, images, layer, diff_id, progress, stored);
+                    let result = fetch_layer(
+                        client,
+                        images,
+                        layer,
+                        diff_id,
+                        progress,
+                        stored,
+                        &opts.limits,
+                    );
                     if let Err(e) = result {
                         failed.store(true, Ordering::Relaxed);
                         first_error.lock().expect("not poisoned").get_or_insert(e);
@@ -366,6 +431,7 @@ fn fetch_layer(
     diff_id: &Digest,
     progress: &dyn Progress,
     stored: &Stored,
+    limits: &Limits,
 ) -> Result<(), Error> {
     let id = short(&layer.digest);
     if images.snapshot_path(diff_id).is_dir() && images.cas.contains(&layer.digest) {
@@ -373,7 +439,7 @@ fn fetch_layer(
         return Ok(());
     }
     let bar = progress::Layer::start(progress, &id, layer.size);
-    download(client, images, layer, Some(&bar), stored)?;
+    download(client, images, layer, Some(&bar), stored, limits)?;
     bar.state("Extracting");
     if !images.snapshot_path(diff_id).is_dir() {
         images.ensure_snapshot(&layer.digest, diff_id)?;
@@ -387,94 +453,191 @@ fn fetch_layer(
     Ok(())
 }
 
+/// Refuse `size` more bytes if the data root's filesystem does not have
+/// them above the reserve.
+fn check_room(images: &Images, limits: &Limits, what: &str, size: u64) -> Result<(), Error> {
+    let dir = images.cas.partial_dir();
+    let (room, free) = limits::room(&dir, limits.disk_reserve)
+        .map_err(|e| image::Error::from(crate::util::io_err(&dir)(e)))?;
+    if size > room {
+        return Err(Error::NoRoom {
+            what: what.to_string(),
+            size,
+            free,
+            reserve: limits.disk_reserve,
+        });
+    }
+    Ok(())
+}
+
 /// Download blob `desc` into the store, verified, resuming a partial
-/// download if there is one.
+/// download if there is one. A resumed download that does not verify (the
+/// partial came from another registry, or was garbage) is done again
+/// once, from the start.
 fn download(
     client: &Client,
     images: &Images,
     desc: &Descriptor,
     bar: Option<&progress::Layer<'_>>,
     stored: &Stored,
+    limits: &Limits,
 ) -> Result<(), Error> {
     let digest = &desc.digest;
-    if images.cas.contains(digest) {
-        return Ok(());
-    }
-    let blob_err = |source| Error::Blob {
-        what: "blob",
-        digest: digest.clone(),
-        source,
-    };
-    let Some(mut w) = images
-        .cas
-        .resumable(Expected {
+    for retry in [false, true] {
+        if images.cas.contains(digest) {
+            return Ok(());
+        }
+        let blob_err = |source| Error::Blob {
+            what: "blob",
             digest: digest.clone(),
-            size: desc.size,
-        })
-        .map_err(blob_err)?
-    else {
-        // Another pull stored it while we waited for its lock.
-        return Ok(());
-    };
-    if w.written() < desc.size {
-        let offset = w.written();
-        step!(
-            "GET {}/v2/.../blobs/{digest}{}",
-            client.host(),
-            if offset > 0 {
-                format!(" (Range: bytes={offset}-)")
-            } else {
-                String::new()
+            source,
+        };
+        let Some(mut w) = images
+            .cas
+            .resumable(Expected {
+                digest: digest.clone(),
+                size: desc.size,
+            })
+            .map_err(blob_err)?
+        else {
+            // Another pull stored it while we waited for its lock.
+            return Ok(());
+        };
+        check_room(
+            images,
+            limits,
+            &format!("blob {digest}"),
+            desc.size - w.written(),
+        )?;
+        let resumed = fetch(client, images, desc, &mut w, bar, limits)?;
+        match w.commit() {
+            Ok(_) => {
+                stored
+                    .blobs
+                    .lock()
+                    .expect("not poisoned")
+                    .push(digest.clone());
+                return Ok(());
             }
-        );
-        let (body, ranged) = client.blob(&digest.to_string(), offset)?;
-        if !ranged && offset > 0 {
-            w.restart().map_err(blob_err)?;
-        }
-        if let Some(b) = bar {
-            b.set_position(w.written());
-        }
-        let mut reader = body.into_reader();
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                // Kept for the next pull to resume.
-                Err(e) => {
-                    return Err(Error::Download {
-                        digest: digest.clone(),
-                        reason: e.to_string(),
-                    });
+            // The partial that was resumed is gone with the mismatch.
+            Err(cas::Error::DigestMismatch { .. } | cas::Error::SizeMismatch { .. })
+                if resumed && !retry =>
+            {
+                step!("{digest}: the resumed download does not verify: again, from byte 0");
+                if let Some(b) = bar {
+                    b.set_position(0);
                 }
-            };
-            if let Err(e) = w.write_all(&buf[..n]) {
-                w.discard();
+            }
+            Err(e) => return Err(blob_err(e)),
+        }
+    }
+    unreachable!("the second try returns")
+}
+
+/// Stream the rest of `desc` into `w`; true if it resumed a partial
+/// download. On an error, the partial is kept only if what it holds may
+/// still be the blob's start (a dropped connection), not if it is known
+/// wrong (more bytes than declared) or the disk is short.
+fn fetch(
+    client: &Client,
+    images: &Images,
+    desc: &Descriptor,
+    w: &mut cas::BlobWriter,
+    bar: Option<&progress::Layer>,
+    limits: &Limits,
+) -> Result<bool, Error> {
+    let digest = &desc.digest;
+    if w.written() >= desc.size {
+        return Ok(w.written() > 0);
+    }
+    let offset = w.written();
+    step!(
+        "GET {}/v2/.../blobs/{digest}{}",
+        client.host(),
+        if offset > 0 {
+            format!(" (Range: bytes={offset}-)")
+        } else {
+            String::new()
+        }
+    );
+    let (body, ranged) = client.blob(&digest.to_string(), offset)?;
+    if !ranged && offset > 0 {
+        w.restart().map_err(|source| Error::Blob {
+            what: "blob",
+            digest: digest.clone(),
+            source,
+        })?;
+    }
+    let oversized = || Error::Oversized {
+        digest: digest.clone(),
+        size: desc.size,
+    };
+    if body
+        .content_length()
+        .is_some_and(|n| n > desc.size - w.written())
+    {
+        w.discard();
+        return Err(oversized());
+    }
+    if let Some(b) = bar {
+        b.set_position(w.written());
+    }
+    let dir = images.cas.partial_dir();
+    let mut meter = Meter::new(limits, Some(&dir));
+    let stopped = |stop| Error::Stopped {
+        what: digest.to_string(),
+        stop,
+    };
+    let mut reader = body.into_reader();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // What arrived is kept for the next pull to resume.
+            Err(e) if client::is_timeout(&e) => return Err(stopped(meter.stalled())),
+            Err(e) => {
                 return Err(Error::Download {
                     digest: digest.clone(),
                     reason: e.to_string(),
                 });
             }
-            if let Some(b) = bar {
-                b.advance(n as u64);
+        };
+        if w.written() + n as u64 > desc.size {
+            w.discard();
+            return Err(oversized());
+        }
+        if let Err(e) = w.write_all(&buf[..n]) {
+            w.discard();
+            return Err(Error::Download {
+                digest: digest.clone(),
+                reason: e.to_string(),
+            });
+        }
+        if let Some(b) = bar {
+            b.advance(n as u64);
+        }
+        if let Err(stop) = meter.add(n) {
+            if matches!(stop, Stop::DiskFull { .. }) {
+                w.discard();
             }
+            return Err(stopped(stop));
         }
     }
-    w.commit().map_err(blob_err)?;
-    stored
-        .blobs
-        .lock()
-        .expect("not poisoned")
-        .push(digest.clone());
-    Ok(())
+    Ok(offset > 0 && ranged)
 }
 
 /// `containr login`: check the credentials against the registry (the
 /// token flow of a `/v2/` request), then store them.
 pub fn login(domain: &str, creds: &auth::Credentials, insecure: &[String]) -> Result<(), Error> {
     let reference = Reference::parse(&format!("{domain}/x"))?;
-    let client = Client::new(&reference, insecure, Some(creds.clone()));
+    let client = Client::new(
+        &reference,
+        insecure,
+        Some(creds.clone()),
+        &Limits::default(),
+    );
     client.check_login()?;
     auth::store(&auth::config_path(), domain, Some(creds))?;
     Ok(())

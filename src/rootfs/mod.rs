@@ -188,7 +188,8 @@ fn mount_fs(
 ) -> Result<(), Error> {
     mkdir_p(target)?;
     step!(
-        "mount({fstype}, {target}, {flags:?}{}{})",
+        "mount({fstype}, {target}, {}{}{})",
+        crate::explain::flag_names(flags.iter_names()),
         if data.is_some() { ", " } else { "" },
         data.unwrap_or("")
     );

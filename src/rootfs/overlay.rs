@@ -22,7 +22,8 @@ use crate::step;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Overlay {
     /// The directory the lower layers are named relative to: the mount's
-    /// options must fit in one page, and short names fit ~60 layers.
+    /// options must fit in one page, and short names fit ~60 layers (more
+    /// are given one by one, see [`Overlay::mount`]).
     pub base: PathBuf,
     /// Lower layers relative to `base`, top first.
     pub lower: Vec<String>,
@@ -69,16 +70,39 @@ impl Overlay {
             self.upper.display(),
             self.work.display()
         );
-        nix::mount::mount(
-            Some("overlay"),
-            target,
-            Some("overlay"),
-            nix::mount::MsFlags::empty(),
-            Some(self.options().as_str()),
-        )
-        .map_err(std::io::Error::from)
+        let options = self.options();
+        if options.len() < MOUNT_DATA_MAX {
+            return nix::mount::mount(
+                Some("overlay"),
+                target,
+                Some("overlay"),
+                nix::mount::MsFlags::empty(),
+                Some(options.as_str()),
+            )
+            .map_err(std::io::Error::from);
+        }
+        // Too many layers for one page: one `lowerdir+` each (Linux 6.8).
+        use std::ffi::CString;
+        let invalid = || std::io::Error::from(std::io::ErrorKind::InvalidInput);
+        let cstr = |s: &str| CString::new(s).map_err(|_| invalid());
+        let fs = mountapi::FsContext::open(c"overlay")?;
+        for layer in &self.lower {
+            fs.set_string(c"lowerdir+", &cstr(layer)?)?;
+        }
+        fs.set_string(c"upperdir", &cstr(&escape(&self.upper.to_string_lossy()))?)?;
+        fs.set_string(c"workdir", &cstr(&escape(&self.work.to_string_lossy()))?)?;
+        fs.set_flag(c"volatile")?;
+        let mount = fs.mount(0)?;
+        let target = CString::new(target.as_os_str().as_encoded_bytes()).map_err(|_| invalid())?;
+        mountapi::attach(mount.as_fd(), &target)
     }
 }
+
+/// mount(2) copies one page of options.
+const MOUNT_DATA_MAX: usize = 4096;
+
+/// fsconfig(2) copies at most this much of a string value.
+const FSCONFIG_VALUE_MAX: usize = 256;
 
 impl Overlay {
     /// The overlay for a container in a user namespace, as a detached
@@ -111,7 +135,8 @@ impl Overlay {
             .collect::<Result<Vec<_>, _>>()?;
         // fsconfig takes values of at most 256 bytes: the idmapped layers
         // are attached at short names on a tmpfs (over `base`, in the
-        // child's namespace only), which fits ~80 layers.
+        // child's namespace only), which fits ~80 layers in one value;
+        // more are given one by one.
         let short: Vec<CString> = (0..layers.len())
             .map(|i| CString::new(i.to_string()).expect("digits"))
             .collect();
@@ -170,7 +195,14 @@ impl Overlay {
                 mountapi::attach(tree.as_fd(), name)?;
             }
             let fs = mountapi::FsContext::open(c"overlay")?;
-            fs.set_string(c"lowerdir", &lowerdir)?;
+            if lowerdir.as_bytes().len() < FSCONFIG_VALUE_MAX {
+                fs.set_string(c"lowerdir", &lowerdir)?;
+            } else {
+                // One `lowerdir+` each (Linux 6.8): no length to run out of.
+                for name in &short {
+                    fs.set_string(c"lowerdir+", name)?;
+                }
+            }
             fs.set_string(c"upperdir", &upper)?;
             fs.set_string(c"workdir", &work)?;
             fs.set_flag(c"volatile")?;

@@ -2,6 +2,8 @@
 //! user would, as root, and check its effects on the host.
 #![allow(dead_code)]
 
+pub mod examples;
+pub mod pty;
 pub mod registry;
 
 use std::path::{Path, PathBuf};

@@ -105,6 +105,84 @@ impl Drop for Registry {
     }
 }
 
+/// A registry that misbehaves on purpose (tests/helpers/hostile_registry.py):
+/// the repository `hostile/<case>` picks how.
+pub struct Hostile {
+    child: Child,
+    /// `127.0.0.1:PORT`
+    pub host: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Hostile {
+    pub fn start() -> Hostile {
+        let dir = tempfile::Builder::new()
+            .prefix("containr-hostile.")
+            .tempdir()
+            .unwrap();
+        let log = dir.path().join("requests");
+        std::fs::write(&log, "").unwrap();
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/hostile_registry.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(&log)
+            .arg(host_arch())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3");
+        // The port, once it listens (or nothing, if it failed to start).
+        let mut port = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut port)
+            .unwrap();
+        let port: u16 = port.trim().parse().expect("the hostile registry's port");
+        Hostile {
+            child,
+            host: format!("127.0.0.1:{port}"),
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// The image name that makes it misbehave as `case`.
+    pub fn name(&self, case: &str) -> String {
+        format!("{}/hostile/{case}:1", self.host)
+    }
+
+    /// `GET PATH [Range]` of each request so far.
+    pub fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Forget the requests so far.
+    pub fn clear(&self) {
+        std::fs::write(&self.log, "").unwrap();
+    }
+}
+
+impl Drop for Hostile {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The host's architecture as OCI names it.
+pub fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => panic!("no test image for {other}"),
+    }
+}
+
 // ------------------------------------------------------------ OCI layouts
 
 pub fn sha256_hex(b: &[u8]) -> String {
