@@ -48,6 +48,8 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Container(e) => e.status(),
+            // As a shell reports a command a signal ended.
+            Error::Image(image::Error::Interrupted(sig)) => 128 + sig,
             _ => RUNTIME_ERROR,
         }
     }

@@ -148,9 +148,9 @@ enum Command {
     },
     /// Load images from a tar archive (docker save's format or an OCI layout)
     Load {
-        /// The archive (tar, tar.gz, tar.zst)
+        /// Read from this archive (tar, tar.gz, tar.zst) instead of stdin
         #[arg(short, long, value_name = "FILE")]
-        input: PathBuf,
+        input: Option<PathBuf>,
     },
     /// Save images to a tar archive (an OCI layout with docker's manifest.json)
     Save {
@@ -178,7 +178,15 @@ enum Command {
     },
     /// Import a root filesystem tarball (tar, tar.gz, tar.zst) as an image
     Import {
-        /// The tarball
+        /// Apply a Dockerfile instruction to the image's config (CMD,
+        /// ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, STOPSIGNAL, VOLUME,
+        /// ONBUILD)
+        #[arg(short, long = "change", value_name = "list")]
+        change: Vec<String>,
+        /// Set a commit message for the imported image
+        #[arg(short, long, value_name = "string")]
+        message: Option<String>,
+        /// The tarball, or - for stdin
         file: PathBuf,
         /// The image's name, e.g. myimage:1.0
         name: String,
@@ -544,11 +552,16 @@ fn dispatch(command: Command, global: &Global) -> Result<i32, Error> {
             password_stdin,
         } => cli::image::login(global, server, username, password, password_stdin),
         Command::Logout { server } => cli::image::logout(server),
-        Command::Load { input } => cli::image::load(root, &input),
+        Command::Load { input } => cli::image::load(root, input),
         Command::Save { output, images } => cli::image::save(root, output, &images),
         Command::Gc => cli::image::gc(root),
         Command::Verify { repair } => cli::image::verify(root, repair),
-        Command::Import { file, name } => cli::image::import(root, &file, &name),
+        Command::Import {
+            change,
+            message,
+            file,
+            name,
+        } => cli::image::import(root, &change, message, file, &name),
         Command::Images { quiet } => cli::image::images(root, quiet),
         Command::Rmi { force, images } => cli::image::rmi(root, &images, force),
         Command::Tag { source, target } => cli::image::tag(root, &source, &target),

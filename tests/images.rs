@@ -136,9 +136,10 @@ fn tag_inspect_and_rmi() {
         "No such image",
     );
     assert_eq!(run_image(&sb, &["base", "echo", "still"]), "still\n");
+    // docker's status for a failed rmi is 1.
     assert_fails(
         &sb.cmd(&["rmi", "nope"]).output().unwrap(),
-        125,
+        1,
         "No such image: nope",
     );
     assert_fails(
@@ -155,6 +156,30 @@ fn tag_inspect_and_rmi() {
         sb.containr_ok(&["rmi", &id[7..]]),
         "Untagged: docker.io/library/base:latest\n"
     );
+    assert_eq!(sb.containr_ok(&["images", "-q"]), "");
+}
+
+#[test]
+fn rmi_of_several_removes_what_it_can_and_reports_each_failure() {
+    let sb = Sandbox::new();
+    import(&sb, "rootfs.tar", "a");
+    sb.containr_ok(&["tag", "a", "b"]);
+    let out = sb
+        .cmd(&["rmi", "a", "nope", "b", "Bad:name"])
+        .output()
+        .unwrap();
+    // As docker: both removals happen, in order, and each failure is a
+    // line of its own on stderr; the status is 1.
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Untagged: docker.io/library/a:latest\nUntagged: docker.io/library/b:latest\n"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(lines[0].starts_with("containr: ") && lines[0].contains("No such image: nope"));
+    assert!(lines[1].starts_with("containr: ") && lines[1].contains("invalid reference"));
     assert_eq!(sb.containr_ok(&["images", "-q"]), "");
 }
 
@@ -545,4 +570,198 @@ fn verify_finds_tampered_snapshots_and_repair_unpacks_them_again() {
         [snap.clone(), format!("{snap}.sum")]
     );
     assert!(sb.containr_ok(&["verify"]).ends_with("no problems\n"));
+}
+
+/// `cmd` run with `input` on its stdin; its output.
+fn with_stdin(mut cmd: std::process::Command, input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // containr may stop reading early (an error): a broken pipe is fine.
+    let _ = child.stdin.take().unwrap().write_all(input);
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn import_and_load_read_stdin() {
+    let sb = Sandbox::new();
+    let tar = std::fs::read(sb.rootfs_tar("rootfs.tar.gz")).unwrap();
+    let out = with_stdin(sb.cmd(&["import", "-", "piped"]), &tar);
+    assert!(out.status.success(), "{out:?}");
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(run_image(&sb, &["piped", "echo", "in"]), "in\n");
+    let json: serde_json::Value =
+        serde_json::from_str(&sb.containr_ok(&["image", "inspect", "piped"])).unwrap();
+    assert_eq!(json[0]["Comment"], "Imported from -");
+
+    // save | load, into another data root; with no -i, and with -i -.
+    let saved = sb.cmd(&["save", "piped"]).output().unwrap();
+    assert!(saved.status.success());
+    for (i, args) in [&["load"][..], &["load", "-i", "-"][..]]
+        .into_iter()
+        .enumerate()
+    {
+        let other = sb.dir.path().join(format!("other-{i}"));
+        let mut load = std::process::Command::new(common::BIN);
+        load.arg("--root").arg(&other).args(args);
+        let out = with_stdin(load, &saved.stdout);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "Loaded image: docker.io/library/piped:latest\n",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ids = std::process::Command::new(common::BIN)
+            .arg("--root")
+            .arg(&other)
+            .args(["images", "-q"])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&ids.stdout).trim(), &id[7..19]);
+    }
+    // Not a tar: one line naming stdin, nothing stored.
+    let before = sb.entries("blobs/sha256");
+    let out = with_stdin(sb.cmd(&["load"]), b"not a tar at all");
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("containr: stdin"),
+        "{out:?}"
+    );
+    assert_eq!(sb.entries("blobs/sha256"), before);
+}
+
+#[test]
+fn an_interrupted_import_from_stdin_leaves_nothing() {
+    use std::io::Write;
+    let sb = Sandbox::new();
+    let tar = std::fs::read(sb.rootfs_tar("rootfs.tar")).unwrap();
+    let mut child = sb
+        .cmd(&["import", "-", "half"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&tar[..tar.len() / 2]).unwrap();
+    // The blob being written is there, so the signal lands mid-read.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sb.entries("blobs/tmp").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no blob being written"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    // 128 + SIGINT, as a shell reports it; one line; nothing kept.
+    assert_fails(&out, 130, "interrupted");
+    assert!(sb.entries("blobs/tmp").is_empty());
+    assert!(sb.entries("blobs/sha256").is_empty());
+    assert!(sb.snapshots().is_empty());
+    assert_eq!(sb.containr_ok(&["images", "-q"]), "");
+}
+
+#[test]
+fn import_changes_set_the_config_the_container_runs_with() {
+    let sb = Sandbox::new();
+    let tarball = sb.rootfs_tar("rootfs.tar");
+    let file = tarball.to_str().unwrap();
+    sb.containr_ok(&[
+        "import",
+        "-c",
+        r#"ENV GREETING=hello NAME="the world""#,
+        "--change",
+        "ENV OLD old form",
+        "-c",
+        "WORKDIR /srv",
+        "-c",
+        "workdir app",
+        "-c",
+        "USER 1234",
+        "-c",
+        "EXPOSE 80 53/udp",
+        "-c",
+        "LABEL team=core",
+        "-c",
+        "STOPSIGNAL SIGQUIT",
+        "-c",
+        "CMD echo $GREETING $NAME, $OLD, in $(pwd) as $(id -u)",
+        "-m",
+        "made by a test",
+        file,
+        "configured",
+    ]);
+    assert_eq!(
+        run_image(&sb, &["configured"]),
+        "hello the world, old form, in /srv/app as 1234\n"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&sb.containr_ok(&["inspect", "configured"])).unwrap();
+    let config = &json[0]["Config"];
+    assert_eq!(
+        config["Cmd"],
+        serde_json::json!([
+            "/bin/sh",
+            "-c",
+            "echo $GREETING $NAME, $OLD, in $(pwd) as $(id -u)"
+        ])
+    );
+    assert_eq!(
+        config["Env"],
+        serde_json::json!(["GREETING=hello", "NAME=the world", "OLD=old form"])
+    );
+    assert_eq!(config["WorkingDir"], "/srv/app");
+    assert_eq!(config["User"], "1234");
+    assert_eq!(
+        config["ExposedPorts"],
+        serde_json::json!({"53/udp": {}, "80/tcp": {}})
+    );
+    assert_eq!(config["Labels"]["team"], "core");
+    assert_eq!(config["StopSignal"], "SIGQUIT");
+    assert_eq!(json[0]["Comment"], "made by a test");
+
+    // The exec form, with the command line's arguments after it.
+    sb.containr_ok(&[
+        "import",
+        "-c",
+        r#"ENTRYPOINT ["/bin/echo", "from the entrypoint:"]"#,
+        "-c",
+        r#"CMD ["default"]"#,
+        file,
+        "ep",
+    ]);
+    assert_eq!(run_image(&sb, &["ep"]), "from the entrypoint: default\n");
+    assert_eq!(
+        run_image(&sb, &["ep", "mine"]),
+        "from the entrypoint: mine\n"
+    );
+
+    // What docker refuses is refused before anything is read or stored.
+    let blobs = sb.entries("blobs/sha256");
+    assert_fails(
+        &sb.cmd(&["import", "-c", "RUN make", file, "bad"])
+            .output()
+            .unwrap(),
+        125,
+        "run is not a valid change command",
+    );
+    assert_fails(
+        &sb.cmd(&["import", "-c", "ENV A=\"x", file, "bad"])
+            .output()
+            .unwrap(),
+        125,
+        "unterminated quote",
+    );
+    assert_eq!(sb.entries("blobs/sha256"), blobs);
 }

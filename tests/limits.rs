@@ -95,6 +95,47 @@ fn the_container_sees_its_cgroup_as_root() {
     }
 }
 
+/// Inside, the memory controller's files of the container's own cgroup:
+/// `memory.max` on v2 (a cgroup2 at /sys/fs/cgroup), `memory.limit_in_bytes`
+/// on v1 (the hierarchy at /sys/fs/cgroup/memory).
+const MEMORY_LIMIT_FILE: &str = "if [ -e /sys/fs/cgroup/cgroup.controllers ]; \
+     then f=/sys/fs/cgroup/memory.max; else f=/sys/fs/cgroup/memory/memory.limit_in_bytes; fi";
+
+#[test]
+fn the_container_reads_its_own_cgroup_at_sys_fs_cgroup_read_only() {
+    let _serial = serial();
+    let sb = Sandbox::new();
+    let script = format!(
+        "{MEMORY_LIMIT_FILE}; cat $f; \
+         {{ echo 1 > $f; }} 2>/dev/null && echo written || echo refused; \
+         mkdir /sys/fs/cgroup/x 2>/dev/null && echo made || echo refused; \
+         find /sys/fs/cgroup -mindepth 2 -type d | wc -l; \
+         grep -c ' /sys/fs/cgroup[ /].* - cgroup' /proc/self/mountinfo; \
+         awk '$5 ~ \"^/sys/fs/cgroup\" && $4 != \"/\"' /proc/self/mountinfo; \
+         head -n 1 $(dirname $f)/cgroup.procs"
+    );
+    let out = sb.ok(&["--memory", "48m", "sh", "-c", &script]);
+    let lines: Vec<&str> = out.lines().collect();
+    // The limit set with --memory, from the container's own files.
+    assert_eq!(lines[0], "50331648", "{out}");
+    // Read-only: neither a limit nor a new cgroup can be written.
+    assert_eq!(lines[1..3], ["refused", "refused"], "{out}");
+    // Nothing of the host's hierarchy: the container's cgroup is the root
+    // of every cgroup mount (no child cgroup, no mount of a subtree), and
+    // its first process is the container's PID 1.
+    assert_eq!(lines[3], "0", "{out}");
+    assert_ne!(lines[4], "0", "no cgroup mount: {out}");
+    assert_eq!(lines[5], "1", "{out}");
+    assert_eq!(lines.len(), 6, "a cgroup mount of a subtree: {out}");
+
+    // --privileged: writable, as docker.
+    let script = format!("{MEMORY_LIMIT_FILE}; echo 67108864 > $f && cat $f");
+    assert_eq!(
+        sb.ok(&["--privileged", "--memory", "48m", "sh", "-c", &script]),
+        "67108864\n"
+    );
+}
+
 #[test]
 fn a_fork_bomb_is_contained_by_pids_limit() {
     let _serial = serial();
@@ -325,6 +366,19 @@ fn v2_backend_on_the_unified_mount() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "null=ok\nlc=denied\n");
     let out = v2(&["--privileged", "sh", "-c", script]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "null=ok\nlc=open\n");
+    // Its cgroup is at /sys/fs/cgroup, cgroup2 and read-only, with the
+    // init (PID 1) in it.
+    let out = v2(&[
+        "sh",
+        "-c",
+        "grep ' /sys/fs/cgroup ' /proc/self/mountinfo | cut -d' ' -f4,6,9; \
+         head -n 1 /sys/fs/cgroup/cgroup.procs; mkdir /sys/fs/cgroup/x",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "/ ro,nosuid,nodev,noexec,relatime cgroup2\n1\n"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Read-only file system"));
     // A limit whose controller this mount lacks is refused, cleanly.
     let out = v2(&["--memory", "32m", "true"]);
     assert_fails(&out, 125, "needs the memory cgroup controller");

@@ -102,9 +102,10 @@ fn registry_domain(server: Option<String>) -> Result<String, Error> {
 }
 
 /// `containr load -i FILE`.
-pub fn load(root: &Path, input: &Path) -> Result<i32, Error> {
+pub fn load(root: &Path, input: Option<PathBuf>) -> Result<i32, Error> {
     require_root("load")?;
-    for loaded in image::archive::load(root, input)? {
+    let source = image::input::Source::from_arg(input);
+    for loaded in image::archive::load(root, &source)? {
         match loaded {
             image::archive::Loaded::Name(name) => println!("Loaded image: {name}"),
             image::archive::Loaded::Id(id) => println!("Loaded image ID: {id}"),
@@ -172,10 +173,30 @@ pub fn verify(root: &Path, repair: bool) -> Result<i32, Error> {
     }
 }
 
-/// `containr import FILE NAME`: the new image's id.
-pub fn import(root: &Path, file: &Path, name: &str) -> Result<i32, Error> {
+/// `containr import [-c INSTRUCTION] [-m MESSAGE] FILE|- NAME`: the new
+/// image's id.
+pub fn import(
+    root: &Path,
+    change: &[String],
+    message: Option<String>,
+    file: PathBuf,
+    name: &str,
+) -> Result<i32, Error> {
     require_root("import")?;
-    let id = image::import(root, file, name)?;
+    // Checked before anything is read.
+    let config = (!change.is_empty())
+        .then(|| image::change::apply(Default::default(), change))
+        .transpose()
+        .map_err(image::Error::from)?;
+    let id = image::import(
+        root,
+        image::ImportOptions {
+            source: &image::input::Source::from_arg(Some(file)),
+            name,
+            config,
+            message,
+        },
+    )?;
     println!("{id}");
     Ok(0)
 }
@@ -205,7 +226,8 @@ pub fn images(root: &Path, quiet: bool) -> Result<i32, Error> {
     Ok(0)
 }
 
-/// `containr rmi [-f] IMAGE...`: each name removed.
+/// `containr rmi [-f] IMAGE...`: each name removed; as docker, what can be
+/// is removed, each failure reported, and the status is then 1.
 pub fn rmi(root: &Path, images: &[String], force: bool) -> Result<i32, Error> {
     // The last name of an image a container (running or kept) uses is
     // refused unless forced, as docker refuses it.
@@ -214,15 +236,24 @@ pub fn rmi(root: &Path, images: &[String], force: bool) -> Result<i32, Error> {
             .then(|| lifecycle::user_of_image(root, id))
             .flatten()
     };
+    let mut status = 0;
     for name in images {
-        for gone in image::remove(root, name, used_by)? {
-            match image::store::unnamed_id(&gone) {
-                Some(id) => println!("Deleted: {id}"),
-                None => println!("Untagged: {gone}"),
+        match image::remove(root, name, used_by) {
+            Ok(gone) => {
+                for g in gone {
+                    match image::store::unnamed_id(&g) {
+                        Some(id) => println!("Deleted: {id}"),
+                        None => println!("Untagged: {g}"),
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("{}", Error::from(e).user_message());
+                status = 1;
             }
         }
     }
-    Ok(0)
+    Ok(status)
 }
 
 /// `containr tag SOURCE TARGET`.

@@ -87,7 +87,13 @@ fn start(config: &Config, idmapped: Option<OwnedFd>, channel: &Channel) -> Resul
     // Devices and mount points get exactly the modes we ask for.
     umask(Mode::empty());
 
-    namespace::enter_cgroup_namespace()?;
+    // Without a cgroup namespace, a cgroup mount would show the host's
+    // whole hierarchy: then none.
+    let cgroupfs = if namespace::enter_cgroup_namespace()? {
+        &config.cgroupfs
+    } else {
+        &rootfs::CgroupFs::None
+    };
     namespace::set_hostname(&config.hostname)?;
     network::configure_inside(config.network, config.interface.as_ref(), config.join_netns)?;
     let files: Vec<rootfs::EtcFile> = config
@@ -103,6 +109,7 @@ fn start(config: &Config, idmapped: Option<OwnedFd>, channel: &Channel) -> Resul
         userns: config.userns.is_some(),
         idmapped,
         files: &files,
+        cgroupfs,
         workdir: &config.workdir,
     })?;
 

@@ -155,6 +155,8 @@ pub struct Config {
     pub join_netns: Option<u32>,
     /// Files containr provides: (path inside the container, contents).
     pub etc_files: Vec<(String, String)>,
+    /// The container's cgroup, as it sees it at `/sys/fs/cgroup`.
+    pub cgroupfs: crate::rootfs::CgroupFs,
     pub confinement: crate::security::Confinement,
     /// `--userns-remap`: the host ids container ids map to.
     pub userns: Option<crate::namespace::userns::IdMap>,

@@ -300,6 +300,7 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         interface,
         join_netns: joined.map(|j| j.pid),
         etc_files,
+        cgroupfs: cgroupfs(cgroup.location()),
         confinement: p.confinement,
         userns: p.userns,
         reporting: reporting.clone(),
@@ -347,6 +348,18 @@ fn default_hostname(mode: Mode, joined: Option<&network::Joined>, id: &str) -> S
             .unwrap_or_default(),
         Mode::Container => joined.map(|j| j.hostname.clone()).unwrap_or_default(),
         _ => id[..12].to_string(),
+    }
+}
+
+/// The hierarchies the container has a cgroup of its own in: those it
+/// sees at `/sys/fs/cgroup`. (A v1 hierarchy it is not placed in would
+/// show containr's own cgroup there, and its other containers.)
+fn cgroupfs(location: &cgroup::Location) -> crate::rootfs::CgroupFs {
+    match location {
+        cgroup::Location::V2(_) => crate::rootfs::CgroupFs::V2,
+        cgroup::Location::V1(dirs) => {
+            crate::rootfs::CgroupFs::V1(dirs.iter().map(|(c, _)| c.clone()).collect())
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 
 use super::config::{self, Descriptor, Index, Kind, Manifest};
+use super::input::Source;
 use super::reference::Reference;
 use super::{Error, Images, find, io_err, store};
 use crate::cas::{Digest, Expected};
@@ -39,10 +40,11 @@ fn bad(file: &Path, reason: impl Into<String>) -> Error {
 
 fn read_contents(
     images: &Images,
-    file: &Path,
+    source: &Source,
     stored: &mut Vec<Digest>,
 ) -> Result<Contents, Error> {
-    let f = std::fs::File::open(file).map_err(io_err(file))?;
+    let file = source.label();
+    let f = source.open().map_err(io_err(file))?;
     let reader = super::unpack::decompress(f).map_err(io_err(file))?;
     let mut archive = tar::Archive::new(reader);
     let mut c = Contents::default();
@@ -102,8 +104,8 @@ pub enum Loaded {
     Id(Digest),
 }
 
-/// `containr load -i FILE`: the images loaded.
-pub fn load(data_root: &Path, file: &Path) -> Result<Vec<Loaded>, Error> {
+/// `containr load [-i FILE|-]`: the images loaded.
+pub fn load(data_root: &Path, source: &Source) -> Result<Vec<Loaded>, Error> {
     let images = Images::open(data_root)?;
     let _guard = images.gc_guard(false)?;
     let mut stored = Vec::new();
@@ -114,7 +116,7 @@ pub fn load(data_root: &Path, file: &Path) -> Result<Vec<Loaded>, Error> {
                 .collect()
         })
         .unwrap_or_default();
-    let result = load_stored(&images, file, &mut stored);
+    let result = load_stored(&images, source, &mut stored);
     if result.is_err() {
         // Snapshots this load unpacked: those that were not there before.
         let new_snapshots: Vec<Digest> = std::fs::read_dir(images.snapshot_dir())
@@ -133,10 +135,15 @@ pub fn load(data_root: &Path, file: &Path) -> Result<Vec<Loaded>, Error> {
 
 fn load_stored(
     images: &Images,
-    file: &Path,
+    source: &Source,
     stored: &mut Vec<Digest>,
 ) -> Result<Vec<Loaded>, Error> {
-    let contents = read_contents(images, file, stored)?;
+    let file = source.label();
+    let contents = read_contents(images, source, stored);
+    if let Some(sig) = super::input::interrupted() {
+        return Err(Error::Interrupted(sig));
+    }
+    let contents = contents?;
     let mut named: Vec<(Option<String>, Digest)> = Vec::new();
     if let Some(manifest_json) = contents.json.get("manifest.json") {
         named.extend(load_docker(images, file, &contents, manifest_json, stored)?);

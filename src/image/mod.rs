@@ -7,11 +7,15 @@
 //! - [`store`]: the name index and the diff-id snapshots;
 //! - [`treesum`]: the sum of a snapshot's tree, for `verify`;
 //! - [`layers`]: the layers of a container's overlay over an image's
-//!   snapshots, and its writable layer.
+//!   snapshots, and its writable layer;
+//! - [`input`]: archives read from a file or stdin;
+//! - [`change`]: `import --change`'s Dockerfile instructions.
 
 pub mod archive;
+pub mod change;
 pub mod config;
 pub mod gc;
+pub mod input;
 pub mod layers;
 pub mod reference;
 pub mod store;
@@ -19,7 +23,6 @@ mod sys;
 pub mod treesum;
 pub mod unpack;
 
-use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -52,6 +55,10 @@ pub enum Error {
     },
     #[error("{file}: {reason}")]
     Archive { file: PathBuf, reason: String },
+    #[error(transparent)]
+    Change(#[from] change::Error),
+    #[error("interrupted by signal {0}: nothing was stored")]
+    Interrupted(i32),
     #[error("No such image: {0}")]
     NotFound(String),
     #[error(
@@ -78,7 +85,7 @@ pub enum Error {
     NoCommand(String),
 }
 
-use crate::util::io_err;
+use crate::util::{io_err, now, rfc3339};
 
 /// An image found by a name or an id.
 pub struct Found {
@@ -197,17 +204,34 @@ impl RunImage {
     }
 }
 
-/// `containr import FILE NAME`: a root filesystem tarball (plain, gzip or
+/// What `containr import` makes of a root filesystem tarball.
+pub struct ImportOptions<'a> {
+    pub source: &'a input::Source,
+    pub name: &'a str,
+    /// The image's config (`--change`).
+    pub config: Option<RunConfig>,
+    /// The history's comment (`--message`).
+    pub message: Option<String>,
+}
+
+/// `containr import FILE|- NAME`: a root filesystem tarball (plain, gzip or
 /// zstd) becomes a one-layer image. Returns the image id.
-pub fn import(data_root: &Path, file: &Path, name: &str) -> Result<Digest, Error> {
-    let reference = Reference::parse(name)?;
+pub fn import(data_root: &Path, opts: ImportOptions<'_>) -> Result<Digest, Error> {
+    let reference = Reference::parse(opts.name)?;
     let images = Images::open(data_root)?;
     // Like a pull or a load: a gc must not sweep the blob or the snapshot
     // before the image that names them is in the index.
     let _guard = images.gc_guard(false)?;
-    let mut src = File::open(file).map_err(io_err(file))?;
+    let label = opts.source.label();
+    let mut src = opts.source.open().map_err(io_err(label))?;
     let mut w = images.cas.writer(None)?;
-    io::copy(&mut src, &mut w).map_err(io_err(file))?;
+    let copied = io::copy(&mut src, &mut w);
+    // The default signal actions are back from here on.
+    drop(src);
+    if let Some(sig) = input::interrupted() {
+        return Err(Error::Interrupted(sig));
+    }
+    copied.map_err(io_err(label))?;
     let blob = w.commit()?;
     let diff_id = match images.unpack_layer(&blob, None) {
         Ok((diff_id, _)) => diff_id,
@@ -233,12 +257,21 @@ pub fn import(data_root: &Path, file: &Path, name: &str) -> Result<Digest, Error
         architecture: platform.architecture,
         os: platform.os,
         variant: platform.variant,
-        created: Some(crate::util::rfc3339(crate::util::now())),
-        config: None,
+        created: Some(rfc3339(now())),
+        config: opts.config,
         rootfs: config::RootFs {
             kind: "layers".into(),
             diff_ids: vec![diff_id],
         },
+        // As docker: the message, or where the tarball came from.
+        history: vec![config::History {
+            created: Some(rfc3339(now())),
+            comment: Some(opts.message.unwrap_or_else(|| match opts.source {
+                input::Source::Stdin => "Imported from -".into(),
+                input::Source::File(p) => format!("Imported from {}", p.display()),
+            })),
+            ..Default::default()
+        }],
     };
     let config_bytes = serde_json::to_vec(&image_config).expect("plain data");
     let config_digest = images.cas.put(&config_bytes)?;
@@ -389,6 +422,7 @@ pub fn inspect(data_root: &Path, name: &str) -> Result<serde_json::Value, Error>
         "RepoTags": tags,
         "ManifestDigest": img.manifest_digest.to_string(),
         "Created": img.config.created,
+        "Comment": img.config.history.last().and_then(|h| h.comment.clone()).unwrap_or_default(),
         "Architecture": img.config.architecture,
         "Os": img.config.os,
         "Variant": img.config.variant,

@@ -284,16 +284,18 @@ pub fn clone_and_exec(namespaces: Namespaces, exec: &ChildExec<'_>) -> Result<(P
 
 /// A cgroup namespace rooted at the cgroup the caller is in now, where the
 /// kernel has cgroup namespaces: the container then sees its own cgroup as
-/// `/` in /proc/self/cgroup and cannot name its parents.
-pub fn enter_cgroup_namespace() -> Result<(), Error> {
+/// `/` in /proc/self/cgroup and cannot name its parents. False where the
+/// kernel has none.
+pub fn enter_cgroup_namespace() -> Result<bool, Error> {
     if !Path::new("/proc/self/ns/cgroup").exists() {
-        return Ok(());
+        return Ok(false);
     }
     step!("unshare(CLONE_NEWCGROUP): the container's cgroup becomes its /");
     nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).map_err(|source| Error::Clone {
         flags: "CLONE_NEWCGROUP".into(),
         source,
-    })
+    })?;
+    Ok(true)
 }
 
 /// Give the container its hostname (in its own UTS namespace).

@@ -60,6 +60,24 @@ pub struct EtcFile<'a> {
     pub contents: &'a str,
 }
 
+/// What the container sees at `/sys/fs/cgroup`: its own cgroup as the
+/// root, as docker shows it. Mounted from inside the container's cgroup
+/// namespace, whose root is the container's cgroup, so nothing of the
+/// host's hierarchy above it is reachable.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum CgroupFs {
+    /// Nothing (no cgroup namespace of its own): `/sys/fs/cgroup` stays
+    /// an empty directory.
+    #[default]
+    None,
+    /// cgroup2 at `/sys/fs/cgroup`.
+    V2,
+    /// A tmpfs at `/sys/fs/cgroup` with a directory per v1 hierarchy the
+    /// container has a cgroup in, named by its controllers as mounted
+    /// (`memory`, `cpu,cpuacct`; a link per controller of a shared one).
+    V1(Vec<String>),
+}
+
 /// Everything the init needs to build the container's filesystem view.
 pub struct Plan<'a> {
     /// The root filesystem directory on the host (absolute).
@@ -76,6 +94,7 @@ pub struct Plan<'a> {
     /// over it before anything else.
     pub idmapped: Option<OwnedFd>,
     pub files: &'a [EtcFile<'a>],
+    pub cgroupfs: &'a CgroupFs,
     /// The working directory inside the container; created if missing, as
     /// docker does, before a `--read-only` root would forbid it.
     pub workdir: &'a str,
@@ -145,6 +164,7 @@ pub fn enter(plan: &Plan<'_>) -> Result<(), Error> {
     mount_proc_sys(root, plan.privileged)?;
     pivot(root)?;
     mount_dev(host_devices)?;
+    mount_cgroupfs(plan.cgroupfs, plan.privileged)?;
     if !plan.privileged {
         mask_paths()?;
     }
@@ -214,6 +234,55 @@ fn mount_proc_sys(root: &Path, privileged: bool) -> Result<(), Error> {
         mount_fs(fstype, &target.to_string_lossy(), flags, None)?;
     }
     Ok(())
+}
+
+/// The container's cgroup at `/sys/fs/cgroup`, read-only unless
+/// `privileged` (as docker). Done after the pivot: `/sys` is the
+/// container's own sysfs by then, and cgroup filesystems have no rule
+/// about being visible elsewhere first.
+fn mount_cgroupfs(cgroupfs: &CgroupFs, privileged: bool) -> Result<(), Error> {
+    const DIR: &str = "/sys/fs/cgroup";
+    let common = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let ro = if privileged {
+        MsFlags::empty()
+    } else {
+        MsFlags::MS_RDONLY
+    };
+    match cgroupfs {
+        CgroupFs::None => Ok(()),
+        CgroupFs::V2 => mount_fs("cgroup2", DIR, common | ro, None),
+        CgroupFs::V1(hierarchies) => {
+            mount_fs("tmpfs", DIR, common, Some("mode=755,size=64k"))?;
+            for controllers in hierarchies {
+                // The options name an existing hierarchy: a mount of it,
+                // rooted at the namespace's root.
+                mount_fs(
+                    "cgroup",
+                    &format!("{DIR}/{controllers}"),
+                    common | ro,
+                    Some(controllers),
+                )?;
+                if controllers.contains(',') {
+                    for c in controllers.split(',') {
+                        let link = format!("{DIR}/{c}");
+                        symlink(controllers, &link).map_err(io_err("symlink", link))?;
+                    }
+                }
+            }
+            if privileged {
+                return Ok(());
+            }
+            step!("mount(\"{DIR}\", MS_REMOUNT|MS_RDONLY): the tmpfs read-only too");
+            mount(
+                None::<&str>,
+                DIR,
+                None::<&str>,
+                MsFlags::MS_REMOUNT | common | ro,
+                None::<&str>,
+            )
+            .map_err(op_err("remounting read-only", DIR))
+        }
+    }
 }
 
 /// Refuse a mount point of the rootfs (`shown` inside it) that exists and
