@@ -41,7 +41,8 @@ struct Cli {
     log_level: Option<String>,
 
     /// Print a numbered walkthrough of every primitive as it happens, on
-    /// stdout (stderr when stdout carries a tar)
+    /// stdout (stderr when stdout carries a tar): text, each step with its
+    /// man page and lab, or json, one object per step
     #[arg(
         long,
         global = true,
@@ -49,7 +50,7 @@ struct Cli {
         num_args = 0..=1,
         require_equals = true,
         default_missing_value = "text",
-        value_parser = ["text"]
+        value_parser = ["text", "json"]
     )]
     explain: Option<String>,
 
@@ -485,6 +486,11 @@ fn main() -> ExitCode {
     );
     let reporting = Reporting {
         explain: cli.explain.is_some(),
+        explain_format: if cli.explain.as_deref() == Some("json") {
+            explain::Format::Json
+        } else {
+            explain::Format::Text
+        },
         explain_to: if tar_on_stdout {
             explain::Sink::Stderr
         } else {

@@ -825,6 +825,79 @@ fn explain_leaves_a_tar_on_stdout_alone() {
 }
 
 #[test]
+fn explain_names_man_pages_and_labs_and_speaks_json() {
+    let sb = Sandbox::new();
+    let rootfs = sb.rootfs.to_str().unwrap();
+    let run = |explain: &str| {
+        sb.containr_ok(&[
+            explain,
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--rootfs",
+            rootfs,
+            "echo",
+            "hi",
+        ])
+    };
+    let text = run("--explain");
+    let pivot = text
+        .lines()
+        .find(|l| l.contains("pivot_root(\".\", \".\")"))
+        .unwrap_or_else(|| panic!("no pivot_root step:\n{text}"));
+    assert!(pivot.ends_with("  [pivot_root(2), lab 2]"), "{pivot}");
+    for line in text.lines().filter(|l| l.contains("  mount(")) {
+        assert!(line.ends_with("  [mount(2), lab 2]"), "{line}");
+    }
+
+    let json = run("--explain=json");
+    let (steps, own): (Vec<&str>, Vec<&str>) = json.lines().partition(|l| l.starts_with('{'));
+    assert_eq!(own, ["hi"], "{json}");
+    let steps: Vec<serde_json::Value> = steps
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert_eq!(
+        steps.len(),
+        text.lines().filter(|l| l.starts_with('[')).count()
+    );
+    for (i, step) in steps.iter().enumerate() {
+        assert_eq!(step["step"], i as u64 + 1, "{step}");
+        assert!(step["time_ms"].as_f64().unwrap() >= 0.0, "{step}");
+        assert!(step["text"].is_string(), "{step}");
+    }
+    let by_call = |name: &str| {
+        steps
+            .iter()
+            .find(|s| s["syscall"] == name && s["arguments"].is_string())
+            .unwrap_or_else(|| panic!("no {name} step: {json}"))
+    };
+    let pivot = by_call("pivot_root");
+    assert_eq!(pivot["arguments"], "\".\", \".\"");
+    assert_eq!(pivot["man"], "pivot_root(2)");
+    assert_eq!(pivot["lab"], 2);
+    assert!(
+        pivot["why"]
+            .as_str()
+            .unwrap()
+            .starts_with("the rootfs becomes /"),
+        "{pivot}"
+    );
+    assert_eq!(
+        by_call("execve")["arguments"],
+        "\"/bin/echo\", [\"echo\", \"hi\"]"
+    );
+    assert_eq!(by_call("sethostname")["lab"], 1);
+
+    let bad = sb
+        .cmd(&["--explain=yaml", "run", "--rm", "--rootfs", rootfs, "true"])
+        .output()
+        .unwrap();
+    assert_fails(&bad, 125, "yaml");
+}
+
+#[test]
 fn missing_arguments_are_named_with_the_commands_help() {
     for (args, named, help) in [
         // (`load` needs no argument: without -i it reads stdin, as docker's.)

@@ -23,7 +23,42 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use sha2::{Digest as _, Sha256};
+/// SHA-256 through ring's assembly, which on CPUs without the SHA
+/// extensions hashes about 1.6x as fast as sha2's portable code (measured
+/// on this project's VM); every byte of every layer goes through it, twice
+/// when unpacked (diff-id and file sums).
+#[derive(Clone)]
+pub struct Sha256(ring::digest::Context);
+
+impl Sha256 {
+    pub fn new() -> Sha256 {
+        Sha256(ring::digest::Context::new(&ring::digest::SHA256))
+    }
+
+    pub fn new_with_prefix(bytes: &[u8]) -> Sha256 {
+        let mut h = Sha256::new();
+        h.update(bytes);
+        h
+    }
+
+    pub fn update(&mut self, bytes: impl AsRef<[u8]>) {
+        self.0.update(bytes.as_ref());
+    }
+
+    pub fn finalize(self) -> [u8; 32] {
+        self.0
+            .finish()
+            .as_ref()
+            .try_into()
+            .expect("a SHA-256 is 32 bytes")
+    }
+}
+
+impl Default for Sha256 {
+    fn default() -> Sha256 {
+        Sha256::new()
+    }
+}
 
 use crate::util::{PathIo, io_err, random_name};
 

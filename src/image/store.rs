@@ -299,12 +299,15 @@ impl Images {
             .ok()
             .and_then(|s| {
                 let (format, digest) = s.trim_end().split_once(' ')?;
-                (format == treesum::FORMAT).then(|| digest.parse::<Digest>().ok())?
+                Some((format.to_string(), digest.parse::<Digest>().ok()?))
             });
-        let Some(recorded) = recorded else {
+        let Some((format, recorded)) = recorded else {
             return Check::Unrecorded;
         };
-        match treesum::sum(&self.snapshot_path(diff_id), &treesum::Hashed::default()) {
+        let Some(actual) = treesum::sum_in(&format, &self.snapshot_path(diff_id)) else {
+            return Check::Unrecorded;
+        };
+        match actual {
             Ok(actual) if actual == recorded => Check::Intact,
             Ok(actual) => Check::Corrupt { recorded, actual },
             Err(e) => Check::Unreadable(e),
@@ -346,7 +349,11 @@ pub struct Made {
 /// Unpack a layer into `dir`, sum its tree and flush it to disk: all a
 /// snapshot is before it is renamed into place. Public for the unpack
 /// benchmark, which measures what a pull does.
-pub fn make_snapshot(reader: impl std::io::Read, dir: &Path, layer: &str) -> Result<Made, Error> {
+pub fn make_snapshot(
+    reader: impl std::io::Read + Send,
+    dir: &Path,
+    layer: &str,
+) -> Result<Made, Error> {
     let unpacked = unpack::unpack(reader, dir, layer)?;
     let sum = treesum::sum(dir, &unpacked.hashed).map_err(|source| Error::Sum {
         layer: layer.to_string(),

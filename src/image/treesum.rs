@@ -5,7 +5,7 @@
 //! The walk is depth first, names in byte order, and never follows a
 //! symlink. Each entry adds its path, file type, permission bits, owner and
 //! xattrs (overlayfs's opaque marker among them), and by type: a regular
-//! file's size and the sha256 of its content, a symlink's target, a device's
+//! file's size and the hash of its content, a symlink's target, a device's
 //! numbers (a whiteout is the char device 0/0). Every field is length- or
 //! width-prefixed, so two different trees never encode alike.
 //!
@@ -19,14 +19,38 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
-use sha2::{Digest as _, Sha256};
-
 use super::sys::{fstatat, lgetxattr, llistxattr, open_dir, openat, proc_path, readlinkat};
-use crate::cas::Digest;
+use crate::cas::{Digest, Sha256};
 
 /// Names the encoding above; a recorded sum of another format is not
-/// comparable (and not a sign of corruption).
-pub const FORMAT: &str = "containr-tree-v1";
+/// comparable (and not a sign of corruption). v2 hashes file content with
+/// BLAKE3: the unpacker hashes every byte it writes, and sha256 (v1) made
+/// that a second sha256 pass as long as the diff-id's, the largest CPU cost
+/// of an unpack on a CPU without SHA instructions. v1 sums, recorded by
+/// earlier versions, are still checked.
+pub const FORMAT: &str = "containr-tree-v2";
+const FORMAT_V1: &str = "containr-tree-v1";
+
+/// How a format hashes a file's content.
+#[derive(Clone, Copy)]
+enum Content {
+    Sha256,
+    Blake3,
+}
+
+/// A file's content hash in the current format, fed as it is written.
+#[derive(Default)]
+pub struct FileHash(blake3::Hasher);
+
+impl FileHash {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    pub fn finish(&self) -> [u8; 32] {
+        self.0.finalize().into()
+    }
+}
 
 /// An entry that could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +60,7 @@ pub struct Error {
     pub source: io::Error,
 }
 
-/// The sha256 of regular files' content, hashed by the unpacker as it wrote
+/// The [`FileHash`] of regular files' content, hashed by the unpacker as it wrote
 /// them, by inode: summing a fresh snapshot then reads no file again. A
 /// file is looked up by inode and size; every regular file of a snapshot
 /// is created by the unpacker, so the last content recorded for an inode
@@ -53,6 +77,21 @@ impl Hashed {
 /// The sum of the tree at `dir`; `hashed` may be empty, then every file is
 /// read.
 pub fn sum(dir: &Path, hashed: &Hashed) -> Result<Digest, Error> {
+    sum_with(dir, hashed, Content::Blake3)
+}
+
+/// The sum of the tree at `dir` in `format`, as recorded with a sum;
+/// `None` for a format this version does not know.
+pub fn sum_in(format: &str, dir: &Path) -> Option<Result<Digest, Error>> {
+    let content = match format {
+        FORMAT => Content::Blake3,
+        FORMAT_V1 => Content::Sha256,
+        _ => return None,
+    };
+    Some(sum_with(dir, &Hashed::default(), content))
+}
+
+fn sum_with(dir: &Path, hashed: &Hashed, content: Content) -> Result<Digest, Error> {
     let err = |path: &[u8]| {
         let path = String::from_utf8_lossy(path).into_owned();
         move |source| Error { path, source }
@@ -61,6 +100,7 @@ pub fn sum(dir: &Path, hashed: &Hashed) -> Result<Digest, Error> {
     let mut w = Walk {
         out: Sha256::new(),
         hashed,
+        content,
         path: b".".to_vec(),
         buf: vec![0u8; 256 * 1024],
     };
@@ -73,6 +113,7 @@ pub fn sum(dir: &Path, hashed: &Hashed) -> Result<Digest, Error> {
 struct Walk<'a> {
     out: Sha256,
     hashed: &'a Hashed,
+    content: Content,
     /// The current entry's path, `./` and its names.
     path: Vec<u8>,
     buf: Vec<u8>,
@@ -162,13 +203,19 @@ impl Walk<'_> {
             other => other,
         }?;
         let mut file = std::fs::File::from(file);
-        let mut h = Sha256::new();
+        let (mut sha, mut blake) = (Sha256::new(), FileHash::default());
         loop {
             let n = io::Read::read(&mut file, &mut self.buf)?;
             if n == 0 {
-                return Ok(h.finalize().into());
+                return Ok(match self.content {
+                    Content::Sha256 => sha.finalize(),
+                    Content::Blake3 => blake.finish(),
+                });
             }
-            h.update(&self.buf[..n]);
+            match self.content {
+                Content::Sha256 => sha.update(&self.buf[..n]),
+                Content::Blake3 => blake.update(&self.buf[..n]),
+            }
         }
     }
 }
@@ -258,6 +305,19 @@ mod tests {
                 "change {i}"
             );
         }
+    }
+
+    #[test]
+    fn recorded_formats_are_recomputed_as_they_were_made() {
+        let d = tree();
+        let current = sum_in(FORMAT, d.path()).unwrap().unwrap();
+        assert_eq!(current, sum(d.path(), &Hashed::default()).unwrap());
+        // v1 hashed file content with sha256: another sum of the same tree.
+        let v1 = sum_in(FORMAT_V1, d.path()).unwrap().unwrap();
+        assert_ne!(v1, current);
+        std::fs::write(d.path().join("a/f"), b"contenT").unwrap();
+        assert_ne!(sum_in(FORMAT_V1, d.path()).unwrap().unwrap(), v1);
+        assert!(sum_in("containr-tree-v0", d.path()).is_none());
     }
 
     #[test]

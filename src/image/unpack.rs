@@ -41,14 +41,14 @@ use std::ffi::CString;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, SyncSender};
 
 use std::os::unix::fs::MetadataExt;
 
-use sha2::{Digest as _, Sha256};
-
 use super::sys::*;
-use super::treesum::Hashed;
-use crate::cas::{Digest, HashingReader};
+use super::treesum::{FileHash, Hashed};
+use crate::cas::{Digest, Sha256};
 
 /// Errors of unpacking; each names the layer, and the entry when one is
 /// at fault.
@@ -101,39 +101,159 @@ pub struct Unpacked {
     pub hashed: Hashed,
 }
 
+/// Bytes of the tar stream between the threads of an unpack: chunks of
+/// `CHUNK`, at most `DEPTH` queued on each channel, so an unpack holds a
+/// few MiB whatever the layer's size.
+const CHUNK: usize = 1 << 20;
+const DEPTH: usize = 8;
+/// A file's content as handed to the hashing thread.
+const FILE_BUF: usize = 256 * 1024;
+
+type Chunk = Arc<Vec<u8>>;
+
 /// Unpack the layer `reader` into `dest` (an existing, empty directory).
-pub fn unpack(reader: impl Read, dest: &Path, layer: &str) -> Result<Unpacked, Error> {
+///
+/// Four threads, as `tar xzf` runs gzip and tar in two processes, so that
+/// on a machine with more than one CPU decompression, hashing and file
+/// writes overlap: one decompresses, one hashes the tar stream (the
+/// diff-id), this one parses it and writes the files, and one hashes the
+/// files' content for the snapshot's sum. Bounded channels link them.
+pub fn unpack(reader: impl Read + Send, dest: &Path, layer: &str) -> Result<Unpacked, Error> {
     let read_err = |source| Error::Read {
         layer: layer.to_string(),
         source,
     };
     let root = open_dir(dest).map_err(read_err)?;
-    let tar_stream = BufReader::with_capacity(
-        128 * 1024,
-        HashingReader::new(decompress(reader).map_err(read_err)?),
-    );
-    let mut archive = tar::Archive::new(tar_stream);
-    let mut u = Unpacker {
-        root,
-        layer,
-        cache: None,
-        dirs: Vec::new(),
-        buf: vec![0u8; 256 * 1024],
-        hashed: Hashed::default(),
-    };
-    for entry in archive.entries().map_err(read_err)? {
-        let mut entry = entry.map_err(read_err)?;
-        u.entry(&mut entry)?;
-    }
-    u.finish_dirs();
-    // The diff-id covers the whole stream, padding after the last entry
-    // included.
-    let mut rest = archive.into_inner();
-    io::copy(&mut rest, &mut io::sink()).map_err(read_err)?;
-    Ok(Unpacked {
-        diff_id: rest.into_inner().finish().0,
-        hashed: u.hashed,
+    std::thread::scope(|s| {
+        let (tar_tx, tar_rx) = mpsc::sync_channel(DEPTH);
+        let (sum_tx, sum_rx) = mpsc::sync_channel::<Chunk>(DEPTH);
+        let (file_tx, file_rx) = mpsc::sync_channel(DEPTH);
+        let (spare_tx, spare_rx) = mpsc::channel();
+        let inflater = s.spawn(move || inflate(reader, &tar_tx, &sum_tx));
+        let diff = s.spawn(move || {
+            let mut h = Sha256::new();
+            for chunk in sum_rx {
+                h.update(chunk.as_slice());
+            }
+            Digest::from_hasher(h)
+        });
+        let files = s.spawn(move || hash_files(file_rx, &spare_tx));
+        let mut u = Unpacker {
+            root,
+            layer,
+            cache: None,
+            dirs: Vec::new(),
+            files: file_tx,
+            spare: spare_rx,
+        };
+        let written = u.entries(ChunkReader {
+            rx: tar_rx,
+            chunk: Arc::default(),
+            pos: 0,
+        });
+        // Hang up first: a thread still sending then stops.
+        drop(u);
+        joined(inflater);
+        let hashed = joined(files);
+        let diff_id = joined(diff);
+        written?;
+        Ok(Unpacked { diff_id, hashed })
     })
+}
+
+/// A thread's result; its panic goes on in the caller.
+fn joined<T>(t: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    t.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
+/// Decompress `reader` into chunks for the tar reader and the diff-id's
+/// hasher; a read error goes to the tar reader, which reports it.
+fn inflate(reader: impl Read, tar: &SyncSender<io::Result<Chunk>>, sum: &SyncSender<Chunk>) {
+    let mut stream = match decompress(reader) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = tar.send(Err(e));
+            return;
+        }
+    };
+    loop {
+        let mut buf = vec![0u8; CHUNK];
+        let mut len = 0;
+        while len < CHUNK {
+            match stream.read(&mut buf[len..]) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = tar.send(Err(e));
+                    return;
+                }
+            }
+        }
+        if len == 0 {
+            return;
+        }
+        buf.truncate(len);
+        let chunk = Arc::new(buf);
+        // Either receiver gone means the unpack is over (failed).
+        if sum.send(Arc::clone(&chunk)).is_err() || tar.send(Ok(chunk)).is_err() {
+            return;
+        }
+    }
+}
+
+/// The tar stream as the decompressing thread sends it.
+struct ChunkReader {
+    rx: Receiver<io::Result<Chunk>>,
+    chunk: Chunk,
+    pos: usize,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(chunk) => {
+                    self.chunk = chunk?;
+                    self.pos = 0;
+                }
+                // The sender is done: the end of the stream.
+                Err(mpsc::RecvError) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// What the writing thread tells the files' hasher.
+enum FileMsg {
+    /// The next `len` bytes of the current file, in a buffer to hand back.
+    Data(Vec<u8>, usize),
+    /// The current file is complete; it is inode `ino`.
+    End(u64),
+}
+
+fn hash_files(rx: Receiver<FileMsg>, spare: &mpsc::Sender<Vec<u8>>) -> Hashed {
+    let mut hashed = Hashed::default();
+    let mut content = FileHash::default();
+    let mut size = 0u64;
+    for msg in rx {
+        match msg {
+            FileMsg::Data(buf, len) => {
+                content.update(&buf[..len]);
+                size += len as u64;
+                let _ = spare.send(buf);
+            }
+            FileMsg::End(ino) => {
+                hashed.insert(ino, size, std::mem::take(&mut content).finish());
+                size = 0;
+            }
+        }
+    }
+    hashed
 }
 
 struct Unpacker<'a> {
@@ -144,8 +264,9 @@ struct Unpacker<'a> {
     /// Directories whose mtime is set at the end, once nothing more is
     /// created in them (the root's path is empty).
     dirs: Vec<(Vec<Vec<u8>>, Time)>,
-    buf: Vec<u8>,
-    hashed: Hashed,
+    /// To the files' hasher, and the buffers it hands back.
+    files: SyncSender<FileMsg>,
+    spare: Receiver<Vec<u8>>,
 }
 
 /// The components of an entry's name, relative to the layer's root even
@@ -168,6 +289,24 @@ fn cstr(b: &[u8]) -> CString {
 }
 
 impl Unpacker<'_> {
+    /// Every entry of the archive, then the directories' times; the stream
+    /// is read to its end, as the diff-id covers the padding after the
+    /// last entry too.
+    fn entries(&mut self, stream: ChunkReader) -> Result<(), Error> {
+        let read_err = |source| Error::Read {
+            layer: self.layer.to_string(),
+            source,
+        };
+        let mut archive = tar::Archive::new(stream);
+        for entry in archive.entries().map_err(read_err)? {
+            let mut entry = entry.map_err(read_err)?;
+            self.entry(&mut entry)?;
+        }
+        self.finish_dirs();
+        io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(read_err)?;
+        Ok(())
+    }
+
     fn refuse(&self, entry: &str, reason: &'static str) -> Error {
         Error::Unsafe {
             layer: self.layer.to_string(),
@@ -237,31 +376,38 @@ impl Unpacker<'_> {
                 self.dirs.push((path, meta.mtime));
             }
             T::Regular | T::Continuous | T::GNUSparse => {
-                let file = self.create_file(parent, &name, &shown)?;
+                let file = self.create_file(parent, &name, meta.mode & 0o777, &shown)?;
                 let fd = file.as_raw_fd();
                 let mut file = std::fs::File::from(file);
-                // For the snapshot's sum: hashed now, while in cache, not
-                // read back later.
-                let mut sha = Sha256::new();
-                let mut size = 0u64;
                 loop {
-                    let n = e.read(&mut self.buf).map_err(|source| Error::Read {
+                    // For the snapshot's sum, hashed on another thread
+                    // now, while in cache, not read back later.
+                    let mut buf = self
+                        .spare
+                        .try_recv()
+                        .unwrap_or_else(|_| vec![0u8; FILE_BUF]);
+                    let n = e.read(&mut buf).map_err(|source| Error::Read {
                         layer: self.layer.to_string(),
                         source,
                     })?;
                     if n == 0 {
                         break;
                     }
-                    file.write_all(&self.buf[..n])
+                    file.write_all(&buf[..n])
                         .map_err(self.fail(&shown, "writing"))?;
-                    sha.update(&self.buf[..n]);
-                    size += n as u64;
+                    self.hashed(FileMsg::Data(buf, n));
                 }
-                let ino = file.metadata().map_err(self.fail(&shown, "writing"))?.ino();
-                self.hashed.insert(ino, size, sha.finalize().into());
-                fchown(fd, meta.uid, meta.gid)
-                    .and_then(|()| fchmod(fd, meta.mode))
-                    .map_err(self.fail(&shown, "setting owner and mode"))?;
+                let st = file.metadata().map_err(self.fail(&shown, "writing"))?;
+                self.hashed(FileMsg::End(st.ino()));
+                // Created by root with the mode less its special bits: most
+                // files need neither call. chown first, as it clears setuid.
+                if (st.uid(), st.gid()) != (meta.uid, meta.gid) {
+                    fchown(fd, meta.uid, meta.gid)
+                        .map_err(self.fail(&shown, "setting the owner"))?;
+                }
+                if st.mode() & 0o7777 != meta.mode {
+                    fchmod(fd, meta.mode).map_err(self.fail(&shown, "setting the mode"))?;
+                }
                 for (k, v) in &xattrs {
                     fsetxattr(fd, k, v).map_err(self.fail(&shown, "setting an xattr"))?;
                 }
@@ -374,14 +520,28 @@ impl Unpacker<'_> {
         }
     }
 
-    fn create_file(&mut self, parent: RawFd, name: &[u8], shown: &str) -> Result<OwnedFd, Error> {
+    /// Hand a message to the files' hasher, which only stops once this
+    /// thread hangs up.
+    fn hashed(&self, msg: FileMsg) {
+        self.files
+            .send(msg)
+            .expect("the hasher outlives the writer");
+    }
+
+    fn create_file(
+        &mut self,
+        parent: RawFd,
+        name: &[u8],
+        mode: u32,
+        shown: &str,
+    ) -> Result<OwnedFd, Error> {
         let cname = cstr(name);
         let open = || {
             openat(
                 parent,
                 &cname,
                 libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY,
-                0o600,
+                mode,
             )
         };
         match open() {

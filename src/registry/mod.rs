@@ -15,7 +15,7 @@ pub mod progress;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 
 use client::Client;
 use limits::{CONFIG_LIMIT, Limits, MANIFEST_LIMIT, MAX_LAYERS, Meter, Stop};
@@ -376,7 +376,8 @@ fn classify(what: &str, bytes: &[u8], content_type: Option<&str>) -> Result<Kind
 }
 
 /// Download the layers `jobs` at a time and unpack each into its snapshot
-/// as soon as it is stored.
+/// as soon as it is stored, on threads of their own (also `jobs`): a layer
+/// being unpacked never holds back the download of the next one.
 fn fetch_layers(
     client: &Client,
     images: &Images,
@@ -386,33 +387,50 @@ fn fetch_layers(
     opts: &PullOptions,
     stored: &Stored,
 ) -> Result<(), Error> {
-    let jobs = opts.jobs;
+    let (jobs, limits) = (opts.jobs, &opts.limits);
     let queue = Mutex::new(layers.iter().zip(diff_ids));
     let failed = AtomicBool::new(false);
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    let fail = |e| {
+        failed.store(true, Ordering::Relaxed);
+        first_error.lock().expect("not poisoned").get_or_insert(e);
+    };
+    let (to_unpack, downloaded) = mpsc::channel();
+    let downloaded = Mutex::new(downloaded);
+    let workers = jobs.clamp(1, layers.len().max(1));
     std::thread::scope(|s| {
-        for _ in 0..jobs.clamp(1, layers.len().max(1)) {
-            s.spawn(|| {
-                loop {
-                    if failed.load(Ordering::Relaxed) {
-                        return;
-                    }
+        for _ in 0..workers {
+            let to_unpack = to_unpack.clone();
+            let fail = &fail;
+            let (queue, failed) = (&queue, &failed);
+            s.spawn(move || {
+                while !failed.load(Ordering::Relaxed) {
                     let Some((layer, diff_id)) = queue.lock().expect("not poisoned").next() else {
                         return;
                     };
-                    let result = fetch_layer(
-                        client,
-                        images,
-                        layer,
-                        diff_id,
-                        progress,
-                        stored,
-                        &opts.limits,
-                    );
-                    if let Err(e) = result {
-                        failed.store(true, Ordering::Relaxed);
-                        first_error.lock().expect("not poisoned").get_or_insert(e);
+                    match download_layer(client, images, layer, diff_id, progress, stored, limits) {
+                        Ok(Some(bar)) => {
+                            // Only fails once every unpacker has quit on
+                            // an error, which is reported already.
+                            let _ = to_unpack.send((layer, diff_id, bar));
+                        }
+                        Ok(None) => {}
+                        Err(e) => return fail(e),
+                    }
+                }
+            });
+        }
+        // The unpackers stop when the last downloader hangs up.
+        drop(to_unpack);
+        for _ in 0..workers {
+            s.spawn(|| {
+                while !failed.load(Ordering::Relaxed) {
+                    let next = downloaded.lock().expect("not poisoned").recv();
+                    let Ok((layer, diff_id, bar)) = next else {
                         return;
+                    };
+                    if let Err(e) = unpack_layer(images, layer, diff_id, &bar, stored) {
+                        return fail(e);
                     }
                 }
             });
@@ -424,22 +442,34 @@ fn fetch_layers(
     }
 }
 
-fn fetch_layer(
+/// Download one layer; its progress bar if it still has to be unpacked.
+fn download_layer<'p>(
     client: &Client,
     images: &Images,
     layer: &Descriptor,
     diff_id: &Digest,
-    progress: &dyn Progress,
+    progress: &'p dyn Progress,
     stored: &Stored,
     limits: &Limits,
-) -> Result<(), Error> {
+) -> Result<Option<progress::Layer<'p>>, Error> {
     let id = short(&layer.digest);
     if images.snapshot_path(diff_id).is_dir() && images.cas.contains(&layer.digest) {
         progress.message(&format!("{id}: Already exists"));
-        return Ok(());
+        return Ok(None);
     }
     let bar = progress::Layer::start(progress, &id, layer.size);
     download(client, images, layer, Some(&bar), stored, limits)?;
+    bar.state("Download complete");
+    Ok(Some(bar))
+}
+
+fn unpack_layer(
+    images: &Images,
+    layer: &Descriptor,
+    diff_id: &Digest,
+    bar: &progress::Layer<'_>,
+    stored: &Stored,
+) -> Result<(), Error> {
     bar.state("Extracting");
     if !images.snapshot_path(diff_id).is_dir() {
         images.ensure_snapshot(&layer.digest, diff_id)?;

@@ -25,7 +25,9 @@
 //! after `scripts/quickstart`: a `sudo ` at the start of a command or after
 //! `| ` is dropped (tests run as root); `/srv/busybox` is a busybox rootfs
 //! of the test's own; `containr` is the binary under test; the data root is
-//! a throwaway one for the whole document (`$CONTAINR_ROOT`). In the real
+//! a throwaway one for the whole document (`$CONTAINR_ROOT`); commands start
+//! in a directory of the test's own where `docs/` is the checkout's (a lab
+//! runs `docs/labs/mini-container.sh` as from the checkout). In the real
 //! output, the test's rootfs and data root read `/srv/busybox` and
 //! `/var/lib/containr` again.
 
@@ -135,6 +137,8 @@ pub fn run_document(path: &Path) {
     let blocks = parse(&text);
     assert!(!blocks.is_empty(), "{} has no examples", path.display());
     let sb = Sandbox::new();
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    std::os::unix::fs::symlink(docs, sb.dir.path().join("docs")).expect("link docs/");
     let ctx = Context::new(&sb);
     for block in &blocks {
         ctx.run_block(&format!("{}:{}", path.display(), block.line), block);
