@@ -1,12 +1,14 @@
 //! The one place where errors become what the user reads, and the exit code
 //! containr ends with.
 //!
-//! Each module has its own error type; this enum gathers them. Docker's
-//! conventions for the exit code: 125 when containr itself fails, 126 when
-//! the command cannot be executed, 127 when it cannot be found; otherwise a
-//! container exits with its command's status.
+//! Each library module has its own error type, wrapping those of the
+//! modules below it; this enum gathers the ones the commands meet, and adds
+//! what only the command line can get wrong. Docker's conventions for the
+//! exit code: 125 when containr itself fails, 126 when the command cannot be
+//! executed, 127 when it cannot be found; otherwise a container exits with
+//! its command's status.
 
-use crate::{cas, cgroup, container, image, namespace, network, registry, rootfs, security};
+use containr::{cas, container, image, network, registry};
 
 /// Docker's exit code for a failure of the runtime itself.
 pub const RUNTIME_ERROR: i32 = 125;
@@ -23,23 +25,11 @@ pub enum Error {
     #[error(transparent)]
     Container(#[from] container::Error),
     #[error(transparent)]
-    Cgroup(#[from] cgroup::Error),
-    #[error(transparent)]
-    Namespace(#[from] namespace::Error),
-    #[error(transparent)]
-    Rootfs(#[from] rootfs::Error),
-    #[error(transparent)]
-    Security(#[from] security::Error),
-    #[error(transparent)]
     Network(#[from] network::Error),
     #[error(transparent)]
     Image(#[from] image::Error),
     #[error(transparent)]
     Registry(#[from] registry::Error),
-    /// Reported by the container's init, already worded by one of the
-    /// variants above on that side of the control channel.
-    #[error("{message}")]
-    InContainer { code: i32, message: String },
 }
 
 impl From<cas::Error> for Error {
@@ -48,11 +38,16 @@ impl From<cas::Error> for Error {
     }
 }
 
+impl From<container::state::Error> for Error {
+    fn from(e: container::state::Error) -> Error {
+        Error::Container(e.into())
+    }
+}
+
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Container(e) => e.exit_code(),
-            Error::InContainer { code, .. } => *code,
+            Error::Container(e) => e.status(),
             // As a shell reports a command a signal ended.
             Error::Image(image::Error::Interrupted(sig)) => 128 + sig,
             _ => RUNTIME_ERROR,
@@ -72,29 +67,6 @@ impl Error {
     }
 }
 
-/// What containr tells the user besides an exit status.
-#[derive(Debug)]
-pub enum Notice {
-    OomKilled { name: String, limit: Option<u64> },
-}
-
-impl std::fmt::Display for Notice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Notice::OomKilled { name, limit } => {
-                write!(
-                    f,
-                    "containr: container {name} was killed by the kernel's OOM killer"
-                )?;
-                if let Some(l) = limit {
-                    write!(f, " (memory limit {} MiB)", l >> 20)?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +77,11 @@ mod tests {
         assert_eq!(Error::from(not_found).exit_code(), 127);
         let denied = container::Error::Exec(container::exec::Error::PermissionDenied("x".into()));
         assert_eq!(Error::from(denied).exit_code(), 126);
+        let inside = container::Error::InContainer {
+            code: 127,
+            message: "x".into(),
+        };
+        assert_eq!(Error::from(inside).exit_code(), 127);
         assert_eq!(Error::NotRoot("run").exit_code(), 125);
         assert_eq!(Error::Usage("x".into()).exit_code(), 125);
     }

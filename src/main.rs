@@ -1,13 +1,22 @@
-//! containr's command line: parse, dispatch, report. Nothing else lives here.
+//! containr's command line: parse and dispatch. What each command prints
+//! is in `cli/`, one file per command group; how errors read and which
+//! status containr exits with, in `error.rs`.
+
+mod cli;
+mod error;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use containr::container::{self, Global, LimitFlags, RunOptions, lifecycle};
-use containr::error::{Error, RUNTIME_ERROR};
+use cli::Global;
+use cli::container::Objects;
+use containr::cgroup::LimitFlags;
+use containr::container::{self, RunOptions};
 use containr::explain::{self, Reporting};
-use containr::{image, network, output, registry};
+use containr::network;
+use containr::registry::{self, PullPolicy};
+use error::Error;
 
 #[derive(Parser)]
 #[command(
@@ -281,9 +290,9 @@ struct RunArgs {
     #[arg(short = 'q', long)]
     quiet: bool,
 
-    /// Pull the image before running: missing, never, always
-    #[arg(long, value_name = "string", default_value = "missing")]
-    pull: String,
+    /// Pull the image before running
+    #[arg(long, value_name = "string", value_enum, default_value_t = PullPolicy::Missing)]
+    pull: PullPolicy,
 
     /// Set environment variables (KEY=VALUE, or KEY to take the host's value)
     #[arg(short = 'e', long = "env", value_name = "list")]
@@ -420,8 +429,6 @@ impl From<RunArgs> for RunOptions {
             rootfs: a.rootfs,
             image,
             entrypoint: a.entrypoint,
-            platform: a.platform,
-            quiet: a.quiet,
             pull: a.pull,
             command,
             env: a.env,
@@ -470,7 +477,7 @@ fn main() -> ExitCode {
         .and_then(|m| Cli::from_arg_matches(&m))
     {
         Ok(cli) => cli,
-        Err(e) => return usage_error(e),
+        Err(e) => return cli::usage_error(e),
     };
     // A tar on stdout must stay a tar.
     let tar_on_stdout = matches!(
@@ -493,443 +500,87 @@ fn main() -> ExitCode {
         t0_ns,
     };
     match cli.command {
-        Command::Init { fd } => return exit(container::init::main(fd)),
-        Command::Generate(what) => return generate(what),
+        Command::Init { fd } => return cli::exit(container::init::main(fd)),
+        Command::Generate(what) => {
+            let result = match what {
+                GenerateCommand::Man { dir } => cli::generate::man_pages(Cli::command(), &dir),
+                GenerateCommand::Completions { shell } => {
+                    cli::generate::completions(Cli::command(), shell)
+                }
+            };
+            return cli::generate::finish(result);
+        }
         _ => {}
     }
-    let result = explain::install(&reporting)
-        .map_err(Error::Usage)
-        .and_then(|()| {
-            let global = Global {
-                root: cli.root,
-                reporting,
-                insecure_registries: cli.insecure_registry,
-                pull_limits: registry::limits::Limits {
-                    min_rate: cli.min_rate,
-                    rate_window: std::time::Duration::from_secs(cli.rate_window),
-                    disk_reserve: cli.disk_reserve,
-                },
-            };
-            dispatch(cli.command, &global)
-        });
-    match result {
-        Ok(done) => {
-            if let Some(notice) = done.notice {
-                eprintln!("{notice}");
-            }
-            exit(done.status)
-        }
-        Err(e) => {
-            eprintln!("{}", e.user_message());
-            exit(e.exit_code())
-        }
-    }
+    let global = Global {
+        root: cli.root,
+        reporting,
+        insecure_registries: cli.insecure_registry,
+        pull_limits: registry::limits::Limits {
+            min_rate: cli.min_rate,
+            rate_window: std::time::Duration::from_secs(cli.rate_window),
+            disk_reserve: cli.disk_reserve,
+        },
+    };
+    cli::finish(
+        explain::install(&global.reporting)
+            .map_err(Error::Usage)
+            .and_then(|()| dispatch(cli.command, &global)),
+    )
 }
 
-/// Print what was removed, one line each, as `docker network prune` does.
-fn network_prune(bridge: &str) -> Result<i32, Error> {
-    require_root("network prune")?;
-    for what in network::prune(bridge)? {
-        println!("removed {what}");
-    }
-    Ok(0)
-}
-
-/// Everything but `init`, once the command line is parsed.
-fn dispatch(command: Command, global: &Global) -> Result<container::Exit, Error> {
-    match command {
-        Command::Run(args) => container::run(&(*args).into(), global),
-        Command::Stats(args) => containr::container::state::DataRoot::open(&global.root)
-            .map_err(|e| Error::from(container::Error::from(e)))
-            .and_then(|data| container::stats::stats(&data, &args.containers, args.no_stream))
-            .map(|()| container::Exit::with_status(0)),
-        Command::Ps { all, quiet } => {
-            lifecycle::ps(&global.root, all, quiet).map(|()| container::Exit::with_status(0))
-        }
-        Command::Rm { force, containers } => {
-            lifecycle::rm(&global.root, &containers, force).map(container::Exit::with_status)
-        }
-        Command::Inspect { names } => {
-            lifecycle::inspect_all(&global.root, &names, lifecycle::Objects::Any)
-                .map(container::Exit::with_status)
-        }
-        Command::Container(ContainerCommand::Inspect { containers }) => {
-            lifecycle::inspect_all(&global.root, &containers, lifecycle::Objects::Containers)
-                .map(container::Exit::with_status)
-        }
-        Command::Export {
-            output: file,
-            container,
-        } => output::write_tar(file, |out| lifecycle::export(&global.root, &container, out))
-            .map(|()| container::Exit::with_status(0)),
-        Command::Network(NetworkCommand::Prune { bridge }) => {
-            network_prune(&bridge).map(container::Exit::with_status)
-        }
-        image_command => dispatch_image(image_command, global).map(container::Exit::with_status),
-    }
-}
-
-/// The image commands.
-fn dispatch_image(command: Command, global: &Global) -> Result<i32, Error> {
+/// Every command but `init`, once the command line is parsed: its status.
+fn dispatch(command: Command, global: &Global) -> Result<i32, Error> {
     let root = &global.root;
     match command {
-        Command::Init { .. }
-        | Command::Generate(_)
-        | Command::Run(_)
-        | Command::Stats(_)
-        | Command::Ps { .. }
-        | Command::Rm { .. }
-        | Command::Inspect { .. }
-        | Command::Container(_)
-        | Command::Export { .. }
-        | Command::Network(_) => {
-            unreachable!("dispatched before")
+        Command::Run(args) => {
+            let (platform, quiet) = (args.platform.clone(), args.quiet);
+            cli::container::run(global, &(*args).into(), platform, quiet)
         }
+        Command::Stats(args) => cli::container::stats(root, &args.containers, args.no_stream),
+        Command::Ps { all, quiet } => cli::container::ps(root, all, quiet),
+        Command::Rm { force, containers } => cli::container::rm(root, &containers, force),
+        Command::Inspect { names } => cli::container::inspect(root, &names, Objects::Any),
+        Command::Container(ContainerCommand::Inspect { containers }) => {
+            cli::container::inspect(root, &containers, Objects::Containers)
+        }
+        Command::Export { output, container } => cli::container::export(root, output, &container),
+        Command::Network(NetworkCommand::Prune { bridge }) => cli::network::prune(&bridge),
         Command::Pull {
             name,
             platform,
             quiet,
-        } => {
-            require_root("pull")?;
-            // As run and ps do: what killed runs left is settled first.
-            if let Ok(data) = container::state::DataRoot::open(root) {
-                data.reclaim_stale();
-            }
-            let opts = registry::PullOptions {
-                platform,
-                insecure: global.insecure_registries.clone(),
-                progress: if quiet {
-                    registry::progress::Mode::Quiet
-                } else {
-                    registry::progress::Mode::Auto { stdout: true }
-                },
-                limits: global.pull_limits.clone(),
-                ..Default::default()
-            };
-            let pulled = registry::pull(root, &name, &opts)?;
-            println!("{}", pulled.name);
-            Ok(0)
-        }
+        } => cli::image::pull(global, &name, platform, quiet),
         Command::Login {
             server,
             username,
             password,
             password_stdin,
-        } => {
-            // As docker: what the flags do not give is asked for, the
-            // password without echo on a terminal.
-            let username = match (username, password_stdin) {
-                (Some(u), _) => u,
-                (None, true) => {
-                    return Err(Error::Usage(
-                        "containr login --password-stdin needs --username".into(),
-                    ));
-                }
-                (None, false) => output::prompt("Username: ", true)?,
-            };
-            if username.is_empty() {
-                return Err(Error::Usage(
-                    "containr login: the user name is empty".into(),
-                ));
-            }
-            let password = match (password, password_stdin) {
-                (Some(p), false) => p,
-                (None, true) => {
-                    let mut p = String::new();
-                    std::io::stdin()
-                        .read_line(&mut p)
-                        .map_err(|e| Error::Usage(format!("reading the password: {e}")))?;
-                    p.trim_end_matches(['\n', '\r']).to_string()
-                }
-                (None, false) => output::prompt("Password: ", false)?,
-                (Some(_), true) => {
-                    return Err(Error::Usage(
-                        "containr login takes one of --password and --password-stdin".into(),
-                    ));
-                }
-            };
-            if password.is_empty() {
-                return Err(Error::Usage("containr login: the password is empty".into()));
-            }
-            let server = registry_domain(server)?;
-            let creds = registry::auth::Credentials { username, password };
-            registry::login(&server, &creds, &global.insecure_registries)?;
-            println!("Login Succeeded");
-            Ok(0)
-        }
-        Command::Logout { server } => {
-            let server = registry_domain(server)?;
-            if registry::auth::store(&registry::auth::config_path(), &server, None)? {
-                println!("Removing login credentials for {server}");
-            } else {
-                println!("Not logged in to {server}");
-            }
-            Ok(0)
-        }
-        Command::Load { input } => {
-            require_root("load")?;
-            let source = image::input::Source::from_arg(input);
-            for loaded in image::archive::load(root, &source, global.pull_limits.disk_reserve)? {
-                match loaded {
-                    image::archive::Loaded::Name(name) => println!("Loaded image: {name}"),
-                    image::archive::Loaded::Id(id) => println!("Loaded image ID: {id}"),
-                }
-            }
-            Ok(0)
-        }
-        Command::Save {
-            output: file,
-            images,
-        } => {
-            output::write_tar(file, |out| image::archive::save(root, &images, out))?;
-            Ok(0)
-        }
-        Command::Gc => {
-            require_root("gc")?;
-            let swept = image::gc::gc(root)?;
-            for b in &swept.blobs {
-                println!("Deleted blob: {b}");
-            }
-            for s in &swept.snapshots {
-                println!("Deleted snapshot: sha256:{s}");
-            }
-            for p in &swept.other {
-                println!("Deleted leftover: {}", p.display());
-            }
-            println!("Total reclaimed space: {}", image::human_size(swept.bytes));
-            Ok(0)
-        }
+        } => cli::image::login(global, server, username, password, password_stdin),
+        Command::Logout { server } => cli::image::logout(server),
+        Command::Load { input } => cli::image::load(root, input, global.pull_limits.disk_reserve),
+        Command::Save { output, images } => cli::image::save(root, output, &images),
+        Command::Gc => cli::image::gc(root),
         Command::Verify { repair } => {
-            if repair {
-                require_root("verify --repair")?;
-            }
-            // Read only: the next run, ps or pull reclaims what they left.
-            let killed = container::state::DataRoot::open(root)
-                .map(|d| d.killed_auto_remove_ids())
-                .unwrap_or_default();
-            let report = image::gc::verify(root, repair, &killed, global.pull_limits.disk_reserve)?;
-            for p in &report.leftovers {
-                println!(
-                    "leftover: {} (left by an interrupted command, not corruption; containr gc removes it)",
-                    p.display()
-                );
-            }
-            for line in report
-                .notes
-                .iter()
-                .chain(&report.repaired)
-                .chain(&report.problems)
-            {
-                println!("{line}");
-            }
-            if report.problems.is_empty() {
-                println!(
-                    "{} blobs and {} snapshots verified, no problems",
-                    report.blobs, report.snapshots
-                );
-                Ok(0)
-            } else {
-                eprintln!(
-                    "containr: {} problem(s) found in the image store",
-                    report.problems.len()
-                );
-                Ok(1)
-            }
+            cli::image::verify(root, repair, global.pull_limits.disk_reserve)
         }
         Command::Import {
             change,
             message,
             file,
             name,
-        } => {
-            require_root("import")?;
-            // Checked before anything is read.
-            let config = (!change.is_empty())
-                .then(|| image::change::apply(Default::default(), &change))
-                .transpose()
-                .map_err(image::Error::from)?;
-            let id = image::import(
-                root,
-                image::ImportOptions {
-                    source: &image::input::Source::from_arg(Some(file)),
-                    name: &name,
-                    config,
-                    message,
-                    reserve: global.pull_limits.disk_reserve,
-                },
-            )?;
-            println!("{id}");
-            Ok(0)
-        }
-        Command::Images { quiet } => {
-            output::images(&image::list(root)?, quiet);
-            Ok(0)
-        }
-        Command::Rmi { force, images } => {
-            // As docker: remove what can be, report each failure, status 1.
-            let mut status = 0;
-            for name in images {
-                match container::lifecycle::rmi(root, &name, force) {
-                    Ok(gone) => {
-                        for g in gone {
-                            match image::store::unnamed_id(&g) {
-                                Some(id) => println!("Deleted: {id}"),
-                                None => println!("Untagged: {g}"),
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        eprintln!("{}", e.user_message());
-                        status = 1;
-                    }
-                }
-            }
-            Ok(status)
-        }
-        Command::Tag { source, target } => {
-            image::tag(root, &source, &target)?;
-            Ok(0)
-        }
-        Command::Image(ImageCommand::Inspect { images }) => {
-            let all = images
-                .iter()
-                .map(|n| image::inspect(root, n))
-                .collect::<Result<Vec<_>, _>>()?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&all).expect("plain data")
-            );
-            Ok(0)
-        }
+        } => cli::image::import(
+            root,
+            &change,
+            message,
+            file,
+            &name,
+            global.pull_limits.disk_reserve,
+        ),
+        Command::Images { quiet } => cli::image::images(root, quiet),
+        Command::Rmi { force, images } => cli::image::rmi(root, &images, force),
+        Command::Tag { source, target } => cli::image::tag(root, &source, &target),
+        Command::Image(ImageCommand::Inspect { images }) => cli::image::inspect(root, &images),
+        Command::Init { .. } | Command::Generate(_) => unreachable!("run before dispatch"),
     }
-}
-
-/// A registry as `login`/`logout` name it: a domain, Docker Hub by default.
-fn registry_domain(server: Option<String>) -> Result<String, Error> {
-    let Some(s) = server else {
-        return Ok(image::reference::DOCKER_HUB.to_string());
-    };
-    let s = s
-        .trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .trim_end_matches('/');
-    // Parsed as the domain of a reference, with docker's normalization.
-    let r = image::reference::Reference::parse(&format!("{s}/x")).map_err(image::Error::from)?;
-    Ok(r.domain)
-}
-
-fn require_root(what: &'static str) -> Result<(), Error> {
-    if nix::unistd::geteuid().is_root() {
-        Ok(())
-    } else {
-        Err(Error::NotRoot(what))
-    }
-}
-
-/// Man pages and completions from the command line's own definitions, so
-/// they never drift from it.
-fn generate(what: GenerateCommand) -> ExitCode {
-    let result = match what {
-        GenerateCommand::Man { dir } => write_man_pages(&dir),
-        GenerateCommand::Completions { shell } => {
-            let mut script = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "containr", &mut script);
-            std::io::Write::write_all(&mut std::io::stdout(), &script)
-        }
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("containr: {e}");
-            exit(RUNTIME_ERROR)
-        }
-    }
-}
-
-/// `containr.1`, and a page per command as docker has (`containr-run.1`,
-/// `containr-image-inspect.1`), each listing the global options too.
-fn write_man_pages(dir: &std::path::Path) -> std::io::Result<()> {
-    fn write(dir: &std::path::Path, name: &str, cmd: clap::Command) -> std::io::Result<()> {
-        let path = dir.join(format!("{name}.1"));
-        let mut out = Vec::new();
-        clap_mangen::Man::new(cmd).render(&mut out)?;
-        std::fs::write(&path, out)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
-    }
-    fn pages(dir: &std::path::Path, prefix: &str, cmd: &clap::Command) -> std::io::Result<()> {
-        for sub in cmd
-            .get_subcommands()
-            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
-        {
-            let name = format!("{prefix}-{}", sub.get_name());
-            write(dir, &name, sub.clone().name(name.clone()))?;
-            pages(dir, &name, sub)?;
-        }
-        Ok(())
-    }
-    let mut cli = Cli::command();
-    // Globals propagate into the subcommands' definitions only once built.
-    cli.build();
-    write(dir, "containr", cli.clone())?;
-    pages(dir, "containr", &cli)
-}
-
-/// Help and version go to stdout with status 0; anything else is a one-line
-/// error with docker's status for a bad command line, 125, naming what is
-/// wrong and the help of the command it is wrong for.
-fn usage_error(e: clap::Error) -> ExitCode {
-    use clap::error::ErrorKind;
-    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-        let _ = e.print();
-        return ExitCode::SUCCESS;
-    }
-    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-        let _ = e.print();
-        return exit(RUNTIME_ERROR);
-    }
-    eprintln!(
-        "containr: {}",
-        one_line_usage_error(&e.render().to_string())
-    );
-    exit(RUNTIME_ERROR)
-}
-
-/// clap's rendered error, `error: WHAT\n  DETAIL...\n\nUsage: containr
-/// CMD ...\n...`, as `WHAT DETAIL (see 'containr CMD --help')`.
-fn one_line_usage_error(text: &str) -> String {
-    let what: Vec<&str> = text
-        .lines()
-        .take_while(|l| !l.trim().is_empty())
-        .map(str::trim)
-        .collect();
-    let what = what.join(" ");
-    let what = what.trim_start_matches("error: ");
-    let what = if what.is_empty() {
-        "invalid command line"
-    } else {
-        what
-    };
-    // The command's words are the usage line's up to the first option,
-    // placeholder or operand: `containr image inspect <IMAGE>...`.
-    let command: Vec<&str> = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Usage: "))
-        .unwrap_or("containr")
-        .split_whitespace()
-        .take_while(|w| {
-            w.bytes()
-                .all(|b| b.is_ascii_lowercase() || b == b'-' || b == b'_')
-                && !w.starts_with('-')
-        })
-        .collect();
-    let command = if command.is_empty() {
-        "containr".to_string()
-    } else {
-        command.join(" ")
-    };
-    format!("{what} (see '{command} --help')")
-}
-
-fn exit(code: i32) -> ExitCode {
-    ExitCode::from(code.clamp(0, 255) as u8)
 }

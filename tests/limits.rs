@@ -235,7 +235,7 @@ fn stats_reads_a_running_container() {
             .output()
             .unwrap(),
         125,
-        "no such container",
+        "No such container: nosuch",
     );
     assert!(child.wait().unwrap().success());
 }

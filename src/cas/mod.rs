@@ -60,11 +60,13 @@ impl Default for Sha256 {
     }
 }
 
+use crate::util::{PathIo, io_err, random_name};
+
 /// Errors of the blob store.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("blob store {path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error("blob store {0}")]
+    Io(#[from] PathIo),
     #[error("invalid digest {0:?}: expected sha256: and 64 lowercase hex digits")]
     BadDigest(String),
     #[error("digest mismatch: expected {expected}, got {actual}")]
@@ -77,13 +79,6 @@ pub enum Error {
     },
     #[error("blob {0} is not in the store")]
     NotFound(Digest),
-}
-
-pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 /// A sha256 content digest, `sha256:<64 lowercase hex>`. The only algorithm
@@ -232,7 +227,7 @@ impl Store {
         let p = self.path(d);
         File::open(&p).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => Error::NotFound(d.clone()),
-            _ => io_err(&p)(e),
+            _ => io_err(&p)(e).into(),
         })
     }
 
@@ -242,7 +237,7 @@ impl Store {
         match fs::metadata(&p) {
             Ok(m) => Ok(m.len()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NotFound(d.clone())),
-            Err(e) => Err(io_err(&p)(e)),
+            Err(e) => Err(io_err(&p)(e).into()),
         }
     }
 
@@ -315,7 +310,7 @@ impl Store {
                 .map_err(io_err(&path))?;
             // SAFETY: flock on a descriptor we own; blocks until granted.
             if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-                return Err(io_err(&path)(io::Error::last_os_error()));
+                return Err(io_err(&path)(io::Error::last_os_error()).into());
             }
             if self.contains(&expected.digest) {
                 return Ok(None);
@@ -361,7 +356,7 @@ impl Store {
     pub fn remove(&self, d: &Digest) -> Result<(), Error> {
         let p = self.path(d);
         match fs::remove_file(&p) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(&p)(e)),
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(&p)(e).into()),
             _ => Ok(()),
         }
     }
@@ -510,43 +505,6 @@ impl Drop for BlobWriter {
             let _ = fs::remove_file(&self.path);
         }
     }
-}
-
-/// Replace `path` whole and durably: a temporary file beside it, fsynced,
-/// renamed over it, and the directory fsynced: after a crash, the old
-/// content or the new, never a part.
-pub(crate) fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().expect("a file in a directory");
-    let tmp = dir.join(format!(".tmp-{}", random_name()));
-    let write = || -> std::io::Result<()> {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    };
-    write().inspect_err(|_| {
-        let _ = fs::remove_file(&tmp);
-    })
-}
-
-/// A name no other process or thread will pick: pid, thread and 64 random
-/// bits.
-pub(crate) fn random_name() -> String {
-    let mut bytes = [0u8; 8];
-    // SAFETY: the pointer and length describe `bytes`.
-    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
-    let r = if n == 8 {
-        u64::from_ne_bytes(bytes)
-    } else {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0)
-    };
-    // SAFETY: gettid has no arguments and cannot fail.
-    let tid = unsafe { libc::gettid() };
-    format!("{}-{tid}-{r:016x}", std::process::id())
 }
 
 /// Free bytes (for an unprivileged user: root's reserved blocks are

@@ -192,7 +192,7 @@ struct ProgAttach {
 
 fn bpf_err(dir: &Path, what: &str) -> Error {
     let e = std::io::Error::last_os_error();
-    io_err(dir)(std::io::Error::new(e.kind(), format!("{what}: {e}")))
+    io_err(dir)(std::io::Error::new(e.kind(), format!("{what}: {e}"))).into()
 }
 
 /// Load the program for `rules` and attach it to the cgroup `dir` (v2).

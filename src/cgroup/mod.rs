@@ -50,17 +50,75 @@ pub enum Error {
     NoHierarchy,
     #[error("CONTAINR_CGROUP_V2={0}: not a cgroup2 mount")]
     NotV2(PathBuf),
-    #[error("cgroup {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cgroup {0}")]
+    Io(#[from] crate::util::PathIo),
 }
 
-pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
+pub(crate) use crate::util::io_err;
+
+/// The resource-limit flags, as given (`--memory 32m`, `--cpus 0.5`, ...).
+#[derive(Debug, Clone, Default)]
+pub struct LimitFlags {
+    pub memory: Option<String>,
+    pub memory_swap: Option<String>,
+    pub cpus: Option<String>,
+    pub cpu_shares: Option<u64>,
+    pub cpuset_cpus: Option<String>,
+    pub pids_limit: Option<i64>,
+    pub device_read_bps: Vec<String>,
+    pub device_write_bps: Vec<String>,
+}
+
+impl LimitFlags {
+    /// Check and convert every flag; nothing is created before this passes.
+    pub fn parse(&self) -> Result<Limits, Error> {
+        let memory_swap = match self.memory_swap.as_deref() {
+            None => None,
+            Some("-1") => Some(-1),
+            Some(s) => Some(parse_size(s)? as i64),
+        };
+        let limits = Limits {
+            memory: match self.memory.as_deref() {
+                Some(s) => parse_memory(s)?,
+                None => None,
+            },
+            memory_swap,
+            cpus: self.cpus.as_deref().map(parse_cpus).transpose()?,
+            cpu_shares: self.cpu_shares,
+            cpuset_cpus: self.cpuset_cpus.clone(),
+            pids_limit: self.pids_limit,
+            device_read_bps: self
+                .device_read_bps
+                .iter()
+                .map(|d| parse_device_rate("--device-read-bps", d))
+                .collect::<Result<_, _>>()?,
+            device_write_bps: self
+                .device_write_bps
+                .iter()
+                .map(|d| parse_device_rate("--device-write-bps", d))
+                .collect::<Result<_, _>>()?,
+            all_devices: false,
+        };
+        if let (Some(m), Some(total)) = (limits.memory, limits.memory_swap)
+            && total != -1
+            && (total as u64) < m
+        {
+            return Err(Error::Value {
+                flag: "--memory-swap",
+                value: self.memory_swap.clone().unwrap_or_default(),
+                why: "must be at least --memory (it counts memory plus swap), or -1",
+            });
+        }
+        if let Some(s) = limits.cpu_shares
+            && !(2..=262_144).contains(&s)
+        {
+            return Err(Error::Value {
+                flag: "--cpu-shares",
+                value: s.to_string(),
+                why: "must be between 2 and 262144",
+            });
+        }
+        Ok(limits)
     }
 }
 
@@ -397,7 +455,7 @@ impl Drop for Cgroup {
 
 /// Write a cgroup control file.
 pub(crate) fn write(path: &Path, value: &str) -> Result<(), Error> {
-    fs::write(path, value).map_err(io_err(path))
+    Ok(fs::write(path, value).map_err(io_err(path))?)
 }
 
 /// Read a control file holding one number (`max` reads as `None`).
@@ -503,10 +561,7 @@ mod tests {
     }
 
     pub(crate) fn tempfile_dir() -> PathBuf {
-        let mut bytes = [0u8; 8];
-        // SAFETY: the pointer and length describe `bytes`.
-        unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
-        let name: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let name = crate::util::random_hex(8);
         let dir = std::env::temp_dir().join(format!("containr-cgroup-test-{name}"));
         fs::create_dir_all(&dir).unwrap();
         dir

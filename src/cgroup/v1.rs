@@ -292,7 +292,9 @@ fn restricted_parent(base: &Path) -> Result<PathBuf, Error> {
         return Ok(parent);
     }
     match fs::create_dir(base) {
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(io_err(base)(e)),
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            return Err(io_err(base)(e).into());
+        }
         _ => {}
     }
     let tmp = base.join(format!(".restricted-{}", std::process::id()));
@@ -315,9 +317,7 @@ fn restricted_parent(base: &Path) -> Result<PathBuf, Error> {
     if has_default_rules(&parent) {
         Ok(parent)
     } else {
-        Err(io_err(&parent)(std::io::Error::other(
-            "unexpected device rules",
-        )))
+        Err(io_err(&parent)(std::io::Error::other("unexpected device rules")).into())
     }
 }
 
@@ -351,7 +351,7 @@ fn make_dirs(m: &Mount, parent: &Path, dir: &Path) -> Result<(), Error> {
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && d == parent => {}
-            Err(e) => return Err(io_err(d)(e)),
+            Err(e) => return Err(io_err(d)(e).into()),
         }
     }
     Ok(())

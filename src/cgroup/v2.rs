@@ -102,7 +102,7 @@ impl Hierarchy for V2 {
         }
         match fs::create_dir(&parent) {
             Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-                return Err(io_err(&parent)(e));
+                return Err(io_err(&parent)(e).into());
             }
             _ => {}
         }

@@ -24,8 +24,7 @@ use nix::unistd::{ForkResult, Gid, Pid, Uid};
 
 use super::channel::{Channel, Message};
 use super::user::{Identity, UserSpec};
-use super::{Config, Error as ContainerError, env, exec, tty};
-use crate::error::Error;
+use super::{Config, Error, env, exec, tty};
 use crate::{explain, namespace, network, rootfs, step};
 
 /// Entry point of the re-exec'd init; returns its exit status.
@@ -50,7 +49,7 @@ pub fn main(channel_fd: RawFd) -> i32 {
     match start(&config, idmapped, &channel) {
         Ok(command) => reap_until_exit(command, &signals),
         Err(e) => {
-            let code = e.exit_code();
+            let code = e.status();
             let _ = channel.send(&Message::Failed {
                 code,
                 message: e.to_string(),
@@ -84,7 +83,7 @@ fn start(config: &Config, idmapped: Option<OwnedFd>, channel: &Channel) -> Resul
     // A session of our own: the host terminal's Ctrl-C then reaches only the
     // host-side containr, which forwards it once, instead of every process
     // of the container getting it twice.
-    nix::unistd::setsid().map_err(ContainerError::sys_nix("setsid"))?;
+    nix::unistd::setsid().map_err(Error::sys_nix("setsid"))?;
     // Devices and mount points get exactly the modes we ask for.
     umask(Mode::empty());
 
@@ -115,7 +114,7 @@ fn start(config: &Config, idmapped: Option<OwnedFd>, channel: &Channel) -> Resul
     })?;
 
     let pty = if config.tty {
-        let pty = tty::open_pty().map_err(ContainerError::sys("opening a pseudo-terminal"))?;
+        let pty = tty::open_pty().map_err(Error::sys("opening a pseudo-terminal"))?;
         rootfs::bind_console(&pty.slave_path)?;
         step!(
             "send the pty master ({}) to the host over the control socket (SCM_RIGHTS)",
@@ -123,7 +122,7 @@ fn start(config: &Config, idmapped: Option<OwnedFd>, channel: &Channel) -> Resul
         );
         channel
             .send_with_fd(&Message::Pty, Some(pty.master.as_fd()))
-            .map_err(ContainerError::sys("sending the terminal to containr"))?;
+            .map_err(Error::sys("sending the terminal to containr"))?;
         Some(pty.slave)
     } else {
         None
@@ -139,14 +138,13 @@ fn start(config: &Config, idmapped: Option<OwnedFd>, channel: &Channel) -> Resul
         .user
         .as_ref()
         .unwrap_or(&default_user)
-        .resolve(&read_or_empty("/etc/passwd"), &read_or_empty("/etc/group"))
-        .map_err(ContainerError::from)?;
+        .resolve(&read_or_empty("/etc/passwd"), &read_or_empty("/etc/group"))?;
     let mut envs = config.env.clone();
     if env::get(&envs, "HOME").is_none() {
         envs.push(format!("HOME={}", identity.home));
     }
     let path_var = env::get(&envs, "PATH").unwrap_or(env::DEFAULT_PATH);
-    let program = exec::resolve(&config.args[0], path_var).map_err(ContainerError::from)?;
+    let program = exec::resolve(&config.args[0], path_var)?;
 
     let prepared = Prepared {
         program: cstring(program.as_os_str().as_bytes()),
@@ -195,19 +193,19 @@ struct Prepared<'a> {
 /// Fork the command; wait until it has exec'd (its end of a close-on-exec
 /// socket closes) or reported why it could not.
 fn spawn_command(cmd: &Prepared<'_>, channel: &Channel) -> Result<Pid, Error> {
-    let (ours, theirs) = Channel::pair().map_err(ContainerError::sys("socketpair"))?;
+    let (ours, theirs) = Channel::pair().map_err(Error::sys("socketpair"))?;
     // Blocked before the fork, so a command that exits at once still leaves
     // its SIGCHLD pending for the signalfd.
-    SigSet::thread_block(&init_signals()).map_err(ContainerError::sys_nix("sigprocmask"))?;
+    SigSet::thread_block(&init_signals()).map_err(Error::sys_nix("sigprocmask"))?;
     step!("fork(): the command is PID 2; PID 1 stays to reap orphans and forward signals");
     // SAFETY: the init is single-threaded, so the child may allocate and
     // take locks freely before it execs.
-    match unsafe { nix::unistd::fork() }.map_err(ContainerError::sys_nix("fork"))? {
+    match unsafe { nix::unistd::fork() }.map_err(Error::sys_nix("fork"))? {
         ForkResult::Child => {
             drop(ours);
             let code = match exec_command(cmd, &theirs) {
                 Err(e) => {
-                    let code = e.exit_code();
+                    let code = e.status();
                     let _ = theirs.send(&Message::Failed {
                         code,
                         message: e.to_string(),
@@ -245,7 +243,7 @@ fn spawn_command(cmd: &Prepared<'_>, channel: &Channel) -> Result<Pid, Error> {
                 .send(&Message::Started {
                     next_step: explain::next_step(),
                 })
-                .map_err(ContainerError::sys("reporting to containr"))?;
+                .map_err(Error::sys("reporting to containr"))?;
             Ok(child)
         }
     }
@@ -280,21 +278,20 @@ fn exec_command(cmd: &Prepared<'_>, report: &Channel) -> Result<std::convert::In
     reset_signals();
     match &cmd.tty {
         Some(slave) => tty::become_controlling(slave.as_fd())
-            .map_err(ContainerError::sys_nix("attaching the terminal"))?,
+            .map_err(Error::sys_nix("attaching the terminal"))?,
         None if !cmd.interactive => {
             // Without -i the command reads nothing from the host (docker).
-            let null =
-                std::fs::File::open("/dev/null").map_err(ContainerError::sys("/dev/null"))?;
-            nix::unistd::dup2(null.as_raw_fd(), 0).map_err(ContainerError::sys_nix("dup2"))?;
+            let null = std::fs::File::open("/dev/null").map_err(Error::sys("/dev/null"))?;
+            nix::unistd::dup2(null.as_raw_fd(), 0).map_err(Error::sys_nix("dup2"))?;
         }
         None => {}
     }
     cmd.confinement.apply_early()?;
     let groups: Vec<Gid> = id.groups.iter().map(|g| Gid::from_raw(*g)).collect();
-    nix::unistd::setgroups(&groups).map_err(ContainerError::sys_nix("setgroups"))?;
-    nix::unistd::setgid(Gid::from_raw(id.gid)).map_err(ContainerError::sys_nix("setgid"))?;
-    nix::unistd::setuid(Uid::from_raw(id.uid)).map_err(ContainerError::sys_nix("setuid"))?;
-    nix::unistd::chdir(Path::new(cmd.workdir)).map_err(|e| ContainerError::Sys {
+    nix::unistd::setgroups(&groups).map_err(Error::sys_nix("setgroups"))?;
+    nix::unistd::setgid(Gid::from_raw(id.gid)).map_err(Error::sys_nix("setgid"))?;
+    nix::unistd::setuid(Uid::from_raw(id.uid)).map_err(Error::sys_nix("setuid"))?;
+    nix::unistd::chdir(Path::new(cmd.workdir)).map_err(|e| Error::Sys {
         what: "chdir to the working directory",
         source: e.into(),
     })?;
@@ -312,7 +309,10 @@ fn exec_command(cmd: &Prepared<'_>, report: &Channel) -> Result<std::convert::In
         )
     };
     let err = nix::unistd::execve(&cmd.program, &cmd.argv, &cmd.envp).unwrap_err();
-    Err(ContainerError::from(exec::Error::from_errno(&cmd.display, err as i32)).into())
+    Err(Error::from(exec::Error::from_errno(
+        &cmd.display,
+        err as i32,
+    )))
 }
 
 fn reset_signals() {

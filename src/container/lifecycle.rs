@@ -1,147 +1,91 @@
-//! Containers after `run`: `ps`, `rm`, `inspect` and `export`, on the
-//! records `state` keeps and the writable layers `image::overlay` keeps.
+//! Containers after `run`: what `ps`, `rm`, `inspect` and `export` need,
+//! on the records `state` keeps and the writable layers `image::layers`
+//! describes. Data only: the command line prints it.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
 
-use super::Error as ContainerError;
-use super::state::{DataRoot, State, Status};
-use crate::error::Error;
+use super::Error;
+use super::state::{DataRoot, KILLED_RUN_STATUS, State, Status};
 use crate::image;
-use crate::output::{human_duration, print_table};
 
-fn open(root: &Path) -> Result<DataRoot, Error> {
-    DataRoot::open(root).map_err(|e| ContainerError::from(e).into())
+/// The container called `name`, or whose id is or starts with `name`.
+pub fn lookup(root: &Path, name: &str) -> Result<State, Error> {
+    Ok(DataRoot::open(root)?.lookup(name)?)
 }
 
-fn lookup(data: &DataRoot, name: &str) -> Result<State, Error> {
-    data.lookup(name)
-        .map_err(|e| ContainerError::from(e).into())
+/// The ids of the containers that exist (running or kept), records of
+/// killed runs settled first: what `gc` and `verify` must keep.
+pub fn ids(root: &Path) -> BTreeSet<String> {
+    DataRoot::open(root)
+        .map(|d| d.all().into_iter().map(|s| s.id).collect())
+        .unwrap_or_default()
 }
 
-/// `containr rmi [-f] IMAGE`: the names removed. The last name of an image
-/// a container (running or kept) uses is refused unless `force`, as docker
-/// refuses it.
-pub fn rmi(root: &Path, name: &str, force: bool) -> Result<Vec<String>, Error> {
-    let used_by = |id: &crate::cas::Digest| -> Option<String> {
-        if force {
-            return None;
-        }
-        let id = id.to_string();
-        DataRoot::open(root)
-            .ok()?
-            .all()
-            .into_iter()
-            .find(|s| s.image_id.as_deref() == Some(id.as_str()))
-            .map(|s| s.id[..12].to_string())
+/// The ids of the containers that exist, read only (nothing settled), less
+/// the `run --rm`s whose containr was killed: their writable layers are
+/// leftovers, which the next `run`, `ps` or `pull` reclaims.
+pub fn ids_as_they_are(root: &Path) -> BTreeSet<String> {
+    let Ok(data) = DataRoot::open(root) else {
+        return BTreeSet::new();
     };
-    Ok(image::remove(root, name, used_by)?)
+    let killed = data.killed_auto_remove_ids();
+    data.record_ids()
+        .into_iter()
+        .filter(|id| !killed.contains(id))
+        .collect()
 }
 
-/// `containr ps`: running containers, or all with `all`; ids only with
-/// `quiet`.
-pub fn ps(root: &Path, all: bool, quiet: bool) -> Result<(), Error> {
-    let states: Vec<State> = open(root)?
+/// Settle what killed `containr run`s left: their records, cgroups and
+/// writable layers.
+pub fn settle_killed_runs(root: &Path) {
+    if let Ok(data) = DataRoot::open(root) {
+        data.reclaim_stale();
+    }
+}
+
+/// The short id of a container (running or kept) that uses image `id`.
+pub fn user_of_image(root: &Path, id: &crate::cas::Digest) -> Option<String> {
+    let id = id.to_string();
+    DataRoot::open(root)
+        .ok()?
+        .all()
+        .into_iter()
+        .find(|s| s.image_id.as_deref() == Some(id.as_str()))
+        .map(|s| s.id[..12].to_string())
+}
+
+/// `containr ps`: running containers, or all with `all`, newest first.
+pub fn list(root: &Path, all: bool) -> Result<Vec<State>, Error> {
+    Ok(DataRoot::open(root)?
         .all()
         .into_iter()
         .filter(|s| all || s.is_running())
-        .collect();
-    if quiet {
-        for s in &states {
-            println!("{}", &s.id[..12]);
-        }
-        return Ok(());
-    }
-    let now = image::now();
-    let rows: Vec<[String; 6]> = states
-        .iter()
-        .map(|s| {
-            [
-                s.id[..12].to_string(),
-                s.image
-                    .clone()
-                    .unwrap_or_else(|| s.rootfs.display().to_string()),
-                format!("\"{}\"", ellipsis(&s.command.join(" "), 20)),
-                format!("{} ago", human_duration(now - s.created)),
-                status_line(s, now),
-                s.name.clone(),
-            ]
-        })
-        .collect();
-    print_table(
-        [
-            "CONTAINER ID",
-            "IMAGE",
-            "COMMAND",
-            "CREATED",
-            "STATUS",
-            "NAMES",
-        ],
-        &rows,
-    );
-    Ok(())
+        .collect())
 }
 
-/// `Up 3 seconds`, `Exited (0) 5 seconds ago`.
-fn status_line(s: &State, now: i64) -> String {
-    if s.is_running() {
-        return format!("Up {}", human_duration(now - s.created));
-    }
-    format!(
-        "Exited ({}) {} ago",
-        s.exit_code.unwrap_or(super::state::KILLED_RUN_STATUS),
-        human_duration(now - s.finished.unwrap_or(now))
-    )
-}
-
-/// At most `max` characters, the last one `…` if cut, as docker's.
-fn ellipsis(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    s.chars().take(max - 1).chain(['…']).collect()
-}
-
-/// `containr rm [-f] CONTAINER...`: each removed container's name as given
-/// on stdout, each failure on stderr; status 1 if any failed, as docker's.
-pub fn rm(root: &Path, names: &[String], force: bool) -> Result<i32, Error> {
-    let data = open(root)?;
-    let mut status = 0;
-    for name in names {
-        match remove(&data, name, force) {
-            Ok(()) => println!("{name}"),
-            Err(e) => {
-                eprintln!("{}", e.user_message());
-                status = 1;
-            }
-        }
-    }
-    Ok(status)
-}
-
-fn remove(data: &DataRoot, name: &str, force: bool) -> Result<(), Error> {
-    let state = lookup(data, name)?;
+/// `containr rm [-f] NAME`: remove a stopped container (a running one too
+/// with `force`, killed first), its record and writable layer.
+pub fn remove(data: &DataRoot, name: &str, force: bool) -> Result<(), Error> {
+    let state = data.lookup(name)?;
     if state.is_running() && force {
-        state.kill_and_wait().map_err(ContainerError::from)?;
+        state.kill_and_wait()?;
     }
     match data.remove(&state) {
         Ok(()) => {}
         // An --rm container removed itself when it was killed.
         Err(super::state::Error::NoSuchContainer(_)) if force => return Ok(()),
-        Err(e) => return Err(ContainerError::from(e).into()),
+        Err(e) => return Err(e.into()),
     }
-    image::overlay::remove(data.path(), &state.id).map_err(|source| {
-        image::Error::Io {
-            path: data.path().join("rw").join(&state.id),
-            source,
-        }
-        .into()
-    })
+    let rw = data.path().join("rw").join(&state.id);
+    image::layers::remove(data.path(), &state.id).map_err(crate::util::io_err(&rw))?;
+    Ok(())
 }
 
 /// `containr inspect CONTAINER`: docker's main fields, as JSON.
 pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, Error> {
-    let s = lookup(&open(root)?, name)?;
+    let s = lookup(root, name)?;
     let running = s.is_running();
     let zero_time = "0001-01-01T00:00:00Z".to_string();
     let (path, args) = match s.command.split_first() {
@@ -150,7 +94,7 @@ pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, Error> {
     };
     Ok(serde_json::json!({
         "Id": s.id,
-        "Created": image::rfc3339(s.created),
+        "Created": crate::util::rfc3339(s.created),
         "Path": path,
         "Args": args,
         "State": {
@@ -160,10 +104,10 @@ pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, Error> {
             "Restarting": false,
             "Dead": false,
             "Pid": s.init_pid().unwrap_or(0),
-            "ExitCode": if running { 0 } else { s.exit_code.unwrap_or(super::state::KILLED_RUN_STATUS) },
-            "StartedAt": image::rfc3339(s.created),
+            "ExitCode": if running { 0 } else { s.exit_code.unwrap_or(KILLED_RUN_STATUS) },
+            "StartedAt": crate::util::rfc3339(s.created),
             "FinishedAt": match (s.status, s.finished) {
-                (Status::Exited, Some(t)) if !running => image::rfc3339(t),
+                (Status::Exited, Some(t)) if !running => crate::util::rfc3339(t),
                 _ => zero_time,
             },
         },
@@ -185,68 +129,8 @@ pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, Error> {
     }))
 }
 
-/// What `inspect` looks among.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Objects {
-    /// `containr container inspect`.
-    Containers,
-    /// `containr inspect`: containers first, then images, as docker.
-    Any,
-}
-
-/// `containr inspect NAME...`: a JSON array of what was found on stdout,
-/// each name not found on stderr; status 1 if any was not, as docker's.
-pub fn inspect_all(root: &Path, names: &[String], among: Objects) -> Result<i32, Error> {
-    let mut found = Vec::new();
-    let mut status = 0;
-    for name in names {
-        let result = match inspect(root, name) {
-            Err(Error::Container(ContainerError::State(super::state::Error::NoSuchContainer(
-                _,
-            )))) if among == Objects::Any => image::inspect(root, name).map_err(|e| match e {
-                image::Error::NotFound(_) => Error::NoSuchObject(name.clone()),
-                e => e.into(),
-            }),
-            other => other,
-        };
-        match result {
-            Ok(v) => found.push(v),
-            Err(e) => {
-                eprintln!("{}", e.user_message());
-                status = 1;
-            }
-        }
-    }
-    // A closed pipe (`| head`) is the reader's choice, not an error.
-    let _ = writeln!(
-        std::io::stdout(),
-        "{}",
-        serde_json::to_string_pretty(&found).expect("plain data")
-    );
-    Ok(status)
-}
-
-/// `containr export CONTAINER`, running or exited, as a tar on `out`.
-pub fn export(root: &Path, name: &str, out: &mut dyn Write) -> Result<(), Error> {
-    let s = lookup(&open(root)?, name)?;
-    if s.image.is_some() && !nix::unistd::geteuid().is_root() {
-        return Err(Error::NotRoot("export"));
-    }
-    Ok(image::export::export(
-        root, &s.id, &s.rootfs, s.userns, out,
-    )?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn long_commands_are_cut_as_docker_cuts_them() {
-        assert_eq!(ellipsis("sleep 5", 20), "sleep 5");
-        assert_eq!(
-            ellipsis("sh -c 'echo hello; sleep 100'", 20),
-            "sh -c 'echo hello; …"
-        );
-    }
+/// `containr export CONTAINER` of the container `s`, running or exited,
+/// as a tar on `out`.
+pub fn export(root: &Path, s: &State, out: &mut dyn Write) -> Result<(), Error> {
+    super::export::export(root, &s.id, &s.rootfs, s.userns, out)
 }

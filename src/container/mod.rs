@@ -18,6 +18,7 @@
 pub mod channel;
 pub mod env;
 pub mod exec;
+pub mod export;
 pub mod init;
 pub mod lifecycle;
 pub mod names;
@@ -32,10 +33,13 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use run::{Exit, Global, LimitFlags, RunOptions, run};
+pub use run::{
+    Created, Exit, OomKilled, Prepared, RunOptions, Started, create, delete, prepare, run, start,
+    wait,
+};
 
-/// Errors of the container lifecycle (the parts not owned by
-/// `namespace`, `rootfs` or `network`).
+/// Errors of the container lifecycle: its own, and those of the modules it
+/// drives, wrapped.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("rootfs {0}: no such directory")]
@@ -47,6 +51,8 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("containr run needs an IMAGE or --rootfs DIR")]
+    NoImage,
     #[error("no command given: containr run --rootfs DIR COMMAND [ARG...]")]
     NoCommand,
     #[error("the working directory {0:?} is invalid: it needs to be an absolute path")]
@@ -67,7 +73,25 @@ pub enum Error {
     #[error(transparent)]
     Exec(#[from] exec::Error),
     #[error(transparent)]
-    Stats(#[from] stats::StatsError),
+    Cgroup(#[from] crate::cgroup::Error),
+    #[error(transparent)]
+    Namespace(#[from] crate::namespace::Error),
+    #[error(transparent)]
+    Rootfs(#[from] crate::rootfs::Error),
+    #[error(transparent)]
+    Security(#[from] crate::security::Error),
+    #[error(transparent)]
+    Network(#[from] crate::network::Error),
+    #[error(transparent)]
+    Image(#[from] crate::image::Error),
+    #[error(transparent)]
+    Registry(#[from] crate::registry::Error),
+    /// Reported by the container's init, already worded on that side of
+    /// the control channel.
+    #[error("{message}")]
+    InContainer { code: i32, message: String },
+    #[error(transparent)]
+    Io(#[from] crate::util::PathIo),
     #[error("{what}: {source}")]
     Sys {
         what: &'static str,
@@ -75,12 +99,20 @@ pub enum Error {
     },
 }
 
+impl From<crate::cas::Error> for Error {
+    fn from(e: crate::cas::Error) -> Error {
+        Error::Image(e.into())
+    }
+}
+
 impl Error {
-    /// Docker's exit codes: 126/127 when the command cannot run, 125 for
-    /// every other failure of the runtime itself.
-    pub fn exit_code(&self) -> i32 {
+    /// The status of a container this error stopped, docker's: 126/127
+    /// when its command cannot run, 125 when the runtime failed. The init
+    /// reports it across the control channel; `containr` exits with it.
+    pub fn status(&self) -> i32 {
         match self {
             Error::Exec(e) => e.exit_code(),
+            Error::InContainer { code, .. } => *code,
             _ => 125,
         }
     }
@@ -107,7 +139,7 @@ pub struct Config {
     /// Absolute, canonical path of the root filesystem on the host.
     pub rootfs: PathBuf,
     /// An image's overlay, to mount on `rootfs` first.
-    pub overlay: Option<crate::image::overlay::Overlay>,
+    pub overlay: Option<crate::rootfs::overlay::Overlay>,
     pub args: Vec<String>,
     /// `KEY=VALUE`, final but for `HOME`, which depends on the user.
     pub env: Vec<String>,

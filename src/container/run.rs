@@ -1,5 +1,21 @@
-//! The host side of `containr run`: check the request, prepare the
-//! container's state, clone its init, supervise it, clean up.
+//! The host side of `containr run`, in the steps a container goes
+//! through, each a function a front end may call on its own:
+//!
+//! 1. [`prepare`]: check the request and resolve it (the image, pulled if
+//!    need be, the command, user, environment, network plan, limits and
+//!    confinement): nothing is created until all of it is valid;
+//! 2. [`create`]: the container's record, cgroup, writable layer and
+//!    network, and its init, cloned into new namespaces, where it waits for
+//!    its configuration;
+//! 3. [`start`]: send the init its configuration (it builds the
+//!    container's world and execs the command) and wait until the command
+//!    runs;
+//! 4. [`wait`]: supervise it to its end (signals, the terminal);
+//! 5. [`delete`]: release what only a live container needs and keep or
+//!    remove the rest.
+//!
+//! [`run`] is the five in a row. A failure at any step drops what the
+//! earlier ones made (each part undoes itself when dropped).
 
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -13,27 +29,18 @@ use nix::unistd::Pid;
 
 use super::channel::{Channel, Message};
 use super::init::status_code;
-use super::state::{self, DataRoot};
+use super::state::{ContainerRecord, DataRoot, NewContainer};
 use super::user::UserSpec;
-use super::{Config, Error as ContainerError, env, selfexe, tty};
-use crate::cgroup::{self, Cgroup, Limits};
-use crate::error::{Error, Notice};
+use super::{Config, Error, env, selfexe, tty};
+use crate::cgroup::{self, Cgroup, LimitFlags, Limits};
 use crate::explain::{self, Reporting};
+use crate::image::{RunImage, layers::RwLayer};
+use crate::namespace::userns::IdMap;
 use crate::namespace::{self, ChildExec, Namespaces};
 use crate::network::{self, Mode};
+use crate::registry::{PullOptions, PullPolicy};
+use crate::security::Confinement;
 use crate::step;
-
-/// Options that apply to every command.
-#[derive(Debug, Clone)]
-pub struct Global {
-    /// containr's data root.
-    pub root: PathBuf,
-    pub reporting: Reporting,
-    /// Registries reached over plain http (`--insecure-registry`).
-    pub insecure_registries: Vec<String>,
-    /// What a registry may make a pull spend (`--min-rate` and others).
-    pub pull_limits: crate::registry::limits::Limits,
-}
 
 /// What the user asked `containr run` for, as given on the command line.
 #[derive(Debug, Clone, Default)]
@@ -43,12 +50,8 @@ pub struct RunOptions {
     pub image: Option<String>,
     /// `--entrypoint`: replaces the image's Entrypoint (and drops its Cmd).
     pub entrypoint: Option<String>,
-    /// `--platform` of an image pulled by `run`.
-    pub platform: Option<String>,
-    /// `-q`: no pull progress.
-    pub quiet: bool,
-    /// `--pull`: `missing` (the default), `never` or `always`.
-    pub pull: String,
+    /// `--pull`: when the image is pulled.
+    pub pull: PullPolicy,
     pub command: Vec<String>,
     pub env: Vec<String>,
     pub env_files: Vec<PathBuf>,
@@ -67,88 +70,21 @@ pub struct RunOptions {
     pub userns_remap: Option<String>,
 }
 
-/// The resource-limit flags, as given (`--memory 32m`, `--cpus 0.5`, ...).
-#[derive(Debug, Clone, Default)]
-pub struct LimitFlags {
-    pub memory: Option<String>,
-    pub memory_swap: Option<String>,
-    pub cpus: Option<String>,
-    pub cpu_shares: Option<u64>,
-    pub cpuset_cpus: Option<String>,
-    pub pids_limit: Option<i64>,
-    pub device_read_bps: Vec<String>,
-    pub device_write_bps: Vec<String>,
-}
-
-impl LimitFlags {
-    /// Check and convert every flag; nothing is created before this passes.
-    pub fn parse(&self) -> Result<Limits, cgroup::Error> {
-        let memory_swap = match self.memory_swap.as_deref() {
-            None => None,
-            Some("-1") => Some(-1),
-            Some(s) => Some(cgroup::parse_size(s)? as i64),
-        };
-        let limits = Limits {
-            memory: match self.memory.as_deref() {
-                Some(s) => cgroup::parse_memory(s)?,
-                None => None,
-            },
-            memory_swap,
-            cpus: self.cpus.as_deref().map(cgroup::parse_cpus).transpose()?,
-            cpu_shares: self.cpu_shares,
-            cpuset_cpus: self.cpuset_cpus.clone(),
-            pids_limit: self.pids_limit,
-            device_read_bps: self
-                .device_read_bps
-                .iter()
-                .map(|d| cgroup::parse_device_rate("--device-read-bps", d))
-                .collect::<Result<_, _>>()?,
-            device_write_bps: self
-                .device_write_bps
-                .iter()
-                .map(|d| cgroup::parse_device_rate("--device-write-bps", d))
-                .collect::<Result<_, _>>()?,
-            all_devices: false,
-        };
-        if let (Some(m), Some(total)) = (limits.memory, limits.memory_swap)
-            && total != -1
-            && (total as u64) < m
-        {
-            return Err(cgroup::Error::Value {
-                flag: "--memory-swap",
-                value: self.memory_swap.clone().unwrap_or_default(),
-                why: "must be at least --memory (it counts memory plus swap), or -1",
-            });
-        }
-        if let Some(s) = limits.cpu_shares
-            && !(2..=262_144).contains(&s)
-        {
-            return Err(cgroup::Error::Value {
-                flag: "--cpu-shares",
-                value: s.to_string(),
-                why: "must be between 2 and 262144",
-            });
-        }
-        Ok(limits)
-    }
-}
-
-/// How a container ended (or any command: the status containr exits with).
+/// How a container ended.
 #[derive(Debug)]
 pub struct Exit {
     /// containr's own exit status: the command's, or 128+N.
     pub status: i32,
-    /// Something the user should be told besides the status.
-    pub notice: Option<Notice>,
+    /// Set when the kernel's OOM killer ended it.
+    pub oom_killed: Option<OomKilled>,
 }
 
-impl Exit {
-    pub fn with_status(status: i32) -> Exit {
-        Exit {
-            status,
-            notice: None,
-        }
-    }
+/// A container the kernel's OOM killer ended.
+#[derive(Debug)]
+pub struct OomKilled {
+    pub name: String,
+    /// Its memory limit, bytes.
+    pub limit: Option<u64>,
 }
 
 /// Signals the parent handles: passed on to the container, except
@@ -165,34 +101,54 @@ const HANDLED: [Signal; 8] = [
     Signal::SIGWINCH,
 ];
 
-/// Run a container to completion.
-pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
-    if !nix::unistd::geteuid().is_root() {
-        return Err(Error::NotRoot("run"));
-    }
+/// Run a container to completion: [`prepare`], [`create`], [`start`],
+/// [`wait`], [`delete`].
+pub fn run(
+    opts: &RunOptions,
+    root: &Path,
+    reporting: &Reporting,
+    pull: &PullOptions,
+) -> Result<Exit, Error> {
+    let prepared = prepare(opts, root, pull)?;
+    let mut created = create(prepared, root, reporting)?;
+    let started = start(&mut created)?;
+    let status = wait(&mut created, started)?;
+    delete(created, status)
+}
+
+/// A run request checked and resolved; nothing made yet but the image (if
+/// it had to be pulled).
+pub struct Prepared {
+    image: Option<RunImage>,
+    /// The image's name, or none with `--rootfs`.
+    image_name: Option<String>,
+    /// `--rootfs`, canonical; empty for an image (its overlay is the root).
+    rootfs: PathBuf,
+    args: Vec<String>,
+    net: network::Plan,
+    user: Option<UserSpec>,
+    workdir: String,
+    /// `-e` and `--env-file`.
+    user_env: Vec<String>,
+    limits: Limits,
+    confinement: Confinement,
+    userns: Option<IdMap>,
+    name: Option<String>,
+    hostname: Option<String>,
+    tty: bool,
+    interactive: bool,
+    read_only: bool,
+    rm: bool,
+}
+
+/// Check and resolve everything `opts` asks for: the image (pulled as
+/// `opts.pull` says, with `pull`'s options), the command, user, working
+/// directory, environment, network plan, limits and confinement.
+pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Prepared, Error> {
     // Checked before any pull: a refused run must not download first.
-    let userns = opts
-        .userns_remap
-        .as_deref()
-        .map(crate::namespace::userns::IdMap::parse)
-        .transpose()?;
+    let userns = opts.userns_remap.as_deref().map(IdMap::parse).transpose()?;
     let image = match &opts.image {
-        Some(name) => {
-            let pull = crate::registry::PullOptions {
-                limits: global.pull_limits.clone(),
-                ..crate::registry::PullOptions::for_run(
-                    opts.platform.clone(),
-                    opts.quiet,
-                    &global.insecure_registries,
-                )
-            };
-            Some(crate::registry::for_run(
-                &global.root,
-                name,
-                &opts.pull,
-                &pull,
-            )?)
-        }
+        Some(name) => Some(crate::registry::for_run(root, name, opts.pull, pull)?),
         None => None,
     };
     let (rootfs, args) = match &image {
@@ -203,37 +159,174 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
         None => (check_rootfs(opts.rootfs.as_deref())?, opts.command.clone()),
     };
     if args.is_empty() {
-        return Err(ContainerError::NoCommand.into());
+        return Err(Error::NoCommand);
     }
     let net = opts.network.plan()?;
     // -u and -w win over the image's User and WorkingDir.
     let user = (opts.user.as_deref())
         .or(image.as_ref().and_then(|i| i.user()))
         .map(UserSpec::parse)
-        .transpose()
-        .map_err(ContainerError::from)?;
+        .transpose()?;
     let workdir = (opts.workdir.as_deref())
         .or(image.as_ref().and_then(|i| i.workdir()))
         .unwrap_or("/")
         .to_string();
     if !workdir.starts_with('/') {
-        return Err(ContainerError::RelativeWorkdir(workdir).into());
+        return Err(Error::RelativeWorkdir(workdir));
     }
     let stdin = std::io::stdin();
     if opts.tty && opts.interactive && !tty::is_terminal(stdin.as_fd()) {
-        return Err(ContainerError::NotATty.into());
+        return Err(Error::NotATty);
     }
     let user_env = user_env(opts)?;
     let mut limits = opts.limits.parse()?;
     limits.all_devices = opts.security.privileged;
-    let confinement = opts.security.resolve(&global.root.join("cache"))?;
+    let confinement = opts.security.resolve(&root.join("cache"))?;
+    Ok(Prepared {
+        image,
+        image_name: opts.image.clone(),
+        rootfs,
+        args,
+        net,
+        user,
+        workdir,
+        user_env,
+        limits,
+        confinement,
+        userns,
+        name: opts.name.clone(),
+        hostname: opts.hostname.clone(),
+        tty: opts.tty,
+        interactive: opts.interactive,
+        read_only: opts.read_only,
+        rm: opts.rm,
+    })
+}
 
-    let data = DataRoot::open(&global.root).map_err(ContainerError::from)?;
+/// A created container: its parts, and its init waiting for its
+/// configuration. Dropped before [`delete`] (a failed start), each part
+/// undoes itself: the network and writable layer go, then the record, then
+/// the cgroup.
+pub struct Created {
+    /// Restores the terminal when dropped.
+    raw_mode: Option<tty::RawMode>,
+    signals: SignalFd,
+    channel: Channel,
+    /// The idmapped root (with `--userns-remap`), sent with the config.
+    idmapped: Option<OwnedFd>,
+    init: Pid,
+    config: Config,
+    rm: bool,
+    attachment: Option<network::Attachment>,
+    rw: Option<RwLayer>,
+    record: ContainerRecord,
+    cgroup: Cgroup,
+}
+
+/// Create the container `prepared` describes, under the data root `root`:
+/// its record, cgroup, writable layer and network, and its init in new
+/// namespaces, placed in the cgroup and on the network, waiting for its
+/// configuration.
+pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<Created, Error> {
+    let p = prepared;
+    let data = DataRoot::open(root)?;
     let hierarchy = cgroup::detect()?;
-    // Killed runs leave empty cgroups. Only then are the records read (all
-    // of them, kept containers included: too slow for every run): those of
-    // runs that are gone are settled, their cgroups removed. An empty cgroup
-    // with no record (a run killed before it wrote one) goes after a minute.
+    settle_killed_runs(&data, hierarchy.as_ref());
+    // 256 random bits in hex, as docker's container ids.
+    let id = crate::util::random_hex(32);
+    let cgroup = hierarchy.create(&id, &p.limits)?;
+    let joined = p
+        .net
+        .join
+        .as_deref()
+        .map(|name| network::Joined::find(name, data.find(name).and_then(|s| s.init_pid())))
+        .transpose()?;
+    let record = data.create(NewContainer {
+        id: &id,
+        name: p.name.as_deref(),
+        rootfs: &p.rootfs,
+        command: &p.args,
+        cgroup: Some(cgroup.location().clone()),
+        image: p.image_name.as_deref(),
+        image_id: p.image.as_ref().map(|i| i.id.to_string()),
+        auto_remove: p.rm,
+        userns: p.userns,
+    })?;
+    let rw = match &p.image {
+        Some(img) => Some(img.rw_layer(&record.id)?),
+        None => None,
+    };
+    let rootfs = rw.as_ref().map_or(p.rootfs, |rw| rw.mount_point());
+    let hostname = p
+        .hostname
+        .unwrap_or_else(|| default_hostname(p.net.mode, joined.as_ref(), &record.id));
+    step!(
+        "container {} ({}): state in {}",
+        &record.id[..12],
+        record.name,
+        record.path.display()
+    );
+    let attachment = p.net.attach(&record.id, &record.name)?;
+    let interface = attachment.as_ref().map(|a| a.interface());
+    let mut etc_files = vec![("/etc/hostname".to_string(), format!("{hostname}\n"))];
+    etc_files.extend(
+        p.net
+            .etc_files(&hostname, &record.name, interface.as_ref(), joined.as_ref()),
+    );
+
+    // Docker's order: its defaults, the image's Env, then -e.
+    let image_env = p.image.as_ref().map(|i| i.env()).unwrap_or_default();
+    let config = Config {
+        id: record.id.clone(),
+        env: env::merge(
+            env::merge(env::defaults(&hostname, p.tty), image_env),
+            p.user_env,
+        ),
+        hostname,
+        rootfs,
+        overlay: rw.as_ref().map(|rw| crate::rootfs::overlay::Overlay {
+            base: rw.layers.base.clone(),
+            lower: rw.layers.lower.clone(),
+            upper: rw.layers.upper.clone(),
+            work: rw.layers.work.clone(),
+        }),
+        args: p.args,
+        workdir: p.workdir,
+        user: p.user,
+        tty: p.tty,
+        interactive: p.interactive,
+        readonly: p.read_only,
+        network: p.net.mode,
+        interface,
+        join_netns: joined.map(|j| j.pid),
+        etc_files,
+        cgroupfs: cgroupfs(cgroup.location()),
+        confinement: p.confinement,
+        userns: p.userns,
+        reporting: reporting.clone(),
+        next_step: 0,
+    };
+    let init = clone_init(config, &cgroup, attachment.as_ref())?;
+    Ok(Created {
+        rw,
+        attachment,
+        record,
+        cgroup,
+        config: init.config,
+        rm: p.rm,
+        init: init.pid,
+        channel: init.channel,
+        idmapped: init.idmapped,
+        signals: init.signals,
+        raw_mode: init.raw_mode,
+    })
+}
+
+/// Killed runs leave empty cgroups. Only then are the records read (all of
+/// them, kept containers included: too slow for every run): those of runs
+/// that are gone are settled, their cgroups removed. An empty cgroup with
+/// no record (a run killed before it wrote one) goes after a minute.
+fn settle_killed_runs(data: &DataRoot, hierarchy: &dyn cgroup::Hierarchy) {
     let empty = hierarchy.empty();
     if !empty.is_empty() {
         data.reclaim_stale();
@@ -243,151 +336,19 @@ pub fn run(opts: &RunOptions, global: &Global) -> Result<Exit, Error> {
             }
         }
     }
-    let id = state::random_id();
-    let cgroup = hierarchy.create(&id, &limits)?;
-    let joined = net
-        .join
-        .as_deref()
-        .map(|name| network::Joined::find(&data, name))
-        .transpose()?;
-    let record = data
-        .create(state::NewContainer {
-            id: &id,
-            name: opts.name.as_deref(),
-            rootfs: &rootfs,
-            command: &args,
-            cgroup: Some(cgroup.location().clone()),
-            image: opts.image.as_deref(),
-            image_id: image.as_ref().map(|i| i.id.to_string()),
-            auto_remove: opts.rm,
-            userns,
-        })
-        .map_err(ContainerError::from)?;
-    let rw = match &image {
-        Some(img) => Some(img.rw_layer(&record.id)?),
-        None => None,
-    };
-    let rootfs = rw.as_ref().map_or(rootfs, |rw| rw.mount_point());
-    let hostname = opts.hostname.clone().unwrap_or_else(|| match net.mode {
-        // As docker: sharing the host's network means its name too.
+}
+
+/// The container's hostname when `-h` does not give one: the short id, or
+/// as docker, the host's with `--network host` and the joined container's
+/// with `--network container:NAME`.
+fn default_hostname(mode: Mode, joined: Option<&network::Joined>, id: &str) -> String {
+    match mode {
         Mode::Host => nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default(),
-        Mode::Container => joined
-            .as_ref()
-            .map(|j| j.hostname.clone())
-            .unwrap_or_default(),
-        _ => record.id[..12].to_string(),
-    });
-    step!(
-        "container {} ({}): state in {}",
-        &record.id[..12],
-        record.name,
-        record.path.display()
-    );
-    let attachment = net.attach(&record.id, &record.name)?;
-    let interface = attachment.as_ref().map(|a| a.interface());
-    let mut etc_files = vec![("/etc/hostname".to_string(), format!("{hostname}\n"))];
-    etc_files.extend(net.etc_files(&hostname, &record.name, interface.as_ref(), joined.as_ref()));
-
-    // Docker's order: its defaults, the image's Env, then -e.
-    let image_env = image.as_ref().map(|i| i.env()).unwrap_or_default();
-    let config = Config {
-        id: record.id.clone(),
-        env: env::merge(
-            env::merge(env::defaults(&hostname, opts.tty), image_env),
-            user_env,
-        ),
-        hostname,
-        rootfs,
-        overlay: rw.as_ref().map(|rw| rw.overlay.clone()),
-        args,
-        workdir,
-        user,
-        tty: opts.tty,
-        interactive: opts.interactive,
-        readonly: opts.read_only,
-        network: net.mode,
-        interface,
-        join_netns: joined.map(|j| j.pid),
-        etc_files,
-        cgroupfs: cgroupfs(cgroup.location()),
-        confinement,
-        userns,
-        reporting: global.reporting.clone(),
-        next_step: 0,
-    };
-    let status = start_and_supervise(config, &cgroup, attachment.as_ref())?;
-    // 137 is SIGKILL's status; the cgroup's counter tells whether the
-    // kernel's OOM killer sent it.
-    let notice = (status == 137 && cgroup.oom_killed()).then(|| Notice::OomKilled {
-        name: record.name.clone(),
-        limit: cgroup.memory_limit(),
-    });
-    // What only a live container needs goes now; with --rm, all of it.
-    drop(attachment);
-    step!("rmdir the cgroup");
-    drop(cgroup);
-    match rw {
-        Some(rw) if !opts.rm => rw.keep(),
-        rw => drop(rw),
+        Mode::Container => joined.map(|j| j.hostname.clone()).unwrap_or_default(),
+        _ => id[..12].to_string(),
     }
-    if opts.rm {
-        step!("remove {} (the container's state)", record.path.display());
-    } else {
-        step!(
-            "mark {} exited ({status}): kept until `containr rm`",
-            record.path.display()
-        );
-    }
-    record.finish(status).map_err(ContainerError::from)?;
-    Ok(Exit { status, notice })
-}
-
-fn check_rootfs(rootfs: Option<&Path>) -> Result<PathBuf, Error> {
-    let Some(rootfs) = rootfs else {
-        return Err(Error::Usage(
-            "containr run needs an IMAGE or --rootfs DIR".into(),
-        ));
-    };
-    match std::fs::metadata(rootfs) {
-        Ok(m) if m.is_dir() => std::fs::canonicalize(rootfs).map_err(|source| {
-            ContainerError::RootfsAccess {
-                path: rootfs.to_path_buf(),
-                source,
-            }
-            .into()
-        }),
-        Ok(_) => Err(ContainerError::RootfsNotDir(rootfs.to_path_buf()).into()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(ContainerError::RootfsMissing(rootfs.to_path_buf()).into())
-        }
-        Err(source) => Err(ContainerError::RootfsAccess {
-            path: rootfs.to_path_buf(),
-            source,
-        }
-        .into()),
-    }
-}
-
-/// `--env-file`s first, then `-e`, so `-e` wins, as with docker.
-fn user_env(opts: &RunOptions) -> Result<Vec<String>, Error> {
-    let host = |k: &str| std::env::var(k).ok();
-    let mut out = Vec::new();
-    for path in &opts.env_files {
-        let text = std::fs::read_to_string(path).map_err(|source| ContainerError::EnvFileRead {
-            path: path.clone(),
-            source,
-        })?;
-        out.extend(
-            env::parse_file(&path.display().to_string(), &text, &host)
-                .map_err(ContainerError::from)?,
-        );
-    }
-    for arg in &opts.env {
-        out.push(env::parse_entry(arg, &host).map_err(ContainerError::from)?);
-    }
-    Ok(out)
 }
 
 /// The hierarchies the container has a cgroup of its own in: those it
@@ -402,16 +363,26 @@ fn cgroupfs(location: &cgroup::Location) -> crate::rootfs::CgroupFs {
     }
 }
 
-/// Clone the init, hand it the config, and supervise it to the end.
-fn start_and_supervise(
+/// The init, cloned and waiting for its configuration.
+struct Init {
+    pid: Pid,
+    config: Config,
+    channel: Channel,
+    idmapped: Option<OwnedFd>,
+    signals: SignalFd,
+    raw_mode: Option<tty::RawMode>,
+}
+
+/// Clone the init into its namespaces, inside `cgroup`, plugged into the
+/// network; with a user namespace, write its id maps and make its
+/// idmapped root.
+fn clone_init(
     mut config: Config,
     cgroup: &Cgroup,
     attachment: Option<&network::Attachment>,
-) -> Result<i32, Error> {
-    let exe = selfexe::prepare().map_err(ContainerError::sys(
-        "preparing containr's binary for the init",
-    ))?;
-    let (ours, theirs) = Channel::pair().map_err(ContainerError::sys("socketpair"))?;
+) -> Result<Init, Error> {
+    let exe = selfexe::prepare().map_err(Error::sys("preparing containr's binary for the init"))?;
+    let (ours, theirs) = Channel::pair().map_err(Error::sys("socketpair"))?;
 
     // Blocked before the clone so none is lost in between; the child
     // unblocks them before it execs.
@@ -422,15 +393,15 @@ fn start_and_supervise(
     }
     handled
         .thread_block()
-        .map_err(ContainerError::sys_nix("sigprocmask"))?;
+        .map_err(Error::sys_nix("sigprocmask"))?;
     let signals = SignalFd::with_flags(&handled, SfdFlags::SFD_CLOEXEC)
-        .map_err(ContainerError::sys_nix("signalfd"))?;
+        .map_err(Error::sys_nix("signalfd"))?;
 
     let stdin = std::io::stdin();
     let raw_mode = if config.tty && config.interactive {
         Some(
             tty::RawMode::enable(stdin.as_fd())
-                .map_err(ContainerError::sys_nix("setting the terminal to raw mode"))?,
+                .map_err(Error::sys_nix("setting the terminal to raw mode"))?,
         )
     } else {
         None
@@ -445,10 +416,9 @@ fn start_and_supervise(
     ];
     let target = cgroup.clone_target();
     let ready = match config.userns {
-        Some(_) => Some(
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-                .map_err(ContainerError::sys_nix("pipe"))?,
-        ),
+        Some(_) => {
+            Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(Error::sys_nix("pipe"))?)
+        }
         None => None,
     };
     let (init, placed) = namespace::clone_and_exec(
@@ -493,24 +463,8 @@ fn start_and_supervise(
     // and the rootfs an idmapped view only the host side can make.
     let idmapped = match config.userns {
         Some(map) => {
-            let made = crate::namespace::userns::write_maps(init, map)
-                .and_then(|()| {
-                    // The child waits for this byte before it execs.
-                    let (_, w) = ready.as_ref().expect("made with the user namespace");
-                    nix::unistd::write(w, b"1").map_err(|e| crate::namespace::Error::UserNs {
-                        what: "waking the init",
-                        source: e.into(),
-                    })?;
-                    Ok(())
-                })
-                .and_then(|()| match config.overlay.take() {
-                    // An image: the whole overlay is made here, idmapped.
-                    Some(overlay) => {
-                        crate::namespace::userns::idmapped_overlay(&overlay, init, map)
-                    }
-                    None => crate::namespace::userns::idmapped_rootfs(&config.rootfs, init),
-                });
-            match made {
+            let (_, wake) = ready.as_ref().expect("made with the user namespace");
+            match map_user_namespace(&mut config, init, map, wake.as_fd()) {
                 Ok(tree) => Some(tree),
                 Err(e) => {
                     let _ = kill(init, Signal::SIGKILL);
@@ -521,22 +475,72 @@ fn start_and_supervise(
         }
         None => None,
     };
+    Ok(Init {
+        pid: init,
+        config,
+        channel: ours,
+        idmapped,
+        signals,
+        raw_mode,
+    })
+}
+
+/// Give the init's user namespace its id maps, wake the init (it waits for
+/// a byte on `wake` before it execs), and make the idmapped root it will
+/// attach: the whole overlay for an image (taken out of `config`: the init
+/// no longer mounts it), the rootfs directory otherwise.
+fn map_user_namespace(
+    config: &mut Config,
+    init: Pid,
+    map: IdMap,
+    wake: BorrowedFd<'_>,
+) -> Result<OwnedFd, namespace::Error> {
+    namespace::userns::write_maps(init, map)?;
+    nix::unistd::write(wake, b"1").map_err(|e| namespace::Error::UserNs {
+        what: "waking the init",
+        source: e.into(),
+    })?;
+    match config.overlay.take() {
+        Some(overlay) => namespace::userns::idmapped_overlay(&overlay, init, map),
+        None => namespace::userns::idmapped_rootfs(&config.rootfs, init),
+    }
+}
+
+/// How [`start`] left the container.
+pub enum Started {
+    /// Its command runs (or its init reported why it could not: `failure`,
+    /// returned once the init has exited).
+    Running {
+        /// The pty master, with `-t`.
+        master: Option<OwnedFd>,
+        failure: Option<Error>,
+    },
+    /// The init died before it read its configuration, with this status.
+    Exited(i32),
+}
+
+/// Release the init: send it its configuration, then wait until its
+/// command has exec'd (or it says why not).
+pub fn start(created: &mut Created) -> Result<Started, Error> {
+    let config = &mut created.config;
     config.next_step = explain::next_step();
-    if ours
+    if created
+        .channel
         .send_with_fd(
             &Message::Config(Box::new(config.clone())),
-            idmapped.as_ref().map(|t| t.as_fd()),
+            created.idmapped.take().as_ref().map(|t| t.as_fd()),
         )
         .is_err()
     {
         // The init died before reading: its status says why.
-        return Ok(status_code(waitpid(init, None).ok()));
+        return Ok(Started::Exited(status_code(
+            waitpid(created.init, None).ok(),
+        )));
     }
-
     let mut master: Option<OwnedFd> = None;
     let mut failure = None;
     loop {
-        match ours.recv() {
+        match created.channel.recv() {
             Ok(Some((Message::Pty, fd))) => {
                 if let Some(fd) = &fd
                     && let Some(ws) = host_window_size()
@@ -557,8 +561,27 @@ fn start_and_supervise(
             Ok(Some(_)) | Ok(None) | Err(_) => break,
         }
     }
-    let status = supervise(init, &signals, master, config.interactive)?;
-    drop(raw_mode);
+    Ok(Started::Running { master, failure })
+}
+
+/// Supervise the started container until its init exits; its status.
+/// The terminal is restored then.
+pub fn wait(created: &mut Created, started: Started) -> Result<i32, Error> {
+    let (master, failure) = match started {
+        Started::Exited(status) => {
+            drop(created.raw_mode.take());
+            return Ok(status);
+        }
+        Started::Running { master, failure } => (master, failure),
+    };
+    let status = supervise(
+        created.init,
+        &created.signals,
+        master,
+        created.config.interactive,
+    );
+    drop(created.raw_mode.take());
+    let status = status?;
     step!(
         "waitpid(init) -> {status}: PID 1 exited, the kernel tore down its namespaces and mounts"
     );
@@ -566,6 +589,82 @@ fn start_and_supervise(
         Some(e) => Err(e),
         None => Ok(status),
     }
+}
+
+/// The container exited with `status`: release what only a live container
+/// needs (network, cgroup), and with `--rm` the rest; otherwise keep its
+/// writable layer and record, marked exited.
+pub fn delete(created: Created, status: i32) -> Result<Exit, Error> {
+    let Created {
+        rw,
+        attachment,
+        record,
+        cgroup,
+        rm,
+        ..
+    } = created;
+    // 137 is SIGKILL's status; the cgroup's counter tells whether the
+    // kernel's OOM killer sent it.
+    let oom_killed = (status == 137 && cgroup.oom_killed()).then(|| OomKilled {
+        name: record.name.clone(),
+        limit: cgroup.memory_limit(),
+    });
+    drop(attachment);
+    step!("rmdir the cgroup");
+    drop(cgroup);
+    match rw {
+        Some(rw) if !rm => rw.keep(),
+        rw => drop(rw),
+    }
+    if rm {
+        step!("remove {} (the container's state)", record.path.display());
+    } else {
+        step!(
+            "mark {} exited ({status}): kept until `containr rm`",
+            record.path.display()
+        );
+    }
+    record.finish(status)?;
+    Ok(Exit { status, oom_killed })
+}
+
+fn check_rootfs(rootfs: Option<&Path>) -> Result<PathBuf, Error> {
+    let Some(rootfs) = rootfs else {
+        return Err(Error::NoImage);
+    };
+    match std::fs::metadata(rootfs) {
+        Ok(m) if m.is_dir() => {
+            std::fs::canonicalize(rootfs).map_err(|source| Error::RootfsAccess {
+                path: rootfs.to_path_buf(),
+                source,
+            })
+        }
+        Ok(_) => Err(Error::RootfsNotDir(rootfs.to_path_buf())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(Error::RootfsMissing(rootfs.to_path_buf()))
+        }
+        Err(source) => Err(Error::RootfsAccess {
+            path: rootfs.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// `--env-file`s first, then `-e`, so `-e` wins, as with docker.
+fn user_env(opts: &RunOptions) -> Result<Vec<String>, Error> {
+    let host = |k: &str| std::env::var(k).ok();
+    let mut out = Vec::new();
+    for path in &opts.env_files {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::EnvFileRead {
+            path: path.clone(),
+            source,
+        })?;
+        out.extend(env::parse_file(&path.display().to_string(), &text, &host)?);
+    }
+    for arg in &opts.env {
+        out.push(env::parse_entry(arg, &host)?);
+    }
+    Ok(out)
 }
 
 fn host_window_size() -> Option<libc::winsize> {
@@ -587,7 +686,7 @@ fn supervise(
             m.as_raw_fd(),
             nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
         )
-        .map_err(ContainerError::sys_nix("fcntl"))?;
+        .map_err(Error::sys_nix("fcntl"))?;
     }
     let stdin = std::io::stdin();
     let mut stdin_open = interactive && master.is_some();
@@ -604,7 +703,7 @@ fn supervise(
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) => {}
             Err(nix::Error::EINTR) => continue,
-            Err(e) => return Err(ContainerError::sys_nix("poll")(e).into()),
+            Err(e) => return Err(Error::sys_nix("poll")(e)),
         }
         let ready: Vec<bool> = fds
             .iter()
@@ -695,7 +794,7 @@ fn handle_signal(
         Ok(Signal::SIGCHLD) => match waitpid(init, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => Ok(None),
             Ok(status) => Ok(Some(status_code(Some(status)))),
-            Err(e) => Err(ContainerError::sys_nix("waitpid")(e).into()),
+            Err(e) => Err(Error::sys_nix("waitpid")(e)),
         },
         Ok(Signal::SIGWINCH) => {
             if let (Some(m), Some(ws)) = (master, host_window_size()) {

@@ -32,11 +32,8 @@ use serde::{Deserialize, Serialize};
 /// Errors of this module.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("data root {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("data root {0}")]
+    Io(#[from] crate::util::PathIo),
     #[error(
         "invalid container name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, up to 128 characters"
     )]
@@ -61,12 +58,7 @@ pub enum Error {
     },
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
+use crate::util::{io_err, now, parent_of, process_alive, process_start_time};
 
 /// The exit status recorded for a container whose `containr run` was
 /// killed before it could record one: its init died of `PR_SET_PDEATHSIG`'s
@@ -124,7 +116,7 @@ pub struct State {
 impl State {
     /// Whether the `containr run` that owns the record is still alive.
     fn owner_alive(&self) -> bool {
-        process_start_time(self.owner_pid) == Some(self.owner_start)
+        process_alive(self.owner_pid, self.owner_start)
     }
 
     pub fn is_running(&self) -> bool {
@@ -262,7 +254,7 @@ impl DataRoot {
             .open(&path)
             .map_err(io_err(&path))?;
         nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| io_err(&path)(e.into()))
+            .map_err(|(_, e)| io_err(&path)(e.into()).into())
     }
 
     /// Settle what killed `containr run` processes left behind.
@@ -280,6 +272,15 @@ impl DataRoot {
             .iter()
             .filter_map(|p| read_state(p))
             .filter(|s| s.auto_remove && s.is_stale())
+            .map(|s| s.id)
+            .collect()
+    }
+
+    /// The ids of every record, as they are (nothing settled).
+    pub fn record_ids(&self) -> Vec<String> {
+        self.record_paths()
+            .iter()
+            .filter_map(|p| read_state(p))
             .map(|s| s.id)
             .collect()
     }
@@ -330,7 +331,7 @@ impl DataRoot {
                     let id = read_state(&path).map(|s| s.id).unwrap_or_default();
                     taken = Some(Error::NameInUse { name, id });
                 }
-                Err(e) => return Err(io_err(&path)(e)),
+                Err(e) => return Err(io_err(&path)(e).into()),
             }
         }
         let Some((name, path, mut file)) = claimed else {
@@ -347,7 +348,7 @@ impl DataRoot {
             image: new.image.map(str::to_string),
             image_id: new.image_id,
             auto_remove: new.auto_remove,
-            created: crate::image::now(),
+            created: now(),
             status: Status::Running,
             exit_code: None,
             finished: None,
@@ -458,12 +459,12 @@ impl DataRoot {
         }
         if state.auto_remove {
             // Its writable layer too, which the killed run could not remove.
-            let _ = crate::image::overlay::remove(&self.path, &state.id);
+            let _ = crate::image::layers::remove(&self.path, &state.id);
             return fs::remove_file(path).is_ok();
         }
         state.status = Status::Exited;
         state.exit_code = Some(KILLED_RUN_STATUS);
-        state.finished = Some(crate::image::now());
+        state.finished = Some(now());
         let _ = write_atomic(path, &state);
         false
     }
@@ -484,7 +485,7 @@ fn read_state(path: &Path) -> Option<State> {
 /// lose its record while its writable layer, flushed at exit, stays).
 fn write_atomic(path: &Path, state: &State) -> Result<(), Error> {
     let bytes = serde_json::to_vec_pretty(state).expect("plain data");
-    crate::cas::replace_file(path, &bytes).map_err(io_err(path))
+    Ok(crate::util::replace_file(path, &bytes, 0o644).map_err(io_err(path))?)
 }
 
 /// A running container's record under the data root: removed when
@@ -505,7 +506,7 @@ impl ContainerRecord {
         }
         self.state.status = Status::Exited;
         self.state.exit_code = Some(status);
-        self.state.finished = Some(crate::image::now());
+        self.state.finished = Some(now());
         write_atomic(&self.path, &self.state)?;
         // Kept: nothing left for Drop to remove.
         self.path = PathBuf::new();
@@ -519,11 +520,6 @@ impl Drop for ContainerRecord {
             let _ = fs::remove_file(&self.path);
         }
     }
-}
-
-/// The parent pid of `pid` (field 4 of `/proc/PID/stat`).
-fn parent_of(pid: u32) -> Option<u32> {
-    stat_field(pid, 1)
 }
 
 /// Docker's rule for names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
@@ -541,36 +537,6 @@ pub fn validate_name(name: &str) -> Result<(), Error> {
     }
 }
 
-/// 256 random bits in hex, like docker's container ids.
-pub fn random_id() -> String {
-    let mut bytes = [0u8; 32];
-    let mut filled = 0;
-    while filled < bytes.len() {
-        // SAFETY: the pointer and length describe the unfilled tail of bytes.
-        let n = unsafe {
-            libc::getrandom(bytes[filled..].as_mut_ptr().cast(), bytes.len() - filled, 0)
-        };
-        if n > 0 {
-            filled += n as usize;
-        }
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Field 22 of `/proc/PID/stat`: when the process started.
-pub fn process_start_time(pid: u32) -> Option<u64> {
-    stat_field(pid, 19)
-}
-
-/// Field `n + 3` of `/proc/PID/stat`.
-fn stat_field<T: std::str::FromStr>(pid: u32, n: usize) -> Option<T> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces and parentheses; fields
-    // after it are counted from its closing parenthesis.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split(' ').nth(n)?.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -585,22 +551,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn ids_are_64_hex_and_distinct() {
-        let (a, b) = (random_id(), random_id());
-        assert_eq!(a.len(), 64);
-        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
-        assert_ne!(a, b);
-    }
-
-    #[test]
-    fn own_start_time_is_readable() {
-        assert!(process_start_time(std::process::id()).is_some());
-    }
-
     fn new(name: &str, auto_remove: bool) -> NewContainer<'static> {
         NewContainer {
-            id: Box::leak(random_id().into_boxed_str()),
+            id: Box::leak(crate::util::random_hex(32).into_boxed_str()),
             name: Some(Box::leak(name.to_string().into_boxed_str())),
             rootfs: Path::new("/r"),
             command: &[],
@@ -614,7 +567,10 @@ mod tests {
 
     #[test]
     fn names_stay_claimed_until_the_container_is_removed() {
-        let tmp = std::env::temp_dir().join(format!("containr-state-test-{}", random_id()));
+        let tmp = std::env::temp_dir().join(format!(
+            "containr-state-test-{}",
+            crate::util::random_hex(32)
+        ));
         let root = DataRoot::open(&tmp).unwrap();
         let a = root.create(new("web", false)).unwrap();
         let err = root.create(new("web", false)).err().unwrap();
@@ -642,7 +598,10 @@ mod tests {
 
     #[test]
     fn records_of_killed_runs_are_settled() {
-        let tmp = std::env::temp_dir().join(format!("containr-state-test-{}", random_id()));
+        let tmp = std::env::temp_dir().join(format!(
+            "containr-state-test-{}",
+            crate::util::random_hex(32)
+        ));
         let root = DataRoot::open(&tmp).unwrap();
         // Records whose owner is dead (pid 0 never is a process): kept as
         // exited, or removed if --rm.

@@ -1,108 +1,61 @@
-//! `containr stats`: live resource usage of running containers, read from
-//! their cgroups.
+//! `containr stats`: resource usage of running containers, read from their
+//! cgroups. Samples and the usage between two of them; the command line
+//! prints them.
 
-use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::Error as ContainerError;
-use super::state::{DataRoot, State};
+use super::Error;
+use super::state::{DataRoot, Error as StateError, State};
 use crate::cgroup::{Cgroup, Stats};
-use crate::error::Error;
-
-/// Errors of `stats`.
-#[derive(Debug, thiserror::Error)]
-pub enum StatsError {
-    #[error("no such container: {0}")]
-    NoSuchContainer(String),
-}
 
 /// One sample of one container.
-struct Sample {
-    state: State,
-    stats: Stats,
-    at: Instant,
+pub struct Sample {
+    pub state: State,
+    pub stats: Stats,
+    pub at: Instant,
 }
 
-/// Print usage of the named containers (all running ones if none named):
-/// once with `no_stream`, else every second until they have all ended.
-pub fn stats(data: &DataRoot, names: &[String], no_stream: bool) -> Result<(), Error> {
-    let pick = |all: Vec<State>| -> Result<Vec<State>, Error> {
-        if names.is_empty() {
-            return Ok(all);
-        }
-        names
-            .iter()
-            .map(|n| {
-                all.iter()
-                    .find(|s| s.name == *n || (n.len() >= 4 && s.id.starts_with(n.as_str())))
-                    .map(clone_state)
-                    .ok_or_else(|| StatsError::NoSuchContainer(n.clone()))
-            })
-            .collect::<Result<_, _>>()
-            .map_err(|e| ContainerError::from(e).into())
-    };
-    let mut before = sample(pick(data.list())?);
-    let interval = if no_stream {
-        Duration::from_millis(500)
-    } else {
-        Duration::from_secs(1)
-    };
-    let host_memory = host_memory();
-    loop {
-        std::thread::sleep(interval);
-        let after = sample(pick_alive(&before, data));
-        let mut out = std::io::stdout().lock();
-        if !no_stream {
-            // Clear the screen and home the cursor, as docker does.
-            let _ = out.write_all(b"\x1b[2J\x1b[H");
-        }
-        let _ = writeln!(
-            out,
-            "{:<14} {:<20} {:>8}   {:<22} {:>7}   {:>5}",
-            "CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"
-        );
-        for a in &after {
-            let Some(b) = before.iter().find(|b| b.state.id == a.state.id) else {
-                continue;
-            };
-            let wall = a.at.duration_since(b.at).as_nanos().max(1) as f64;
-            let cpu =
-                a.stats.cpu_usage_ns.saturating_sub(b.stats.cpu_usage_ns) as f64 / wall * 100.0;
-            let limit = a.stats.memory_limit.unwrap_or(host_memory);
-            let mem_pct = a.stats.memory_usage as f64 / limit.max(1) as f64 * 100.0;
-            let _ = writeln!(
-                out,
-                "{:<14} {:<20} {:>7.2}%   {:<22} {:>6.2}%   {:>5}",
-                &a.state.id[..12],
-                a.state.name,
-                cpu,
-                format!("{} / {}", human(a.stats.memory_usage), human(limit)),
-                mem_pct,
-                a.stats.pids
-            );
-        }
-        let _ = out.flush();
-        if no_stream || after.is_empty() {
-            return Ok(());
-        }
-        before = after;
+/// What one container used between two samples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Usage {
+    /// Percent of one CPU.
+    pub cpu_percent: f64,
+    pub memory: u64,
+    /// Its memory limit, or the host's memory when unlimited.
+    pub memory_limit: u64,
+    pub memory_percent: f64,
+    pub pids: u64,
+}
+
+/// The running containers `names` (by name or id prefix of at least 4), or
+/// all running ones if none are named.
+pub fn pick(data: &DataRoot, names: &[String]) -> Result<Vec<State>, Error> {
+    let all = data.list();
+    if names.is_empty() {
+        return Ok(all);
     }
-}
-
-fn clone_state(s: &State) -> State {
-    serde_json::from_value(serde_json::to_value(s).expect("plain data")).expect("round trip")
-}
-
-/// The containers of `before` that are still running.
-fn pick_alive(before: &[Sample], data: &DataRoot) -> Vec<State> {
-    let alive = data.list();
-    before
+    names
         .iter()
-        .filter_map(|b| alive.iter().find(|s| s.id == b.state.id).map(clone_state))
+        .map(|n| {
+            all.iter()
+                .find(|s| s.name == *n || (n.len() >= 4 && s.id.starts_with(n.as_str())))
+                .cloned()
+                .ok_or_else(|| StateError::NoSuchContainer(n.clone()).into())
+        })
         .collect()
 }
 
-fn sample(states: Vec<State>) -> Vec<Sample> {
+/// The containers of `before` that are still running.
+pub fn still_running(before: &[Sample], data: &DataRoot) -> Vec<State> {
+    let alive = data.list();
+    before
+        .iter()
+        .filter_map(|b| alive.iter().find(|s| s.id == b.state.id).cloned())
+        .collect()
+}
+
+/// Read each container's cgroup now.
+pub fn sample(states: Vec<State>) -> Vec<Sample> {
     states
         .into_iter()
         .map(|state| {
@@ -120,7 +73,28 @@ fn sample(states: Vec<State>) -> Vec<Sample> {
         .collect()
 }
 
-fn host_memory() -> u64 {
+/// The usage from `before` to `after` (of the same container); memory
+/// percentages of `host_memory` when it has no limit.
+pub fn usage(before: &Sample, after: &Sample, host_memory: u64) -> Usage {
+    let wall = after.at.duration_since(before.at).as_nanos().max(1) as f64;
+    let cpu = after
+        .stats
+        .cpu_usage_ns
+        .saturating_sub(before.stats.cpu_usage_ns) as f64
+        / wall
+        * 100.0;
+    let limit = after.stats.memory_limit.unwrap_or(host_memory);
+    Usage {
+        cpu_percent: cpu,
+        memory: after.stats.memory_usage,
+        memory_limit: limit,
+        memory_percent: after.stats.memory_usage as f64 / limit.max(1) as f64 * 100.0,
+        pids: after.stats.pids,
+    }
+}
+
+/// The host's memory, bytes (`MemTotal`).
+pub fn host_memory() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {
@@ -129,27 +103,4 @@ fn host_memory() -> u64 {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         })
         .map_or(0, |kb| kb * 1024)
-}
-
-/// Bytes as docker prints them: `1.5MiB`.
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let (v, unit) = crate::image::scale(bytes, 1024.0, UNITS.len());
-    if unit == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{v:.2}{}", UNITS[unit])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn human_sizes() {
-        assert_eq!(human(512), "512B");
-        assert_eq!(human(32 << 20), "32.00MiB");
-        assert_eq!(human(1536), "1.50KiB");
-    }
 }

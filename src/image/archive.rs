@@ -363,10 +363,7 @@ pub fn save(data_root: &Path, names: &[String], out: &mut dyn Write) -> Result<(
     let mut index = Vec::new();
     let mut docker = Vec::new();
     let mut written = std::collections::BTreeSet::new();
-    let io = |e: io::Error| Error::Io {
-        path: "save".into(),
-        source: e,
-    };
+    let io = |e: io::Error| Error::from(crate::util::io_err(Path::new("save"))(e));
     for name in names {
         let found = find(&images, name)?;
         let img = found.image;

@@ -19,26 +19,17 @@ pub struct Swept {
     pub bytes: u64,
 }
 
-/// The snapshots running containers use (listed in `rw/<id>/layers`), and
-/// the `rw/<id>` directories of containers that no longer exist or that
-/// are `killed` (`run --rm`s whose containr was killed).
-fn containers(data_root: &Path, killed: &[String]) -> (BTreeSet<String>, Vec<PathBuf>) {
-    let mut live_ids = BTreeSet::new();
-    if let Ok(entries) = fs::read_dir(data_root.join("containers")) {
-        for e in entries.flatten() {
-            let id = fs::read(e.path())
-                .ok()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_string));
-            live_ids.extend(id);
-        }
-    }
+/// The snapshots the containers `live` use (listed in their
+/// `rw/<id>/layers`), and the `rw/<id>` directories of all others: of
+/// containers that no longer exist, or `run --rm`s whose containr was
+/// killed, which the caller leaves out of `live`.
+fn containers(data_root: &Path, live: &BTreeSet<String>) -> (BTreeSet<String>, Vec<PathBuf>) {
     let mut in_use = BTreeSet::new();
     let mut dead = Vec::new();
     if let Ok(entries) = fs::read_dir(data_root.join("rw")) {
         for e in entries.flatten() {
             let id = e.file_name().to_string_lossy().into_owned();
-            if live_ids.contains(&id) && !killed.contains(&id) {
+            if live.contains(&id) {
                 let layers = fs::read_to_string(e.path().join("layers")).unwrap_or_default();
                 in_use.extend(layers.lines().map(str::to_string));
             } else {
@@ -60,18 +51,17 @@ fn size_of(path: &Path) -> u64 {
     }
 }
 
-/// Remove every blob and snapshot no image references (nor a running
-/// container uses), and whatever interrupted pulls and runs left.
-pub fn gc(data_root: &Path) -> Result<Swept, Error> {
-    crate::container::state::DataRoot::open(data_root)
-        .map(|d| d.reclaim_stale())
-        .ok();
+/// Remove every blob and snapshot no image references (nor a container
+/// uses), and whatever interrupted pulls and runs left. `containers`: the
+/// ids of the containers that exist, running or kept, which the caller
+/// knows (the image store does not read container records).
+pub fn gc(data_root: &Path, containers: &BTreeSet<String>) -> Result<Swept, Error> {
     let images = Images::open(data_root)?;
     // No pull is running while this is held, and none starts.
     let _guard = images.gc_guard(true)?;
     let _lock = images.lock()?;
     let (blobs, snapshots) = images.referenced()?;
-    let (in_use, _) = containers(images.data_root(), &[]);
+    let (in_use, _) = self::containers(images.data_root(), containers);
     let mut swept = Swept::default();
     for b in images.cas.list()? {
         if !blobs.contains(&b) {
@@ -89,7 +79,7 @@ pub fn gc(data_root: &Path) -> Result<Swept, Error> {
         }
     }
     // Then what interrupted commands left.
-    let (leftovers, _) = leftovers(&images, &[]);
+    let (leftovers, _) = leftovers(&images, containers);
     for p in leftovers {
         swept.bytes += size_of(&p);
         let _ = if p.is_dir() {
@@ -116,8 +106,8 @@ fn snapshot_entries(images: &Images) -> Vec<String> {
 /// What interrupted pulls, unpacks, removals and killed runs left: partial
 /// and temporary blobs, `snapshots/.tmp-*` trees, sums whose snapshot is
 /// gone, and `rw/<id>` directories of containers that no longer exist.
-/// With them, the snapshots running containers use.
-fn leftovers(images: &Images, killed: &[String]) -> (Vec<PathBuf>, BTreeSet<String>) {
+/// With them, the snapshots the containers `live` use.
+fn leftovers(images: &Images, live: &BTreeSet<String>) -> (Vec<PathBuf>, BTreeSet<String>) {
     let names = snapshot_entries(images);
     let stray = names.iter().filter(|name| {
         if Digest::from_hex(name).is_ok() {
@@ -129,7 +119,7 @@ fn leftovers(images: &Images, killed: &[String]) -> (Vec<PathBuf>, BTreeSet<Stri
             None => true,
         }
     });
-    let (in_use, dead_rw) = containers(images.data_root(), killed);
+    let (in_use, dead_rw) = containers(images.data_root(), live);
     let mut out = images.cas.leftovers();
     out.extend(stray.map(|n| images.snapshot_dir().join(n)));
     out.extend(dead_rw);
@@ -154,13 +144,14 @@ pub struct Report {
 /// Re-hash every blob, re-sum every snapshot and check every image is
 /// whole. With `repair`, a corrupt snapshot (or one without a sum) whose
 /// layer blob is intact is unpacked again, unless a running container
-/// uses it. `killed`: the ids of `run --rm` containers whose containr was
-/// killed, whose writable layers are leftovers.
-/// A repair unpacks a layer again, leaving `reserve` bytes free.
+/// uses it. `containers`: the ids of the containers that exist, as for
+/// [`gc`], less the `run --rm`s whose containr was killed (their writable
+/// layers are leftovers). A repair unpacks a layer again, leaving
+/// `reserve` bytes free.
 pub fn verify(
     data_root: &Path,
+    containers: &BTreeSet<String>,
     repair: bool,
-    killed: &[String],
     reserve: u64,
 ) -> Result<Report, Error> {
     let images = Images::open(data_root)?;
@@ -189,7 +180,7 @@ pub fn verify(
         }
     }
     report.blobs = all.len();
-    let (leftovers, in_use) = leftovers(&images, killed);
+    let (leftovers, in_use) = leftovers(&images, containers);
     report.leftovers = leftovers;
     // Each snapshot's users (image names) and the layer blob it comes from.
     let mut users: BTreeMap<Digest, (Vec<String>, Digest)> = BTreeMap::new();

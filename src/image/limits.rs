@@ -28,7 +28,7 @@ pub fn under_reserve(free: u64, reserve: u64) -> String {
 /// `1.5 KiB`, `3 B`: binary units, as the limits are given.
 pub fn bytes(n: u64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    let (v, i) = super::scale(n, 1024.0, units.len());
+    let (v, i) = crate::util::scale(n, 1024.0, units.len());
     if i == 0 {
         format!("{n} B")
     } else {

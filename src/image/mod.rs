@@ -6,18 +6,18 @@
 //! - [`unpack`]: safe layer extraction with whiteouts;
 //! - [`store`]: the name index and the diff-id snapshots;
 //! - [`treesum`]: the sum of a snapshot's tree, for `verify`;
-//! - [`overlay`]: a container's overlay over an image's snapshots;
+//! - [`layers`]: the layers of a container's overlay over an image's
+//!   snapshots, and its writable layer;
 //! - [`input`]: archives read from a file or stdin;
 //! - [`change`]: `import --change`'s Dockerfile instructions.
 
 pub mod archive;
 pub mod change;
 pub mod config;
-pub mod export;
 pub mod gc;
 pub mod input;
+pub mod layers;
 pub mod limits;
-pub mod overlay;
 pub mod reference;
 pub mod store;
 mod sys;
@@ -47,8 +47,8 @@ pub enum Error {
         layer: String,
         source: treesum::Error,
     },
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Io(#[from] crate::util::PathIo),
     #[error("{what}: invalid JSON: {source}")]
     Json {
         what: String,
@@ -86,12 +86,7 @@ pub enum Error {
     NoCommand(String),
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
+use crate::util::{io_err, now, rfc3339};
 
 /// An image found by a name or an id.
 pub struct Found {
@@ -202,11 +197,10 @@ impl RunImage {
     }
 
     /// The container's writable layer over this image.
-    pub fn rw_layer(&self, id: &str) -> Result<overlay::RwLayer, Error> {
+    pub fn rw_layer(&self, id: &str) -> Result<layers::RwLayer, Error> {
         let dir = self.data_root.join("rw").join(id);
-        let rw =
-            overlay::RwLayer::create(&self.data_root, &self.snapshot_base, id, &self.snapshots)
-                .map_err(io_err(&dir))?;
+        let rw = layers::RwLayer::create(&self.data_root, &self.snapshot_base, id, &self.snapshots)
+            .map_err(io_err(&dir))?;
         drop(self.guard.take());
         Ok(rw)
     }
@@ -444,148 +438,4 @@ pub fn inspect(data_root: &Path, name: &str) -> Result<serde_json::Value, Error>
         "Size": img.manifest.layers.iter().map(|l| l.size).sum::<u64>(),
         "Layers": img.manifest.layers,
     }))
-}
-
-/// Seconds since the epoch.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-/// `2024-05-01T12:00:00Z` (UTC), without a time crate: the days-to-civil
-/// conversion of Howard Hinnant's date algorithms.
-pub fn rfc3339(t: i64) -> String {
-    let days = t.div_euclid(86400);
-    let secs = t.rem_euclid(86400);
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
-/// Seconds since the epoch of an RFC 3339 time (fractions and offsets
-/// allowed); `None` if it is not one.
-pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 20 {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut rest = &s[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        rest = frac.trim_start_matches(|c: char| c.is_ascii_digit());
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        o if o.len() == 6 => {
-            let sign = if o.starts_with('-') { -1 } else { 1 };
-            sign * (o[1..3].parse::<i64>().ok()? * 3600 + o[4..6].parse::<i64>().ok()? * 60)
-        }
-        _ => return None,
-    };
-    // Days from civil (the inverse of `rfc3339`).
-    let y = if mo <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    Some(days * 86400 + h * 3600 + mi * 60 + se - offset)
-}
-
-/// `3 days ago`, as docker's CREATED column.
-pub fn ago(created: Option<&str>) -> String {
-    let Some(t) = created.and_then(parse_rfc3339) else {
-        return "N/A".into();
-    };
-    let s = (now() - t).max(0);
-    let (n, unit) = match s {
-        0..60 => return "Less than a minute ago".into(),
-        60..3600 => (s / 60, "minute"),
-        3600..86400 => (s / 3600, "hour"),
-        86400..1209600 => (s / 86400, "day"),
-        1209600..5184000 => (s / 604800, "week"),
-        5184000..63072000 => (s / 2592000, "month"),
-        _ => (s / 31536000, "year"),
-    };
-    if n == 1 {
-        format!("{} {unit} ago", if unit == "hour" { "An" } else { "1" })
-    } else {
-        format!("{n} {unit}s ago")
-    }
-}
-
-/// `n` in the largest of `units` (each `base` times the one before) that
-/// keeps it at 1 or more: the value and the unit's index.
-pub fn scale(n: u64, base: f64, units: usize) -> (f64, usize) {
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= base && i + 1 < units {
-        v /= base;
-        i += 1;
-    }
-    (v, i)
-}
-
-/// `7.8MB`, as docker's SIZE column (decimal units).
-pub fn human_size(n: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let (v, i) = scale(n, 1000.0, units.len());
-    if i == 0 {
-        format!("{n}B")
-    } else {
-        format!("{v:.3}")
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_string()
-            + units[i]
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_round_trip() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1714564800), "2024-05-01T12:00:00Z");
-        assert_eq!(parse_rfc3339("2024-05-01T12:00:00Z"), Some(1714564800));
-        assert_eq!(
-            parse_rfc3339("2024-05-01T14:00:00.123456789+02:00"),
-            Some(1714564800)
-        );
-        assert_eq!(parse_rfc3339("2000-02-29T00:00:00Z"), Some(951782400));
-        assert_eq!(parse_rfc3339("yesterday"), None);
-        for t in [0, 951782400, 1714564800, 4102444800] {
-            assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
-        }
-    }
-
-    #[test]
-    fn sizes_and_ages_read_like_docker() {
-        assert_eq!(human_size(512), "512B");
-        assert_eq!(human_size(7_800_000), "7.8MB");
-        assert_eq!(human_size(1_000), "1kB");
-        assert_eq!(ago(None), "N/A");
-        assert_eq!(ago(Some(&rfc3339(now()))), "Less than a minute ago");
-        assert_eq!(ago(Some(&rfc3339(now() - 3 * 86400))), "3 days ago");
-        assert_eq!(ago(Some(&rfc3339(now() - 3600))), "An hour ago");
-    }
 }

@@ -48,12 +48,7 @@ pub struct IndexLock {
     _lock: nix::fcntl::Flock<File>,
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
+use crate::util::io_err;
 
 impl Images {
     pub fn open(data_root: &Path) -> Result<Images, Error> {
@@ -106,7 +101,7 @@ impl Images {
                 source,
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-            Err(e) => Err(io_err(&path)(e)),
+            Err(e) => Err(io_err(&path)(e).into()),
         }
     }
 
@@ -129,7 +124,7 @@ impl Images {
         let out = f(&mut index)?;
         let path = self.index_path();
         let bytes = serde_json::to_vec_pretty(&index).expect("plain data");
-        cas::replace_file(&path, &bytes).map_err(io_err(&path))?;
+        crate::util::replace_file(&path, &bytes, 0o644).map_err(io_err(&path))?;
         Ok(out)
     }
 
@@ -193,18 +188,22 @@ impl Images {
         let path = self.snapshot_dir().join(name);
         let away = self
             .snapshot_dir()
-            .join(format!(".tmp-{}", cas::random_name()));
+            .join(format!(".tmp-{}", crate::util::random_name()));
         match fs::rename(&path, &away) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err(&path)(e)),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io_err(&path)(e).into());
+            }
             _ => {}
         }
         let sum = self.snapshot_dir().join(format!("{name}.sum"));
         match fs::remove_file(&sum) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err(&sum)(e)),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io_err(&sum)(e).into());
+            }
             _ => {}
         }
         match fs::remove_dir_all(&away) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(&away)(e)),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(&away)(e).into()),
             _ => Ok(()),
         }
     }
@@ -246,7 +245,7 @@ impl Images {
     ) -> Result<(Digest, PathBuf), Error> {
         let tmp = self
             .snapshot_dir()
-            .join(format!(".tmp-{}", cas::random_name()));
+            .join(format!(".tmp-{}", crate::util::random_name()));
         fs::create_dir(&tmp).map_err(io_err(&tmp))?;
         let result = self.unpack_into(blob, expected, &tmp, reserve);
         if tmp.exists() {
@@ -284,16 +283,17 @@ impl Images {
             // Another process unpacked the same layer first: same content,
             // and that process records the sum.
             Err(_) if dest.is_dir() => return Ok((actual, dest)),
-            Err(e) => return Err(io_err(&dest)(e)),
+            Err(e) => return Err(io_err(&dest)(e).into()),
         }
         // After the rename: a crash in between leaves a snapshot without a
         // sum (which verify reports as unverifiable), never a sum that
         // does not describe its snapshot. Writing it fsyncs the directory,
         // which makes the rename durable too.
         let sum_path = self.sum_path(&actual);
-        cas::replace_file(
+        crate::util::replace_file(
             &sum_path,
             format!("{} {}\n", treesum::FORMAT, made.sum).as_bytes(),
+            0o644,
         )
         .map_err(io_err(&sum_path))?;
         Ok((actual, dest))

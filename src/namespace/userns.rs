@@ -95,11 +95,11 @@ pub fn idmapped_rootfs(rootfs: &Path, pid: Pid) -> Result<OwnedFd, Error> {
 }
 
 /// An image's overlay for a container in the user namespace of `pid`:
-/// every layer idmapped (see [`crate::image::overlay::Overlay::mount_idmapped`]),
+/// every layer idmapped (see [`crate::rootfs::overlay::Overlay::mount_idmapped`]),
 /// as a detached mount the init attaches in place of mounting the overlay.
 /// Its writable layer is chowned to container root (`map`'s first host id).
 pub fn idmapped_overlay(
-    overlay: &crate::image::overlay::Overlay,
+    overlay: &crate::rootfs::overlay::Overlay,
     pid: Pid,
     map: IdMap,
 ) -> Result<OwnedFd, Error> {

@@ -20,8 +20,8 @@ use super::ipam::{self, Lease, LeaseFile, Subnet};
 use super::netlink::{self, Netlink};
 use super::ports::{self, PortSpec};
 use super::{Error, Interface, nft};
-use crate::container::state::process_start_time;
 use crate::step;
+use crate::util::{process_alive, process_start_time};
 
 /// Default bridge name.
 pub const DEFAULT_BRIDGE: &str = "containr0";
@@ -314,7 +314,7 @@ fn enable_forwarding() -> Result<(), Error> {
 
 /// Whether a lease's `containr run` is still there.
 fn owner_alive(l: &Lease) -> bool {
-    process_start_time(l.owner_pid) == Some(l.owner_start)
+    process_alive(l.owner_pid, l.owner_start)
 }
 
 /// Drop the leases of `containr run`s that are gone, with what they held.

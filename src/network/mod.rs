@@ -274,15 +274,13 @@ pub struct Joined {
 }
 
 impl Joined {
-    /// Find the running container `name` under `data` and read, through its
-    /// init's `/proc/PID/root`, the name files it sees: sharing a network
-    /// means sharing those too (docker does the same).
-    pub fn find(data: &crate::container::state::DataRoot, name: &str) -> Result<Joined, Error> {
+    /// The running container `name`, whose init is host pid `pid` (`None`
+    /// if there is no such running container): read, through the init's
+    /// `/proc/PID/root`, the name files it sees: sharing a network means
+    /// sharing those too (docker does the same).
+    pub fn find(name: &str, pid: Option<u32>) -> Result<Joined, Error> {
         let missing = || Error::NoSuchContainer(name.to_string());
-        let pid = data
-            .find(name)
-            .and_then(|s| s.init_pid())
-            .ok_or_else(missing)?;
+        let pid = pid.ok_or_else(missing)?;
         let read = |f: &str| {
             std::fs::read_to_string(format!("/proc/{pid}/root/etc/{f}")).map_err(|_| missing())
         };

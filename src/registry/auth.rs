@@ -191,22 +191,8 @@ pub fn store(path: &Path, registry: &str, creds: Option<&Credentials>) -> Result
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::File::options()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io)?;
-        f.write_all(&serde_json::to_vec_pretty(&config).expect("plain data"))
-            .and_then(|()| f.sync_all())
-            .map_err(io)?;
-    }
-    std::fs::rename(&tmp, path).map_err(io)?;
+    let bytes = serde_json::to_vec_pretty(&config).expect("plain data");
+    crate::util::replace_file(path, &bytes, 0o600).map_err(io)?;
     Ok(changed)
 }
 

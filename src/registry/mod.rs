@@ -15,7 +15,7 @@ pub mod progress;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 
 use client::Client;
 use limits::{CONFIG_LIMIT, Limits, MANIFEST_LIMIT, MAX_LAYERS, Meter, Stop};
@@ -115,13 +115,14 @@ impl From<cas::Error> for Error {
 }
 
 /// How to pull.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PullOptions {
     /// `os/arch[/variant]`; the host's when `None`.
     pub platform: Option<String>,
     /// Registries (domains as in references) reached over plain http.
     pub insecure: Vec<String>,
-    pub progress: progress::Mode,
+    /// Where the pull's events go (the front end renders them).
+    pub progress: Arc<dyn Progress>,
     /// Where credentials are read (`~/.docker/config.json`).
     pub auth_file: PathBuf,
     /// Layers downloaded at once.
@@ -134,27 +135,10 @@ impl Default for PullOptions {
         PullOptions {
             platform: None,
             insecure: Vec::new(),
-            progress: progress::Mode::Auto { stdout: true },
+            progress: Arc::new(progress::Quiet),
             auth_file: auth::config_path(),
             jobs: 3,
             limits: Limits::default(),
-        }
-    }
-}
-
-impl PullOptions {
-    /// How `run` pulls a missing image: progress on stderr, as stdout is
-    /// the container's.
-    pub fn for_run(platform: Option<String>, quiet: bool, insecure: &[String]) -> PullOptions {
-        PullOptions {
-            platform,
-            insecure: insecure.to_vec(),
-            progress: if quiet {
-                progress::Mode::Quiet
-            } else {
-                progress::Mode::Auto { stdout: false }
-            },
-            ..Default::default()
         }
     }
 }
@@ -213,7 +197,7 @@ fn pull_into(
     let creds = auth::lookup(&opts.auth_file, &reference.domain)?;
     let client = Client::new(reference, &opts.insecure, creds, &opts.limits);
     let limits = &opts.limits;
-    let progress = Progress::new(opts.progress);
+    let progress = &*opts.progress;
     step!(
         "GET {}/v2/{}/manifests/{}",
         client.host(),
@@ -319,7 +303,7 @@ fn pull_into(
         images,
         &manifest.layers,
         diff_ids,
-        &progress,
+        progress,
         opts,
         stored,
     )?;
@@ -399,7 +383,7 @@ fn fetch_layers(
     images: &Images,
     layers: &[Descriptor],
     diff_ids: &[Digest],
-    progress: &Progress,
+    progress: &dyn Progress,
     opts: &PullOptions,
     stored: &Stored,
 ) -> Result<(), Error> {
@@ -459,21 +443,21 @@ fn fetch_layers(
 }
 
 /// Download one layer; its progress bar if it still has to be unpacked.
-fn download_layer(
+fn download_layer<'p>(
     client: &Client,
     images: &Images,
     layer: &Descriptor,
     diff_id: &Digest,
-    progress: &Progress,
+    progress: &'p dyn Progress,
     stored: &Stored,
     limits: &Limits,
-) -> Result<Option<progress::Layer>, Error> {
+) -> Result<Option<progress::Layer<'p>>, Error> {
     let id = short(&layer.digest);
     if images.snapshot_path(diff_id).is_dir() && images.cas.contains(&layer.digest) {
         progress.message(&format!("{id}: Already exists"));
         return Ok(None);
     }
-    let bar = progress.layer(&id, layer.size);
+    let bar = progress::Layer::start(progress, &id, layer.size);
     download(client, images, layer, Some(&bar), stored, limits)?;
     bar.state("Download complete");
     Ok(Some(bar))
@@ -483,7 +467,7 @@ fn unpack_layer(
     images: &Images,
     layer: &Descriptor,
     diff_id: &Digest,
-    bar: &progress::Layer,
+    bar: &progress::Layer<'_>,
     stored: &Stored,
     limits: &Limits,
 ) -> Result<(), Error> {
@@ -504,11 +488,8 @@ fn unpack_layer(
 /// them above the reserve.
 fn check_room(images: &Images, limits: &Limits, what: &str, size: u64) -> Result<(), Error> {
     let dir = images.cas.partial_dir();
-    let (room, free) =
-        limits::room(&dir, limits.disk_reserve).map_err(|source| image::Error::Io {
-            path: dir.clone(),
-            source,
-        })?;
+    let (room, free) = limits::room(&dir, limits.disk_reserve)
+        .map_err(|e| image::Error::from(crate::util::io_err(&dir)(e)))?;
     if size > room {
         return Err(Error::NoRoom {
             what: what.to_string(),
@@ -528,7 +509,7 @@ fn download(
     client: &Client,
     images: &Images,
     desc: &Descriptor,
-    bar: Option<&progress::Layer>,
+    bar: Option<&progress::Layer<'_>>,
     stored: &Stored,
     limits: &Limits,
 ) -> Result<(), Error> {
@@ -693,29 +674,33 @@ pub fn login(domain: &str, creds: &auth::Credentials, insecure: &[String]) -> Re
     Ok(())
 }
 
+/// `--pull`: when `run` pulls its image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PullPolicy {
+    /// Only if it is not in the store (docker's default).
+    #[default]
+    Missing,
+    /// Never: an image not in the store is an error.
+    Never,
+    /// Always, even if it is in the store.
+    Always,
+}
+
 /// `containr run IMAGE`: the image from the store, pulled first if it is
 /// not there (`--pull missing`, as docker does), never, or always.
 pub fn for_run(
     data_root: &Path,
     name: &str,
-    policy: &str,
+    policy: PullPolicy,
     opts: &PullOptions,
-) -> Result<image::RunImage, crate::Error> {
+) -> Result<image::RunImage, Error> {
     // A bad --platform is refused before anything is looked up.
     let want = match &opts.platform {
         Some(p) => Some(config::parse_platform(p).ok_or_else(|| Error::BadPlatform(p.clone()))?),
         None => None,
     };
-    match policy {
-        "missing" | "never" => {}
-        "always" => {
-            pull(data_root, name, opts)?;
-        }
-        other => {
-            return Err(crate::Error::Usage(format!(
-                "invalid --pull {other:?}: missing, never or always"
-            )));
-        }
+    if policy == PullPolicy::Always {
+        pull(data_root, name, opts)?;
     }
     let wrong = |img: &image::RunImage| {
         want.as_ref()
@@ -727,16 +712,15 @@ pub fn for_run(
             })
     };
     let img = match image::for_run(data_root, name, opts.limits.disk_reserve) {
-        Err(image::Error::NotFound(_)) if policy == "missing" => {
-            if opts.progress != progress::Mode::Quiet {
-                eprintln!("Unable to find image '{name}' locally");
-            }
+        Err(image::Error::NotFound(_)) if policy == PullPolicy::Missing => {
+            opts.progress
+                .message(&format!("Unable to find image '{name}' locally"));
             pull(data_root, name, opts)?;
             image::for_run(data_root, name, opts.limits.disk_reserve)?
         }
         // As docker: a stored image of another platform than asked is
         // pulled again for the one asked, never silently used.
-        Ok(img) if policy == "missing" && wrong(&img).is_some() => {
+        Ok(img) if policy == PullPolicy::Missing && wrong(&img).is_some() => {
             drop(img);
             pull(data_root, name, opts)?;
             image::for_run(data_root, name, opts.limits.disk_reserve)?
@@ -744,7 +728,7 @@ pub fn for_run(
         other => other?,
     };
     match wrong(&img) {
-        Some(e) => Err(e.into()),
+        Some(e) => Err(e),
         None => Ok(img),
     }
 }

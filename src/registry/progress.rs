@@ -1,127 +1,66 @@
-//! Pull progress: a bar per layer on a terminal (indicatif), one plain line
-//! per event otherwise, nothing with `-q`. On stdout for `containr pull`,
-//! as docker does, and on stderr when `run` pulls, since stdout is then the
-//! container's.
+//! What a pull reports as it goes. The registry code only emits these
+//! events; the front end renders them (bars on a terminal, lines
+//! otherwise, nothing with `-q`: see `src/cli/progress.rs`).
 
-use std::io::IsTerminal;
-
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Bars if the output is a terminal, lines if not.
-    Auto {
-        stdout: bool,
-    },
-    Quiet,
+/// Receives a pull's events, from several download threads at once.
+pub trait Progress: Send + Sync {
+    /// A line of its own (`Digest: ...`, `<layer>: Already exists`).
+    fn message(&self, text: &str);
+    /// Layer `id` (a short digest) of `size` bytes starts downloading.
+    fn layer_start(&self, id: &str, size: u64);
+    /// `n` bytes of layer `id` were already there (a resumed download).
+    fn layer_position(&self, id: &str, n: u64);
+    /// `n` more bytes of layer `id` arrived.
+    fn layer_advance(&self, id: &str, n: u64);
+    /// Layer `id` entered a new phase (`Extracting`).
+    fn layer_state(&self, id: &str, text: &str);
+    /// Layer `id` is done (`Pull complete`).
+    fn layer_finish(&self, id: &str, text: &str);
 }
 
-pub enum Progress {
-    Bars(MultiProgress),
-    Lines { stdout: bool },
-    Quiet,
+/// Reports nothing.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn message(&self, _: &str) {}
+    fn layer_start(&self, _: &str, _: u64) {}
+    fn layer_position(&self, _: &str, _: u64) {}
+    fn layer_advance(&self, _: &str, _: u64) {}
+    fn layer_state(&self, _: &str, _: &str) {}
+    fn layer_finish(&self, _: &str, _: &str) {}
 }
 
-/// One line to stdout or stderr.
-fn line(stdout: bool, text: &str) {
-    if stdout {
-        println!("{text}");
-    } else {
-        eprintln!("{text}");
-    }
+/// The events of one layer.
+pub struct Layer<'a> {
+    sink: &'a dyn Progress,
+    id: String,
 }
 
-/// The progress of one layer.
-pub enum Layer {
-    Bar(ProgressBar, MultiProgress, String),
-    Line(String, bool),
-    Quiet,
-}
-
-impl Progress {
-    pub fn new(mode: Mode) -> Progress {
-        match mode {
-            Mode::Quiet => Progress::Quiet,
-            Mode::Auto { stdout: true } if std::io::stdout().is_terminal() => {
-                Progress::Bars(MultiProgress::with_draw_target(ProgressDrawTarget::stdout()))
-            }
-            Mode::Auto { stdout: false } if std::io::stderr().is_terminal() => {
-                Progress::Bars(MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
-            }
-            Mode::Auto { stdout } => Progress::Lines { stdout },
+impl<'a> Layer<'a> {
+    pub fn start(sink: &'a dyn Progress, id: &str, size: u64) -> Layer<'a> {
+        sink.layer_start(id, size);
+        Layer {
+            sink,
+            id: id.to_string(),
         }
     }
 
-    /// A line of its own (bars are redrawn below it).
-    pub fn message(&self, text: &str) {
-        match self {
-            Progress::Bars(m) => {
-                let _ = m.println(text);
-            }
-            Progress::Lines { stdout } => line(*stdout, text),
-            Progress::Quiet => {}
-        }
-    }
-
-    /// Start reporting on layer `id` of `size` bytes.
-    pub fn layer(&self, id: &str, size: u64) -> Layer {
-        match self {
-            Progress::Bars(m) => {
-                let bar = m.add(ProgressBar::new(size));
-                bar.set_style(
-                    ProgressStyle::with_template(
-                        "{prefix}: {msg:<12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
-                    )
-                    .expect("a valid template")
-                    .progress_chars("=> "),
-                );
-                bar.set_prefix(id.to_string());
-                bar.set_message("Downloading");
-                Layer::Bar(bar, m.clone(), id.to_string())
-            }
-            Progress::Lines { stdout } => {
-                line(*stdout, &format!("{id}: Downloading ({size} bytes)"));
-                Layer::Line(id.to_string(), *stdout)
-            }
-            Progress::Quiet => Layer::Quiet,
-        }
-    }
-}
-
-impl Layer {
     pub fn advance(&self, n: u64) {
-        if let Layer::Bar(b, ..) = self {
-            b.inc(n);
-        }
+        self.sink.layer_advance(&self.id, n);
     }
 
     /// Bytes already there when a download resumes.
     pub fn set_position(&self, n: u64) {
-        if let Layer::Bar(b, ..) = self {
-            b.set_position(n);
-        }
+        self.sink.layer_position(&self.id, n);
     }
 
-    /// A new phase (`Extracting`) or the end (`Pull complete`).
+    /// A new phase (`Extracting`).
     pub fn state(&self, text: &str) {
-        match self {
-            Layer::Bar(b, ..) => b.set_message(text.to_string()),
-            Layer::Line(id, stdout) => line(*stdout, &format!("{id}: {text}")),
-            Layer::Quiet => {}
-        }
+        self.sink.layer_state(&self.id, text);
     }
 
+    /// The end (`Pull complete`).
     pub fn finish(&self, text: &str) {
-        match self {
-            // The bar gives way to a plain line that stays in the
-            // scrollback whatever the terminal does with redraws.
-            Layer::Bar(b, m, id) => {
-                b.finish_and_clear();
-                m.remove(b);
-                let _ = m.println(format!("{id}: {text}"));
-            }
-            Layer::Line(id, stdout) => line(*stdout, &format!("{id}: {text}")),
-            Layer::Quiet => {}
-        }
+        self.sink.layer_finish(&self.id, text);
     }
 }

@@ -24,6 +24,7 @@ use nix::sys::stat::{Mode, SFlag, makedev, mknod};
 use crate::step;
 
 pub mod mountapi;
+pub mod overlay;
 
 /// Errors of this module.
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +83,7 @@ pub struct Plan<'a> {
     /// The root filesystem directory on the host (absolute).
     pub rootfs: &'a Path,
     /// An image's overlay to mount on `rootfs` before using it.
-    pub overlay: Option<&'a crate::image::overlay::Overlay>,
+    pub overlay: Option<&'a overlay::Overlay>,
     pub readonly: bool,
     /// `--privileged`: `/sys` writable, nothing of `/proc` masked.
     pub privileged: bool,

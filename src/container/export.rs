@@ -1,7 +1,8 @@
 //! `containr export CONTAINER`: a container's filesystem as one tar,
 //! running or exited. For a container from an image, the tree is its
 //! overlay, mounted read-only and attached nowhere
-//! ([`overlay::detached_view`]): the kernel merges the layers exactly as
+//! ([`rootfs::overlay::read_only_view`] of [`image::layers::view`]): the
+//! kernel merges the layers exactly as
 //! the container saw them, and the mount goes away with its fd. For a
 //! `--rootfs` container, the directory is the tar.
 
@@ -11,15 +12,11 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::{Error, overlay};
+use super::Error;
 use crate::namespace::userns::IdMap;
+use crate::{image, rootfs};
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
+use crate::util::io_err;
 
 /// Write the filesystem of container `id` (whose root filesystem, without
 /// an image, is `rootfs`) as a tar to `out`.
@@ -32,8 +29,11 @@ pub fn export(
     userns: Option<IdMap>,
     out: &mut dyn Write,
 ) -> Result<(), Error> {
-    let view =
-        overlay::detached_view(data_root, id).map_err(io_err(&data_root.join("rw").join(id)))?;
+    let rw = data_root.join("rw").join(id);
+    let view = match image::layers::view(data_root, id).map_err(io_err(&rw))? {
+        Some(layers) => Some(rootfs::overlay::read_only_view(&layers).map_err(io_err(&rw))?),
+        None => None,
+    };
     let root = match &view {
         Some(fd) => PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
         None => rootfs.to_path_buf(),

@@ -1,28 +1,21 @@
-//! A container's root filesystem from an image: an overlay of the image's
-//! layer snapshots (read-only, shared) under a writable layer of its own.
+//! Mounting an image's overlay: the container's writable layer over the
+//! image's layer snapshots. What the layers are is the image store's to say
+//! (`image::layers`); this module only mounts them:
 //!
-//! ```text
-//! rw/<container id>/upper    the container's changes
-//! rw/<container id>/work     overlayfs's scratch directory
-//! rw/<container id>/merged   the mount point
-//! ```
-//!
-//! The overlay is mounted by the container's init, inside its own mount
-//! namespace (after `/` is made private): the host never sees the mount,
-//! and the kernel removes it with the namespace when the container ends,
-//! however containr ends. The `rw/<id>` directory is removed by the host
-//! side when the container is done ([`RwLayer`]'s `Drop`), or kept with the
-//! exited container until `containr rm` ([`RwLayer::keep`], [`remove`]).
-//!
-//! `containr export` sees the same tree through [`detached_view`]: an
-//! overlay mounted nowhere at all.
+//! - [`Overlay::mount`]: by the container's init, inside its own mount
+//!   namespace, so the host never sees the mount and the kernel removes it
+//!   with the namespace however containr ends;
+//! - [`Overlay::mount_idmapped`]: by the host side, for a container in a
+//!   user namespace, as a detached mount its init attaches;
+//! - [`read_only_view`]: what `containr export` reads, an overlay attached
+//!   nowhere.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::rootfs::mountapi;
+use super::mountapi;
 use crate::step;
 
 /// The overlay to mount on a container's rootfs; travels to the init.
@@ -54,8 +47,8 @@ fn escape(p: &str) -> String {
 impl Overlay {
     /// The mount(2) data string. `volatile`: overlayfs need not `syncfs`
     /// the whole host filesystem when it is unmounted (which cost 100 ms a
-    /// run); a kept upper layer is flushed by [`RwLayer::keep`], file by
-    /// file, instead.
+    /// run); a kept upper layer is flushed by `image::layers::RwLayer::keep`,
+    /// file by file, instead.
     pub fn options(&self) -> String {
         let lower: Vec<String> = self.lower.iter().map(|l| escape(l)).collect();
         format!(
@@ -219,131 +212,15 @@ impl Overlay {
     }
 }
 
-/// A container's writable layer and mount point; removed when dropped.
-pub struct RwLayer {
-    pub dir: PathBuf,
-    pub overlay: Overlay,
-}
-
-impl RwLayer {
-    /// Create `rw/<id>/{upper,work,merged}` over `snapshots` (bottom
-    /// first, as an image lists them).
-    pub fn create(
-        data_root: &Path,
-        snapshot_base: &Path,
-        id: &str,
-        snapshots: &[PathBuf],
-    ) -> std::io::Result<RwLayer> {
-        let dir = data_root.join("rw").join(id);
-        std::fs::create_dir_all(&dir)?;
-        let layer = RwLayer {
-            dir: dir.clone(),
-            overlay: Overlay {
-                base: snapshot_base.to_path_buf(),
-                lower: snapshots
-                    .iter()
-                    .rev()
-                    .map(|p| {
-                        p.strip_prefix(snapshot_base)
-                            .unwrap_or(p)
-                            .to_string_lossy()
-                            .into_owned()
-                    })
-                    .collect(),
-                upper: dir.join("upper"),
-                work: dir.join("work"),
-            },
-        };
-        for sub in ["upper", "work", "merged"] {
-            std::fs::create_dir(dir.join(sub))?;
-        }
-        // What `gc` must keep while this container runs.
-        std::fs::write(dir.join("layers"), layer.overlay.lower.join("\n"))?;
-        Ok(layer)
-    }
-
-    pub fn mount_point(&self) -> PathBuf {
-        self.dir.join("merged")
-    }
-}
-
-impl RwLayer {
-    /// The container exited and is kept: so is its writable layer. Its
-    /// overlay was `volatile` (no flush of the whole filesystem at every
-    /// exit), so what the container wrote is flushed here, file by file:
-    /// a kept container outlives a host crash, as docker's do, at a cost
-    /// in proportion to what it wrote.
-    pub fn keep(mut self) {
-        step!(
-            "fsync every file and directory of {}",
-            self.overlay.upper.display()
-        );
-        sync_tree(&self.overlay.upper);
-        self.dir = PathBuf::new();
-    }
-}
-
-/// Best effort: a file that cannot be flushed is no reason to lose the
-/// container's record.
-fn sync_tree(dir: &Path) {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            match e.file_type() {
-                Ok(t) if t.is_dir() => sync_tree(&e.path()),
-                Ok(t) if t.is_file() => {
-                    if let Ok(f) = std::fs::File::open(e.path()) {
-                        let _ = f.sync_all();
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-}
-
-impl Drop for RwLayer {
-    fn drop(&mut self) {
-        if self.dir.as_os_str().is_empty() {
-            return;
-        }
-        step!(
-            "remove {} (the container's writable layer)",
-            self.dir.display()
-        );
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Remove the kept writable layer of container `id`, if it has one.
-pub fn remove(data_root: &Path, id: &str) -> std::io::Result<()> {
-    match std::fs::remove_dir_all(data_root.join("rw").join(id)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
-}
-
-/// The filesystem container `id` sees (its writable layer over the image's
-/// snapshots), read-only, as a mount attached nowhere: the kernel unmounts
-/// it when the returned fd is closed, so no mount is ever left behind,
-/// however containr ends. Its files are reached as
-/// `/proc/self/fd/<fd>/PATH`. `None` for a container without a writable
-/// layer (`--rootfs`).
+/// A read-only overlay of `layers` (top first), as a mount attached
+/// nowhere: the kernel unmounts it when the returned fd is closed, so no
+/// mount is ever left behind, however containr ends. Its files are reached
+/// as `/proc/self/fd/<fd>/PATH`.
 ///
-/// The writable layer is the top *lower* layer here: this overlay has no
-/// upper of its own, so it can look at a running container's layer
-/// without writing to it.
-pub fn detached_view(data_root: &Path, id: &str) -> std::io::Result<Option<OwnedFd>> {
-    let dir = data_root.join("rw").join(id);
-    let lower = match std::fs::read_to_string(dir.join("layers")) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        other => other?,
-    };
-    let snapshots = data_root.join("snapshots");
-    let mut layers = vec![dir.join("upper")];
-    layers.extend(lower.lines().map(|l| snapshots.join(l)));
+/// For `containr export`, the container's writable layer is the top *lower*
+/// layer here: this overlay has no upper of its own, so it can look at a
+/// running container's layer without writing to it.
+pub fn read_only_view(layers: &[PathBuf]) -> std::io::Result<OwnedFd> {
     let fds = layers
         .iter()
         .map(|l| {
@@ -379,7 +256,7 @@ pub fn detached_view(data_root: &Path, id: &str) -> std::io::Result<Option<Owned
     );
     let mounted = mount_detached(&lowerdir);
     nix::unistd::fchdir(cwd.as_raw_fd())?;
-    mounted.map(Some)
+    mounted
 }
 
 fn mount_detached(lowerdir: &std::ffi::CStr) -> std::io::Result<OwnedFd> {

@@ -1,0 +1,325 @@
+//! Small helpers every module may use, kept here once: random names,
+//! whether a process is still the one a record names, durable file
+//! replacement, the error of an I/O call on a path, and time in the formats
+//! containr stores and shows, and sizes as docker shows them. This module reaches no other module of containr, so
+//! anything may depend on it (`cas` included, which stays a leaf of the
+//! rest).
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// An I/O call that failed on `path`; each module's `Error` wraps it with
+/// the words that say what the path was (`blob store`, `cgroup`, ...).
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct PathIo {
+    pub path: PathBuf,
+    pub source: std::io::Error,
+}
+
+/// `map_err(io_err(path))?`: an I/O error on `path`, which `?` turns into
+/// the caller's error.
+pub fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PathIo + '_ {
+    move |source| PathIo {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// `n` random bytes in hex, from getrandom(2).
+pub fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        // SAFETY: the pointer and length describe the unfilled tail of bytes.
+        let got = unsafe {
+            libc::getrandom(bytes[filled..].as_mut_ptr().cast(), bytes.len() - filled, 0)
+        };
+        if got > 0 {
+            filled += got as usize;
+        }
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A name no other process or thread will pick: pid, thread and 64 random
+/// bits.
+pub fn random_name() -> String {
+    // SAFETY: gettid has no arguments and cannot fail.
+    let tid = unsafe { libc::gettid() };
+    format!("{}-{tid}-{}", std::process::id(), random_hex(8))
+}
+
+/// Replace `path` whole and durably with `bytes`, created with `mode`: a
+/// temporary file beside it, fsynced, renamed over it, and the directory
+/// fsynced: after a crash, the old content or the new, never a part.
+pub fn replace_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let dir = path.parent().expect("a file in a directory");
+    let tmp = dir.join(format!(".tmp-{}", random_name()));
+    let write = || -> std::io::Result<()> {
+        let mut file = File::options()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    };
+    write().inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
+}
+
+/// Field 22 of `/proc/PID/stat`: when the process started (clock ticks
+/// after boot). With the pid, it names one process for good: a recycled
+/// pid has another start time.
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    stat_field(pid, 19)
+}
+
+/// Whether the process `pid` that started at `start` is still alive.
+pub fn process_alive(pid: u32, start: u64) -> bool {
+    process_start_time(pid) == Some(start)
+}
+
+/// The parent pid of `pid` (field 4 of `/proc/PID/stat`).
+pub fn parent_of(pid: u32) -> Option<u32> {
+    stat_field(pid, 1)
+}
+
+/// Field `n + 3` of `/proc/PID/stat`.
+fn stat_field<T: std::str::FromStr>(pid: u32, n: usize) -> Option<T> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parentheses; fields
+    // after it are counted from its closing parenthesis.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(n)?.parse().ok()
+}
+
+/// Seconds since the epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// `2024-05-01T12:00:00Z` (UTC), without a time crate: the days-to-civil
+/// conversion of Howard Hinnant's date algorithms.
+pub fn rfc3339(t: i64) -> String {
+    let days = t.div_euclid(86400);
+    let secs = t.rem_euclid(86400);
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Seconds since the epoch of an RFC 3339 time (fractions and offsets
+/// allowed); `None` if it is not one.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        rest = frac.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        o if o.len() == 6 => {
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            sign * (o[1..3].parse::<i64>().ok()? * 3600 + o[4..6].parse::<i64>().ok()? * 60)
+        }
+        _ => return None,
+    };
+    // Days from civil (the inverse of `rfc3339`).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    Some(days * 86400 + h * 3600 + mi * 60 + se - offset)
+}
+
+/// `3 days ago`, as docker's CREATED column.
+pub fn ago(created: Option<&str>) -> String {
+    let Some(t) = created.and_then(parse_rfc3339) else {
+        return "N/A".into();
+    };
+    let s = (now() - t).max(0);
+    let (n, unit) = match s {
+        0..60 => return "Less than a minute ago".into(),
+        60..3600 => (s / 60, "minute"),
+        3600..86400 => (s / 3600, "hour"),
+        86400..1209600 => (s / 86400, "day"),
+        1209600..5184000 => (s / 604800, "week"),
+        5184000..63072000 => (s / 2592000, "month"),
+        _ => (s / 31536000, "year"),
+    };
+    if n == 1 {
+        format!("{} {unit} ago", if unit == "hour" { "An" } else { "1" })
+    } else {
+        format!("{n} {unit}s ago")
+    }
+}
+
+/// `n` in the largest of `units` (each `base` times the one before) that
+/// keeps it at 1 or more: the value and the unit's index.
+pub fn scale(n: u64, base: f64, units: usize) -> (f64, usize) {
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= base && i + 1 < units {
+        v /= base;
+        i += 1;
+    }
+    (v, i)
+}
+
+/// `7.8MB`, as docker's SIZE column of `images` (decimal units).
+pub fn human_size(n: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let (v, i) = scale(n, 1000.0, units.len());
+    if i == 0 {
+        format!("{n}B")
+    } else {
+        format!("{v:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+            + units[i]
+    }
+}
+
+/// `1.50MiB`, as docker's `stats` prints memory (binary units).
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let (v, unit) = scale(bytes, 1024.0, UNITS.len());
+    if unit == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{v:.2}{}", UNITS[unit])
+    }
+}
+
+/// A duration as docker words it (`units.HumanDuration`): `Less than a
+/// second`, `3 seconds`, `About a minute`, `5 hours`, `2 weeks`.
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    let (m, h) = (s / 60, (s + 1800) / 3600);
+    match s {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        2..60 => format!("{s} seconds"),
+        _ if m == 1 => "About a minute".into(),
+        _ if m < 60 => format!("{m} minutes"),
+        _ if h == 1 => "About an hour".into(),
+        _ if h < 48 => format!("{h} hours"),
+        _ if h < 24 * 7 * 2 => format!("{} days", h / 24),
+        _ if h < 24 * 30 * 2 => format!("{} weeks", h / 24 / 7),
+        _ if h < 24 * 365 * 2 => format!("{} months", h / 24 / 30),
+        _ => format!("{} years", h / 24 / 365),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1714564800), "2024-05-01T12:00:00Z");
+        assert_eq!(parse_rfc3339("2024-05-01T12:00:00Z"), Some(1714564800));
+        assert_eq!(
+            parse_rfc3339("2024-05-01T14:00:00.123456789+02:00"),
+            Some(1714564800)
+        );
+        assert_eq!(parse_rfc3339("2000-02-29T00:00:00Z"), Some(951782400));
+        assert_eq!(parse_rfc3339("yesterday"), None);
+        for t in [0, 951782400, 1714564800, 4102444800] {
+            assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
+        }
+    }
+
+    #[test]
+    fn sizes_and_ages_read_like_docker() {
+        assert_eq!(human_size(512), "512B");
+        assert_eq!(human_size(7_800_000), "7.8MB");
+        assert_eq!(human_size(1_000), "1kB");
+        assert_eq!(human_bytes(512), "512B");
+        assert_eq!(human_bytes(32 << 20), "32.00MiB");
+        assert_eq!(human_bytes(1536), "1.50KiB");
+        assert_eq!(ago(None), "N/A");
+        assert_eq!(ago(Some(&rfc3339(now()))), "Less than a minute ago");
+        assert_eq!(ago(Some(&rfc3339(now() - 3 * 86400))), "3 days ago");
+        assert_eq!(ago(Some(&rfc3339(now() - 3600))), "An hour ago");
+    }
+
+    #[test]
+    fn durations_read_like_docker() {
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(1), "1 second");
+        assert_eq!(human_duration(59), "59 seconds");
+        assert_eq!(human_duration(90), "About a minute");
+        assert_eq!(human_duration(600), "10 minutes");
+        assert_eq!(human_duration(3600), "About an hour");
+        assert_eq!(human_duration(5 * 3600), "5 hours");
+        assert_eq!(human_duration(3 * 86400), "3 days");
+        assert_eq!(human_duration(21 * 86400), "3 weeks");
+        assert_eq!(human_duration(400 * 86400), "13 months");
+        assert_eq!(human_duration(800 * 86400), "2 years");
+    }
+
+    #[test]
+    fn random_names_are_distinct_hex() {
+        let (a, b) = (random_hex(32), random_hex(32));
+        assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+        assert_ne!(random_name(), random_name());
+    }
+
+    #[test]
+    fn own_process_is_alive_and_a_wrong_start_time_is_not() {
+        let me = std::process::id();
+        let start = process_start_time(me).expect("readable");
+        assert!(process_alive(me, start));
+        assert!(!process_alive(me, start + 1));
+        assert_eq!(parent_of(me), Some(std::os::unix::process::parent_id()));
+    }
+
+    #[test]
+    fn replaced_files_are_whole_and_have_their_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        replace_file(&path, b"one", 0o600).unwrap();
+        replace_file(&path, b"two", 0o600).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}
