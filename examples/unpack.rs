@@ -10,7 +10,9 @@ fn main() {
     };
     let file = std::fs::File::open(layer).expect("open the layer");
     std::fs::create_dir_all(dir).expect("create DIR");
-    match containr::image::store::make_snapshot(file, std::path::Path::new(dir), layer) {
+    // With a pull's default reserve: its free-space checks are measured too.
+    let reserve = containr::registry::limits::DEFAULT_DISK_RESERVE;
+    match containr::image::store::make_snapshot(file, std::path::Path::new(dir), layer, reserve) {
         Ok(made) => println!("{}", made.diff_id),
         Err(e) => {
             eprintln!("unpack: {e}");

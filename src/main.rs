@@ -69,7 +69,7 @@ struct Cli {
           default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     rate_window: u64,
 
-    /// Free space (k/m/g units) a pull leaves on the data root's filesystem
+    /// Free space (k/m/g units) a pull, load or import leaves on the data root's filesystem
     #[arg(long, global = true, value_name = "SIZE", env = "CONTAINR_DISK_RESERVE",
           default_value = "512m", value_parser = parse_size)]
     disk_reserve: u64,
@@ -558,16 +558,25 @@ fn dispatch(command: Command, global: &Global) -> Result<i32, Error> {
             password_stdin,
         } => cli::image::login(global, server, username, password, password_stdin),
         Command::Logout { server } => cli::image::logout(server),
-        Command::Load { input } => cli::image::load(root, input),
+        Command::Load { input } => cli::image::load(root, input, global.pull_limits.disk_reserve),
         Command::Save { output, images } => cli::image::save(root, output, &images),
         Command::Gc => cli::image::gc(root),
-        Command::Verify { repair } => cli::image::verify(root, repair),
+        Command::Verify { repair } => {
+            cli::image::verify(root, repair, global.pull_limits.disk_reserve)
+        }
         Command::Import {
             change,
             message,
             file,
             name,
-        } => cli::image::import(root, &change, message, file, &name),
+        } => cli::image::import(
+            root,
+            &change,
+            message,
+            file,
+            &name,
+            global.pull_limits.disk_reserve,
+        ),
         Command::Images { quiet } => cli::image::images(root, quiet),
         Command::Rmi { force, images } => cli::image::rmi(root, &images, force),
         Command::Tag { source, target } => cli::image::tag(root, &source, &target),

@@ -413,3 +413,185 @@ fn the_deepest_image_a_pull_accepts_runs_with_and_without_a_user_namespace() {
     );
     verified(&sb);
 }
+
+/// A gzip of a few hundred KiB: a tar of one file of 256 MiB of zeros.
+fn decompression_bomb() -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut b = tar::Builder::new(gz);
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_size(256 << 20);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_cksum();
+    b.append_data(
+        &mut h,
+        "zeros",
+        std::io::Read::take(std::io::repeat(0), 256 << 20),
+    )
+    .unwrap();
+    b.into_inner().unwrap().finish().unwrap()
+}
+
+/// The same bomb as the only layer of a docker-archive.
+fn bomb_archive(layer: &[u8]) -> Vec<u8> {
+    let config = json!({
+        "architecture": host_arch(), "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", "0".repeat(64))]},
+    })
+    .to_string();
+    let manifest = json!([{
+        "Config": "config.json", "RepoTags": ["bomb:latest"], "Layers": ["layer.tar"],
+    }])
+    .to_string();
+    tar_of(&[
+        ("config.json", Some(config.as_bytes())),
+        ("layer.tar", Some(layer)),
+        ("manifest.json", Some(manifest.as_bytes())),
+    ])
+}
+
+#[test]
+fn unpacking_a_decompression_bomb_stops_at_the_reserve() {
+    let sb = Sandbox::new();
+    let layer = decompression_bomb();
+    assert!(layer.len() < 2 << 20, "{}", layer.len());
+    let files = tempfile::tempdir().unwrap();
+    let bomb = files.path().join("bomb.tar.gz");
+    std::fs::write(&bomb, &layer).unwrap();
+    let archive = files.path().join("bomb-archive.tar");
+    std::fs::write(&archive, bomb_archive(&layer)).unwrap();
+    let disk = SmallDisk::mount(&sb, "48m");
+    let bomb = bomb.to_str().unwrap();
+    let archive = archive.to_str().unwrap();
+    for args in [
+        vec!["--disk-reserve", "16m", "import", bomb, "bomb"],
+        vec!["--disk-reserve", "16m", "load", "-i", archive],
+    ] {
+        let t0 = Instant::now();
+        let out = sb.cmd(&args).output().unwrap();
+        let took = t0.elapsed();
+        assert_fails(&out, 125, ": unpacking stopped: the data root has ");
+        assert_fails(
+            &out,
+            125,
+            "free, under the reserve of 16 MiB (--disk-reserve)",
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("layer "), "{args:?}: {err}");
+        assert!(took < Duration::from_secs(30), "{args:?}: took {took:?}");
+        // The half-made snapshot went with the blob that made it.
+        assert_eq!(sb.entries("snapshots"), Vec::<String>::new(), "{args:?}");
+        assert_nothing_stored(&sb, args[2], false);
+        let free = nix::sys::statvfs::statvfs(&sb.data).unwrap();
+        assert!(
+            free.blocks_available() as u64 * free.fragment_size() as u64 > 40 << 20,
+            "{args:?}: the disk was left full"
+        );
+    }
+    drop(disk);
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+/// An OCI layout of one image named `big:latest`: a config of
+/// `config_pad` extra bytes, a manifest of `layers` (one small layer
+/// repeated) padded by `manifest_pad` bytes of annotation.
+fn oci_archive(config_pad: usize, layers: usize, manifest_pad: usize) -> Vec<u8> {
+    let layer = tar_of(&[("hello", Some(b"hi\n".as_slice()))]);
+    let layer_hex = sha256_hex(&layer);
+    let config = json!({
+        "architecture": host_arch(), "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": vec![format!("sha256:{layer_hex}"); layers]},
+        "comment": "x".repeat(config_pad),
+    })
+    .to_string();
+    let config_hex = sha256_hex(config.as_bytes());
+    let desc = json!({
+        "mediaType": "application/vnd.oci.image.layer.v1.tar",
+        "digest": format!("sha256:{layer_hex}"), "size": layer.len(),
+    });
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": format!("sha256:{config_hex}"), "size": config.len()},
+        "layers": vec![desc; layers],
+        "annotations": {"pad": "x".repeat(manifest_pad)},
+    })
+    .to_string();
+    let manifest_hex = sha256_hex(manifest.as_bytes());
+    let index = json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                       "digest": format!("sha256:{manifest_hex}"), "size": manifest.len(),
+                       "annotations": {"io.containerd.image.name": "docker.io/library/big:latest"}}],
+    })
+    .to_string();
+    let paths = [
+        format!("blobs/sha256/{layer_hex}"),
+        format!("blobs/sha256/{config_hex}"),
+        format!("blobs/sha256/{manifest_hex}"),
+    ];
+    tar_of(&[
+        (
+            "oci-layout",
+            Some(br#"{"imageLayoutVersion":"1.0.0"}"#.as_slice()),
+        ),
+        (&paths[0], Some(&layer)),
+        (&paths[1], Some(config.as_bytes())),
+        (&paths[2], Some(manifest.as_bytes())),
+        ("index.json", Some(index.as_bytes())),
+    ])
+}
+
+#[test]
+fn load_applies_the_limits_of_a_pull() {
+    let sb = Sandbox::new();
+    let files = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "126 layers",
+            oci_archive(0, 126, 0),
+            "126 layers, more than the 125 an image may have (docker's limit)",
+        ),
+        (
+            "a 9 MiB config",
+            oci_archive(9 << 20, 1, 0),
+            "MiB, more than the 8 MiB a pull or load accepts",
+        ),
+        (
+            "a 5 MiB manifest",
+            oci_archive(0, 1, 5 << 20),
+            "MiB, more than the 4 MiB a pull or load accepts",
+        ),
+    ];
+    for (case, archive, needle) in cases {
+        let path = files.path().join("image.tar");
+        std::fs::write(&path, archive).unwrap();
+        let t0 = Instant::now();
+        let out = sb
+            .cmd(&["load", "-i", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_fails(&out, 125, needle);
+        assert!(t0.elapsed() < Duration::from_secs(30), "{case}");
+        assert_eq!(sb.entries("snapshots"), Vec::<String>::new(), "{case}");
+        assert_nothing_stored(&sb, case, false);
+    }
+    // The deepest image a pull accepts loads.
+    let path = files.path().join("image.tar");
+    std::fs::write(&path, oci_archive(0, 125, 0)).unwrap();
+    assert_eq!(
+        sb.containr_ok(&["load", "-i", path.to_str().unwrap()]),
+        "Loaded image: docker.io/library/big:latest\n"
+    );
+}

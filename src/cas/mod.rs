@@ -507,6 +507,14 @@ impl Drop for BlobWriter {
     }
 }
 
+/// Free bytes (for an unprivileged user: root's reserved blocks are
+/// counted out, as df does) of the filesystem holding `path`: what a pull
+/// or an unpack watches so that it leaves the data root its reserve.
+pub fn free_space(path: &Path) -> std::io::Result<u64> {
+    let st = nix::sys::statvfs::statvfs(path).map_err(std::io::Error::from)?;
+    Ok((st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

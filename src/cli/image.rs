@@ -102,10 +102,10 @@ fn registry_domain(server: Option<String>) -> Result<String, Error> {
 }
 
 /// `containr load -i FILE`.
-pub fn load(root: &Path, input: Option<PathBuf>) -> Result<i32, Error> {
+pub fn load(root: &Path, input: Option<PathBuf>, reserve: u64) -> Result<i32, Error> {
     require_root("load")?;
     let source = image::input::Source::from_arg(input);
-    for loaded in image::archive::load(root, &source)? {
+    for loaded in image::archive::load(root, &source, reserve)? {
         match loaded {
             image::archive::Loaded::Name(name) => println!("Loaded image: {name}"),
             image::archive::Loaded::Id(id) => println!("Loaded image ID: {id}"),
@@ -138,12 +138,12 @@ pub fn gc(root: &Path) -> Result<i32, Error> {
 }
 
 /// `containr verify [--repair]`: status 1 if problems remain.
-pub fn verify(root: &Path, repair: bool) -> Result<i32, Error> {
+pub fn verify(root: &Path, repair: bool, reserve: u64) -> Result<i32, Error> {
     if repair {
         require_root("verify --repair")?;
     }
     // Read only: the next run, ps or pull reclaims what killed runs left.
-    let report = image::gc::verify(root, &lifecycle::ids_as_they_are(root), repair)?;
+    let report = image::gc::verify(root, &lifecycle::ids_as_they_are(root), repair, reserve)?;
     for p in &report.leftovers {
         println!(
             "leftover: {} (left by an interrupted command, not corruption; containr gc removes it)",
@@ -181,6 +181,7 @@ pub fn import(
     message: Option<String>,
     file: PathBuf,
     name: &str,
+    reserve: u64,
 ) -> Result<i32, Error> {
     require_root("import")?;
     // Checked before anything is read.
@@ -195,6 +196,7 @@ pub fn import(
             name,
             config,
             message,
+            reserve,
         },
     )?;
     println!("{id}");

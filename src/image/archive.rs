@@ -16,11 +16,12 @@ use std::path::Path;
 use super::config::{self, Descriptor, Index, Kind, Manifest};
 use super::input::Source;
 use super::reference::Reference;
-use super::{Error, Images, find, io_err, store};
+use super::{Error, Images, find, io_err, limits, store};
 use crate::cas::{Digest, Expected};
 
-/// JSON files larger than this are not metadata.
-const JSON_LIMIT: u64 = 8 << 20;
+/// JSON files larger than this are not metadata: the largest a pull
+/// accepts, an image config.
+const JSON_LIMIT: u64 = limits::CONFIG_LIMIT;
 
 /// What a tar held, by path.
 #[derive(Default)]
@@ -104,8 +105,9 @@ pub enum Loaded {
     Id(Digest),
 }
 
-/// `containr load [-i FILE|-]`: the images loaded.
-pub fn load(data_root: &Path, source: &Source) -> Result<Vec<Loaded>, Error> {
+/// `containr load [-i FILE|-]`: the images loaded; their layers are
+/// unpacked leaving `reserve` bytes of the data root's filesystem free.
+pub fn load(data_root: &Path, source: &Source, reserve: u64) -> Result<Vec<Loaded>, Error> {
     let images = Images::open(data_root)?;
     let _guard = images.gc_guard(false)?;
     let mut stored = Vec::new();
@@ -116,7 +118,7 @@ pub fn load(data_root: &Path, source: &Source) -> Result<Vec<Loaded>, Error> {
                 .collect()
         })
         .unwrap_or_default();
-    let result = load_stored(&images, source, &mut stored);
+    let result = load_stored(&images, source, &mut stored, reserve);
     if result.is_err() {
         // Snapshots this load unpacked: those that were not there before.
         let new_snapshots: Vec<Digest> = std::fs::read_dir(images.snapshot_dir())
@@ -137,6 +139,7 @@ fn load_stored(
     images: &Images,
     source: &Source,
     stored: &mut Vec<Digest>,
+    reserve: u64,
 ) -> Result<Vec<Loaded>, Error> {
     let file = source.label();
     let contents = read_contents(images, source, stored);
@@ -160,8 +163,9 @@ fn load_stored(
     }
     let mut ids = Vec::new();
     for (_, manifest) in &named {
+        within_limits(images, file, manifest)?;
         let img = images.load(manifest)?;
-        images.snapshots(&img)?;
+        images.snapshots(&img, reserve)?;
         ids.push(img.config_digest);
     }
     images.update(|index| {
@@ -192,6 +196,55 @@ fn load_stored(
         }
         Ok(out)
     })
+}
+
+/// Refuse the blob `digest` if it is over `limit` bytes, before it is
+/// read whole into memory.
+fn not_over(
+    images: &Images,
+    file: &Path,
+    digest: &Digest,
+    what: &str,
+    limit: u64,
+) -> Result<(), Error> {
+    let size = images.cas.size(digest)?;
+    if size > limit {
+        return Err(bad(
+            file,
+            format!(
+                "{what} {digest} is {}, more than the {} a pull or load accepts",
+                limits::bytes(size),
+                limits::bytes(limit)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The limits a pull applies, applied to an image from an archive before
+/// anything of it is unpacked: its manifest's and config's sizes and its
+/// number of layers.
+fn within_limits(images: &Images, file: &Path, manifest: &Digest) -> Result<(), Error> {
+    not_over(images, file, manifest, "manifest", limits::MANIFEST_LIMIT)?;
+    let m: Manifest = store::parse_json(&images.cas.read(manifest)?, "manifest")?;
+    not_over(
+        images,
+        file,
+        &m.config.digest,
+        "config",
+        limits::CONFIG_LIMIT,
+    )?;
+    if m.layers.len() > limits::MAX_LAYERS {
+        return Err(bad(
+            file,
+            format!(
+                "manifest {manifest}: {} layers, more than the {} an image may have (docker's limit)",
+                m.layers.len(),
+                limits::MAX_LAYERS
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// docker-archive: `manifest.json` lists each image's config file, layer
@@ -278,6 +331,7 @@ fn load_oci(
             .get("io.containerd.image.name")
             .or_else(|| desc.annotations.get("org.opencontainers.image.ref.name"));
         let mut manifest = desc.digest.clone();
+        not_over(images, file, &manifest, "manifest", limits::MANIFEST_LIMIT)?;
         let bytes = images.cas.read(&manifest)?;
         let v: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| bad(file, format!("{manifest}: {e}")))?;

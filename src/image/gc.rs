@@ -146,11 +146,13 @@ pub struct Report {
 /// layer blob is intact is unpacked again, unless a running container
 /// uses it. `containers`: the ids of the containers that exist, as for
 /// [`gc`], less the `run --rm`s whose containr was killed (their writable
-/// layers are leftovers).
+/// layers are leftovers). A repair unpacks a layer again, leaving
+/// `reserve` bytes free.
 pub fn verify(
     data_root: &Path,
     containers: &BTreeSet<String>,
     repair: bool,
+    reserve: u64,
 ) -> Result<Report, Error> {
     let images = Images::open(data_root)?;
     // Repairs replace snapshots: no pull or run may pick one meanwhile.
@@ -238,13 +240,13 @@ pub fn verify(
             continue;
         }
         let refused = if in_use.contains(diff_id.hex()) {
-            Some("a running container uses it".to_string())
+            Some("a container uses it (remove the container first)".to_string())
         } else {
             match blob {
                 Some(b) if images.cas.contains(b) && !bad_blobs.contains(b) => {
                     images.remove_snapshot(diff_id.hex())?;
                     images
-                        .ensure_snapshot(b, &diff_id)
+                        .ensure_snapshot(b, &diff_id, reserve)
                         .err()
                         .map(|e| format!("unpacking it again: {e}"))
                 }

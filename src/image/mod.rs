@@ -17,6 +17,7 @@ pub mod config;
 pub mod gc;
 pub mod input;
 pub mod layers;
+pub mod limits;
 pub mod reference;
 pub mod store;
 mod sys;
@@ -151,11 +152,12 @@ pub struct RunImage {
 }
 
 /// Find `name` in the store and make sure its layers are unpacked.
-pub fn for_run(data_root: &Path, name: &str) -> Result<RunImage, Error> {
+/// Layers not yet unpacked leave `reserve` bytes free on the data root.
+pub fn for_run(data_root: &Path, name: &str, reserve: u64) -> Result<RunImage, Error> {
     let images = Images::open(data_root)?;
     let guard = images.gc_guard(false)?;
     let found = find(&images, name)?;
-    let snapshots = images.snapshots(&found.image)?;
+    let snapshots = images.snapshots(&found.image, reserve)?;
     Ok(RunImage {
         name: name.to_string(),
         id: found.image.config_digest.clone(),
@@ -212,6 +214,8 @@ pub struct ImportOptions<'a> {
     pub config: Option<RunConfig>,
     /// The history's comment (`--message`).
     pub message: Option<String>,
+    /// Bytes of the data root's filesystem the unpack leaves free.
+    pub reserve: u64,
 }
 
 /// `containr import FILE|- NAME`: a root filesystem tarball (plain, gzip or
@@ -233,7 +237,7 @@ pub fn import(data_root: &Path, opts: ImportOptions<'_>) -> Result<Digest, Error
     }
     copied.map_err(io_err(label))?;
     let blob = w.commit()?;
-    let diff_id = match images.unpack_layer(&blob, None) {
+    let diff_id = match images.unpack_layer(&blob, None, opts.reserve) {
         Ok((diff_id, _)) => diff_id,
         Err(e) => {
             // Leave nothing behind, unless an image already had this layer.

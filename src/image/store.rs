@@ -217,27 +217,37 @@ impl Images {
     }
 
     /// Make sure the layer `blob`, whose uncompressed digest must be
-    /// `diff_id`, is unpacked; returns its snapshot directory.
-    pub fn ensure_snapshot(&self, blob: &Digest, diff_id: &Digest) -> Result<PathBuf, Error> {
+    /// `diff_id`, is unpacked, leaving `reserve` bytes free on the data
+    /// root; returns its snapshot directory.
+    pub fn ensure_snapshot(
+        &self,
+        blob: &Digest,
+        diff_id: &Digest,
+        reserve: u64,
+    ) -> Result<PathBuf, Error> {
         let dest = self.snapshot_path(diff_id);
         if dest.is_dir() {
             return Ok(dest);
         }
-        self.unpack_layer(blob, Some(diff_id)).map(|(_, p)| p)
+        self.unpack_layer(blob, Some(diff_id), reserve)
+            .map(|(_, p)| p)
     }
 
     /// Unpack the layer `blob` into its snapshot, checking its diff-id
-    /// against `expected` if given; returns the diff-id and the snapshot.
+    /// against `expected` if given and leaving `reserve` bytes free on the
+    /// data root; returns the diff-id and the snapshot. Whatever fails, the
+    /// half-made tree is removed.
     pub fn unpack_layer(
         &self,
         blob: &Digest,
         expected: Option<&Digest>,
+        reserve: u64,
     ) -> Result<(Digest, PathBuf), Error> {
         let tmp = self
             .snapshot_dir()
             .join(format!(".tmp-{}", crate::util::random_name()));
         fs::create_dir(&tmp).map_err(io_err(&tmp))?;
-        let result = self.unpack_into(blob, expected, &tmp);
+        let result = self.unpack_into(blob, expected, &tmp, reserve);
         if tmp.exists() {
             let _ = fs::remove_dir_all(&tmp);
         }
@@ -249,13 +259,14 @@ impl Images {
         blob: &Digest,
         expected: Option<&Digest>,
         tmp: &Path,
+        reserve: u64,
     ) -> Result<(Digest, PathBuf), Error> {
         step!(
             "unpack layer {} into a snapshot (openat2 RESOLVE_BENEATH: nothing lands outside it)",
             short(blob),
         );
         let file = self.cas.open_blob(blob)?;
-        let made = make_snapshot(file, tmp, &short(blob))?;
+        let made = make_snapshot(file, tmp, &short(blob), reserve)?;
         let actual = made.diff_id;
         if let Some(expected) = expected
             && actual != *expected
@@ -314,15 +325,15 @@ impl Images {
         }
     }
 
-    /// Unpack every layer of `image` that is not yet; the snapshot
-    /// directories, bottom layer first.
-    pub fn snapshots(&self, image: &Image) -> Result<Vec<PathBuf>, Error> {
+    /// Unpack every layer of `image` that is not yet (leaving `reserve`
+    /// bytes free); the snapshot directories, bottom layer first.
+    pub fn snapshots(&self, image: &Image, reserve: u64) -> Result<Vec<PathBuf>, Error> {
         image
             .manifest
             .layers
             .iter()
             .zip(&image.config.rootfs.diff_ids)
-            .map(|(layer, diff_id)| self.ensure_snapshot(&layer.digest, diff_id))
+            .map(|(layer, diff_id)| self.ensure_snapshot(&layer.digest, diff_id, reserve))
             .collect()
     }
 }
@@ -353,8 +364,9 @@ pub fn make_snapshot(
     reader: impl std::io::Read + Send,
     dir: &Path,
     layer: &str,
+    reserve: u64,
 ) -> Result<Made, Error> {
-    let unpacked = unpack::unpack(reader, dir, layer)?;
+    let unpacked = unpack::unpack(reader, dir, layer, reserve)?;
     let sum = treesum::sum(dir, &unpacked.hashed).map_err(|source| Error::Sum {
         layer: layer.to_string(),
         source,

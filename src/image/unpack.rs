@@ -75,6 +75,12 @@ pub enum Error {
     },
     #[error("layer {layer}: reading the archive: {source}")]
     Read { layer: String, source: io::Error },
+    #[error("layer {layer}: unpacking stopped: {}", super::limits::under_reserve(*.free, *.reserve))]
+    DiskFull {
+        layer: String,
+        free: u64,
+        reserve: u64,
+    },
 }
 
 const OPAQUE_XATTR: &std::ffi::CStr = c"trusted.overlay.opaque";
@@ -111,14 +117,21 @@ const FILE_BUF: usize = 256 * 1024;
 
 type Chunk = Arc<Vec<u8>>;
 
-/// Unpack the layer `reader` into `dest` (an existing, empty directory).
+/// Unpack the layer `reader` into `dest` (an existing, empty directory),
+/// stopping when its filesystem's free space falls under `reserve` bytes
+/// (0: never): a few KiB of compressed zeros can expand to fill any disk.
 ///
 /// Four threads, as `tar xzf` runs gzip and tar in two processes, so that
 /// on a machine with more than one CPU decompression, hashing and file
 /// writes overlap: one decompresses, one hashes the tar stream (the
 /// diff-id), this one parses it and writes the files, and one hashes the
 /// files' content for the snapshot's sum. Bounded channels link them.
-pub fn unpack(reader: impl Read + Send, dest: &Path, layer: &str) -> Result<Unpacked, Error> {
+pub fn unpack(
+    reader: impl Read + Send,
+    dest: &Path,
+    layer: &str,
+    reserve: u64,
+) -> Result<Unpacked, Error> {
     let read_err = |source| Error::Read {
         layer: layer.to_string(),
         source,
@@ -145,6 +158,7 @@ pub fn unpack(reader: impl Read + Send, dest: &Path, layer: &str) -> Result<Unpa
             dirs: Vec::new(),
             files: file_tx,
             spare: spare_rx,
+            space: Space::new(dest, reserve),
         };
         let written = u.entries(ChunkReader {
             rx: tar_rx,
@@ -267,6 +281,50 @@ struct Unpacker<'a> {
     /// To the files' hasher, and the buffers it hands back.
     files: SyncSender<FileMsg>,
     spare: Receiver<Vec<u8>>,
+    space: Space<'a>,
+}
+
+/// Watches the free space of the filesystem an unpack writes to.
+struct Space<'a> {
+    dest: &'a Path,
+    reserve: u64,
+    /// Bytes written between two looks at the free space: at most half
+    /// the reserve, so that however fast a layer expands the disk never
+    /// fills between two looks; at most 64 MiB, so that a statvfs is rare
+    /// next to the writes.
+    every: u64,
+    unchecked: u64,
+}
+
+/// What an entry costs besides its data (an inode, a directory entry).
+const ENTRY_COST: u64 = 4096;
+
+impl<'a> Space<'a> {
+    fn new(dest: &'a Path, reserve: u64) -> Space<'a> {
+        Space {
+            dest,
+            reserve,
+            every: (reserve / 2).clamp(ENTRY_COST, 64 << 20),
+            unchecked: 0,
+        }
+    }
+
+    /// `n` more bytes are about to be written; `Err((free, reserve))` when
+    /// the reserve is reached.
+    fn spend(&mut self, n: u64) -> Result<(), (u64, u64)> {
+        if self.reserve == 0 {
+            return Ok(());
+        }
+        self.unchecked += n;
+        if self.unchecked < self.every {
+            return Ok(());
+        }
+        self.unchecked = 0;
+        match crate::cas::free_space(self.dest) {
+            Ok(free) if free < self.reserve => Err((free, self.reserve)),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The components of an entry's name, relative to the layer's root even
@@ -326,7 +384,18 @@ impl Unpacker<'_> {
         }
     }
 
+    fn spend(&mut self, n: u64) -> Result<(), Error> {
+        self.space
+            .spend(n)
+            .map_err(|(free, reserve)| Error::DiskFull {
+                layer: self.layer.to_string(),
+                free,
+                reserve,
+            })
+    }
+
     fn entry<R: Read>(&mut self, e: &mut tar::Entry<'_, R>) -> Result<(), Error> {
+        self.spend(ENTRY_COST)?;
         let raw = e.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&raw).into_owned();
         let comps = components(&raw).map_err(|r| self.refuse(&shown, r))?;
@@ -393,6 +462,7 @@ impl Unpacker<'_> {
                     if n == 0 {
                         break;
                     }
+                    self.spend(n as u64)?;
                     file.write_all(&buf[..n])
                         .map_err(self.fail(&shown, "writing"))?;
                     self.hashed(FileMsg::Data(buf, n));
@@ -998,7 +1068,7 @@ mod archive_tests {
         let outer = tempfile::tempdir().unwrap();
         let dest = outer.path().join("layer");
         std::fs::create_dir(&dest).unwrap();
-        let err = unpack(&tar(entries)[..], &dest, "L1")
+        let err = unpack(&tar(entries)[..], &dest, "L1", 0)
             .expect_err("must be refused")
             .to_string();
         (outer, err)
@@ -1018,7 +1088,7 @@ mod archive_tests {
             E::Char("null", 1, 3),
             E::File("deep/er/file", b"x", 0o600),
         ]);
-        let diff_id = unpack(&bytes[..], dir.path(), "L").unwrap().diff_id;
+        let diff_id = unpack(&bytes[..], dir.path(), "L", 0).unwrap().diff_id;
         assert_eq!(diff_id, Digest::of(&bytes));
         let p = |s: &str| dir.path().join(s);
         let m = std::fs::metadata(p("etc/passwd")).unwrap();
@@ -1058,7 +1128,7 @@ mod archive_tests {
         ] {
             let d2 = tempfile::tempdir().unwrap();
             assert_eq!(
-                unpack(&compressed[..], d2.path(), "L").unwrap().diff_id,
+                unpack(&compressed[..], d2.path(), "L", 0).unwrap().diff_id,
                 diff_id
             );
             assert_eq!(std::fs::read(d2.path().join("deep/er/file")).unwrap(), b"x");
@@ -1079,7 +1149,7 @@ mod archive_tests {
             E::Link("/etc/x2", "/etc/x"),
             E::File("./y", b"y", 0o600),
         ]);
-        unpack(&bytes[..], &dir, "L").unwrap();
+        unpack(&bytes[..], &dir, "L", 0).unwrap();
         let root = std::fs::metadata(&dir).unwrap();
         assert_eq!(root.permissions().mode() & 0o7777, 0o711);
         assert_eq!(
@@ -1110,7 +1180,7 @@ mod archive_tests {
             E::File("gone/.wh.old", b"", 0o644),
             E::File(".wh..wh.plnk", b"", 0o644),
         ]);
-        unpack(&bytes[..], dir.path(), "L").unwrap();
+        unpack(&bytes[..], dir.path(), "L", 0).unwrap();
         let wh = std::fs::symlink_metadata(dir.path().join("gone/old")).unwrap();
         assert!(wh.file_type().is_char_device());
         assert_eq!(wh.rdev(), 0);
@@ -1140,7 +1210,7 @@ mod archive_tests {
             E::File("d/x", b"", 0o644),
             E::File("d", b"now a file", 0o644),
         ]);
-        unpack(&bytes[..], dir.path(), "L").unwrap();
+        unpack(&bytes[..], dir.path(), "L", 0).unwrap();
         assert_eq!(std::fs::read(dir.path().join("a")).unwrap(), b"second");
         assert_eq!(std::fs::read(dir.path().join("d")).unwrap(), b"now a file");
     }
@@ -1152,7 +1222,7 @@ mod archive_tests {
         std::fs::set_permissions(outside.path(), PermissionsExt::from_mode(0o600)).unwrap();
         let target = outside.path().to_str().unwrap();
         let bytes = tar(&[E::Sym("s", target), E::Link("h", "s")]);
-        unpack(&bytes[..], dir.path(), "L").unwrap();
+        unpack(&bytes[..], dir.path(), "L", 0).unwrap();
         let m = std::fs::metadata(outside.path()).unwrap();
         assert_eq!(m.permissions().mode() & 0o7777, 0o600);
         assert_eq!((m.uid(), m.mtime() == 1_600_000_000), (0, false));
@@ -1169,7 +1239,7 @@ mod archive_tests {
             E::Sym("alias", "real"),
             E::File("alias/f", b"ok", 0o644),
         ]);
-        unpack(&bytes[..], dir.path(), "L").unwrap();
+        unpack(&bytes[..], dir.path(), "L", 0).unwrap();
         assert_eq!(std::fs::read(dir.path().join("real/f")).unwrap(), b"ok");
     }
 

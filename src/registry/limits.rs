@@ -7,16 +7,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Manifests and indexes: containerd's limit (`MaxManifestSize`, 4 MiB,
-/// written `4 * 1048 * 1048` there); a real one is a few KiB.
-pub const MANIFEST_LIMIT: u64 = 4 << 20;
-
-/// Image configs: the history of a very long Dockerfile fits in far less.
-pub const CONFIG_LIMIT: u64 = 8 << 20;
-
-/// Layers an image may have: docker's limit (its layer store refuses a
-/// chain deeper than 125), which overlayfs's 500 is well above.
-pub const MAX_LAYERS: usize = 125;
+pub use crate::image::limits::{CONFIG_LIMIT, MANIFEST_LIMIT, MAX_LAYERS, bytes};
 
 /// The numbers a user may set.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,26 +69,16 @@ impl std::fmt::Display for Stop {
                 window.as_secs(),
                 bytes(*min)
             ),
-            Stop::DiskFull { free, reserve } => write!(
-                f,
-                "the data root has {} free, under the reserve of {} (--disk-reserve)",
-                bytes(*free),
-                bytes(*reserve)
-            ),
+            Stop::DiskFull { free, reserve } => {
+                f.write_str(&crate::image::limits::under_reserve(*free, *reserve))
+            }
         }
     }
 }
 
-/// Free bytes (for an unprivileged user: root's reserved blocks are
-/// counted out, as df does) of the filesystem holding `path`.
-pub fn free_space(path: &Path) -> std::io::Result<u64> {
-    let st = nix::sys::statvfs::statvfs(path).map_err(std::io::Error::from)?;
-    Ok((st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64))
-}
-
 /// Bytes past the reserve that `path`'s filesystem has.
 pub fn room(path: &Path, reserve: u64) -> std::io::Result<(u64, u64)> {
-    let free = free_space(path)?;
+    let free = crate::cas::free_space(path)?;
     Ok((free.saturating_sub(reserve), free))
 }
 
@@ -133,7 +114,7 @@ impl<'a> Meter<'a> {
             && let Some(dir) = self.dir
         {
             self.unchecked = 0;
-            if let Ok(free) = free_space(dir)
+            if let Ok(free) = crate::cas::free_space(dir)
                 && free < self.limits.disk_reserve
             {
                 return Err(Stop::DiskFull {
@@ -182,29 +163,9 @@ pub fn too_large(size: Option<u64>, limit: u64) -> String {
     }
 }
 
-/// `1.5 KiB`, `3 B`: binary units, as the limits are given.
-pub fn bytes(n: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    let (v, i) = crate::util::scale(n, 1024.0, units.len());
-    if i == 0 {
-        format!("{n} B")
-    } else {
-        let s = format!("{v:.1}");
-        format!("{} {}", s.trim_end_matches(".0"), units[i])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_read_in_binary_units() {
-        assert_eq!(bytes(3), "3 B");
-        assert_eq!(bytes(1024), "1 KiB");
-        assert_eq!(bytes(1536), "1.5 KiB");
-        assert_eq!(bytes(1_000_000_000_000), "931.3 GiB");
-    }
 
     #[test]
     fn a_slow_window_stops_and_a_fast_one_starts_the_next() {

@@ -429,7 +429,7 @@ fn fetch_layers(
                     let Ok((layer, diff_id, bar)) = next else {
                         return;
                     };
-                    if let Err(e) = unpack_layer(images, layer, diff_id, &bar, stored) {
+                    if let Err(e) = unpack_layer(images, layer, diff_id, &bar, stored, limits) {
                         return fail(e);
                     }
                 }
@@ -469,10 +469,11 @@ fn unpack_layer(
     diff_id: &Digest,
     bar: &progress::Layer<'_>,
     stored: &Stored,
+    limits: &Limits,
 ) -> Result<(), Error> {
     bar.state("Extracting");
     if !images.snapshot_path(diff_id).is_dir() {
-        images.ensure_snapshot(&layer.digest, diff_id)?;
+        images.ensure_snapshot(&layer.digest, diff_id, limits.disk_reserve)?;
         stored
             .snapshots
             .lock()
@@ -710,19 +711,19 @@ pub fn for_run(
                 actual: img.platform.to_string(),
             })
     };
-    let img = match image::for_run(data_root, name) {
+    let img = match image::for_run(data_root, name, opts.limits.disk_reserve) {
         Err(image::Error::NotFound(_)) if policy == PullPolicy::Missing => {
             opts.progress
                 .message(&format!("Unable to find image '{name}' locally"));
             pull(data_root, name, opts)?;
-            image::for_run(data_root, name)?
+            image::for_run(data_root, name, opts.limits.disk_reserve)?
         }
         // As docker: a stored image of another platform than asked is
         // pulled again for the one asked, never silently used.
         Ok(img) if policy == PullPolicy::Missing && wrong(&img).is_some() => {
             drop(img);
             pull(data_root, name, opts)?;
-            image::for_run(data_root, name)?
+            image::for_run(data_root, name, opts.limits.disk_reserve)?
         }
         other => other?,
     };
