@@ -273,17 +273,46 @@ pub fn resolve(root: BorrowedFd<'_>, dest: &Path, dir: bool) -> io::Result<Owned
                 return Err(e);
             }
         }
-        parent = mountapi::open_in_root(root, &path, libc::O_PATH).map_err(|e| {
-            if e.raw_os_error() == Some(libc::ENOENT) {
-                // It exists (mkdir said so) but does not resolve: a
-                // dangling symlink, which is not followed out of the root.
-                io::Error::other("a dangling symlink is in the way")
-            } else {
-                e
-            }
-        })?;
+        parent = match open_no_follow(parent.as_fd(), &name) {
+            // Just made (or there already): use it without a second lookup
+            // from the root, which a swapped symlink could send elsewhere.
+            Ok(fd) if name.as_bytes() != b".." => fd,
+            // A symlink (or `..`): resolved in the root like the rest.
+            _ => mountapi::open_in_root(root, &path, libc::O_PATH).map_err(|e| {
+                if e.raw_os_error() == Some(libc::ENOENT) {
+                    // It exists (mkdir said so) but does not resolve: a
+                    // dangling symlink, which is not followed out of the root.
+                    io::Error::other("a dangling symlink is in the way")
+                } else {
+                    e
+                }
+            })?,
+        };
     }
     Ok(parent)
+}
+
+/// `name` in `dir`, if it is not a symlink.
+fn open_no_follow(dir: BorrowedFd<'_>, name: &std::ffi::CStr) -> io::Result<OwnedFd> {
+    // SAFETY: openat relative to a descriptor we hold, with a
+    // NUL-terminated name; it returns a new descriptor or -1.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: openat just returned this descriptor; nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let st = nix::sys::stat::fstat(fd.as_raw_fd())?;
+    if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+        return Err(io::Error::from_raw_os_error(libc::ELOOP));
+    }
+    Ok(fd)
 }
 
 fn mount_entry(root: BorrowedFd<'_>, m: &Mount, in_userns: bool) -> Result<(), Error> {
@@ -568,8 +597,18 @@ fn userns_with_maps(uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> io::Res
     match unsafe { nix::unistd::fork() }? {
         nix::unistd::ForkResult::Child => unsafe {
             // SAFETY: raw syscalls on descriptors this child owns.
-            let ok: u8 = (libc::unshare(libc::CLONE_NEWUSER) == 0) as u8;
-            libc::write(ready_w.as_raw_fd(), (&ok as *const u8).cast(), 1);
+            // The first byte says whether unshare worked; then the
+            // child's pid as /proc (the host's, while the rootfs is
+            // prepared) names it, which in a new PID namespace is not the
+            // one fork returned.
+            let mut msg = [0u8; 32];
+            msg[0] = (libc::unshare(libc::CLONE_NEWUSER) == 0) as u8;
+            let n = libc::readlink(c"/proc/self".as_ptr(), msg[1..].as_mut_ptr().cast(), 31);
+            libc::write(
+                ready_w.as_raw_fd(),
+                msg.as_ptr().cast(),
+                1 + n.max(0) as usize,
+            );
             libc::close(done_w.as_raw_fd());
             let mut b = 0u8;
             libc::read(done_r.as_raw_fd(), (&mut b as *mut u8).cast(), 1);
@@ -578,15 +617,16 @@ fn userns_with_maps(uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> io::Res
         nix::unistd::ForkResult::Parent { child } => {
             drop(ready_w);
             drop(done_r);
-            let mut ok = [0u8];
-            let got = nix::unistd::read(ready_r.as_raw_fd(), &mut ok);
+            let mut msg = [0u8; 32];
+            let got = nix::unistd::read(ready_r.as_raw_fd(), &mut msg).unwrap_or(0);
             let result = (|| {
-                if got != Ok(1) || ok[0] != 1 {
+                if got < 2 || msg[0] != 1 {
                     return Err(io::Error::other("unshare(CLONE_NEWUSER) failed"));
                 }
-                std::fs::write(format!("/proc/{child}/uid_map"), &uid_map)?;
-                std::fs::write(format!("/proc/{child}/gid_map"), &gid_map)?;
-                let ns = std::fs::File::open(format!("/proc/{child}/ns/user"))?;
+                let pid = String::from_utf8_lossy(&msg[1..got]);
+                std::fs::write(format!("/proc/{pid}/uid_map"), &uid_map)?;
+                std::fs::write(format!("/proc/{pid}/gid_map"), &gid_map)?;
+                let ns = std::fs::File::open(format!("/proc/{pid}/ns/user"))?;
                 Ok(OwnedFd::from(ns))
             })();
             drop(done_w);
