@@ -42,7 +42,7 @@ fn run(rootfs: &Path, scenario: Value, unshare: &[&str]) -> Output {
 /// Mount points the container's namespace had after `prepare`.
 fn mount_points(out: &str) -> Vec<String> {
     out.lines()
-        .filter_map(|l| l.strip_prefix("MOUNT "))
+        .filter_map(|l| l.split_once("MOUNT ").map(|(_, p)| p))
         .map(str::to_string)
         .collect()
 }
@@ -381,7 +381,7 @@ fn bad_mounts_are_refused_naming_them() {
         ),
         (
             json!({"destination": "/x", "type": "tmpfs", "source": "tmpfs", "options": ["size=lots"]}),
-            "mount /x: mounting tmpfs",
+            "mount /x: mounting tmpfs with size=lots",
         ),
     ];
     for (m, needle) in cases {
@@ -455,6 +455,24 @@ fn user_namespace_binds_devices_and_sysfs() {
     assert!(mountinfo(&out, "/sys").is_some(), "{out}");
 }
 
+/// `console`: the pty slave bound at /dev/console.
+#[test]
+fn console_is_the_pty_slave() {
+    let sb = Sandbox::new();
+    let out = ok(
+        &sb.rootfs,
+        json!({"console": true, "mounts": runc_mounts(),
+               "script": "echo CONSOLE $(stat -c %t:%T /dev/console); echo SCRIPT-DONE"}),
+        &[],
+    );
+    let host = out
+        .lines()
+        // The line may follow libtest's "test container ... ".
+        .find_map(|l| l.split_once("HOST-PTY ").map(|(_, n)| n))
+        .expect("the pty's numbers");
+    assert!(out.contains(&format!("CONSOLE {host}")), "{out}");
+}
+
 /// `idmap` with the mount's own maps: a file the host owns as root reads as
 /// owned by 1000 through the mount.
 #[test]
@@ -494,7 +512,7 @@ fn container() {
     let (masked, readonly) = (strings("masked_paths"), strings("readonly_paths"));
     let sysctl: HashMap<String, String> =
         serde_json::from_value(s["sysctl"].clone()).unwrap_or_default();
-    let plan = containr::rootfs::oci::Plan {
+    let mut plan = containr::rootfs::oci::Plan {
         rootfs: &rootfs,
         readonly: s["readonly"].as_bool().unwrap_or(false),
         mounts: &mounts,
@@ -507,6 +525,20 @@ fn container() {
         in_userns: s["in_userns"].as_bool().unwrap_or(false),
         console: None,
     };
+    // A terminal of the host's devpts, as the runtime would hand over.
+    let pty = s["console"]
+        .as_bool()
+        .unwrap_or(false)
+        .then(|| nix::pty::openpty(None, None).unwrap());
+    let console = pty
+        .as_ref()
+        .map(|p| nix::unistd::ttyname(std::os::fd::AsFd::as_fd(&p.slave)).unwrap());
+    if let Some(c) = &console {
+        let st = nix::sys::stat::stat(c).unwrap();
+        let dev = st.st_rdev;
+        println!("HOST-PTY {:x}:{:x}", libc::major(dev), libc::minor(dev));
+    }
+    plan.console = console.as_deref();
     let fail = |e: containr::rootfs::Error| -> ! {
         eprintln!("ERROR {e}");
         std::process::exit(3)

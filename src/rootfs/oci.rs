@@ -471,7 +471,13 @@ fn fs_entry(
             mountapi::attach_to_fd(tree.as_fd(), target.as_fd())
                 .map_err(mount_err(dest, "move_mount"))
         }
-        r => r.map_err(sys_err(dest, &format!("mounting {fstype}"))),
+        r => r.map_err(sys_err(
+            dest,
+            &match &data {
+                Some(d) => format!("mounting {fstype} with {d}"),
+                None => format!("mounting {fstype}"),
+            },
+        )),
     }
 }
 
