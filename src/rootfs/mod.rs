@@ -171,19 +171,7 @@ pub fn enter(plan: &Plan<'_>) -> Result<(), Error> {
     } else {
         None
     };
-    step!(
-        "mount({}, {}, MS_BIND|MS_REC): pivot_root needs the new root to be a mount point",
-        root.display(),
-        root.display()
-    );
-    mount(
-        Some(root),
-        root,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(op_err("bind-mounting the rootfs", root))?;
+    bind_onto_itself(root)?;
 
     mount_proc_sys(root, plan.privileged)?;
     pivot(root)?;
@@ -211,6 +199,24 @@ fn remount_root_readonly() -> Result<(), Error> {
         None::<&str>,
     )
     .map_err(op_err("remounting / read-only", "/"))
+}
+
+/// Bind `root` onto itself (with the mounts below it): pivot_root needs the
+/// new root to be a mount point.
+pub(super) fn bind_onto_itself(root: &Path) -> Result<(), Error> {
+    step!(
+        "mount({}, {}, MS_BIND|MS_REC): pivot_root needs the new root to be a mount point",
+        root.display(),
+        root.display()
+    );
+    mount(
+        Some(root),
+        root,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(op_err("bind-mounting the rootfs", root))
 }
 
 /// `pivot_root(".", ".")`: the new root and the old one are stacked on the

@@ -25,7 +25,9 @@ use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, LinuxIdMapping, Mount};
 
 use super::mountapi::{self, Attr};
 use super::options::{Options, propagation_flags};
-use super::{DEV_LINKS, DEVICES, Error, mask_paths, pivot, remount_root_readonly};
+use super::{
+    DEV_LINKS, DEVICES, Error, bind_onto_itself, mask_paths, pivot, remount_root_readonly,
+};
 use crate::step;
 
 /// What the container's root filesystem is made of (from its config.json).
@@ -69,19 +71,7 @@ pub fn prepare(plan: &Plan<'_>) -> Result<(), Error> {
     mount(None::<&str>, "/", None::<&str>, propagation, None::<&str>)
         .map_err(sys_err("/", "setting the propagation of /"))?;
     parent_mount_private(root)?;
-    step!(
-        "mount({}, {}, MS_BIND|MS_REC): pivot_root needs the new root to be a mount point",
-        root.display(),
-        root.display()
-    );
-    mount(
-        Some(root),
-        root,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(sys_err(root, "bind-mounting the rootfs onto itself"))?;
+    bind_onto_itself(root)?;
     let root_fd = open_path(root).map_err(mount_err(root, "opening the rootfs"))?;
     let root_fd = root_fd.as_fd();
 
