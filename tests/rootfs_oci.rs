@@ -39,27 +39,31 @@ fn run(rootfs: &Path, scenario: Value, unshare: &[&str]) -> Output {
         .expect("run unshare")
 }
 
-/// Mount points the container's namespace had after `prepare`.
-fn mount_points(out: &str) -> Vec<String> {
+/// Mount points the container's namespace had after `prepare` (`MOUNT`)
+/// or before it (`BEFORE`).
+fn points(out: &str, tag: &str) -> Vec<String> {
+    let tag = format!("{tag} ");
     out.lines()
-        .filter_map(|l| l.split_once("MOUNT ").map(|(_, p)| p))
+        .filter_map(|l| l.split_once(tag.as_str()).map(|(_, p)| p))
         .map(str::to_string)
         .collect()
 }
 
-/// Every mount made is under the rootfs: the host's own mount points (as
-/// this process sees them) are the only others.
+fn mount_points(out: &str) -> Vec<String> {
+    points(out, "MOUNT")
+}
+
+/// Every mount `prepare` made is under the rootfs.
 fn assert_confined(out: &str, rootfs: &Path) {
-    let host: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .map(|l| l.split(' ').nth(4).unwrap().to_string())
-        .collect();
-    let points = mount_points(out);
-    assert!(!points.is_empty(), "no mount list printed: {out}");
-    for p in points {
+    let before = points(out, "BEFORE");
+    let after = mount_points(out);
+    assert!(
+        !before.is_empty() && !after.is_empty(),
+        "no mount list printed: {out}"
+    );
+    for p in after.iter().filter(|p| !before.contains(p)) {
         assert!(
-            Path::new(&p).starts_with(rootfs) || host.contains(&p),
+            Path::new(p).starts_with(rootfs),
             "a mount outside the rootfs: {p}\n{out}"
         );
     }
@@ -213,17 +217,25 @@ fn recursive_read_only_and_propagation() {
                 {"destination": "/t1/sub", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]},
                 {"destination": "/t2", "type": "bind", "source": sb.rootfs.join("t1"),
                  "options": ["rbind", "rro", "rprivate"]},
-                {"destination": "/t3", "type": "bind", "source": src, "options": ["bind", "shared", "noexec", "noatime"]}
+                {"destination": "/t3", "type": "bind", "source": src, "options": ["bind", "shared", "noexec", "noatime"]},
+                {"destination": "/t4", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]},
+                {"destination": "/t4/sub", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}
             ])),
+            "readonly_paths": ["/t4"],
             "script": "cat /proc/self/mountinfo; \
-                       touch /t2/sub/x 2>/dev/null && echo SUB-WRITABLE; \
+                       touch /t4/sub/x 2>/dev/null && echo T4-SUB-WRITABLE; \
+                       touch /t2/sub/x 2>/dev/null && echo T2-SUB-WRITABLE; \
                        touch /t1/sub/x && echo T1-WRITABLE; echo SCRIPT-DONE"
         }),
         &[],
     );
     assert!(
-        !out.contains("SUB-WRITABLE"),
+        !out.contains("T2-SUB-WRITABLE"),
         "rro did not reach the submount: {out}"
+    );
+    assert!(
+        !out.contains("T4-SUB-WRITABLE"),
+        "a mount under a readonlyPath stayed writable: {out}"
     );
     assert!(out.contains("T1-WRITABLE"), "{out}");
     let sub = mountinfo(&out, "/t2/sub").expect("/t2/sub came with rbind");
@@ -411,15 +423,22 @@ fn bad_mounts_are_refused_naming_them() {
 }
 
 #[test]
-fn no_pivot_moves_and_chroots() {
+fn no_pivot_moves_and_chroots_with_a_cgroup_namespace() {
     let sb = Sandbox::new();
     let out = ok(
         &sb.rootfs,
         json!({"no_pivot": true, "mounts": runc_mounts(),
                "script": "cat /proc/self/mountinfo; ls /bin/busybox && echo SCRIPT-DONE"}),
-        &[],
+        &["--cgroup"],
     );
     assert!(out.contains("/bin/busybox"), "{out}");
+    // In a cgroup namespace of its own, each v1 hierarchy is a mount of
+    // the hierarchy made there (read-only, as asked).
+    let memory = mountinfo(&out, "/sys/fs/cgroup/memory").expect("v1 memory");
+    assert!(
+        memory.contains(" ro,") && memory.contains(" - cgroup cgroup rw,memory"),
+        "{memory}"
+    );
     assert!(mountinfo(&out, "/proc").is_some(), "{out}");
 }
 
@@ -543,12 +562,19 @@ fn container() {
         eprintln!("ERROR {e}");
         std::process::exit(3)
     };
+    let mount_points = || -> Vec<String> {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .map(|l| l.split(' ').nth(4).unwrap().to_string())
+            .collect()
+    };
+    for p in mount_points() {
+        println!("BEFORE {p}");
+    }
     containr::rootfs::oci::prepare(&plan).unwrap_or_else(|e| fail(e));
-    for l in std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-    {
-        println!("MOUNT {}", l.split(' ').nth(4).unwrap());
+    for p in mount_points() {
+        println!("MOUNT {p}");
     }
     containr::rootfs::oci::finish(&plan).unwrap_or_else(|e| fail(e));
     use std::os::unix::process::CommandExt;

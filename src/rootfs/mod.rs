@@ -415,19 +415,25 @@ pub(super) fn mask_paths<S: AsRef<str>>(masked: &[S], read_only: &[S]) -> Result
             None::<&str>,
         )
         .map_err(op_err("binding", path))?;
-        mount(
-            None::<&str>,
+        // Recursive (mount_setattr AT_RECURSIVE): a mount already below
+        // the path (a volume under /proc/sys, say) is made read-only too.
+        let top = nix::fcntl::open(
             path,
-            None::<&str>,
-            MsFlags::MS_BIND
-                | MsFlags::MS_REMOUNT
-                | MsFlags::MS_RDONLY
-                | MsFlags::MS_NOSUID
-                | MsFlags::MS_NODEV
-                | MsFlags::MS_NOEXEC,
-            None::<&str>,
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+            Mode::empty(),
         )
-        .map_err(op_err("making read-only", path))?;
+        .map_err(op_err("opening", path))?;
+        // SAFETY: open just returned this descriptor; nothing else owns it.
+        let top = unsafe { OwnedFd::from_raw_fd(top) };
+        let attr = mountapi::Attr {
+            set: (mountapi::MOUNT_ATTR_RDONLY
+                | mountapi::MOUNT_ATTR_NOSUID
+                | mountapi::MOUNT_ATTR_NODEV
+                | mountapi::MOUNT_ATTR_NOEXEC) as u64,
+            ..mountapi::Attr::default()
+        };
+        mountapi::set_attr(top.as_fd(), attr, None, true)
+            .map_err(io_err("making read-only", path))?;
     }
     Ok(())
 }
