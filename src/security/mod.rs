@@ -13,6 +13,7 @@
 
 mod bpf;
 pub mod caps;
+pub mod oci;
 pub mod seccomp;
 
 use serde::{Deserialize, Serialize};
@@ -35,6 +36,28 @@ pub enum Error {
         what: &'static str,
         source: std::io::Error,
     },
+    /// A field of an OCI config.json that is wrong or cannot be had here.
+    #[error("config.json {field}: {why}")]
+    Spec { field: String, why: String },
+    /// Applying a field of an OCI config.json failed.
+    #[error("applying config.json {field}: {source}")]
+    ApplySpec {
+        field: String,
+        source: std::io::Error,
+    },
+}
+
+/// `PR_SET_NO_NEW_PRIVS`: from here on no setuid binary or file capability
+/// raises privileges; seccomp can then be loaded without CAP_SYS_ADMIN.
+fn set_no_new_privs() -> Result<(), Error> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(Error::Apply {
+            what: "no_new_privs",
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
 }
 
 /// The confinement flags as given on the command line.
@@ -133,7 +156,7 @@ impl Confinement {
         // filter: do it now, still root with every capability. The filter
         // then also covers the rest of the setup, which the default allows.
         if let (false, Some(bpf)) = (self.no_new_privs, &self.seccomp) {
-            seccomp::load(bpf)?;
+            seccomp::load(bpf, 0)?;
         }
         caps::keep_across_setuid(true)
     }
@@ -143,16 +166,10 @@ impl Confinement {
         caps::keep_across_setuid(false)?;
         caps::set_process(&self.caps)?;
         if self.no_new_privs {
-            // SAFETY: prctl with integer arguments only.
-            if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-                return Err(Error::Apply {
-                    what: "no_new_privs",
-                    source: std::io::Error::last_os_error(),
-                });
-            }
+            set_no_new_privs()?;
         }
         if let (true, Some(bpf)) = (self.no_new_privs, &self.seccomp) {
-            seccomp::load(bpf)?;
+            seccomp::load(bpf, 0)?;
         }
         Ok(())
     }

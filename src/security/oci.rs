@@ -1,0 +1,753 @@
+//! The confinement of an OCI `config.json`'s process: capabilities in all
+//! five sets, rlimits, `oomScoreAdj`, `ioPriority`, `scheduler`,
+//! `linux.personality`, `noNewPrivileges`, `apparmorProfile` /
+//! `selinuxLabel`, and `linux.seccomp`.
+//!
+//! [`ProcessConfinement::from_spec`] checks and resolves everything on the
+//! runtime's side, before any container exists: a bad field is one error
+//! naming it. The container's process then only makes system calls:
+//! [`ProcessConfinement::apply_early`] while it is still root with every
+//! capability, [`ProcessConfinement::apply_late`] right before `execve`.
+//! The capability, `no_new_privs` and seccomp primitives are the ones the
+//! docker-like front end's [`Confinement`](super::Confinement) uses.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use oci_spec::runtime::{
+    IOPriorityClass, LinuxCapabilities, LinuxPersonality, LinuxPersonalityDomain,
+    LinuxSchedulerFlag, LinuxSchedulerPolicy, LinuxSeccomp, LinuxSeccompAction,
+    LinuxSeccompFilterFlag, PosixRlimitType, Process,
+};
+
+use super::{Error, caps, seccomp};
+use crate::step;
+
+/// `SECCOMP_FILTER_FLAG_*` (linux/seccomp.h).
+const FLAG_TSYNC: u32 = 1;
+const FLAG_LOG: u32 = 1 << 1;
+const FLAG_SPEC_ALLOW: u32 = 1 << 2;
+const FLAG_NEW_LISTENER: u32 = 1 << 3;
+const FLAG_WAIT_KILLABLE_RECV: u32 = 1 << 5;
+
+/// The filter flags by their OCI names, with the bits the kernel is
+/// probed with. WAIT_KILLABLE_RECV only means something with a listener
+/// (the kernel refuses it without NEW_LISTENER), so it is probed with one.
+const FILTER_FLAGS: [(LinuxSeccompFilterFlag, &str, u32); 4] = [
+    (
+        LinuxSeccompFilterFlag::SeccompFilterFlagTsync,
+        "SECCOMP_FILTER_FLAG_TSYNC",
+        FLAG_TSYNC,
+    ),
+    (
+        LinuxSeccompFilterFlag::SeccompFilterFlagLog,
+        "SECCOMP_FILTER_FLAG_LOG",
+        FLAG_LOG,
+    ),
+    (
+        LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow,
+        "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+        FLAG_SPEC_ALLOW,
+    ),
+    (
+        LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv,
+        "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+        FLAG_NEW_LISTENER | FLAG_WAIT_KILLABLE_RECV,
+    ),
+];
+
+/// The seccomp actions this runtime can compile (not SCMP_ACT_NOTIFY).
+const ACTIONS: [&str; 8] = [
+    "SCMP_ACT_KILL",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_TRAP",
+    "SCMP_ACT_ERRNO",
+    "SCMP_ACT_TRACE",
+    "SCMP_ACT_LOG",
+    "SCMP_ACT_ALLOW",
+];
+
+const OPERATORS: [&str; 7] = [
+    "SCMP_CMP_NE",
+    "SCMP_CMP_LT",
+    "SCMP_CMP_LE",
+    "SCMP_CMP_EQ",
+    "SCMP_CMP_GE",
+    "SCMP_CMP_GT",
+    "SCMP_CMP_MASKED_EQ",
+];
+
+/// The architectures the BPF generator knows (see `seccomp::audit_arch`).
+const ARCHES: [&str; 9] = [
+    "SCMP_ARCH_X86",
+    "SCMP_ARCH_X86_64",
+    "SCMP_ARCH_X32",
+    "SCMP_ARCH_ARM",
+    "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_RISCV64",
+    "SCMP_ARCH_PPC64",
+    "SCMP_ARCH_PPC64LE",
+    "SCMP_ARCH_S390X",
+];
+
+/// The five capability sets, as capability numbers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct CapSets {
+    bounding: Vec<u8>,
+    effective: Vec<u8>,
+    permitted: Vec<u8>,
+    inheritable: Vec<u8>,
+    ambient: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Rlimit {
+    name: PosixRlimitType,
+    resource: libc::__rlimit_resource_t,
+    soft: u64,
+    hard: u64,
+}
+
+/// `struct sched_attr` (linux/sched/types.h), SCHED_ATTR_SIZE_VER1.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct SchedAttr {
+    size: u32,
+    policy: u32,
+    flags: u64,
+    nice: i32,
+    priority: u32,
+    runtime: u64,
+    deadline: u64,
+    period: u64,
+    util_min: u32,
+    util_max: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seccomp {
+    /// A compiled BPF program (`struct sock_filter` array).
+    bpf: Vec<u8>,
+    /// `SECCOMP_FILTER_FLAG_*` bits to load it with.
+    flags: u32,
+    flag_names: Vec<&'static str>,
+}
+
+/// An OCI process's confinement, checked and resolved: applying it is
+/// only system calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessConfinement {
+    caps: CapSets,
+    rlimits: Vec<Rlimit>,
+    no_new_privs: bool,
+    oom_score_adj: Option<i32>,
+    /// `(class, priority)` and the value for `ioprio_set`.
+    io_priority: Option<(IOPriorityClass, i64, libc::c_int)>,
+    scheduler: Option<(LinuxSchedulerPolicy, SchedAttr)>,
+    personality: Option<LinuxPersonalityDomain>,
+    apparmor_profile: Option<String>,
+    selinux_label: Option<String>,
+    seccomp: Option<Seccomp>,
+}
+
+fn spec_err(field: impl Into<String>, why: impl Into<String>) -> Error {
+    Error::Spec {
+        field: field.into(),
+        why: why.into(),
+    }
+}
+
+fn apply_err(field: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::ApplySpec {
+        field: field.into(),
+        source,
+    }
+}
+
+/// The OCI spelling of an enum value of the spec (its serde name).
+fn oci_name<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        other => format!("{other:?}"),
+    }
+}
+
+/// One capability set: names resolved, and those this kernel does not have
+/// skipped with a warning, as runc does (a spec written for a newer kernel
+/// still runs).
+fn cap_set(field: &str, set: Option<&oci_spec::runtime::Capabilities>) -> Result<Vec<u8>, Error> {
+    let supported: Vec<u8> = caps::runtime_supported();
+    let mut out = BTreeSet::new();
+    for cap in set.into_iter().flatten() {
+        let name = oci_name(cap);
+        let n = caps::parse(&name)
+            .map_err(|_| spec_err(field, format!("unknown capability {name:?}")))?
+            .index();
+        if supported.contains(&n) {
+            out.insert(n);
+        } else {
+            tracing::warn!("{field}: {name} is not known to this kernel; ignored");
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
+fn resolve_caps(c: Option<&LinuxCapabilities>) -> Result<CapSets, Error> {
+    // No `capabilities` at all: every set empty, the safe reading.
+    let Some(c) = c else {
+        return Ok(CapSets::default());
+    };
+    let f = "process.capabilities";
+    let sets = CapSets {
+        bounding: cap_set(&format!("{f}.bounding"), c.bounding().as_ref())?,
+        effective: cap_set(&format!("{f}.effective"), c.effective().as_ref())?,
+        permitted: cap_set(&format!("{f}.permitted"), c.permitted().as_ref())?,
+        inheritable: cap_set(&format!("{f}.inheritable"), c.inheritable().as_ref())?,
+        ambient: cap_set(&format!("{f}.ambient"), c.ambient().as_ref())?,
+    };
+    // What capset(2) would refuse, said here with the field's name.
+    if let Some(&n) = sets
+        .effective
+        .iter()
+        .find(|n| !sets.permitted.contains(n))
+    {
+        return Err(spec_err(
+            format!("{f}.effective"),
+            format!("{} is not in the permitted set", caps::names(&[n])[0]),
+        ));
+    }
+    if let Some(&n) = sets
+        .inheritable
+        .iter()
+        .find(|n| !sets.bounding.contains(n))
+    {
+        return Err(spec_err(
+            format!("{f}.inheritable"),
+            format!("{} is not in the bounding set", caps::names(&[n])[0]),
+        ));
+    }
+    // The kernel raises an ambient capability only if it is permitted and
+    // inheritable; runc warns and goes on, so does this.
+    let (ambient, dropped): (Vec<u8>, Vec<u8>) = sets
+        .ambient
+        .iter()
+        .partition(|n| sets.permitted.contains(n) && sets.inheritable.contains(n));
+    if !dropped.is_empty() {
+        tracing::warn!(
+            "{f}.ambient: {} not both permitted and inheritable; ignored",
+            caps::names(&dropped).join(", ")
+        );
+    }
+    Ok(CapSets { ambient, ..sets })
+}
+
+fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
+    use PosixRlimitType as R;
+    match t {
+        R::RlimitCpu => libc::RLIMIT_CPU,
+        R::RlimitFsize => libc::RLIMIT_FSIZE,
+        R::RlimitData => libc::RLIMIT_DATA,
+        R::RlimitStack => libc::RLIMIT_STACK,
+        R::RlimitCore => libc::RLIMIT_CORE,
+        R::RlimitRss => libc::RLIMIT_RSS,
+        R::RlimitNproc => libc::RLIMIT_NPROC,
+        R::RlimitNofile => libc::RLIMIT_NOFILE,
+        R::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        R::RlimitAs => libc::RLIMIT_AS,
+        R::RlimitLocks => libc::RLIMIT_LOCKS,
+        R::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        R::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        R::RlimitNice => libc::RLIMIT_NICE,
+        R::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        R::RlimitRttime => libc::RLIMIT_RTTIME,
+    }
+}
+
+fn resolve_rlimits(p: &Process) -> Result<Vec<Rlimit>, Error> {
+    let mut out: Vec<Rlimit> = Vec::new();
+    for (i, r) in p.rlimits().iter().flatten().enumerate() {
+        let field = format!("process.rlimits[{i}]");
+        let name = r.typ();
+        if out.iter().any(|o| o.name == name) {
+            return Err(spec_err(
+                field,
+                format!("{} is given twice", oci_name(&name)),
+            ));
+        }
+        if r.soft() > r.hard() {
+            return Err(spec_err(
+                field,
+                format!(
+                    "{} soft limit {} is above its hard limit {}",
+                    oci_name(&name),
+                    r.soft(),
+                    r.hard()
+                ),
+            ));
+        }
+        out.push(Rlimit {
+            name,
+            resource: rlimit_resource(name),
+            soft: r.soft(),
+            hard: r.hard(),
+        });
+    }
+    Ok(out)
+}
+
+fn resolve_scheduler(p: &Process) -> Result<Option<(LinuxSchedulerPolicy, SchedAttr)>, Error> {
+    use LinuxSchedulerPolicy as P;
+    let Some(s) = p.scheduler() else {
+        return Ok(None);
+    };
+    let f = "process.scheduler";
+    let policy = *s.policy();
+    let number = match policy {
+        P::SchedOther => libc::SCHED_OTHER,
+        P::SchedFifo => libc::SCHED_FIFO,
+        P::SchedRr => libc::SCHED_RR,
+        P::SchedBatch => libc::SCHED_BATCH,
+        P::SchedIdle => libc::SCHED_IDLE,
+        P::SchedDeadline => 6, // SCHED_DEADLINE
+        // Specified by the OCI spec, never merged into Linux.
+        P::SchedIso => {
+            return Err(spec_err(
+                format!("{f}.policy"),
+                "SCHED_ISO is not a Linux scheduling policy",
+            ));
+        }
+    } as u32;
+    let nice = s.nice().unwrap_or(0);
+    let priority = s.priority().unwrap_or(0);
+    // runc's checks (libcontainer/configs/validate), then the kernel's.
+    if matches!(policy, P::SchedOther | P::SchedBatch) && !(-20..=19).contains(&nice) {
+        return Err(spec_err(
+            format!("{f}.nice"),
+            format!("{nice} is outside -20..19"),
+        ));
+    }
+    match policy {
+        P::SchedFifo | P::SchedRr if !(1..=99).contains(&priority) => {
+            return Err(spec_err(
+                format!("{f}.priority"),
+                format!("{priority} is outside 1..99 for {}", oci_name(&policy)),
+            ));
+        }
+        P::SchedFifo | P::SchedRr => {}
+        _ if priority != 0 => {
+            return Err(spec_err(
+                format!("{f}.priority"),
+                "only SCHED_FIFO and SCHED_RR take a priority",
+            ));
+        }
+        _ => {}
+    }
+    let (runtime, deadline, period) = (
+        s.runtime().unwrap_or(0),
+        s.deadline().unwrap_or(0),
+        s.period().unwrap_or(0),
+    );
+    if policy != P::SchedDeadline && (runtime != 0 || deadline != 0 || period != 0) {
+        return Err(spec_err(
+            f,
+            "runtime, deadline and period are for SCHED_DEADLINE only",
+        ));
+    }
+    let mut flags = 0u64;
+    for flag in s.flags().iter().flatten() {
+        flags |= match flag {
+            LinuxSchedulerFlag::SchedResetOnFork => 0x01,
+            LinuxSchedulerFlag::SchedFlagReclaim => 0x02,
+            LinuxSchedulerFlag::SchedFlagDLOverrun => 0x04,
+            LinuxSchedulerFlag::SchedFlagKeepPolicy => 0x08,
+            LinuxSchedulerFlag::SchedFlagKeepParams => 0x10,
+            LinuxSchedulerFlag::SchedFlagUtilClampMin => 0x20,
+            LinuxSchedulerFlag::SchedFlagUtilClampMax => 0x40,
+        };
+    }
+    Ok(Some((
+        policy,
+        SchedAttr {
+            size: std::mem::size_of::<SchedAttr>() as u32,
+            policy: number,
+            flags,
+            nice,
+            priority: priority as u32,
+            runtime,
+            deadline,
+            period,
+            util_min: 0,
+            util_max: 0,
+        },
+    )))
+}
+
+fn resolve_io_priority(p: &Process) -> Result<Option<(IOPriorityClass, i64, libc::c_int)>, Error> {
+    let Some(io) = p.io_priority() else {
+        return Ok(None);
+    };
+    let priority = io.priority();
+    if !(0..=7).contains(&priority) {
+        return Err(spec_err(
+            "process.ioPriority.priority",
+            format!("{priority} is outside 0..7"),
+        ));
+    }
+    // IOPRIO_PRIO_VALUE(class, data) (linux/ioprio.h).
+    let class = match io.class() {
+        IOPriorityClass::IoprioClassRt => 1,
+        IOPriorityClass::IoprioClassBe => 2,
+        IOPriorityClass::IoprioClassIdle => 3,
+    };
+    Ok(Some((io.class(), priority, class << 13 | priority as libc::c_int)))
+}
+
+/// Whether AppArmor confines processes on this host (runc's test).
+fn apparmor_enabled() -> bool {
+    Path::new("/sys/kernel/security/apparmor").exists()
+        && std::fs::read("/sys/module/apparmor/parameters/enabled")
+            .is_ok_and(|b| b.first() == Some(&b'Y'))
+}
+
+/// Whether SELinux is on: its filesystem is mounted where libselinux looks.
+fn selinux_enabled() -> bool {
+    Path::new("/sys/fs/selinux/enforce").exists()
+}
+
+/// A label for an LSM, or an error if the host has none such.
+fn lsm_label(
+    field: &str,
+    value: Option<&String>,
+    lsm: &str,
+    enabled: fn() -> bool,
+) -> Result<Option<String>, Error> {
+    match value.filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(_) if !enabled() => Err(spec_err(
+            field,
+            format!("{lsm} is not enabled on this host"),
+        )),
+        Some(v) if v.contains(['\n', '\0']) => {
+            Err(spec_err(field, format!("{v:?} is not a {lsm} label")))
+        }
+        Some(v) => Ok(Some(v.clone())),
+    }
+}
+
+/// Whether the kernel knows the filter flag bits `flags`: with a null
+/// program it fails EINVAL for unknown flags, and EFAULT (reading the
+/// program) for known ones, before installing anything.
+fn filter_flags_supported(flags: u32) -> bool {
+    // SAFETY: a null program: the kernel fails before using it.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags,
+            std::ptr::null::<libc::sock_fprog>(),
+        )
+    };
+    rc == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EFAULT)
+}
+
+fn resolve_seccomp(s: &LinuxSeccomp) -> Result<Seccomp, Error> {
+    let f = "linux.seccomp";
+    let notify = s.default_action() == LinuxSeccompAction::ScmpActNotify
+        || s.syscalls()
+            .iter()
+            .flatten()
+            .any(|r| r.action() == LinuxSeccompAction::ScmpActNotify);
+    if notify || s.listener_path().is_some() {
+        return Err(spec_err(
+            f,
+            "SCMP_ACT_NOTIFY and listenerPath (a seccomp agent) are not supported",
+        ));
+    }
+    // The action's data is 16 bits; an errno above MAX_ERRNO is clamped.
+    let errno_ok = |e: Option<u32>| e.is_none_or(|e| e <= 4095);
+    if !errno_ok(s.default_errno_ret()) {
+        return Err(spec_err(
+            format!("{f}.defaultErrnoRet"),
+            "must be at most 4095",
+        ));
+    }
+    for (i, r) in s.syscalls().iter().flatten().enumerate() {
+        if !errno_ok(r.errno_ret()) {
+            return Err(spec_err(
+                format!("{f}.syscalls[{i}].errnoRet"),
+                "must be at most 4095",
+            ));
+        }
+    }
+    let mut flags = 0;
+    let mut flag_names = Vec::new();
+    for flag in s.flags().iter().flatten() {
+        let &(_, name, bits) = FILTER_FLAGS
+            .iter()
+            .find(|(f, _, _)| f == flag)
+            .ok_or_else(|| spec_err(format!("{f}.flags"), format!("unknown flag {flag:?}")))?;
+        if !filter_flags_supported(bits) {
+            return Err(spec_err(
+                format!("{f}.flags"),
+                format!("{name} is not supported by this kernel"),
+            ));
+        }
+        flag_names.push(name);
+        // WAIT_KILLABLE_RECV is about a listener, which is refused above;
+        // the kernel refuses it alone, so it is not passed (libseccomp
+        // does the same without a listener).
+        flags |= bits & !(FLAG_NEW_LISTENER | FLAG_WAIT_KILLABLE_RECV);
+    }
+    let bpf = seccomp::compile_oci(s).map_err(|why| spec_err(f, why))?;
+    Ok(Seccomp {
+        bpf,
+        flags,
+        flag_names,
+    })
+}
+
+impl ProcessConfinement {
+    /// Check and resolve `process`'s confinement and `linux.seccomp`.
+    pub fn from_spec(process: &Process, seccomp: Option<&LinuxSeccomp>) -> Result<Self, Error> {
+        let oom_score_adj = process.oom_score_adj();
+        if let Some(adj) = oom_score_adj
+            && !(-1000..=1000).contains(&adj)
+        {
+            return Err(spec_err(
+                "process.oomScoreAdj",
+                format!("{adj} is outside -1000..1000"),
+            ));
+        }
+        Ok(ProcessConfinement {
+            caps: resolve_caps(process.capabilities().as_ref())?,
+            rlimits: resolve_rlimits(process)?,
+            no_new_privs: process.no_new_privileges().unwrap_or(false),
+            oom_score_adj,
+            io_priority: resolve_io_priority(process)?,
+            scheduler: resolve_scheduler(process)?,
+            personality: None,
+            apparmor_profile: lsm_label(
+                "process.apparmorProfile",
+                process.apparmor_profile().as_ref(),
+                "apparmor",
+                apparmor_enabled,
+            )?,
+            selinux_label: lsm_label(
+                "process.selinuxLabel",
+                process.selinux_label().as_ref(),
+                "selinux",
+                selinux_enabled,
+            )?,
+            seccomp: seccomp.map(resolve_seccomp).transpose()?,
+        })
+    }
+
+    /// Add `linux.personality` (it is not the process's field in the
+    /// spec, but it is applied with the rest).
+    pub fn with_personality(mut self, p: Option<&LinuxPersonality>) -> Result<Self, Error> {
+        if let Some(p) = p {
+            if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
+                return Err(spec_err(
+                    "linux.personality.flags",
+                    "no personality flags are supported",
+                ));
+            }
+            self.personality = Some(p.domain());
+        }
+        Ok(self)
+    }
+
+    /// Describe, for the walkthrough, what applying will do.
+    pub fn explain(&self) {
+        let c = &self.caps;
+        let list = |v: &[u8]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                caps::names(v).join(",")
+            }
+        };
+        step!(
+            "capabilities: bounding {} of {}, permitted {}, effective {}, inheritable {}, ambient {}",
+            c.bounding.len(),
+            caps::runtime_supported().len(),
+            c.permitted.len(),
+            c.effective.len(),
+            list(&c.inheritable),
+            list(&c.ambient)
+        );
+        for r in &self.rlimits {
+            step!(
+                "setrlimit({}, soft {}, hard {})",
+                oci_name(&r.name),
+                r.soft,
+                r.hard
+            );
+        }
+        if let Some(adj) = self.oom_score_adj {
+            step!("echo {adj} > /proc/self/oom_score_adj");
+        }
+        if let Some((class, prio, _)) = &self.io_priority {
+            step!("ioprio_set({}, {prio})", oci_name(class));
+        }
+        if let Some((policy, a)) = &self.scheduler {
+            step!(
+                "sched_setattr({}, nice {}, priority {})",
+                oci_name(policy),
+                a.nice,
+                a.priority
+            );
+        }
+        if let Some(d) = self.personality {
+            step!("personality({})", oci_name(&d));
+        }
+        if let Some(p) = &self.apparmor_profile {
+            step!("apparmor: exec the command under profile {p:?}");
+        }
+        if let Some(l) = &self.selinux_label {
+            step!("selinux: exec the command as {l:?}");
+        }
+        if self.no_new_privs {
+            step!(
+                "prctl(PR_SET_NO_NEW_PRIVS, 1): no setuid binary or file capability can raise privileges"
+            );
+        }
+        match &self.seccomp {
+            Some(s) => step!(
+                "seccomp(SECCOMP_SET_MODE_FILTER{}): {} BPF instructions from linux.seccomp",
+                s.flag_names
+                    .iter()
+                    .map(|n| format!(", {n}"))
+                    .collect::<String>(),
+                s.bpf.len() / 8
+            ),
+            None => step!("seccomp: unconfined"),
+        }
+    }
+
+    /// Still root with every capability, before the user switch: limits,
+    /// OOM score, I/O and CPU scheduling, personality, the bounding set,
+    /// and keeping the permitted set across `setuid`. Writes
+    /// `/proc/self/oom_score_adj`, so needs a /proc if oomScoreAdj is set.
+    pub fn apply_early(&self) -> Result<(), Error> {
+        for r in &self.rlimits {
+            let lim = libc::rlimit {
+                rlim_cur: r.soft,
+                rlim_max: r.hard,
+            };
+            // SAFETY: setrlimit reads one rlimit structure that outlives the call.
+            if unsafe { libc::setrlimit(r.resource, &lim) } != 0 {
+                return Err(apply_err(format!("process.rlimits {}", oci_name(&r.name)))(
+                    std::io::Error::last_os_error(),
+                ));
+            }
+        }
+        if let Some(adj) = self.oom_score_adj {
+            std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+                .map_err(apply_err("process.oomScoreAdj"))?;
+        }
+        if let Some((_, _, value)) = self.io_priority {
+            // IOPRIO_WHO_PROCESS = 1, who 0: this process.
+            // SAFETY: integer arguments only.
+            if unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, value) } != 0 {
+                return Err(apply_err("process.ioPriority")(
+                    std::io::Error::last_os_error(),
+                ));
+            }
+        }
+        if let Some((_, attr)) = &self.scheduler {
+            // SAFETY: attr is a sched_attr whose size field is its own
+            // size, alive for the call; the kernel only reads it.
+            if unsafe { libc::syscall(libc::SYS_sched_setattr, 0, attr as *const SchedAttr, 0) }
+                != 0
+            {
+                return Err(apply_err("process.scheduler")(
+                    std::io::Error::last_os_error(),
+                ));
+            }
+        }
+        if let Some(domain) = self.personality {
+            // PER_LINUX and PER_LINUX32 (linux/personality.h).
+            let persona: libc::c_ulong = match domain {
+                LinuxPersonalityDomain::PerLinux => 0,
+                LinuxPersonalityDomain::PerLinux32 => 0x0008,
+            };
+            // SAFETY: an integer argument only.
+            if unsafe { libc::personality(persona) } == -1 {
+                return Err(apply_err("linux.personality")(
+                    std::io::Error::last_os_error(),
+                ));
+            }
+        }
+        caps::drop_bounding(&self.caps.bounding)?;
+        // Without no_new_privs the kernel wants CAP_SYS_ADMIN to install a
+        // filter: do it now, as runc does, still root with every capability.
+        if let (false, Some(s)) = (self.no_new_privs, &self.seccomp) {
+            seccomp::load(&s.bpf, s.flags)?;
+        }
+        caps::keep_across_setuid(true)
+    }
+
+    /// After the user switch, immediately before `execve`: the LSM labels
+    /// for the exec, the capability sets, `no_new_privs`, and seccomp last.
+    pub fn apply_late(&self) -> Result<(), Error> {
+        if let Some(p) = &self.apparmor_profile {
+            set_exec_attr("apparmor/exec", "exec", &format!("exec {p}"))
+                .map_err(apply_err("process.apparmorProfile"))?;
+        }
+        if let Some(l) = &self.selinux_label {
+            set_exec_attr("exec", "exec", l).map_err(apply_err("process.selinuxLabel"))?;
+        }
+        caps::keep_across_setuid(false)?;
+        let c = &self.caps;
+        caps::set_sets(&c.effective, &c.permitted, &c.inheritable, &c.ambient)?;
+        if self.no_new_privs {
+            super::set_no_new_privs()?;
+        }
+        if let (true, Some(s)) = (self.no_new_privs, &self.seccomp) {
+            seccomp::load(&s.bpf, s.flags)?;
+        }
+        Ok(())
+    }
+}
+
+/// Write an LSM's exec attribute of this thread: `/proc/thread-self/attr/`
+/// `new` where the kernel has per-LSM files, else the shared `old`.
+fn set_exec_attr(new: &str, old: &str, value: &str) -> std::io::Result<()> {
+    let path = Path::new("/proc/thread-self/attr").join(new);
+    let path = if path.exists() {
+        path
+    } else {
+        Path::new("/proc/thread-self/attr").join(old)
+    };
+    std::fs::write(path, value)
+}
+
+/// The parts of the runtime-spec features document (features.md) this
+/// module knows, as `{"linux": {"capabilities", "seccomp", "apparmor",
+/// "selinux"}}`, for the runtime to merge into its own.
+pub fn features() -> serde_json::Value {
+    // SAFETY: prctl with integer arguments only; EINVAL without seccomp.
+    let seccomp_on = unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) } >= 0;
+    let supported: Vec<&str> = FILTER_FLAGS
+        .iter()
+        .filter(|(_, _, bits)| filter_flags_supported(*bits))
+        .map(|(_, name, _)| *name)
+        .collect();
+    serde_json::json!({
+        "linux": {
+            "capabilities": caps::names(&caps::runtime_supported()),
+            "seccomp": {
+                "enabled": seccomp_on,
+                "actions": ACTIONS,
+                "operators": OPERATORS,
+                "archs": ARCHES,
+                "knownFlags": FILTER_FLAGS.iter().map(|(_, n, _)| *n).collect::<Vec<_>>(),
+                "supportedFlags": supported,
+            },
+            "apparmor": { "enabled": apparmor_enabled() },
+            "selinux": { "enabled": selinux_enabled() },
+        }
+    })
+}
