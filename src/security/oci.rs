@@ -751,3 +751,234 @@ pub fn features() -> serde_json::Value {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn process(json: &str) -> Process {
+        let base = r#"{"user":{"uid":0,"gid":0},"cwd":"/","args":["true"]"#;
+        let text = if json.is_empty() {
+            format!("{base}}}")
+        } else {
+            format!("{base},{json}}}")
+        };
+        serde_json::from_str(&text).unwrap()
+    }
+
+    fn confine(json: &str) -> Result<ProcessConfinement, Error> {
+        ProcessConfinement::from_spec(&process(json), None)
+    }
+
+    fn error(json: &str) -> String {
+        confine(json).unwrap_err().to_string()
+    }
+
+    fn seccomp(json: &str) -> Result<ProcessConfinement, String> {
+        let s: LinuxSeccomp = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        ProcessConfinement::from_spec(&process(""), Some(&s)).map_err(|e| e.to_string())
+    }
+
+    fn n(name: &str) -> u8 {
+        caps::parse(name).unwrap().index()
+    }
+
+    #[test]
+    fn capability_sets_are_resolved_each() {
+        let c = confine(
+            r#""capabilities":{"bounding":["CAP_CHOWN","CAP_KILL","CAP_NET_BIND_SERVICE"],
+                "permitted":["CAP_CHOWN","CAP_NET_BIND_SERVICE"],"effective":["CAP_CHOWN"],
+                "inheritable":["CAP_NET_BIND_SERVICE"],
+                "ambient":["CAP_NET_BIND_SERVICE","CAP_CHOWN"]}"#,
+        )
+        .unwrap();
+        let mut bounding = vec![n("CHOWN"), n("KILL"), n("NET_BIND_SERVICE")];
+        bounding.sort();
+        assert_eq!(c.caps.bounding, bounding);
+        assert_eq!(c.caps.effective, vec![n("CHOWN")]);
+        assert_eq!(c.caps.inheritable, vec![n("NET_BIND_SERVICE")]);
+        // CHOWN is not inheritable: the kernel would not take it as ambient.
+        assert_eq!(c.caps.ambient, vec![n("NET_BIND_SERVICE")]);
+        // No capabilities at all: every set empty.
+        assert_eq!(confine("").unwrap().caps, CapSets::default());
+    }
+
+    #[test]
+    fn impossible_capability_sets_are_refused_naming_the_set() {
+        assert_eq!(
+            error(r#""capabilities":{"permitted":["CAP_KILL"],"effective":["CAP_CHOWN"]}"#),
+            "config.json process.capabilities.effective: CAP_CHOWN is not in the permitted set"
+        );
+        assert_eq!(
+            error(r#""capabilities":{"bounding":[],"inheritable":["CAP_KILL"]}"#),
+            "config.json process.capabilities.inheritable: CAP_KILL is not in the bounding set"
+        );
+        // An unknown name does not get past the spec's own parsing.
+        let bad = r#"{"user":{"uid":0,"gid":0},"cwd":"/","capabilities":{"bounding":["CAP_FLY"]}}"#;
+        let e = serde_json::from_str::<Process>(bad).unwrap_err().to_string();
+        assert!(e.contains("CAP_FLY"), "{e}");
+    }
+
+    #[test]
+    fn rlimits_are_checked() {
+        let c = confine(r#""rlimits":[{"type":"RLIMIT_NOFILE","soft":100,"hard":200}]"#).unwrap();
+        assert_eq!(c.rlimits.len(), 1);
+        assert_eq!(c.rlimits[0].resource, libc::RLIMIT_NOFILE);
+        assert_eq!(
+            error(r#""rlimits":[{"type":"RLIMIT_CORE","soft":0,"hard":0},{"type":"RLIMIT_NOFILE","soft":300,"hard":200}]"#),
+            "config.json process.rlimits[1]: RLIMIT_NOFILE soft limit 300 is above its hard limit 200"
+        );
+        assert_eq!(
+            error(r#""rlimits":[{"type":"RLIMIT_AS","soft":1,"hard":2},{"type":"RLIMIT_AS","soft":1,"hard":2}]"#),
+            "config.json process.rlimits[1]: RLIMIT_AS is given twice"
+        );
+        let bad = r#"{"user":{"uid":0,"gid":0},"cwd":"/","rlimits":[{"type":"RLIMIT_FLY","soft":1,"hard":1}]}"#;
+        let e = serde_json::from_str::<Process>(bad).unwrap_err().to_string();
+        assert!(e.contains("RLIMIT_FLY"), "{e}");
+    }
+
+    #[test]
+    fn scalar_fields_are_range_checked() {
+        assert_eq!(
+            error(r#""oomScoreAdj":1001"#),
+            "config.json process.oomScoreAdj: 1001 is outside -1000..1000"
+        );
+        assert_eq!(
+            error(r#""ioPriority":{"class":"IOPRIO_CLASS_BE","priority":8}"#),
+            "config.json process.ioPriority.priority: 8 is outside 0..7"
+        );
+        let c = confine(r#""ioPriority":{"class":"IOPRIO_CLASS_IDLE","priority":3}"#).unwrap();
+        assert_eq!(c.io_priority.unwrap().2, 3 << 13 | 3);
+        assert_eq!(
+            error(r#""scheduler":{"policy":"SCHED_OTHER","nice":20}"#),
+            "config.json process.scheduler.nice: 20 is outside -20..19"
+        );
+        assert_eq!(
+            error(r#""scheduler":{"policy":"SCHED_FIFO","priority":0}"#),
+            "config.json process.scheduler.priority: 0 is outside 1..99 for SCHED_FIFO"
+        );
+        assert_eq!(
+            error(r#""scheduler":{"policy":"SCHED_BATCH","priority":3}"#),
+            "config.json process.scheduler.priority: only SCHED_FIFO and SCHED_RR take a priority"
+        );
+        assert_eq!(
+            error(r#""scheduler":{"policy":"SCHED_RR","priority":3,"runtime":5}"#),
+            "config.json process.scheduler: runtime, deadline and period are for SCHED_DEADLINE only"
+        );
+        assert_eq!(
+            error(r#""scheduler":{"policy":"SCHED_ISO"}"#),
+            "config.json process.scheduler.policy: SCHED_ISO is not a Linux scheduling policy"
+        );
+        let c = confine(r#""scheduler":{"policy":"SCHED_RR","priority":3,"flags":["SCHED_RESET_ON_FORK"]}"#)
+            .unwrap();
+        let (_, a) = c.scheduler.unwrap();
+        assert_eq!((a.policy, a.priority, a.flags, a.size), (2, 3, 1, 56));
+    }
+
+    #[test]
+    fn lsm_labels_need_the_lsm() {
+        if !apparmor_enabled() {
+            assert_eq!(
+                error(r#""apparmorProfile":"docker-default""#),
+                "config.json process.apparmorProfile: apparmor is not enabled on this host"
+            );
+        }
+        if !selinux_enabled() {
+            assert_eq!(
+                error(r#""selinuxLabel":"system_u:system_r:container_t:s0""#),
+                "config.json process.selinuxLabel: selinux is not enabled on this host"
+            );
+        }
+        // Empty is unset, as runc reads it.
+        assert!(confine(r#""apparmorProfile":"","selinuxLabel":"""#).is_ok());
+    }
+
+    #[test]
+    fn personality_flags_are_refused() {
+        let p: LinuxPersonality = serde_json::from_str(r#"{"domain":"LINUX32"}"#).unwrap();
+        let c = confine("").unwrap().with_personality(Some(&p)).unwrap();
+        assert_eq!(c.personality, Some(LinuxPersonalityDomain::PerLinux32));
+        let p: LinuxPersonality =
+            serde_json::from_str(r#"{"domain":"LINUX","flags":["ADDR_NO_RANDOMIZE"]}"#).unwrap();
+        let e = confine("").unwrap().with_personality(Some(&p)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "config.json linux.personality.flags: no personality flags are supported"
+        );
+    }
+
+    #[test]
+    fn seccomp_is_checked() {
+        let ok = seccomp(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86"],
+                "syscalls":[{"names":["mkdir","no_such_call_here"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#,
+        )
+        .unwrap();
+        // The unknown name is skipped (runc's behaviour), the rest compiled.
+        assert!(ok.seccomp.unwrap().bpf.len() > 8);
+        let e = seccomp(r#"{"defaultAction":"SCMP_ACT_NOTIFY","listenerPath":"/run/agent.sock"}"#)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "config.json linux.seccomp: SCMP_ACT_NOTIFY and listenerPath (a seccomp agent) are not supported"
+        );
+        let e = seccomp(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("not supported"), "{e}");
+        let e = seccomp(r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":5000}"#).unwrap_err();
+        assert_eq!(
+            e,
+            "config.json linux.seccomp.defaultErrnoRet: must be at most 4095"
+        );
+        let e = seccomp(r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_MIPS"]}"#)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "config.json linux.seccomp: architecture Mips is not supported"
+        );
+        let e = seccomp(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_ERRNO","args":[{"index":6,"value":1,"op":"SCMP_CMP_EQ"}]}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "config.json linux.seccomp: argument index 6 out of range 0-5"
+        );
+        // Unknown actions, operators, arches and flags stop at the spec's parsing.
+        for bad in [
+            r#"{"defaultAction":"SCMP_ACT_FLY"}"#,
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_FLY"]}"#,
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_FLY"]}"#,
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_ERRNO","args":[{"index":0,"value":1,"op":"SCMP_CMP_FLY"}]}]}"#,
+        ] {
+            let e = seccomp(bad).unwrap_err();
+            assert!(e.contains("FLY"), "{e}");
+        }
+        let s = seccomp(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_LOG","SECCOMP_FILTER_FLAG_SPEC_ALLOW"]}"#,
+        )
+        .unwrap()
+        .seccomp
+        .unwrap();
+        assert_eq!(s.flags, FLAG_LOG | FLAG_SPEC_ALLOW);
+    }
+
+    #[test]
+    fn features_document() {
+        let f = features();
+        let l = &f["linux"];
+        let caps = l["capabilities"].as_array().unwrap();
+        assert!(caps.iter().any(|c| c == "CAP_SYS_ADMIN"), "{caps:?}");
+        assert_eq!(l["seccomp"]["enabled"], true);
+        let supported = l["seccomp"]["supportedFlags"].as_array().unwrap();
+        // Kernel 4.14 has LOG, 4.17 SPEC_ALLOW.
+        assert!(supported.iter().any(|f| f == "SECCOMP_FILTER_FLAG_LOG"));
+        assert!(supported.iter().any(|f| f == "SECCOMP_FILTER_FLAG_SPEC_ALLOW"));
+        assert_eq!(l["seccomp"]["knownFlags"].as_array().unwrap().len(), 4);
+        assert!(!l["seccomp"]["actions"].as_array().unwrap().iter().any(|a| a == "SCMP_ACT_NOTIFY"));
+        assert_eq!(l["apparmor"]["enabled"], apparmor_enabled());
+        assert_eq!(l["selinux"]["enabled"], selinux_enabled());
+    }
+}
