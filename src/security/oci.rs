@@ -207,21 +207,13 @@ fn resolve_caps(c: Option<&LinuxCapabilities>) -> Result<CapSets, Error> {
         ambient: cap_set(&format!("{f}.ambient"), c.ambient().as_ref())?,
     };
     // What capset(2) would refuse, said here with the field's name.
-    if let Some(&n) = sets
-        .effective
-        .iter()
-        .find(|n| !sets.permitted.contains(n))
-    {
+    if let Some(&n) = sets.effective.iter().find(|n| !sets.permitted.contains(n)) {
         return Err(spec_err(
             format!("{f}.effective"),
             format!("{} is not in the permitted set", caps::names(&[n])[0]),
         ));
     }
-    if let Some(&n) = sets
-        .inheritable
-        .iter()
-        .find(|n| !sets.bounding.contains(n))
-    {
+    if let Some(&n) = sets.inheritable.iter().find(|n| !sets.bounding.contains(n)) {
         return Err(spec_err(
             format!("{f}.inheritable"),
             format!("{} is not in the bounding set", caps::names(&[n])[0]),
@@ -400,7 +392,11 @@ fn resolve_io_priority(p: &Process) -> Result<Option<(IOPriorityClass, i64, libc
         IOPriorityClass::IoprioClassBe => 2,
         IOPriorityClass::IoprioClassIdle => 3,
     };
-    Ok(Some((io.class(), priority, class << 13 | priority as libc::c_int)))
+    Ok(Some((
+        io.class(),
+        priority,
+        class << 13 | priority as libc::c_int,
+    )))
 }
 
 /// Whether AppArmor confines processes on this host (runc's test).
@@ -756,14 +752,15 @@ pub fn features() -> serde_json::Value {
 mod tests {
     use super::*;
 
+    /// A process from some of its fields; user (root), cwd and args filled in.
     fn process(json: &str) -> Process {
-        let base = r#"{"user":{"uid":0,"gid":0},"cwd":"/","args":["true"]"#;
-        let text = if json.is_empty() {
-            format!("{base}}}")
-        } else {
-            format!("{base},{json}}}")
-        };
-        serde_json::from_str(&text).unwrap()
+        let mut v: serde_json::Value = serde_json::from_str(&format!("{{{json}}}")).unwrap();
+        let o = v.as_object_mut().unwrap();
+        o.entry("user")
+            .or_insert(serde_json::json!({"uid": 0, "gid": 0}));
+        o.entry("cwd").or_insert("/".into());
+        o.entry("args").or_insert(serde_json::json!(["true"]));
+        serde_json::from_value(v).unwrap()
     }
 
     fn confine(json: &str) -> Result<ProcessConfinement, Error> {
@@ -815,7 +812,9 @@ mod tests {
         );
         // An unknown name does not get past the spec's own parsing.
         let bad = r#"{"user":{"uid":0,"gid":0},"cwd":"/","capabilities":{"bounding":["CAP_FLY"]}}"#;
-        let e = serde_json::from_str::<Process>(bad).unwrap_err().to_string();
+        let e = serde_json::from_str::<Process>(bad)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("CAP_FLY"), "{e}");
     }
 
@@ -825,15 +824,21 @@ mod tests {
         assert_eq!(c.rlimits.len(), 1);
         assert_eq!(c.rlimits[0].resource, libc::RLIMIT_NOFILE);
         assert_eq!(
-            error(r#""rlimits":[{"type":"RLIMIT_CORE","soft":0,"hard":0},{"type":"RLIMIT_NOFILE","soft":300,"hard":200}]"#),
+            error(
+                r#""rlimits":[{"type":"RLIMIT_CORE","soft":0,"hard":0},{"type":"RLIMIT_NOFILE","soft":300,"hard":200}]"#
+            ),
             "config.json process.rlimits[1]: RLIMIT_NOFILE soft limit 300 is above its hard limit 200"
         );
         assert_eq!(
-            error(r#""rlimits":[{"type":"RLIMIT_AS","soft":1,"hard":2},{"type":"RLIMIT_AS","soft":1,"hard":2}]"#),
+            error(
+                r#""rlimits":[{"type":"RLIMIT_AS","soft":1,"hard":2},{"type":"RLIMIT_AS","soft":1,"hard":2}]"#
+            ),
             "config.json process.rlimits[1]: RLIMIT_AS is given twice"
         );
         let bad = r#"{"user":{"uid":0,"gid":0},"cwd":"/","rlimits":[{"type":"RLIMIT_FLY","soft":1,"hard":1}]}"#;
-        let e = serde_json::from_str::<Process>(bad).unwrap_err().to_string();
+        let e = serde_json::from_str::<Process>(bad)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("RLIMIT_FLY"), "{e}");
     }
 
@@ -869,8 +874,10 @@ mod tests {
             error(r#""scheduler":{"policy":"SCHED_ISO"}"#),
             "config.json process.scheduler.policy: SCHED_ISO is not a Linux scheduling policy"
         );
-        let c = confine(r#""scheduler":{"policy":"SCHED_RR","priority":3,"flags":["SCHED_RESET_ON_FORK"]}"#)
-            .unwrap();
+        let c = confine(
+            r#""scheduler":{"policy":"SCHED_RR","priority":3,"flags":["SCHED_RESET_ON_FORK"]}"#,
+        )
+        .unwrap();
         let (_, a) = c.scheduler.unwrap();
         assert_eq!((a.policy, a.priority, a.flags, a.size), (2, 3, 1, 56));
     }
@@ -927,7 +934,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("not supported"), "{e}");
-        let e = seccomp(r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":5000}"#).unwrap_err();
+        let e =
+            seccomp(r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":5000}"#).unwrap_err();
         assert_eq!(
             e,
             "config.json linux.seccomp.defaultErrnoRet: must be at most 4095"
@@ -975,10 +983,316 @@ mod tests {
         let supported = l["seccomp"]["supportedFlags"].as_array().unwrap();
         // Kernel 4.14 has LOG, 4.17 SPEC_ALLOW.
         assert!(supported.iter().any(|f| f == "SECCOMP_FILTER_FLAG_LOG"));
-        assert!(supported.iter().any(|f| f == "SECCOMP_FILTER_FLAG_SPEC_ALLOW"));
+        assert!(
+            supported
+                .iter()
+                .any(|f| f == "SECCOMP_FILTER_FLAG_SPEC_ALLOW")
+        );
         assert_eq!(l["seccomp"]["knownFlags"].as_array().unwrap().len(), 4);
-        assert!(!l["seccomp"]["actions"].as_array().unwrap().iter().any(|a| a == "SCMP_ACT_NOTIFY"));
+        assert!(
+            !l["seccomp"]["actions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == "SCMP_ACT_NOTIFY")
+        );
         assert_eq!(l["apparmor"]["enabled"], apparmor_enabled());
         assert_eq!(l["selinux"]["enabled"], selinux_enabled());
+    }
+
+    /// Fork; in the child apply `process`'s confinement as a runtime's
+    /// init would (early, user switch to `process.user`, late), run
+    /// `probe` and print what it returns, then exec `cat` of the new
+    /// process's status, limits and OOM score. Returns the exit status and
+    /// all the output. Bounded: the child is killed after 10 s.
+    fn run_confined(
+        process_json: &str,
+        seccomp_json: Option<&str>,
+        personality: Option<&str>,
+        probe: fn() -> String,
+    ) -> (i32, String) {
+        use std::io::Read;
+        use std::os::fd::FromRawFd;
+        let p = process(process_json);
+        let s: Option<LinuxSeccomp> = seccomp_json.map(|j| serde_json::from_str(j).unwrap());
+        let pers: Option<LinuxPersonality> = personality.map(|j| serde_json::from_str(j).unwrap());
+        let c = ProcessConfinement::from_spec(&p, s.as_ref())
+            .and_then(|c| c.with_personality(pers.as_ref()))
+            .unwrap();
+        let (uid, gid) = (p.user().uid(), p.user().gid());
+        let cat = c"/bin/cat";
+        let argv = [
+            cat.as_ptr(),
+            c"/proc/self/status".as_ptr(),
+            c"/proc/self/limits".as_ptr(),
+            c"/proc/self/oom_score_adj".as_ptr(),
+            std::ptr::null(),
+        ];
+        let envp = [std::ptr::null::<libc::c_char>()];
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills the two-element array.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: the child only runs the confinement, the probe and
+        // execve, then _exits; glibc keeps malloc usable after fork.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let out = std::panic::catch_unwind(|| -> Result<String, Error> {
+                c.apply_early()?;
+                // SAFETY: integer arguments; the user switch a runtime makes.
+                unsafe {
+                    if libc::setgroups(0, std::ptr::null()) != 0
+                        || libc::setgid(gid) != 0
+                        || libc::setuid(uid) != 0
+                    {
+                        return Err(apply_err("user")(std::io::Error::last_os_error()));
+                    }
+                }
+                c.apply_late()?;
+                Ok(probe())
+            });
+            let (text, ok) = match out {
+                Ok(Ok(t)) => (t, true),
+                Ok(Err(e)) => (format!("error: {e}\n"), false),
+                Err(_) => ("error: panic\n".to_string(), false),
+            };
+            // SAFETY: raw writes, dup2 and execve of prepared pointers
+            // (all alive here); _exit without running the parent's atexit.
+            unsafe {
+                libc::write(fds[1], text.as_ptr().cast(), text.len());
+                if ok {
+                    libc::dup2(fds[1], 1);
+                    libc::execve(cat.as_ptr(), argv.as_ptr(), envp.as_ptr());
+                }
+                libc::_exit(if ok { 127 } else { 1 });
+            }
+        }
+        // SAFETY: the write end is ours to close; the read end becomes a File.
+        let mut read = unsafe {
+            libc::close(fds[1]);
+            std::fs::File::from_raw_fd(fds[0])
+        };
+        let mut status = 0;
+        let mut waited = 0;
+        // SAFETY: waitpid on our own child, status is a valid int.
+        while unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == 0 {
+            waited += 1;
+            if waited > 1000 {
+                // SAFETY: our own child.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, &mut status, 0);
+                }
+                panic!("confined child hung");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let mut text = String::new();
+        read.read_to_string(&mut text).unwrap();
+        let code = if libc::WIFEXITED(status) {
+            libc::WEXITSTATUS(status)
+        } else {
+            128 + libc::WTERMSIG(status)
+        };
+        (code, text)
+    }
+
+    /// The values of every `key:value` line of `text`, trimmed.
+    fn field<'a>(text: &'a str, key: &str) -> Vec<&'a str> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix(key))
+            .filter_map(|l| l.strip_prefix(':'))
+            .map(str::trim)
+            .collect()
+    }
+
+    fn mask_of(names: &[&str]) -> String {
+        format!("{:016x}", names.iter().fold(0u64, |m, c| m | 1 << n(c)))
+    }
+
+    fn mkdir_path() -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("containr-confine-mkdir-{}", std::process::id()))
+    }
+
+    /// What the filter and the scheduling calls did, seen from inside,
+    /// plus the capability sets before the exec.
+    fn probe() -> String {
+        let errno = |rc: libc::c_long| {
+            if rc == -1 {
+                std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+            } else {
+                0
+            }
+        };
+        let dir =
+            std::ffi::CString::new(mkdir_path().into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: plain syscalls with integer or C-string arguments.
+        let (mkdir, pgid0, pgid1, umask_ok, umask_bad, ioprio, policy, nice, persona) = unsafe {
+            (
+                errno(libc::syscall(libc::SYS_mkdir, dir.as_ptr(), 0o700)),
+                errno(libc::syscall(libc::SYS_getpgid, 0)),
+                errno(libc::syscall(libc::SYS_getpgid, 1)),
+                errno(libc::syscall(libc::SYS_umask, 0o022)),
+                errno(libc::syscall(libc::SYS_umask, 0o777)),
+                libc::syscall(libc::SYS_ioprio_get, 1, 0),
+                libc::sched_getscheduler(0),
+                libc::getpriority(libc::PRIO_PROCESS, 0),
+                libc::personality(0xffff_ffff),
+            )
+        };
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let mut out = format!(
+            "mkdir={mkdir}\npgid0={pgid0}\npgid1={pgid1}\numask022={umask_ok}\numask777={umask_bad}\n\
+             ioprio={ioprio}\npolicy={policy}\nnice={nice}\npersonality={persona}\n"
+        );
+        for l in status.lines().filter(|l| l.starts_with("Cap")) {
+            out.push_str(&format!("pre{l}\n"));
+        }
+        out
+    }
+
+    fn probe_nothing() -> String {
+        String::new()
+    }
+
+    const FILTER: &str = r#"{"defaultAction":"SCMP_ACT_ALLOW",
+        "architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86","SCMP_ARCH_X32"],
+        "flags":["SECCOMP_FILTER_FLAG_LOG"],
+        "syscalls":[
+          {"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"},
+          {"names":["getpgid"],"action":"SCMP_ACT_ERRNO","errnoRet":13,
+           "args":[{"index":0,"value":1,"op":"SCMP_CMP_EQ"}]},
+          {"names":["umask"],"action":"SCMP_ACT_ERRNO","errnoRet":7,
+           "args":[{"index":0,"value":448,"valueTwo":448,"op":"SCMP_CMP_MASKED_EQ"}]}
+        ]}"#;
+
+    #[test]
+    fn applied_to_an_unprivileged_user_and_seen_after_exec() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let (code, out) = run_confined(
+            r#""user":{"uid":65534,"gid":65534},
+               "capabilities":{"bounding":["CAP_CHOWN","CAP_KILL","CAP_NET_BIND_SERVICE"],
+                 "permitted":["CAP_CHOWN","CAP_KILL","CAP_NET_BIND_SERVICE"],
+                 "effective":["CAP_CHOWN","CAP_KILL"],
+                 "inheritable":["CAP_NET_BIND_SERVICE"],"ambient":["CAP_NET_BIND_SERVICE"]},
+               "rlimits":[{"type":"RLIMIT_NOFILE","soft":100,"hard":200},
+                          {"type":"RLIMIT_MSGQUEUE","soft":1000,"hard":2000}],
+               "noNewPrivileges":true,"oomScoreAdj":500,
+               "ioPriority":{"class":"IOPRIO_CLASS_BE","priority":6},
+               "scheduler":{"policy":"SCHED_BATCH","nice":5}"#,
+            Some(FILTER),
+            Some(r#"{"domain":"LINUX32"}"#),
+            probe,
+        );
+        let _ = std::fs::remove_dir(mkdir_path());
+        assert_eq!(code, 0, "{out}");
+        let kv = |k: &str| {
+            out.lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .unwrap_or_else(|| panic!("no {k} in {out}"))
+                .to_string()
+        };
+        // The filter: a plain rule, EPERM by default; argument conditions
+        // decide (EQ, and MASKED_EQ with value the mask, valueTwo the datum).
+        assert_eq!(kv("mkdir"), libc::EPERM.to_string());
+        assert_eq!(kv("pgid0"), "0");
+        assert_eq!(kv("pgid1"), libc::EACCES.to_string());
+        assert_eq!(kv("umask022"), "0");
+        assert_eq!(kv("umask777"), libc::E2BIG.to_string());
+        assert!(!mkdir_path().exists());
+        assert_eq!(kv("ioprio"), (2 << 13 | 6).to_string());
+        assert_eq!(kv("policy"), libc::SCHED_BATCH.to_string());
+        assert_eq!(kv("nice"), "5");
+        assert_eq!(kv("personality"), "8");
+        // Before the exec: the sets exactly as configured.
+        let bnd = mask_of(&["CHOWN", "KILL", "NET_BIND_SERVICE"]);
+        let nbs = mask_of(&["NET_BIND_SERVICE"]);
+        assert_eq!(field(&out, "preCapEff"), [mask_of(&["CHOWN", "KILL"])]);
+        assert_eq!(field(&out, "preCapPrm"), [bnd.as_str()]);
+        assert_eq!(field(&out, "preCapInh"), [nbs.as_str()]);
+        assert_eq!(field(&out, "preCapAmb"), [nbs.as_str()]);
+        assert_eq!(field(&out, "preCapBnd"), [bnd.as_str()]);
+        // After it (a non-root exec of a plain binary): what the ambient
+        // set carries over, within the bounding set.
+        assert_eq!(field(&out, "CapEff"), [nbs.as_str()]);
+        assert_eq!(field(&out, "CapPrm"), [nbs.as_str()]);
+        assert_eq!(field(&out, "CapInh"), [nbs.as_str()]);
+        assert_eq!(field(&out, "CapAmb"), [nbs.as_str()]);
+        assert_eq!(field(&out, "CapBnd"), [bnd.as_str()]);
+        assert_eq!(field(&out, "NoNewPrivs"), ["1"]);
+        assert_eq!(field(&out, "Seccomp"), ["2"]);
+        assert_eq!(field(&out, "Seccomp_filters"), ["1"]);
+        assert_eq!(field(&out, "Uid"), ["65534\t65534\t65534\t65534"]);
+        let limit = |name: &str| {
+            out.lines()
+                .find(|l| l.starts_with(name))
+                .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        };
+        assert_eq!(
+            limit("Max open files").unwrap(),
+            "Max open files 100 200 files"
+        );
+        assert_eq!(
+            limit("Max msgqueue size").unwrap(),
+            "Max msgqueue size 1000 2000 bytes"
+        );
+        assert_eq!(out.lines().last(), Some("500"));
+    }
+
+    #[test]
+    fn without_no_new_privs_the_filter_goes_in_as_root() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let sets = r#"["CAP_CHOWN","CAP_SETUID","CAP_SETGID"]"#;
+        let (code, out) = run_confined(
+            &format!(
+                r#""capabilities":{{"bounding":{sets},"permitted":{sets},"effective":{sets},
+                   "inheritable":[],"ambient":[]}},"noNewPrivileges":false"#
+            ),
+            Some(FILTER),
+            None,
+            probe_nothing,
+        );
+        assert_eq!(code, 0, "{out}");
+        let set = mask_of(&["CHOWN", "SETUID", "SETGID"]);
+        assert_eq!(field(&out, "CapBnd"), [set.as_str()]);
+        // Root's exec: permitted and effective are the bounding set.
+        assert_eq!(field(&out, "CapEff"), [set.as_str()]);
+        assert_eq!(field(&out, "CapAmb"), ["0000000000000000"]);
+        assert_eq!(field(&out, "NoNewPrivs"), ["0"]);
+        assert_eq!(field(&out, "Seccomp"), ["2"]);
+    }
+
+    #[test]
+    fn a_limit_the_kernel_refuses_is_an_error_naming_it() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        // Above fs.nr_open: setrlimit refuses it even for root.
+        let nr_open: u64 = std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let (code, out) = run_confined(
+            &format!(
+                r#""rlimits":[{{"type":"RLIMIT_NOFILE","soft":1,"hard":{}}}]"#,
+                nr_open + 1
+            ),
+            None,
+            None,
+            probe_nothing,
+        );
+        assert_eq!(code, 1, "{out}");
+        assert_eq!(
+            out,
+            "error: applying config.json process.rlimits RLIMIT_NOFILE: Operation not permitted (os error 1)\n"
+        );
     }
 }

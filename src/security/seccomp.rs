@@ -249,9 +249,12 @@ fn compile_text(choice: &Choice, text: &str, caps: &[u8]) -> Result<Vec<u8>, Err
 /// architectures is skipped, not refused: runc does the same, so a
 /// profile written for a newer kernel still runs here.
 pub fn compile_oci(seccomp: &oci_spec::runtime::LinuxSeccomp) -> Result<Vec<u8>, String> {
+    build(&from_oci(seccomp)?, &[], false)
+}
+
+fn from_oci(seccomp: &oci_spec::runtime::LinuxSeccomp) -> Result<Profile, String> {
     let value = serde_json::to_value(seccomp).map_err(|e| e.to_string())?;
-    let profile: Profile = serde_json::from_value(value).map_err(|e| e.to_string())?;
-    build(&profile, &[], false)
+    serde_json::from_value(value).map_err(|e| e.to_string())
 }
 
 /// A profile with its conditions evaluated for one container: which
@@ -682,6 +685,34 @@ mod tests {
         )
         .unwrap();
         assert_same_as_libseccomp(&p, &default_caps());
+    }
+
+    #[test]
+    fn oci_seccomp_decides_as_libseccomp_would() {
+        let oci: oci_spec::runtime::LinuxSeccomp = serde_json::from_str(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":38,
+                "architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86","SCMP_ARCH_X32"],
+                "flags":["SECCOMP_FILTER_FLAG_LOG"],
+                "syscalls":[
+                  {"names":["read","write","exit_group","no_such_call"],"action":"SCMP_ACT_ALLOW"},
+                  {"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"},
+                  {"names":["socket"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":1,"op":"SCMP_CMP_EQ"}]},
+                  {"names":["umask"],"action":"SCMP_ACT_KILL_PROCESS","args":[{"index":0,"value":448,"valueTwo":64,"op":"SCMP_CMP_MASKED_EQ"}]}
+                ]}"#,
+        )
+        .unwrap();
+        let p = from_oci(&oci).unwrap();
+        assert_same_as_libseccomp(&p, &[]);
+        // defaultErrnoRet is the default's; a rule without errnoRet is EPERM.
+        let r = resolve(&p, &[], false).unwrap();
+        assert_eq!(r.default, bpf::RET_ERRNO | 38);
+        assert!(
+            r.rules
+                .iter()
+                .any(|(n, a, _)| n == "mkdir" && *a == bpf::RET_ERRNO | 1)
+        );
+        assert!(!r.rules.iter().any(|(n, _, _)| n == "no_such_call"));
+        assert_eq!(compile_oci(&oci).unwrap(), build(&p, &[], false).unwrap());
     }
 
     #[test]
