@@ -124,33 +124,34 @@ pub fn keep_across_setuid(on: bool) -> Result<(), Error> {
     Ok(())
 }
 
-/// Effective and permitted sets to `caps`; inheritable and ambient empty
-/// (docker has left inheritable empty since CVE-2022-24769).
-pub fn set_process(caps: &[u8]) -> Result<(), Error> {
-    set_sets(caps, caps, &[], &[])
-}
-
 fn mask(caps: &[u8]) -> u64 {
     caps.iter().filter(|&&c| c < 64).fold(0, |m, &c| m | 1 << c)
+}
+
+/// A process's capability sets other than the bounding set, as numbers.
+pub struct Sets<'a> {
+    pub effective: &'a [u8],
+    pub permitted: &'a [u8],
+    pub inheritable: &'a [u8],
+    pub ambient: &'a [u8],
 }
 
 /// The effective, permitted and inheritable sets in one `capset(2)` (so
 /// no order between them can be refused half-way: the kernel checks the
 /// new effective against the new permitted), then the ambient set, which
 /// the kernel only takes for capabilities both permitted and inheritable.
-pub fn set_sets(
-    effective: &[u8],
-    permitted: &[u8],
-    inheritable: &[u8],
-    ambient: &[u8],
-) -> Result<(), Error> {
+pub fn set_sets(sets: &Sets) -> Result<(), Error> {
     caps::clear(None, CapSet::Ambient).map_err(apply_err("the ambient set"))?;
     // _LINUX_CAPABILITY_VERSION_3: 64 bits as two 32-bit words.
     let mut header = CapHeader {
         version: 0x2008_0522,
         pid: 0,
     };
-    let (e, p, i) = (mask(effective), mask(permitted), mask(inheritable));
+    let (e, p, i) = (
+        mask(sets.effective),
+        mask(sets.permitted),
+        mask(sets.inheritable),
+    );
     let data = [
         CapData {
             effective: e as u32,
@@ -171,7 +172,7 @@ pub fn set_sets(
             source: std::io::Error::last_os_error(),
         });
     }
-    for cap in to_set(ambient) {
+    for cap in to_set(sets.ambient) {
         caps::raise(None, CapSet::Ambient, cap).map_err(apply_err("the ambient set"))?;
     }
     Ok(())

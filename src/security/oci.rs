@@ -604,22 +604,19 @@ impl ProcessConfinement {
         if let Some(l) = &self.selinux_label {
             step!("selinux: exec the command as {l:?}");
         }
-        if self.no_new_privs {
-            step!(
-                "prctl(PR_SET_NO_NEW_PRIVS, 1): no setuid binary or file capability can raise privileges"
-            );
-        }
-        match &self.seccomp {
-            Some(s) => step!(
-                "seccomp(SECCOMP_SET_MODE_FILTER{}): {} BPF instructions from linux.seccomp",
-                s.flag_names
-                    .iter()
-                    .map(|n| format!(", {n}"))
-                    .collect::<String>(),
-                s.bpf.len() / 8
-            ),
-            None => step!("seccomp: unconfined"),
-        }
+        super::explain_filter(
+            self.no_new_privs,
+            self.seccomp.as_ref().map(|s| {
+                format!(
+                    "seccomp(SECCOMP_SET_MODE_FILTER{}): {} BPF instructions from linux.seccomp",
+                    s.flag_names
+                        .iter()
+                        .map(|n| format!(", {n}"))
+                        .collect::<String>(),
+                    s.bpf.len() / 8
+                )
+            }),
+        );
     }
 
     /// Still root with every capability, before the user switch: limits,
@@ -676,13 +673,7 @@ impl ProcessConfinement {
                 ));
             }
         }
-        caps::drop_bounding(&self.caps.bounding)?;
-        // Without no_new_privs the kernel wants CAP_SYS_ADMIN to install a
-        // filter: do it now, as runc does, still root with every capability.
-        if let (false, Some(s)) = (self.no_new_privs, &self.seccomp) {
-            seccomp::load(&s.bpf, s.flags)?;
-        }
-        caps::keep_across_setuid(true)
+        super::enter_early(&self.caps.bounding, self.no_new_privs, self.filter())
     }
 
     /// After the user switch, immediately before `execve`: the LSM labels
@@ -695,16 +686,18 @@ impl ProcessConfinement {
         if let Some(l) = &self.selinux_label {
             set_exec_attr("exec", "exec", l).map_err(apply_err("process.selinuxLabel"))?;
         }
-        caps::keep_across_setuid(false)?;
         let c = &self.caps;
-        caps::set_sets(&c.effective, &c.permitted, &c.inheritable, &c.ambient)?;
-        if self.no_new_privs {
-            super::set_no_new_privs()?;
-        }
-        if let (true, Some(s)) = (self.no_new_privs, &self.seccomp) {
-            seccomp::load(&s.bpf, s.flags)?;
-        }
-        Ok(())
+        let sets = caps::Sets {
+            effective: &c.effective,
+            permitted: &c.permitted,
+            inheritable: &c.inheritable,
+            ambient: &c.ambient,
+        };
+        super::enter_late(&sets, self.no_new_privs, self.filter())
+    }
+
+    fn filter(&self) -> Option<(&[u8], u32)> {
+        self.seccomp.as_ref().map(|s| (s.bpf.as_slice(), s.flags))
     }
 }
 
