@@ -620,8 +620,9 @@ impl ProcessConfinement {
     }
 
     /// Still root with every capability, before the user switch: limits,
-    /// OOM score, I/O and CPU scheduling, personality, the bounding set,
-    /// and keeping the permitted set across `setuid`. Writes
+    /// OOM score, I/O and CPU scheduling, personality, the LSM labels the
+    /// exec takes, the bounding set, and keeping the permitted set across
+    /// `setuid` (and seccomp here if no_new_privs is off). Writes
     /// `/proc/self/oom_score_adj`, so needs a /proc if oomScoreAdj is set.
     pub fn apply_early(&self) -> Result<(), Error> {
         for r in &self.rlimits {
@@ -673,12 +674,7 @@ impl ProcessConfinement {
                 ));
             }
         }
-        super::enter_early(&self.caps.bounding, self.no_new_privs, self.filter())
-    }
-
-    /// After the user switch, immediately before `execve`: the LSM labels
-    /// for the exec, the capability sets, `no_new_privs`, and seccomp last.
-    pub fn apply_late(&self) -> Result<(), Error> {
+        // Labels for the next exec, set while still root, as runc does.
         if let Some(p) = &self.apparmor_profile {
             set_exec_attr("apparmor/exec", "exec", &format!("exec {p}"))
                 .map_err(apply_err("process.apparmorProfile"))?;
@@ -686,6 +682,12 @@ impl ProcessConfinement {
         if let Some(l) = &self.selinux_label {
             set_exec_attr("exec", "exec", l).map_err(apply_err("process.selinuxLabel"))?;
         }
+        super::enter_early(&self.caps.bounding, self.no_new_privs, self.filter())
+    }
+
+    /// After the user switch, immediately before `execve`: the capability
+    /// sets, `no_new_privs`, and seccomp last.
+    pub fn apply_late(&self) -> Result<(), Error> {
         let c = &self.caps;
         let sets = caps::Sets {
             effective: &c.effective,
@@ -1287,5 +1289,51 @@ mod tests {
             out,
             "error: applying config.json process.rlimits RLIMIT_NOFILE: Operation not permitted (os error 1)\n"
         );
+    }
+
+    #[test]
+    fn explain_names_what_will_be_applied() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let s: LinuxSeccomp = serde_json::from_str(FILTER).unwrap();
+        let c = ProcessConfinement::from_spec(
+            &process(
+                r#""capabilities":{"bounding":["CAP_KILL"],"permitted":["CAP_KILL"],
+                   "inheritable":["CAP_KILL"],"ambient":["CAP_KILL"]},
+                   "rlimits":[{"type":"RLIMIT_NOFILE","soft":10,"hard":20}],
+                   "noNewPrivileges":true,"oomScoreAdj":-5"#,
+            ),
+            Some(&s),
+        )
+        .unwrap();
+        tracing::subscriber::with_default(subscriber, || c.explain());
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        for want in [
+            "capabilities: bounding 1 of ",
+            "inheritable CAP_KILL, ambient CAP_KILL",
+            "setrlimit(RLIMIT_NOFILE, soft 10, hard 20)",
+            "echo -5 > /proc/self/oom_score_adj",
+            "PR_SET_NO_NEW_PRIVS",
+            "seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_LOG): ",
+        ] {
+            assert!(text.contains(want), "{want:?} not in {text}");
+        }
     }
 }
