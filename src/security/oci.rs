@@ -20,6 +20,8 @@ use oci_spec::runtime::{
     LinuxSeccompFilterFlag, PosixRlimitType, Process,
 };
 
+use serde::{Deserialize, Serialize};
+
 use super::{Error, caps, seccomp};
 use crate::step;
 
@@ -92,7 +94,7 @@ const ARCHES: [&str; 9] = [
 ];
 
 /// The five capability sets, as capability numbers.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct CapSets {
     bounding: Vec<u8>,
     effective: Vec<u8>,
@@ -101,7 +103,7 @@ struct CapSets {
     ambient: Vec<u8>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct Rlimit {
     name: PosixRlimitType,
     resource: libc::__rlimit_resource_t,
@@ -111,7 +113,7 @@ struct Rlimit {
 
 /// `struct sched_attr` (linux/sched/types.h), SCHED_ATTR_SIZE_VER1.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct SchedAttr {
     size: u32,
     policy: u32,
@@ -125,18 +127,18 @@ struct SchedAttr {
     util_max: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Seccomp {
     /// A compiled BPF program (`struct sock_filter` array).
     bpf: Vec<u8>,
     /// `SECCOMP_FILTER_FLAG_*` bits to load it with.
     flags: u32,
-    flag_names: Vec<&'static str>,
+    flag_names: Vec<String>,
 }
 
 /// An OCI process's confinement, checked and resolved: applying it is
-/// only system calls.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// only system calls. Serializable, to travel to the container's init.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessConfinement {
     caps: CapSets,
     rlimits: Vec<Rlimit>,
@@ -176,8 +178,11 @@ fn oci_name<T: serde::Serialize>(v: &T) -> String {
 /// One capability set: names resolved, and those this kernel does not have
 /// skipped with a warning, as runc does (a spec written for a newer kernel
 /// still runs).
-fn cap_set(field: &str, set: Option<&oci_spec::runtime::Capabilities>) -> Result<Vec<u8>, Error> {
-    let supported: Vec<u8> = caps::runtime_supported();
+fn cap_set(
+    field: &str,
+    set: Option<&oci_spec::runtime::Capabilities>,
+    supported: &[u8],
+) -> Result<Vec<u8>, Error> {
     let mut out = BTreeSet::new();
     for cap in set.into_iter().flatten() {
         let name = oci_name(cap);
@@ -199,12 +204,16 @@ fn resolve_caps(c: Option<&LinuxCapabilities>) -> Result<CapSets, Error> {
         return Ok(CapSets::default());
     };
     let f = "process.capabilities";
+    let have = caps::runtime_supported();
+    let set = |name: &str, set: &Option<oci_spec::runtime::Capabilities>| {
+        cap_set(&format!("{f}.{name}"), set.as_ref(), &have)
+    };
     let sets = CapSets {
-        bounding: cap_set(&format!("{f}.bounding"), c.bounding().as_ref())?,
-        effective: cap_set(&format!("{f}.effective"), c.effective().as_ref())?,
-        permitted: cap_set(&format!("{f}.permitted"), c.permitted().as_ref())?,
-        inheritable: cap_set(&format!("{f}.inheritable"), c.inheritable().as_ref())?,
-        ambient: cap_set(&format!("{f}.ambient"), c.ambient().as_ref())?,
+        bounding: set("bounding", c.bounding())?,
+        effective: set("effective", c.effective())?,
+        permitted: set("permitted", c.permitted())?,
+        inheritable: set("inheritable", c.inheritable())?,
+        ambient: set("ambient", c.ambient())?,
     };
     // What capset(2) would refuse, said here with the field's name.
     if let Some(&n) = sets.effective.iter().find(|n| !sets.permitted.contains(n)) {
@@ -489,7 +498,7 @@ fn resolve_seccomp(s: &LinuxSeccomp) -> Result<Seccomp, Error> {
                 format!("{name} is not supported by this kernel"),
             ));
         }
-        flag_names.push(name);
+        flag_names.push(name.to_string());
         // WAIT_KILLABLE_RECV is about a listener, which is refused above;
         // the kernel refuses it alone, so it is not passed (libseccomp
         // does the same without a listener).
@@ -793,6 +802,12 @@ mod tests {
         assert_eq!(c.caps.ambient, vec![n("NET_BIND_SERVICE")]);
         // No capabilities at all: every set empty.
         assert_eq!(confine("").unwrap().caps, CapSets::default());
+        // It travels to the container's init intact.
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(
+            serde_json::from_str::<ProcessConfinement>(&json).unwrap(),
+            c
+        );
     }
 
     #[test]
@@ -916,6 +931,11 @@ mod tests {
                 "syscalls":[{"names":["mkdir","no_such_call_here"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#,
         )
         .unwrap();
+        let json = serde_json::to_string(&ok).unwrap();
+        assert_eq!(
+            serde_json::from_str::<ProcessConfinement>(&json).unwrap(),
+            ok
+        );
         // The unknown name is skipped (runc's behaviour), the rest compiled.
         assert!(ok.seccomp.unwrap().bpf.len() > 8);
         let e = seccomp(r#"{"defaultAction":"SCMP_ACT_NOTIFY","listenerPath":"/run/agent.sock"}"#)
