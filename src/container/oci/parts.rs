@@ -81,7 +81,17 @@ pub fn check_applied(spec: &Spec) -> Result<(), Error> {
 /// effective and permitted the same, inheritable and ambient empty) and
 /// no_new_privs.
 pub fn confinement(process: &Process) -> Result<Confinement, Error> {
-    let caps = process.capabilities().clone().unwrap_or_default();
+    // Absent, the process gets no capability (oci-spec's Default would
+    // give a set).
+    let caps = process.capabilities().clone().unwrap_or_else(|| {
+        let mut none = oci_spec::runtime::LinuxCapabilities::default();
+        none.set_bounding(None);
+        none.set_effective(None);
+        none.set_permitted(None);
+        none.set_inheritable(None);
+        none.set_ambient(None);
+        none
+    });
     let names = |set: &Option<oci_spec::runtime::Capabilities>| -> Result<Vec<u8>, Error> {
         let mut v = Vec::new();
         for c in set.iter().flatten() {
