@@ -405,7 +405,8 @@ fn a_duplicate_id_is_refused_and_the_first_container_is_untouched() {
 
 #[test]
 fn bad_configs_are_refused_naming_the_field_and_leave_nothing() {
-    let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+    type Change = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(Change, &str)> = vec![
         (
             Box::new(|c| c["process"]["colour"] = "blue".into()),
             "unknown field process.colour",
