@@ -50,8 +50,6 @@ impl Oci {
             c["root"]["path"] = oci.sb.rootfs.to_str().unwrap().into();
             c["process"]["terminal"] = false.into();
             c["process"]["args"] = args.into();
-            // Not applied until the confinement piece is in (refused, not ignored).
-            c["process"].as_object_mut().unwrap().remove("rlimits");
         });
         oci
     }

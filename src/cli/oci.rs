@@ -45,6 +45,9 @@ struct OciCli {
     #[arg(long, value_name = "VALUE", num_args = 0..=1,
           default_missing_value = "true", require_equals = true)]
     rootless: Option<String>,
+    /// Path to the criu binary (accepted for runc's command line; checkpoint is not supported)
+    #[arg(long, value_name = "PATH", hide = true)]
+    criu: Option<PathBuf>,
     /// Print the version
     #[arg(short = 'v', long, action = ArgAction::SetTrue)]
     version: bool,
@@ -69,6 +72,9 @@ struct CreateArgs {
     /// Do not create a new session keyring for the container
     #[arg(long = "no-new-keyring")]
     no_new_keyring: bool,
+    /// Path to an AF_UNIX socket which will receive a pidfd of the container's process (not supported yet)
+    #[arg(long = "pidfd-socket", value_name = "PATH")]
+    pidfd_socket: Option<PathBuf>,
     /// Pass N additional file descriptors to the container (stdio + $LISTEN_FDS + N in total)
     #[arg(long = "preserve-fds", value_name = "N", default_value_t = 0)]
     preserve_fds: u32,
@@ -78,8 +84,14 @@ struct CreateArgs {
 }
 
 impl CreateArgs {
-    fn options(self) -> CreateOptions {
-        CreateOptions {
+    fn options(self) -> Result<CreateOptions, Error> {
+        if self.pidfd_socket.is_some() {
+            return Err(Error::Unsupported {
+                field: "--pidfd-socket".into(),
+                why: "not implemented yet".into(),
+            });
+        }
+        Ok(CreateOptions {
             id: self.id,
             bundle: self.bundle,
             console_socket: self.console_socket,
@@ -87,7 +99,7 @@ impl CreateArgs {
             preserve_fds: self.preserve_fds,
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
-        }
+        })
     }
 }
 
@@ -133,6 +145,9 @@ enum OciCommand {
         /// Do not delete the container after it exits
         #[arg(long)]
         keep: bool,
+        /// Accepted for runc's command line (deprecated there): containr-oci run never becomes a subreaper
+        #[arg(long = "no-subreaper", hide = true)]
+        no_subreaper: bool,
     },
     /// Lists containers started by containr-oci with the given root
     List {
@@ -254,7 +269,7 @@ pub fn main() -> ExitCode {
 
 fn dispatch(root: &Root, command: OciCommand) -> Result<i32, Error> {
     match command {
-        OciCommand::Create(args) => oci::create(root, &args.options()).map(|()| 0),
+        OciCommand::Create(args) => oci::create(root, &args.options()?).map(|()| 0),
         OciCommand::Start { id } => oci::start(root, &id).map(|()| 0),
         OciCommand::State { id } => {
             let record = root.load(&id)?;
@@ -271,7 +286,8 @@ fn dispatch(root: &Root, command: OciCommand) -> Result<i32, Error> {
             create,
             detach,
             keep,
-        } => oci::run(root, &create.options(), detach, keep),
+            no_subreaper: _,
+        } => oci::run(root, &create.options()?, detach, keep),
         OciCommand::List { format, quiet } => {
             list(root, &format, quiet);
             Ok(0)

@@ -20,6 +20,9 @@ pub fn default_spec(rootless: bool) -> Spec {
     spec.set_hostname(Some("containr".to_string()));
     if let Some(process) = spec.process_mut() {
         process.set_terminal(Some(true));
+        // runc's default has RLIMIT_NOFILE 1024; containr-oci refuses
+        // rlimits until it applies them, so its default has none yet.
+        process.set_rlimits(None);
         // runc's: no inheritable or ambient capabilities.
         if let Some(mut caps) = process.capabilities().clone() {
             caps.set_inheritable(None);
