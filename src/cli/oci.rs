@@ -25,6 +25,7 @@ struct OciCli {
         long,
         global = true,
         value_name = "DIR",
+        env = "CONTAINR_OCI_ROOT",
         default_value = "/run/containr-oci"
     )]
     root: PathBuf,

@@ -199,6 +199,7 @@ impl<'a> Context<'a> {
             .arg(if exec { format!("exec {line}") } else { line })
             .env("PATH", &self.path)
             .env("CONTAINR_ROOT", &self.sb.data)
+            .env("CONTAINR_OCI_ROOT", self.sb.dir.path().join("oci-state"))
             .current_dir(self.sb.dir.path())
             .stdin(Stdio::null());
         cmd
