@@ -103,6 +103,9 @@ enum Command {
         /// Force the removal of a running container (uses SIGKILL)
         #[arg(short, long)]
         force: bool,
+        /// Remove anonymous volumes associated with the container
+        #[arg(short, long)]
+        volumes: bool,
         #[arg(required = true, value_name = "CONTAINER")]
         containers: Vec<String>,
     },
@@ -117,6 +120,9 @@ enum Command {
     /// Manage containr's bridge network
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// Download an image from a registry
     Pull {
         /// Image name: alpine, alpine:3.20, host:port/ns/repo:tag, repo@sha256:...
@@ -235,6 +241,57 @@ enum NetworkCommand {
         /// The bridge to remove
         #[arg(long, value_name = "name", default_value = network::DEFAULT_BRIDGE)]
         bridge: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum VolumeCommand {
+    /// Create a volume
+    Create {
+        /// Specify volume name
+        #[arg(long = "name", value_name = "string")]
+        name_flag: Option<String>,
+        /// Set metadata for a volume (KEY[=VALUE])
+        #[arg(long = "label", value_name = "list")]
+        label: Vec<String>,
+        /// Set driver specific options (type=tmpfs, device=tmpfs, o=size=64m)
+        #[arg(short = 'o', long = "opt", value_name = "map")]
+        opt: Vec<String>,
+        /// The volume's name (default: a random id)
+        name: Option<String>,
+    },
+    /// List volumes
+    #[command(alias = "list")]
+    Ls {
+        /// Only display volume names
+        #[arg(short, long)]
+        quiet: bool,
+        /// Filter output (name=, label=KEY[=VALUE], dangling=true|false)
+        #[arg(short, long, value_name = "filter")]
+        filter: Vec<String>,
+    },
+    /// Display detailed information on one or more volumes
+    Inspect {
+        #[arg(required = true, value_name = "VOLUME")]
+        names: Vec<String>,
+    },
+    /// Remove one or more volumes (refused while a container uses one)
+    #[command(alias = "remove")]
+    Rm {
+        /// Do not fail on a volume that does not exist
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true, value_name = "VOLUME")]
+        names: Vec<String>,
+    },
+    /// Remove unused volumes (anonymous ones; all unused with -a)
+    Prune {
+        /// Remove all unused volumes, not just anonymous ones
+        #[arg(short, long)]
+        all: bool,
+        /// Do not prompt for confirmation (containr never prompts)
+        #[arg(short, long)]
+        force: bool,
     },
 }
 
@@ -407,9 +464,25 @@ struct RunArgs {
     #[arg(long, value_name = "cidr")]
     subnet: Option<String>,
 
-    /// Automatically remove the container when it exits
+    /// Automatically remove the container when it exits (and its anonymous volumes)
     #[arg(long)]
     rm: bool,
+
+    /// Bind mount a volume (HOST:CTR[:ro|rw][,PROPAGATION], NAME:CTR[:ro], or CTR)
+    #[arg(short = 'v', long = "volume", value_name = "list")]
+    volume: Vec<String>,
+
+    /// Attach a filesystem mount (type=bind|volume|tmpfs,source=,target=,readonly,...)
+    #[arg(long = "mount", value_name = "mount")]
+    mount: Vec<String>,
+
+    /// Mount a tmpfs directory (PATH[:OPTIONS])
+    #[arg(long = "tmpfs", value_name = "list")]
+    tmpfs: Vec<String>,
+
+    /// Mount volumes from the specified container(s) (CONTAINER[:ro|rw])
+    #[arg(long = "volumes-from", value_name = "list")]
+    volumes_from: Vec<String>,
 
     /// Print usage
     #[arg(long, action = ArgAction::Help)]
@@ -460,6 +533,12 @@ impl From<RunArgs> for RunOptions {
                 device_write_bps: a.device_write_bps,
             },
             userns_remap: a.userns_remap,
+            storage: containr::container::run::StorageFlags {
+                volumes: a.volume,
+                mounts: a.mount,
+                tmpfs: a.tmpfs,
+                volumes_from: a.volumes_from,
+            },
             security: containr::security::Flags {
                 cap_add: a.cap_add,
                 cap_drop: a.cap_drop,
@@ -552,7 +631,23 @@ fn dispatch(command: Command, global: &Global) -> Result<i32, Error> {
         }
         Command::Stats(args) => cli::container::stats(root, &args.containers, args.no_stream),
         Command::Ps { all, quiet } => cli::container::ps(root, all, quiet),
-        Command::Rm { force, containers } => cli::container::rm(root, &containers, force),
+        Command::Rm {
+            force,
+            volumes,
+            containers,
+        } => cli::container::rm(root, &containers, force, volumes),
+        Command::Volume(v) => match v {
+            VolumeCommand::Create {
+                name_flag,
+                label,
+                opt,
+                name,
+            } => cli::volume::create(root, name_flag.or(name), &label, &opt),
+            VolumeCommand::Ls { quiet, filter } => cli::volume::ls(root, quiet, &filter),
+            VolumeCommand::Inspect { names } => cli::volume::inspect(root, &names),
+            VolumeCommand::Rm { force, names } => cli::volume::rm(root, &names, force),
+            VolumeCommand::Prune { all, .. } => cli::volume::prune(root, all),
+        },
         Command::Inspect { names } => cli::container::inspect(root, &names, Objects::Any),
         Command::Container(ContainerCommand::Inspect { containers }) => {
             cli::container::inspect(root, &containers, Objects::Containers)

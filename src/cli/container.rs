@@ -100,11 +100,11 @@ fn ellipsis(s: &str, max: usize) -> String {
 
 /// `containr rm [-f] CONTAINER...`: each removed container's name as given
 /// on stdout, each failure on stderr; status 1 if any failed, as docker's.
-pub fn rm(root: &Path, names: &[String], force: bool) -> Result<i32, Error> {
+pub fn rm(root: &Path, names: &[String], force: bool, volumes: bool) -> Result<i32, Error> {
     let data = DataRoot::open(root)?;
     let mut status = 0;
     for name in names {
-        match lifecycle::remove(&data, name, force) {
+        match lifecycle::remove(&data, name, force, volumes) {
             Ok(()) => println!("{name}"),
             Err(e) => {
                 eprintln!("{}", Error::from(e).user_message());

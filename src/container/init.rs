@@ -101,17 +101,23 @@ fn start(config: &Config, idmapped: Option<OwnedFd>, channel: &Channel) -> Resul
         .iter()
         .map(|(target, contents)| rootfs::EtcFile { target, contents })
         .collect();
-    rootfs::enter(&rootfs::Plan {
-        rootfs: &config.rootfs,
-        overlay: config.overlay.as_ref(),
-        readonly: config.readonly,
-        privileged: config.confinement.privileged,
-        userns: config.userns.is_some(),
-        idmapped,
-        files: &files,
-        cgroupfs,
-        workdir: &config.workdir,
-    })?;
+    rootfs::enter_with(
+        &rootfs::Plan {
+            rootfs: &config.rootfs,
+            overlay: config.overlay.as_ref(),
+            readonly: config.readonly,
+            privileged: config.confinement.privileged,
+            userns: config.userns.is_some(),
+            idmapped,
+            files: &files,
+            cgroupfs,
+            workdir: &config.workdir,
+        },
+        &rootfs::Storage {
+            mounts: &config.mounts,
+            copy_up: &config.copy_up,
+        },
+    )?;
 
     let pty = if config.tty {
         let pty = tty::open_pty().map_err(Error::sys("opening a pseudo-terminal"))?;

@@ -65,9 +65,10 @@ pub fn list(root: &Path, all: bool) -> Result<Vec<State>, Error> {
         .collect())
 }
 
-/// `containr rm [-f] NAME`: remove a stopped container (a running one too
-/// with `force`, killed first), its record and writable layer.
-pub fn remove(data: &DataRoot, name: &str, force: bool) -> Result<(), Error> {
+/// `containr rm [-f] [-v] NAME`: remove a stopped container (a running
+/// one too with `force`, killed first), its record and writable layer, and
+/// with `volumes` its anonymous volumes.
+pub fn remove(data: &DataRoot, name: &str, force: bool, volumes: bool) -> Result<(), Error> {
     let state = data.lookup(name)?;
     if state.is_running() && force {
         state.kill_and_wait()?;
@@ -77,6 +78,9 @@ pub fn remove(data: &DataRoot, name: &str, force: bool) -> Result<(), Error> {
         // An --rm container removed itself when it was killed.
         Err(super::state::Error::NoSuchContainer(_)) if force => return Ok(()),
         Err(e) => return Err(e.into()),
+    }
+    if volumes {
+        super::volume::remove_anonymous(data, &state.mounts)?;
     }
     let rw = data.path().join("rw").join(&state.id);
     image::layers::remove(data.path(), &state.id).map_err(crate::util::io_err(&rw))?;
@@ -114,6 +118,7 @@ pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, Error> {
         "Image": s.image,
         "Name": format!("/{}", s.name),
         "HostConfig": { "AutoRemove": s.auto_remove },
+        "Mounts": s.mounts,
         "GraphDriver": {
             "Name": if s.image.is_some() { "overlay" } else { "rootfs" },
             "Data": if s.image.is_some() {

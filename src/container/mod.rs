@@ -21,6 +21,7 @@ pub mod exec;
 pub mod export;
 pub mod init;
 pub mod lifecycle;
+pub mod mounts;
 pub mod names;
 pub mod oci;
 pub mod run;
@@ -29,6 +30,7 @@ pub mod state;
 pub mod stats;
 pub mod tty;
 pub mod user;
+pub mod volume;
 
 use std::path::PathBuf;
 
@@ -67,6 +69,10 @@ pub enum Error {
     },
     #[error(transparent)]
     Env(#[from] env::Error),
+    #[error(transparent)]
+    Mounts(#[from] mounts::Error),
+    #[error(transparent)]
+    Volume(#[from] volume::Error),
     #[error(transparent)]
     User(#[from] user::Error),
     #[error(transparent)]
@@ -156,6 +162,13 @@ pub struct Config {
     pub join_netns: Option<u32>,
     /// Files containr provides: (path inside the container, contents).
     pub etc_files: Vec<(String, String)>,
+    /// `-v`, `--mount`, `--tmpfs`, `--volumes-from`: the spec's mounts.
+    #[serde(default)]
+    pub mounts: Vec<oci_spec::runtime::Mount>,
+    /// (new volume's directory, destination): the image's content copied
+    /// into the volume first.
+    #[serde(default)]
+    pub copy_up: Vec<(PathBuf, PathBuf)>,
     /// The container's cgroup, as it sees it at `/sys/fs/cgroup`.
     pub cgroupfs: crate::rootfs::CgroupFs,
     pub confinement: crate::security::Confinement,

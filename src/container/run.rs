@@ -31,7 +31,7 @@ use super::channel::{Channel, Message};
 use super::init::status_code;
 use super::state::{ContainerRecord, DataRoot, NewContainer};
 use super::user::UserSpec;
-use super::{Config, Error, env, selfexe, tty};
+use super::{Config, Error, env, mounts, selfexe, tty};
 use crate::cgroup::{self, Cgroup, LimitFlags, Limits};
 use crate::explain::{self, Reporting};
 use crate::image::{RunImage, layers::RwLayer};
@@ -68,6 +68,28 @@ pub struct RunOptions {
     pub limits: LimitFlags,
     pub security: crate::security::Flags,
     pub userns_remap: Option<String>,
+    /// `-v`, `--mount`, `--tmpfs`, `--volumes-from`, as given.
+    pub storage: StorageFlags,
+}
+
+/// The storage options of `containr run`, as given.
+#[derive(Debug, Clone, Default)]
+pub struct StorageFlags {
+    pub volumes: Vec<String>,
+    pub mounts: Vec<String>,
+    pub tmpfs: Vec<String>,
+    pub volumes_from: Vec<String>,
+}
+
+impl StorageFlags {
+    /// Parse every option (docker's order: `-v`, then `--mount`, then
+    /// `--tmpfs`); nothing made yet.
+    fn parse(&self) -> Result<Vec<mounts::Request>, mounts::Error> {
+        let v = self.volumes.iter().map(|s| mounts::parse_volume(s));
+        let m = self.mounts.iter().map(|s| mounts::parse_mount(s));
+        let t = self.tmpfs.iter().map(|s| mounts::parse_tmpfs(s));
+        v.chain(m).chain(t).collect()
+    }
 }
 
 /// How a container ended.
@@ -139,6 +161,8 @@ pub struct Prepared {
     interactive: bool,
     read_only: bool,
     rm: bool,
+    storage: Vec<mounts::Request>,
+    volumes_from: Vec<String>,
 }
 
 /// Check and resolve everything `opts` asks for: the image (pulled as
@@ -147,6 +171,7 @@ pub struct Prepared {
 pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Prepared, Error> {
     // Checked before any pull: a refused run must not download first.
     let userns = opts.userns_remap.as_deref().map(IdMap::parse).transpose()?;
+    let storage = opts.storage.parse()?;
     let image = match &opts.image {
         Some(name) => Some(crate::registry::for_run(root, name, opts.pull, pull)?),
         None => None,
@@ -200,6 +225,8 @@ pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Pre
         interactive: opts.interactive,
         read_only: opts.read_only,
         rm: opts.rm,
+        storage,
+        volumes_from: opts.storage.volumes_from.clone(),
     })
 }
 
@@ -221,6 +248,8 @@ pub struct Created {
     rw: Option<RwLayer>,
     record: ContainerRecord,
     cgroup: Cgroup,
+    /// The data root (its volumes: `--rm` removes the anonymous ones).
+    root: PathBuf,
 }
 
 /// Create the container `prepared` describes, under the data root `root`:
@@ -241,6 +270,7 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         .as_deref()
         .map(|name| network::Joined::find(name, data.find(name).and_then(|s| s.init_pid())))
         .transpose()?;
+    let storage = mounts::resolve(root, &p.storage, &p.volumes_from)?;
     let record = data.create(NewContainer {
         id: &id,
         name: p.name.as_deref(),
@@ -251,7 +281,15 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         image_id: p.image.as_ref().map(|i| i.id.to_string()),
         auto_remove: p.rm,
         userns: p.userns,
-    })?;
+        mounts: storage.points.clone(),
+    });
+    let record = match record {
+        Ok(r) => r,
+        Err(e) => {
+            storage.discard(root);
+            return Err(e.into());
+        }
+    };
     let rw = match &p.image {
         Some(img) => Some(img.rw_layer(&record.id)?),
         None => None,
@@ -300,6 +338,8 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         interface,
         join_netns: joined.map(|j| j.pid),
         etc_files,
+        mounts: storage.mounts,
+        copy_up: storage.copy_up,
         cgroupfs: cgroupfs(cgroup.location()),
         confinement: p.confinement,
         userns: p.userns,
@@ -312,6 +352,7 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         attachment,
         record,
         cgroup,
+        root: root.to_path_buf(),
         config: init.config,
         rm: p.rm,
         init: init.pid,
@@ -602,6 +643,7 @@ pub fn delete(created: Created, status: i32) -> Result<Exit, Error> {
         record,
         cgroup,
         rm,
+        root,
         ..
     } = created;
     // 137 is SIGKILL's status; the cgroup's counter tells whether the
@@ -625,7 +667,12 @@ pub fn delete(created: Created, status: i32) -> Result<Exit, Error> {
             record.path.display()
         );
     }
+    let mounts = rm.then(|| record.mounts().to_vec());
     record.finish(status)?;
+    if let Some(mounts) = mounts {
+        let data = DataRoot::open(&root)?;
+        super::volume::remove_anonymous(&data, &mounts)?;
+    }
     Ok(Exit { status, oom_killed })
 }
 

@@ -111,6 +111,9 @@ pub struct State {
     /// `--userns-remap`: container ids are host ids from `host`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userns: Option<crate::namespace::userns::IdMap>,
+    /// Its volumes, binds and tmpfs mounts (`inspect`'s `Mounts`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<super::mounts::MountPoint>,
 }
 
 impl State {
@@ -214,6 +217,7 @@ pub struct NewContainer<'a> {
     pub image_id: Option<String>,
     pub auto_remove: bool,
     pub userns: Option<crate::namespace::userns::IdMap>,
+    pub mounts: Vec<super::mounts::MountPoint>,
 }
 
 /// containr's data root.
@@ -353,6 +357,7 @@ impl DataRoot {
             exit_code: None,
             finished: None,
             userns: new.userns,
+            mounts: new.mounts,
         };
         let record = ContainerRecord {
             id,
@@ -498,6 +503,11 @@ pub struct ContainerRecord {
 }
 
 impl ContainerRecord {
+    /// The mounts recorded for it.
+    pub fn mounts(&self) -> &[super::mounts::MountPoint] {
+        &self.state.mounts
+    }
+
     /// The container exited with `status`: unless it is `--rm`, keep the
     /// record, marked exited. Dropped otherwise (removed).
     pub fn finish(mut self, status: i32) -> Result<(), Error> {
@@ -562,6 +572,7 @@ mod tests {
             image_id: None,
             auto_remove,
             userns: None,
+            mounts: Vec::new(),
         }
     }
 

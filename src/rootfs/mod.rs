@@ -23,6 +23,7 @@ use nix::sys::stat::{Mode, SFlag, makedev, mknod};
 
 use crate::step;
 
+pub mod copyup;
 pub mod mountapi;
 pub mod oci;
 pub mod options;
@@ -134,9 +135,26 @@ pub(super) const DEVICES: &[(&str, u64, u64)] = &[
     ("tty", 5, 0),
 ];
 
+/// The storage a front end adds to the root (`-v`, `--mount`, `--tmpfs`):
+/// OCI mounts, placed as `oci::mount_into` places a bundle's.
+#[derive(Default)]
+pub struct Storage<'a> {
+    pub mounts: &'a [oci_spec::runtime::Mount],
+    /// (new volume's directory, destination): the image's content at the
+    /// destination copied into the volume first (see [`copyup`]).
+    pub copy_up: &'a [(PathBuf, PathBuf)],
+}
+
 /// Build the container's filesystem and make it the root. Must run in a
 /// fresh mount namespace (and PID namespace, for `/proc`).
 pub fn enter(plan: &Plan<'_>) -> Result<(), Error> {
+    enter_with(plan, &Storage::default())
+}
+
+/// [`enter`], with the front end's mounts placed after /proc and /sys and
+/// before the pivot (their sources are host paths), so the masked and
+/// read-only paths made after stay so over them.
+pub fn enter_with(plan: &Plan<'_>, storage: &Storage<'_>) -> Result<(), Error> {
     step!("mount(\"/\", MS_REC|MS_PRIVATE): nothing we mount propagates back to the host");
     mount(
         None::<&str>,
@@ -174,6 +192,10 @@ pub fn enter(plan: &Plan<'_>) -> Result<(), Error> {
     bind_onto_itself(root)?;
 
     mount_proc_sys(root, plan.privileged)?;
+    for (volume, dest) in storage.copy_up {
+        copyup::copy_up(root, dest, volume)?;
+    }
+    oci::mount_into(root, storage.mounts, plan.userns)?;
     pivot(root)?;
     mount_dev(host_devices)?;
     mount_cgroupfs(plan.cgroupfs, plan.privileged)?;

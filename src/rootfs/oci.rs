@@ -96,6 +96,21 @@ pub fn prepare(plan: &Plan<'_>) -> Result<(), Error> {
     Ok(())
 }
 
+/// Place `mounts` in `root` (a host path, in the container's mount
+/// namespace before the pivot) exactly as [`prepare`] places a config's:
+/// each destination resolved in the root, each mounted by descriptor. The
+/// way `containr run` applies its volumes, binds and tmpfs.
+pub fn mount_into(root: &Path, mounts: &[Mount], in_userns: bool) -> Result<(), Error> {
+    if mounts.is_empty() {
+        return Ok(());
+    }
+    let root_fd = open_path(root).map_err(mount_err(root, "opening the rootfs"))?;
+    for m in mounts {
+        mount_entry(root_fd.as_fd(), m, in_userns)?;
+    }
+    Ok(())
+}
+
 /// After the `createContainer` hooks: the rootfs becomes `/` (pivot_root,
 /// or with `no_pivot` a move onto `/` and chroot), then masked paths,
 /// read-only paths and a read-only root.
