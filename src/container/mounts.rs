@@ -553,7 +553,6 @@ mod tests {
             Request::Volume { name: None, .. }
         ));
         for bad in [
-            "rel:/x",
             "./x:/y",
             "/a:b",
             "/a:/b:rx",
