@@ -181,6 +181,7 @@ pub fn program(rules: &[Rule], default_allow: bool) -> Vec<Insn> {
         if let Some(minor) = r.minor {
             checks.push(vec![insn(JNE_K, 5, 0, 0, minor as i32)]);
         }
+        let matches_all = checks.is_empty();
         let mut block: Vec<Insn> = checks.into_iter().flatten().collect();
         block.push(insn(ALU64_MOV_K, 0, 0, 0, r.allow as i32));
         block.push(insn(EXIT, 0, 0, 0, 0));
@@ -192,6 +193,11 @@ pub fn program(rules: &[Rule], default_allow: bool) -> Vec<Insn> {
             }
         }
         p.extend(block);
+        if matches_all {
+            // Nothing after it could run, and the verifier refuses
+            // unreachable instructions.
+            return p;
+        }
     }
     p.push(insn(ALU64_MOV_K, 0, 0, 0, default_allow as i32));
     p.push(insn(EXIT, 0, 0, 0, 0));

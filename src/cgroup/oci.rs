@@ -767,7 +767,7 @@ pub(crate) fn v1_writes(r: &LinuxResources, current: Current) -> Result<Vec<Writ
                 "memory.useHierarchy",
             ));
         }
-        check_before_update(m, current, "memory.usage_in_bytes", &mut out)?;
+        check_before_update(m, current, "memory.usage_in_bytes")?;
     }
     if let Some(c) = r.cpu() {
         if let Some(s) = c.shares().filter(|s| *s != 0) {
@@ -945,7 +945,7 @@ pub(crate) fn v2_writes(r: &LinuxResources, current: Current) -> Result<Vec<Writ
             };
             out.push(w("memory", "memory.low", v, "memory.reservation"));
         }
-        check_before_update(m, current, "memory.current", &mut out)?;
+        check_before_update(m, current, "memory.current")?;
     }
     if let Some(c) = r.cpu() {
         if c.realtime_period().is_some_and(|p| p != 0)
@@ -1123,9 +1123,7 @@ fn check_before_update(
     m: &oci_spec::runtime::LinuxMemory,
     current: Current,
     usage_file: &str,
-    out: &mut [Write],
 ) -> Result<(), Error> {
-    let _ = out;
     if m.check_before_update() != Some(true) {
         return Ok(());
     }
