@@ -482,6 +482,14 @@ pub(crate) fn remove_dir(dir: &Path) -> std::io::Result<()> {
     }
 }
 
+/// The directory of the v1 hierarchy holding `controller`, among a
+/// container's (controllers, directory) pairs.
+pub(crate) fn v1_dir(dirs: &[(String, PathBuf)], controller: &str) -> Option<PathBuf> {
+    dirs.iter()
+        .find(|(c, _)| c.split(',').any(|n| n == controller))
+        .map(|(_, d)| d.clone())
+}
+
 /// Write a cgroup control file.
 pub(crate) fn write(path: &Path, value: &str) -> Result<(), Error> {
     Ok(fs::write(path, value).map_err(io_err(path))?)

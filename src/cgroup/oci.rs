@@ -130,11 +130,7 @@ impl OciCgroup {
                 }
             }
             Location::V1(dirs) => {
-                let dir_of = |controller: &str| {
-                    dirs.iter()
-                        .find(|(c, _)| c.split(',').any(|n| n == controller))
-                        .map(|(_, d)| d.clone())
-                };
+                let dir_of = |controller: &str| super::v1_dir(dirs, controller);
                 let current = |file: &str| {
                     let controller = file.split('.').next().unwrap_or_default();
                     fs::read_to_string(dir_of(controller)?.join(file)).ok()
@@ -219,10 +215,8 @@ impl OciCgroup {
     fn freezer(&self) -> Result<(PathBuf, &'static str, &'static str), Error> {
         match &self.location {
             Location::V2(dir) => Ok((dir.join("cgroup.freeze"), "1", "0")),
-            Location::V1(dirs) => dirs
-                .iter()
-                .find(|(c, _)| c.split(',').any(|n| n == "freezer"))
-                .map(|(_, d)| (d.join("freezer.state"), "FROZEN", "THAWED"))
+            Location::V1(dirs) => super::v1_dir(dirs, "freezer")
+                .map(|d| (d.join("freezer.state"), "FROZEN", "THAWED"))
                 .ok_or_else(|| Error::Resource {
                     field: "pause".into(),
                     why: "needs the freezer cgroup controller, which this host does not offer"
@@ -1214,12 +1208,7 @@ fn flat(path: &Path) -> serde_json::Map<String, Value> {
 }
 
 fn v1_stats(dirs: &[(String, PathBuf)]) -> Value {
-    let dir = |controller: &str| {
-        dirs.iter()
-            .find(|(c, _)| c.split(',').any(|n| n == controller))
-            .map(|(_, d)| d.clone())
-            .unwrap_or_default()
-    };
+    let dir = |controller: &str| super::v1_dir(dirs, controller).unwrap_or_default();
     let mem = dir("memory");
     let n = |d: &Path, f: &str| read_u64(&d.join(f));
     let cpuacct = dir("cpuacct");

@@ -224,11 +224,7 @@ impl Hierarchy for V1 {
                 .join(" ")
         );
         let cgroup = Cgroup::new(Location::V1(dirs.clone()), limits.memory);
-        let dir_of = |controller: &str| {
-            dirs.iter()
-                .find(|(c, _)| c.split(',').any(|n| n == controller))
-                .map(|(_, d)| d.clone())
-        };
+        let dir_of = |controller: &str| super::v1_dir(&dirs, controller);
         let set = |controller: &str, file: &str, value: String| -> Result<(), Error> {
             let dir = dir_of(controller).expect("checked above");
             step!("echo {value} > {controller}/{file}");
@@ -392,11 +388,7 @@ pub(super) fn oom_kills(dir: &Path) -> u64 {
 }
 
 pub(super) fn stats(dirs: &[(String, PathBuf)]) -> Stats {
-    let dir = |controller: &str| {
-        dirs.iter()
-            .find(|(c, _)| c.split(',').any(|n| n == controller))
-            .map(|(_, d)| d.clone())
-    };
+    let dir = |controller: &str| super::v1_dir(dirs, controller);
     let read = |controller: &str, file: &str| dir(controller).and_then(|d| read_u64(&d.join(file)));
     Stats {
         memory_usage: read("memory", "memory.usage_in_bytes").unwrap_or(0),
