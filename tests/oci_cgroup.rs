@@ -66,6 +66,16 @@ fn dirs(cg: &OciCgroup) -> Vec<PathBuf> {
     }
 }
 
+/// rmdir the `n` levels above `dir` a test made (none in a v1 hierarchy
+/// the cgroup never needed).
+fn remove_parents(dir: &Path, n: usize) {
+    for d in dir.ancestors().skip(1).take(n) {
+        if d.exists() {
+            std::fs::remove_dir(d).unwrap();
+        }
+    }
+}
+
 fn read(path: PathBuf) -> String {
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -325,9 +335,7 @@ fn bad_resources_leave_nothing_behind() {
     for d in dirs(&cg) {
         assert!(!d.exists());
         // The levels above it are left, as runc leaves them.
-        let top_dir = d.ancestors().find(|a| a.ends_with(&top)).unwrap();
-        std::fs::remove_dir(top_dir.join("a")).unwrap();
-        std::fs::remove_dir(top_dir).unwrap();
+        remove_parents(&d, 2);
     }
 }
 
@@ -354,9 +362,7 @@ fn systemd_paths_map_onto_cgroupfs() {
     cg.remove().unwrap();
     for d in dirs(&cg) {
         assert!(!d.exists());
-        let inner = d.parent().unwrap();
-        std::fs::remove_dir(inner).unwrap();
-        std::fs::remove_dir(inner.parent().unwrap()).unwrap();
+        remove_parents(&d, 2);
     }
 }
 
@@ -450,4 +456,34 @@ fn state_round_trips_through_json() {
     reopened.remove().unwrap();
     assert!(dirs(&cg).iter().all(|d| !d.exists()));
     assert_eq!(containr::cgroup::oci::features()["v2"], true);
+}
+
+/// v1 hierarchies only some resources use (cpuset here) are joined when one
+/// does: at create if asked then, else by a running container at update.
+#[test]
+fn update_joins_a_hierarchy_first_needed_then() {
+    let _s = serial();
+    if !root() || host_v2() {
+        return;
+    }
+    let cg = OciCgroup::create(None, false, &id("late"), None).unwrap();
+    let cpuset = dir(&cg, "cpuset");
+    assert!(!cpuset.exists(), "cpuset joined with no cpuset resource");
+    let mut sleeper = Gated::new("echo in; exec sleep 60");
+    cg.add(sleeper.pid()).unwrap();
+    sleeper.go();
+    assert_eq!(sleeper.line(), "in");
+    cg.update(&resources(json!({"cpu": {"cpus": "0"}})))
+        .unwrap();
+    assert_eq!(read(cpuset.join("cpuset.cpus")), "0");
+    let procs = read(cpuset.join("cgroup.procs"));
+    assert!(
+        procs.lines().any(|l| l == sleeper.pid().to_string()),
+        "{procs}"
+    );
+    let own = std::fs::read_to_string(format!("/proc/{}/cgroup", sleeper.pid())).unwrap();
+    assert!(own.contains(&format!(":cpuset:{}\n", cg.path())), "{own}");
+    drop(sleeper);
+    cg.remove().unwrap();
+    assert!(dirs(&cg).iter().all(|d| !d.exists()));
 }

@@ -64,7 +64,7 @@ impl OciCgroup {
         };
         let applied = made_cgroup.and_then(|cg| {
             step!("cgroup {}: linux.resources", cg.path);
-            cg.apply(resources, true)?;
+            cg.apply(resources, true, &mut made)?;
             Ok(cg)
         });
         if applied.is_err() {
@@ -84,10 +84,11 @@ impl OciCgroup {
         &self.location
     }
 
-    /// Move process `pid` into the cgroup (into each v1 hierarchy).
+    /// Move process `pid` into the cgroup (into each v1 hierarchy made).
     pub fn add(&self, pid: i32) -> Result<(), Error> {
         self.dirs()
             .iter()
+            .filter(|d| d.is_dir())
             .try_for_each(|d| write(&d.join("cgroup.procs"), &pid.to_string()))
     }
 
@@ -101,10 +102,18 @@ impl OciCgroup {
 
     /// Apply `resources` to the existing cgroup (`containr-oci update`).
     pub fn update(&self, resources: &LinuxResources) -> Result<(), Error> {
-        self.apply(Some(resources), false)
+        self.apply(Some(resources), false, &mut Vec::new())
     }
 
-    fn apply(&self, resources: Option<&LinuxResources>, new: bool) -> Result<(), Error> {
+    /// Write `resources`; a v1 hierarchy not joined yet is made (recorded
+    /// in `made`) and joined by the container's processes when one of them
+    /// needs it.
+    fn apply(
+        &self,
+        resources: Option<&LinuxResources>,
+        new: bool,
+        made: &mut Vec<PathBuf>,
+    ) -> Result<(), Error> {
         let empty = LinuxResources::default();
         let r = resources.unwrap_or(&empty);
         let rules = device_rules(r.devices().as_deref().unwrap_or_default())?;
@@ -116,8 +125,8 @@ impl OciCgroup {
                     fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
                 let enabled: Vec<&str> = enabled.split_whitespace().collect();
                 apply(&writes, |controller| {
-                    (controller.is_empty() || enabled.contains(&controller))
-                        .then(|| dir.to_path_buf())
+                    Ok((controller.is_empty() || enabled.contains(&controller))
+                        .then(|| dir.to_path_buf()))
                 })?;
                 // Nothing but allow rules on top of "allow all" is no
                 // filter at all: no program to load.
@@ -136,21 +145,31 @@ impl OciCgroup {
                     fs::read_to_string(dir_of(controller)?.join(file)).ok()
                 };
                 let writes = v1_writes(r, &current)?;
-                apply(&writes, dir_of)?;
-                if rules.iter().any(|r| !r.allow) {
+                let devices = rules.iter().any(|r| !r.allow);
+                if devices && !new && rules.first() != Some(&DENY_ALL) {
+                    return Err(Error::Resource {
+                        field: "linux.resources.devices".into(),
+                        why: "an update must start by denying all (\"allow\": false, \
+                              \"access\": \"rwm\"), so no device is open in between"
+                            .into(),
+                    });
+                }
+                apply(&writes, |controller| {
+                    let Some((controllers, dir)) = dirs
+                        .iter()
+                        .find(|(c, _)| c.split(',').any(|n| n == controller))
+                    else {
+                        return Ok(None);
+                    };
+                    self.join_v1(controllers, dir, made)?;
+                    Ok(Some(dir.clone()))
+                })?;
+                if devices {
                     let dir = dir_of("devices").ok_or_else(|| Error::Resource {
                         field: "linux.resources.devices".into(),
                         why: "needs the devices cgroup controller, which this host does not offer"
                             .into(),
                     })?;
-                    if !new && rules.first() != Some(&DENY_ALL) {
-                        return Err(Error::Resource {
-                            field: "linux.resources.devices".into(),
-                            why: "an update must start by denying all (\"allow\": false, \
-                                  \"access\": \"rwm\"), so no device is open in between"
-                                .into(),
-                        });
-                    }
                     step!("devices cgroup: {} rules, in order", rules.len());
                     for (i, rule) in rules.iter().enumerate() {
                         let (file, line) = rule.v1_write();
@@ -161,6 +180,25 @@ impl OciCgroup {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Make the v1 cgroup `dir` (of the hierarchy of `controllers`) if it
+    /// is not yet, and move the container's processes into it.
+    fn join_v1(&self, controllers: &str, dir: &Path, made: &mut Vec<PathBuf>) -> Result<(), Error> {
+        if dir.is_dir() {
+            return Ok(());
+        }
+        let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
+        step!("mkdir -p {} (first needed now)", dir.display());
+        for d in missing.iter().rev() {
+            super::v1::make_dir(controllers, d)?;
+            made.push(d.to_path_buf());
+        }
+        for pid in self.pids() {
+            // It may have exited since it was listed.
+            let _ = write(&dir.join("cgroup.procs"), &pid.to_string());
         }
         Ok(())
     }
@@ -228,7 +266,7 @@ impl OciCgroup {
     /// Every process in the cgroup and the cgroups below it.
     pub fn pids(&self) -> Vec<i32> {
         let mut pids = Vec::new();
-        if let Some(dir) = self.dirs().first() {
+        if let Some(dir) = self.dirs().iter().find(|d| d.is_dir()) {
             walk(dir, 0, &mut |d| {
                 let procs = fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
                 pids.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
@@ -503,6 +541,10 @@ fn make_v2(
     })
 }
 
+/// The v1 hierarchies a container joins only for a resource that needs
+/// them.
+const LAZY_V1: [&str; 6] = ["cpuset", "blkio", "hugetlb", "net_cls", "net_prio", "rdma"];
+
 fn make_v1(
     v1: &super::V1,
     place: &Place,
@@ -517,9 +559,13 @@ fn make_v1(
             Place::Relative(p) => own.join(p),
         };
         let dir = mountpoint.join(&rel);
-        make_levels(mountpoint, &dir, raw, made, &|d: &Path| {
-            super::v1::make_dir(controllers, d)
-        })?;
+        // Joining a v1 hierarchy costs an RCU grace period: those only
+        // some resources use are made when one does (see `join_v1`).
+        if !controllers.split(',').all(|c| LAZY_V1.contains(&c)) {
+            make_levels(mountpoint, &dir, raw, made, &|d: &Path| {
+                super::v1::make_dir(controllers, d)
+            })?;
+        }
         if shown.is_empty() || controllers.contains("memory") {
             shown = format!("/{}", rel.display());
         }
@@ -571,9 +617,12 @@ fn refuse(field: &str, why: &str) -> Error {
 
 /// Make `writes`, in order, in the directory `dir_of` gives for each
 /// controller (`None`: the host does not offer it).
-fn apply(writes: &[Write], dir_of: impl Fn(&str) -> Option<PathBuf>) -> Result<(), Error> {
+fn apply(
+    writes: &[Write],
+    mut dir_of: impl FnMut(&str) -> Result<Option<PathBuf>, Error>,
+) -> Result<(), Error> {
     for wr in writes {
-        let dir = dir_of(wr.controller).ok_or_else(|| Error::Resource {
+        let dir = dir_of(wr.controller)?.ok_or_else(|| Error::Resource {
             field: wr.field.clone(),
             why: format!(
                 "needs the {} cgroup controller, which this host does not offer",
@@ -1552,14 +1601,14 @@ mod tests {
             json!({"memory": {"limit": 1048576}, "pids": {"limit": 7}, "blockIO": {"weight": 1000}}),
         );
         let writes = v2_writes(&r, &none).unwrap();
-        apply(&writes, |_| Some(dir.clone())).unwrap();
+        apply(&writes, |_| Ok(Some(dir.clone()))).unwrap();
         let read = |f: &str| fs::read_to_string(dir.join(f)).unwrap();
         assert_eq!(read("memory.max"), "1048576");
         assert_eq!(read("pids.max"), "7");
         // No io.bfq.weight here: the converted io.weight instead.
         assert_eq!(read("io.weight"), "10000");
         assert!(!dir.join("io.bfq.weight").exists());
-        let e = apply(&writes, |c| (c != "pids").then(|| dir.clone())).unwrap_err();
+        let e = apply(&writes, |c| Ok((c != "pids").then(|| dir.clone()))).unwrap_err();
         assert!(
             e.to_string()
                 .starts_with("linux.resources.pids.limit: needs the pids"),
