@@ -13,6 +13,11 @@
 //! - v1: `containr/<id>` under containr's own cgroup in each controller's
 //!   hierarchy, so a containr run from inside a limited cgroup (a CI job, a
 //!   systemd unit) keeps its containers inside that limit.
+//!
+//! An OCI container's cgroup ([`oci::OciCgroup`], for `containr-oci`) is
+//! placed where its `cgroupsPath` says and configured from the spec's
+//! `linux.resources`, with the same file writes, device programs and
+//! directory handling as these.
 
 pub mod devices;
 pub mod oci;
