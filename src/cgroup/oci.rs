@@ -520,20 +520,29 @@ fn make_v2(
     };
     let dir = root.join(&rel);
     step!("mkdir -p {} (cgroup v2)", dir.display());
-    make_levels(root, &dir, raw, made, &|d: &Path| {
-        // Enabling is best effort (a parent holding processes cannot
-        // delegate): a resource whose controller is missing says so.
-        let above = d.parent().expect("below the root");
-        let offered = fs::read_to_string(above.join("cgroup.controllers")).unwrap_or_default();
+    // Each level down to the new cgroup delegates the controllers its
+    // parent offers. Best effort (a level holding processes cannot
+    // delegate): a resource whose controller is missing says so.
+    let enable = |level: &Path| {
+        let offered = fs::read_to_string(level.join("cgroup.controllers")).unwrap_or_default();
         let enable: Vec<String> = offered
             .split_whitespace()
             .filter(|c| V2_CONTROLLERS.contains(c))
             .map(|c| format!("+{c}"))
             .collect();
         if !enable.is_empty() {
-            let _ = write(&above.join("cgroup.subtree_control"), &enable.join(" "));
+            let _ = write(&level.join("cgroup.subtree_control"), &enable.join(" "));
         }
-        fs::create_dir(d).map_err(|e| io_err(d)(e).into())
+    };
+    let mut existing: Vec<&Path> = dir.ancestors().skip(1).filter(|d| d.is_dir()).collect();
+    existing.retain(|d| d.starts_with(root));
+    existing.iter().rev().for_each(|d| enable(d));
+    make_levels(root, &dir, raw, made, &|d: &Path| {
+        fs::create_dir(d).map_err(io_err(d))?;
+        if d != dir {
+            enable(d);
+        }
+        Ok(())
     })?;
     Ok(OciCgroup {
         path: format!("/{}", rel.display()),
