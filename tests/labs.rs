@@ -377,3 +377,59 @@ fn attempts(console: &str) -> HashMap<(usize, usize), Vec<Attempt>> {
     }
     ran
 }
+
+#[test]
+fn the_vm_protocol_is_read_back_as_printed() {
+    // Kernel and VM lines between the markers are not output; an empty
+    // line is; the second try of a retried command is kept.
+    let console = "\
+vm: no usable KVM here
+@@out 0 1 1
+@@| first
+@@|
+@@| last
+[   12.3] random: crng init done
+
+@@rc 0 1 1 0 2.5
+@@out 3 0 1
+@@rc 3 0 1 1 0.4
+@@out 3 0 2
+@@| up
+@@rc 3 0 2 0 0.3
+@@out 4 0 1
+@@| cut short by a timeout
+";
+    let ran = attempts(console);
+    let one = &ran[&(0, 1)];
+    assert_eq!(one.len(), 1);
+    assert_eq!((one[0].status, one[0].secs), (0, 2.5));
+    assert_eq!(one[0].output, ["first", "", "last"]);
+    let retried = &ran[&(3, 0)];
+    assert_eq!(
+        retried
+            .iter()
+            .map(|a| (a.status, a.output.join("|")))
+            .collect::<Vec<_>>(),
+        [(1, String::new()), (0, "up".to_string())]
+    );
+    assert!(!ran.contains_key(&(4, 0)), "a command that never ended");
+    assert_eq!(ran.len(), 2);
+}
+
+#[test]
+fn the_vm_gets_the_host_programs_a_command_names() {
+    let found = host_programs("unshare --pid --fork ps -ef | grep -c x; no-such-program-here");
+    for p in ["unshare", "ps", "grep"] {
+        assert!(found.iter().any(|f| f == p), "{p} not in {found:?}");
+    }
+    assert!(
+        !found
+            .iter()
+            .any(|f| f.starts_with('-') || f.starts_with("no-such"))
+    );
+    assert!(
+        host_programs("containr run x")
+            .iter()
+            .all(|f| f != "containr")
+    );
+}
