@@ -97,6 +97,9 @@ enum Command {
         /// Only display container IDs
         #[arg(short, long)]
         quiet: bool,
+        /// Filter output (label=KEY[=VALUE], name=, status=running|exited)
+        #[arg(short, long, value_name = "filter")]
+        filter: Vec<String>,
     },
     /// Remove one or more containers
     Rm {
@@ -484,6 +487,34 @@ struct RunArgs {
     #[arg(long = "volumes-from", value_name = "list")]
     volumes_from: Vec<String>,
 
+    /// Ulimit options (NAME=SOFT[:HARD], e.g. nofile=1024:2048)
+    #[arg(long = "ulimit", value_name = "ulimit")]
+    ulimit: Vec<String>,
+
+    /// Sysctl options (namespaced only: kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, net.*)
+    #[arg(long = "sysctl", value_name = "map")]
+    sysctl: Vec<String>,
+
+    /// Size of /dev/shm (default 64m)
+    #[arg(long = "shm-size", value_name = "bytes")]
+    shm_size: Option<String>,
+
+    /// Tune host's OOM preferences (-1000 to 1000)
+    #[arg(long = "oom-score-adj", value_name = "int", allow_hyphen_values = true)]
+    oom_score_adj: Option<i32>,
+
+    /// Set meta data on a container (KEY[=VALUE])
+    #[arg(short = 'l', long = "label", value_name = "list")]
+    label: Vec<String>,
+
+    /// Read in a line delimited file of labels
+    #[arg(long = "label-file", value_name = "list")]
+    label_file: Vec<PathBuf>,
+
+    /// Write the container ID to the file
+    #[arg(long = "cidfile", value_name = "string")]
+    cidfile: Option<PathBuf>,
+
     /// Print usage
     #[arg(long, action = ArgAction::Help)]
     help: Option<bool>,
@@ -538,6 +569,15 @@ impl From<RunArgs> for RunOptions {
                 mounts: a.mount,
                 tmpfs: a.tmpfs,
                 volumes_from: a.volumes_from,
+            },
+            resources: containr::container::run::ResourceFlags {
+                ulimits: a.ulimit,
+                sysctls: a.sysctl,
+                shm_size: a.shm_size,
+                oom_score_adj: a.oom_score_adj,
+                labels: a.label,
+                label_files: a.label_file,
+                cidfile: a.cidfile,
             },
             security: containr::security::Flags {
                 cap_add: a.cap_add,
@@ -630,7 +670,7 @@ fn dispatch(command: Command, global: &Global) -> Result<i32, Error> {
             cli::container::run(global, &(*args).into(), platform, quiet)
         }
         Command::Stats(args) => cli::container::stats(root, &args.containers, args.no_stream),
-        Command::Ps { all, quiet } => cli::container::ps(root, all, quiet),
+        Command::Ps { all, quiet, filter } => cli::container::ps(root, all, quiet, &filter),
         Command::Rm {
             force,
             volumes,

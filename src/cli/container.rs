@@ -40,8 +40,13 @@ pub fn run(
 
 /// `containr ps`: running containers, or all with `all`; ids only with
 /// `quiet`.
-pub fn ps(root: &Path, all: bool, quiet: bool) -> Result<i32, Error> {
-    let states = lifecycle::list(root, all)?;
+pub fn ps(root: &Path, all: bool, quiet: bool, filters: &[String]) -> Result<i32, Error> {
+    let mut states = Vec::new();
+    for s in lifecycle::list(root, all)? {
+        if lifecycle::matches_all(&s, filters)? {
+            states.push(s);
+        }
+    }
     if quiet {
         for s in &states {
             println!("{}", &s.id[..12]);

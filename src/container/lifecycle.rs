@@ -65,6 +65,32 @@ pub fn list(root: &Path, all: bool) -> Result<Vec<State>, Error> {
         .collect())
 }
 
+/// `ps --filter`: `label=KEY[=VALUE]`, `name=SUBSTRING`,
+/// `status=running|exited`; a container passes when it matches every one.
+pub fn matches_all(s: &State, filters: &[String]) -> Result<bool, Error> {
+    for f in filters {
+        let bad = || Error::BadFilter(f.clone());
+        let (key, value) = f.split_once('=').ok_or_else(bad)?;
+        let ok = match key {
+            "label" => match value.split_once('=') {
+                Some((k, v)) => s.labels.get(k).is_some_and(|x| x == v),
+                None => s.labels.contains_key(value),
+            },
+            "name" => s.name.contains(value),
+            "status" => match value {
+                "running" => s.is_running(),
+                "exited" => !s.is_running(),
+                _ => return Err(bad()),
+            },
+            _ => return Err(bad()),
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// `containr rm [-f] [-v] NAME`: remove a stopped container (a running
 /// one too with `force`, killed first), its record and writable layer, and
 /// with `volumes` its anonymous volumes.
@@ -128,6 +154,7 @@ pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, Error> {
             },
         },
         "Config": {
+            "Labels": s.labels,
             "Image": s.image,
             "Cmd": s.command,
         },

@@ -24,6 +24,7 @@ pub mod lifecycle;
 pub mod mounts;
 pub mod names;
 pub mod oci;
+pub mod resources;
 pub mod run;
 pub mod selfexe;
 pub mod state;
@@ -73,6 +74,17 @@ pub enum Error {
     Mounts(#[from] mounts::Error),
     #[error(transparent)]
     Volume(#[from] volume::Error),
+    #[error(transparent)]
+    Resources(#[from] resources::Error),
+    #[error("Container ID file found, make sure the other container isn't running or delete {0}")]
+    CidFileExists(PathBuf),
+    #[error("--filter {0:?}: expected label=KEY[=VALUE], name=NAME or status=running|exited")]
+    BadFilter(String),
+    #[error("--cidfile {path}: {source}")]
+    CidFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     User(#[from] user::Error),
     #[error(transparent)]
@@ -169,6 +181,18 @@ pub struct Config {
     /// into the volume first.
     #[serde(default)]
     pub copy_up: Vec<(PathBuf, PathBuf)>,
+    /// `--ulimit`: set on the command before it execs.
+    #[serde(default)]
+    pub rlimits: Vec<oci_spec::runtime::PosixRlimit>,
+    /// `--sysctl`: namespaced ones, checked.
+    #[serde(default)]
+    pub sysctl: std::collections::HashMap<String, String>,
+    /// `--shm-size`, bytes.
+    #[serde(default)]
+    pub shm_size: Option<u64>,
+    /// `--oom-score-adj`.
+    #[serde(default)]
+    pub oom_score_adj: Option<i32>,
     /// The container's cgroup, as it sees it at `/sys/fs/cgroup`.
     pub cgroupfs: crate::rootfs::CgroupFs,
     pub confinement: crate::security::Confinement,

@@ -31,7 +31,7 @@ use super::channel::{Channel, Message};
 use super::init::status_code;
 use super::state::{ContainerRecord, DataRoot, NewContainer};
 use super::user::UserSpec;
-use super::{Config, Error, env, mounts, selfexe, tty};
+use super::{Config, Error, env, mounts, resources, selfexe, tty};
 use crate::cgroup::{self, Cgroup, LimitFlags, Limits};
 use crate::explain::{self, Reporting};
 use crate::image::{RunImage, layers::RwLayer};
@@ -70,6 +70,21 @@ pub struct RunOptions {
     pub userns_remap: Option<String>,
     /// `-v`, `--mount`, `--tmpfs`, `--volumes-from`, as given.
     pub storage: StorageFlags,
+    /// `--ulimit`, `--sysctl`, `--shm-size`, `--oom-score-adj`, `--label`,
+    /// `--label-file`, `--cidfile`, as given.
+    pub resources: ResourceFlags,
+}
+
+/// The resource options of `containr run` that are not cgroup limits.
+#[derive(Debug, Clone, Default)]
+pub struct ResourceFlags {
+    pub ulimits: Vec<String>,
+    pub sysctls: Vec<String>,
+    pub shm_size: Option<String>,
+    pub oom_score_adj: Option<i32>,
+    pub labels: Vec<String>,
+    pub label_files: Vec<PathBuf>,
+    pub cidfile: Option<PathBuf>,
 }
 
 /// The storage options of `containr run`, as given.
@@ -163,6 +178,12 @@ pub struct Prepared {
     rm: bool,
     storage: Vec<mounts::Request>,
     volumes_from: Vec<String>,
+    rlimits: Vec<oci_spec::runtime::PosixRlimit>,
+    sysctl: std::collections::HashMap<String, String>,
+    shm_size: Option<u64>,
+    oom_score_adj: Option<i32>,
+    labels: std::collections::BTreeMap<String, String>,
+    cidfile: Option<PathBuf>,
 }
 
 /// Check and resolve everything `opts` asks for: the image (pulled as
@@ -187,6 +208,30 @@ pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Pre
         return Err(Error::NoCommand);
     }
     let net = opts.network.plan()?;
+    let r = &opts.resources;
+    let nr_open = resources::nr_open();
+    let rlimits = (r.ulimits.iter())
+        .map(|u| resources::parse_ulimit(u, nr_open))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sysctl = resources::parse_sysctls(
+        &r.sysctls,
+        net.mode != Mode::Bridge && net.mode != Mode::None,
+    )?;
+    let shm_size = r
+        .shm_size
+        .as_deref()
+        .map(resources::parse_shm_size)
+        .transpose()?;
+    let oom_score_adj = r
+        .oom_score_adj
+        .map(resources::check_oom_score_adj)
+        .transpose()?;
+    let labels = resources::labels(&r.labels, &r.label_files)?;
+    if let Some(path) = &r.cidfile
+        && path.exists()
+    {
+        return Err(Error::CidFileExists(path.clone()));
+    }
     // -u and -w win over the image's User and WorkingDir.
     let user = (opts.user.as_deref())
         .or(image.as_ref().and_then(|i| i.user()))
@@ -227,6 +272,12 @@ pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Pre
         rm: opts.rm,
         storage,
         volumes_from: opts.storage.volumes_from.clone(),
+        rlimits,
+        sysctl,
+        shm_size,
+        oom_score_adj,
+        labels,
+        cidfile: r.cidfile.clone(),
     })
 }
 
@@ -282,6 +333,7 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         auto_remove: p.rm,
         userns: p.userns,
         mounts: storage.points.clone(),
+        labels: p.labels.clone(),
     });
     let record = match record {
         Ok(r) => r,
@@ -290,6 +342,18 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
             return Err(e.into());
         }
     };
+    if let Some(path) = &p.cidfile {
+        // O_EXCL: two runs given the same file cannot both write it.
+        std::fs::File::options()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(record.id.as_bytes()))
+            .map_err(|source| Error::CidFile {
+                path: path.clone(),
+                source,
+            })?;
+    }
     let rw = match &p.image {
         Some(img) => Some(img.rw_layer(&record.id)?),
         None => None,
@@ -340,6 +404,10 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         etc_files,
         mounts: storage.mounts,
         copy_up: storage.copy_up,
+        rlimits: p.rlimits,
+        sysctl: p.sysctl,
+        shm_size: p.shm_size,
+        oom_score_adj: p.oom_score_adj,
         cgroupfs: cgroupfs(cgroup.location()),
         confinement: p.confinement,
         userns: p.userns,

@@ -114,6 +114,9 @@ pub struct State {
     /// Its volumes, binds and tmpfs mounts (`inspect`'s `Mounts`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<super::mounts::MountPoint>,
+    /// `--label`, `--label-file`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 impl State {
@@ -218,6 +221,7 @@ pub struct NewContainer<'a> {
     pub auto_remove: bool,
     pub userns: Option<crate::namespace::userns::IdMap>,
     pub mounts: Vec<super::mounts::MountPoint>,
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// containr's data root.
@@ -358,6 +362,7 @@ impl DataRoot {
             finished: None,
             userns: new.userns,
             mounts: new.mounts,
+            labels: new.labels,
         };
         let record = ContainerRecord {
             id,
@@ -573,6 +578,7 @@ mod tests {
             auto_remove,
             userns: None,
             mounts: Vec::new(),
+            labels: Default::default(),
         }
     }
 

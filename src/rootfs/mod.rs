@@ -143,6 +143,10 @@ pub struct Storage<'a> {
     /// (new volume's directory, destination): the image's content at the
     /// destination copied into the volume first (see [`copyup`]).
     pub copy_up: &'a [(PathBuf, PathBuf)],
+    /// `--sysctl`: written in the container's namespaces.
+    pub sysctl: Option<&'a std::collections::HashMap<String, String>>,
+    /// `--shm-size`: the size of /dev/shm, bytes (default 64 MiB).
+    pub shm_size: Option<u64>,
 }
 
 /// Build the container's filesystem and make it the root. Must run in a
@@ -196,8 +200,13 @@ pub fn enter_with(plan: &Plan<'_>, storage: &Storage<'_>) -> Result<(), Error> {
         copyup::copy_up(root, dest, volume)?;
     }
     oci::mount_into(root, storage.mounts, plan.userns)?;
+    if let Some(sysctl) = storage.sysctl {
+        // Through the host's /proc, still in view: the values are those of
+        // this process's (the container's) namespaces all the same.
+        oci::write_sysctls(sysctl)?;
+    }
     pivot(root)?;
-    mount_dev(host_devices)?;
+    mount_dev(host_devices, storage.shm_size)?;
     mount_cgroupfs(plan.cgroupfs, plan.privileged)?;
     if !plan.privileged {
         mask_paths(&MASKED, &READ_ONLY)?;
@@ -481,7 +490,7 @@ fn locked_flags(path: &str) -> MsFlags {
     out
 }
 
-fn mount_dev(host_devices: Option<Vec<OwnedFd>>) -> Result<(), Error> {
+fn mount_dev(host_devices: Option<Vec<OwnedFd>>, shm_size: Option<u64>) -> Result<(), Error> {
     mount_point(Path::new("/dev"), "/dev")?;
     mount_fs(
         "tmpfs",
@@ -520,11 +529,12 @@ fn mount_dev(host_devices: Option<Vec<OwnedFd>>) -> Result<(), Error> {
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
         Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
     )?;
+    let shm = format!("mode=1777,size={}", shm_size.unwrap_or(64 << 20));
     mount_fs(
         "tmpfs",
         "/dev/shm",
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        Some("mode=1777,size=65536k"),
+        Some(&shm),
     )?;
     mount_fs(
         "mqueue",

@@ -88,10 +88,16 @@ pub fn prepare(plan: &Plan<'_>) -> Result<(), Error> {
         mountapi::attach_to_fd(tree.as_fd(), target.as_fd())
             .map_err(mount_err(dest, "binding the console"))?;
     }
-    let mut keys: Vec<&String> = plan.sysctl.keys().collect();
+    write_sysctls(plan.sysctl)
+}
+
+/// Write each sysctl (namespaced ones only), in key order, for the
+/// namespaces of the calling process: the container's.
+pub fn write_sysctls(sysctl: &HashMap<String, String>) -> Result<(), Error> {
+    let mut keys: Vec<&String> = sysctl.keys().collect();
     keys.sort();
     for key in keys {
-        write_sysctl(key, &plan.sysctl[key])?;
+        write_sysctl(key, &sysctl[key])?;
     }
     Ok(())
 }
