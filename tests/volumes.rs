@@ -380,3 +380,101 @@ fn read_only_proc_paths_stay_read_only_under_a_mount() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn ulimits_sysctls_shm_size_and_oom_score_adj_are_seen_inside() {
+    let sb = Sandbox::new();
+    let host_shmmax = std::fs::read_to_string("/proc/sys/kernel/shmmax").unwrap();
+    let out = sb.ok(&[
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=512:1024",
+        "--sysctl",
+        "kernel.shmmax=123456",
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+        "--shm-size",
+        "8m",
+        "--oom-score-adj",
+        "500",
+        "sh",
+        "-c",
+        "grep 'open files' /proc/self/limits; cat /proc/sys/kernel/shmmax \
+         /proc/sys/net/ipv4/ip_forward /proc/self/oom_score_adj /proc/self/mountinfo",
+    ]);
+    let mut lines = out.lines();
+    let limits: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(&limits[3..5], ["512", "1024"], "{limits:?}");
+    assert_eq!(lines.next(), Some("123456"));
+    assert_eq!(lines.next(), Some("1"));
+    assert_eq!(lines.next(), Some("500"));
+    assert!(mount_line(&out, "/dev/shm").contains("size=8192k"), "{out}");
+    // The host's own values did not move.
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/shmmax").unwrap(),
+        host_shmmax
+    );
+}
+
+#[test]
+fn resource_refusals_are_one_line_errors_with_125() {
+    let sb = Sandbox::new();
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open").unwrap();
+    let above = format!("nofile={}", nr_open.trim().parse::<u64>().unwrap() + 1);
+    for (args, needle) in [
+        (vec!["--sysctl", "kernel.panic=1"], "not namespaced"),
+        (vec!["--sysctl", "vm.swappiness=1"], "not namespaced"),
+        (
+            vec!["--network", "host", "--sysctl", "net.ipv4.ip_forward=1"],
+            "not allowed with --network host",
+        ),
+        (vec!["--ulimit", above.as_str()], "fs.nr_open"),
+        (vec!["--ulimit", "nofile=10:5"], "above the hard limit"),
+        (vec!["--ulimit", "files=1"], "unknown limit"),
+        (vec!["--shm-size", "0"], "--shm-size"),
+        (vec!["--oom-score-adj", "2000"], "between -1000 and 1000"),
+    ] {
+        let mut full = args.clone();
+        full.push("true");
+        assert_fails(&sb.run(&full), 125, needle);
+    }
+}
+
+#[test]
+fn labels_and_cidfile() {
+    let sb = Sandbox::new();
+    let file = sb.dir.path().join("labels");
+    std::fs::write(&file, "# team labels\nteam=lab\ntier=db\n").unwrap();
+    let cid = sb.dir.path().join("cid");
+    let out = run_kept(
+        &sb,
+        &[
+            "--name",
+            "labelled",
+            "--label-file",
+            file.to_str().unwrap(),
+            "-l",
+            "tier=web",
+            "--cidfile",
+            cid.to_str().unwrap(),
+            "true",
+        ],
+    );
+    assert!(out.status.success());
+    let id = std::fs::read_to_string(&cid).unwrap();
+    assert_eq!(id.len(), 64);
+    let v: serde_json::Value =
+        serde_json::from_str(&sb.containr_ok(&["inspect", "labelled"])).unwrap();
+    assert_eq!(v[0]["Id"], id.as_str());
+    assert_eq!(v[0]["Config"]["Labels"]["team"], "lab");
+    assert_eq!(v[0]["Config"]["Labels"]["tier"], "web", "--label wins");
+    let ps = |f: &str| sb.containr_ok(&["ps", "-a", "-q", "--filter", f]);
+    assert_eq!(ps("label=team=lab"), format!("{}\n", &id[..12]));
+    assert_eq!(ps("label=team"), format!("{}\n", &id[..12]));
+    assert_eq!(ps("label=team=other"), "");
+    // An existing cidfile is refused, as docker.
+    let out = sb.run(&["--cidfile", cid.to_str().unwrap(), "true"]);
+    assert_fails(&out, 125, "Container ID file found");
+    sb.containr_ok(&["rm", "labelled"]);
+}
