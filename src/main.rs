@@ -511,6 +511,14 @@ struct RunArgs {
     #[arg(long = "label-file", value_name = "list")]
     label_file: Vec<PathBuf>,
 
+    /// Add a host device to the container (HOST[:CTR][:PERMS])
+    #[arg(long = "device", value_name = "list")]
+    device: Vec<String>,
+
+    /// Add a rule to the cgroup allowed devices list ('c 42:* rmw')
+    #[arg(long = "device-cgroup-rule", value_name = "list")]
+    device_cgroup_rule: Vec<String>,
+
     /// Write the container ID to the file
     #[arg(long = "cidfile", value_name = "string")]
     cidfile: Option<PathBuf>,
@@ -578,6 +586,8 @@ impl From<RunArgs> for RunOptions {
                 labels: a.label,
                 label_files: a.label_file,
                 cidfile: a.cidfile,
+                devices: a.device,
+                device_cgroup_rules: a.device_cgroup_rule,
             },
             security: containr::security::Flags {
                 cap_add: a.cap_add,

@@ -118,6 +118,7 @@ fn start(config: &Config, idmapped: Option<OwnedFd>, channel: &Channel) -> Resul
             copy_up: &config.copy_up,
             sysctl: Some(&config.sysctl).filter(|s| !s.is_empty()),
             shm_size: config.shm_size,
+            devices: &config.devices,
         },
     )?;
 

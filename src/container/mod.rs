@@ -193,6 +193,9 @@ pub struct Config {
     /// `--oom-score-adj`.
     #[serde(default)]
     pub oom_score_adj: Option<i32>,
+    /// `--device`: nodes made in the container's /dev.
+    #[serde(default)]
+    pub devices: Vec<oci_spec::runtime::LinuxDevice>,
     /// The container's cgroup, as it sees it at `/sys/fs/cgroup`.
     pub cgroupfs: crate::rootfs::CgroupFs,
     pub confinement: crate::security::Confinement,

@@ -5,7 +5,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use oci_spec::runtime::{PosixRlimit, PosixRlimitBuilder, PosixRlimitType};
+use oci_spec::runtime::{
+    LinuxDevice, LinuxDeviceBuilder, LinuxDeviceType, PosixRlimit, PosixRlimitBuilder,
+    PosixRlimitType,
+};
+
+use crate::cgroup::devices::Rule;
 
 /// Errors of this module.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +23,10 @@ pub enum Error {
     ShmSize(String),
     #[error("--oom-score-adj {0}: must be between -1000 and 1000")]
     OomScoreAdj(i32),
+    #[error("--device {spec:?}: {what}")]
+    Device { spec: String, what: String },
+    #[error("--device-cgroup-rule {spec:?}: {what}")]
+    DeviceRule { spec: String, what: String },
     #[error("--label-file {path}: {source}")]
     LabelFile {
         path: std::path::PathBuf,
@@ -96,6 +105,104 @@ pub fn parse_ulimit(spec: &str, nr_open: Option<u64>) -> Result<PosixRlimit, Err
         .hard(hard)
         .build()
         .map_err(|e| bad(e.to_string()))
+}
+
+/// Access strings as the device rules keep them (`&'static`), in rwm order.
+fn access(spec: &str) -> Option<&'static str> {
+    const ALL: [&str; 7] = ["r", "w", "m", "rw", "rm", "wm", "rwm"];
+    if spec.is_empty() || !spec.chars().all(|c| "rwm".contains(c)) {
+        return None;
+    }
+    let canon: String = "rwm".chars().filter(|c| spec.contains(*c)).collect();
+    ALL.into_iter().find(|a| *a == canon)
+}
+
+/// `--device HOST[:CTR[:PERMS]]`: the node to make in the container (the
+/// host's type, numbers and mode) and the rule that lets it be opened.
+pub fn parse_device(spec: &str) -> Result<(LinuxDevice, Rule), Error> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let bad = |what: String| Error::Device {
+        spec: spec.to_string(),
+        what,
+    };
+    let mut parts = spec.splitn(3, ':');
+    let host = parts.next().unwrap_or_default();
+    let (ctr, perms) = match (parts.next(), parts.next()) {
+        (None, _) => (host, "rwm"),
+        // HOST:PERMS, as docker reads a second part that is no path.
+        (Some(p), None) if !p.starts_with('/') => (host, p),
+        (Some(c), p) => (c, p.unwrap_or("rwm")),
+    };
+    if !host.starts_with('/') || !ctr.starts_with('/') {
+        return Err(bad("the paths must be absolute".into()));
+    }
+    let perms =
+        access(perms).ok_or_else(|| bad(format!("{perms:?}: permissions are r, w and m")))?;
+    let meta = std::fs::metadata(host).map_err(|e| bad(e.to_string()))?;
+    let (typ, kind) = if meta.file_type().is_char_device() {
+        (LinuxDeviceType::C, 'c')
+    } else if meta.file_type().is_block_device() {
+        (LinuxDeviceType::B, 'b')
+    } else {
+        return Err(bad(format!("{host} is not a device node")));
+    };
+    let rdev = meta.rdev();
+    let (major, minor) = (libc::major(rdev), libc::minor(rdev));
+    let device = LinuxDeviceBuilder::default()
+        .path(ctr)
+        .typ(typ)
+        .major(major as i64)
+        .minor(minor as i64)
+        .file_mode(meta.mode() & 0o7777)
+        .uid(0u32)
+        .gid(0u32)
+        .build()
+        .map_err(|e| bad(e.to_string()))?;
+    let rule = Rule {
+        allow: true,
+        kind: Some(kind),
+        major: Some(major),
+        minor: Some(minor),
+        access: perms,
+    };
+    Ok((device, rule))
+}
+
+/// `--device-cgroup-rule 'TYPE MAJOR:MINOR PERMS'` (`c 42:* rmw`, `a`).
+pub fn parse_device_rule(spec: &str) -> Result<Rule, Error> {
+    let bad = |what: &str| Error::DeviceRule {
+        spec: spec.to_string(),
+        what: what.to_string(),
+    };
+    let words: Vec<&str> = spec.split_whitespace().collect();
+    let (kind, numbers, perms) = match words.as_slice() {
+        [k, n, p] => (*k, *n, *p),
+        _ => return Err(bad("expected 'TYPE MAJOR:MINOR PERMS', e.g. 'c 42:* rmw'")),
+    };
+    let kind = match kind {
+        "c" => Some('c'),
+        "b" => Some('b'),
+        "a" => None,
+        _ => return Err(bad("the type is c, b or a")),
+    };
+    let number = |n: &str| -> Result<Option<u32>, Error> {
+        if n == "*" {
+            return Ok(None);
+        }
+        n.parse()
+            .map(Some)
+            .map_err(|_| bad("MAJOR and MINOR are numbers or *"))
+    };
+    let (major, minor) = numbers
+        .split_once(':')
+        .ok_or_else(|| bad("expected MAJOR:MINOR"))?;
+    Ok(Rule {
+        allow: true,
+        kind,
+        major: number(major)?,
+        minor: number(minor)?,
+        access: access(perms).ok_or_else(|| bad("permissions are r, w and m"))?,
+    })
 }
 
 /// The kernel's ceiling for `nofile`.
@@ -214,6 +321,30 @@ mod tests {
         assert!(parse_sysctls(&["kernel.hostname=x".into()], false).is_err());
         assert!(parse_sysctls(&["net.ipv4.ip_forward=1".into()], true).is_err());
         assert!(parse_sysctls(&["net.ipv4.ip_forward".into()], false).is_err());
+    }
+
+    #[test]
+    fn devices_and_rules() {
+        let (d, r) = parse_device("/dev/null:/dev/mynull:r").unwrap();
+        assert_eq!(d.path(), std::path::Path::new("/dev/mynull"));
+        assert_eq!((d.major(), d.minor()), (1, 3));
+        assert_eq!(
+            (r.kind, r.major, r.minor, r.access),
+            (Some('c'), Some(1), Some(3), "r")
+        );
+        let (d, r) = parse_device("/dev/zero").unwrap();
+        assert_eq!(d.path(), std::path::Path::new("/dev/zero"));
+        assert_eq!(r.access, "rwm");
+        assert_eq!(parse_device("/dev/zero:mw").unwrap().1.access, "wm");
+        assert!(parse_device("/etc/passwd").is_err());
+        assert!(parse_device("/dev/null:/x:q").is_err());
+        let r = parse_device_rule("c 42:* mrw").unwrap();
+        assert_eq!(
+            (r.kind, r.major, r.minor, r.access),
+            (Some('c'), Some(42), None, "rwm")
+        );
+        assert!(parse_device_rule("x 1:1 r").is_err());
+        assert!(parse_device_rule("c 1 r").is_err());
     }
 
     #[test]

@@ -85,6 +85,8 @@ pub struct ResourceFlags {
     pub labels: Vec<String>,
     pub label_files: Vec<PathBuf>,
     pub cidfile: Option<PathBuf>,
+    pub devices: Vec<String>,
+    pub device_cgroup_rules: Vec<String>,
 }
 
 /// The storage options of `containr run`, as given.
@@ -184,6 +186,7 @@ pub struct Prepared {
     oom_score_adj: Option<i32>,
     labels: std::collections::BTreeMap<String, String>,
     cidfile: Option<PathBuf>,
+    devices: Vec<oci_spec::runtime::LinuxDevice>,
 }
 
 /// Check and resolve everything `opts` asks for: the image (pulled as
@@ -251,6 +254,22 @@ pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Pre
     let user_env = user_env(opts)?;
     let mut limits = opts.limits.parse()?;
     limits.all_devices = opts.security.privileged;
+    let mut devices = Vec::new();
+    for spec in &r.devices {
+        let (device, rule) = resources::parse_device(spec)?;
+        devices.push(device);
+        limits.devices.push(rule);
+    }
+    if !devices.is_empty() && userns.is_some() {
+        return Err(resources::Error::Device {
+            spec: r.devices[0].clone(),
+            what: "not supported with --userns-remap (no mknod in a user namespace)".into(),
+        }
+        .into());
+    }
+    for spec in &r.device_cgroup_rules {
+        limits.devices.push(resources::parse_device_rule(spec)?);
+    }
     let confinement = opts.security.resolve(&root.join("cache"))?;
     Ok(Prepared {
         image,
@@ -278,6 +297,7 @@ pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Pre
         oom_score_adj,
         labels,
         cidfile: r.cidfile.clone(),
+        devices,
     })
 }
 
@@ -408,6 +428,7 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         sysctl: p.sysctl,
         shm_size: p.shm_size,
         oom_score_adj: p.oom_score_adj,
+        devices: p.devices,
         cgroupfs: cgroupfs(cgroup.location()),
         confinement: p.confinement,
         userns: p.userns,

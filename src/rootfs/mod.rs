@@ -147,6 +147,8 @@ pub struct Storage<'a> {
     pub sysctl: Option<&'a std::collections::HashMap<String, String>>,
     /// `--shm-size`: the size of /dev/shm, bytes (default 64 MiB).
     pub shm_size: Option<u64>,
+    /// `--device`: nodes made in the container's /dev.
+    pub devices: &'a [oci_spec::runtime::LinuxDevice],
 }
 
 /// Build the container's filesystem and make it the root. Must run in a
@@ -207,6 +209,9 @@ pub fn enter_with(plan: &Plan<'_>, storage: &Storage<'_>) -> Result<(), Error> {
     }
     pivot(root)?;
     mount_dev(host_devices, storage.shm_size)?;
+    if !storage.devices.is_empty() {
+        oci::make_devices_in(Path::new("/"), storage.devices)?;
+    }
     mount_cgroupfs(plan.cgroupfs, plan.privileged)?;
     if !plan.privileged {
         mask_paths(&MASKED, &READ_ONLY)?;

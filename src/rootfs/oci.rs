@@ -117,6 +117,13 @@ pub fn mount_into(root: &Path, mounts: &[Mount], in_userns: bool) -> Result<(), 
     Ok(())
 }
 
+/// Make `devices` (and the default set, where missing) in `root`,
+/// resolved inside it: `containr run --device`, after the pivot.
+pub fn make_devices_in(root: &Path, devices: &[LinuxDevice]) -> Result<(), Error> {
+    let root_fd = open_path(root).map_err(mount_err(root, "opening the root"))?;
+    make_devices(root_fd.as_fd(), devices, false)
+}
+
 /// After the `createContainer` hooks: the rootfs becomes `/` (pivot_root,
 /// or with `no_pivot` a move onto `/` and chroot), then masked paths,
 /// read-only paths and a read-only root.
