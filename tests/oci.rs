@@ -161,18 +161,20 @@ impl Oci {
         }
     }
 
-    /// The directories of the container's cgroup, from its recorded state.
+    /// The directories of the container's cgroup, from its recorded state
+    /// (on v1, those made: a hierarchy no resource needs is not joined).
     fn cgroup_dirs(&self, id: &str) -> Vec<PathBuf> {
         let state: Value =
             serde_json::from_slice(&std::fs::read(self.root.join(id).join("state.json")).unwrap())
                 .unwrap();
-        match &state["cgroup"] {
+        match &state["cgroup"]["location"] {
             Value::Object(o) if o.contains_key("V2") => vec![o["V2"].as_str().unwrap().into()],
             Value::Object(o) => o["V1"]
                 .as_array()
                 .unwrap()
                 .iter()
                 .map(|e| PathBuf::from(e[1].as_str().unwrap()))
+                .filter(|d| d.is_dir())
                 .collect(),
             v => panic!("no cgroup in the state: {v}"),
         }
@@ -424,9 +426,18 @@ fn bad_configs_are_refused_naming_the_field_and_leave_nothing() {
         (
             Box::new(|c| {
                 c["process"]["rlimits"] =
-                    serde_json::json!([{"type": "RLIMIT_NOFILE", "hard": 64, "soft": 64}])
+                    serde_json::json!([{"type": "RLIMIT_NOFILE", "hard": 64, "soft": 128}])
             }),
             "process.rlimits",
+        ),
+        (
+            Box::new(|c| {
+                c["mounts"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(serde_json::json!({"destination": "/mnt", "type": "bind", "source": "/nonexistent-src", "options": ["rbind"]}))
+            }),
+            "/nonexistent-src",
         ),
     ];
     let oci = Oci::new(WAITER);
