@@ -173,14 +173,42 @@ enum OciCommand {
     Features,
     /// Execute a new process inside a container
     Exec(Box<ExecArgs>),
-    /// Display the processes running inside a container (not implemented yet)
-    Ps(NotYet),
-    /// Pause all processes inside the container (not implemented yet)
-    Pause(NotYet),
-    /// Resume all processes previously paused (not implemented yet)
-    Resume(NotYet),
-    /// Update container resource constraints (not implemented yet)
-    Update(NotYet),
+    /// Display the processes running inside a container
+    Ps {
+        /// Select one of: table or json
+        #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+        #[arg(value_name = "CONTAINER_ID")]
+        id: String,
+        /// Options passed to ps(1) for the table
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "PS_OPTIONS"
+        )]
+        ps_options: Vec<String>,
+    },
+    /// Pause all processes inside the container
+    Pause {
+        #[arg(value_name = "CONTAINER_ID")]
+        id: String,
+    },
+    /// Resume all processes previously paused
+    Resume {
+        #[arg(value_name = "CONTAINER_ID")]
+        id: String,
+    },
+    /// Update container resource constraints (--resources FILE, or - for stdin)
+    Update {
+        /// Path to a file with linux.resources (JSON), or - for stdin
+        #[arg(short, long, value_name = "FILE")]
+        resources: Option<PathBuf>,
+        #[arg(value_name = "CONTAINER_ID")]
+        id: String,
+        /// runc's single-resource flags (--memory, --cpu-shares, ...): not supported, use --resources
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        other: Vec<String>,
+    },
     /// Display container events such as OOM notifications and stats (not implemented yet)
     Events(NotYet),
     /// Checkpoint a running container (not supported: no CRIU)
@@ -429,10 +457,67 @@ fn dispatch(root: &Root, systemd: bool, command: OciCommand) -> Result<i32, Erro
             let (id, opts) = args.options()?;
             oci::exec::exec(root, &id, &opts)
         }
-        OciCommand::Ps(_) => Err(not_yet("ps")),
-        OciCommand::Pause(_) => Err(not_yet("pause")),
-        OciCommand::Resume(_) => Err(not_yet("resume")),
-        OciCommand::Update(_) => Err(not_yet("update")),
+        OciCommand::Ps {
+            format,
+            id,
+            ps_options,
+        } => {
+            let pids = oci::lifecycle::pids(root, &id)?;
+            if format == "json" {
+                println!("{}", serde_json::to_string(&pids).expect("JSON"));
+                return Ok(0);
+            }
+            let list: Vec<String> = pids.iter().map(i32::to_string).collect();
+            let opts = if ps_options.is_empty() {
+                vec!["-f".to_string()]
+            } else {
+                ps_options
+            };
+            let status = std::process::Command::new("ps")
+                .args(&opts)
+                .arg("-p")
+                .arg(list.join(","))
+                .status()
+                .map_err(|e| Error::Sys {
+                    what: "running ps",
+                    source: e,
+                })?;
+            Ok(status.code().unwrap_or(1))
+        }
+        OciCommand::Pause { id } => oci::lifecycle::pause(root, &id).map(|()| 0),
+        OciCommand::Resume { id } => oci::lifecycle::resume(root, &id).map(|()| 0),
+        OciCommand::Update {
+            resources,
+            id,
+            other,
+        } => {
+            if !other.is_empty() || resources.is_none() {
+                return Err(Error::Unsupported {
+                    field: "update's single-resource flags".into(),
+                    why: "give the whole linux.resources with --resources FILE (or -)".into(),
+                });
+            }
+            let path = resources.expect("checked");
+            let text = if path.as_os_str() == "-" {
+                let mut s = String::new();
+                std::io::Read::read_to_string(
+                    &mut std::io::Read::take(std::io::stdin(), 16 << 20),
+                    &mut s,
+                )
+                .map(|_| s)
+            } else {
+                std::fs::read_to_string(&path)
+            }
+            .map_err(|e| Error::Bundle {
+                path: path.clone(),
+                why: e.to_string(),
+            })?;
+            let res = serde_json::from_str(&text).map_err(|e| Error::Bundle {
+                path: path.clone(),
+                why: e.to_string(),
+            })?;
+            oci::lifecycle::update(root, &id, &res).map(|()| 0)
+        }
         OciCommand::Events(_) => Err(not_yet("events")),
         OciCommand::Checkpoint(_) | OciCommand::Restore(_) => Err(Error::Unsupported {
             field: "checkpoint/restore".into(),
