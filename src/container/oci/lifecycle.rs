@@ -514,11 +514,22 @@ pub fn kill(root: &Root, id: &str, sig: i32, all: bool) -> Result<(), Error> {
                 Signal::try_from(sig).map_err(|_| Error::Signal(sig.to_string()))?,
             );
         }
+        thaw_killed(&record, sig);
         return Ok(());
     }
     match pidfd(&record) {
-        Some(fd) => signal(&fd, sig),
+        Some(fd) => signal(&fd, sig).map(|()| thaw_killed(&record, sig)),
         None => Err(Error::NotRunning(id.to_string())),
+    }
+}
+
+/// A paused container's processes act on a SIGKILL once thawed (as runc);
+/// other signals wait for `resume`.
+fn thaw_killed(record: &Record, sig: i32) {
+    if sig == libc::SIGKILL
+        && let Some(location) = &record.cgroup
+    {
+        thaw(location);
     }
 }
 

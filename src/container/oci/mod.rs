@@ -22,6 +22,7 @@ pub mod bundle;
 pub mod hooks;
 pub mod init;
 pub mod lifecycle;
+pub mod ops;
 mod parts;
 pub mod spec;
 pub mod state;
@@ -58,6 +59,8 @@ pub enum Error {
     StartRunning(Status),
     #[error("container \"{0}\" is not running")]
     NotRunning(String),
+    #[error("container \"{0}\" is not paused")]
+    NotPaused(String),
     #[error("cannot delete container {id} that is not stopped: {status}")]
     NotStopped { id: String, status: Status },
     #[error("unknown signal {0:?}")]
