@@ -483,3 +483,83 @@ fn errors_also_go_to_the_log_file_in_json() {
     assert_eq!(line["level"], "error");
     assert_eq!(line["msg"], "container \"nope\" does not exist");
 }
+
+#[test]
+fn exec_runs_a_process_in_the_running_container() {
+    let oci = Oci::new(WAITER);
+    let id = oci.id("exec");
+    oci.create_ok(&id, &[]);
+    assert_error(
+        &oci.out(&["exec", &id, "true"]),
+        &format!("cannot exec in a created container \"{id}\""),
+    );
+    oci.ok(&["start", &id]);
+    oci.wait_output(&id, "ready");
+    let pid = oci.state(&id)["pid"].as_u64().unwrap();
+    // In the container's namespaces: its hostname, its PID namespace
+    // (the container's process is PID 1 there), its root.
+    let out = oci.ok(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "hostname; cat /proc/1/cmdline; echo; ls /",
+    ]);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("containr"));
+    assert!(lines.next().unwrap().starts_with("sh\0-c\0trap"), "{out}");
+    assert!(out.contains("\nproc\n"), "{out}");
+    for ns in ["mnt", "pid", "uts", "ipc", "net"] {
+        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
+        let out = oci.ok(&["exec", &id, "readlink", &format!("/proc/self/ns/{ns}")]);
+        assert_eq!(out.trim(), theirs.to_str().unwrap(), "{ns}");
+    }
+    // Status, --env, --cwd, --user pass through; a missing program is 127.
+    let out = oci.out(&["exec", &id, "sh", "-c", "exit 4"]);
+    assert_eq!(out.status.code(), Some(4));
+    let out = oci.ok(&[
+        "exec",
+        "--env",
+        "FOO=bar",
+        "--cwd",
+        "/tmp",
+        "--user",
+        "1000:1000",
+        &id,
+        "sh",
+        "-c",
+        "echo $FOO; pwd; id -u",
+    ]);
+    assert_eq!(out, "bar\n/tmp\n1000\n");
+    let out = oci.out(&["exec", &id, "nosuch"]);
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    // Detached, with a pid file: the process runs in the container's cgroup.
+    let pid_file = oci.sb.dir.path().join("exec.pid");
+    // Its stdio is not a pipe of ours: that would stay open as long as it runs.
+    let status = oci
+        .cmd(&[
+            "exec",
+            "-d",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            &id,
+            "sleep",
+            "30",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exec_pid = std::fs::read_to_string(&pid_file).unwrap();
+    for d in oci.cgroup_dirs(&id) {
+        let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap();
+        assert!(
+            procs.lines().any(|l| l == exec_pid),
+            "{}: {procs:?} lacks {exec_pid:?}",
+            d.display()
+        );
+    }
+    oci.ok(&["delete", "--force", &id]);
+    assert_error(&oci.out(&["exec", &id, "true"]), "does not exist");
+}

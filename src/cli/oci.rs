@@ -170,8 +170,8 @@ enum OciCommand {
     },
     /// Show the enabled features (the runtime-spec features document)
     Features,
-    /// Execute a new process inside a container (not implemented yet)
-    Exec(NotYet),
+    /// Execute a new process inside a container
+    Exec(Box<ExecArgs>),
     /// Display the processes running inside a container
     Ps(PsArgs),
     /// Pause all processes inside the container
@@ -195,6 +195,116 @@ enum OciCommand {
     /// (internal) the container's init, cloned by create
     #[command(hide = true)]
     Init { fd: i32 },
+    /// (internal) the process exec clones to join a container
+    #[command(hide = true, name = "exec-init")]
+    ExecInit { fd: i32 },
+}
+
+#[derive(clap::Args)]
+struct ExecArgs {
+    /// Path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal
+    #[arg(long = "console-socket", value_name = "PATH")]
+    console_socket: Option<PathBuf>,
+    /// Path to an AF_UNIX socket which will receive a pidfd of the process (not supported yet)
+    #[arg(long = "pidfd-socket", value_name = "PATH")]
+    pidfd_socket: Option<PathBuf>,
+    /// Current working directory in the container
+    #[arg(long, value_name = "DIR")]
+    cwd: Option<String>,
+    /// Set environment variables (KEY=VALUE)
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    tty: bool,
+    /// UID (format: <uid>[:<gid>])
+    #[arg(short, long, value_name = "UID[:GID]")]
+    user: Option<String>,
+    /// Additional gids
+    #[arg(short = 'g', long = "additional-gids", value_name = "GID")]
+    additional_gids: Vec<u32>,
+    /// Path to the process.json
+    #[arg(short, long, value_name = "FILE")]
+    process: Option<PathBuf>,
+    /// Detach from the container's process
+    #[arg(short, long)]
+    detach: bool,
+    /// Specify the file to write the process id to
+    #[arg(long = "pid-file", value_name = "FILE")]
+    pid_file: Option<PathBuf>,
+    /// Set the asm process label for the process commonly used with selinux (not supported)
+    #[arg(long = "process-label", value_name = "LABEL")]
+    process_label: Option<String>,
+    /// Set the apparmor profile for the process (not supported)
+    #[arg(long, value_name = "PROFILE")]
+    apparmor: Option<String>,
+    /// Set the no new privileges value for the process
+    #[arg(long = "no-new-privs")]
+    no_new_privs: bool,
+    /// Add a capability to the bounding set for the process
+    #[arg(short, long, value_name = "CAP")]
+    cap: Vec<String>,
+    /// Pass N additional file descriptors to the process
+    #[arg(long = "preserve-fds", value_name = "N", default_value_t = 0)]
+    preserve_fds: u32,
+    /// Execute a process in a sub-cgroup (not supported)
+    #[arg(long, value_name = "PATH")]
+    cgroup: Vec<String>,
+    /// Allow exec in a paused container
+    #[arg(long = "ignore-paused")]
+    ignore_paused: bool,
+    #[arg(value_name = "CONTAINER_ID")]
+    id: String,
+    /// The command and its arguments (unless --process)
+    #[arg(
+        value_name = "COMMAND",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    command: Vec<String>,
+}
+
+impl ExecArgs {
+    fn options(self) -> Result<(String, oci::exec::ExecOptions), Error> {
+        let refuse = |flag: &str, why: &str| Error::Unsupported {
+            field: flag.into(),
+            why: why.into(),
+        };
+        if self.pidfd_socket.is_some() {
+            return Err(refuse("--pidfd-socket", "not implemented yet"));
+        }
+        if self.process_label.is_some() {
+            return Err(refuse(
+                "--process-label",
+                "containr-oci has no SELinux support",
+            ));
+        }
+        if self.apparmor.is_some() {
+            return Err(refuse("--apparmor", "containr-oci has no AppArmor support"));
+        }
+        if !self.cgroup.is_empty() {
+            return Err(refuse("--cgroup", "not implemented yet"));
+        }
+        Ok((
+            self.id,
+            oci::exec::ExecOptions {
+                process: self.process,
+                args: self.command,
+                tty: self.tty,
+                console_socket: self.console_socket,
+                pid_file: self.pid_file,
+                detach: self.detach,
+                cwd: self.cwd,
+                env: self.env,
+                user: self.user,
+                additional_gids: self.additional_gids,
+                caps: self.cap,
+                no_new_privs: self.no_new_privs,
+                preserve_fds: self.preserve_fds,
+                ignore_paused: self.ignore_paused,
+            },
+        ))
+    }
 }
 
 /// Any arguments of a command that is not there yet.
@@ -246,8 +356,10 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    if let Some(OciCommand::Init { fd }) = cli.command {
-        return super::exit(oci::init::main(fd));
+    match cli.command {
+        Some(OciCommand::Init { fd }) => return super::exit(oci::init::main(fd)),
+        Some(OciCommand::ExecInit { fd }) => return super::exit(oci::exec::main(fd)),
+        _ => {}
     }
     if cli.version {
         println!("containr-oci version {}", env!("CARGO_PKG_VERSION"));
@@ -318,7 +430,10 @@ fn dispatch(root: &Root, command: OciCommand) -> Result<i32, Error> {
             print_json(&oci::spec::features());
             Ok(0)
         }
-        OciCommand::Exec(_) => Err(not_yet("exec")),
+        OciCommand::Exec(args) => {
+            let (id, opts) = args.options()?;
+            oci::exec::exec(root, &id, &opts)
+        }
         OciCommand::Ps(args) => ps(root, &args),
         OciCommand::Pause { id } => oci::ops::pause(root, &id).map(|()| 0),
         OciCommand::Resume { id } => oci::ops::resume(root, &id).map(|()| 0),
@@ -331,14 +446,9 @@ fn dispatch(root: &Root, command: OciCommand) -> Result<i32, Error> {
             field: "checkpoint/restore".into(),
             why: "containr-oci has no CRIU support".into(),
         }),
-        OciCommand::Init { .. } => unreachable!("handled before dispatch"),
-    }
-}
-
-fn not_yet(command: &str) -> Error {
-    Error::Unsupported {
-        field: format!("the {command} command"),
-        why: "not implemented yet".into(),
+        OciCommand::Init { .. } | OciCommand::ExecInit { .. } => {
+            unreachable!("handled before dispatch")
+        }
     }
 }
 

@@ -147,14 +147,13 @@ fn create_inner(root: &Root, opts: &CreateOptions) -> Result<Record, Error> {
     // child's new mount namespace (CLONE_NEWNS is required by the bundle).
     let exe = selfexe::prepare().map_err(Error::sys("preparing containr's binary for the init"))?;
     let (ours, theirs) = Channel::pair().map_err(Error::sys("socketpair"))?;
-    // Above the preserved descriptors, which the init inherits as they are.
-    let theirs = nix::fcntl::fcntl(
-        theirs.as_fd().as_raw_fd(),
-        nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3 + preserve_fds as i32),
-    )
-    .map_err(Error::sys_nix("dup"))?;
-    // SAFETY: F_DUPFD_CLOEXEC just returned this descriptor; only we own it.
-    let theirs = unsafe { OwnedFd::from_raw_fd(theirs) };
+    // The init's end, above the preserved descriptors; the original goes,
+    // or `ours` would never see end-of-file if the init died.
+    let theirs = {
+        let moved = above(theirs.as_fd().as_raw_fd(), 3 + preserve_fds)?;
+        drop(theirs);
+        moved
+    };
     let ready = if userns {
         Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(Error::sys_nix("pipe"))?)
     } else {
@@ -206,6 +205,7 @@ fn create_inner(root: &Root, opts: &CreateOptions) -> Result<Record, Error> {
         annotations: spec.annotations().clone().unwrap_or_default(),
         cgroup: Some(location),
         hooks: spec.hooks().clone(),
+        spec: Some(spec.clone()),
     };
     let creating = state_bytes(&record, Status::Creating);
     #[allow(deprecated)]
@@ -223,7 +223,10 @@ fn create_inner(root: &Root, opts: &CreateOptions) -> Result<Record, Error> {
         })
         .unwrap_or_default();
     let hooks_due = runtime_hooks.iter().any(|(_, h)| !h.is_empty());
+    let process = spec.process().as_ref().expect("checked by bundle::parse");
+    let confinement = parts::confinement(&spec, process)?;
     let config = InitConfig {
+        confinement,
         spec,
         rootfs,
         fifo,
@@ -335,7 +338,7 @@ fn write_id_maps(pid: Pid, spec: &Spec) -> Result<(), Error> {
 
 /// Hand the terminal's master over `--console-socket`, as runc does: one
 /// message whose data is the terminal's name, the descriptor attached.
-fn send_console(socket: &Path, master: BorrowedFd<'_>) -> Result<(), Error> {
+pub(super) fn send_console(socket: &Path, master: BorrowedFd<'_>) -> Result<(), Error> {
     use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
     let err = |source: std::io::Error| Error::ConsoleSocket {
         path: socket.to_path_buf(),
@@ -357,7 +360,7 @@ fn send_console(socket: &Path, master: BorrowedFd<'_>) -> Result<(), Error> {
 
 /// `--pid-file`: written whole (a temporary file renamed), so a reader
 /// never sees half a number.
-fn write_pid_file(path: &Path, pid: Pid) -> Result<(), Error> {
+pub(super) fn write_pid_file(path: &Path, pid: Pid) -> Result<(), Error> {
     let path = if path.is_absolute() {
         path.to_path_buf()
     } else {
@@ -376,7 +379,7 @@ fn state_bytes(record: &Record, status: Status) -> Vec<u8> {
 
 /// A pidfd for the recorded process, checked (after it is opened) to be
 /// that process and not a later one with its pid; `None` if it has exited.
-fn pidfd(record: &Record) -> Option<OwnedFd> {
+pub(super) fn pidfd(record: &Record) -> Option<OwnedFd> {
     let fd = super::super::state::pidfd_open(record.pid).ok()?;
     crate::util::process_alive(record.pid, record.start_time).then_some(fd)
 }
@@ -623,15 +626,11 @@ pub fn run(root: &Root, opts: &CreateOptions, detach: bool, keep: bool) -> Resul
             "containr-oci run needs --console-socket (it does not relay a terminal itself)",
         ));
     }
-    // Blocked before the clone, so none is lost; the init unblocks its own.
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGCHLD);
-    for s in FORWARDED {
-        set.add(s);
-    }
-    if !detach {
-        set.thread_block().map_err(Error::sys_nix("sigprocmask"))?;
-    }
+    let signals = if detach {
+        None
+    } else {
+        Some(forward_signals()?)
+    };
     let record = create_inner(root, opts)?;
     let pid = Pid::from_raw(record.pid as i32);
     if let Err(e) = start(root, &opts.id) {
@@ -642,12 +641,32 @@ pub fn run(root: &Root, opts: &CreateOptions, detach: bool, keep: bool) -> Resul
     if detach {
         return Ok(0);
     }
-    let signals =
-        SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).map_err(Error::sys_nix("signalfd"))?;
-    let status = loop {
+    let status = wait_forwarding(pid, signals.as_ref().expect("made when attached"))?;
+    if !keep {
+        delete(root, &opts.id, true)?;
+    }
+    Ok(status)
+}
+
+/// Block the signals an attached runtime passes on (and SIGCHLD), before
+/// it clones, so none is lost; the clone unblocks its own. Their signalfd.
+pub(super) fn forward_signals() -> Result<SignalFd, Error> {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGCHLD);
+    for s in FORWARDED {
+        set.add(s);
+    }
+    set.thread_block().map_err(Error::sys_nix("sigprocmask"))?;
+    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).map_err(Error::sys_nix("signalfd"))
+}
+
+/// Wait for our child `pid` to exit, passing signals on to it; its status
+/// as a shell reports it (128+N for signal N).
+pub(super) fn wait_forwarding(pid: Pid, signals: &SignalFd) -> Result<i32, Error> {
+    loop {
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => {}
-            Ok(s) => break super::super::init::status_code(Some(s)),
+            Ok(s) => return Ok(super::super::init::status_code(Some(s))),
             Err(e) => return Err(Error::sys_nix("waitpid")(e)),
         }
         match signals.read_signal() {
@@ -656,9 +675,14 @@ pub fn run(root: &Root, opts: &CreateOptions, detach: bool, keep: bool) -> Resul
             }
             _ => {}
         }
-    };
-    if !keep {
-        delete(root, &opts.id, true)?;
     }
-    Ok(status)
+}
+
+/// A copy of `fd` at `min` or above (close-on-exec), so that it does not
+/// sit among the descriptors passed on.
+pub(super) fn above(fd: std::os::fd::RawFd, min: u32) -> Result<OwnedFd, Error> {
+    let fd = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(min as i32))
+        .map_err(Error::sys_nix("dup"))?;
+    // SAFETY: F_DUPFD_CLOEXEC just returned this descriptor; only we own it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

@@ -19,6 +19,7 @@
 //! 4. `delete` removes the cgroup and the state, after `poststop` hooks.
 
 pub mod bundle;
+pub mod exec;
 pub mod hooks;
 pub mod init;
 pub mod lifecycle;
@@ -57,6 +58,8 @@ pub enum Error {
     StartStopped,
     #[error("cannot start an already {0} container")]
     StartRunning(Status),
+    #[error("cannot exec in a {1} container \"{0}\"")]
+    ExecIn(String, Status),
     #[error("container \"{0}\" is not running")]
     NotRunning(String),
     #[error("container \"{0}\" is not paused")]

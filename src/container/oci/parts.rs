@@ -9,7 +9,11 @@ use serde_json::Value;
 
 use super::Error;
 use crate::cgroup::{self, Cgroup, Limits, Location};
-use crate::security::Confinement;
+
+/// The confinement of a process, resolved by the runtime and applied by
+/// the process itself: `apply_early` before the user switch, `apply_late`
+/// right before `execve`.
+pub type Confinement = crate::security::Confinement;
 
 /// The mounts containr's own root filesystem set-up makes, by destination
 /// and type: a spec asking for exactly these (runc's default) is applied.
@@ -39,7 +43,7 @@ pub fn check_applied(spec: &Spec) -> Result<(), Error> {
     if process.scheduler().is_some() {
         return not_yet("process.scheduler");
     }
-    confinement(process)?;
+    confinement(spec, process)?;
     for m in spec.mounts().iter().flatten() {
         let dest = m.destination().to_string_lossy();
         let typ = m.typ().as_deref().unwrap_or("bind");
@@ -80,7 +84,8 @@ pub fn check_applied(spec: &Spec) -> Result<(), Error> {
 /// The confinement the process gets: the capability sets (bounding,
 /// effective and permitted the same, inheritable and ambient empty) and
 /// no_new_privs.
-pub fn confinement(process: &Process) -> Result<Confinement, Error> {
+pub fn confinement(spec: &Spec, process: &Process) -> Result<Confinement, Error> {
+    let _ = spec;
     // Absent, the process gets no capability (oci-spec's Default would
     // give a set).
     let caps = process.capabilities().clone().unwrap_or_else(|| {

@@ -59,6 +59,9 @@ pub struct Record {
     /// when the bundle may be gone.
     #[serde(default)]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// The container's config, for `exec`'s defaults and namespaces.
+    #[serde(default)]
+    pub spec: Option<oci_spec::runtime::Spec>,
 }
 
 /// The state root.
