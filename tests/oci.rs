@@ -6,13 +6,13 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use common::oci::{Oci, TIMEOUT, assert_error, stderr};
+use common::oci::{Oci, TIMEOUT, assert_error, receive_terminal, stderr};
 use serde_json::Value;
 
 /// A shell that prints `ready`, exits 3 on SIGTERM, and otherwise waits.
@@ -249,7 +249,6 @@ fn run_is_attached_and_exits_with_the_process_status() {
 
 #[test]
 fn the_console_socket_receives_the_terminal() {
-    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
     let oci = Oci::new(&["sh"]);
     oci.edit(|c| c["process"]["terminal"] = true.into());
     let id = oci.id("tty");
@@ -279,25 +278,7 @@ fn the_console_socket_receives_the_terminal() {
                 .unwrap()
         })
     };
-    let (conn, _) = listener.accept().unwrap();
-    let mut buf = [0u8; 64];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let msg = recvmsg::<()>(
-        conn.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .unwrap();
-    let mut master = None;
-    for c in msg.cmsgs().unwrap() {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            // SAFETY: the kernel just gave us this descriptor.
-            master = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
-        }
-    }
-    let master = std::fs::File::from(master.expect("a descriptor came with the message"));
+    let master = receive_terminal(&listener);
     let out = create.join().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(oci.status(&id), "created");

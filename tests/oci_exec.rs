@@ -1,15 +1,15 @@
-//! containr-oci's commands on a running container: `ps`, `pause` and
-//! `resume`, `update`, `events`, checked against the container's cgroup
-//! files and its processes on the real kernel.
+//! containr-oci's commands on a running container: `exec`, `ps`, `pause`
+//! and `resume`, `update`, `events`, checked against the container's
+//! cgroup files and its processes on the real kernel.
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::oci::{Oci, TIMEOUT, assert_error, stderr};
+use common::oci::{Oci, TIMEOUT, assert_error, receive_terminal, stderr};
 use serde_json::Value;
 
 /// A process that stays, alone, until killed.
@@ -240,4 +240,192 @@ fn events_stats_match_the_cgroup() {
         "--interval",
     );
     oci.ok(&["delete", &id]);
+}
+
+/// The lines of a /proc status file that say how a process is confined.
+fn confinement(status: &str) -> Vec<&str> {
+    status
+        .lines()
+        .filter(|l| {
+            [
+                "CapInh",
+                "CapPrm",
+                "CapEff",
+                "CapBnd",
+                "CapAmb",
+                "NoNewPrivs",
+                "Seccomp",
+            ]
+            .iter()
+            .any(|k| l.starts_with(&format!("{k}:")))
+        })
+        .collect()
+}
+
+#[test]
+fn exec_is_confined_and_placed_as_the_containers_process() {
+    let (oci, id) = running(SLEEPER, "execconf");
+    let pid = oci.state(&id)["pid"].as_u64().unwrap();
+    // Capabilities, no_new_privs and seccomp: those of the container's own
+    // process, not of the runtime (which has every capability).
+    let theirs = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let mine = oci.ok(&["exec", &id, "cat", "/proc/self/status"]);
+    assert_eq!(confinement(&mine), confinement(&theirs));
+    assert_eq!(confinement(&mine).len(), 7, "{mine}");
+    let host = std::fs::read_to_string("/proc/self/status").unwrap();
+    assert_ne!(
+        confinement(&mine),
+        confinement(&host),
+        "the runtime's own confinement"
+    );
+    // Its cgroup and mounts: the container's PID 1's, as seen inside.
+    let out = oci.ok(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "cat /proc/self/cgroup; echo --; cat /proc/1/cgroup; echo --; \
+         cat /proc/self/mountinfo; echo --; cat /proc/1/mountinfo",
+    ]);
+    let parts: Vec<&str> = out.split("--\n").collect();
+    assert_eq!(parts.len(), 4, "{out}");
+    assert_eq!(parts[0], parts[1]);
+    assert_eq!(parts[2], parts[3]);
+    // ps (the container's own) sees its PID 1 and not the host's processes.
+    let ps = oci.ok(&["exec", &id, "ps", "-o", "pid,comm"]);
+    assert!(
+        ps.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["1", "sleep"]),
+        "{ps}"
+    );
+    assert!(ps.lines().count() <= 3, "host processes visible: {ps}");
+    // Nothing of the host: descriptors (CVE-2024-21626), working directory.
+    let spare = std::fs::File::open("/etc/hostname").unwrap();
+    let out = oci
+        .cmd(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "ls /proc/$$/fd; readlink /proc/$$/cwd",
+        ])
+        .current_dir(oci.sb.dir.path())
+        .output()
+        .unwrap();
+    drop(spare);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "0\n1\n2\n/\n");
+    oci.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn exec_exit_statuses_and_a_stopped_container() {
+    let (oci, id) = running(SLEEPER, "execstatus");
+    assert_eq!(
+        oci.out(&["exec", &id, "sh", "-c", "exit 7"]).status.code(),
+        Some(7)
+    );
+    let out = oci.out(&["exec", &id, "sh", "-c", "kill -9 $$"]);
+    assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
+    // --process: the whole process from a process.json.
+    let process = oci.sb.dir.path().join("process.json");
+    std::fs::write(
+        &process,
+        r#"{"args": ["sh", "-c", "echo $GREETING; pwd"], "env": ["GREETING=hello"],
+            "cwd": "/etc", "user": {"uid": 0, "gid": 0}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        oci.ok(&["exec", "--process", process.to_str().unwrap(), &id]),
+        "hello\n/etc\n"
+    );
+    oci.ok(&["kill", &id, "KILL"]);
+    oci.wait_status(&id, "stopped");
+    assert_error(&oci.out(&["exec", &id, "true"]), "stopped");
+    oci.ok(&["delete", &id]);
+}
+
+#[test]
+fn exec_tty_hands_the_terminal_to_the_console_socket() {
+    let (oci, id) = running(SLEEPER, "exectty");
+    assert_error(&oci.out(&["exec", "-t", &id, "true"]), "--console-socket");
+    let sock = oci.sb.dir.path().join("exec.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let mut exec = oci
+        .cmd(&[
+            "exec",
+            "-t",
+            "--console-socket",
+            sock.to_str().unwrap(),
+            &id,
+            "sh",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut term = receive_terminal(&listener);
+    term.write_all(b"echo hi-$((6*7)); tty; exit 5\n").unwrap();
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 1024];
+    let deadline = Instant::now() + TIMEOUT;
+    while !String::from_utf8_lossy(&seen).contains("/dev/pts/") {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            String::from_utf8_lossy(&seen)
+        );
+        match term.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let seen = String::from_utf8_lossy(&seen);
+    assert!(seen.contains("hi-42"), "{seen:?}");
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(s) = exec.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "exec -t never ended");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(5));
+    oci.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn exec_detached_writes_its_pid_file_first() {
+    let (oci, id) = running(SLEEPER, "execdetach");
+    let pid_file = oci.sb.dir.path().join("exec.pid");
+    let status = oci
+        .cmd(&[
+            "exec",
+            "-d",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            &id,
+            "sleep",
+            "1000",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let pid: i64 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim(), "sleep");
+    let json: Vec<i64> = serde_json::from_str(&oci.ok(&["ps", "-f", "json", &id])).unwrap();
+    assert!(json.contains(&pid), "{json:?} lacks the exec'd {pid}");
+    oci.ok(&["delete", "--force", &id]);
+    // delete kills every process of the container, the exec'd one too.
+    let deadline = Instant::now() + TIMEOUT;
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the exec'd {pid} outlived delete"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -227,3 +227,29 @@ pub fn assert_error(out: &Output, needle: &str) {
     assert!(err.starts_with("containr-oci: "), "{err:?}");
     assert!(err.contains(needle), "{err:?} should contain {needle:?}");
 }
+
+/// Accept one connection on a `--console-socket` listener and take the
+/// terminal's master the runtime sends over it.
+pub fn receive_terminal(listener: &std::os::unix::net::UnixListener) -> std::fs::File {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let (conn, _) = listener.accept().unwrap();
+    let mut buf = [0u8; 64];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .unwrap();
+    let mut master = None;
+    for c in msg.cmsgs().unwrap() {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: the kernel just gave us this descriptor.
+            master = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
+        }
+    }
+    std::fs::File::from(master.expect("a descriptor came with the message"))
+}
