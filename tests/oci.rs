@@ -5,14 +5,13 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Instant;
 
-use common::oci::{Oci, TIMEOUT, assert_error, receive_terminal, stderr};
+use common::oci::{Oci, assert_error, read_terminal_until, receive_terminal, stderr};
 use serde_json::Value;
 
 /// A shell that prints `ready`, exits 3 on SIGTERM, and otherwise waits.
@@ -286,21 +285,7 @@ fn the_console_socket_receives_the_terminal() {
 
     let mut term = master;
     term.write_all(b"echo hi-$((6*7)); tty; exit 5\n").unwrap();
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + TIMEOUT;
-    let mut chunk = [0u8; 1024];
-    while !String::from_utf8_lossy(&seen).contains("/dev/pts/0") {
-        assert!(
-            Instant::now() < deadline,
-            "{:?}",
-            String::from_utf8_lossy(&seen)
-        );
-        match term.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => seen.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let seen = String::from_utf8_lossy(&seen);
+    let seen = read_terminal_until(&mut term, "/dev/pts/0");
     assert!(seen.contains("hi-42"), "{seen:?}");
     assert!(seen.contains("/dev/pts/0"), "the shell's tty: {seen:?}");
     oci.wait_status(&id, "stopped");

@@ -4,12 +4,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::oci::{Oci, TIMEOUT, assert_error, receive_terminal, stderr};
+use common::oci::{Oci, TIMEOUT, assert_error, read_terminal_until, receive_terminal, stderr};
 use serde_json::Value;
 
 /// A process that stays, alone, until killed.
@@ -366,21 +366,7 @@ fn exec_tty_hands_the_terminal_to_the_console_socket() {
         .unwrap();
     let mut term = receive_terminal(&listener);
     term.write_all(b"echo hi-$((6*7)); tty; exit 5\n").unwrap();
-    let mut seen = Vec::new();
-    let mut chunk = [0u8; 1024];
-    let deadline = Instant::now() + TIMEOUT;
-    while !String::from_utf8_lossy(&seen).contains("/dev/pts/") {
-        assert!(
-            Instant::now() < deadline,
-            "{:?}",
-            String::from_utf8_lossy(&seen)
-        );
-        match term.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => seen.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let seen = String::from_utf8_lossy(&seen);
+    let seen = read_terminal_until(&mut term, "/dev/pts/");
     assert!(seen.contains("hi-42"), "{seen:?}");
     let deadline = Instant::now() + TIMEOUT;
     let status = loop {

@@ -253,3 +253,24 @@ pub fn receive_terminal(listener: &std::os::unix::net::UnixListener) -> std::fs:
     }
     std::fs::File::from(master.expect("a descriptor came with the message"))
 }
+
+/// What the terminal's master reads until `needle` shows (or the terminal
+/// closes), within [`TIMEOUT`].
+pub fn read_terminal_until(term: &mut std::fs::File, needle: &str) -> String {
+    use std::io::Read;
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + TIMEOUT;
+    let mut chunk = [0u8; 1024];
+    while !String::from_utf8_lossy(&seen).contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            String::from_utf8_lossy(&seen)
+        );
+        match term.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.extend_from_slice(&chunk[..n]),
+        }
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
