@@ -205,9 +205,18 @@ fn bad_configs_are_refused_naming_the_field_and_leave_nothing() {
         (
             Box::new(|c| {
                 c["process"]["rlimits"] =
-                    serde_json::json!([{"type": "RLIMIT_NOFILE", "hard": 64, "soft": 64}])
+                    serde_json::json!([{"type": "RLIMIT_NOFILE", "hard": 64, "soft": 128}])
             }),
             "process.rlimits",
+        ),
+        (
+            Box::new(|c| {
+                c["mounts"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(serde_json::json!({"destination": "/mnt", "type": "bind", "source": "/nonexistent-src", "options": ["rbind"]}))
+            }),
+            "/nonexistent-src",
         ),
     ];
     let oci = Oci::new(WAITER);

@@ -96,7 +96,6 @@ fn ps_lists_the_cgroups_processes() {
 }
 
 #[test]
-#[ignore = "needs create to join the freezer (core moving create onto cgroup::oci::OciCgroup)"]
 fn pause_freezes_and_resume_thaws() {
     let (oci, id) = running(TICKER, "pause");
     oci.wait_output(&id, "tick");
@@ -134,7 +133,6 @@ fn pause_freezes_and_resume_thaws() {
 }
 
 #[test]
-#[ignore = "needs create to join the freezer (core moving create onto cgroup::oci::OciCgroup)"]
 fn a_paused_container_is_deleted_by_force() {
     let (oci, id) = running(SLEEPER, "pausedel");
     oci.ok(&["pause", &id]);

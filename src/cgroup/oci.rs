@@ -75,32 +75,6 @@ impl OciCgroup {
         applied
     }
 
-    /// The cgroup a container recorded by its location (`exec`, `pause`,
-    /// `update`... reopen it from the state file).
-    pub fn open(location: Location) -> Self {
-        let first = match &location {
-            Location::V2(dir) => Some((None, dir.clone())),
-            Location::V1(dirs) => dirs.first().map(|(c, d)| (Some(c.clone()), d.clone())),
-        };
-        let mountpoint = |controllers: Option<&str>| -> Option<PathBuf> {
-            match (super::host(true).ok()?, controllers) {
-                (Host::V2(v2), None) => Some(v2.root().to_path_buf()),
-                (Host::V1(v1), Some(c)) => v1
-                    .hierarchies()
-                    .find(|(cs, _, _)| *cs == c)
-                    .map(|(_, m, _)| m.to_path_buf()),
-                _ => None,
-            }
-        };
-        let path = first
-            .and_then(|(c, dir)| {
-                let rel = dir.strip_prefix(mountpoint(c.as_deref())?).ok()?;
-                Some(format!("/{}", rel.display()))
-            })
-            .unwrap_or_default();
-        OciCgroup { path, location }
-    }
-
     /// Its path below the hierarchy root(s).
     pub fn path(&self) -> &str {
         &self.path

@@ -85,7 +85,7 @@ struct CreateArgs {
 }
 
 impl CreateArgs {
-    fn options(self) -> Result<CreateOptions, Error> {
+    fn options(self, systemd_cgroup: bool) -> Result<CreateOptions, Error> {
         if self.pidfd_socket.is_some() {
             return Err(Error::Unsupported {
                 field: "--pidfd-socket".into(),
@@ -100,6 +100,7 @@ impl CreateArgs {
             preserve_fds: self.preserve_fds,
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
+            systemd_cgroup,
         })
     }
 }
@@ -375,7 +376,7 @@ pub fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     };
     let root = Root::new(cli.root);
-    match dispatch(&root, command) {
+    match dispatch(&root, cli.systemd_cgroup, command) {
         Ok(status) => super::exit(status),
         Err(e) => {
             let text = e.to_string();
@@ -386,9 +387,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn dispatch(root: &Root, command: OciCommand) -> Result<i32, Error> {
+fn dispatch(root: &Root, systemd: bool, command: OciCommand) -> Result<i32, Error> {
     match command {
-        OciCommand::Create(args) => oci::create(root, &args.options()?).map(|()| 0),
+        OciCommand::Create(args) => oci::create(root, &args.options(systemd)?).map(|()| 0),
         OciCommand::Start { id } => oci::start(root, &id).map(|()| 0),
         OciCommand::State { id } => {
             let record = root.load(&id)?;
@@ -406,7 +407,7 @@ fn dispatch(root: &Root, command: OciCommand) -> Result<i32, Error> {
             detach,
             keep,
             no_subreaper: _,
-        } => oci::run(root, &create.options()?, detach, keep),
+        } => oci::run(root, &create.options(systemd)?, detach, keep),
         OciCommand::List { format, quiet } => {
             list(root, &format, quiet);
             Ok(0)

@@ -156,18 +156,20 @@ impl Oci {
         }
     }
 
-    /// The directories of the container's cgroup, from its recorded state.
+    /// The directories of the container's cgroup, from its recorded state
+    /// (on v1, those made: a hierarchy no resource needs is not joined).
     pub fn cgroup_dirs(&self, id: &str) -> Vec<PathBuf> {
         let state: Value =
             serde_json::from_slice(&std::fs::read(self.root.join(id).join("state.json")).unwrap())
                 .unwrap();
-        match &state["cgroup"] {
+        match &state["cgroup"]["location"] {
             Value::Object(o) if o.contains_key("V2") => vec![o["V2"].as_str().unwrap().into()],
             Value::Object(o) => o["V1"]
                 .as_array()
                 .unwrap()
                 .iter()
                 .map(|e| PathBuf::from(e[1].as_str().unwrap()))
+                .filter(|d| d.is_dir())
                 .collect(),
             v => panic!("no cgroup in the state: {v}"),
         }

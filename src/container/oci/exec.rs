@@ -108,7 +108,7 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32, Error> {
         drop(theirs);
         moved
     };
-    let cgroup = record.cgroup.clone().map(crate::cgroup::Cgroup::open);
+    let cgroup = record.cgroup.clone();
     let target = cgroup.as_ref().and_then(|c| c.clone_target());
     let argv = vec![
         c"containr-oci".to_owned(),

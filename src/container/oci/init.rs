@@ -30,8 +30,8 @@ pub struct InitConfig {
     pub preserve_fds: u32,
     /// Unshare a cgroup namespace (once placed in the cgroup).
     pub cgroup_ns: bool,
-    /// What the container sees at `/sys/fs/cgroup`.
-    pub cgroupfs: rootfs::CgroupFs,
+    /// `--no-pivot`: move the root onto `/` and chroot instead.
+    pub no_pivot: bool,
     /// Stop for `prestart`/`createRuntime` hooks once the namespaces exist.
     pub hooks_due: bool,
     /// The state document (`creating`) for hooks run in the container.
@@ -87,7 +87,6 @@ fn build(
 ) -> Result<std::convert::Infallible, Error> {
     let spec = &config.spec;
     let process = spec.process().as_ref().expect("checked by bundle::parse");
-    let linux = spec.linux().as_ref().expect("checked by bundle::parse");
     // `create` exits once the container is created: the init must outlive
     // it (PR_SET_PDEATHSIG, set by the clone, survives exec).
     // SAFETY: prctl with integer arguments only.
@@ -112,6 +111,22 @@ fn build(
             return Err(Error::sys("setdomainname")(std::io::Error::last_os_error()));
         }
     }
+    // Opened while the host's paths are in view; reopened for writing
+    // through /proc/self/fd once `start` comes.
+    let fifo = open_path(&config.fifo)?;
+    // Devices and mount points get exactly the modes asked for.
+    umask(Mode::empty());
+    let rootfs_spec = super::parts::RootfsSpec::of(spec);
+    let plan = rootfs_spec.plan(&config.rootfs, config.no_pivot, config.userns);
+    rootfs::oci::prepare(&plan)?;
+    // runc creates a missing working directory; made here, resolved in
+    // the root, before a read-only root would forbid it.
+    let root = open_path(&config.rootfs)?;
+    rootfs::oci::resolve(root.as_fd(), process.cwd(), true).map_err(|e| Error::Bundle {
+        path: process.cwd().clone(),
+        why: format!("process.cwd: {e}"),
+    })?;
+    drop(root);
     if config.hooks_due {
         channel
             .send(&Message::HooksDue)
@@ -121,9 +136,6 @@ fn build(
             _ => return Err(Error::InitDied(1)),
         }
     }
-    // Opened while the host's paths are in view; reopened for writing
-    // through /proc/self/fd once `start` comes.
-    let fifo = open_path(&config.fifo)?;
     if let Some(h) = spec
         .hooks()
         .as_ref()
@@ -131,24 +143,7 @@ fn build(
     {
         hooks::run("createContainer", &h, &config.state)?;
     }
-    // Devices and mount points get exactly the modes asked for.
-    umask(Mode::empty());
-    rootfs::enter(&rootfs::Plan {
-        rootfs: &config.rootfs,
-        overlay: None,
-        readonly: spec
-            .root()
-            .as_ref()
-            .and_then(|r| r.readonly())
-            .unwrap_or(false),
-        privileged: false,
-        userns: config.userns,
-        idmapped: None,
-        files: &[],
-        cgroupfs: &config.cgroupfs,
-        workdir: &process.cwd().to_string_lossy(),
-    })?;
-    let _ = linux;
+    rootfs::oci::finish(&plan)?;
 
     let pty = if terminal {
         Some(attach_terminal(process, channel, true)?)

@@ -20,7 +20,6 @@ use super::bundle::{self, Bundle};
 use super::init::InitConfig;
 use super::state::{self, Record, Root, Status};
 use super::{Error, hooks, parts};
-use crate::cgroup::{Cgroup, Location};
 use crate::namespace::{self, ChildExec};
 
 /// How long `start` waits for the init to answer on its fifo, and `delete`
@@ -36,6 +35,8 @@ pub struct CreateOptions {
     pub pid_file: Option<PathBuf>,
     /// `--preserve-fds`: descriptors 3..3+N passed on (after `LISTEN_FDS`).
     pub preserve_fds: u32,
+    /// `--systemd-cgroup`: `linux.cgroupsPath` is `slice:prefix:name`.
+    pub systemd_cgroup: bool,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
 }
@@ -67,7 +68,7 @@ struct Undo<'a> {
     root: &'a Root,
     id: &'a str,
     init: Option<Pid>,
-    cgroup: Option<Cgroup>,
+    cgroup: Option<parts::ContainerCgroup>,
 }
 
 impl Drop for Undo<'_> {
@@ -76,20 +77,15 @@ impl Drop for Undo<'_> {
             let _ = kill_pid(pid, Signal::SIGKILL);
             let _ = waitpid(pid, None);
         }
-        // Dropping the cgroup removes it, now that it is empty.
-        drop(self.cgroup.take());
+        if let Some(cgroup) = self.cgroup.take() {
+            let _ = cgroup.remove();
+        }
         let _ = self.root.remove(self.id);
     }
 }
 
 /// Create the container; its record, and its init (a child of ours).
 fn create_inner(root: &Root, opts: &CreateOptions) -> Result<Record, Error> {
-    if opts.no_pivot {
-        return Err(Error::unsupported(
-            "--no-pivot",
-            "not applied yet by containr-oci (it always uses pivot_root)",
-        ));
-    }
     let Bundle {
         dir: bundle_dir,
         mut spec,
@@ -106,9 +102,7 @@ fn create_inner(root: &Root, opts: &CreateOptions) -> Result<Record, Error> {
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
         .map_err(Error::sys_nix("mkfifo exec.fifo"))?;
     let preserve_fds = pass_listen_fds(&mut spec) + opts.preserve_fds;
-    let cgroup = parts::create_cgroup(&opts.id, &spec)?;
-    let location = cgroup.location().clone();
-    let cgroupfs = super::super::run::cgroupfs(&location);
+    let cgroup = parts::create_cgroup(&opts.id, &spec, opts.systemd_cgroup)?;
     let cgroup = undo.cgroup.insert(cgroup);
 
     let linux = spec.linux().clone().unwrap_or_default();
@@ -203,7 +197,7 @@ fn create_inner(root: &Root, opts: &CreateOptions) -> Result<Record, Error> {
         created: crate::util::rfc3339(crate::util::now()),
         owner: owner(),
         annotations: spec.annotations().clone().unwrap_or_default(),
-        cgroup: Some(location),
+        cgroup: Some(cgroup.clone()),
         hooks: spec.hooks().clone(),
         spec: Some(spec.clone()),
     };
@@ -232,7 +226,7 @@ fn create_inner(root: &Root, opts: &CreateOptions) -> Result<Record, Error> {
         fifo,
         preserve_fds,
         cgroup_ns: new(LinuxNamespaceType::Cgroup),
-        cgroupfs,
+        no_pivot: opts.no_pivot,
         hooks_due,
         state: creating.clone(),
         userns,
@@ -510,15 +504,8 @@ pub fn kill(root: &Root, id: &str, sig: i32, all: bool) -> Result<(), Error> {
     if root.status(&record) == Status::Stopped {
         return Err(Error::NotRunning(id.to_string()));
     }
-    if all && let Some(location) = &record.cgroup {
-        for pid in parts::cgroup_pids(location) {
-            let _ = nix::sys::signal::kill(
-                Pid::from_raw(pid),
-                Signal::try_from(sig).map_err(|_| Error::Signal(sig.to_string()))?,
-            );
-        }
-        thaw_killed(&record, sig);
-        return Ok(());
+    if all && let Some(cgroup) = &record.cgroup {
+        return Ok(cgroup.signal_all(sig)?);
     }
     match pidfd(&record) {
         Some(fd) => signal(&fd, sig).map(|()| thaw_killed(&record, sig)),
@@ -530,9 +517,9 @@ pub fn kill(root: &Root, id: &str, sig: i32, all: bool) -> Result<(), Error> {
 /// other signals wait for `resume`.
 fn thaw_killed(record: &Record, sig: i32) {
     if sig == libc::SIGKILL
-        && let Some(location) = &record.cgroup
+        && let Some(cgroup) = &record.cgroup
     {
-        thaw(location);
+        let _ = cgroup.thaw();
     }
 }
 
@@ -568,36 +555,18 @@ fn stop(record: &Record) -> Result<(), Error> {
         return Ok(());
     };
     signal(&fd, libc::SIGKILL)?;
-    if let Some(location) = &record.cgroup {
-        for pid in parts::cgroup_pids(location) {
-            let _ = kill_pid(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-        thaw(location);
+    if let Some(cgroup) = &record.cgroup {
+        // Everything else in it too (thawed first if it was frozen).
+        cgroup.signal_all(libc::SIGKILL)?;
     }
     wait_exit(&fd)
-}
-
-/// A frozen cgroup's processes cannot act on a SIGKILL until thawed.
-fn thaw(location: &Location) {
-    match location {
-        Location::V2(d) => {
-            let _ = std::fs::write(d.join("cgroup.freeze"), "0");
-        }
-        Location::V1(dirs) => {
-            for (c, d) in dirs {
-                if c.split(',').any(|c| c == "freezer") {
-                    let _ = std::fs::write(d.join("freezer.state"), "THAWED");
-                }
-            }
-        }
-    }
 }
 
 /// Remove what a stopped container still has: cgroup, state; then its
 /// `poststop` hooks.
 fn destroy(root: &Root, record: Record) -> Result<(), Error> {
-    if let Some(location) = record.cgroup.clone() {
-        parts::remove_cgroup(location);
+    if let Some(cgroup) = &record.cgroup {
+        cgroup.remove()?;
     }
     root.remove(&record.id)?;
     if let Some(h) = record.hooks.as_ref().and_then(|h| h.poststop().clone()) {

@@ -22,7 +22,6 @@ fn cgroup(record: &Record) -> Result<OciCgroup, Error> {
     record
         .cgroup
         .clone()
-        .map(OciCgroup::open)
         .ok_or_else(|| Error::NotRunning(record.id.clone()))
 }
 
@@ -87,7 +86,7 @@ pub fn events(
         return Err(Error::NotRunning(id.to_string()));
     }
     let cgroup = cgroup(&record)?;
-    let oom = crate::cgroup::Cgroup::open(record.cgroup.clone().expect("has a cgroup"));
+    let oom = crate::cgroup::Cgroup::open(cgroup.location().clone());
     let mut ooms = oom.oom_kills();
     // Checked this often for the container's end and for OOM kills, so
     // neither waits a whole interval.
