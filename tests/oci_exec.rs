@@ -174,6 +174,14 @@ fn update_writes_the_cgroup_files() {
     assert_eq!(read(pids.join(pids_file)), "7");
     assert_eq!(read(memory.join(mem_file)), (48u64 << 20).to_string());
 
+    // The container's recorded config follows.
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(oci.root.join(&id).join("state.json")).unwrap())
+            .unwrap();
+    let recorded = &state["spec"]["linux"]["resources"];
+    assert_eq!(recorded["pids"]["limit"], 7, "{recorded}");
+    assert_eq!(recorded["memory"]["limit"], 48u64 << 20, "{recorded}");
+
     assert_error(&oci.out(&["update", "--memory", "lots", &id]), "--memory");
     oci.ok(&["delete", "--force", &id]);
 }

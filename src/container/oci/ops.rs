@@ -51,11 +51,38 @@ pub fn resume(root: &Root, id: &str) -> Result<(), Error> {
 
 /// `update`: apply `resources` to a container that has not stopped.
 pub fn update(root: &Root, id: &str, resources: &LinuxResources) -> Result<(), Error> {
-    let record = root.load(id)?;
+    let mut record = root.load(id)?;
     if root.status(&record) == Status::Stopped {
         return Err(Error::NotRunning(id.to_string()));
     }
-    Ok(cgroup(&record)?.update(resources)?)
+    cgroup(&record)?.update(resources)?;
+    // Recorded too, so the container's config says what its cgroup has.
+    if let Some(spec) = record.spec.as_mut() {
+        let mut linux = spec.linux().clone().unwrap_or_default();
+        linux.set_resources(Some(merge_resources(linux.resources().as_ref(), resources)));
+        spec.set_linux(Some(linux));
+        root.save(&record)?;
+    }
+    Ok(())
+}
+
+/// `new`'s values over `old`'s, field by field (an update of the memory
+/// limit keeps the recorded reservation).
+fn merge_resources(old: Option<&LinuxResources>, new: &LinuxResources) -> LinuxResources {
+    fn merge(into: &mut Value, from: Value) {
+        match (into, from) {
+            (Value::Object(a), Value::Object(b)) => {
+                for (k, v) in b.into_iter().filter(|(_, v)| !v.is_null()) {
+                    merge(a.entry(k).or_insert(Value::Null), v);
+                }
+            }
+            (slot, v) => *slot = v,
+        }
+    }
+    let as_json = |r: &LinuxResources| serde_json::to_value(r).expect("resources serialise");
+    let mut merged = old.map(as_json).unwrap_or_else(|| json!({}));
+    merge(&mut merged, as_json(new));
+    serde_json::from_value(merged).unwrap_or_else(|_| new.clone())
 }
 
 /// `events --stats`' line: `{"type":"stats","id":..,"data":..}`.
@@ -392,6 +419,24 @@ mod tests {
             ..Default::default()
         };
         assert!(resources(None, &bad).is_err());
+    }
+
+    #[test]
+    fn an_update_is_recorded_over_the_resources_it_does_not_name() {
+        let old: LinuxResources = serde_json::from_value(json!({
+            "memory": {"limit": 1000000, "reservation": 4096},
+            "cpu": {"shares": 512}
+        }))
+        .unwrap();
+        let new: LinuxResources =
+            serde_json::from_value(json!({"memory": {"limit": 2000000}, "pids": {"limit": 9}}))
+                .unwrap();
+        let r = merge_resources(Some(&old), &new);
+        let m = r.memory().unwrap();
+        assert_eq!((m.limit(), m.reservation()), (Some(2000000), Some(4096)));
+        assert_eq!(r.cpu().as_ref().and_then(|c| c.shares()), Some(512));
+        assert_eq!(r.pids().as_ref().map(|p| p.limit()), Some(9));
+        assert_eq!(merge_resources(None, &new), new);
     }
 
     #[test]
