@@ -421,3 +421,45 @@ fn exec_detached_writes_its_pid_file_first() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn events_reports_an_oom_kill() {
+    let (oci, id) = running(
+        &[
+            "sh",
+            "-c",
+            "sleep 0.5; x=$(head -c 100000000 /dev/zero | tr '\\0' a); sleep 1000",
+        ],
+        "oom",
+    );
+    oci.ok(&["update", "--memory", "16m", "--memory-swap", "16m", &id]);
+    let mut stream = oci
+        .cmd(&["events", "--interval", "10s", &id])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = stream.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let ev: Value = serde_json::from_str(&line.unwrap()).unwrap();
+            let _ = tx.send(ev["type"].as_str().unwrap().to_string());
+        }
+    });
+    let mut kinds = Vec::new();
+    while let Ok(kind) = rx.recv_timeout(TIMEOUT) {
+        kinds.push(kind);
+        if kinds.last().map(String::as_str) == Some("oom") {
+            break;
+        }
+    }
+    let _ = stream.kill();
+    let _ = stream.wait();
+    assert!(kinds.iter().any(|k| k == "oom"), "no oom event: {kinds:?}");
+    assert_eq!(
+        kinds.first().map(String::as_str),
+        Some("stats"),
+        "{kinds:?}"
+    );
+    oci.ok(&["delete", "--force", &id]);
+}

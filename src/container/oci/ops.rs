@@ -136,6 +136,10 @@ pub fn events(
         }
         std::thread::sleep(tick);
     }
+    // The OOM kill that ended the container comes last.
+    if oom.oom_kills() > ooms {
+        let _ = emit(&event("oom", id, Value::Null));
+    }
     Ok(())
 }
 
