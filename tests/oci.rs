@@ -538,3 +538,34 @@ fn exec_runs_a_process_in_the_running_container() {
     oci.ok(&["delete", "--force", &id]);
     assert_error(&oci.out(&["exec", &id, "true"]), "does not exist");
 }
+
+#[test]
+fn pause_resume_ps_and_update_act_on_the_cgroup() {
+    let oci = Oci::new(WAITER);
+    let id = oci.id("pause");
+    oci.create_ok(&id, &[]);
+    oci.ok(&["start", &id]);
+    oci.wait_output(&id, "ready");
+    let pid = oci.state(&id)["pid"].as_u64().unwrap();
+    oci.ok(&["pause", &id]);
+    assert_eq!(oci.status(&id), "paused");
+    assert_error(
+        &oci.out(&["pause", &id]),
+        &format!("container \"{id}\" is paused, not running"),
+    );
+    oci.ok(&["resume", &id]);
+    assert_eq!(oci.status(&id), "running");
+    let pids: Vec<u64> = serde_json::from_str(&oci.ok(&["ps", "--format", "json", &id])).unwrap();
+    assert!(pids.contains(&pid), "{pids:?} lacks {pid}");
+
+    let limits = oci.sb.dir.path().join("resources.json");
+    std::fs::write(&limits, r#"{"pids": {"limit": 50}}"#).unwrap();
+    oci.ok(&["update", "--resources", limits.to_str().unwrap(), &id]);
+    let pids_max: Vec<String> = oci
+        .cgroup_dirs(&id)
+        .iter()
+        .filter_map(|d| std::fs::read_to_string(d.join("pids.max")).ok())
+        .collect();
+    assert_eq!(pids_max, ["50\n"]);
+    oci.ok(&["delete", "--force", &id]);
+}

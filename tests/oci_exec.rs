@@ -114,7 +114,7 @@ fn pause_freezes_and_resume_thaws() {
     let before = oci.output_of(&id).len();
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(oci.output_of(&id).len(), before, "it ran while paused");
-    assert_error(&oci.out(&["pause", &id]), "is not running");
+    assert_error(&oci.out(&["pause", &id]), "is paused, not running");
 
     oci.ok(&["resume", &id]);
     assert_eq!(oci.status(&id), "running");
@@ -123,7 +123,7 @@ fn pause_freezes_and_resume_thaws() {
         assert!(Instant::now() < deadline, "it never ran again after resume");
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_error(&oci.out(&["resume", &id]), "is not paused");
+    assert_error(&oci.out(&["resume", &id]), "is running, not paused");
 
     // SIGKILL reaches a paused container (it is thawed after).
     oci.ok(&["pause", &id]);

@@ -60,10 +60,14 @@ pub enum Error {
     StartRunning(Status),
     #[error("cannot exec in a {1} container \"{0}\"")]
     ExecIn(String, Status),
+    #[error("container \"{id}\" is {status}, not {wanted}")]
+    NotInState {
+        id: String,
+        status: Status,
+        wanted: &'static str,
+    },
     #[error("container \"{0}\" is not running")]
     NotRunning(String),
-    #[error("container \"{0}\" is not paused")]
-    NotPaused(String),
     #[error("cannot delete container {id} that is not stopped: {status}")]
     NotStopped { id: String, status: Status },
     #[error("unknown signal {0:?}")]

@@ -36,7 +36,11 @@ pub fn pause(root: &Root, id: &str) -> Result<(), Error> {
     let record = root.load(id)?;
     match root.status(&record) {
         Status::Running | Status::Created => Ok(cgroup(&record)?.freeze()?),
-        _ => Err(Error::NotRunning(id.to_string())),
+        status => Err(Error::NotInState {
+            id: id.to_string(),
+            status,
+            wanted: "running",
+        }),
     }
 }
 
@@ -45,7 +49,11 @@ pub fn resume(root: &Root, id: &str) -> Result<(), Error> {
     let record = root.load(id)?;
     match root.status(&record) {
         Status::Paused => Ok(cgroup(&record)?.thaw()?),
-        _ => Err(Error::NotPaused(id.to_string())),
+        status => Err(Error::NotInState {
+            id: id.to_string(),
+            status,
+            wanted: "paused",
+        }),
     }
 }
 
