@@ -315,6 +315,9 @@ pub struct Resolved {
 impl Resolved {
     /// Undo what [`resolve`] made (the anonymous volumes) after a failure.
     pub fn discard(self, root: &Path) {
+        if self.made.is_empty() {
+            return;
+        }
         if let Ok(store) = Store::open(root) {
             for name in &self.made {
                 let _ = std::fs::remove_dir_all(store.data_dir(name).parent().unwrap_or(root));
