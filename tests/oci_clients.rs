@@ -297,7 +297,9 @@ fn assert_run(out: &Output, code: i32, stdout: &str) {
 fn podman_run_rm_output_and_exit_codes() {
     let sb = Sandbox::new();
     let podman = Podman::new(&sb);
-    assert_run(&podman.sh(&[], "echo hi; echo err >&2; exit 3"), 3, "hi\n");
+    let out = podman.sh(&[], "echo hi; echo oops >&2; exit 3");
+    assert_run(&out, 3, "hi\n");
+    assert!(text(&out.stderr).contains("oops"), "{out:?}");
     // docker's codes: 127 for a command that is not there, 126 for one
     // that cannot be run. podman takes them from the runtime's error text.
     let out = output_within(podman.run_cmd(&["--rm", IMAGE, "nosuch"]));
@@ -577,6 +579,17 @@ impl Containerd {
 
 impl Drop for Containerd {
     fn drop(&mut self) {
+        // A failed test's containers: their shims outlive containerd.
+        if let Ok(tasks) = std::str::from_utf8(&self.ctr(&["task", "ls", "--quiet"]).stdout) {
+            for id in tasks.lines() {
+                self.ctr(&["task", "delete", "--force", id]);
+            }
+        }
+        if let Ok(ids) = std::str::from_utf8(&self.ctr(&["container", "ls", "--quiet"]).stdout) {
+            for id in ids.lines() {
+                self.ctr(&["container", "delete", id]);
+            }
+        }
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(self.child.id() as i32),
             nix::sys::signal::Signal::SIGTERM,
