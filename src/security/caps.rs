@@ -40,10 +40,20 @@ pub fn parse(name: &str) -> Result<Capability, Error> {
 /// `ALL` and `--privileged` can give. A kernel may know capabilities that
 /// containr was started without; asking for those would fail.
 pub fn all() -> Vec<u8> {
-    let held = caps::read(None, CapSet::Permitted).unwrap_or_default();
+    let held: Vec<u8> = caps::read(None, CapSet::Permitted)
+        .unwrap_or_default()
+        .iter()
+        .map(Capability::index)
+        .collect();
+    let mut v = runtime_supported();
+    v.retain(|c| held.contains(c));
+    v
+}
+
+/// Every capability the running kernel has, as sorted numbers.
+pub fn runtime_supported() -> Vec<u8> {
     let mut v: Vec<u8> = caps::runtime::thread_all_supported()
         .iter()
-        .filter(|c| held.contains(c))
         .map(Capability::index)
         .collect();
     v.sort_unstable();
@@ -114,16 +124,73 @@ pub fn keep_across_setuid(on: bool) -> Result<(), Error> {
     Ok(())
 }
 
-/// Effective and permitted sets to `caps`; inheritable and ambient empty
-/// (docker has left inheritable empty since CVE-2022-24769). Effective is
-/// narrowed first: the kernel refuses a permitted set smaller than it.
-pub fn set_process(caps: &[u8]) -> Result<(), Error> {
-    let set = to_set(caps);
+fn mask(caps: &[u8]) -> u64 {
+    caps.iter().filter(|&&c| c < 64).fold(0, |m, &c| m | 1 << c)
+}
+
+/// A process's capability sets other than the bounding set, as numbers.
+pub struct Sets<'a> {
+    pub effective: &'a [u8],
+    pub permitted: &'a [u8],
+    pub inheritable: &'a [u8],
+    pub ambient: &'a [u8],
+}
+
+/// The effective, permitted and inheritable sets in one `capset(2)` (so
+/// no order between them can be refused half-way: the kernel checks the
+/// new effective against the new permitted), then the ambient set, which
+/// the kernel only takes for capabilities both permitted and inheritable.
+pub fn set_sets(sets: &Sets) -> Result<(), Error> {
     caps::clear(None, CapSet::Ambient).map_err(apply_err("the ambient set"))?;
-    caps::clear(None, CapSet::Inheritable).map_err(apply_err("the inheritable set"))?;
-    caps::set(None, CapSet::Effective, &set).map_err(apply_err("the effective set"))?;
-    caps::set(None, CapSet::Permitted, &set).map_err(apply_err("the permitted set"))?;
+    // _LINUX_CAPABILITY_VERSION_3: 64 bits as two 32-bit words.
+    let mut header = CapHeader {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let (e, p, i) = (
+        mask(sets.effective),
+        mask(sets.permitted),
+        mask(sets.inheritable),
+    );
+    let data = [
+        CapData {
+            effective: e as u32,
+            permitted: p as u32,
+            inheritable: i as u32,
+        },
+        CapData {
+            effective: (e >> 32) as u32,
+            permitted: (p >> 32) as u32,
+            inheritable: (i >> 32) as u32,
+        },
+    ];
+    // SAFETY: header and data are the kernel's v3 layout (one header, two
+    // data words), alive for the call; the kernel only reads them.
+    if unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) } != 0 {
+        return Err(Error::Apply {
+            what: "the effective, permitted and inheritable sets",
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    for cap in to_set(sets.ambient) {
+        caps::raise(None, CapSet::Ambient, cap).map_err(apply_err("the ambient set"))?;
+    }
     Ok(())
+}
+
+/// `struct __user_cap_header_struct` (linux/capability.h).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+/// `struct __user_cap_data_struct` (linux/capability.h).
+#[repr(C)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
 }
 
 /// The names of `caps`, for messages.

@@ -10,9 +10,14 @@
 //! `no_new_privs`, seccomp last, so the filter never has to allow
 //! containr's own setup. (With `no-new-privileges=false` the filter must go
 //! in before the user switch instead: see [`Confinement::apply_early`].)
+//!
+//! Two front ends share those steps: [`Confinement`], resolved from
+//! docker-like flags, and [`oci::ProcessConfinement`], from an OCI
+//! `config.json`.
 
 mod bpf;
 pub mod caps;
+pub mod oci;
 pub mod seccomp;
 
 use serde::{Deserialize, Serialize};
@@ -35,6 +40,42 @@ pub enum Error {
         what: &'static str,
         source: std::io::Error,
     },
+    /// A field of an OCI config.json that is wrong or cannot be had here.
+    #[error("config.json {field}: {why}")]
+    Spec { field: String, why: String },
+    /// Applying a field of an OCI config.json failed.
+    #[error("applying config.json {field}: {source}")]
+    ApplySpec {
+        field: String,
+        source: std::io::Error,
+    },
+}
+
+/// The walkthrough's lines for `no_new_privs` and the seccomp filter
+/// (`filter`: what loading it does, or none for unconfined).
+fn explain_filter(no_new_privs: bool, filter: Option<String>) {
+    if no_new_privs {
+        step!(
+            "prctl(PR_SET_NO_NEW_PRIVS, 1): no setuid binary or file capability can raise privileges"
+        );
+    }
+    match filter {
+        Some(what) => step!("{what}"),
+        None => step!("seccomp: unconfined"),
+    }
+}
+
+/// `PR_SET_NO_NEW_PRIVS`: from here on no setuid binary or file capability
+/// raises privileges; seccomp can then be loaded without CAP_SYS_ADMIN.
+fn set_no_new_privs() -> Result<(), Error> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(Error::Apply {
+            what: "no_new_privs",
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
 }
 
 /// The confinement flags as given on the command line.
@@ -111,49 +152,72 @@ impl Confinement {
                 ""
             }
         );
-        if self.no_new_privs {
-            step!(
-                "prctl(PR_SET_NO_NEW_PRIVS, 1): no setuid binary or file capability can raise privileges"
-            );
-        }
-        match &self.seccomp {
-            Some(bpf) => step!(
-                "seccomp(SECCOMP_SET_MODE_FILTER): {} BPF instructions, EPERM for syscalls not allowed",
-                bpf.len() / 8
-            ),
-            None => step!("seccomp: unconfined"),
-        }
+        explain_filter(
+            self.no_new_privs,
+            self.seccomp.as_ref().map(|bpf| {
+                format!(
+                    "seccomp(SECCOMP_SET_MODE_FILTER): {} BPF instructions, EPERM for syscalls not allowed",
+                    bpf.len() / 8
+                )
+            }),
+        );
     }
 
     /// Before the user switch: shrink the bounding set, and ask the kernel to
     /// keep the permitted set across `setuid`.
     pub fn apply_early(&self) -> Result<(), Error> {
-        caps::drop_bounding(&self.caps)?;
-        // Without no_new_privs the kernel wants CAP_SYS_ADMIN to install a
-        // filter: do it now, still root with every capability. The filter
-        // then also covers the rest of the setup, which the default allows.
-        if let (false, Some(bpf)) = (self.no_new_privs, &self.seccomp) {
-            seccomp::load(bpf)?;
-        }
-        caps::keep_across_setuid(true)
+        enter_early(&self.caps, self.no_new_privs, self.filter())
     }
 
-    /// After the user switch, immediately before `execve`.
+    /// After the user switch, immediately before `execve`. Inheritable and
+    /// ambient stay empty (docker's since CVE-2022-24769).
     pub fn apply_late(&self) -> Result<(), Error> {
-        caps::keep_across_setuid(false)?;
-        caps::set_process(&self.caps)?;
-        if self.no_new_privs {
-            // SAFETY: prctl with integer arguments only.
-            if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-                return Err(Error::Apply {
-                    what: "no_new_privs",
-                    source: std::io::Error::last_os_error(),
-                });
-            }
-        }
-        if let (true, Some(bpf)) = (self.no_new_privs, &self.seccomp) {
-            seccomp::load(bpf)?;
-        }
-        Ok(())
+        let sets = caps::Sets {
+            effective: &self.caps,
+            permitted: &self.caps,
+            inheritable: &[],
+            ambient: &[],
+        };
+        enter_late(&sets, self.no_new_privs, self.filter())
     }
+
+    fn filter(&self) -> Option<(&[u8], u32)> {
+        self.seccomp.as_deref().map(|bpf| (bpf, 0))
+    }
+}
+
+/// The first half of entering the confinement, still root with every
+/// capability: the bounding set, and keeping the permitted set across the
+/// user switch. Without no_new_privs the kernel wants CAP_SYS_ADMIN to
+/// install a filter (`(program, SECCOMP_FILTER_FLAG_* bits)`): it goes in
+/// here, as runc does; it then also covers the rest of the setup.
+fn enter_early(
+    bounding: &[u8],
+    no_new_privs: bool,
+    filter: Option<(&[u8], u32)>,
+) -> Result<(), Error> {
+    caps::drop_bounding(bounding)?;
+    if let (false, Some((bpf, flags))) = (no_new_privs, filter) {
+        seccomp::load(bpf, flags)?;
+    }
+    caps::keep_across_setuid(true)
+}
+
+/// The second half, after the user switch and right before `execve`: the
+/// process's capability sets, no_new_privs, and the filter last, so it
+/// never has to allow the runtime's own setup.
+fn enter_late(
+    sets: &caps::Sets,
+    no_new_privs: bool,
+    filter: Option<(&[u8], u32)>,
+) -> Result<(), Error> {
+    caps::keep_across_setuid(false)?;
+    caps::set_sets(sets)?;
+    if no_new_privs {
+        set_no_new_privs()?;
+        if let Some((bpf, flags)) = filter {
+            seccomp::load(bpf, flags)?;
+        }
+    }
+    Ok(())
 }

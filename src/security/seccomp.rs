@@ -118,15 +118,20 @@ fn parse_version(v: &str) -> Option<(u32, u32)> {
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
-fn action(name: &str, errno: Option<u16>, default_errno: u16) -> Result<bpf::Action, String> {
+/// `errno`: the data an ERRNO or TRACE action returns (EPERM unless given).
+fn action(name: &str, errno: Option<u16>) -> Result<bpf::Action, String> {
+    let errno = errno.unwrap_or(libc::EPERM as u16) as u32;
     Ok(match name {
         "SCMP_ACT_ALLOW" => bpf::RET_ALLOW,
-        "SCMP_ACT_ERRNO" => bpf::RET_ERRNO | errno.unwrap_or(default_errno) as u32,
+        "SCMP_ACT_ERRNO" => bpf::RET_ERRNO | errno,
         "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => bpf::RET_KILL_THREAD,
         "SCMP_ACT_KILL_PROCESS" => bpf::RET_KILL_PROCESS,
         "SCMP_ACT_TRAP" => bpf::RET_TRAP,
         "SCMP_ACT_LOG" => bpf::RET_LOG,
-        "SCMP_ACT_TRACE" => bpf::RET_TRACE | errno.unwrap_or(default_errno) as u32,
+        "SCMP_ACT_TRACE" => bpf::RET_TRACE | errno,
+        "SCMP_ACT_NOTIFY" => {
+            return Err("SCMP_ACT_NOTIFY (a seccomp listener) is not supported".to_string());
+        }
         other => return Err(format!("unknown action {other:?}")),
     })
 }
@@ -236,6 +241,22 @@ fn compile_text(choice: &Choice, text: &str, caps: &[u8]) -> Result<Vec<u8>, Err
     build(&profile, caps, strict).map_err(err)
 }
 
+/// Compile OCI's `linux.seccomp`. Docker's profile format is a superset of
+/// it (the same field names, plus conditional rules and an arch map), so
+/// it goes through the same parser and compiler; only `flags` and the
+/// listener fields are not the profile's, and the caller handles them.
+/// A syscall name libseccomp does not know on any of the filter's
+/// architectures is skipped, not refused: runc does the same, so a
+/// profile written for a newer kernel still runs here.
+pub fn compile_oci(seccomp: &oci_spec::runtime::LinuxSeccomp) -> Result<Vec<u8>, String> {
+    build(&from_oci(seccomp)?, &[], false)
+}
+
+fn from_oci(seccomp: &oci_spec::runtime::LinuxSeccomp) -> Result<Profile, String> {
+    let value = serde_json::to_value(seccomp).map_err(|e| e.to_string())?;
+    serde_json::from_value(value).map_err(|e| e.to_string())
+}
+
 /// A profile with its conditions evaluated for one container: which
 /// architectures, and for each rule that applies the names and the
 /// condition groups (any group matching fires the rule).
@@ -249,8 +270,9 @@ struct Resolved {
 /// profile's architectures is an error (a user's typo), rather than a name
 /// newer than the library (skipped, as docker does, for the default).
 fn resolve(profile: &Profile, caps: &[u8], strict: bool) -> Result<Resolved, String> {
-    let default_errno = profile.default_errno_ret.unwrap_or(libc::EPERM as u16);
-    let default = action(&profile.default_action, None, default_errno)?;
+    // defaultErrnoRet is the default action's alone; a rule's ERRNO
+    // without errnoRet is EPERM (runc and the OCI spec).
+    let default = action(&profile.default_action, profile.default_errno_ret)?;
 
     let native = ScmpArch::native();
     let mut arches = vec![native];
@@ -269,7 +291,8 @@ fn resolve(profile: &Profile, caps: &[u8], strict: bool) -> Result<Resolved, Str
         let a: ScmpArch = a
             .parse()
             .map_err(|_| format!("unknown architecture {a:?}"))?;
-        if !arches.contains(&a) {
+        // SCMP_ARCH_NATIVE is the first already.
+        if a != ScmpArch::Native && !arches.contains(&a) {
             arches.push(a);
         }
     }
@@ -298,7 +321,7 @@ fn resolve(profile: &Profile, caps: &[u8], strict: bool) -> Result<Resolved, Str
         if !applies(&rule.includes, true) || applies(&rule.excludes, false) {
             continue;
         }
-        let act = action(&rule.action, rule.errno_ret, default_errno)?;
+        let act = action(&rule.action, rule.errno_ret)?;
         if act == default {
             continue; // changes nothing (and libseccomp refuses it)
         }
@@ -428,8 +451,9 @@ fn direct_numbers(arch: ScmpArch) -> HashMap<String, u32> {
 }
 
 /// Install a compiled filter on the calling thread (and its future
-/// children). Without `no_new_privs` the kernel requires CAP_SYS_ADMIN.
-pub fn load(bpf: &[u8]) -> Result<(), Error> {
+/// children), with `SECCOMP_FILTER_FLAG_*` bits `flags`. Without
+/// `no_new_privs` the kernel requires CAP_SYS_ADMIN.
+pub fn load(bpf: &[u8], flags: u32) -> Result<(), Error> {
     let prog = libc::sock_fprog {
         len: (bpf.len() / std::mem::size_of::<libc::sock_filter>()) as u16,
         filter: bpf.as_ptr() as *mut libc::sock_filter,
@@ -440,7 +464,7 @@ pub fn load(bpf: &[u8]) -> Result<(), Error> {
         libc::syscall(
             libc::SYS_seccomp,
             libc::SECCOMP_SET_MODE_FILTER,
-            0,
+            flags,
             &prog as *const libc::sock_fprog,
         )
     };
@@ -661,6 +685,34 @@ mod tests {
         )
         .unwrap();
         assert_same_as_libseccomp(&p, &default_caps());
+    }
+
+    #[test]
+    fn oci_seccomp_decides_as_libseccomp_would() {
+        let oci: oci_spec::runtime::LinuxSeccomp = serde_json::from_str(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":38,
+                "architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86","SCMP_ARCH_X32"],
+                "flags":["SECCOMP_FILTER_FLAG_LOG"],
+                "syscalls":[
+                  {"names":["read","write","exit_group","no_such_call"],"action":"SCMP_ACT_ALLOW"},
+                  {"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"},
+                  {"names":["socket"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":1,"op":"SCMP_CMP_EQ"}]},
+                  {"names":["umask"],"action":"SCMP_ACT_KILL_PROCESS","args":[{"index":0,"value":448,"valueTwo":64,"op":"SCMP_CMP_MASKED_EQ"}]}
+                ]}"#,
+        )
+        .unwrap();
+        let p = from_oci(&oci).unwrap();
+        assert_same_as_libseccomp(&p, &[]);
+        // defaultErrnoRet is the default's; a rule without errnoRet is EPERM.
+        let r = resolve(&p, &[], false).unwrap();
+        assert_eq!(r.default, bpf::RET_ERRNO | 38);
+        assert!(
+            r.rules
+                .iter()
+                .any(|(n, a, _)| n == "mkdir" && *a == bpf::RET_ERRNO | 1)
+        );
+        assert!(!r.rules.iter().any(|(n, _, _)| n == "no_such_call"));
+        assert_eq!(compile_oci(&oci).unwrap(), build(&p, &[], false).unwrap());
     }
 
     #[test]
