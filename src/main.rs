@@ -470,7 +470,20 @@ impl From<RunArgs> for RunOptions {
     }
 }
 
+/// Whether containr was invoked as `containr-oci` (a symlink or hard link
+/// to it): then it speaks runc's command line.
+fn invoked_as_oci() -> bool {
+    std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .and_then(|p| p.file_name().map(|n| n == "containr-oci"))
+        .unwrap_or(false)
+}
+
 fn main() -> ExitCode {
+    if invoked_as_oci() {
+        return cli::oci::main();
+    }
     let t0_ns = explain::monotonic_ns();
     let cli = match Cli::command()
         .try_get_matches()

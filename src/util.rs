@@ -86,6 +86,12 @@ pub fn process_alive(pid: u32, start: u64) -> bool {
     process_start_time(pid) == Some(start)
 }
 
+/// Whether `pid` has exited and waits to be reaped (a zombie): gone, for
+/// anyone asking whether it runs.
+pub fn process_is_zombie(pid: u32) -> bool {
+    matches!(stat_field::<char>(pid, 0), Some('Z' | 'X'))
+}
+
 /// The parent pid of `pid` (field 4 of `/proc/PID/stat`).
 pub fn parent_of(pid: u32) -> Option<u32> {
     stat_field(pid, 1)

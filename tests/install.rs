@@ -49,6 +49,13 @@ fn install_puts_the_binary_its_man_pages_and_completions_under_prefix() {
         .output()
         .unwrap());
     assert!(version.starts_with("containr "), "{version}");
+    // The OCI runtime is the same binary under another name.
+    let oci = ok(Command::new(p.join("bin/containr-oci"))
+        .arg("--version")
+        .output()
+        .unwrap());
+    assert!(oci.starts_with("containr-oci version "), "{oci}");
+    assert!(oci.contains("\nspec: "), "{oci}");
     // A page for containr and for each command, generated from the binary.
     let man = p.join("share/man/man1");
     for (page, title) in [

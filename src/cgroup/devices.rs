@@ -11,9 +11,11 @@ use std::path::Path;
 use super::{Error, io_err};
 use crate::step;
 
-/// One allow rule. `None` matches any value.
+/// One allow or deny rule. `None` matches any value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {
+    /// Allow (the default set has only these) or deny.
+    pub allow: bool,
     /// `b`lock or `c`haracter device.
     pub kind: Option<char>,
     pub major: Option<u32>,
@@ -24,6 +26,7 @@ pub struct Rule {
 
 const fn rule(kind: char, major: Option<u32>, minor: Option<u32>, access: &'static str) -> Rule {
     Rule {
+        allow: true,
         kind: Some(kind),
         major,
         minor,
@@ -60,6 +63,17 @@ impl Rule {
             n(self.minor),
             self.access
         )
+    }
+
+    /// The rule as the v1 file it goes to takes it: (`devices.allow` or
+    /// `devices.deny`, the line).
+    pub fn v1_write(&self) -> (&'static str, String) {
+        let file = if self.allow {
+            "devices.allow"
+        } else {
+            "devices.deny"
+        };
+        (file, self.v1())
     }
 
     /// `BPF_DEVCG_ACC_*` bits of the access string.
@@ -103,14 +117,34 @@ const ALU32_MOV_X: u8 = 0xbc; // dst = src
 const ALU64_MOV_K: u8 = 0xb7; // dst = imm
 const JNE_K: u8 = 0x55; // if dst != imm goto +off
 const JNE_X: u8 = 0x5d; // if dst != src goto +off
+const JEQ_K: u8 = 0x15; // if dst == imm goto +off
 const EXIT: u8 = 0x95;
+
+/// The access string `s` (any of r, w, m) in canonical order, as a static
+/// string a [`Rule`] can hold; `None` if it has anything else.
+pub fn access(s: &str) -> Option<&'static str> {
+    const ALL: [&str; 8] = ["", "r", "w", "rw", "m", "rm", "wm", "rwm"];
+    let mut bits = 0;
+    for c in s.chars() {
+        bits |= match c {
+            'r' => 1,
+            'w' => 2,
+            'm' => 4,
+            _ => return None,
+        };
+    }
+    Some(ALL[bits])
+}
 
 /// Compile `rules` into a device program: r2 = device type, r3 = requested
 /// access, r4 = major, r5 = minor (from `struct bpf_cgroup_dev_ctx`, which
-/// r1 points to); each rule is a block of checks that jumps past itself on
-/// the first mismatch and returns 1 (allow) if all match. Nothing matched:
-/// 0 (deny).
-pub fn program(rules: &[Rule]) -> Vec<Insn> {
+/// r1 points to). As in the v1 lists, a later rule overrides an earlier one,
+/// so the rules are checked last first: each is a block of checks that
+/// jumps past itself on the first mismatch and returns its verdict (1 allow,
+/// 0 deny) if all match. An allow rule matches a request for accesses it
+/// all grants; a deny rule, one for any access it names. Nothing matched:
+/// `default_allow`.
+pub fn program(rules: &[Rule], default_allow: bool) -> Vec<Insn> {
     let mut p = vec![
         insn(LDX_MEM_W, 2, 1, 0, 0),
         insn(ALU32_AND_K, 2, 0, 0, 0xffff),
@@ -119,20 +153,26 @@ pub fn program(rules: &[Rule]) -> Vec<Insn> {
         insn(LDX_MEM_W, 4, 1, 4, 0),
         insn(LDX_MEM_W, 5, 1, 8, 0),
     ];
-    for r in rules {
-        // Checks as (instructions, index of the jump within them).
+    for r in rules.iter().rev() {
         let mut checks: Vec<Vec<Insn>> = Vec::new();
         if let Some(kind) = r.kind {
             let t = if kind == 'b' { 1 } else { 2 };
             checks.push(vec![insn(JNE_K, 2, 0, 0, t)]);
         }
         let mask = r.access_mask();
-        if mask != 7 {
+        if mask != 7 && r.allow {
             // Allowed only if every requested bit is among the rule's.
             checks.push(vec![
                 insn(ALU32_MOV_X, 1, 3, 0, 0),
                 insn(ALU32_AND_K, 1, 0, 0, mask),
                 insn(JNE_X, 1, 3, 0, 0),
+            ]);
+        } else if mask != 7 {
+            // Denied if any requested bit is among the rule's.
+            checks.push(vec![
+                insn(ALU32_MOV_X, 1, 3, 0, 0),
+                insn(ALU32_AND_K, 1, 0, 0, mask),
+                insn(JEQ_K, 1, 0, 0, 0),
             ]);
         }
         if let Some(major) = r.major {
@@ -141,25 +181,34 @@ pub fn program(rules: &[Rule]) -> Vec<Insn> {
         if let Some(minor) = r.minor {
             checks.push(vec![insn(JNE_K, 5, 0, 0, minor as i32)]);
         }
+        let matches_all = checks.is_empty();
         let mut block: Vec<Insn> = checks.into_iter().flatten().collect();
-        block.push(insn(ALU64_MOV_K, 0, 0, 0, 1));
+        block.push(insn(ALU64_MOV_K, 0, 0, 0, r.allow as i32));
         block.push(insn(EXIT, 0, 0, 0, 0));
         // Each jump skips to the end of its block.
         let len = block.len();
         for (i, ins) in block.iter_mut().enumerate() {
-            if ins.code == JNE_K || ins.code == JNE_X {
+            if matches!(ins.code, JNE_K | JNE_X | JEQ_K) {
                 ins.off = (len - i - 1) as i16;
             }
         }
         p.extend(block);
+        if matches_all {
+            // Nothing after it could run, and the verifier refuses
+            // unreachable instructions.
+            return p;
+        }
     }
-    p.push(insn(ALU64_MOV_K, 0, 0, 0, 0));
+    p.push(insn(ALU64_MOV_K, 0, 0, 0, default_allow as i32));
     p.push(insn(EXIT, 0, 0, 0, 0));
     p
 }
 
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_PROG_ATTACH: libc::c_long = 8;
+const BPF_PROG_DETACH: libc::c_long = 9;
+const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+const BPF_PROG_QUERY: libc::c_long = 16;
 const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
 const BPF_CGROUP_DEVICE: u32 = 6;
 const BPF_F_ALLOW_MULTI: u32 = 2;
@@ -190,19 +239,98 @@ struct ProgAttach {
     attach_flags: u32,
 }
 
+/// The head of `union bpf_attr` for BPF_PROG_QUERY.
+#[repr(C)]
+#[derive(Default)]
+struct ProgQuery {
+    target_fd: u32,
+    attach_type: u32,
+    query_flags: u32,
+    attach_flags: u32,
+    prog_ids: u64,
+    prog_cnt: u32,
+}
+
+/// The head of `union bpf_attr` for BPF_PROG_GET_FD_BY_ID.
+#[repr(C)]
+#[derive(Default)]
+struct ProgId {
+    prog_id: u32,
+    next_id: u32,
+    open_flags: u32,
+}
+
+/// bpf(2) with one of the attr heads above.
+///
+/// # Safety
+/// `attr` must be the head `cmd` takes, and any pointer in it valid for the
+/// call.
+unsafe fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> libc::c_long {
+    // SAFETY: the caller's contract; the kernel reads (and for some
+    // commands writes) size_of::<T>() bytes.
+    unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut T, std::mem::size_of::<T>()) }
+}
+
+/// Replace the device programs attached to the cgroup `dir` by one for
+/// `rules`: the new one is attached before the old ones are detached, so no
+/// moment is without a filter.
+pub fn replace(dir: &Path, rules: &[Rule], default_allow: bool) -> Result<(), Error> {
+    let cgroup = std::fs::File::open(dir).map_err(io_err(dir))?;
+    let mut ids = [0u32; 64];
+    let mut query = ProgQuery {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        prog_ids: ids.as_mut_ptr() as u64,
+        prog_cnt: ids.len() as u32,
+        ..ProgQuery::default()
+    };
+    // SAFETY: a BPF_PROG_QUERY head whose prog_ids points at prog_cnt u32s
+    // that outlive the call.
+    if unsafe { bpf(BPF_PROG_QUERY, &mut query) } < 0 {
+        return Err(bpf_err(dir, "listing the device filters"));
+    }
+    // The kernel wrote the count back into the attr.
+    let count = query.prog_cnt as usize;
+    attach(dir, rules, default_allow)?;
+    for &id in &ids[..count.min(ids.len())] {
+        let mut by_id = ProgId {
+            prog_id: id,
+            ..ProgId::default()
+        };
+        // SAFETY: a BPF_PROG_GET_FD_BY_ID head; no pointers.
+        let fd = unsafe { bpf(BPF_PROG_GET_FD_BY_ID, &mut by_id) };
+        if fd < 0 {
+            return Err(bpf_err(dir, "opening an old device filter"));
+        }
+        // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+        let prog = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        let mut detach = ProgAttach {
+            target_fd: cgroup.as_raw_fd() as u32,
+            attach_bpf_fd: prog.as_raw_fd() as u32,
+            attach_type: BPF_CGROUP_DEVICE,
+            attach_flags: 0,
+        };
+        // SAFETY: a BPF_PROG_DETACH head with open descriptors.
+        if unsafe { bpf(BPF_PROG_DETACH, &mut detach) } < 0 {
+            return Err(bpf_err(dir, "detaching an old device filter"));
+        }
+    }
+    Ok(())
+}
+
 fn bpf_err(dir: &Path, what: &str) -> Error {
     let e = std::io::Error::last_os_error();
     io_err(dir)(std::io::Error::new(e.kind(), format!("{what}: {e}"))).into()
 }
 
-/// Load the program for `rules` and attach it to the cgroup `dir` (v2).
-/// The attachment lives as long as the cgroup.
-pub fn attach(dir: &Path, rules: &[Rule]) -> Result<(), Error> {
+/// Load the program for `rules` (see [`program`]) and attach it to the
+/// cgroup `dir` (v2). The attachment lives as long as the cgroup.
+pub fn attach(dir: &Path, rules: &[Rule], default_allow: bool) -> Result<(), Error> {
     step!(
-        "bpf(BPF_PROG_LOAD, CGROUP_DEVICE) + BPF_PROG_ATTACH to {}: only docker's default devices open",
+        "bpf(BPF_PROG_LOAD, CGROUP_DEVICE) + BPF_PROG_ATTACH to {}: only the allowed devices open",
         dir.display()
     );
-    let insns = program(rules);
+    let insns = program(rules, default_allow);
     let license = c"Apache-2.0";
     let load = ProgLoad {
         prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
@@ -276,7 +404,8 @@ mod tests {
                 ALU64_MOV_K => r[dst] = i.imm as i64,
                 JNE_K if r[dst] != i.imm as i64 => pc += i.off as usize,
                 JNE_X if r[dst] != r[src] => pc += i.off as usize,
-                JNE_K | JNE_X => {}
+                JEQ_K if r[dst] == i.imm as i64 => pc += i.off as usize,
+                JNE_K | JNE_X | JEQ_K => {}
                 EXIT => return r[0],
                 other => panic!("unexpected opcode {other:#x}"),
             }
@@ -285,7 +414,7 @@ mod tests {
 
     #[test]
     fn default_program_allows_exactly_the_default_set() {
-        let p = program(&DEFAULT);
+        let p = program(&DEFAULT, false);
         const CHAR: u32 = 2;
         const BLOCK: u32 = 1;
         const MKNOD: u32 = 1;
@@ -304,6 +433,36 @@ mod tests {
         assert_eq!(run(&p, CHAR, WRITE, 10, 200), 1, "tun");
     }
 
+    /// OCI lists: later rules override earlier ones; a deny names accesses.
+    #[test]
+    fn later_rules_override_earlier_ones() {
+        let deny_all = Rule {
+            allow: false,
+            kind: None,
+            major: None,
+            minor: None,
+            access: "rwm",
+        };
+        let allow_null = rule('c', Some(1), Some(3), "rw");
+        let deny_null_write = Rule {
+            allow: false,
+            ..rule('c', Some(1), Some(3), "w")
+        };
+        let p = program(&[deny_all, allow_null, deny_null_write], true);
+        assert_eq!(run(&p, 2, 2, 1, 3), 1, "read /dev/null: allowed");
+        assert_eq!(run(&p, 2, 2 | 4, 1, 3), 0, "read+write /dev/null: denied");
+        assert_eq!(run(&p, 2, 2, 1, 5), 0, "/dev/zero: deny all");
+        // Nothing matched: the default.
+        assert_eq!(run(&program(&[allow_null], true), 1, 2, 8, 0), 1);
+        assert_eq!(run(&program(&[allow_null], false), 1, 2, 8, 0), 0);
+        assert_eq!(access("mwr"), Some("rwm"));
+        assert_eq!(access("x"), None);
+        assert_eq!(
+            deny_null_write.v1_write(),
+            ("devices.deny", "c 1:3 w".into())
+        );
+    }
+
     /// Against the real kernel: the program loads, attaches to a v2
     /// cgroup (on a hybrid host, under the controller-less unified mount,
     /// where device programs still apply), and decides what a process in
@@ -320,7 +479,7 @@ mod tests {
         };
         let dir = root.join(format!("containr-devices-test-{}", std::process::id()));
         std::fs::create_dir(&dir).unwrap();
-        attach(&dir, &DEFAULT).unwrap();
+        attach(&dir, &DEFAULT, false).unwrap();
         // A child joins the cgroup, then tries /dev/null and /dev/loop-control.
         let script = format!(
             "echo $$ > {}/cgroup.procs && \

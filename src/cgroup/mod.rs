@@ -13,8 +13,14 @@
 //! - v1: `containr/<id>` under containr's own cgroup in each controller's
 //!   hierarchy, so a containr run from inside a limited cgroup (a CI job, a
 //!   systemd unit) keeps its containers inside that limit.
+//!
+//! An OCI container's cgroup ([`oci::OciCgroup`], for `containr-oci`) is
+//! placed where its `cgroupsPath` says and configured from the spec's
+//! `linux.resources`, with the same file writes, device programs and
+//! directory handling as these.
 
 pub mod devices;
+pub mod oci;
 mod v1;
 mod v2;
 
@@ -50,6 +56,12 @@ pub enum Error {
     NoHierarchy,
     #[error("CONTAINR_CGROUP_V2={0}: not a cgroup2 mount")]
     NotV2(PathBuf),
+    #[error("{field}: {why}")]
+    Resource { field: String, why: String },
+    #[error("cgroupsPath {path:?}: {why}")]
+    Path { path: String, why: &'static str },
+    #[error("cgroup {0}: {1}")]
+    Timeout(PathBuf, &'static str),
     #[error("cgroup {0}")]
     Io(#[from] crate::util::PathIo),
 }
@@ -321,19 +333,34 @@ fn container_dirs(parent: &Path) -> Vec<(String, PathBuf)> {
 /// hybrid host, the controller-less `/sys/fs/cgroup/unified`, where the v2
 /// code paths (placement, device filter, removal) can be tested for real.
 pub fn detect() -> Result<Box<dyn Hierarchy>, Error> {
+    Ok(match host(false)? {
+        Host::V1(v1) => Box::new(v1),
+        Host::V2(v2) => Box::new(v2),
+    })
+}
+
+/// The hierarchy [`detect`] chooses, as itself.
+pub(crate) enum Host {
+    V1(V1),
+    V2(V2),
+}
+
+/// The host's hierarchy, as [`detect`] says; `all_v1` finds every v1
+/// controller the OCI resources use, not just those containr's own limits
+/// need.
+pub(crate) fn host(all_v1: bool) -> Result<Host, Error> {
     if let Some(root) = std::env::var_os("CONTAINR_CGROUP_V2") {
         let root = PathBuf::from(root);
         if !V2::is_v2(&root) {
             return Err(Error::NotV2(root));
         }
-        return Ok(Box::new(V2::new(root)));
+        return Ok(Host::V2(V2::new(root)));
     }
     let root = Path::new("/sys/fs/cgroup");
     if V2::is_v2(root) {
-        return Ok(Box::new(V2::new(root.to_path_buf())));
+        return Ok(Host::V2(V2::new(root.to_path_buf())));
     }
-    let v1 = V1::from_proc()?;
-    Ok(Box::new(v1))
+    Ok(Host::V1(V1::from_proc(all_v1)?))
 }
 
 /// Where a container's cgroup is, in a form that can be saved in its state
@@ -439,18 +466,33 @@ impl Drop for Cgroup {
             return;
         }
         for dir in self.dirs() {
-            // The last processes of the container may still be on their way
-            // out (rmdir says EBUSY until they are): retry, but boundedly.
-            for attempt in 0..100 {
-                match fs::remove_dir(dir) {
-                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 99 => {
-                        std::thread::sleep(std::time::Duration::from_millis(2));
-                    }
-                    _ => break,
-                }
-            }
+            let _ = remove_dir(dir);
         }
     }
+}
+
+/// rmdir a cgroup. The last processes of a container may still be on their
+/// way out (rmdir says EBUSY until they are): retry, but boundedly (200 ms).
+pub(crate) fn remove_dir(dir: &Path) -> std::io::Result<()> {
+    let mut attempt = 0;
+    loop {
+        match fs::remove_dir(dir) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 99 => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            r => return r,
+        }
+    }
+}
+
+/// The directory of the v1 hierarchy holding `controller`, among a
+/// container's (controllers, directory) pairs.
+pub(crate) fn v1_dir(dirs: &[(String, PathBuf)], controller: &str) -> Option<PathBuf> {
+    dirs.iter()
+        .find(|(c, _)| c.split(',').any(|n| n == controller))
+        .map(|(_, d)| d.clone())
 }
 
 /// Write a cgroup control file.

@@ -11,6 +11,13 @@ const CONTROLLERS: [&str; 7] = [
     "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "devices",
 ];
 
+/// The v1 controllers an OCI container is placed in: those above, and
+/// those only the OCI resources or lifecycle use.
+const OCI_CONTROLLERS: [&str; 12] = [
+    "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "devices", "freezer", "hugetlb",
+    "net_cls", "net_prio", "rdma",
+];
+
 /// A v1 memory limit at or above this is the kernel's "unlimited".
 const UNLIMITED: u64 = 1 << 62;
 
@@ -37,11 +44,13 @@ pub struct V1 {
 
 impl V1 {
     /// Find the v1 hierarchies (from mountinfo) and containr's own cgroup in
-    /// each (from /proc/self/cgroup).
-    pub fn from_proc() -> Result<V1, Error> {
+    /// each (from /proc/self/cgroup): those of containr's own limits, or
+    /// with `oci`, of every controller an OCI container uses.
+    pub fn from_proc(oci: bool) -> Result<V1, Error> {
         let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-        let mounts = parse(&mountinfo, &own);
+        let wanted: &[&str] = if oci { &OCI_CONTROLLERS } else { &CONTROLLERS };
+        let mounts = parse(&mountinfo, &own, wanted);
         if mounts.is_empty() {
             return Err(Error::NoHierarchy);
         }
@@ -51,11 +60,23 @@ impl V1 {
     fn mount_of(&self, controller: &str) -> Option<&Mount> {
         self.mounts.iter().find(|m| m.has(controller))
     }
+
+    /// Each hierarchy as (its controllers, e.g. `cpu,cpuacct`, its
+    /// mountpoint, containr's own cgroup in it relative to the mountpoint).
+    pub(crate) fn hierarchies(&self) -> impl Iterator<Item = (&str, &Path, &Path)> {
+        self.mounts.iter().map(|m| {
+            (
+                m.controllers.as_str(),
+                m.mountpoint.as_path(),
+                m.own.as_path(),
+            )
+        })
+    }
 }
 
 /// The v1 hierarchies among `mountinfo`'s mounts, with containr's cgroup in
 /// each from `own` (the contents of /proc/self/cgroup). Pure, for tests.
-fn parse(mountinfo: &str, own: &str) -> Vec<Mount> {
+fn parse(mountinfo: &str, own: &str, wanted: &[&str]) -> Vec<Mount> {
     let mut mounts: Vec<Mount> = Vec::new();
     for line in mountinfo.lines() {
         // Fields after " - " are: fstype, source, super options.
@@ -67,10 +88,7 @@ fn parse(mountinfo: &str, own: &str) -> Vec<Mount> {
             continue;
         }
         let opts = r.nth(1).unwrap_or("");
-        let controllers: Vec<&str> = opts
-            .split(',')
-            .filter(|o| CONTROLLERS.contains(o))
-            .collect();
+        let controllers: Vec<&str> = opts.split(',').filter(|o| wanted.contains(o)).collect();
         let Some(mountpoint) = left.split(' ').nth(4) else {
             continue;
         };
@@ -206,11 +224,7 @@ impl Hierarchy for V1 {
                 .join(" ")
         );
         let cgroup = Cgroup::new(Location::V1(dirs.clone()), limits.memory);
-        let dir_of = |controller: &str| {
-            dirs.iter()
-                .find(|(c, _)| c.split(',').any(|n| n == controller))
-                .map(|(_, d)| d.clone())
-        };
+        let dir_of = |controller: &str| super::v1_dir(&dirs, controller);
         let set = |controller: &str, file: &str, value: String| -> Result<(), Error> {
             let dir = dir_of(controller).expect("checked above");
             step!("echo {value} > {controller}/{file}");
@@ -340,18 +354,30 @@ fn has_default_rules(dir: &Path) -> bool {
 
 fn make_dirs(m: &Mount, parent: &Path, dir: &Path) -> Result<(), Error> {
     for d in [parent, dir] {
-        match fs::create_dir(d) {
-            Ok(()) => {
-                if m.has("cpuset") {
-                    let above = d.parent().expect("below the mountpoint");
-                    for file in ["cpuset.cpus", "cpuset.mems"] {
-                        let value = fs::read_to_string(above.join(file)).map_err(io_err(above))?;
-                        write(&d.join(file), value.trim())?;
-                    }
-                }
+        match make_dir(&m.controllers, d) {
+            Err(Error::Io(e))
+                if e.source.kind() == std::io::ErrorKind::AlreadyExists && d == parent => {}
+            r => r?,
+        }
+    }
+    Ok(())
+}
+
+/// mkdir one cgroup in the hierarchy of `controllers`. A new v1 cpuset
+/// starts with no CPUs and no memory nodes, and no task can join it until
+/// it has some: they are copied down from the level above.
+pub(crate) fn make_dir(controllers: &str, d: &Path) -> Result<(), Error> {
+    fs::create_dir(d).map_err(io_err(d))?;
+    if controllers.split(',').any(|c| c == "cpuset") {
+        let above = d.parent().expect("below the mountpoint");
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let copied = fs::read_to_string(above.join(file))
+                .map_err(|e| io_err(above)(e).into())
+                .and_then(|value| write(&d.join(file), value.trim()));
+            if let Err(e) = copied {
+                let _ = fs::remove_dir(d);
+                return Err(e);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && d == parent => {}
-            Err(e) => return Err(io_err(d)(e).into()),
         }
     }
     Ok(())
@@ -362,11 +388,7 @@ pub(super) fn oom_kills(dir: &Path) -> u64 {
 }
 
 pub(super) fn stats(dirs: &[(String, PathBuf)]) -> Stats {
-    let dir = |controller: &str| {
-        dirs.iter()
-            .find(|(c, _)| c.split(',').any(|n| n == controller))
-            .map(|(_, d)| d.clone())
-    };
+    let dir = |controller: &str| super::v1_dir(dirs, controller);
     let read = |controller: &str, file: &str| dir(controller).and_then(|d| read_u64(&d.join(file)));
     Stats {
         memory_usage: read("memory", "memory.usage_in_bytes").unwrap_or(0),
@@ -392,7 +414,7 @@ mod tests {
 
     #[test]
     fn finds_hierarchies_and_own_cgroups() {
-        let m = parse(MOUNTINFO, OWN);
+        let m = parse(MOUNTINFO, OWN, &CONTROLLERS);
         let names: Vec<&str> = m.iter().map(|m| m.controllers.as_str()).collect();
         // freezer is not one containr uses; cgroup2 and tmpfs are not v1.
         assert_eq!(names, vec!["cpu,cpuacct", "memory", "pids"]);

@@ -24,6 +24,11 @@ impl V2 {
         nix::sys::statfs::statfs(root).is_ok_and(|s| s.filesystem_type().0 == CGROUP2_SUPER_MAGIC)
     }
 
+    /// Its mountpoint.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
     fn available(&self) -> Vec<String> {
         fs::read_to_string(self.root.join("cgroup.controllers"))
             .unwrap_or_default()
@@ -150,7 +155,7 @@ impl Hierarchy for V2 {
             set("pids.max", if p > 0 { p.to_string() } else { "max".into() })?;
         }
         if !limits.all_devices {
-            super::devices::attach(&dir, &super::devices::DEFAULT)?;
+            super::devices::attach(&dir, &super::devices::DEFAULT, false)?;
         }
         for (key, rates) in [
             ("rbps", &limits.device_read_bps),

@@ -7,6 +7,7 @@ pub mod container;
 pub mod generate;
 pub mod image;
 pub mod network;
+pub mod oci;
 pub mod progress;
 
 use std::io::Write;

@@ -23,6 +23,13 @@ use super::Config;
 pub enum Message {
     /// Parent to init: what to build and run.
     Config(Box<Config>),
+    /// `containr-oci create` to its init: what to build.
+    OciConfig(Box<super::oci::init::InitConfig>),
+    /// OCI init to `create`: the namespaces exist, run the `prestart` and
+    /// `createRuntime` hooks now.
+    HooksDue,
+    /// `create` to its init: the hooks ran, go on.
+    HooksDone,
     /// Init to parent: the terminal's master side is attached.
     Pty,
     /// Init to parent: the command is running; walkthrough steps continue

@@ -315,7 +315,8 @@ fn exec_command(cmd: &Prepared<'_>, report: &Channel) -> Result<std::convert::In
     )))
 }
 
-fn reset_signals() {
+/// Default dispositions and an empty mask, as every exec'd program expects.
+pub(crate) fn reset_signals() {
     for sig in Signal::iterator() {
         if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
             continue;

@@ -22,6 +22,7 @@ pub mod export;
 pub mod init;
 pub mod lifecycle;
 pub mod names;
+pub mod oci;
 pub mod run;
 pub mod selfexe;
 pub mod state;

@@ -192,7 +192,7 @@ impl State {
     }
 }
 
-fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
+pub(crate) fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
     if fd < 0 {

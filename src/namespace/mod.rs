@@ -114,6 +114,9 @@ pub struct ChildExec<'a> {
     pub exe: Exe<'a>,
     /// The one descriptor the init inherits besides stdio.
     pub keep_fd: BorrowedFd<'a>,
+    /// Descriptors 3..3+N inherited as well (an OCI runtime's
+    /// `--preserve-fds` and `LISTEN_FDS`); `keep_fd` must be above them.
+    pub preserve_fds: u32,
     pub argv: Vec<CString>,
     /// A cgroup v2 directory to start the child in (`CLONE_INTO_CGROUP`):
     /// no separate move, which on v1 costs an RCU grace period.
@@ -165,6 +168,7 @@ pub fn clone_and_exec(namespaces: Namespaces, exec: &ChildExec<'_>) -> Result<(P
         Exe::ReadOnlyBind { path, locked } => (-1, Some(path.as_ptr()), *locked),
     };
     let keep_fd = exec.keep_fd.as_raw_fd();
+    let preserved = 3..3 + exec.preserve_fds as libc::c_int;
     let ready_fd = exec.userns_ready.map(|f| f.as_raw_fd());
 
     step!(
@@ -242,6 +246,9 @@ pub fn clone_and_exec(namespaces: Namespaces, exec: &ChildExec<'_>) -> Result<(P
                 libc::CLOSE_RANGE_CLOEXEC,
             );
             libc::fcntl(keep_fd, libc::F_SETFD, 0);
+            for fd in preserved {
+                libc::fcntl(fd, libc::F_SETFD, 0);
+            }
             match exe_path {
                 None => {
                     libc::syscall(

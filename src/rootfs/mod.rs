@@ -24,6 +24,8 @@ use nix::sys::stat::{Mode, SFlag, makedev, mknod};
 use crate::step;
 
 pub mod mountapi;
+pub mod oci;
+pub mod options;
 pub mod overlay;
 
 /// Errors of this module.
@@ -37,6 +39,28 @@ pub enum Error {
     },
     #[error("the rootfs's {path} is {what}, not a directory: containr mounts its own {path} there")]
     NotADirectory { path: String, what: String },
+    #[error("mount {dest}: unknown or unsupported option {option:?}")]
+    MountOption { dest: PathBuf, option: String },
+    #[error("mount {dest}: {what}: {source}")]
+    Mount {
+        dest: PathBuf,
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("mount {dest}: {what}")]
+    BadMount { dest: PathBuf, what: String },
+    #[error("device {path}: {what}: {source}")]
+    Device {
+        path: PathBuf,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("sysctl {key}: {what}")]
+    Sysctl { key: String, what: String },
+    #[error(
+        "rootfsPropagation {0:?}: not one of shared, slave, private, unbindable (or r-prefixed)"
+    )]
+    Propagation(String),
 }
 
 fn op_err(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(nix::Error) -> Error {
@@ -101,7 +125,7 @@ pub struct Plan<'a> {
 }
 
 /// The character devices every container gets: docker's default set.
-const DEVICES: &[(&str, u64, u64)] = &[
+pub(super) const DEVICES: &[(&str, u64, u64)] = &[
     ("null", 1, 3),
     ("zero", 1, 5),
     ("full", 1, 7),
@@ -147,6 +171,39 @@ pub fn enter(plan: &Plan<'_>) -> Result<(), Error> {
     } else {
         None
     };
+    bind_onto_itself(root)?;
+
+    mount_proc_sys(root, plan.privileged)?;
+    pivot(root)?;
+    mount_dev(host_devices)?;
+    mount_cgroupfs(plan.cgroupfs, plan.privileged)?;
+    if !plan.privileged {
+        mask_paths(&MASKED, &READ_ONLY)?;
+    }
+    provide_files(plan.files)?;
+    mkdir_p(plan.workdir)?;
+    if plan.readonly {
+        remount_root_readonly()?;
+    }
+    Ok(())
+}
+
+/// `--read-only` (`root.readonly`): the root, once pivoted onto, read-only.
+fn remount_root_readonly() -> Result<(), Error> {
+    step!("mount(\"/\", MS_REMOUNT|MS_BIND|MS_RDONLY): --read-only");
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | locked_flags("/"),
+        None::<&str>,
+    )
+    .map_err(op_err("remounting / read-only", "/"))
+}
+
+/// Bind `root` onto itself (with the mounts below it): pivot_root needs the
+/// new root to be a mount point.
+pub(super) fn bind_onto_itself(root: &Path) -> Result<(), Error> {
     step!(
         "mount({}, {}, MS_BIND|MS_REC): pivot_root needs the new root to be a mount point",
         root.display(),
@@ -159,35 +216,13 @@ pub fn enter(plan: &Plan<'_>) -> Result<(), Error> {
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None::<&str>,
     )
-    .map_err(op_err("bind-mounting the rootfs", root))?;
-
-    mount_proc_sys(root, plan.privileged)?;
-    pivot(root)?;
-    mount_dev(host_devices)?;
-    mount_cgroupfs(plan.cgroupfs, plan.privileged)?;
-    if !plan.privileged {
-        mask_paths()?;
-    }
-    provide_files(plan.files)?;
-    mkdir_p(plan.workdir)?;
-    if plan.readonly {
-        step!("mount(\"/\", MS_REMOUNT|MS_BIND|MS_RDONLY): --read-only");
-        mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | locked_flags("/"),
-            None::<&str>,
-        )
-        .map_err(op_err("remounting / read-only", "/"))?;
-    }
-    Ok(())
+    .map_err(op_err("bind-mounting the rootfs", root))
 }
 
 /// `pivot_root(".", ".")`: the new root and the old one are stacked on the
 /// same directory, and the old one is detached from on top. No `put_old`
 /// directory is needed, so a read-only rootfs works and nothing is left in it.
-fn pivot(root: &Path) -> Result<(), Error> {
+pub(super) fn pivot(root: &Path) -> Result<(), Error> {
     nix::unistd::chdir(root).map_err(op_err("chdir", root))?;
     step!(
         "pivot_root(\".\", \".\") in {}: the rootfs becomes /, the old root sits on top of it",
@@ -334,12 +369,17 @@ const READ_ONLY: [&str; 5] = [
     "/proc/sysrq-trigger",
 ];
 
-fn mask_paths() -> Result<(), Error> {
+/// Mask each of `masked` and make each of `read_only` a read-only bind of
+/// itself, by paths (the root is the container's by now: they resolve in it).
+/// Paths the kernel does not have are skipped.
+pub(super) fn mask_paths<S: AsRef<str>>(masked: &[S], read_only: &[S]) -> Result<(), Error> {
+    let masked: Vec<&str> = masked.iter().map(AsRef::as_ref).collect();
+    let read_only: Vec<&str> = read_only.iter().map(AsRef::as_ref).collect();
     step!(
         "mask {} (/dev/null or an empty tmpfs over each)",
-        MASKED.join(" ")
+        masked.join(" ")
     );
-    for path in MASKED {
+    for path in masked {
         let Ok(meta) = std::fs::symlink_metadata(path) else {
             continue; // not on this kernel
         };
@@ -362,8 +402,8 @@ fn mask_paths() -> Result<(), Error> {
         };
         result.map_err(op_err("masking", path))?;
     }
-    step!("bind read-only {}", READ_ONLY.join(" "));
-    for path in READ_ONLY {
+    step!("bind read-only {}", read_only.join(" "));
+    for path in read_only {
         if std::fs::symlink_metadata(path).is_err() {
             continue;
         }
@@ -375,19 +415,25 @@ fn mask_paths() -> Result<(), Error> {
             None::<&str>,
         )
         .map_err(op_err("binding", path))?;
-        mount(
-            None::<&str>,
+        // Recursive (mount_setattr AT_RECURSIVE): a mount already below
+        // the path (a volume under /proc/sys, say) is made read-only too.
+        let top = nix::fcntl::open(
             path,
-            None::<&str>,
-            MsFlags::MS_BIND
-                | MsFlags::MS_REMOUNT
-                | MsFlags::MS_RDONLY
-                | MsFlags::MS_NOSUID
-                | MsFlags::MS_NODEV
-                | MsFlags::MS_NOEXEC,
-            None::<&str>,
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+            Mode::empty(),
         )
-        .map_err(op_err("making read-only", path))?;
+        .map_err(op_err("opening", path))?;
+        // SAFETY: open just returned this descriptor; nothing else owns it.
+        let top = unsafe { OwnedFd::from_raw_fd(top) };
+        let attr = mountapi::Attr {
+            set: (mountapi::MOUNT_ATTR_RDONLY
+                | mountapi::MOUNT_ATTR_NOSUID
+                | mountapi::MOUNT_ATTR_NODEV
+                | mountapi::MOUNT_ATTR_NOEXEC) as u64,
+            ..mountapi::Attr::default()
+        };
+        mountapi::set_attr(top.as_fd(), attr, None, true)
+            .map_err(io_err("making read-only", path))?;
     }
     Ok(())
 }
@@ -465,17 +511,21 @@ fn mount_dev(host_devices: Option<Vec<OwnedFd>>) -> Result<(), Error> {
         None,
     )?;
     step!("symlink /dev/{{ptmx,fd,stdin,stdout,stderr}}");
-    for (link, target) in [
-        ("/dev/ptmx", "pts/ptmx"),
-        ("/dev/fd", "/proc/self/fd"),
-        ("/dev/stdin", "/proc/self/fd/0"),
-        ("/dev/stdout", "/proc/self/fd/1"),
-        ("/dev/stderr", "/proc/self/fd/2"),
-    ] {
-        symlink(target, link).map_err(io_err("symlink", link))?;
+    for (name, target) in DEV_LINKS {
+        let link = format!("/dev/{name}");
+        symlink(target, &link).map_err(io_err("symlink", link))?;
     }
     Ok(())
 }
+
+/// The symlinks of every container's /dev (name in /dev, target).
+pub(super) const DEV_LINKS: [(&str, &str); 5] = [
+    ("ptmx", "pts/ptmx"),
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+];
 
 /// Write `files` to a detached tmpfs and bind each over its target.
 fn provide_files(files: &[EtcFile<'_>]) -> Result<(), Error> {

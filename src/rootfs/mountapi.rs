@@ -150,3 +150,107 @@ impl FsContext {
         })
     }
 }
+
+// linux/mount.h and linux/openat2.h, for the OCI runtime's mounts.
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+pub const MOUNT_ATTR_ATIME_MASK: u64 = 0x70;
+pub const MOUNT_ATTR_RELATIME: u64 = 0;
+pub const MOUNT_ATTR_NOATIME: u64 = 0x10;
+pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_IN_ROOT: u64 = 0x10;
+
+/// What [`set_attr`] changes: `MOUNT_ATTR_*` bits to set and to clear, a
+/// propagation type (`MS_SHARED`, …, or 0) and an idmapping user namespace.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Attr {
+    pub set: u64,
+    pub clear: u64,
+    pub propagation: u64,
+}
+
+/// mount_setattr(2) on the mount `tree` refers to (a detached tree or an
+/// `O_PATH` descriptor of a mount's root), and on the mounts below it when
+/// `recursive`; `userns` idmaps it.
+pub fn set_attr(
+    tree: BorrowedFd<'_>,
+    attr: Attr,
+    userns: Option<BorrowedFd<'_>>,
+    recursive: bool,
+) -> io::Result<()> {
+    let mut set = attr.set;
+    if userns.is_some() {
+        set |= MOUNT_ATTR_IDMAP;
+    }
+    let raw = MountAttr {
+        attr_set: set,
+        attr_clr: attr.clear,
+        propagation: attr.propagation,
+        userns_fd: userns.map_or(0, |u| u.as_raw_fd() as u64),
+    };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    // SAFETY: mount_setattr reads `raw` (of the size given) and an empty
+    // path relative to the tree fd, which stays open for the call.
+    unit_result(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &raw as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+}
+
+/// Attach a detached mount on the file or directory `target` refers to:
+/// no path is looked up, so nothing (a symlink swapped in) can redirect it.
+pub fn attach_to_fd(tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: move_mount reads two empty NUL-terminated paths; both fds
+    // stay open for the call.
+    unit_result(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    })
+}
+
+/// `struct open_how` of openat2(2).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// openat2(`root`, `path`, `flags`, RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS):
+/// `path` (absolute or not) is looked up as if `root` were `/`. A symlink
+/// to `/`, an absolute one or `..` stays inside `root`, and `/proc`'s magic
+/// links are refused, so what this opens is always inside `root`.
+pub fn open_in_root(root: BorrowedFd<'_>, path: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: openat2 reads a NUL-terminated path and `how` (of the size
+    // given); it returns a new fd or -1.
+    fd_result(unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root.as_raw_fd(),
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    })
+}

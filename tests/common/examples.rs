@@ -171,12 +171,18 @@ impl Drop for Background {
 impl<'a> Context<'a> {
     fn new(sb: &'a Sandbox) -> Context<'a> {
         let bin_dir = Path::new(super::BIN).parent().unwrap();
+        // containr-oci, as scripts/install makes it: a link to the binary.
+        let links = sb.dir.path().join("oci-bin");
+        std::fs::create_dir(&links).expect("mkdir oci-bin");
+        std::os::unix::fs::symlink(super::BIN, links.join("containr-oci"))
+            .expect("link containr-oci");
         Context {
             sb,
             rootfs: sb.rootfs.to_str().unwrap().to_string(),
             data: sb.data.to_str().unwrap().to_string(),
             path: format!(
-                "{}:{}",
+                "{}:{}:{}",
+                links.display(),
                 bin_dir.display(),
                 std::env::var("PATH").unwrap_or_default()
             ),
@@ -193,6 +199,7 @@ impl<'a> Context<'a> {
             .arg(if exec { format!("exec {line}") } else { line })
             .env("PATH", &self.path)
             .env("CONTAINR_ROOT", &self.sb.data)
+            .env("CONTAINR_OCI_ROOT", self.sb.dir.path().join("oci-state"))
             .current_dir(self.sb.dir.path())
             .stdin(Stdio::null());
         cmd

@@ -1,0 +1,321 @@
+//! The OCI container's init, in its namespaces: it builds the container's
+//! world, tells `create` it is ready, waits on the exec fifo for `start`,
+//! and then execs the user's process in place of itself: the container's
+//! PID 1 is the user's process, nothing of containr stays.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use nix::sys::stat::{Mode, umask};
+use nix::unistd::{Gid, Uid};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use serde::{Deserialize, Serialize};
+
+use super::super::channel::{Channel, Message};
+use super::super::{exec, tty};
+use super::{Error, hooks};
+use crate::{namespace, rootfs};
+
+/// What `create` sends its init.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InitConfig {
+    pub spec: Spec,
+    /// Absolute, canonical root filesystem on the host.
+    pub rootfs: PathBuf,
+    /// `<root>/<id>/exec.fifo`, on the host.
+    pub fifo: PathBuf,
+    /// Descriptors 3..3+N the process inherits.
+    pub preserve_fds: u32,
+    /// Unshare a cgroup namespace (once placed in the cgroup).
+    pub cgroup_ns: bool,
+    /// What the container sees at `/sys/fs/cgroup`.
+    pub cgroupfs: rootfs::CgroupFs,
+    /// Stop for `prestart`/`createRuntime` hooks once the namespaces exist.
+    pub hooks_due: bool,
+    /// The state document (`creating`) for hooks run in the container.
+    pub state: Vec<u8>,
+    /// Whether the init is in a new user namespace.
+    pub userns: bool,
+    /// A session keyring of its own (runc's default; `--no-new-keyring`
+    /// keeps the caller's).
+    pub new_keyring: bool,
+}
+
+/// Entry point of `containr-oci init FD`; returns only on failure, with
+/// the status to exit with.
+pub fn main(channel_fd: RawFd) -> i32 {
+    // SAFETY: `create` handed us this descriptor by number and nothing else
+    // in this fresh process refers to it.
+    let channel = unsafe { Channel::from_raw(channel_fd) };
+    let config = match channel.recv() {
+        Ok(Some((Message::OciConfig(config), _))) => *config,
+        _ => return 1,
+    };
+    // Not dumpable while containr's code runs: the container's processes
+    // cannot ptrace the init or open its /proc files. execve makes the
+    // user's process dumpable again.
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    let mut reported = false;
+    match build(&config, &channel, &mut reported) {
+        Ok(never) => match never {},
+        Err(e) => {
+            let code = e.status();
+            if reported {
+                // `create` has returned: the container's stderr is all
+                // that is left to tell.
+                eprintln!("containr-oci: {e}");
+            } else {
+                let _ = channel.send(&Message::Failed {
+                    code,
+                    message: e.to_string(),
+                });
+            }
+            code
+        }
+    }
+}
+
+fn build(
+    config: &InitConfig,
+    channel: &Channel,
+    reported: &mut bool,
+) -> Result<std::convert::Infallible, Error> {
+    let spec = &config.spec;
+    let process = spec.process().as_ref().expect("checked by bundle::parse");
+    let linux = spec.linux().as_ref().expect("checked by bundle::parse");
+    // `create` exits once the container is created: the init must outlive
+    // it (PR_SET_PDEATHSIG, set by the clone, survives exec).
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+    join_namespaces(spec)?;
+    if config.new_keyring {
+        join_new_keyring()?;
+    }
+    if config.cgroup_ns {
+        namespace::enter_cgroup_namespace()?;
+    }
+    let terminal = process.terminal().unwrap_or(false);
+    if !terminal {
+        nix::unistd::setsid().map_err(Error::sys_nix("setsid"))?;
+    }
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        namespace::set_hostname(h)?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        // SAFETY: a pointer and length into `d`, which the kernel only reads.
+        if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
+            return Err(Error::sys("setdomainname")(std::io::Error::last_os_error()));
+        }
+    }
+    if config.hooks_due {
+        channel
+            .send(&Message::HooksDue)
+            .map_err(Error::sys("asking for the createRuntime hooks"))?;
+        match channel.recv() {
+            Ok(Some((Message::HooksDone, _))) => {}
+            _ => return Err(Error::InitDied(1)),
+        }
+    }
+    // Opened while the host's paths are in view; reopened for writing
+    // through /proc/self/fd once `start` comes.
+    let fifo = open_path(&config.fifo)?;
+    if let Some(h) = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.create_container().clone())
+    {
+        hooks::run("createContainer", &h, &config.state)?;
+    }
+    // Devices and mount points get exactly the modes asked for.
+    umask(Mode::empty());
+    rootfs::enter(&rootfs::Plan {
+        rootfs: &config.rootfs,
+        overlay: None,
+        readonly: spec
+            .root()
+            .as_ref()
+            .and_then(|r| r.readonly())
+            .unwrap_or(false),
+        privileged: false,
+        userns: config.userns,
+        idmapped: None,
+        files: &[],
+        cgroupfs: &config.cgroupfs,
+        workdir: &process.cwd().to_string_lossy(),
+    })?;
+    let _ = linux;
+
+    let pty = if terminal {
+        let pty = tty::open_pty().map_err(Error::sys("opening a pseudo-terminal"))?;
+        rootfs::bind_console(&pty.slave_path)?;
+        if let Some(size) = process.console_size() {
+            let ws = libc::winsize {
+                ws_row: size.height() as u16,
+                ws_col: size.width() as u16,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            tty::set_window_size(pty.master.as_fd(), &ws);
+        }
+        channel
+            .send_with_fd(&Message::Pty, Some(pty.master.as_fd()))
+            .map_err(Error::sys("sending the terminal to create"))?;
+        tty::become_controlling(pty.slave.as_fd())
+            .map_err(Error::sys_nix("attaching the terminal"))?;
+        Some(pty)
+    } else {
+        None
+    };
+
+    let env: Vec<String> = process.env().clone().unwrap_or_default();
+    let args = process.args().as_deref().unwrap_or_default();
+    let path_var = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(super::super::env::DEFAULT_PATH);
+    let program = exec::resolve(&args[0], path_var)?;
+    let program_c = cstring(program.as_os_str().as_bytes());
+    let argv: Vec<CString> = args.iter().map(|a| cstring(a.as_bytes())).collect();
+    let envp: Vec<CString> = env.iter().map(|e| cstring(e.as_bytes())).collect();
+    nix::unistd::chdir(process.cwd().as_path()).map_err(Error::sys_nix("chdir to process.cwd"))?;
+
+    // Created: `create` may return. From here on, errors go to stderr.
+    channel
+        .send(&Message::Started { next_step: 0 })
+        .map_err(Error::sys("reporting to create"))?;
+    *reported = true;
+    wait_for_start(&fifo)?;
+    drop(fifo);
+    if let Some(h) = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().clone())
+    {
+        hooks::run("startContainer", &h, &config.state)?;
+    }
+
+    let confinement = super::parts::confinement(process)?;
+    confinement.apply_early()?;
+    let user = process.user();
+    let groups: Vec<Gid> = user
+        .additional_gids()
+        .iter()
+        .flatten()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
+    nix::unistd::setgroups(&groups).map_err(Error::sys_nix("setgroups"))?;
+    nix::unistd::setgid(Gid::from_raw(user.gid())).map_err(Error::sys_nix("setgid"))?;
+    nix::unistd::setuid(Uid::from_raw(user.uid())).map_err(Error::sys_nix("setuid"))?;
+    umask(Mode::from_bits_truncate(user.umask().unwrap_or(0o022) as _));
+    confinement.apply_late()?;
+    super::super::init::reset_signals();
+    drop(pty);
+    // Nothing but stdio and the preserved descriptors crosses into the
+    // process (CVE-2024-21626): the rest becomes close-on-exec.
+    // SAFETY: close_range with integer arguments only.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 + config.preserve_fds,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    let err = nix::unistd::execve(&program_c, &argv, &envp).unwrap_err();
+    Err(exec::Error::from_errno(&program.display().to_string(), err as i32).into())
+}
+
+/// A new anonymous session keyring, so the container cannot read or add
+/// to the keys of whoever ran the runtime. Kernels without keyrings are
+/// no failure.
+fn join_new_keyring() -> Result<(), Error> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: keyctl with a null name joins a new anonymous keyring; no
+    // pointer is read.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            std::ptr::null::<libc::c_char>(),
+        )
+    };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ENOSYS) {
+            return Err(Error::sys("keyctl(JOIN_SESSION_KEYRING)")(e));
+        }
+    }
+    Ok(())
+}
+
+/// setns(2) into each namespace the spec gives by path; the user
+/// namespace first, as it owns the others.
+fn join_namespaces(spec: &Spec) -> Result<(), Error> {
+    let namespaces = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    let mut joins: Vec<_> = namespaces
+        .iter()
+        .filter_map(|n| n.path().as_ref().map(|p| (n.typ(), p.clone())))
+        .collect();
+    joins.sort_by_key(|(t, _)| *t != LinuxNamespaceType::User);
+    for (typ, path) in joins {
+        let file = std::fs::File::open(&path).map_err(|e| Error::Bundle {
+            path: path.clone(),
+            why: format!("linux.namespaces ({typ}): {e}"),
+        })?;
+        nix::sched::setns(
+            file.as_fd(),
+            nix::sched::CloneFlags::from_bits_truncate(typ as i32),
+        )
+        .map_err(|e| Error::Bundle {
+            path: path.clone(),
+            why: format!("setns ({typ}): {e}"),
+        })?;
+    }
+    Ok(())
+}
+
+/// `open(path, O_PATH)`: a handle on the fifo that neither reads nor writes.
+fn open_path(path: &std::path::Path) -> Result<OwnedFd, Error> {
+    let c = cstring(path.as_os_str().as_bytes());
+    // SAFETY: a NUL-terminated path and flags; returns a new fd or -1.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(Error::sys("opening exec.fifo")(
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Block until `start` opens the fifo for reading, then write the byte it
+/// waits for.
+fn wait_for_start(fifo: &OwnedFd) -> Result<(), Error> {
+    let reopen = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&reopen)
+        .map_err(Error::sys("opening exec.fifo for writing"))?;
+    nix::unistd::write(file.as_fd(), b"0").map_err(Error::sys_nix("writing exec.fifo"))?;
+    Ok(())
+}
+
+/// Arguments and environment come from JSON strings, which may hold NULs
+/// that C strings cannot: those are dropped.
+fn cstring(bytes: &[u8]) -> CString {
+    CString::new(
+        bytes
+            .iter()
+            .copied()
+            .filter(|b| *b != 0)
+            .collect::<Vec<u8>>(),
+    )
+    .expect("NULs were filtered out")
+}

@@ -1,0 +1,703 @@
+//! containr-oci, the runc-compatible runtime, driven directly on a bundle
+//! as an engine drives it: each lifecycle transition, each error the
+//! runtime spec names, the console socket, the pid file, hooks, and
+//! nothing left behind (state, cgroup, process) once a container is gone.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{BIN, Sandbox};
+use serde_json::Value;
+
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A bundle on the sandbox's busybox rootfs, a state root of its own, and
+/// `containr-oci` (a symlink to the binary) to drive them.
+struct Oci {
+    sb: Sandbox,
+    bin: PathBuf,
+    root: PathBuf,
+    bundle: PathBuf,
+    /// Container ids made by this test (and so to check for leftovers).
+    ids: std::cell::RefCell<Vec<String>>,
+}
+
+impl Oci {
+    /// A bundle whose process runs `args`, without a terminal.
+    fn new(args: &[&str]) -> Oci {
+        let sb = Sandbox::new();
+        let bin = sb.dir.path().join("containr-oci");
+        std::os::unix::fs::symlink(BIN, &bin).unwrap();
+        let root = sb.dir.path().join("state");
+        let bundle = sb.dir.path().join("bundle");
+        std::fs::create_dir(&bundle).unwrap();
+        let oci = Oci {
+            sb,
+            bin,
+            root,
+            bundle,
+            ids: Default::default(),
+        };
+        let out = oci.run_in(&oci.bundle, &["spec"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        oci.edit(|c| {
+            c["root"]["path"] = oci.sb.rootfs.to_str().unwrap().into();
+            c["process"]["terminal"] = false.into();
+            c["process"]["args"] = args.into();
+        });
+        oci
+    }
+
+    fn config(&self) -> PathBuf {
+        self.bundle.join("config.json")
+    }
+
+    /// Change the bundle's config.json.
+    fn edit(&self, f: impl FnOnce(&mut Value)) {
+        let mut c: Value = serde_json::from_slice(&std::fs::read(self.config()).unwrap()).unwrap();
+        f(&mut c);
+        std::fs::write(self.config(), serde_json::to_vec_pretty(&c).unwrap()).unwrap();
+    }
+
+    /// A fresh container id (ids name cgroups host-wide: tests run in parallel).
+    fn id(&self, name: &str) -> String {
+        let id = format!("{name}-{}-{}", std::process::id(), self.ids.borrow().len());
+        self.ids.borrow_mut().push(id.clone());
+        id
+    }
+
+    /// `containr-oci --root ROOT ARGS...`, with stdin closed.
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.arg("--root").arg(&self.root).args(args);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    fn run_in(&self, dir: &Path, args: &[&str]) -> Output {
+        self.cmd(args).current_dir(dir).output().unwrap()
+    }
+
+    /// Run a command that exits at once; its output.
+    fn out(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Run and expect success; stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.out(args);
+        assert!(
+            out.status.success(),
+            "containr-oci {args:?} failed ({:?}): {}",
+            out.status.code(),
+            stderr(&out)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `create`, its stdio (and so the container's) going to files in the
+    /// sandbox: a pipe would stay open as long as the container lives.
+    fn create(&self, id: &str, extra: &[&str]) -> Output {
+        let logs = self.sb.dir.path();
+        let mut args = vec!["create", "--bundle", self.bundle.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push(id);
+        let status = self
+            .cmd(&args)
+            .stdout(std::fs::File::create(logs.join(format!("{id}.out"))).unwrap())
+            .stderr(std::fs::File::create(logs.join(format!("{id}.err"))).unwrap())
+            .status()
+            .unwrap();
+        Output {
+            status,
+            stdout: vec![],
+            stderr: std::fs::read(logs.join(format!("{id}.err"))).unwrap(),
+        }
+    }
+
+    fn create_ok(&self, id: &str, extra: &[&str]) {
+        let out = self.create(id, extra);
+        assert!(out.status.success(), "create {id}: {}", stderr(&out));
+    }
+
+    /// What the container wrote to its stdout.
+    fn output_of(&self, id: &str) -> String {
+        std::fs::read_to_string(self.sb.dir.path().join(format!("{id}.out"))).unwrap()
+    }
+
+    /// Wait until the container's stdout holds `needle`.
+    fn wait_output(&self, id: &str, needle: &str) {
+        let deadline = Instant::now() + TIMEOUT;
+        while !self.output_of(id).contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "{id} never printed {needle:?}: {:?}",
+                self.output_of(id)
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn state(&self, id: &str) -> Value {
+        serde_json::from_str(&self.ok(&["state", id])).expect("state prints JSON")
+    }
+
+    fn status(&self, id: &str) -> String {
+        self.state(id)["status"].as_str().unwrap().to_string()
+    }
+
+    /// Wait for the container to reach `status`.
+    fn wait_status(&self, id: &str, status: &str) {
+        let deadline = Instant::now() + TIMEOUT;
+        while self.status(id) != status {
+            assert!(Instant::now() < deadline, "{id} never became {status}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The directories of the container's cgroup, from its recorded state.
+    fn cgroup_dirs(&self, id: &str) -> Vec<PathBuf> {
+        let state: Value =
+            serde_json::from_slice(&std::fs::read(self.root.join(id).join("state.json")).unwrap())
+                .unwrap();
+        match &state["cgroup"] {
+            Value::Object(o) if o.contains_key("V2") => vec![o["V2"].as_str().unwrap().into()],
+            Value::Object(o) => o["V1"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| PathBuf::from(e[1].as_str().unwrap()))
+                .collect(),
+            v => panic!("no cgroup in the state: {v}"),
+        }
+    }
+}
+
+impl Drop for Oci {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for id in self.ids.borrow().iter() {
+                let _ = self.out(&["delete", "--force", id]);
+            }
+            return;
+        }
+        // Nothing of any container is left: state, cgroup (named by its id).
+        let left: Vec<_> = std::fs::read_dir(&self.root)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(
+            left.is_empty(),
+            "state left in {}: {left:?}",
+            self.root.display()
+        );
+        for id in self.ids.borrow().iter() {
+            let cgroups = find_dirs(Path::new("/sys/fs/cgroup"), id, 8);
+            assert!(cgroups.is_empty(), "cgroups of {id} left: {cgroups:?}");
+        }
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Directories named `name` under `dir`, at most `depth` levels down.
+fn find_dirs(dir: &Path, name: &str, depth: usize) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    if depth == 0 {
+        return found;
+    }
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            if e.file_name() == name {
+                found.push(e.path());
+            }
+            found.extend(find_dirs(&e.path(), name, depth - 1));
+        }
+    }
+    found
+}
+
+/// Assert a runtime error: status 1 (runc's) and one line naming `needle`.
+fn assert_error(out: &Output, needle: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "one line expected: {err:?}");
+    assert!(err.starts_with("containr-oci: "), "{err:?}");
+    assert!(err.contains(needle), "{err:?} should contain {needle:?}");
+}
+
+/// A shell that prints `ready`, exits 3 on SIGTERM, and otherwise waits.
+const WAITER: &[&str] = &[
+    "sh",
+    "-c",
+    "trap 'exit 3' TERM; echo ready; while :; do sleep 0.05; done",
+];
+
+#[test]
+fn create_start_kill_delete() {
+    let oci = Oci::new(WAITER);
+    let id = oci.id("life");
+    let pid_file = oci.sb.dir.path().join("pid");
+    oci.create_ok(&id, &["--pid-file", pid_file.to_str().unwrap()]);
+
+    // Created: the process exists, waits, and has not run the command.
+    let state = oci.state(&id);
+    assert_eq!(state["status"], "created", "{state}");
+    assert_eq!(state["id"], id.as_str());
+    assert_eq!(state["ociVersion"], "1.2.0");
+    assert_eq!(
+        state["bundle"].as_str().unwrap(),
+        oci.bundle.canonicalize().unwrap().to_str().unwrap()
+    );
+    let pid = state["pid"].as_u64().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap(),
+        pid.to_string(),
+        "--pid-file holds the container's pid"
+    );
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    assert_eq!(
+        oci.output_of(&id),
+        "",
+        "the command must not run before start"
+    );
+    // create left no containr process but the container's own.
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(cmdline.starts_with(b"containr-oci\0init\0"), "{cmdline:?}");
+    let cgroups = oci.cgroup_dirs(&id);
+    for d in &cgroups {
+        let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap();
+        assert_eq!(procs.trim(), pid.to_string(), "{}", d.display());
+    }
+
+    // Started: the same process execs the command, as the container's PID 1.
+    oci.ok(&["start", &id]);
+    oci.wait_output(&id, "ready");
+    let state = oci.state(&id);
+    assert_eq!(state["status"], "running");
+    assert_eq!(
+        state["pid"].as_u64(),
+        Some(pid),
+        "the init became the process"
+    );
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(cmdline.starts_with(b"sh\0-c\0"), "{cmdline:?}");
+    let nspid = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let nspid = nspid.lines().find(|l| l.starts_with("NSpid:")).unwrap();
+    assert!(nspid.ends_with("\t1"), "PID 1 of its namespace: {nspid}");
+
+    // Killed by name: the trap runs, the container stops by itself.
+    oci.ok(&["kill", &id, "TERM"]);
+    oci.wait_status(&id, "stopped");
+    assert_eq!(oci.state(&id)["pid"], 0);
+
+    oci.ok(&["delete", &id]);
+    for d in &cgroups {
+        assert!(!d.exists(), "cgroup {} outlived delete", d.display());
+    }
+    assert!(!oci.root.join(&id).exists());
+    assert_error(
+        &oci.out(&["state", &id]),
+        &format!("container \"{id}\" does not exist"),
+    );
+}
+
+#[test]
+fn state_is_stopped_once_the_process_exits_by_itself() {
+    let oci = Oci::new(&["true"]);
+    let id = oci.id("short");
+    oci.create_ok(&id, &[]);
+    oci.ok(&["start", &id]);
+    oci.wait_status(&id, "stopped");
+    assert_eq!(oci.state(&id)["pid"], 0);
+    assert_error(
+        &oci.out(&["start", &id]),
+        "cannot start a container that has stopped",
+    );
+    assert_error(
+        &oci.out(&["kill", &id]),
+        &format!("container \"{id}\" is not running"),
+    );
+    oci.ok(&["delete", &id]);
+}
+
+#[test]
+fn starting_twice_and_deleting_a_running_container_are_refused() {
+    let oci = Oci::new(WAITER);
+    let id = oci.id("twice");
+    oci.create_ok(&id, &[]);
+    oci.ok(&["start", &id]);
+    assert_error(
+        &oci.out(&["start", &id]),
+        "cannot start an already running container",
+    );
+    assert_error(
+        &oci.out(&["delete", &id]),
+        &format!("cannot delete container {id} that is not stopped: running"),
+    );
+    assert_eq!(oci.status(&id), "running");
+    let pid = oci.state(&id)["pid"].as_u64().unwrap();
+    oci.ok(&["delete", "--force", &id]);
+    assert!(
+        !Path::new(&format!("/proc/{pid}/cmdline")).exists() || {
+            // Reparented to init, which reaps it at once; a zombie at most.
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            stat.contains(") Z ")
+        }
+    );
+}
+
+#[test]
+fn deleting_a_created_container_kills_its_waiting_process() {
+    let oci = Oci::new(WAITER);
+    let id = oci.id("unstarted");
+    oci.create_ok(&id, &[]);
+    let pid = oci.state(&id)["pid"].as_u64().unwrap();
+    let cgroups = oci.cgroup_dirs(&id);
+    oci.ok(&["delete", &id]);
+    let gone = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.contains(") Z "))
+        .unwrap_or(true);
+    assert!(gone, "the created container's process outlived delete");
+    for d in &cgroups {
+        assert!(!d.exists(), "{}", d.display());
+    }
+    assert_eq!(oci.output_of(&id), "", "it never ran the command");
+}
+
+#[test]
+fn unknown_ids_are_named() {
+    let oci = Oci::new(WAITER);
+    for cmd in [
+        vec!["state", "nope"],
+        vec!["start", "nope"],
+        vec!["kill", "nope", "KILL"],
+        vec!["delete", "nope"],
+    ] {
+        assert_error(&oci.out(&cmd), "container \"nope\" does not exist");
+    }
+    // runc: deleting what is not there with --force is no error.
+    oci.ok(&["delete", "--force", "nope"]);
+    assert_error(&oci.out(&["state", "../x"]), "invalid container id");
+}
+
+#[test]
+fn a_duplicate_id_is_refused_and_the_first_container_is_untouched() {
+    let oci = Oci::new(WAITER);
+    let id = oci.id("dup");
+    oci.create_ok(&id, &[]);
+    let pid = oci.state(&id)["pid"].clone();
+    let out = oci.create(&id, &[]);
+    assert_error(&out, &format!("container with id \"{id}\" already exists"));
+    assert_eq!(oci.state(&id)["pid"], pid);
+    assert_eq!(oci.status(&id), "created");
+    oci.ok(&["delete", &id]);
+}
+
+#[test]
+fn bad_configs_are_refused_naming_the_field_and_leave_nothing() {
+    type Change = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(Change, &str)> = vec![
+        (
+            Box::new(|c| c["process"]["colour"] = "blue".into()),
+            "unknown field process.colour",
+        ),
+        (
+            Box::new(|c| c["linux"]["intelRdt"] = serde_json::json!({"closID": "x"})),
+            "linux.intelRdt is not supported",
+        ),
+        (
+            Box::new(|c| c["ociVersion"] = "2.0.0".into()),
+            "ociVersion \"2.0.0\" is not supported",
+        ),
+        (
+            Box::new(|c| c["root"]["path"] = "/nonexistent-rootfs".into()),
+            "root.path",
+        ),
+        (
+            Box::new(|c| {
+                c["process"]["rlimits"] =
+                    serde_json::json!([{"type": "RLIMIT_NOFILE", "hard": 64, "soft": 64}])
+            }),
+            "process.rlimits",
+        ),
+    ];
+    let oci = Oci::new(WAITER);
+    let original = std::fs::read(oci.config()).unwrap();
+    for (change, needle) in cases {
+        std::fs::write(oci.config(), &original).unwrap();
+        oci.edit(change);
+        let id = oci.id("bad");
+        assert_error(&oci.create(&id, &[]), needle);
+        assert!(!oci.root.join(&id).exists(), "{needle}: state left");
+    }
+    std::fs::write(oci.config(), b"{not json").unwrap();
+    let id = oci.id("bad");
+    assert_error(&oci.create(&id, &[]), "config.json");
+}
+
+#[test]
+fn a_missing_program_fails_create_and_leaves_nothing() {
+    let oci = Oci::new(&["/no/such/program"]);
+    let id = oci.id("noprog");
+    let out = oci.create(&id, &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(127), "{err}");
+    assert!(err.contains("/no/such/program"), "{err}");
+    assert!(!oci.root.join(&id).exists());
+}
+
+#[test]
+fn run_is_attached_and_exits_with_the_process_status() {
+    let oci = Oci::new(&["sh", "-c", "echo out; echo err >&2; exit 7"]);
+    let id = oci.id("run");
+    let out = oci.out(&["run", "--bundle", oci.bundle.to_str().unwrap(), &id]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert_eq!(stderr(&out), "err\n");
+    assert!(!oci.root.join(&id).exists(), "run deletes the container");
+}
+
+#[test]
+fn the_console_socket_receives_the_terminal() {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let oci = Oci::new(&["sh"]);
+    oci.edit(|c| c["process"]["terminal"] = true.into());
+    let id = oci.id("tty");
+    // Without a console socket, create refuses a terminal (as runc).
+    assert_error(&oci.create(&id, &[]), "--console-socket");
+
+    let sock = oci.sb.dir.path().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let create = {
+        let sock = sock.clone();
+        let id = id.clone();
+        let oci_bin = oci.bin.clone();
+        let root = oci.root.clone();
+        let bundle = oci.bundle.clone();
+        std::thread::spawn(move || {
+            Command::new(oci_bin)
+                .arg("--root")
+                .arg(root)
+                .args(["create", "--console-socket", sock.to_str().unwrap()])
+                .arg("--bundle")
+                .arg(bundle)
+                .arg(&id)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .output()
+                .unwrap()
+        })
+    };
+    let (conn, _) = listener.accept().unwrap();
+    let mut buf = [0u8; 64];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .unwrap();
+    let mut master = None;
+    for c in msg.cmsgs().unwrap() {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: the kernel just gave us this descriptor.
+            master = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
+        }
+    }
+    let master = std::fs::File::from(master.expect("a descriptor came with the message"));
+    let out = create.join().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(oci.status(&id), "created");
+    oci.ok(&["start", &id]);
+
+    let mut term = master;
+    term.write_all(b"echo hi-$((6*7)); tty; exit 5\n").unwrap();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + TIMEOUT;
+    let mut chunk = [0u8; 1024];
+    while !String::from_utf8_lossy(&seen).contains("/dev/pts/0") {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            String::from_utf8_lossy(&seen)
+        );
+        match term.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let seen = String::from_utf8_lossy(&seen);
+    assert!(seen.contains("hi-42"), "{seen:?}");
+    assert!(seen.contains("/dev/pts/0"), "the shell's tty: {seen:?}");
+    oci.wait_status(&id, "stopped");
+    oci.ok(&["delete", &id]);
+}
+
+#[test]
+fn preserved_descriptors_pass_and_no_other_does() {
+    let oci = Oci::new(&[
+        "sh",
+        "-c",
+        "cat <&3; for fd in 3 4 5; do [ -e /proc/self/fd/$fd ] && echo has$fd; done; true",
+    ]);
+    let id = oci.id("fds");
+    let file = oci.sb.dir.path().join("passed");
+    std::fs::write(&file, "through fd 3\n").unwrap();
+    let passed = std::fs::File::open(&file).unwrap();
+    let leaked = std::fs::File::open(&file).unwrap();
+    let (p, l) = (passed.as_raw_fd(), leaked.as_raw_fd());
+    let mut cmd = oci.cmd(&[
+        "run",
+        "--preserve-fds",
+        "1",
+        "--bundle",
+        oci.bundle.to_str().unwrap(),
+        &id,
+    ]);
+    // SAFETY: dup2 only, between fork and exec: async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            // fd 3 is the one to pass; fd 4 an inheritable one that must not.
+            // Copies above both first: dup2 onto itself would keep
+            // close-on-exec, and one could overwrite the other.
+            let (p, l) = (
+                libc::fcntl(p, libc::F_DUPFD, 10),
+                libc::fcntl(l, libc::F_DUPFD, 10),
+            );
+            if p < 0 || l < 0 || libc::dup2(p, 3) < 0 || libc::dup2(l, 4) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // fd 4 (open in the runtime, not listed) and the runtime's own (5...)
+    // do not reach the container.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "through fd 3\nhas3\n");
+}
+
+#[test]
+fn hooks_get_the_state_on_stdin() {
+    let oci = Oci::new(&["true"]);
+    let dir = oci.sb.dir.path().to_path_buf();
+    let hook = |kind: &str| {
+        serde_json::json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("cat > {}/{kind}.json", dir.display())],
+            "timeout": 10
+        })
+    };
+    oci.edit(|c| {
+        c["hooks"] = serde_json::json!({
+            "createRuntime": [hook("createRuntime")],
+            "createContainer": [hook("createContainer")],
+            "poststart": [hook("poststart")],
+            "poststop": [hook("poststop")],
+        })
+    });
+    let id = oci.id("hooks");
+    oci.create_ok(&id, &[]);
+    let pid = oci.state(&id)["pid"].clone();
+    let read = |kind: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(dir.join(format!("{kind}.json"))).unwrap())
+            .unwrap_or_else(|e| panic!("{kind}: {e}"))
+    };
+    for kind in ["createRuntime", "createContainer"] {
+        let s = read(kind);
+        assert_eq!(s["id"], id.as_str(), "{kind}: {s}");
+        assert_eq!(s["status"], "creating", "{kind}: {s}");
+        assert_eq!(s["pid"], pid, "{kind}: {s}");
+    }
+    oci.ok(&["start", &id]);
+    assert_eq!(read("poststart")["status"], "running");
+    oci.wait_status(&id, "stopped");
+    oci.ok(&["delete", &id]);
+    assert_eq!(read("poststop")["status"], "stopped");
+}
+
+#[test]
+fn a_failing_hook_fails_create_and_leaves_nothing() {
+    let oci = Oci::new(&["true"]);
+    oci.edit(|c| {
+        c["hooks"] = serde_json::json!({
+            "createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 9"]}],
+        })
+    });
+    let id = oci.id("badhook");
+    assert_error(&oci.create(&id, &[]), "createRuntime hook /bin/sh");
+    assert!(!oci.root.join(&id).exists());
+}
+
+#[test]
+fn list_spec_features_and_version() {
+    let oci = Oci::new(WAITER);
+    let id = oci.id("listed");
+    oci.create_ok(&id, &[]);
+    let table = oci.ok(&["list"]);
+    let mut lines = table.lines();
+    assert!(lines.next().unwrap().starts_with("ID "), "{table}");
+    let row = lines.next().unwrap();
+    assert!(row.starts_with(&id) && row.contains(" created "), "{row}");
+    assert_eq!(oci.ok(&["list", "-q"]), format!("{id}\n"));
+    let json: Value = serde_json::from_str(&oci.ok(&["list", "--format", "json"])).unwrap();
+    assert_eq!(json[0]["id"], id.as_str());
+    oci.ok(&["delete", &id]);
+
+    // spec writes runc's default config.json, once.
+    let out = oci.run_in(&oci.bundle, &["spec"]);
+    assert_error(&out, "config.json exists");
+    let fresh = oci.sb.dir.path().join("fresh");
+    std::fs::create_dir(&fresh).unwrap();
+    let out = oci.run_in(&fresh, &["spec"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let spec: Value =
+        serde_json::from_slice(&std::fs::read(fresh.join("config.json")).unwrap()).unwrap();
+    assert_eq!(spec["process"]["args"], serde_json::json!(["sh"]));
+    assert_eq!(spec["process"]["terminal"], true);
+    assert_eq!(spec["root"]["path"], "rootfs");
+
+    let features: Value = serde_json::from_str(&oci.ok(&["features"])).unwrap();
+    assert_eq!(features["ociVersionMin"], "1.0.0");
+    assert!(features["linux"]["namespaces"].as_array().unwrap().len() >= 6);
+    assert!(
+        features["hooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h == "poststop")
+    );
+
+    let version = oci.ok(&["--version"]);
+    assert!(version.starts_with("containr-oci version "), "{version}");
+    assert!(version.contains("\nspec: 1.2.0\n"), "{version}");
+}
+
+#[test]
+fn errors_also_go_to_the_log_file_in_json() {
+    let oci = Oci::new(WAITER);
+    let log = oci.sb.dir.path().join("log.json");
+    let out = oci.out(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "state",
+        "nope",
+    ]);
+    assert_error(&out, "does not exist");
+    let line: Value = serde_json::from_str(std::fs::read_to_string(&log).unwrap().trim()).unwrap();
+    assert_eq!(line["level"], "error");
+    assert_eq!(line["msg"], "container \"nope\" does not exist");
+}
