@@ -66,15 +66,33 @@ pub struct Step {
 }
 
 impl Step {
-    fn background(&self) -> Option<&str> {
+    /// The command of a `$ COMMAND &` step.
+    pub fn background(&self) -> Option<&str> {
         self.command.strip_suffix(" &")
     }
 
-    fn interactive(&self) -> bool {
+    pub fn interactive(&self) -> bool {
         self.command
             .split_whitespace()
             .any(|w| w == "-it" || w == "-ti")
     }
+}
+
+impl Block {
+    /// The block's `vary` patterns; `at` names it when one is no regex.
+    pub fn vary_patterns(&self, at: &str) -> Vec<Regex> {
+        self.vary
+            .iter()
+            .map(|v| Regex::new(v).unwrap_or_else(|e| panic!("{at}: vary={v:?}: {e}")))
+            .collect()
+    }
+}
+
+/// A command as the tests run it, as root: without the `sudo ` a reader
+/// types.
+pub fn as_root(line: &str) -> String {
+    let sudo = Regex::new(r"(^|\|\s*)sudo ").unwrap();
+    sudo.replace_all(line, "$1").into_owned()
 }
 
 /// The example blocks of a Markdown document.
@@ -192,8 +210,7 @@ impl<'a> Context<'a> {
     /// The command as the test runs it; with `exec`, bash becomes it, so
     /// that a signal or a terminal session reaches it.
     fn command(&self, line: &str, exec: bool) -> Command {
-        let sudo = Regex::new(r"(^|\|\s*)sudo ").unwrap();
-        let line = sudo.replace_all(line, "$1").replace(ROOTFS, &self.rootfs);
+        let line = as_root(line).replace(ROOTFS, &self.rootfs);
         let mut cmd = Command::new("bash");
         cmd.arg("-c")
             .arg(if exec { format!("exec {line}") } else { line })
@@ -212,11 +229,7 @@ impl<'a> Context<'a> {
     }
 
     fn run_block(&self, at: &str, block: &Block) {
-        let vary: Vec<Regex> = block
-            .vary
-            .iter()
-            .map(|v| Regex::new(v).unwrap_or_else(|e| panic!("{at}: vary={v:?}: {e}")))
-            .collect();
+        let vary = block.vary_patterns(at);
         let mut background = Vec::new();
         let mut retry = false;
         for step in &block.steps {
@@ -321,7 +334,7 @@ fn clean_terminal(s: &str) -> String {
 }
 
 /// The lines of `s`, without blank ones at the start or the end.
-fn lines(s: &str) -> Vec<String> {
+pub fn lines(s: &str) -> Vec<String> {
     let all: Vec<&str> = s.lines().collect();
     let first = all.iter().position(|l| !l.trim().is_empty());
     let last = all.iter().rposition(|l| !l.trim().is_empty());
