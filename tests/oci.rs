@@ -161,18 +161,20 @@ impl Oci {
         }
     }
 
-    /// The directories of the container's cgroup, from its recorded state.
+    /// The directories of the container's cgroup, from its recorded state
+    /// (on v1, those made: a hierarchy no resource needs is not joined).
     fn cgroup_dirs(&self, id: &str) -> Vec<PathBuf> {
         let state: Value =
             serde_json::from_slice(&std::fs::read(self.root.join(id).join("state.json")).unwrap())
                 .unwrap();
-        match &state["cgroup"] {
+        match &state["cgroup"]["location"] {
             Value::Object(o) if o.contains_key("V2") => vec![o["V2"].as_str().unwrap().into()],
             Value::Object(o) => o["V1"]
                 .as_array()
                 .unwrap()
                 .iter()
                 .map(|e| PathBuf::from(e[1].as_str().unwrap()))
+                .filter(|d| d.is_dir())
                 .collect(),
             v => panic!("no cgroup in the state: {v}"),
         }
@@ -424,9 +426,18 @@ fn bad_configs_are_refused_naming_the_field_and_leave_nothing() {
         (
             Box::new(|c| {
                 c["process"]["rlimits"] =
-                    serde_json::json!([{"type": "RLIMIT_NOFILE", "hard": 64, "soft": 64}])
+                    serde_json::json!([{"type": "RLIMIT_NOFILE", "hard": 64, "soft": 128}])
             }),
             "process.rlimits",
+        ),
+        (
+            Box::new(|c| {
+                c["mounts"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(serde_json::json!({"destination": "/mnt", "type": "bind", "source": "/nonexistent-src", "options": ["rbind"]}))
+            }),
+            "/nonexistent-src",
         ),
     ];
     let oci = Oci::new(WAITER);
@@ -700,4 +711,115 @@ fn errors_also_go_to_the_log_file_in_json() {
     let line: Value = serde_json::from_str(std::fs::read_to_string(&log).unwrap().trim()).unwrap();
     assert_eq!(line["level"], "error");
     assert_eq!(line["msg"], "container \"nope\" does not exist");
+}
+
+#[test]
+fn exec_runs_a_process_in_the_running_container() {
+    let oci = Oci::new(WAITER);
+    let id = oci.id("exec");
+    oci.create_ok(&id, &[]);
+    assert_error(
+        &oci.out(&["exec", &id, "true"]),
+        &format!("cannot exec in a created container \"{id}\""),
+    );
+    oci.ok(&["start", &id]);
+    oci.wait_output(&id, "ready");
+    let pid = oci.state(&id)["pid"].as_u64().unwrap();
+    // In the container's namespaces: its hostname, its PID namespace
+    // (the container's process is PID 1 there), its root.
+    let out = oci.ok(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "hostname; cat /proc/1/cmdline; echo; ls /",
+    ]);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("containr"));
+    assert!(lines.next().unwrap().starts_with("sh\0-c\0trap"), "{out}");
+    assert!(out.contains("\nproc\n"), "{out}");
+    for ns in ["mnt", "pid", "uts", "ipc", "net"] {
+        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
+        let out = oci.ok(&["exec", &id, "readlink", &format!("/proc/self/ns/{ns}")]);
+        assert_eq!(out.trim(), theirs.to_str().unwrap(), "{ns}");
+    }
+    // Status, --env, --cwd, --user pass through; a missing program is 127.
+    let out = oci.out(&["exec", &id, "sh", "-c", "exit 4"]);
+    assert_eq!(out.status.code(), Some(4));
+    let out = oci.ok(&[
+        "exec",
+        "--env",
+        "FOO=bar",
+        "--cwd",
+        "/tmp",
+        "--user",
+        "1000:1000",
+        &id,
+        "sh",
+        "-c",
+        "echo $FOO; pwd; id -u",
+    ]);
+    assert_eq!(out, "bar\n/tmp\n1000\n");
+    let out = oci.out(&["exec", &id, "nosuch"]);
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    // Detached, with a pid file: the process runs in the container's cgroup.
+    let pid_file = oci.sb.dir.path().join("exec.pid");
+    // Its stdio is not a pipe of ours: that would stay open as long as it runs.
+    let status = oci
+        .cmd(&[
+            "exec",
+            "-d",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            &id,
+            "sleep",
+            "30",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exec_pid = std::fs::read_to_string(&pid_file).unwrap();
+    for d in oci.cgroup_dirs(&id) {
+        let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap();
+        assert!(
+            procs.lines().any(|l| l == exec_pid),
+            "{}: {procs:?} lacks {exec_pid:?}",
+            d.display()
+        );
+    }
+    oci.ok(&["delete", "--force", &id]);
+    assert_error(&oci.out(&["exec", &id, "true"]), "does not exist");
+}
+
+#[test]
+fn pause_resume_ps_and_update_act_on_the_cgroup() {
+    let oci = Oci::new(WAITER);
+    let id = oci.id("pause");
+    oci.create_ok(&id, &[]);
+    oci.ok(&["start", &id]);
+    oci.wait_output(&id, "ready");
+    let pid = oci.state(&id)["pid"].as_u64().unwrap();
+    oci.ok(&["pause", &id]);
+    assert_eq!(oci.status(&id), "paused");
+    assert_error(
+        &oci.out(&["pause", &id]),
+        &format!("container \"{id}\" is paused, not running"),
+    );
+    oci.ok(&["resume", &id]);
+    assert_eq!(oci.status(&id), "running");
+    let pids: Vec<u64> = serde_json::from_str(&oci.ok(&["ps", "--format", "json", &id])).unwrap();
+    assert!(pids.contains(&pid), "{pids:?} lacks {pid}");
+
+    let limits = oci.sb.dir.path().join("resources.json");
+    std::fs::write(&limits, r#"{"pids": {"limit": 50}}"#).unwrap();
+    oci.ok(&["update", "--resources", limits.to_str().unwrap(), &id]);
+    let pids_max: Vec<String> = oci
+        .cgroup_dirs(&id)
+        .iter()
+        .filter_map(|d| std::fs::read_to_string(d.join("pids.max")).ok())
+        .collect();
+    assert_eq!(pids_max, ["50\n"]);
+    oci.ok(&["delete", "--force", &id]);
 }

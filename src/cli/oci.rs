@@ -85,7 +85,7 @@ struct CreateArgs {
 }
 
 impl CreateArgs {
-    fn options(self) -> Result<CreateOptions, Error> {
+    fn options(self, systemd_cgroup: bool) -> Result<CreateOptions, Error> {
         if self.pidfd_socket.is_some() {
             return Err(Error::Unsupported {
                 field: "--pidfd-socket".into(),
@@ -100,6 +100,7 @@ impl CreateArgs {
             preserve_fds: self.preserve_fds,
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
+            systemd_cgroup,
         })
     }
 }
@@ -170,16 +171,44 @@ enum OciCommand {
     },
     /// Show the enabled features (the runtime-spec features document)
     Features,
-    /// Execute a new process inside a container (not implemented yet)
-    Exec(NotYet),
-    /// Display the processes running inside a container (not implemented yet)
-    Ps(NotYet),
-    /// Pause all processes inside the container (not implemented yet)
-    Pause(NotYet),
-    /// Resume all processes previously paused (not implemented yet)
-    Resume(NotYet),
-    /// Update container resource constraints (not implemented yet)
-    Update(NotYet),
+    /// Execute a new process inside a container
+    Exec(Box<ExecArgs>),
+    /// Display the processes running inside a container
+    Ps {
+        /// Select one of: table or json
+        #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+        #[arg(value_name = "CONTAINER_ID")]
+        id: String,
+        /// Options passed to ps(1) for the table
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "PS_OPTIONS"
+        )]
+        ps_options: Vec<String>,
+    },
+    /// Pause all processes inside the container
+    Pause {
+        #[arg(value_name = "CONTAINER_ID")]
+        id: String,
+    },
+    /// Resume all processes previously paused
+    Resume {
+        #[arg(value_name = "CONTAINER_ID")]
+        id: String,
+    },
+    /// Update container resource constraints (--resources FILE, or - for stdin)
+    Update {
+        /// Path to a file with linux.resources (JSON), or - for stdin
+        #[arg(short, long, value_name = "FILE")]
+        resources: Option<PathBuf>,
+        #[arg(value_name = "CONTAINER_ID")]
+        id: String,
+        /// runc's single-resource flags (--memory, --cpu-shares, ...): not supported, use --resources
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        other: Vec<String>,
+    },
     /// Display container events such as OOM notifications and stats (not implemented yet)
     Events(NotYet),
     /// Checkpoint a running container (not supported: no CRIU)
@@ -189,6 +218,116 @@ enum OciCommand {
     /// (internal) the container's init, cloned by create
     #[command(hide = true)]
     Init { fd: i32 },
+    /// (internal) the process exec clones to join a container
+    #[command(hide = true, name = "exec-init")]
+    ExecInit { fd: i32 },
+}
+
+#[derive(clap::Args)]
+struct ExecArgs {
+    /// Path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal
+    #[arg(long = "console-socket", value_name = "PATH")]
+    console_socket: Option<PathBuf>,
+    /// Path to an AF_UNIX socket which will receive a pidfd of the process (not supported yet)
+    #[arg(long = "pidfd-socket", value_name = "PATH")]
+    pidfd_socket: Option<PathBuf>,
+    /// Current working directory in the container
+    #[arg(long, value_name = "DIR")]
+    cwd: Option<String>,
+    /// Set environment variables (KEY=VALUE)
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    tty: bool,
+    /// UID (format: <uid>[:<gid>])
+    #[arg(short, long, value_name = "UID[:GID]")]
+    user: Option<String>,
+    /// Additional gids
+    #[arg(short = 'g', long = "additional-gids", value_name = "GID")]
+    additional_gids: Vec<u32>,
+    /// Path to the process.json
+    #[arg(short, long, value_name = "FILE")]
+    process: Option<PathBuf>,
+    /// Detach from the container's process
+    #[arg(short, long)]
+    detach: bool,
+    /// Specify the file to write the process id to
+    #[arg(long = "pid-file", value_name = "FILE")]
+    pid_file: Option<PathBuf>,
+    /// Set the asm process label for the process commonly used with selinux (not supported)
+    #[arg(long = "process-label", value_name = "LABEL")]
+    process_label: Option<String>,
+    /// Set the apparmor profile for the process (not supported)
+    #[arg(long, value_name = "PROFILE")]
+    apparmor: Option<String>,
+    /// Set the no new privileges value for the process
+    #[arg(long = "no-new-privs")]
+    no_new_privs: bool,
+    /// Add a capability to the bounding set for the process
+    #[arg(short, long, value_name = "CAP")]
+    cap: Vec<String>,
+    /// Pass N additional file descriptors to the process
+    #[arg(long = "preserve-fds", value_name = "N", default_value_t = 0)]
+    preserve_fds: u32,
+    /// Execute a process in a sub-cgroup (not supported)
+    #[arg(long, value_name = "PATH")]
+    cgroup: Vec<String>,
+    /// Allow exec in a paused container
+    #[arg(long = "ignore-paused")]
+    ignore_paused: bool,
+    #[arg(value_name = "CONTAINER_ID")]
+    id: String,
+    /// The command and its arguments (unless --process)
+    #[arg(
+        value_name = "COMMAND",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    command: Vec<String>,
+}
+
+impl ExecArgs {
+    fn options(self) -> Result<(String, oci::exec::ExecOptions), Error> {
+        let refuse = |flag: &str, why: &str| Error::Unsupported {
+            field: flag.into(),
+            why: why.into(),
+        };
+        if self.pidfd_socket.is_some() {
+            return Err(refuse("--pidfd-socket", "not implemented yet"));
+        }
+        if self.process_label.is_some() {
+            return Err(refuse(
+                "--process-label",
+                "containr-oci has no SELinux support",
+            ));
+        }
+        if self.apparmor.is_some() {
+            return Err(refuse("--apparmor", "containr-oci has no AppArmor support"));
+        }
+        if !self.cgroup.is_empty() {
+            return Err(refuse("--cgroup", "not implemented yet"));
+        }
+        Ok((
+            self.id,
+            oci::exec::ExecOptions {
+                process: self.process,
+                args: self.command,
+                tty: self.tty,
+                console_socket: self.console_socket,
+                pid_file: self.pid_file,
+                detach: self.detach,
+                cwd: self.cwd,
+                env: self.env,
+                user: self.user,
+                additional_gids: self.additional_gids,
+                caps: self.cap,
+                no_new_privs: self.no_new_privs,
+                preserve_fds: self.preserve_fds,
+                ignore_paused: self.ignore_paused,
+            },
+        ))
+    }
 }
 
 /// Any arguments of a command that is not there yet.
@@ -240,8 +379,10 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    if let Some(OciCommand::Init { fd }) = cli.command {
-        return super::exit(oci::init::main(fd));
+    match cli.command {
+        Some(OciCommand::Init { fd }) => return super::exit(oci::init::main(fd)),
+        Some(OciCommand::ExecInit { fd }) => return super::exit(oci::exec::main(fd)),
+        _ => {}
     }
     if cli.version {
         println!("containr-oci version {}", env!("CARGO_PKG_VERSION"));
@@ -257,7 +398,7 @@ pub fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     };
     let root = Root::new(cli.root);
-    match dispatch(&root, command) {
+    match dispatch(&root, cli.systemd_cgroup, command) {
         Ok(status) => super::exit(status),
         Err(e) => {
             let text = e.to_string();
@@ -268,9 +409,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn dispatch(root: &Root, command: OciCommand) -> Result<i32, Error> {
+fn dispatch(root: &Root, systemd: bool, command: OciCommand) -> Result<i32, Error> {
     match command {
-        OciCommand::Create(args) => oci::create(root, &args.options()?).map(|()| 0),
+        OciCommand::Create(args) => oci::create(root, &args.options(systemd)?).map(|()| 0),
         OciCommand::Start { id } => oci::start(root, &id).map(|()| 0),
         OciCommand::State { id } => {
             let record = root.load(&id)?;
@@ -288,7 +429,7 @@ fn dispatch(root: &Root, command: OciCommand) -> Result<i32, Error> {
             detach,
             keep,
             no_subreaper: _,
-        } => oci::run(root, &create.options()?, detach, keep),
+        } => oci::run(root, &create.options(systemd)?, detach, keep),
         OciCommand::List { format, quiet } => {
             list(root, &format, quiet);
             Ok(0)
@@ -312,17 +453,79 @@ fn dispatch(root: &Root, command: OciCommand) -> Result<i32, Error> {
             print_json(&oci::spec::features());
             Ok(0)
         }
-        OciCommand::Exec(_) => Err(not_yet("exec")),
-        OciCommand::Ps(_) => Err(not_yet("ps")),
-        OciCommand::Pause(_) => Err(not_yet("pause")),
-        OciCommand::Resume(_) => Err(not_yet("resume")),
-        OciCommand::Update(_) => Err(not_yet("update")),
+        OciCommand::Exec(args) => {
+            let (id, opts) = args.options()?;
+            oci::exec::exec(root, &id, &opts)
+        }
+        OciCommand::Ps {
+            format,
+            id,
+            ps_options,
+        } => {
+            let pids = oci::lifecycle::pids(root, &id)?;
+            if format == "json" {
+                println!("{}", serde_json::to_string(&pids).expect("JSON"));
+                return Ok(0);
+            }
+            let list: Vec<String> = pids.iter().map(i32::to_string).collect();
+            let opts = if ps_options.is_empty() {
+                vec!["-f".to_string()]
+            } else {
+                ps_options
+            };
+            let status = std::process::Command::new("ps")
+                .args(&opts)
+                .arg("-p")
+                .arg(list.join(","))
+                .status()
+                .map_err(|e| Error::Sys {
+                    what: "running ps",
+                    source: e,
+                })?;
+            Ok(status.code().unwrap_or(1))
+        }
+        OciCommand::Pause { id } => oci::lifecycle::pause(root, &id).map(|()| 0),
+        OciCommand::Resume { id } => oci::lifecycle::resume(root, &id).map(|()| 0),
+        OciCommand::Update {
+            resources,
+            id,
+            other,
+        } => {
+            if !other.is_empty() || resources.is_none() {
+                return Err(Error::Unsupported {
+                    field: "update's single-resource flags".into(),
+                    why: "give the whole linux.resources with --resources FILE (or -)".into(),
+                });
+            }
+            let path = resources.expect("checked");
+            let text = if path.as_os_str() == "-" {
+                let mut s = String::new();
+                std::io::Read::read_to_string(
+                    &mut std::io::Read::take(std::io::stdin(), 16 << 20),
+                    &mut s,
+                )
+                .map(|_| s)
+            } else {
+                std::fs::read_to_string(&path)
+            }
+            .map_err(|e| Error::Bundle {
+                path: path.clone(),
+                why: e.to_string(),
+            })?;
+            let res = serde_json::from_str(&text).map_err(|e| Error::Bundle {
+                path: path.clone(),
+                why: e.to_string(),
+            })?;
+            oci::lifecycle::update(root, &id, &res).map(|()| 0)
+        }
         OciCommand::Events(_) => Err(not_yet("events")),
         OciCommand::Checkpoint(_) | OciCommand::Restore(_) => Err(Error::Unsupported {
             field: "checkpoint/restore".into(),
             why: "containr-oci has no CRIU support".into(),
         }),
-        OciCommand::Init { .. } => unreachable!("handled before dispatch"),
+        OciCommand::Init { .. } | OciCommand::ExecInit { .. } => {
+            unreachable!("handled before dispatch")
+        }
     }
 }
 

@@ -30,6 +30,10 @@ pub enum Message {
     HooksDue,
     /// `create` to its init: the hooks ran, go on.
     HooksDone,
+    /// `containr-oci exec` to the process it cloned: what to join and run.
+    OciExec(Box<super::oci::exec::ExecConfig>),
+    /// That process to `exec`: the process that will exec is this host pid.
+    ExecPid(u32),
     /// Init to parent: the terminal's master side is attached.
     Pty,
     /// Init to parent: the command is running; walkthrough steps continue

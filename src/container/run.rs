@@ -354,7 +354,7 @@ fn default_hostname(mode: Mode, joined: Option<&network::Joined>, id: &str) -> S
 /// The hierarchies the container has a cgroup of its own in: those it
 /// sees at `/sys/fs/cgroup`. (A v1 hierarchy it is not placed in would
 /// show containr's own cgroup there, and its other containers.)
-pub(crate) fn cgroupfs(location: &cgroup::Location) -> crate::rootfs::CgroupFs {
+fn cgroupfs(location: &cgroup::Location) -> crate::rootfs::CgroupFs {
     match location {
         cgroup::Location::V2(_) => crate::rootfs::CgroupFs::V2,
         cgroup::Location::V1(dirs) => {

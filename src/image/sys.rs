@@ -241,3 +241,12 @@ fn sized(mut call: impl FnMut(&mut [u8]) -> libc::ssize_t) -> io::Result<Vec<u8>
         }
     }
 }
+
+/// Start writing back `len` bytes of `fd` from `offset` (0: to the end)
+/// without waiting for them: no durability by itself, only an earlier start.
+pub(super) fn start_writeback(fd: RawFd, offset: u64, len: u64) -> io::Result<()> {
+    // SAFETY: integer arguments on a descriptor we hold; SYNC_FILE_RANGE_WRITE
+    // only queues the range's dirty pages for writing.
+    cvt(unsafe { libc::sync_file_range(fd, offset as _, len as _, libc::SYNC_FILE_RANGE_WRITE) })
+        .map(drop)
+}

@@ -114,6 +114,20 @@ const CHUNK: usize = 1 << 20;
 const DEPTH: usize = 8;
 /// A file's content as handed to the hashing thread.
 const FILE_BUF: usize = 256 * 1024;
+/// A big file's writeback is started every this many bytes, not only once
+/// it is complete.
+const WRITEBACK_EVERY: u64 = 8 << 20;
+/// Files written whose writeback the flushing thread has yet to start: each
+/// holds a descriptor open.
+const WRITEBACK_DEPTH: usize = 64;
+
+/// A range of a file just written, to start writing back (`len` 0: to the
+/// end). The flushing thread closes the file once it holds the last `Arc`.
+struct Writeback {
+    file: Arc<std::fs::File>,
+    offset: u64,
+    len: u64,
+}
 
 type Chunk = Arc<Vec<u8>>;
 
@@ -121,11 +135,14 @@ type Chunk = Arc<Vec<u8>>;
 /// stopping when its filesystem's free space falls under `reserve` bytes
 /// (0: never): a few KiB of compressed zeros can expand to fill any disk.
 ///
-/// Four threads, as `tar xzf` runs gzip and tar in two processes, so that
+/// Five threads, as `tar xzf` runs gzip and tar in two processes, so that
 /// on a machine with more than one CPU decompression, hashing and file
 /// writes overlap: one decompresses, one hashes the tar stream (the
-/// diff-id), this one parses it and writes the files, and one hashes the
-/// files' content for the snapshot's sum. Bounded channels link them.
+/// diff-id), this one parses it and writes the files, one hashes the
+/// files' content for the snapshot's sum, and one starts each file's
+/// writeback as soon as it is written, so that the disk works while the
+/// layer is still being decompressed and the caller's final `syncfs` finds
+/// little left to write. Bounded channels link them.
 pub fn unpack(
     reader: impl Read + Send,
     dest: &Path,
@@ -151,6 +168,8 @@ pub fn unpack(
             Digest::from_hasher(h)
         });
         let files = s.spawn(move || hash_files(file_rx, &spare_tx));
+        let (flush_tx, flush_rx) = mpsc::sync_channel(WRITEBACK_DEPTH);
+        let flusher = s.spawn(move || start_writebacks(flush_rx));
         let mut u = Unpacker {
             root,
             layer,
@@ -158,6 +177,7 @@ pub fn unpack(
             dirs: Vec::new(),
             files: file_tx,
             spare: spare_rx,
+            flush: flush_tx,
             space: Space::new(dest, reserve),
         };
         let written = u.entries(ChunkReader {
@@ -168,6 +188,7 @@ pub fn unpack(
         // Hang up first: a thread still sending then stops.
         drop(u);
         joined(inflater);
+        joined(flusher);
         let hashed = joined(files);
         let diff_id = joined(diff);
         written?;
@@ -270,6 +291,15 @@ fn hash_files(rx: Receiver<FileMsg>, spare: &mpsc::Sender<Vec<u8>>) -> Hashed {
     hashed
 }
 
+/// Start the writeback of each range sent, then close its file (dropping
+/// the last `Arc`). Only a head start: a failure here is ignored, as the
+/// caller's `syncfs` writes whatever is left and reports write errors.
+fn start_writebacks(rx: Receiver<Writeback>) {
+    for w in rx {
+        let _ = start_writeback(w.file.as_raw_fd(), w.offset, w.len);
+    }
+}
+
 struct Unpacker<'a> {
     root: OwnedFd,
     layer: &'a str,
@@ -281,6 +311,8 @@ struct Unpacker<'a> {
     /// To the files' hasher, and the buffers it hands back.
     files: SyncSender<FileMsg>,
     spare: Receiver<Vec<u8>>,
+    /// To the thread that starts files' writeback.
+    flush: SyncSender<Writeback>,
     space: Space<'a>,
 }
 
@@ -447,7 +479,8 @@ impl Unpacker<'_> {
             T::Regular | T::Continuous | T::GNUSparse => {
                 let file = self.create_file(parent, &name, meta.mode & 0o777, &shown)?;
                 let fd = file.as_raw_fd();
-                let mut file = std::fs::File::from(file);
+                let file = Arc::new(std::fs::File::from(file));
+                let (mut written, mut flushed) = (0u64, 0u64);
                 loop {
                     // For the snapshot's sum, hashed on another thread
                     // now, while in cache, not read back later.
@@ -463,9 +496,15 @@ impl Unpacker<'_> {
                         break;
                     }
                     self.spend(n as u64)?;
-                    file.write_all(&buf[..n])
+                    (&*file)
+                        .write_all(&buf[..n])
                         .map_err(self.fail(&shown, "writing"))?;
                     self.hashed(FileMsg::Data(buf, n));
+                    written += n as u64;
+                    if written - flushed >= WRITEBACK_EVERY {
+                        self.write_back(Arc::clone(&file), flushed, written - flushed);
+                        flushed = written;
+                    }
                 }
                 let st = file.metadata().map_err(self.fail(&shown, "writing"))?;
                 self.hashed(FileMsg::End(st.ino()));
@@ -482,6 +521,9 @@ impl Unpacker<'_> {
                     fsetxattr(fd, k, v).map_err(self.fail(&shown, "setting an xattr"))?;
                 }
                 futimens(fd, meta.mtime.timespec()).map_err(self.fail(&shown, "setting mtime"))?;
+                if written > flushed {
+                    self.write_back(file, flushed, 0);
+                }
             }
             T::Symlink => {
                 let target = e
@@ -596,6 +638,14 @@ impl Unpacker<'_> {
         self.files
             .send(msg)
             .expect("the hasher outlives the writer");
+    }
+
+    /// Hand a range of a file just written to the flushing thread, which
+    /// only stops once this thread hangs up.
+    fn write_back(&self, file: Arc<std::fs::File>, offset: u64, len: u64) {
+        self.flush
+            .send(Writeback { file, offset, len })
+            .expect("the flusher outlives the writer");
     }
 
     fn create_file(

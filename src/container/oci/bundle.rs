@@ -228,26 +228,6 @@ fn check_supported(spec: &Spec, raw: &Value) -> Result<(), Error> {
             "it is for Windows",
         ));
     }
-    if process
-        .apparmor_profile()
-        .as_ref()
-        .is_some_and(|p| !p.is_empty())
-    {
-        return Err(Error::unsupported(
-            "process.apparmorProfile",
-            "containr-oci has no AppArmor support",
-        ));
-    }
-    if process
-        .selinux_label()
-        .as_ref()
-        .is_some_and(|p| !p.is_empty())
-    {
-        return Err(Error::unsupported(
-            "process.selinuxLabel",
-            "containr-oci has no SELinux support",
-        ));
-    }
     if process.exec_cpu_affinity().is_some() {
         return Err(Error::unsupported(
             "process.execCPUAffinity",

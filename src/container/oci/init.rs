@@ -30,14 +30,16 @@ pub struct InitConfig {
     pub preserve_fds: u32,
     /// Unshare a cgroup namespace (once placed in the cgroup).
     pub cgroup_ns: bool,
-    /// What the container sees at `/sys/fs/cgroup`.
-    pub cgroupfs: rootfs::CgroupFs,
+    /// `--no-pivot`: move the root onto `/` and chroot instead.
+    pub no_pivot: bool,
     /// Stop for `prestart`/`createRuntime` hooks once the namespaces exist.
     pub hooks_due: bool,
     /// The state document (`creating`) for hooks run in the container.
     pub state: Vec<u8>,
     /// Whether the init is in a new user namespace.
     pub userns: bool,
+    /// The process's confinement, resolved by `create`.
+    pub confinement: super::parts::Confinement,
     /// A session keyring of its own (runc's default; `--no-new-keyring`
     /// keeps the caller's).
     pub new_keyring: bool,
@@ -85,7 +87,6 @@ fn build(
 ) -> Result<std::convert::Infallible, Error> {
     let spec = &config.spec;
     let process = spec.process().as_ref().expect("checked by bundle::parse");
-    let linux = spec.linux().as_ref().expect("checked by bundle::parse");
     // `create` exits once the container is created: the init must outlive
     // it (PR_SET_PDEATHSIG, set by the clone, survives exec).
     // SAFETY: prctl with integer arguments only.
@@ -110,6 +111,22 @@ fn build(
             return Err(Error::sys("setdomainname")(std::io::Error::last_os_error()));
         }
     }
+    // Opened while the host's paths are in view; reopened for writing
+    // through /proc/self/fd once `start` comes.
+    let fifo = open_path(&config.fifo)?;
+    // Devices and mount points get exactly the modes asked for.
+    umask(Mode::empty());
+    let rootfs_spec = super::parts::RootfsSpec::of(spec);
+    let plan = rootfs_spec.plan(&config.rootfs, config.no_pivot, config.userns);
+    rootfs::oci::prepare(&plan)?;
+    // runc creates a missing working directory; made here, resolved in
+    // the root, before a read-only root would forbid it.
+    let root = open_path(&config.rootfs)?;
+    rootfs::oci::resolve(root.as_fd(), process.cwd(), true).map_err(|e| Error::Bundle {
+        path: process.cwd().clone(),
+        why: format!("process.cwd: {e}"),
+    })?;
+    drop(root);
     if config.hooks_due {
         channel
             .send(&Message::HooksDue)
@@ -119,9 +136,6 @@ fn build(
             _ => return Err(Error::InitDied(1)),
         }
     }
-    // Opened while the host's paths are in view; reopened for writing
-    // through /proc/self/fd once `start` comes.
-    let fifo = open_path(&config.fifo)?;
     if let Some(h) = spec
         .hooks()
         .as_ref()
@@ -129,57 +143,15 @@ fn build(
     {
         hooks::run("createContainer", &h, &config.state)?;
     }
-    // Devices and mount points get exactly the modes asked for.
-    umask(Mode::empty());
-    rootfs::enter(&rootfs::Plan {
-        rootfs: &config.rootfs,
-        overlay: None,
-        readonly: spec
-            .root()
-            .as_ref()
-            .and_then(|r| r.readonly())
-            .unwrap_or(false),
-        privileged: false,
-        userns: config.userns,
-        idmapped: None,
-        files: &[],
-        cgroupfs: &config.cgroupfs,
-        workdir: &process.cwd().to_string_lossy(),
-    })?;
-    let _ = linux;
+    rootfs::oci::finish(&plan)?;
 
     let pty = if terminal {
-        let pty = tty::open_pty().map_err(Error::sys("opening a pseudo-terminal"))?;
-        rootfs::bind_console(&pty.slave_path)?;
-        if let Some(size) = process.console_size() {
-            let ws = libc::winsize {
-                ws_row: size.height() as u16,
-                ws_col: size.width() as u16,
-                ws_xpixel: 0,
-                ws_ypixel: 0,
-            };
-            tty::set_window_size(pty.master.as_fd(), &ws);
-        }
-        channel
-            .send_with_fd(&Message::Pty, Some(pty.master.as_fd()))
-            .map_err(Error::sys("sending the terminal to create"))?;
-        tty::become_controlling(pty.slave.as_fd())
-            .map_err(Error::sys_nix("attaching the terminal"))?;
-        Some(pty)
+        Some(attach_terminal(process, channel, true)?)
     } else {
         None
     };
 
-    let env: Vec<String> = process.env().clone().unwrap_or_default();
-    let args = process.args().as_deref().unwrap_or_default();
-    let path_var = env
-        .iter()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or(super::super::env::DEFAULT_PATH);
-    let program = exec::resolve(&args[0], path_var)?;
-    let program_c = cstring(program.as_os_str().as_bytes());
-    let argv: Vec<CString> = args.iter().map(|a| cstring(a.as_bytes())).collect();
-    let envp: Vec<CString> = env.iter().map(|e| cstring(e.as_bytes())).collect();
+    let command = Command::resolve(process)?;
     nix::unistd::chdir(process.cwd().as_path()).map_err(Error::sys_nix("chdir to process.cwd"))?;
 
     // Created: `create` may return. From here on, errors go to stderr.
@@ -196,8 +168,80 @@ fn build(
     {
         hooks::run("startContainer", &h, &config.state)?;
     }
+    drop(pty);
+    become_process(process, &config.confinement, config.preserve_fds, &command)
+}
 
-    let confinement = super::parts::confinement(process)?;
+/// A pseudo-terminal on the container's devpts, sized as `consoleSize`
+/// says, its master sent over `channel` (for `--console-socket`), its
+/// slave made the controlling terminal and stdio of this new session; with
+/// `console`, bound at /dev/console too.
+pub(super) fn attach_terminal(
+    process: &oci_spec::runtime::Process,
+    channel: &Channel,
+    console: bool,
+) -> Result<tty::Pty, Error> {
+    let pty = tty::open_pty().map_err(Error::sys("opening a pseudo-terminal"))?;
+    if console {
+        rootfs::bind_console(&pty.slave_path)?;
+    }
+    if let Some(size) = process.console_size() {
+        let ws = libc::winsize {
+            ws_row: size.height() as u16,
+            ws_col: size.width() as u16,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        tty::set_window_size(pty.master.as_fd(), &ws);
+    }
+    channel
+        .send_with_fd(&Message::Pty, Some(pty.master.as_fd()))
+        .map_err(Error::sys("sending the terminal"))?;
+    tty::become_controlling(pty.slave.as_fd()).map_err(Error::sys_nix("attaching the terminal"))?;
+    Ok(pty)
+}
+
+/// The user's program, found in the container, ready for `execve`.
+pub(super) struct Command {
+    path: PathBuf,
+    program: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+}
+
+impl Command {
+    /// Find `process.args[0]` (in `PATH` from its environment) in the
+    /// container's root, which must be `/` by now.
+    pub(super) fn resolve(process: &oci_spec::runtime::Process) -> Result<Command, Error> {
+        let env: Vec<String> = process.env().clone().unwrap_or_default();
+        let args = process.args().as_deref().unwrap_or_default();
+        let Some(arg0) = args.first() else {
+            return Err(Error::unsupported("process.args", "must not be empty"));
+        };
+        let path_var = env
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or(super::super::env::DEFAULT_PATH);
+        let path = exec::resolve(arg0, path_var)?;
+        Ok(Command {
+            program: cstring(path.as_os_str().as_bytes()),
+            argv: args.iter().map(|a| cstring(a.as_bytes())).collect(),
+            envp: env.iter().map(|e| cstring(e.as_bytes())).collect(),
+            path,
+        })
+    }
+}
+
+/// The last steps of any container process, `create`'s or `exec`'s: the
+/// confinement around the user switch (groups, gid, uid, umask), default
+/// signal dispositions, every descriptor but stdio and the preserved ones
+/// closed on exec, and `execve`. Returns only on failure.
+pub(super) fn become_process(
+    process: &oci_spec::runtime::Process,
+    confinement: &super::parts::Confinement,
+    preserve_fds: u32,
+    command: &Command,
+) -> Result<std::convert::Infallible, Error> {
     confinement.apply_early()?;
     let user = process.user();
     let groups: Vec<Gid> = user
@@ -212,20 +256,19 @@ fn build(
     umask(Mode::from_bits_truncate(user.umask().unwrap_or(0o022) as _));
     confinement.apply_late()?;
     super::super::init::reset_signals();
-    drop(pty);
     // Nothing but stdio and the preserved descriptors crosses into the
     // process (CVE-2024-21626): the rest becomes close-on-exec.
     // SAFETY: close_range with integer arguments only.
     unsafe {
         libc::syscall(
             libc::SYS_close_range,
-            3 + config.preserve_fds,
+            3 + preserve_fds,
             u32::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         )
     };
-    let err = nix::unistd::execve(&program_c, &argv, &envp).unwrap_err();
-    Err(exec::Error::from_errno(&program.display().to_string(), err as i32).into())
+    let err = nix::unistd::execve(&command.program, &command.argv, &command.envp).unwrap_err();
+    Err(exec::Error::from_errno(&command.path.display().to_string(), err as i32).into())
 }
 
 /// A new anonymous session keyring, so the container cannot read or add

@@ -20,7 +20,6 @@ use super::bundle::{self, Bundle};
 use super::init::InitConfig;
 use super::state::{self, Record, Root, Status};
 use super::{Error, hooks, parts};
-use crate::cgroup::{Cgroup, Location};
 use crate::namespace::{self, ChildExec};
 
 /// How long `start` waits for the init to answer on its fifo, and `delete`
@@ -36,6 +35,8 @@ pub struct CreateOptions {
     pub pid_file: Option<PathBuf>,
     /// `--preserve-fds`: descriptors 3..3+N passed on (after `LISTEN_FDS`).
     pub preserve_fds: u32,
+    /// `--systemd-cgroup`: `linux.cgroupsPath` is `slice:prefix:name`.
+    pub systemd_cgroup: bool,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
 }
@@ -67,7 +68,7 @@ struct Undo<'a> {
     root: &'a Root,
     id: &'a str,
     init: Option<Pid>,
-    cgroup: Option<Cgroup>,
+    cgroup: Option<parts::ContainerCgroup>,
 }
 
 impl Drop for Undo<'_> {
@@ -76,20 +77,15 @@ impl Drop for Undo<'_> {
             let _ = kill_pid(pid, Signal::SIGKILL);
             let _ = waitpid(pid, None);
         }
-        // Dropping the cgroup removes it, now that it is empty.
-        drop(self.cgroup.take());
+        if let Some(cgroup) = self.cgroup.take() {
+            let _ = cgroup.remove();
+        }
         let _ = self.root.remove(self.id);
     }
 }
 
 /// Create the container; its record, and its init (a child of ours).
 fn create_inner(root: &Root, opts: &CreateOptions) -> Result<Record, Error> {
-    if opts.no_pivot {
-        return Err(Error::unsupported(
-            "--no-pivot",
-            "not applied yet by containr-oci (it always uses pivot_root)",
-        ));
-    }
     let Bundle {
         dir: bundle_dir,
         mut spec,
@@ -106,9 +102,7 @@ fn create_inner(root: &Root, opts: &CreateOptions) -> Result<Record, Error> {
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
         .map_err(Error::sys_nix("mkfifo exec.fifo"))?;
     let preserve_fds = pass_listen_fds(&mut spec) + opts.preserve_fds;
-    let cgroup = parts::create_cgroup(&opts.id, &spec)?;
-    let location = cgroup.location().clone();
-    let cgroupfs = super::super::run::cgroupfs(&location);
+    let cgroup = parts::create_cgroup(&opts.id, &spec, opts.systemd_cgroup)?;
     let cgroup = undo.cgroup.insert(cgroup);
 
     let linux = spec.linux().clone().unwrap_or_default();
@@ -147,14 +141,13 @@ fn create_inner(root: &Root, opts: &CreateOptions) -> Result<Record, Error> {
     // child's new mount namespace (CLONE_NEWNS is required by the bundle).
     let exe = selfexe::prepare().map_err(Error::sys("preparing containr's binary for the init"))?;
     let (ours, theirs) = Channel::pair().map_err(Error::sys("socketpair"))?;
-    // Above the preserved descriptors, which the init inherits as they are.
-    let theirs = nix::fcntl::fcntl(
-        theirs.as_fd().as_raw_fd(),
-        nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3 + preserve_fds as i32),
-    )
-    .map_err(Error::sys_nix("dup"))?;
-    // SAFETY: F_DUPFD_CLOEXEC just returned this descriptor; only we own it.
-    let theirs = unsafe { OwnedFd::from_raw_fd(theirs) };
+    // The init's end, above the preserved descriptors; the original goes,
+    // or `ours` would never see end-of-file if the init died.
+    let theirs = {
+        let moved = above(theirs.as_fd().as_raw_fd(), 3 + preserve_fds)?;
+        drop(theirs);
+        moved
+    };
     let ready = if userns {
         Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(Error::sys_nix("pipe"))?)
     } else {
@@ -204,8 +197,9 @@ fn create_inner(root: &Root, opts: &CreateOptions) -> Result<Record, Error> {
         created: crate::util::rfc3339(crate::util::now()),
         owner: owner(),
         annotations: spec.annotations().clone().unwrap_or_default(),
-        cgroup: Some(location),
+        cgroup: Some(cgroup.clone()),
         hooks: spec.hooks().clone(),
+        spec: Some(spec.clone()),
     };
     let creating = state_bytes(&record, Status::Creating);
     #[allow(deprecated)]
@@ -223,13 +217,16 @@ fn create_inner(root: &Root, opts: &CreateOptions) -> Result<Record, Error> {
         })
         .unwrap_or_default();
     let hooks_due = runtime_hooks.iter().any(|(_, h)| !h.is_empty());
+    let process = spec.process().as_ref().expect("checked by bundle::parse");
+    let confinement = parts::confinement(&spec, process)?;
     let config = InitConfig {
+        confinement,
         spec,
         rootfs,
         fifo,
         preserve_fds,
         cgroup_ns: new(LinuxNamespaceType::Cgroup),
-        cgroupfs,
+        no_pivot: opts.no_pivot,
         hooks_due,
         state: creating.clone(),
         userns,
@@ -335,7 +332,7 @@ fn write_id_maps(pid: Pid, spec: &Spec) -> Result<(), Error> {
 
 /// Hand the terminal's master over `--console-socket`, as runc does: one
 /// message whose data is the terminal's name, the descriptor attached.
-fn send_console(socket: &Path, master: BorrowedFd<'_>) -> Result<(), Error> {
+pub(super) fn send_console(socket: &Path, master: BorrowedFd<'_>) -> Result<(), Error> {
     use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
     let err = |source: std::io::Error| Error::ConsoleSocket {
         path: socket.to_path_buf(),
@@ -357,7 +354,7 @@ fn send_console(socket: &Path, master: BorrowedFd<'_>) -> Result<(), Error> {
 
 /// `--pid-file`: written whole (a temporary file renamed), so a reader
 /// never sees half a number.
-fn write_pid_file(path: &Path, pid: Pid) -> Result<(), Error> {
+pub(super) fn write_pid_file(path: &Path, pid: Pid) -> Result<(), Error> {
     let path = if path.is_absolute() {
         path.to_path_buf()
     } else {
@@ -376,7 +373,7 @@ fn state_bytes(record: &Record, status: Status) -> Vec<u8> {
 
 /// A pidfd for the recorded process, checked (after it is opened) to be
 /// that process and not a later one with its pid; `None` if it has exited.
-fn pidfd(record: &Record) -> Option<OwnedFd> {
+pub(super) fn pidfd(record: &Record) -> Option<OwnedFd> {
     let fd = super::super::state::pidfd_open(record.pid).ok()?;
     crate::util::process_alive(record.pid, record.start_time).then_some(fd)
 }
@@ -507,14 +504,8 @@ pub fn kill(root: &Root, id: &str, sig: i32, all: bool) -> Result<(), Error> {
     if root.status(&record) == Status::Stopped {
         return Err(Error::NotRunning(id.to_string()));
     }
-    if all && let Some(location) = &record.cgroup {
-        for pid in parts::cgroup_pids(location) {
-            let _ = nix::sys::signal::kill(
-                Pid::from_raw(pid),
-                Signal::try_from(sig).map_err(|_| Error::Signal(sig.to_string()))?,
-            );
-        }
-        return Ok(());
+    if all && let Some(cgroup) = &record.cgroup {
+        return Ok(cgroup.signal_all(sig)?);
     }
     match pidfd(&record) {
         Some(fd) => signal(&fd, sig),
@@ -554,36 +545,18 @@ fn stop(record: &Record) -> Result<(), Error> {
         return Ok(());
     };
     signal(&fd, libc::SIGKILL)?;
-    if let Some(location) = &record.cgroup {
-        for pid in parts::cgroup_pids(location) {
-            let _ = kill_pid(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-        thaw(location);
+    if let Some(cgroup) = &record.cgroup {
+        // Everything else in it too (thawed first if it was frozen).
+        cgroup.signal_all(libc::SIGKILL)?;
     }
     wait_exit(&fd)
-}
-
-/// A frozen cgroup's processes cannot act on a SIGKILL until thawed.
-fn thaw(location: &Location) {
-    match location {
-        Location::V2(d) => {
-            let _ = std::fs::write(d.join("cgroup.freeze"), "0");
-        }
-        Location::V1(dirs) => {
-            for (c, d) in dirs {
-                if c.split(',').any(|c| c == "freezer") {
-                    let _ = std::fs::write(d.join("freezer.state"), "THAWED");
-                }
-            }
-        }
-    }
 }
 
 /// Remove what a stopped container still has: cgroup, state; then its
 /// `poststop` hooks.
 fn destroy(root: &Root, record: Record) -> Result<(), Error> {
-    if let Some(location) = record.cgroup.clone() {
-        parts::remove_cgroup(location);
+    if let Some(cgroup) = &record.cgroup {
+        cgroup.remove()?;
     }
     root.remove(&record.id)?;
     if let Some(h) = record.hooks.as_ref().and_then(|h| h.poststop().clone()) {
@@ -612,15 +585,11 @@ pub fn run(root: &Root, opts: &CreateOptions, detach: bool, keep: bool) -> Resul
             "containr-oci run needs --console-socket (it does not relay a terminal itself)",
         ));
     }
-    // Blocked before the clone, so none is lost; the init unblocks its own.
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGCHLD);
-    for s in FORWARDED {
-        set.add(s);
-    }
-    if !detach {
-        set.thread_block().map_err(Error::sys_nix("sigprocmask"))?;
-    }
+    let signals = if detach {
+        None
+    } else {
+        Some(forward_signals()?)
+    };
     let record = create_inner(root, opts)?;
     let pid = Pid::from_raw(record.pid as i32);
     if let Err(e) = start(root, &opts.id) {
@@ -631,12 +600,32 @@ pub fn run(root: &Root, opts: &CreateOptions, detach: bool, keep: bool) -> Resul
     if detach {
         return Ok(0);
     }
-    let signals =
-        SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).map_err(Error::sys_nix("signalfd"))?;
-    let status = loop {
+    let status = wait_forwarding(pid, signals.as_ref().expect("made when attached"))?;
+    if !keep {
+        delete(root, &opts.id, true)?;
+    }
+    Ok(status)
+}
+
+/// Block the signals an attached runtime passes on (and SIGCHLD), before
+/// it clones, so none is lost; the clone unblocks its own. Their signalfd.
+pub(super) fn forward_signals() -> Result<SignalFd, Error> {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGCHLD);
+    for s in FORWARDED {
+        set.add(s);
+    }
+    set.thread_block().map_err(Error::sys_nix("sigprocmask"))?;
+    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).map_err(Error::sys_nix("signalfd"))
+}
+
+/// Wait for our child `pid` to exit, passing signals on to it; its status
+/// as a shell reports it (128+N for signal N).
+pub(super) fn wait_forwarding(pid: Pid, signals: &SignalFd) -> Result<i32, Error> {
+    loop {
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => {}
-            Ok(s) => break super::super::init::status_code(Some(s)),
+            Ok(s) => return Ok(super::super::init::status_code(Some(s))),
             Err(e) => return Err(Error::sys_nix("waitpid")(e)),
         }
         match signals.read_signal() {
@@ -645,9 +634,65 @@ pub fn run(root: &Root, opts: &CreateOptions, detach: bool, keep: bool) -> Resul
             }
             _ => {}
         }
-    };
-    if !keep {
-        delete(root, &opts.id, true)?;
     }
-    Ok(status)
+}
+
+/// A copy of `fd` at `min` or above (close-on-exec), so that it does not
+/// sit among the descriptors passed on.
+pub(super) fn above(fd: std::os::fd::RawFd, min: u32) -> Result<OwnedFd, Error> {
+    let fd = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(min as i32))
+        .map_err(Error::sys_nix("dup"))?;
+    // SAFETY: F_DUPFD_CLOEXEC just returned this descriptor; only we own it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The container's cgroup, of a container that must not be stopped.
+fn live_cgroup(root: &Root, id: &str) -> Result<(Status, parts::ContainerCgroup), Error> {
+    let record = root.load(id)?;
+    let status = root.status(&record);
+    if status == Status::Stopped {
+        return Err(Error::NotRunning(id.to_string()));
+    }
+    let cgroup = record
+        .cgroup
+        .ok_or_else(|| Error::NotRunning(id.to_string()))?;
+    Ok((status, cgroup))
+}
+
+/// `pause`: freeze every process of a running container.
+pub fn pause(root: &Root, id: &str) -> Result<(), Error> {
+    match live_cgroup(root, id)? {
+        (Status::Running, cgroup) => Ok(cgroup.freeze()?),
+        (status, _) => Err(Error::NotInState {
+            id: id.to_string(),
+            status,
+            wanted: "running",
+        }),
+    }
+}
+
+/// `resume`: thaw a paused container.
+pub fn resume(root: &Root, id: &str) -> Result<(), Error> {
+    match live_cgroup(root, id)? {
+        (Status::Paused, cgroup) => Ok(cgroup.thaw()?),
+        (status, _) => Err(Error::NotInState {
+            id: id.to_string(),
+            status,
+            wanted: "paused",
+        }),
+    }
+}
+
+/// `ps`: the host pids of the container's processes.
+pub fn pids(root: &Root, id: &str) -> Result<Vec<i32>, Error> {
+    Ok(live_cgroup(root, id)?.1.pids())
+}
+
+/// `update --resources`: apply new `linux.resources` to the cgroup.
+pub fn update(
+    root: &Root,
+    id: &str,
+    resources: &oci_spec::runtime::LinuxResources,
+) -> Result<(), Error> {
+    Ok(live_cgroup(root, id)?.1.update(resources)?)
 }

@@ -19,6 +19,7 @@
 //! 4. `delete` removes the cgroup and the state, after `poststop` hooks.
 
 pub mod bundle;
+pub mod exec;
 pub mod hooks;
 pub mod init;
 pub mod lifecycle;
@@ -56,6 +57,14 @@ pub enum Error {
     StartStopped,
     #[error("cannot start an already {0} container")]
     StartRunning(Status),
+    #[error("cannot exec in a {1} container \"{0}\"")]
+    ExecIn(String, Status),
+    #[error("container \"{id}\" is {status}, not {wanted}")]
+    NotInState {
+        id: String,
+        status: Status,
+        wanted: &'static str,
+    },
     #[error("container \"{0}\" is not running")]
     NotRunning(String),
     #[error("cannot delete container {id} that is not stopped: {status}")]

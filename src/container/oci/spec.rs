@@ -20,9 +20,6 @@ pub fn default_spec(rootless: bool) -> Spec {
     spec.set_hostname(Some("containr".to_string()));
     if let Some(process) = spec.process_mut() {
         process.set_terminal(Some(true));
-        // runc's default has RLIMIT_NOFILE 1024; containr-oci refuses
-        // rlimits until it applies them, so its default has none yet.
-        process.set_rlimits(None);
         // runc's: no inheritable or ambient capabilities.
         if let Some(mut caps) = process.capabilities().clone() {
             caps.set_inheritable(None);
@@ -36,26 +33,87 @@ pub fn default_spec(rootless: bool) -> Spec {
     spec
 }
 
-/// The runtime-spec features document: what this runtime applies.
+/// The runtime-spec features document: what this runtime applies, from
+/// the pieces that apply it (confinement, cgroup).
 pub fn features() -> Value {
-    let caps = crate::security::caps::names(&crate::security::caps::all());
+    let mut linux = json!({
+        "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
+        "intelRdt": {"enabled": false},
+        "mountExtensions": {"idmap": {"enabled": true}}
+    });
+    if let (Value::Object(l), Value::Object(confine)) = (
+        &mut linux,
+        crate::security::oci::features()["linux"].clone(),
+    ) {
+        l.extend(confine);
+        l.insert("cgroup".into(), crate::cgroup::oci::features());
+    }
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": super::SPEC_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": [],
-        "linux": {
-            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
-            "capabilities": caps,
-            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false},
-            "seccomp": {"enabled": false},
-            "apparmor": {"enabled": false},
-            "selinux": {"enabled": false},
-            "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": false}}
-        },
+        "mountOptions": MOUNT_OPTIONS,
+        "linux": linux,
         "annotations": {
             "org.opencontainers.runtime-spec.features.containr.version": env!("CARGO_PKG_VERSION")
         }
     })
 }
+
+/// The mount options `rootfs::oci` knows: flags and attributes, their
+/// recursive (`r`) forms, propagation, bind and idmap.
+const MOUNT_OPTIONS: &[&str] = &[
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "idmap",
+    "iversion",
+    "lazytime",
+    "loud",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "noiversion",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "private",
+    "rbind",
+    "rdev",
+    "rdiratime",
+    "relatime",
+    "rexec",
+    "ridmap",
+    "rnoatime",
+    "rnodev",
+    "rnodiratime",
+    "rnoexec",
+    "rnosuid",
+    "ro",
+    "rprivate",
+    "rrelatime",
+    "rro",
+    "rrw",
+    "rshared",
+    "rslave",
+    "rstrictatime",
+    "rsuid",
+    "runbindable",
+    "rw",
+    "shared",
+    "silent",
+    "slave",
+    "strictatime",
+    "suid",
+    "sync",
+    "unbindable",
+];

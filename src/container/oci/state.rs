@@ -54,11 +54,14 @@ pub struct Record {
     pub owner: String,
     #[serde(default)]
     pub annotations: HashMap<String, String>,
-    pub cgroup: Option<crate::cgroup::Location>,
+    pub cgroup: Option<super::parts::ContainerCgroup>,
     /// The spec's hooks: `poststart` runs at start, `poststop` at delete,
     /// when the bundle may be gone.
     #[serde(default)]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// The container's config, for `exec`'s defaults and namespaces.
+    #[serde(default)]
+    pub spec: Option<oci_spec::runtime::Spec>,
 }
 
 /// The state root.
@@ -143,7 +146,7 @@ impl Root {
         if self.dir.join(&record.id).join(FIFO).exists() {
             return Status::Created;
         }
-        if record.cgroup.as_ref().is_some_and(frozen) {
+        if record.cgroup.as_ref().is_some_and(|c| c.is_frozen()) {
             return Status::Paused;
         }
         Status::Running
@@ -156,21 +159,6 @@ impl Root {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(&dir)(e).into()),
             _ => Ok(()),
         }
-    }
-}
-
-/// Whether the container's cgroup is frozen (v2 `cgroup.freeze`, v1
-/// `freezer.state`).
-fn frozen(location: &crate::cgroup::Location) -> bool {
-    use crate::cgroup::Location;
-    match location {
-        Location::V2(dir) => {
-            fs::read_to_string(dir.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
-        }
-        Location::V1(dirs) => dirs.iter().any(|(c, d)| {
-            c.split(',').any(|c| c == "freezer")
-                && fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
-        }),
     }
 }
 
