@@ -431,12 +431,17 @@ impl Cgroup {
 
     /// Whether the kernel's OOM killer ended a process in this cgroup.
     pub fn oom_killed(&self) -> bool {
+        self.oom_kills() > 0
+    }
+
+    /// How many processes of this cgroup the kernel's OOM killer ended.
+    pub fn oom_kills(&self) -> u64 {
         match &self.location {
-            Location::V2(dir) => v2::oom_kills(dir) > 0,
+            Location::V2(dir) => v2::oom_kills(dir),
             Location::V1(dirs) => dirs
                 .iter()
                 .find(|(c, _)| c == "memory")
-                .is_some_and(|(_, d)| v1::oom_kills(d) > 0),
+                .map_or(0, |(_, d)| v1::oom_kills(d)),
         }
     }
 

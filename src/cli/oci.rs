@@ -174,20 +174,7 @@ enum OciCommand {
     /// Execute a new process inside a container
     Exec(Box<ExecArgs>),
     /// Display the processes running inside a container
-    Ps {
-        /// Select one of: table or json
-        #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
-        format: String,
-        #[arg(value_name = "CONTAINER_ID")]
-        id: String,
-        /// Options passed to ps(1) for the table
-        #[arg(
-            trailing_var_arg = true,
-            allow_hyphen_values = true,
-            value_name = "PS_OPTIONS"
-        )]
-        ps_options: Vec<String>,
-    },
+    Ps(PsArgs),
     /// Pause all processes inside the container
     Pause {
         #[arg(value_name = "CONTAINER_ID")]
@@ -198,19 +185,10 @@ enum OciCommand {
         #[arg(value_name = "CONTAINER_ID")]
         id: String,
     },
-    /// Update container resource constraints (--resources FILE, or - for stdin)
-    Update {
-        /// Path to a file with linux.resources (JSON), or - for stdin
-        #[arg(short, long, value_name = "FILE")]
-        resources: Option<PathBuf>,
-        #[arg(value_name = "CONTAINER_ID")]
-        id: String,
-        /// runc's single-resource flags (--memory, --cpu-shares, ...): not supported, use --resources
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-        other: Vec<String>,
-    },
-    /// Display container events such as OOM notifications and stats (not implemented yet)
-    Events(NotYet),
+    /// Update container resource constraints
+    Update(UpdateArgs),
+    /// Display container events such as OOM notifications and stats
+    Events(EventsArgs),
     /// Checkpoint a running container (not supported: no CRIU)
     Checkpoint(NotYet),
     /// Restore a container from a previous checkpoint (not supported: no CRIU)
@@ -457,68 +435,14 @@ fn dispatch(root: &Root, systemd: bool, command: OciCommand) -> Result<i32, Erro
             let (id, opts) = args.options()?;
             oci::exec::exec(root, &id, &opts)
         }
-        OciCommand::Ps {
-            format,
-            id,
-            ps_options,
-        } => {
-            let pids = oci::lifecycle::pids(root, &id)?;
-            if format == "json" {
-                println!("{}", serde_json::to_string(&pids).expect("JSON"));
-                return Ok(0);
-            }
-            let list: Vec<String> = pids.iter().map(i32::to_string).collect();
-            let opts = if ps_options.is_empty() {
-                vec!["-f".to_string()]
-            } else {
-                ps_options
-            };
-            let status = std::process::Command::new("ps")
-                .args(&opts)
-                .arg("-p")
-                .arg(list.join(","))
-                .status()
-                .map_err(|e| Error::Sys {
-                    what: "running ps",
-                    source: e,
-                })?;
-            Ok(status.code().unwrap_or(1))
+        OciCommand::Ps(args) => ps(root, &args),
+        OciCommand::Pause { id } => oci::ops::pause(root, &id).map(|()| 0),
+        OciCommand::Resume { id } => oci::ops::resume(root, &id).map(|()| 0),
+        OciCommand::Update(args) => {
+            let resources = oci::ops::resources(args.resources.as_deref(), &args.flags())?;
+            oci::ops::update(root, &args.id, &resources).map(|()| 0)
         }
-        OciCommand::Pause { id } => oci::lifecycle::pause(root, &id).map(|()| 0),
-        OciCommand::Resume { id } => oci::lifecycle::resume(root, &id).map(|()| 0),
-        OciCommand::Update {
-            resources,
-            id,
-            other,
-        } => {
-            if !other.is_empty() || resources.is_none() {
-                return Err(Error::Unsupported {
-                    field: "update's single-resource flags".into(),
-                    why: "give the whole linux.resources with --resources FILE (or -)".into(),
-                });
-            }
-            let path = resources.expect("checked");
-            let text = if path.as_os_str() == "-" {
-                let mut s = String::new();
-                std::io::Read::read_to_string(
-                    &mut std::io::Read::take(std::io::stdin(), 16 << 20),
-                    &mut s,
-                )
-                .map(|_| s)
-            } else {
-                std::fs::read_to_string(&path)
-            }
-            .map_err(|e| Error::Bundle {
-                path: path.clone(),
-                why: e.to_string(),
-            })?;
-            let res = serde_json::from_str(&text).map_err(|e| Error::Bundle {
-                path: path.clone(),
-                why: e.to_string(),
-            })?;
-            oci::lifecycle::update(root, &id, &res).map(|()| 0)
-        }
-        OciCommand::Events(_) => Err(not_yet("events")),
+        OciCommand::Events(args) => events(root, &args),
         OciCommand::Checkpoint(_) | OciCommand::Restore(_) => Err(Error::Unsupported {
             field: "checkpoint/restore".into(),
             why: "containr-oci has no CRIU support".into(),
@@ -526,13 +450,6 @@ fn dispatch(root: &Root, systemd: bool, command: OciCommand) -> Result<i32, Erro
         OciCommand::Init { .. } | OciCommand::ExecInit { .. } => {
             unreachable!("handled before dispatch")
         }
-    }
-}
-
-fn not_yet(command: &str) -> Error {
-    Error::Unsupported {
-        field: format!("the {command} command"),
-        why: "not implemented yet".into(),
     }
 }
 
@@ -586,4 +503,136 @@ fn list(root: &Root, format: &str, quiet: bool) {
             &cells,
         );
     }
+}
+
+#[derive(clap::Args)]
+struct PsArgs {
+    /// Select one of: table or json
+    #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
+    format: String,
+    #[arg(value_name = "CONTAINER_ID")]
+    id: String,
+    /// Options for the host's ps (default -ef)
+    #[arg(
+        value_name = "PS_OPTIONS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    ps_options: Vec<String>,
+}
+
+/// runc's `ps`: the container's host pids as JSON, or host `ps` (with the
+/// options given, `-ef` by default) cut down to them.
+fn ps(root: &Root, args: &PsArgs) -> Result<i32, Error> {
+    let pids = oci::ops::pids(root, &args.id)?;
+    if args.format == "json" {
+        println!("{}", serde_json::to_string(&pids).expect("JSON"));
+        return Ok(0);
+    }
+    let table = oci::ops::ps_table(&pids, &args.ps_options)?;
+    print!("{table}");
+    Ok(0)
+}
+
+#[derive(clap::Args)]
+struct UpdateArgs {
+    /// Path to a file with the resources to update (linux.resources of config.json), or - for stdin
+    #[arg(short, long, value_name = "FILE")]
+    resources: Option<PathBuf>,
+    /// Memory limit (in bytes, or with a unit: 512m, 1g; -1 for none)
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    memory: Option<String>,
+    /// Total memory usage (memory + swap); -1 for unlimited swap
+    #[arg(long = "memory-swap", value_name = "SIZE", allow_hyphen_values = true)]
+    memory_swap: Option<String>,
+    /// Memory reservation or soft limit
+    #[arg(
+        long = "memory-reservation",
+        value_name = "SIZE",
+        allow_hyphen_values = true
+    )]
+    memory_reservation: Option<String>,
+    /// Kernel memory limit (refused: deprecated by the kernel)
+    #[arg(long = "kernel-memory", value_name = "SIZE", hide = true)]
+    kernel_memory: Option<String>,
+    /// CPU shares (relative weight vs. other containers)
+    #[arg(long = "cpu-shares", value_name = "N")]
+    cpu_shares: Option<u64>,
+    /// CPU CFS period to be used for hardcapping (in usecs)
+    #[arg(long = "cpu-period", value_name = "USECS")]
+    cpu_period: Option<u64>,
+    /// CPU CFS hardcap limit (in usecs); -1 for none
+    #[arg(long = "cpu-quota", value_name = "USECS", allow_hyphen_values = true)]
+    cpu_quota: Option<i64>,
+    /// CPU realtime period to be used for hardcapping (in usecs)
+    #[arg(long = "cpu-rt-period", value_name = "USECS")]
+    cpu_rt_period: Option<u64>,
+    /// CPU realtime hardcap limit (in usecs)
+    #[arg(
+        long = "cpu-rt-runtime",
+        value_name = "USECS",
+        allow_hyphen_values = true
+    )]
+    cpu_rt_runtime: Option<i64>,
+    /// CPU(s) to use
+    #[arg(long = "cpuset-cpus", value_name = "LIST")]
+    cpuset_cpus: Option<String>,
+    /// Memory node(s) to use
+    #[arg(long = "cpuset-mems", value_name = "LIST")]
+    cpuset_mems: Option<String>,
+    /// Maximum number of pids allowed in the container; -1 for none
+    #[arg(long = "pids-limit", value_name = "N", allow_hyphen_values = true)]
+    pids_limit: Option<i64>,
+    /// Specifies per cgroup weight, range is from 10 to 1000
+    #[arg(long = "blkio-weight", value_name = "N")]
+    blkio_weight: Option<u16>,
+    #[arg(value_name = "CONTAINER_ID")]
+    id: String,
+}
+
+impl UpdateArgs {
+    fn flags(&self) -> oci::ops::UpdateFlags {
+        oci::ops::UpdateFlags {
+            memory: self.memory.clone(),
+            memory_swap: self.memory_swap.clone(),
+            memory_reservation: self.memory_reservation.clone(),
+            kernel_memory: self.kernel_memory.clone(),
+            cpu_shares: self.cpu_shares,
+            cpu_period: self.cpu_period,
+            cpu_quota: self.cpu_quota,
+            cpu_rt_period: self.cpu_rt_period,
+            cpu_rt_runtime: self.cpu_rt_runtime,
+            cpuset_cpus: self.cpuset_cpus.clone(),
+            cpuset_mems: self.cpuset_mems.clone(),
+            pids_limit: self.pids_limit,
+            blkio_weight: self.blkio_weight,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct EventsArgs {
+    /// Display the container's stats then exit
+    #[arg(long)]
+    stats: bool,
+    /// Set the stats collection interval
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    interval: String,
+    #[arg(value_name = "CONTAINER_ID")]
+    id: String,
+}
+
+/// runc's `events`: JSON lines on stdout.
+fn events(root: &Root, args: &EventsArgs) -> Result<i32, Error> {
+    if args.stats {
+        println!("{}", oci::ops::stats(root, &args.id)?);
+        return Ok(0);
+    }
+    let interval = oci::ops::parse_interval(&args.interval)?;
+    oci::ops::events(root, &args.id, interval, |line| {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}")?;
+        out.flush()
+    })?;
+    Ok(0)
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod examples;
+pub mod oci;
 pub mod pty;
 pub mod registry;
 

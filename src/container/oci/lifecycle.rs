@@ -508,8 +508,18 @@ pub fn kill(root: &Root, id: &str, sig: i32, all: bool) -> Result<(), Error> {
         return Ok(cgroup.signal_all(sig)?);
     }
     match pidfd(&record) {
-        Some(fd) => signal(&fd, sig),
+        Some(fd) => signal(&fd, sig).map(|()| thaw_killed(&record, sig)),
         None => Err(Error::NotRunning(id.to_string())),
+    }
+}
+
+/// A paused container's processes act on a SIGKILL once thawed (as runc);
+/// other signals wait for `resume`.
+fn thaw_killed(record: &Record, sig: i32) {
+    if sig == libc::SIGKILL
+        && let Some(cgroup) = &record.cgroup
+    {
+        let _ = cgroup.thaw();
     }
 }
 
@@ -644,55 +654,4 @@ pub(super) fn above(fd: std::os::fd::RawFd, min: u32) -> Result<OwnedFd, Error> 
         .map_err(Error::sys_nix("dup"))?;
     // SAFETY: F_DUPFD_CLOEXEC just returned this descriptor; only we own it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// The container's cgroup, of a container that must not be stopped.
-fn live_cgroup(root: &Root, id: &str) -> Result<(Status, parts::ContainerCgroup), Error> {
-    let record = root.load(id)?;
-    let status = root.status(&record);
-    if status == Status::Stopped {
-        return Err(Error::NotRunning(id.to_string()));
-    }
-    let cgroup = record
-        .cgroup
-        .ok_or_else(|| Error::NotRunning(id.to_string()))?;
-    Ok((status, cgroup))
-}
-
-/// `pause`: freeze every process of a running container.
-pub fn pause(root: &Root, id: &str) -> Result<(), Error> {
-    match live_cgroup(root, id)? {
-        (Status::Running, cgroup) => Ok(cgroup.freeze()?),
-        (status, _) => Err(Error::NotInState {
-            id: id.to_string(),
-            status,
-            wanted: "running",
-        }),
-    }
-}
-
-/// `resume`: thaw a paused container.
-pub fn resume(root: &Root, id: &str) -> Result<(), Error> {
-    match live_cgroup(root, id)? {
-        (Status::Paused, cgroup) => Ok(cgroup.thaw()?),
-        (status, _) => Err(Error::NotInState {
-            id: id.to_string(),
-            status,
-            wanted: "paused",
-        }),
-    }
-}
-
-/// `ps`: the host pids of the container's processes.
-pub fn pids(root: &Root, id: &str) -> Result<Vec<i32>, Error> {
-    Ok(live_cgroup(root, id)?.1.pids())
-}
-
-/// `update --resources`: apply new `linux.resources` to the cgroup.
-pub fn update(
-    root: &Root,
-    id: &str,
-    resources: &oci_spec::runtime::LinuxResources,
-) -> Result<(), Error> {
-    Ok(live_cgroup(root, id)?.1.update(resources)?)
 }

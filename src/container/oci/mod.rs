@@ -23,6 +23,7 @@ pub mod exec;
 pub mod hooks;
 pub mod init;
 pub mod lifecycle;
+pub mod ops;
 mod parts;
 pub mod spec;
 pub mod state;
