@@ -24,8 +24,6 @@ pub struct InitConfig {
     pub spec: Spec,
     /// Absolute, canonical root filesystem on the host.
     pub rootfs: PathBuf,
-    /// `<root>/<id>/exec.fifo`, on the host.
-    pub fifo: PathBuf,
     /// Descriptors 3..3+N the process inherits.
     pub preserve_fds: u32,
     /// Unshare a cgroup namespace (once placed in the cgroup).
@@ -51,8 +49,11 @@ pub fn main(channel_fd: RawFd) -> i32 {
     // SAFETY: `create` handed us this descriptor by number and nothing else
     // in this fresh process refers to it.
     let channel = unsafe { Channel::from_raw(channel_fd) };
-    let config = match channel.recv() {
-        Ok(Some((Message::OciConfig(config), _))) => *config,
+    // The exec fifo comes with the config, opened by `create` (O_PATH): in
+    // a user namespace the init could not get through the state
+    // directory (0700, the host's root) to open it by path.
+    let (config, fifo) = match channel.recv() {
+        Ok(Some((Message::OciConfig(config), Some(fifo)))) => (*config, fifo),
         _ => return 1,
     };
     // Not dumpable while containr's code runs: the container's processes
@@ -61,7 +62,7 @@ pub fn main(channel_fd: RawFd) -> i32 {
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     let mut reported = false;
-    match build(&config, &channel, &mut reported) {
+    match build(&config, fifo, &channel, &mut reported) {
         Ok(never) => match never {},
         Err(e) => {
             let code = e.status();
@@ -82,6 +83,7 @@ pub fn main(channel_fd: RawFd) -> i32 {
 
 fn build(
     config: &InitConfig,
+    fifo: OwnedFd,
     channel: &Channel,
     reported: &mut bool,
 ) -> Result<std::convert::Infallible, Error> {
@@ -111,9 +113,8 @@ fn build(
             return Err(Error::sys("setdomainname")(std::io::Error::last_os_error()));
         }
     }
-    // Opened while the host's paths are in view; reopened for writing
-    // through /proc/self/fd once `start` comes.
-    let fifo = open_path(&config.fifo)?;
+    // `fifo` is reopened for writing through /proc/self/fd once `start`
+    // comes: a magic link, so no directory on the way is searched.
     // Devices and mount points get exactly the modes asked for.
     umask(Mode::empty());
     let rootfs_spec = super::parts::RootfsSpec::of(spec);
@@ -121,7 +122,7 @@ fn build(
     rootfs::oci::prepare(&plan)?;
     // runc creates a missing working directory; made here, resolved in
     // the root, before a read-only root would forbid it.
-    let root = open_path(&config.rootfs)?;
+    let root = open_path(&config.rootfs, "opening the root filesystem")?;
     rootfs::oci::resolve(root.as_fd(), process.cwd(), true).map_err(|e| Error::Bundle {
         path: process.cwd().clone(),
         why: format!("process.cwd: {e}"),
@@ -324,15 +325,13 @@ fn join_namespaces(spec: &Spec) -> Result<(), Error> {
     Ok(())
 }
 
-/// `open(path, O_PATH)`: a handle on the fifo that neither reads nor writes.
-fn open_path(path: &std::path::Path) -> Result<OwnedFd, Error> {
+/// `open(path, O_PATH)`: a handle that neither reads nor writes.
+pub(super) fn open_path(path: &std::path::Path, what: &'static str) -> Result<OwnedFd, Error> {
     let c = cstring(path.as_os_str().as_bytes());
     // SAFETY: a NUL-terminated path and flags; returns a new fd or -1.
     let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
     if fd < 0 {
-        return Err(Error::sys("opening exec.fifo")(
-            std::io::Error::last_os_error(),
-        ));
+        return Err(Error::sys(what)(std::io::Error::last_os_error()));
     }
     // SAFETY: the kernel just returned this descriptor; nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })

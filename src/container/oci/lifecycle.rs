@@ -223,7 +223,6 @@ fn create_inner(root: &Root, opts: &CreateOptions) -> Result<Record, Error> {
         confinement,
         spec,
         rootfs,
-        fifo,
         preserve_fds,
         cgroup_ns: new(LinuxNamespaceType::Cgroup),
         no_pivot: opts.no_pivot,
@@ -232,8 +231,10 @@ fn create_inner(root: &Root, opts: &CreateOptions) -> Result<Record, Error> {
         userns,
         new_keyring: !opts.no_new_keyring,
     };
-    ours.send(&Message::OciConfig(Box::new(config)))
+    let fifo_fd = super::init::open_path(&fifo, "opening exec.fifo")?;
+    ours.send_with_fd(&Message::OciConfig(Box::new(config)), Some(fifo_fd.as_fd()))
         .map_err(|_| Error::InitDied(status_of(pid)))?;
+    drop(fifo_fd);
     loop {
         match ours.recv() {
             Ok(Some((Message::Pty, Some(master)))) => {
