@@ -97,12 +97,18 @@ enum Command {
         /// Only display container IDs
         #[arg(short, long)]
         quiet: bool,
+        /// Filter output (label=KEY[=VALUE], name=, status=running|exited)
+        #[arg(short, long, value_name = "filter")]
+        filter: Vec<String>,
     },
     /// Remove one or more containers
     Rm {
         /// Force the removal of a running container (uses SIGKILL)
         #[arg(short, long)]
         force: bool,
+        /// Remove anonymous volumes associated with the container
+        #[arg(short, long)]
+        volumes: bool,
         #[arg(required = true, value_name = "CONTAINER")]
         containers: Vec<String>,
     },
@@ -117,6 +123,9 @@ enum Command {
     /// Manage containr's bridge network
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// Download an image from a registry
     Pull {
         /// Image name: alpine, alpine:3.20, host:port/ns/repo:tag, repo@sha256:...
@@ -235,6 +244,57 @@ enum NetworkCommand {
         /// The bridge to remove
         #[arg(long, value_name = "name", default_value = network::DEFAULT_BRIDGE)]
         bridge: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum VolumeCommand {
+    /// Create a volume
+    Create {
+        /// Specify volume name
+        #[arg(long = "name", value_name = "string")]
+        name_flag: Option<String>,
+        /// Set metadata for a volume (KEY[=VALUE])
+        #[arg(long = "label", value_name = "list")]
+        label: Vec<String>,
+        /// Set driver specific options (type=tmpfs, device=tmpfs, o=size=64m)
+        #[arg(short = 'o', long = "opt", value_name = "map")]
+        opt: Vec<String>,
+        /// The volume's name (default: a random id)
+        name: Option<String>,
+    },
+    /// List volumes
+    #[command(alias = "list")]
+    Ls {
+        /// Only display volume names
+        #[arg(short, long)]
+        quiet: bool,
+        /// Filter output (name=, label=KEY[=VALUE], dangling=true|false)
+        #[arg(short, long, value_name = "filter")]
+        filter: Vec<String>,
+    },
+    /// Display detailed information on one or more volumes
+    Inspect {
+        #[arg(required = true, value_name = "VOLUME")]
+        names: Vec<String>,
+    },
+    /// Remove one or more volumes (refused while a container uses one)
+    #[command(alias = "remove")]
+    Rm {
+        /// Do not fail on a volume that does not exist
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true, value_name = "VOLUME")]
+        names: Vec<String>,
+    },
+    /// Remove unused volumes (anonymous ones; all unused with -a)
+    Prune {
+        /// Remove all unused volumes, not just anonymous ones
+        #[arg(short, long)]
+        all: bool,
+        /// Do not prompt for confirmation (containr never prompts)
+        #[arg(short, long)]
+        force: bool,
     },
 }
 
@@ -407,9 +467,61 @@ struct RunArgs {
     #[arg(long, value_name = "cidr")]
     subnet: Option<String>,
 
-    /// Automatically remove the container when it exits
+    /// Automatically remove the container when it exits (and its anonymous volumes)
     #[arg(long)]
     rm: bool,
+
+    /// Bind mount a volume (HOST:CTR[:ro|rw][,PROPAGATION], NAME:CTR[:ro], or CTR)
+    #[arg(short = 'v', long = "volume", value_name = "list")]
+    volume: Vec<String>,
+
+    /// Attach a filesystem mount (type=bind|volume|tmpfs,source=,target=,readonly,...)
+    #[arg(long = "mount", value_name = "mount")]
+    mount: Vec<String>,
+
+    /// Mount a tmpfs directory (PATH[:OPTIONS])
+    #[arg(long = "tmpfs", value_name = "list")]
+    tmpfs: Vec<String>,
+
+    /// Mount volumes from the specified container(s) (CONTAINER[:ro|rw])
+    #[arg(long = "volumes-from", value_name = "list")]
+    volumes_from: Vec<String>,
+
+    /// Ulimit options (NAME=SOFT[:HARD], e.g. nofile=1024:2048)
+    #[arg(long = "ulimit", value_name = "ulimit")]
+    ulimit: Vec<String>,
+
+    /// Sysctl options (namespaced only: kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, net.*)
+    #[arg(long = "sysctl", value_name = "map")]
+    sysctl: Vec<String>,
+
+    /// Size of /dev/shm (default 64m)
+    #[arg(long = "shm-size", value_name = "bytes")]
+    shm_size: Option<String>,
+
+    /// Tune host's OOM preferences (-1000 to 1000)
+    #[arg(long = "oom-score-adj", value_name = "int", allow_hyphen_values = true)]
+    oom_score_adj: Option<i32>,
+
+    /// Set meta data on a container (KEY[=VALUE])
+    #[arg(short = 'l', long = "label", value_name = "list")]
+    label: Vec<String>,
+
+    /// Read in a line delimited file of labels
+    #[arg(long = "label-file", value_name = "list")]
+    label_file: Vec<PathBuf>,
+
+    /// Add a host device to the container (HOST[:CTR][:PERMS])
+    #[arg(long = "device", value_name = "list")]
+    device: Vec<String>,
+
+    /// Add a rule to the cgroup allowed devices list ('c 42:* rmw')
+    #[arg(long = "device-cgroup-rule", value_name = "list")]
+    device_cgroup_rule: Vec<String>,
+
+    /// Write the container ID to the file
+    #[arg(long = "cidfile", value_name = "string")]
+    cidfile: Option<PathBuf>,
 
     /// Print usage
     #[arg(long, action = ArgAction::Help)]
@@ -460,6 +572,23 @@ impl From<RunArgs> for RunOptions {
                 device_write_bps: a.device_write_bps,
             },
             userns_remap: a.userns_remap,
+            storage: containr::container::run::StorageFlags {
+                volumes: a.volume,
+                mounts: a.mount,
+                tmpfs: a.tmpfs,
+                volumes_from: a.volumes_from,
+            },
+            resources: containr::container::run::ResourceFlags {
+                ulimits: a.ulimit,
+                sysctls: a.sysctl,
+                shm_size: a.shm_size,
+                oom_score_adj: a.oom_score_adj,
+                labels: a.label,
+                label_files: a.label_file,
+                cidfile: a.cidfile,
+                devices: a.device,
+                device_cgroup_rules: a.device_cgroup_rule,
+            },
             security: containr::security::Flags {
                 cap_add: a.cap_add,
                 cap_drop: a.cap_drop,
@@ -551,8 +680,24 @@ fn dispatch(command: Command, global: &Global) -> Result<i32, Error> {
             cli::container::run(global, &(*args).into(), platform, quiet)
         }
         Command::Stats(args) => cli::container::stats(root, &args.containers, args.no_stream),
-        Command::Ps { all, quiet } => cli::container::ps(root, all, quiet),
-        Command::Rm { force, containers } => cli::container::rm(root, &containers, force),
+        Command::Ps { all, quiet, filter } => cli::container::ps(root, all, quiet, &filter),
+        Command::Rm {
+            force,
+            volumes,
+            containers,
+        } => cli::container::rm(root, &containers, force, volumes),
+        Command::Volume(v) => match v {
+            VolumeCommand::Create {
+                name_flag,
+                label,
+                opt,
+                name,
+            } => cli::volume::create(root, name_flag.or(name), &label, &opt),
+            VolumeCommand::Ls { quiet, filter } => cli::volume::ls(root, quiet, &filter),
+            VolumeCommand::Inspect { names } => cli::volume::inspect(root, &names),
+            VolumeCommand::Rm { force, names } => cli::volume::rm(root, &names, force),
+            VolumeCommand::Prune { all, .. } => cli::volume::prune(root, all),
+        },
         Command::Inspect { names } => cli::container::inspect(root, &names, Objects::Any),
         Command::Container(ContainerCommand::Inspect { containers }) => {
             cli::container::inspect(root, &containers, Objects::Containers)

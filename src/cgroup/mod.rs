@@ -110,6 +110,7 @@ impl LimitFlags {
                 .map(|d| parse_device_rate("--device-write-bps", d))
                 .collect::<Result<_, _>>()?,
             all_devices: false,
+            devices: Vec::new(),
         };
         if let (Some(m), Some(total)) = (limits.memory, limits.memory_swap)
             && total != -1
@@ -154,6 +155,9 @@ pub struct Limits {
     pub device_write_bps: Vec<(u64, u64, u64)>,
     /// `--privileged`: every device allowed, not just docker's default set.
     pub all_devices: bool,
+    /// `--device`, `--device-cgroup-rule`: rules after docker's default set.
+    #[serde(skip)]
+    pub devices: Vec<devices::Rule>,
 }
 
 /// The period `--cpus` quotas are expressed in, as docker: 100 ms.

@@ -199,7 +199,9 @@ impl Hierarchy for V1 {
         let mut rules_inherited = false;
         for m in self.mounts.iter().filter(wanted) {
             let base = m.mountpoint.join(&m.own).join("containr");
-            let restricted = if m.has("devices") && !limits.all_devices {
+            // Extra rules need a parent that allows them: the base.
+            let restricted = if m.has("devices") && !limits.all_devices && limits.devices.is_empty()
+            {
                 restricted_parent(&base).ok()
             } else {
                 None
@@ -278,6 +280,10 @@ impl Hierarchy for V1 {
             let allow = dir_of("devices").expect("checked").join("devices.allow");
             for rule in super::devices::DEFAULT {
                 write(&allow, &rule.v1())?;
+            }
+            for rule in &limits.devices {
+                let (file, line) = rule.v1_write();
+                set("devices", file, line)?;
             }
         }
         for (file, rates) in [

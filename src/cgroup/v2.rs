@@ -155,7 +155,11 @@ impl Hierarchy for V2 {
             set("pids.max", if p > 0 { p.to_string() } else { "max".into() })?;
         }
         if !limits.all_devices {
-            super::devices::attach(&dir, &super::devices::DEFAULT, false)?;
+            let rules: Vec<super::devices::Rule> = (super::devices::DEFAULT.iter())
+                .chain(&limits.devices)
+                .copied()
+                .collect();
+            super::devices::attach(&dir, &rules, false)?;
         }
         for (key, rates) in [
             ("rbps", &limits.device_read_bps),

@@ -40,8 +40,13 @@ pub fn run(
 
 /// `containr ps`: running containers, or all with `all`; ids only with
 /// `quiet`.
-pub fn ps(root: &Path, all: bool, quiet: bool) -> Result<i32, Error> {
-    let states = lifecycle::list(root, all)?;
+pub fn ps(root: &Path, all: bool, quiet: bool, filters: &[String]) -> Result<i32, Error> {
+    let mut states = Vec::new();
+    for s in lifecycle::list(root, all)? {
+        if lifecycle::matches_all(&s, filters)? {
+            states.push(s);
+        }
+    }
     if quiet {
         for s in &states {
             println!("{}", &s.id[..12]);
@@ -100,11 +105,11 @@ fn ellipsis(s: &str, max: usize) -> String {
 
 /// `containr rm [-f] CONTAINER...`: each removed container's name as given
 /// on stdout, each failure on stderr; status 1 if any failed, as docker's.
-pub fn rm(root: &Path, names: &[String], force: bool) -> Result<i32, Error> {
+pub fn rm(root: &Path, names: &[String], force: bool, volumes: bool) -> Result<i32, Error> {
     let data = DataRoot::open(root)?;
     let mut status = 0;
     for name in names {
-        match lifecycle::remove(&data, name, force) {
+        match lifecycle::remove(&data, name, force, volumes) {
             Ok(()) => println!("{name}"),
             Err(e) => {
                 eprintln!("{}", Error::from(e).user_message());

@@ -9,6 +9,7 @@ pub mod image;
 pub mod network;
 pub mod oci;
 pub mod progress;
+pub mod volume;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

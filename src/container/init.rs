@@ -101,17 +101,26 @@ fn start(config: &Config, idmapped: Option<OwnedFd>, channel: &Channel) -> Resul
         .iter()
         .map(|(target, contents)| rootfs::EtcFile { target, contents })
         .collect();
-    rootfs::enter(&rootfs::Plan {
-        rootfs: &config.rootfs,
-        overlay: config.overlay.as_ref(),
-        readonly: config.readonly,
-        privileged: config.confinement.privileged,
-        userns: config.userns.is_some(),
-        idmapped,
-        files: &files,
-        cgroupfs,
-        workdir: &config.workdir,
-    })?;
+    rootfs::enter_with(
+        &rootfs::Plan {
+            rootfs: &config.rootfs,
+            overlay: config.overlay.as_ref(),
+            readonly: config.readonly,
+            privileged: config.confinement.privileged,
+            userns: config.userns.is_some(),
+            idmapped,
+            files: &files,
+            cgroupfs,
+            workdir: &config.workdir,
+        },
+        &rootfs::Storage {
+            mounts: &config.mounts,
+            copy_up: &config.copy_up,
+            sysctl: Some(&config.sysctl).filter(|s| !s.is_empty()),
+            shm_size: config.shm_size,
+            devices: &config.devices,
+        },
+    )?;
 
     let pty = if config.tty {
         let pty = tty::open_pty().map_err(Error::sys("opening a pseudo-terminal"))?;
@@ -156,6 +165,8 @@ fn start(config: &Config, idmapped: Option<OwnedFd>, channel: &Channel) -> Resul
         interactive: config.interactive,
         display: program.display().to_string(),
         confinement: &config.confinement,
+        rlimits: &config.rlimits,
+        oom_score_adj: config.oom_score_adj,
     };
     spawn_command(&prepared, channel)
 }
@@ -188,6 +199,8 @@ struct Prepared<'a> {
     interactive: bool,
     display: String,
     confinement: &'a crate::security::Confinement,
+    rlimits: &'a [oci_spec::runtime::PosixRlimit],
+    oom_score_adj: Option<i32>,
 }
 
 /// Fork the command; wait until it has exec'd (its end of a close-on-exec
@@ -285,6 +298,11 @@ fn exec_command(cmd: &Prepared<'_>, report: &Channel) -> Result<std::convert::In
             nix::unistd::dup2(null.as_raw_fd(), 0).map_err(Error::sys_nix("dup2"))?;
         }
         None => {}
+    }
+    crate::security::oci::set_rlimits(cmd.rlimits)?;
+    if let Some(adj) = cmd.oom_score_adj {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(Error::sys("writing /proc/self/oom_score_adj"))?;
     }
     cmd.confinement.apply_early()?;
     let groups: Vec<Gid> = id.groups.iter().map(|g| Gid::from_raw(*g)).collect();

@@ -65,9 +65,36 @@ pub fn list(root: &Path, all: bool) -> Result<Vec<State>, Error> {
         .collect())
 }
 
-/// `containr rm [-f] NAME`: remove a stopped container (a running one too
-/// with `force`, killed first), its record and writable layer.
-pub fn remove(data: &DataRoot, name: &str, force: bool) -> Result<(), Error> {
+/// `ps --filter`: `label=KEY[=VALUE]`, `name=SUBSTRING`,
+/// `status=running|exited`; a container passes when it matches every one.
+pub fn matches_all(s: &State, filters: &[String]) -> Result<bool, Error> {
+    for f in filters {
+        let bad = || Error::BadFilter(f.clone());
+        let (key, value) = f.split_once('=').ok_or_else(bad)?;
+        let ok = match key {
+            "label" => match value.split_once('=') {
+                Some((k, v)) => s.labels.get(k).is_some_and(|x| x == v),
+                None => s.labels.contains_key(value),
+            },
+            "name" => s.name.contains(value),
+            "status" => match value {
+                "running" => s.is_running(),
+                "exited" => !s.is_running(),
+                _ => return Err(bad()),
+            },
+            _ => return Err(bad()),
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// `containr rm [-f] [-v] NAME`: remove a stopped container (a running
+/// one too with `force`, killed first), its record and writable layer, and
+/// with `volumes` its anonymous volumes.
+pub fn remove(data: &DataRoot, name: &str, force: bool, volumes: bool) -> Result<(), Error> {
     let state = data.lookup(name)?;
     if state.is_running() && force {
         state.kill_and_wait()?;
@@ -77,6 +104,9 @@ pub fn remove(data: &DataRoot, name: &str, force: bool) -> Result<(), Error> {
         // An --rm container removed itself when it was killed.
         Err(super::state::Error::NoSuchContainer(_)) if force => return Ok(()),
         Err(e) => return Err(e.into()),
+    }
+    if volumes {
+        super::volume::remove_anonymous(data, &state.mounts)?;
     }
     let rw = data.path().join("rw").join(&state.id);
     image::layers::remove(data.path(), &state.id).map_err(crate::util::io_err(&rw))?;
@@ -114,6 +144,7 @@ pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, Error> {
         "Image": s.image,
         "Name": format!("/{}", s.name),
         "HostConfig": { "AutoRemove": s.auto_remove },
+        "Mounts": s.mounts,
         "GraphDriver": {
             "Name": if s.image.is_some() { "overlay" } else { "rootfs" },
             "Data": if s.image.is_some() {
@@ -123,6 +154,7 @@ pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, Error> {
             },
         },
         "Config": {
+            "Labels": s.labels,
             "Image": s.image,
             "Cmd": s.command,
         },

@@ -21,14 +21,17 @@ pub mod exec;
 pub mod export;
 pub mod init;
 pub mod lifecycle;
+pub mod mounts;
 pub mod names;
 pub mod oci;
+pub mod resources;
 pub mod run;
 pub mod selfexe;
 pub mod state;
 pub mod stats;
 pub mod tty;
 pub mod user;
+pub mod volume;
 
 use std::path::PathBuf;
 
@@ -67,6 +70,21 @@ pub enum Error {
     },
     #[error(transparent)]
     Env(#[from] env::Error),
+    #[error(transparent)]
+    Mounts(#[from] mounts::Error),
+    #[error(transparent)]
+    Volume(#[from] volume::Error),
+    #[error(transparent)]
+    Resources(#[from] resources::Error),
+    #[error("Container ID file found, make sure the other container isn't running or delete {0}")]
+    CidFileExists(PathBuf),
+    #[error("--filter {0:?}: expected label=KEY[=VALUE], name=NAME or status=running|exited")]
+    BadFilter(String),
+    #[error("--cidfile {path}: {source}")]
+    CidFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     User(#[from] user::Error),
     #[error(transparent)]
@@ -156,6 +174,28 @@ pub struct Config {
     pub join_netns: Option<u32>,
     /// Files containr provides: (path inside the container, contents).
     pub etc_files: Vec<(String, String)>,
+    /// `-v`, `--mount`, `--tmpfs`, `--volumes-from`: the spec's mounts.
+    #[serde(default)]
+    pub mounts: Vec<oci_spec::runtime::Mount>,
+    /// (new volume's directory, destination): the image's content copied
+    /// into the volume first.
+    #[serde(default)]
+    pub copy_up: Vec<(PathBuf, PathBuf)>,
+    /// `--ulimit`: set on the command before it execs.
+    #[serde(default)]
+    pub rlimits: Vec<oci_spec::runtime::PosixRlimit>,
+    /// `--sysctl`: namespaced ones, checked.
+    #[serde(default)]
+    pub sysctl: std::collections::HashMap<String, String>,
+    /// `--shm-size`, bytes.
+    #[serde(default)]
+    pub shm_size: Option<u64>,
+    /// `--oom-score-adj`.
+    #[serde(default)]
+    pub oom_score_adj: Option<i32>,
+    /// `--device`: nodes made in the container's /dev.
+    #[serde(default)]
+    pub devices: Vec<oci_spec::runtime::LinuxDevice>,
     /// The container's cgroup, as it sees it at `/sys/fs/cgroup`.
     pub cgroupfs: crate::rootfs::CgroupFs,
     pub confinement: crate::security::Confinement,

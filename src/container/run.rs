@@ -31,7 +31,7 @@ use super::channel::{Channel, Message};
 use super::init::status_code;
 use super::state::{ContainerRecord, DataRoot, NewContainer};
 use super::user::UserSpec;
-use super::{Config, Error, env, selfexe, tty};
+use super::{Config, Error, env, mounts, resources, selfexe, tty};
 use crate::cgroup::{self, Cgroup, LimitFlags, Limits};
 use crate::explain::{self, Reporting};
 use crate::image::{RunImage, layers::RwLayer};
@@ -68,6 +68,45 @@ pub struct RunOptions {
     pub limits: LimitFlags,
     pub security: crate::security::Flags,
     pub userns_remap: Option<String>,
+    /// `-v`, `--mount`, `--tmpfs`, `--volumes-from`, as given.
+    pub storage: StorageFlags,
+    /// `--ulimit`, `--sysctl`, `--shm-size`, `--oom-score-adj`, `--label`,
+    /// `--label-file`, `--cidfile`, as given.
+    pub resources: ResourceFlags,
+}
+
+/// The resource options of `containr run` that are not cgroup limits.
+#[derive(Debug, Clone, Default)]
+pub struct ResourceFlags {
+    pub ulimits: Vec<String>,
+    pub sysctls: Vec<String>,
+    pub shm_size: Option<String>,
+    pub oom_score_adj: Option<i32>,
+    pub labels: Vec<String>,
+    pub label_files: Vec<PathBuf>,
+    pub cidfile: Option<PathBuf>,
+    pub devices: Vec<String>,
+    pub device_cgroup_rules: Vec<String>,
+}
+
+/// The storage options of `containr run`, as given.
+#[derive(Debug, Clone, Default)]
+pub struct StorageFlags {
+    pub volumes: Vec<String>,
+    pub mounts: Vec<String>,
+    pub tmpfs: Vec<String>,
+    pub volumes_from: Vec<String>,
+}
+
+impl StorageFlags {
+    /// Parse every option (docker's order: `-v`, then `--mount`, then
+    /// `--tmpfs`); nothing made yet.
+    fn parse(&self) -> Result<Vec<mounts::Request>, mounts::Error> {
+        let v = self.volumes.iter().map(|s| mounts::parse_volume(s));
+        let m = self.mounts.iter().map(|s| mounts::parse_mount(s));
+        let t = self.tmpfs.iter().map(|s| mounts::parse_tmpfs(s));
+        v.chain(m).chain(t).collect()
+    }
 }
 
 /// How a container ended.
@@ -139,6 +178,15 @@ pub struct Prepared {
     interactive: bool,
     read_only: bool,
     rm: bool,
+    storage: Vec<mounts::Request>,
+    volumes_from: Vec<String>,
+    rlimits: Vec<oci_spec::runtime::PosixRlimit>,
+    sysctl: std::collections::HashMap<String, String>,
+    shm_size: Option<u64>,
+    oom_score_adj: Option<i32>,
+    labels: std::collections::BTreeMap<String, String>,
+    cidfile: Option<PathBuf>,
+    devices: Vec<oci_spec::runtime::LinuxDevice>,
 }
 
 /// Check and resolve everything `opts` asks for: the image (pulled as
@@ -147,6 +195,7 @@ pub struct Prepared {
 pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Prepared, Error> {
     // Checked before any pull: a refused run must not download first.
     let userns = opts.userns_remap.as_deref().map(IdMap::parse).transpose()?;
+    let storage = opts.storage.parse()?;
     let image = match &opts.image {
         Some(name) => Some(crate::registry::for_run(root, name, opts.pull, pull)?),
         None => None,
@@ -162,6 +211,30 @@ pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Pre
         return Err(Error::NoCommand);
     }
     let net = opts.network.plan()?;
+    let r = &opts.resources;
+    let nr_open = resources::nr_open();
+    let rlimits = (r.ulimits.iter())
+        .map(|u| resources::parse_ulimit(u, nr_open))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sysctl = resources::parse_sysctls(
+        &r.sysctls,
+        net.mode != Mode::Bridge && net.mode != Mode::None,
+    )?;
+    let shm_size = r
+        .shm_size
+        .as_deref()
+        .map(resources::parse_shm_size)
+        .transpose()?;
+    let oom_score_adj = r
+        .oom_score_adj
+        .map(resources::check_oom_score_adj)
+        .transpose()?;
+    let labels = resources::labels(&r.labels, &r.label_files)?;
+    if let Some(path) = &r.cidfile
+        && path.exists()
+    {
+        return Err(Error::CidFileExists(path.clone()));
+    }
     // -u and -w win over the image's User and WorkingDir.
     let user = (opts.user.as_deref())
         .or(image.as_ref().and_then(|i| i.user()))
@@ -181,6 +254,22 @@ pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Pre
     let user_env = user_env(opts)?;
     let mut limits = opts.limits.parse()?;
     limits.all_devices = opts.security.privileged;
+    let mut devices = Vec::new();
+    for spec in &r.devices {
+        let (device, rule) = resources::parse_device(spec)?;
+        devices.push(device);
+        limits.devices.push(rule);
+    }
+    if !devices.is_empty() && userns.is_some() {
+        return Err(resources::Error::Device {
+            spec: r.devices[0].clone(),
+            what: "not supported with --userns-remap (no mknod in a user namespace)".into(),
+        }
+        .into());
+    }
+    for spec in &r.device_cgroup_rules {
+        limits.devices.push(resources::parse_device_rule(spec)?);
+    }
     let confinement = opts.security.resolve(&root.join("cache"))?;
     Ok(Prepared {
         image,
@@ -200,6 +289,15 @@ pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Pre
         interactive: opts.interactive,
         read_only: opts.read_only,
         rm: opts.rm,
+        storage,
+        volumes_from: opts.storage.volumes_from.clone(),
+        rlimits,
+        sysctl,
+        shm_size,
+        oom_score_adj,
+        labels,
+        cidfile: r.cidfile.clone(),
+        devices,
     })
 }
 
@@ -221,6 +319,8 @@ pub struct Created {
     rw: Option<RwLayer>,
     record: ContainerRecord,
     cgroup: Cgroup,
+    /// The data root (its volumes: `--rm` removes the anonymous ones).
+    root: PathBuf,
 }
 
 /// Create the container `prepared` describes, under the data root `root`:
@@ -241,6 +341,7 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         .as_deref()
         .map(|name| network::Joined::find(name, data.find(name).and_then(|s| s.init_pid())))
         .transpose()?;
+    let storage = mounts::resolve(root, &p.storage, &p.volumes_from)?;
     let record = data.create(NewContainer {
         id: &id,
         name: p.name.as_deref(),
@@ -251,7 +352,28 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         image_id: p.image.as_ref().map(|i| i.id.to_string()),
         auto_remove: p.rm,
         userns: p.userns,
-    })?;
+        mounts: storage.points.clone(),
+        labels: p.labels.clone(),
+    });
+    let record = match record {
+        Ok(r) => r,
+        Err(e) => {
+            storage.discard(root);
+            return Err(e.into());
+        }
+    };
+    if let Some(path) = &p.cidfile {
+        // O_EXCL: two runs given the same file cannot both write it.
+        std::fs::File::options()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(record.id.as_bytes()))
+            .map_err(|source| Error::CidFile {
+                path: path.clone(),
+                source,
+            })?;
+    }
     let rw = match &p.image {
         Some(img) => Some(img.rw_layer(&record.id)?),
         None => None,
@@ -300,6 +422,13 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         interface,
         join_netns: joined.map(|j| j.pid),
         etc_files,
+        mounts: storage.mounts,
+        copy_up: storage.copy_up,
+        rlimits: p.rlimits,
+        sysctl: p.sysctl,
+        shm_size: p.shm_size,
+        oom_score_adj: p.oom_score_adj,
+        devices: p.devices,
         cgroupfs: cgroupfs(cgroup.location()),
         confinement: p.confinement,
         userns: p.userns,
@@ -312,6 +441,7 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         attachment,
         record,
         cgroup,
+        root: root.to_path_buf(),
         config: init.config,
         rm: p.rm,
         init: init.pid,
@@ -602,6 +732,7 @@ pub fn delete(created: Created, status: i32) -> Result<Exit, Error> {
         record,
         cgroup,
         rm,
+        root,
         ..
     } = created;
     // 137 is SIGKILL's status; the cgroup's counter tells whether the
@@ -625,7 +756,12 @@ pub fn delete(created: Created, status: i32) -> Result<Exit, Error> {
             record.path.display()
         );
     }
+    let mounts = rm.then(|| record.mounts().to_vec());
     record.finish(status)?;
+    if let Some(mounts) = mounts {
+        let data = DataRoot::open(&root)?;
+        super::volume::remove_anonymous(&data, &mounts)?;
+    }
     Ok(Exit { status, oom_killed })
 }
 

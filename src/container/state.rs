@@ -111,6 +111,12 @@ pub struct State {
     /// `--userns-remap`: container ids are host ids from `host`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userns: Option<crate::namespace::userns::IdMap>,
+    /// Its volumes, binds and tmpfs mounts (`inspect`'s `Mounts`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<super::mounts::MountPoint>,
+    /// `--label`, `--label-file`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 impl State {
@@ -214,6 +220,8 @@ pub struct NewContainer<'a> {
     pub image_id: Option<String>,
     pub auto_remove: bool,
     pub userns: Option<crate::namespace::userns::IdMap>,
+    pub mounts: Vec<super::mounts::MountPoint>,
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// containr's data root.
@@ -353,6 +361,8 @@ impl DataRoot {
             exit_code: None,
             finished: None,
             userns: new.userns,
+            mounts: new.mounts,
+            labels: new.labels,
         };
         let record = ContainerRecord {
             id,
@@ -498,6 +508,11 @@ pub struct ContainerRecord {
 }
 
 impl ContainerRecord {
+    /// The mounts recorded for it.
+    pub fn mounts(&self) -> &[super::mounts::MountPoint] {
+        &self.state.mounts
+    }
+
     /// The container exited with `status`: unless it is `--rm`, keep the
     /// record, marked exited. Dropped otherwise (removed).
     pub fn finish(mut self, status: i32) -> Result<(), Error> {
@@ -562,6 +577,8 @@ mod tests {
             image_id: None,
             auto_remove,
             userns: None,
+            mounts: Vec::new(),
+            labels: Default::default(),
         }
     }
 

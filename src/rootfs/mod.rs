@@ -23,6 +23,7 @@ use nix::sys::stat::{Mode, SFlag, makedev, mknod};
 
 use crate::step;
 
+pub mod copyup;
 pub mod mountapi;
 pub mod oci;
 pub mod options;
@@ -134,9 +135,32 @@ pub(super) const DEVICES: &[(&str, u64, u64)] = &[
     ("tty", 5, 0),
 ];
 
+/// The storage a front end adds to the root (`-v`, `--mount`, `--tmpfs`):
+/// OCI mounts, placed as `oci::mount_into` places a bundle's.
+#[derive(Default)]
+pub struct Storage<'a> {
+    pub mounts: &'a [oci_spec::runtime::Mount],
+    /// (new volume's directory, destination): the image's content at the
+    /// destination copied into the volume first (see [`copyup`]).
+    pub copy_up: &'a [(PathBuf, PathBuf)],
+    /// `--sysctl`: written in the container's namespaces.
+    pub sysctl: Option<&'a std::collections::HashMap<String, String>>,
+    /// `--shm-size`: the size of /dev/shm, bytes (default 64 MiB).
+    pub shm_size: Option<u64>,
+    /// `--device`: nodes made in the container's /dev.
+    pub devices: &'a [oci_spec::runtime::LinuxDevice],
+}
+
 /// Build the container's filesystem and make it the root. Must run in a
 /// fresh mount namespace (and PID namespace, for `/proc`).
 pub fn enter(plan: &Plan<'_>) -> Result<(), Error> {
+    enter_with(plan, &Storage::default())
+}
+
+/// [`enter`], with the front end's mounts placed after /proc and /sys and
+/// before the pivot (their sources are host paths), so the masked and
+/// read-only paths made after stay so over them.
+pub fn enter_with(plan: &Plan<'_>, storage: &Storage<'_>) -> Result<(), Error> {
     step!("mount(\"/\", MS_REC|MS_PRIVATE): nothing we mount propagates back to the host");
     mount(
         None::<&str>,
@@ -174,8 +198,20 @@ pub fn enter(plan: &Plan<'_>) -> Result<(), Error> {
     bind_onto_itself(root)?;
 
     mount_proc_sys(root, plan.privileged)?;
+    for (volume, dest) in storage.copy_up {
+        copyup::copy_up(root, dest, volume)?;
+    }
+    oci::mount_into(root, storage.mounts, plan.userns)?;
+    if let Some(sysctl) = storage.sysctl {
+        // Through the host's /proc, still in view: the values are those of
+        // this process's (the container's) namespaces all the same.
+        oci::write_sysctls(sysctl)?;
+    }
     pivot(root)?;
-    mount_dev(host_devices)?;
+    mount_dev(host_devices, storage.shm_size)?;
+    if !storage.devices.is_empty() {
+        oci::make_devices_in(Path::new("/"), storage.devices)?;
+    }
     mount_cgroupfs(plan.cgroupfs, plan.privileged)?;
     if !plan.privileged {
         mask_paths(&MASKED, &READ_ONLY)?;
@@ -459,7 +495,7 @@ fn locked_flags(path: &str) -> MsFlags {
     out
 }
 
-fn mount_dev(host_devices: Option<Vec<OwnedFd>>) -> Result<(), Error> {
+fn mount_dev(host_devices: Option<Vec<OwnedFd>>, shm_size: Option<u64>) -> Result<(), Error> {
     mount_point(Path::new("/dev"), "/dev")?;
     mount_fs(
         "tmpfs",
@@ -498,11 +534,12 @@ fn mount_dev(host_devices: Option<Vec<OwnedFd>>) -> Result<(), Error> {
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
         Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
     )?;
+    let shm = format!("mode=1777,size={}", shm_size.unwrap_or(64 << 20));
     mount_fs(
         "tmpfs",
         "/dev/shm",
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        Some("mode=1777,size=65536k"),
+        Some(&shm),
     )?;
     mount_fs(
         "mqueue",

@@ -88,12 +88,40 @@ pub fn prepare(plan: &Plan<'_>) -> Result<(), Error> {
         mountapi::attach_to_fd(tree.as_fd(), target.as_fd())
             .map_err(mount_err(dest, "binding the console"))?;
     }
-    let mut keys: Vec<&String> = plan.sysctl.keys().collect();
+    write_sysctls(plan.sysctl)
+}
+
+/// Write each sysctl (namespaced ones only), in key order, for the
+/// namespaces of the calling process: the container's.
+pub fn write_sysctls(sysctl: &HashMap<String, String>) -> Result<(), Error> {
+    let mut keys: Vec<&String> = sysctl.keys().collect();
     keys.sort();
     for key in keys {
-        write_sysctl(key, &plan.sysctl[key])?;
+        write_sysctl(key, &sysctl[key])?;
     }
     Ok(())
+}
+
+/// Place `mounts` in `root` (a host path, in the container's mount
+/// namespace before the pivot) exactly as [`prepare`] places a config's:
+/// each destination resolved in the root, each mounted by descriptor. The
+/// way `containr run` applies its volumes, binds and tmpfs.
+pub fn mount_into(root: &Path, mounts: &[Mount], in_userns: bool) -> Result<(), Error> {
+    if mounts.is_empty() {
+        return Ok(());
+    }
+    let root_fd = open_path(root).map_err(mount_err(root, "opening the rootfs"))?;
+    for m in mounts {
+        mount_entry(root_fd.as_fd(), m, in_userns)?;
+    }
+    Ok(())
+}
+
+/// Make `devices` (and the default set, where missing) in `root`,
+/// resolved inside it: `containr run --device`, after the pivot.
+pub fn make_devices_in(root: &Path, devices: &[LinuxDevice]) -> Result<(), Error> {
+    let root_fd = open_path(root).map_err(mount_err(root, "opening the root"))?;
+    make_devices(root_fd.as_fd(), devices, false)
 }
 
 /// After the `createContainer` hooks: the rootfs becomes `/` (pivot_root,

@@ -266,8 +266,34 @@ fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
 }
 
 fn resolve_rlimits(p: &Process) -> Result<Vec<Rlimit>, Error> {
+    resolve_rlimit_list(p.rlimits().as_deref().unwrap_or(&[]))
+}
+
+/// Rlimits (`containr run --ulimit`, as the spec's), checked as
+/// `process.rlimits` is, and set on this process: what it execs keeps them.
+pub fn set_rlimits(rlimits: &[oci_spec::runtime::PosixRlimit]) -> Result<(), Error> {
+    apply_rlimits(&resolve_rlimit_list(rlimits)?)
+}
+
+fn apply_rlimits(rlimits: &[Rlimit]) -> Result<(), Error> {
+    for r in rlimits {
+        let lim = libc::rlimit {
+            rlim_cur: r.soft,
+            rlim_max: r.hard,
+        };
+        // SAFETY: setrlimit reads one rlimit structure that outlives the call.
+        if unsafe { libc::setrlimit(r.resource, &lim) } != 0 {
+            return Err(apply_err(format!("process.rlimits {}", oci_name(&r.name)))(
+                std::io::Error::last_os_error(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn resolve_rlimit_list(rlimits: &[oci_spec::runtime::PosixRlimit]) -> Result<Vec<Rlimit>, Error> {
     let mut out: Vec<Rlimit> = Vec::new();
-    for (i, r) in p.rlimits().iter().flatten().enumerate() {
+    for (i, r) in rlimits.iter().enumerate() {
         let field = format!("process.rlimits[{i}]");
         let name = r.typ();
         if out.iter().any(|o| o.name == name) {
@@ -634,18 +660,7 @@ impl ProcessConfinement {
     /// `setuid` (and seccomp here if no_new_privs is off). Writes
     /// `/proc/self/oom_score_adj`, so needs a /proc if oomScoreAdj is set.
     pub fn apply_early(&self) -> Result<(), Error> {
-        for r in &self.rlimits {
-            let lim = libc::rlimit {
-                rlim_cur: r.soft,
-                rlim_max: r.hard,
-            };
-            // SAFETY: setrlimit reads one rlimit structure that outlives the call.
-            if unsafe { libc::setrlimit(r.resource, &lim) } != 0 {
-                return Err(apply_err(format!("process.rlimits {}", oci_name(&r.name)))(
-                    std::io::Error::last_os_error(),
-                ));
-            }
-        }
+        apply_rlimits(&self.rlimits)?;
         if let Some(adj) = self.oom_score_adj {
             std::fs::write("/proc/self/oom_score_adj", adj.to_string())
                 .map_err(apply_err("process.oomScoreAdj"))?;

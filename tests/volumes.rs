@@ -1,0 +1,515 @@
+//! `containr run`'s storage: `-v` binds and named/anonymous volumes,
+//! `--mount`, `--tmpfs`, `--volumes-from`, and the `volume` commands. Each
+//! effect is checked from inside the container (its mount table, writes
+//! that must or must not work) and on the host (the files, the store).
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::Path;
+
+use common::{Sandbox, assert_fails};
+
+/// The line of the container's mountinfo whose mount point is `target`.
+fn mount_line<'a>(mountinfo: &'a str, target: &str) -> &'a str {
+    mountinfo
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(target))
+        .unwrap_or_else(|| panic!("no mount on {target} in:\n{mountinfo}"))
+}
+
+/// `containr run --rootfs ROOTFS ARGS...` kept (no `--rm`).
+fn run_kept(sb: &Sandbox, args: &[&str]) -> std::process::Output {
+    let mut full = vec!["run", "--rootfs", sb.rootfs.to_str().unwrap()];
+    full.extend_from_slice(args);
+    sb.cmd(&full).output().unwrap()
+}
+
+#[test]
+fn bind_mounts_read_write_and_read_only() {
+    let sb = Sandbox::new();
+    let host = sb.dir.path().join("shared");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("in"), "from the host\n").unwrap();
+    let spec = format!("{}:/mnt/shared", host.display());
+    let out = sb.ok(&[
+        "-v",
+        &spec,
+        "sh",
+        "-c",
+        "cat /mnt/shared/in; echo from inside > /mnt/shared/out; cat /proc/self/mountinfo",
+    ]);
+    assert!(out.starts_with("from the host\n"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(host.join("out")).unwrap(),
+        "from inside\n"
+    );
+    let line = mount_line(&out, "/mnt/shared");
+    assert!(line.split(' ').nth(5).unwrap().starts_with("rw"), "{line}");
+
+    // :ro — the kernel refuses the write; the host's file is unchanged.
+    let spec = format!("{}:/mnt/shared:ro", host.display());
+    let out = sb.run(&[
+        "-v",
+        &spec,
+        "sh",
+        "-c",
+        "cat /proc/self/mountinfo; echo x > /mnt/shared/in",
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = mount_line(&stdout, "/mnt/shared");
+    assert!(line.split(' ').nth(5).unwrap().starts_with("ro"), "{line}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Read-only file system"));
+    assert_eq!(
+        std::fs::read_to_string(host.join("in")).unwrap(),
+        "from the host\n"
+    );
+}
+
+#[test]
+fn dash_v_makes_a_missing_source_and_dash_dash_mount_refuses_it() {
+    let sb = Sandbox::new();
+    let missing = sb.dir.path().join("made-by-v");
+    let spec = format!("{}:/m", missing.display());
+    sb.ok(&["-v", &spec, "touch", "/m/f"]);
+    assert!(missing.join("f").is_file());
+
+    let missing = sb.dir.path().join("not-there");
+    let spec = format!("type=bind,source={},target=/m", missing.display());
+    let out = sb.run(&["--mount", &spec, "true"]);
+    assert_fails(&out, 125, "bind source path does not exist");
+    assert!(!missing.exists());
+}
+
+#[test]
+fn bad_specs_are_one_line_errors_with_125() {
+    let sb = Sandbox::new();
+    for (args, needle) in [
+        (vec!["-v", "/a:rel"], "absolute path"),
+        (vec!["-v", "/a:/b:bogus"], "unknown option \"bogus\""),
+        (vec!["-v", "./x:/y"], "invalid volume name"),
+        (
+            vec!["--mount", "type=nfs,target=/x"],
+            "expected bind, volume or tmpfs",
+        ),
+        (
+            vec!["--mount", "type=tmpfs,target=/x,volume-nocopy"],
+            "volume-nocopy",
+        ),
+        (vec!["--tmpfs", "rel"], "absolute path"),
+        (
+            vec!["--tmpfs", "/x", "--tmpfs", "/x"],
+            "duplicate mount point",
+        ),
+        (vec!["--volumes-from", "nobody-here"], "no such container"),
+    ] {
+        let mut full = args.clone();
+        full.push("true");
+        assert_fails(&sb.run(&full), 125, needle);
+    }
+    // Nothing was made for the refused requests.
+    assert!(
+        sb.entries("volumes").is_empty(),
+        "{:?}",
+        sb.entries("volumes")
+    );
+}
+
+#[test]
+fn named_volumes_persist_and_are_refused_removal_while_used() {
+    let sb = Sandbox::new();
+    sb.ok(&["-v", "notes:/data", "sh", "-c", "echo kept > /data/file"]);
+    assert_eq!(sb.containr_ok(&["volume", "ls", "-q"]), "notes\n");
+    let dir = sb.data.join("volumes/notes/_data");
+    assert_eq!(std::fs::read_to_string(dir.join("file")).unwrap(), "kept\n");
+    // A second container sees it; read-only there.
+    assert_eq!(sb.ok(&["-v", "notes:/d:ro", "cat", "/d/file"]), "kept\n");
+    let out = sb.run(&["-v", "notes:/d:ro", "touch", "/d/x"]);
+    assert_ne!(out.status.code(), Some(0));
+
+    // An exited container that used it keeps it from removal.
+    let out = run_kept(&sb, &["--name", "user1", "-v", "notes:/data", "true"]);
+    assert!(out.status.success());
+    let out = sb.cmd(&["volume", "rm", "notes"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("volume is in use - [user1]"), "{err}");
+    assert!(dir.join("file").exists());
+    // inspect lists it under Mounts.
+    let inspect: serde_json::Value =
+        serde_json::from_str(&sb.containr_ok(&["inspect", "user1"])).unwrap();
+    let m = &inspect[0]["Mounts"][0];
+    assert_eq!(m["Type"], "volume");
+    assert_eq!(m["Name"], "notes");
+    assert_eq!(m["Destination"], "/data");
+    assert_eq!(m["Source"], dir.to_str().unwrap());
+    assert_eq!(m["RW"], true);
+
+    sb.containr_ok(&["rm", "user1"]);
+    assert_eq!(sb.containr_ok(&["volume", "rm", "notes"]), "notes\n");
+    assert!(!sb.data.join("volumes/notes").exists());
+    let out = sb.cmd(&["volume", "rm", "notes"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No such volume: notes"));
+    sb.containr_ok(&["volume", "rm", "-f", "notes"]);
+}
+
+#[test]
+fn anonymous_volumes_go_with_rm_v_and_dash_dash_rm() {
+    let sb = Sandbox::new();
+    // --rm: made for the run, gone after it.
+    sb.ok(&["-v", "/scratch", "touch", "/scratch/x"]);
+    assert!(
+        sb.entries("volumes").is_empty(),
+        "{:?}",
+        sb.entries("volumes")
+    );
+
+    // Kept: stays with its container; `rm` alone keeps it, `rm -v` not.
+    assert!(
+        run_kept(&sb, &["--name", "a1", "-v", "/scratch", "true"])
+            .status
+            .success()
+    );
+    let made = sb.entries("volumes");
+    assert_eq!(made.len(), 1);
+    assert_eq!(made[0].len(), 64, "{made:?}");
+    sb.containr_ok(&["rm", "-v", "a1"]);
+    assert!(sb.entries("volumes").is_empty());
+
+    assert!(
+        run_kept(&sb, &["--name", "a2", "-v", "/scratch", "true"])
+            .status
+            .success()
+    );
+    sb.containr_ok(&["rm", "a2"]);
+    assert_eq!(sb.entries("volumes").len(), 1);
+    // prune removes the unused anonymous one; named ones only with -a.
+    sb.containr_ok(&["volume", "create", "named"]);
+    let out = sb.containr_ok(&["volume", "prune", "-f"]);
+    assert!(out.contains("Total reclaimed volumes: 1"), "{out}");
+    assert_eq!(sb.entries("volumes"), ["named"]);
+    sb.containr_ok(&["volume", "prune", "-a", "-f"]);
+    assert!(sb.entries("volumes").is_empty());
+}
+
+#[test]
+fn a_new_volume_gets_the_images_content_owners_and_modes_kept() {
+    let sb = Sandbox::new();
+    let app = sb.rootfs.join("opt/app");
+    std::fs::create_dir_all(app.join("sub")).unwrap();
+    std::fs::write(app.join("conf"), "setting=1\n").unwrap();
+    std::fs::set_permissions(app.join("conf"), PermissionsExt::from_mode(0o640)).unwrap();
+    std::os::unix::fs::chown(app.join("conf"), Some(1000), Some(1000)).unwrap();
+    std::fs::set_permissions(&app, PermissionsExt::from_mode(0o750)).unwrap();
+    symlink("conf", app.join("link")).unwrap();
+
+    sb.ok(&["-v", "appdata:/opt/app", "true"]);
+    let vol = sb.data.join("volumes/appdata/_data");
+    let conf = std::fs::metadata(vol.join("conf")).unwrap();
+    assert_eq!((conf.uid(), conf.gid()), (1000, 1000));
+    assert_eq!(conf.mode() & 0o7777, 0o640);
+    assert_eq!(
+        std::fs::read_to_string(vol.join("conf")).unwrap(),
+        "setting=1\n"
+    );
+    assert!(vol.join("sub").is_dir());
+    assert_eq!(
+        std::fs::read_link(vol.join("link")).unwrap(),
+        Path::new("conf")
+    );
+    assert_eq!(std::fs::metadata(&vol).unwrap().mode() & 0o7777, 0o750);
+
+    // Only a new (empty) volume: what the container changed stays.
+    sb.ok(&["-v", "appdata:/opt/app", "rm", "/opt/app/conf"]);
+    sb.ok(&["-v", "appdata:/opt/app", "true"]);
+    assert!(!vol.join("conf").exists());
+
+    // volume-nocopy: nothing copied.
+    let spec = "type=volume,source=bare,target=/opt/app,volume-nocopy";
+    assert_eq!(sb.ok(&["--mount", spec, "ls", "-A", "/opt/app"]), "");
+}
+
+#[test]
+fn tmpfs_mounts_and_a_read_only_root() {
+    let sb = Sandbox::new();
+    let out = sb.ok(&[
+        "--read-only",
+        "--tmpfs",
+        "/tmp:size=1m",
+        "--mount",
+        "type=tmpfs,target=/run/app,tmpfs-mode=700,tmpfs-size=64k",
+        "sh",
+        "-c",
+        "touch /tmp/ok && ! touch /nope 2>/dev/null && stat -c %a /run/app && cat /proc/self/mountinfo",
+    ]);
+    assert!(out.starts_with("700\n"), "{out}");
+    let tmp = mount_line(&out, "/tmp");
+    assert!(tmp.contains("tmpfs"), "{tmp}");
+    assert!(tmp.contains("size=1024k"), "{tmp}");
+    for flag in ["nosuid", "nodev", "noexec"] {
+        assert!(tmp.split(' ').nth(5).unwrap().contains(flag), "{tmp}");
+    }
+    assert!(mount_line(&out, "/run/app").contains("size=64k"));
+    let root = mount_line(&out, "/");
+    assert!(root.split(' ').nth(5).unwrap().starts_with("ro"), "{root}");
+}
+
+#[test]
+fn volumes_from_shares_another_containers_volumes() {
+    let sb = Sandbox::new();
+    let out = run_kept(
+        &sb,
+        &[
+            "--name",
+            "src",
+            "-v",
+            "shared:/data",
+            "sh",
+            "-c",
+            "echo v1 > /data/f",
+        ],
+    );
+    assert!(out.status.success());
+    assert_eq!(sb.ok(&["--volumes-from", "src", "cat", "/data/f"]), "v1\n");
+    let out = sb.run(&["--volumes-from", "src:ro", "touch", "/data/g"]);
+    assert_ne!(out.status.code(), Some(0));
+    sb.containr_ok(&["rm", "-v", "src"]);
+    // A named volume is not anonymous: rm -v keeps it.
+    assert_eq!(sb.entries("volumes"), ["shared"]);
+}
+
+#[test]
+fn volume_commands() {
+    let sb = Sandbox::new();
+    sb.containr_ok(&["volume", "create", "--label", "team=lab", "--name", "v1"]);
+    sb.containr_ok(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=tmpfs",
+        "--opt",
+        "o=size=1m",
+        "v2",
+    ]);
+    let out = sb.cmd(&["volume", "create", "v1"]).output().unwrap();
+    assert_fails(&out, 125, "volume v1: already exists");
+    assert_fails(
+        &sb.cmd(&["volume", "create", "--opt", "type=nfs", "v3"])
+            .output()
+            .unwrap(),
+        125,
+        "only tmpfs",
+    );
+    assert_eq!(sb.containr_ok(&["volume", "ls", "-q"]), "v1\nv2\n");
+    assert_eq!(
+        sb.containr_ok(&["volume", "ls", "-q", "--filter", "label=team=lab"]),
+        "v1\n"
+    );
+    assert_eq!(
+        sb.containr_ok(&["volume", "ls", "-q", "-f", "name=2"]),
+        "v2\n"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&sb.containr_ok(&["volume", "inspect", "v1"])).unwrap();
+    assert_eq!(v[0]["Labels"]["team"], "lab");
+    assert_eq!(
+        v[0]["Mountpoint"],
+        sb.data.join("volumes/v1/_data").to_str().unwrap()
+    );
+    // A tmpfs volume is a tmpfs in the container.
+    let out = sb.ok(&["-v", "v2:/t", "cat", "/proc/self/mountinfo"]);
+    let line = mount_line(&out, "/t");
+    assert!(
+        line.contains("tmpfs") && line.contains("size=1024k"),
+        "{line}"
+    );
+}
+
+#[test]
+fn destinations_cannot_leave_the_root() {
+    let sb = Sandbox::new();
+    let host = sb.dir.path().join("payload");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("marker"), "payload\n").unwrap();
+    symlink("/", sb.rootfs.join("to-root")).unwrap();
+    symlink("../../../../..", sb.rootfs.join("to-dotdot")).unwrap();
+    let before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for dest in ["/to-root/escaped", "/to-dotdot/escaped"] {
+        let spec = format!("{}:{dest}", host.display());
+        // Inside the root the symlink leads to the root's own /escaped.
+        assert_eq!(sb.ok(&["-v", &spec, "cat", "/escaped/marker"]), "payload\n");
+        assert!(
+            !Path::new("/escaped").exists(),
+            "{dest} reached the host's /"
+        );
+    }
+    // Nothing new on the host's mount table (the test's own runs aside).
+    let after = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let here = sb.dir.path().to_str().unwrap();
+    assert!(
+        !after
+            .lines()
+            .any(|l| l.contains(here) && !before.contains(l))
+    );
+    // Through a symlink to /proc: into the container's own procfs, where
+    // nothing can be made: an error, not a mount on the host's /proc.
+    symlink("/proc", sb.rootfs.join("to-proc")).unwrap();
+    let spec = format!("{}:/to-proc/escaped", host.display());
+    let out = sb.run(&["-v", &spec, "true"]);
+    assert_fails(&out, 125, "/to-proc/escaped");
+    assert!(!Path::new("/proc/escaped").exists());
+}
+
+#[test]
+fn read_only_proc_paths_stay_read_only_under_a_mount() {
+    let sb = Sandbox::new();
+    // A tmpfs placed under /proc/sys is made read-only with it.
+    let out = sb.run(&[
+        "--tmpfs",
+        "/proc/sys/kernel/random",
+        "sh",
+        "-c",
+        "touch /proc/sys/kernel/random/x",
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Read-only file system"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn ulimits_sysctls_shm_size_and_oom_score_adj_are_seen_inside() {
+    let sb = Sandbox::new();
+    let host_shmmax = std::fs::read_to_string("/proc/sys/kernel/shmmax").unwrap();
+    let out = sb.ok(&[
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=512:1024",
+        "--sysctl",
+        "kernel.shmmax=123456",
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+        "--shm-size",
+        "8m",
+        "--oom-score-adj",
+        "500",
+        "sh",
+        "-c",
+        "grep 'open files' /proc/self/limits; cat /proc/sys/kernel/shmmax \
+         /proc/sys/net/ipv4/ip_forward /proc/self/oom_score_adj /proc/self/mountinfo",
+    ]);
+    let mut lines = out.lines();
+    let limits: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(&limits[3..5], ["512", "1024"], "{limits:?}");
+    assert_eq!(lines.next(), Some("123456"));
+    assert_eq!(lines.next(), Some("1"));
+    assert_eq!(lines.next(), Some("500"));
+    assert!(mount_line(&out, "/dev/shm").contains("size=8192k"), "{out}");
+    // The host's own values did not move.
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/shmmax").unwrap(),
+        host_shmmax
+    );
+}
+
+#[test]
+fn resource_refusals_are_one_line_errors_with_125() {
+    let sb = Sandbox::new();
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open").unwrap();
+    let above = format!("nofile={}", nr_open.trim().parse::<u64>().unwrap() + 1);
+    for (args, needle) in [
+        (vec!["--sysctl", "kernel.panic=1"], "not namespaced"),
+        (vec!["--sysctl", "vm.swappiness=1"], "not namespaced"),
+        (
+            vec!["--network", "host", "--sysctl", "net.ipv4.ip_forward=1"],
+            "not allowed with --network host",
+        ),
+        (vec!["--ulimit", above.as_str()], "fs.nr_open"),
+        (vec!["--ulimit", "nofile=10:5"], "above the hard limit"),
+        (vec!["--ulimit", "files=1"], "unknown limit"),
+        (vec!["--shm-size", "0"], "--shm-size"),
+        (vec!["--oom-score-adj", "2000"], "between -1000 and 1000"),
+    ] {
+        let mut full = args.clone();
+        full.push("true");
+        assert_fails(&sb.run(&full), 125, needle);
+    }
+}
+
+#[test]
+fn labels_and_cidfile() {
+    let sb = Sandbox::new();
+    let file = sb.dir.path().join("labels");
+    std::fs::write(&file, "# team labels\nteam=lab\ntier=db\n").unwrap();
+    let cid = sb.dir.path().join("cid");
+    let out = run_kept(
+        &sb,
+        &[
+            "--name",
+            "labelled",
+            "--label-file",
+            file.to_str().unwrap(),
+            "-l",
+            "tier=web",
+            "--cidfile",
+            cid.to_str().unwrap(),
+            "true",
+        ],
+    );
+    assert!(out.status.success());
+    let id = std::fs::read_to_string(&cid).unwrap();
+    assert_eq!(id.len(), 64);
+    let v: serde_json::Value =
+        serde_json::from_str(&sb.containr_ok(&["inspect", "labelled"])).unwrap();
+    assert_eq!(v[0]["Id"], id.as_str());
+    assert_eq!(v[0]["Config"]["Labels"]["team"], "lab");
+    assert_eq!(v[0]["Config"]["Labels"]["tier"], "web", "--label wins");
+    let ps = |f: &str| sb.containr_ok(&["ps", "-a", "-q", "--filter", f]);
+    assert_eq!(ps("label=team=lab"), format!("{}\n", &id[..12]));
+    assert_eq!(ps("label=team"), format!("{}\n", &id[..12]));
+    assert_eq!(ps("label=team=other"), "");
+    // An existing cidfile is refused, as docker.
+    let out = sb.run(&["--cidfile", cid.to_str().unwrap(), "true"]);
+    assert_fails(&out, 125, "Container ID file found");
+    sb.containr_ok(&["rm", "labelled"]);
+}
+
+#[test]
+fn devices_are_made_and_allowed() {
+    let sb = Sandbox::new();
+    // /dev/loop-control (10:237) is outside docker's default set: made by
+    // --device and opened; without it the device rules refuse the open.
+    let open = "mknod /dev/lc c 10 237 2>/dev/null; : < /dev/lc && echo opened";
+    let out = sb.run(&["sh", "-c", open]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"),
+        "{out:?}"
+    );
+    let out = sb.ok(&[
+        "--device",
+        "/dev/loop-control:/dev/lc",
+        "sh",
+        "-c",
+        "stat -c '%F %t:%T %a' /dev/lc; : < /dev/lc && echo opened",
+    ]);
+    assert_eq!(out, "character special file a:ed 600\nopened\n");
+    assert_eq!(
+        sb.ok(&["--device-cgroup-rule", "c 10:237 rw", "sh", "-c", open]),
+        "opened\n"
+    );
+    assert_fails(
+        &sb.run(&["--device", "/etc/passwd", "true"]),
+        125,
+        "not a device node",
+    );
+    assert_fails(
+        &sb.run(&["--device-cgroup-rule", "c 10 rw", "true"]),
+        125,
+        "expected",
+    );
+}
