@@ -249,6 +249,14 @@ pub fn human_duration(secs: i64) -> String {
     }
 }
 
+/// `bytes` as a C string, interior NULs dropped: arguments and environment
+/// from JSON may hold NULs, which a C string cannot (from a command line or
+/// an env file they cannot occur).
+pub fn cstring_lossy(bytes: &[u8]) -> std::ffi::CString {
+    let kept: Vec<u8> = bytes.iter().copied().filter(|b| *b != 0).collect();
+    std::ffi::CString::new(kept).expect("NULs were filtered out")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

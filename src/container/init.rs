@@ -25,6 +25,7 @@ use nix::unistd::{ForkResult, Gid, Pid, Uid};
 use super::channel::{Channel, Message};
 use super::user::{Identity, UserSpec};
 use super::{Config, Error, env, exec, tty};
+use crate::util::cstring_lossy as cstring;
 use crate::{explain, namespace, network, rootfs, step};
 
 /// Entry point of the re-exec'd init; returns its exit status.
@@ -173,19 +174,6 @@ fn start(config: &Config, idmapped: Option<OwnedFd>, channel: &Channel) -> Resul
 
 fn read_or_empty(path: &str) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
-}
-
-/// Interior NULs cannot come from the command line or an env file (they
-/// end a C string there too), so this only guards against the impossible.
-fn cstring(bytes: &[u8]) -> CString {
-    CString::new(
-        bytes
-            .iter()
-            .copied()
-            .filter(|b| *b != 0)
-            .collect::<Vec<u8>>(),
-    )
-    .expect("NULs were filtered out")
 }
 
 /// The command, ready to exec.

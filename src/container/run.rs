@@ -554,13 +554,7 @@ fn clone_init(
     let (init, placed) = namespace::clone_and_exec(
         namespaces,
         &ChildExec {
-            exe: match &exe {
-                selfexe::SelfExe::Sealed(fd) => namespace::Exe::Sealed(fd.as_fd()),
-                selfexe::SelfExe::ReadOnly { path, locked } => namespace::Exe::ReadOnlyBind {
-                    path,
-                    locked: *locked,
-                },
-            },
+            exe: exe.as_exe(),
             keep_fd: theirs.as_fd(),
             preserve_fds: 0,
             argv,

@@ -38,6 +38,19 @@ pub enum SelfExe {
     Sealed(OwnedFd),
 }
 
+impl SelfExe {
+    /// What `namespace::clone_and_exec` runs.
+    pub fn as_exe(&self) -> crate::namespace::Exe<'_> {
+        match self {
+            SelfExe::Sealed(fd) => crate::namespace::Exe::Sealed(std::os::fd::AsFd::as_fd(fd)),
+            SelfExe::ReadOnly { path, locked } => crate::namespace::Exe::ReadOnlyBind {
+                path,
+                locked: *locked,
+            },
+        }
+    }
+}
+
 /// The read-only bind where containr's binary is still at its path, else a
 /// sealed copy.
 pub fn prepare() -> std::io::Result<SelfExe> {

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::super::channel::{Channel, Message};
 use super::super::{exec, tty};
 use super::{Error, hooks};
+use crate::util::cstring_lossy as cstring;
 use crate::{namespace, rootfs};
 
 /// What `create` sends its init.
@@ -347,17 +348,4 @@ fn wait_for_start(fifo: &OwnedFd) -> Result<(), Error> {
         .map_err(Error::sys("opening exec.fifo for writing"))?;
     nix::unistd::write(file.as_fd(), b"0").map_err(Error::sys_nix("writing exec.fifo"))?;
     Ok(())
-}
-
-/// Arguments and environment come from JSON strings, which may hold NULs
-/// that C strings cannot: those are dropped.
-fn cstring(bytes: &[u8]) -> CString {
-    CString::new(
-        bytes
-            .iter()
-            .copied()
-            .filter(|b| *b != 0)
-            .collect::<Vec<u8>>(),
-    )
-    .expect("NULs were filtered out")
 }

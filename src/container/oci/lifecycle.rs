@@ -162,13 +162,7 @@ fn create_inner(root: &Root, opts: &CreateOptions) -> Result<Record, Error> {
     let (pid, placed) = namespace::clone_and_exec(
         namespace::Namespaces { flags },
         &ChildExec {
-            exe: match &exe {
-                selfexe::SelfExe::Sealed(fd) => namespace::Exe::Sealed(fd.as_fd()),
-                selfexe::SelfExe::ReadOnly { path, locked } => namespace::Exe::ReadOnlyBind {
-                    path,
-                    locked: *locked,
-                },
-            },
+            exe: exe.as_exe(),
             keep_fd: theirs.as_fd(),
             preserve_fds,
             argv,
