@@ -448,11 +448,6 @@ fn podman_network_none_has_only_loopback() {
 }
 
 #[test]
-// Passes with runc (OCI_RUNTIME=/usr/sbin/runc). With containr-oci, podman
-// fails after create: "cannot mount /run/netns/netns-…: no such file or
-// directory" (podman makes the user-namespaced container's network
-// namespace from the created process). Open in issue #12's note.
-#[ignore = "podman --uidmap with containr-oci: podman cannot mount the container's netns (issue #12)"]
 fn podman_uidmap_puts_root_in_a_user_namespace() {
     let sb = Sandbox::new();
     let podman = Podman::new(&sb);

@@ -101,6 +101,11 @@ fn create_inner(root: &Root, opts: &CreateOptions) -> Result<Record, Error> {
     let fifo = state::fifo_path(&dir);
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
         .map_err(Error::sys_nix("mkfifo exec.fifo"))?;
+    // 0622 whatever the umask: in a user namespace the init is not the
+    // host's root, and it opens the fifo for writing. Only the descriptor
+    // `create` hands it reaches the fifo: the state directory is 0700.
+    std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
+        .map_err(crate::util::io_err(&fifo))?;
     let preserve_fds = pass_listen_fds(&mut spec) + opts.preserve_fds;
     let cgroup = parts::create_cgroup(&opts.id, &spec, opts.systemd_cgroup)?;
     let cgroup = undo.cgroup.insert(cgroup);
