@@ -534,7 +534,12 @@ fn mount_dev(host_devices: Option<Vec<OwnedFd>>, shm_size: Option<u64>) -> Resul
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
         Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
     )?;
-    let shm = format!("mode=1777,size={}", shm_size.unwrap_or(64 << 20));
+    // In KiB when whole (docker's default reads `size=65536k`), as tmpfs
+    // and findmnt show it; bytes otherwise.
+    let shm = match shm_size.unwrap_or(64 << 20) {
+        n if n % 1024 == 0 => format!("mode=1777,size={}k", n / 1024),
+        n => format!("mode=1777,size={n}"),
+    };
     mount_fs(
         "tmpfs",
         "/dev/shm",
