@@ -178,6 +178,20 @@ enum Command {
         /// Container name or id
         container: String,
     },
+    /// Copy files between a container and the host (CONTAINER:PATH, a
+    /// local path, or - for a tar stream)
+    Cp {
+        /// Archive mode: keep the files' uid and gid
+        #[arg(short, long)]
+        archive: bool,
+        /// Always follow a symlink in SRC
+        #[arg(short = 'L', long)]
+        follow_link: bool,
+        /// CONTAINER:SRC_PATH, or a local path, or -
+        src: String,
+        /// CONTAINER:DEST_PATH, or a local path, or -
+        dest: String,
+    },
     /// Remove blobs and snapshots that no image uses
     Gc,
     /// Re-hash the image store and report corruption
@@ -625,6 +639,7 @@ fn main() -> ExitCode {
     let tar_on_stdout = matches!(
         cli.command,
         Command::Export { output: None, .. } | Command::Save { output: None, .. }
+    ) || matches!(&cli.command, Command::Cp { dest, .. } if dest == "-"
     );
     let reporting = Reporting {
         explain: cli.explain.is_some(),
@@ -718,6 +733,12 @@ fn dispatch(command: Command, global: &Global) -> Result<i32, Error> {
         Command::Logout { server } => cli::image::logout(server),
         Command::Load { input } => cli::image::load(root, input, global.pull_limits.disk_reserve),
         Command::Save { output, images } => cli::image::save(root, output, &images),
+        Command::Cp {
+            archive,
+            follow_link,
+            src,
+            dest,
+        } => cli::fsops::cp(root, &src, &dest, archive, follow_link),
         Command::Gc => cli::image::gc(root),
         Command::Verify { repair } => {
             cli::image::verify(root, repair, global.pull_limits.disk_reserve)

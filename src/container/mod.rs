@@ -16,6 +16,7 @@
 //! answers with the terminal, "started" or the reason it failed.
 
 pub mod channel;
+pub mod copy;
 pub mod env;
 pub mod exec;
 pub mod export;
@@ -91,6 +92,8 @@ pub enum Error {
     State(#[from] state::Error),
     #[error(transparent)]
     Exec(#[from] exec::Error),
+    #[error(transparent)]
+    Copy(#[from] copy::Error),
     #[error(transparent)]
     Cgroup(#[from] crate::cgroup::Error),
     #[error(transparent)]
