@@ -192,6 +192,42 @@ enum Command {
         /// CONTAINER:DEST_PATH, or a local path, or -
         dest: String,
     },
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff {
+        /// Container name or id
+        container: String,
+    },
+    /// Create a new image from a container's changes
+    Commit {
+        /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+        #[arg(short, long, value_name = "string")]
+        author: Option<String>,
+        /// Apply a Dockerfile instruction to the image's config (CMD,
+        /// ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, STOPSIGNAL, VOLUME,
+        /// ONBUILD)
+        #[arg(short, long = "change", value_name = "list")]
+        change: Vec<String>,
+        /// Commit message
+        #[arg(short, long, value_name = "string")]
+        message: Option<String>,
+        /// Container name or id
+        container: String,
+        /// The image's name, REPOSITORY[:TAG]
+        name: Option<String>,
+    },
+    /// List port mappings or a specific mapping for the container
+    Port {
+        /// Container name or id
+        container: String,
+        /// PRIVATE_PORT[/PROTO]
+        private: Option<String>,
+    },
+    /// Rename a container
+    Rename {
+        /// The container's name or id
+        container: String,
+        new_name: String,
+    },
     /// Remove blobs and snapshots that no image uses
     Gc,
     /// Re-hash the image store and report corruption
@@ -739,6 +775,31 @@ fn dispatch(command: Command, global: &Global) -> Result<i32, Error> {
             src,
             dest,
         } => cli::fsops::cp(root, &src, &dest, archive, follow_link),
+        Command::Diff { container } => cli::fsops::diff(root, &container),
+        Command::Commit {
+            author,
+            change,
+            message,
+            container,
+            name,
+        } => cli::fsops::commit(
+            root,
+            cli::fsops::CommitArgs {
+                container: &container,
+                name: name.as_deref(),
+                changes: &change,
+                message,
+                author,
+                reserve: global.pull_limits.disk_reserve,
+            },
+        ),
+        Command::Port { container, private } => {
+            cli::fsops::port(root, &container, private.as_deref())
+        }
+        Command::Rename {
+            container,
+            new_name,
+        } => cli::fsops::rename(root, &container, &new_name),
         Command::Gc => cli::image::gc(root),
         Command::Verify { repair } => {
             cli::image::verify(root, repair, global.pull_limits.disk_reserve)

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use containr::container::{copy, lifecycle};
+use containr::container::state::DataRoot;
+use containr::container::{commit as commits, copy, diff as diffs, lifecycle};
+use containr::network::ports::PortSpec;
 
 use super::require_root;
 use crate::error::Error;
@@ -73,9 +75,128 @@ fn from(e: copy::Error) -> Error {
     Error::Container(e.into())
 }
 
+/// `containr diff CONTAINER`: `A`/`C`/`D` and the path, one a line.
+pub fn diff(root: &Path, name: &str) -> Result<i32, Error> {
+    require_root("diff")?;
+    let s = lifecycle::lookup(root, name)?;
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for c in diffs::diff(root, &s)? {
+        let _ = writeln!(out, "{} {}", c.kind.letter(), c.path);
+    }
+    Ok(0)
+}
+
+/// What `containr commit` was given.
+pub struct CommitArgs<'a> {
+    pub container: &'a str,
+    pub name: Option<&'a str>,
+    pub changes: &'a [String],
+    pub message: Option<String>,
+    pub author: Option<String>,
+    pub reserve: u64,
+}
+
+/// `containr commit`: prints the new image's id.
+pub fn commit(root: &Path, a: CommitArgs<'_>) -> Result<i32, Error> {
+    require_root("commit")?;
+    let s = lifecycle::lookup(root, a.container)?;
+    let id = commits::commit(
+        root,
+        &s,
+        commits::Options {
+            name: a.name,
+            changes: a.changes,
+            message: a.message,
+            author: a.author,
+            reserve: a.reserve,
+        },
+    )?;
+    println!("{id}");
+    Ok(0)
+}
+
+/// `containr port CONTAINER [PRIVATE[/PROTO]]`: docker's lines,
+/// `80/tcp -> 0.0.0.0:8080`, or the public addresses of one port. A
+/// container that is not running publishes nothing.
+pub fn port(root: &Path, name: &str, private: Option<&str>) -> Result<i32, Error> {
+    let s = lifecycle::lookup(root, name)?;
+    let ports: &[PortSpec] = if s.is_running() { &s.ports } else { &[] };
+    let lines = port_lines(ports, private).ok_or_else(|| {
+        Error::Usage(format!(
+            "No public port '{}' published for {name}",
+            with_proto(private.unwrap_or_default())
+        ))
+    })?;
+    for l in lines {
+        println!("{l}");
+    }
+    Ok(0)
+}
+
+/// `80` is `80/tcp`, as docker reads it.
+fn with_proto(p: &str) -> String {
+    if p.contains('/') {
+        p.to_string()
+    } else {
+        format!("{p}/tcp")
+    }
+}
+
+/// The lines `port` prints; `None` when the one port asked for is not
+/// published.
+fn port_lines(ports: &[PortSpec], private: Option<&str>) -> Option<Vec<String>> {
+    let public = |p: &PortSpec| format!("{}:{}", p.host_ip, p.host_port);
+    let private_of = |p: &PortSpec| format!("{}/{}", p.ctr_port, p.proto);
+    let mut sorted = ports.to_vec();
+    sorted.sort_by_key(|p| (p.ctr_port, p.proto.to_string(), p.host_port));
+    match private {
+        None => Some(
+            sorted
+                .iter()
+                .map(|p| format!("{} -> {}", private_of(p), public(p)))
+                .collect(),
+        ),
+        Some(want) => {
+            let want = with_proto(want);
+            let lines: Vec<String> = sorted
+                .iter()
+                .filter(|p| private_of(p) == want)
+                .map(public)
+                .collect();
+            (!lines.is_empty()).then_some(lines)
+        }
+    }
+}
+
+/// `containr rename OLD NEW`.
+pub fn rename(root: &Path, old: &str, new: &str) -> Result<i32, Error> {
+    DataRoot::open(root)?.rename(old, new)?;
+    Ok(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ports_print_as_docker() {
+        let p: Vec<PortSpec> = ["8080:80", "127.0.0.1:5353:53/udp", "8443:443"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(
+            port_lines(&p, None).unwrap(),
+            [
+                "53/udp -> 127.0.0.1:5353",
+                "80/tcp -> 0.0.0.0:8080",
+                "443/tcp -> 0.0.0.0:8443"
+            ]
+        );
+        assert_eq!(port_lines(&p, Some("80")).unwrap(), ["0.0.0.0:8080"]);
+        assert_eq!(port_lines(&p, Some("53/udp")).unwrap(), ["127.0.0.1:5353"]);
+        assert_eq!(port_lines(&p, Some("53")), None);
+    }
 
     #[test]
     fn container_paths_are_name_colon_path() {

@@ -286,6 +286,7 @@ fn write_source(
     let opts = TarOptions {
         ids,
         whiteouts: false,
+        skip: None,
     };
     match name {
         Some(n) => append_tree(&mut b, src.fd.as_fd(), Path::new(n), &opts),

@@ -54,6 +54,7 @@ pub fn export(
     let opts = TarOptions {
         ids: &ids,
         whiteouts: false,
+        skip: None,
     };
     append_children(&mut b, root.as_fd(), Path::new(""), &opts)?;
     b.into_inner()
@@ -71,7 +72,12 @@ pub struct TarOptions<'a> {
     /// become the OCI layer's `.wh.NAME` and `.wh..wh..opq` entries: an
     /// image layer made from a writable layer (`commit`).
     pub whiteouts: bool,
+    /// Entries (by their name in the tar) left out, with what is below.
+    pub skip: Option<&'a Skip<'a>>,
 }
+
+/// Whether to leave an entry out of a tar, by its name and metadata.
+pub type Skip<'a> = dyn Fn(&Path, &fs::Metadata) -> bool + 'a;
 
 /// An `O_PATH` descriptor of the host path `path`, following it.
 pub fn open_path(path: &Path) -> std::io::Result<OwnedFd> {
@@ -153,6 +159,9 @@ pub fn append_tree(
     let meta = fs::File::from(fd.try_clone_to_owned().map_err(io_err(name))?)
         .metadata()
         .map_err(io_err(name))?;
+    if opts.skip.is_some_and(|skip| skip(name, &meta)) {
+        return Ok(());
+    }
     let t = meta.file_type();
     if opts.whiteouts && t.is_char_device() && meta.rdev() == 0 {
         let mut h = tar::Header::new_gnu();

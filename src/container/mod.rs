@@ -16,7 +16,9 @@
 //! answers with the terminal, "started" or the reason it failed.
 
 pub mod channel;
+pub mod commit;
 pub mod copy;
+pub mod diff;
 pub mod env;
 pub mod exec;
 pub mod export;
@@ -94,6 +96,8 @@ pub enum Error {
     Exec(#[from] exec::Error),
     #[error(transparent)]
     Copy(#[from] copy::Error),
+    #[error("container {0} has no writable layer: it runs on a --rootfs directory, not an image")]
+    NoWritableLayer(String),
     #[error(transparent)]
     Cgroup(#[from] crate::cgroup::Error),
     #[error(transparent)]
