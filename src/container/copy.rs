@@ -530,9 +530,10 @@ fn extract(
         let parent_path = path.parent().unwrap_or(Path::new("/"));
         let parent = rootfs::oci::resolve(root, parent_path, true).map_err(err)?;
         let h = entry.header();
-        let mode = h.mode().map_err(err)? & 0o7777;
-        let (uid, gid) = owners.of(h.uid().map_err(err)?, h.gid().map_err(err)?);
-        let mtime = h.mtime().map_err(err)?;
+        // Fields a writer left blank are zero, as tar reads them.
+        let mode = h.mode().unwrap_or(0o644) & 0o7777;
+        let (uid, gid) = owners.of(h.uid().unwrap_or(0), h.gid().unwrap_or(0));
+        let mtime = h.mtime().unwrap_or(0);
         let kind = h.entry_type();
         let name = cstr(&name);
         let pfd = parent.as_raw_fd();
