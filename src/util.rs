@@ -74,6 +74,24 @@ pub fn replace_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
     })
 }
 
+/// Read the file at `path` whole, refusing it (`FileTooLarge`) once more
+/// than `max` bytes arrive: the size is checked as it is read, not from
+/// `stat`, so a FIFO or a file that grows meanwhile is bounded too.
+pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!("larger than {}", human_bytes(max)),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Field 22 of `/proc/PID/stat`: when the process started (clock ticks
 /// after boot). With the pid, it names one process for good: a recycled
 /// pid has another start time.
@@ -259,6 +277,19 @@ pub fn cstring_lossy(bytes: &[u8]) -> std::ffi::CString {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn read_bounded_takes_up_to_the_bound_and_refuses_more() {
+        let dir = std::env::temp_dir().join(format!("containr-rb-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f");
+        std::fs::write(&path, [7u8; 10]).unwrap();
+        assert_eq!(read_bounded(&path, 10).unwrap(), vec![7u8; 10]);
+        let e = read_bounded(&path, 9).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::FileTooLarge);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     use super::*;
 
     #[test]
