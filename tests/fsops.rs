@@ -529,3 +529,38 @@ fn port_lists_the_published_ports() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn cp_maps_owners_through_a_user_namespace() {
+    let sb = Sandbox::new();
+    import(&sb, "bb");
+    sb.containr_ok(&[
+        "run",
+        "--name",
+        "u",
+        "--userns-remap=210000:65536",
+        "bb",
+        "sh",
+        "-c",
+        "touch /made; chown 5:6 /made",
+    ]);
+    let f = sb.dir.path().join("f");
+    std::fs::write(&f, "x").unwrap();
+    std::os::unix::fs::chown(&f, Some(7), Some(8)).unwrap();
+    sb.containr_ok(&["cp", f.to_str().unwrap(), "u:/as-root"]);
+    sb.containr_ok(&["cp", "-a", f.to_str().unwrap(), "u:/as-is"]);
+    // On the host, in the writable layer: the container's ids, mapped.
+    let rw = sb.entries("rw");
+    let upper = sb.data.join("rw").join(&rw[0]).join("upper");
+    let owner = |p: &str| {
+        let m = std::fs::metadata(upper.join(p)).unwrap();
+        (m.uid(), m.gid())
+    };
+    assert_eq!(owner("as-root"), (210_000, 210_000));
+    assert_eq!(owner("as-is"), (210_007, 210_008));
+    assert_eq!(owner("made"), (210_005, 210_006));
+    // Out: as the container sees them.
+    let t = entries(&cp_out(&sb, "u:/made"));
+    assert_eq!((t[0].1, t[0].2), (5, 6));
+    sb.containr_ok(&["rm", "u"]);
+}
