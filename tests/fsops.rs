@@ -294,6 +294,35 @@ fn cp_never_follows_a_containers_symlink_out_of_it() {
     assert!(!Path::new("/").join(format!("{canary}.tar")).exists());
     let files: Vec<String> = export(&sb, "s").into_iter().map(|e| e.0).collect();
     assert!(files.contains(&format!("{canary}.tar")), "{files:?}");
+    // A directory entry over the container's symlink to a directory keeps
+    // the symlink (as for `/bin -> usr/bin`); what is below goes through
+    // it, inside the container.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_size(0);
+    h.set_mode(0o755);
+    b.append_data(&mut h, "escape", std::io::empty()).unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_size(4);
+    h.set_mode(0o644);
+    b.append_data(&mut h, format!("escape/{canary}.dir"), &b"evil"[..])
+        .unwrap();
+    let out = with_stdin(sb.cmd(&["cp", "-", "s:/"]), &b.into_inner().unwrap());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!Path::new("/").join(format!("{canary}.dir")).exists());
+    let files = export(&sb, "s");
+    assert!(files.iter().any(|e| e.0 == format!("{canary}.dir")));
+    // (The tar crate writes a link to `/` as `//`.)
+    let link = &files.iter().find(|e| e.0 == "escape").unwrap().3;
+    assert!(
+        !link.is_empty() && link.trim_matches('/').is_empty(),
+        "still a symlink to /: {link:?}"
+    );
     sb.containr_ok(&["rm", "s"]);
 }
 

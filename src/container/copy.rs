@@ -546,6 +546,13 @@ fn extract(
         .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
         if kind.is_dir() {
             if existing == Some(false) {
+                // A symlink to a directory (`/bin -> usr/bin`) stays, and
+                // what the tar has below goes through it, resolved in the
+                // root (GNU tar's --keep-directory-symlink).
+                let through = open_in_root(root, &in_root(&path), libc::O_PATH | libc::O_DIRECTORY);
+                if through.is_ok() {
+                    continue;
+                }
                 return Err(Error::DirOverNonDir(shown));
             }
             if existing.is_none() {
