@@ -78,16 +78,16 @@ fn export_err(e: super::Error) -> Error {
 }
 
 /// A descriptor of a container's root, and what keeps it valid.
-pub struct Root {
+struct Root {
     fd: Option<OwnedFd>,
     /// The writable overlay's scratch directory, removed once the mount
     /// is gone.
     scratch: Option<PathBuf>,
-    pub userns: Option<crate::namespace::userns::IdMap>,
+    userns: Option<crate::namespace::userns::IdMap>,
 }
 
 impl Root {
-    pub fn fd(&self) -> BorrowedFd<'_> {
+    fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_ref().expect("open until dropped").as_fd()
     }
 }
@@ -104,7 +104,7 @@ impl Drop for Root {
 }
 
 /// The root of container `s` as it sees it, writable if `write`.
-pub fn open_root(data_root: &Path, s: &State, write: bool) -> Result<Root, Error> {
+fn open_root(data_root: &Path, s: &State, write: bool) -> Result<Root, Error> {
     let root = |fd, scratch| Root {
         fd: Some(fd),
         scratch,
@@ -257,7 +257,7 @@ impl Owners {
     }
 }
 
-/// An opened source: its descriptor, kind, and the id map of its owners.
+/// An opened source: its descriptor and kind.
 struct Source {
     fd: OwnedFd,
     kind: Kind,
