@@ -69,7 +69,7 @@ struct Cli {
           default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     rate_window: u64,
 
-    /// Free space (k/m/g units) a pull, load or import leaves on the data root's filesystem
+    /// Free space (k/m/g units) a pull, load, import, commit or cp leaves on the filesystem it writes to
     #[arg(long, global = true, value_name = "SIZE", env = "CONTAINR_DISK_RESERVE",
           default_value = "512m", value_parser = parse_size)]
     disk_reserve: u64,
@@ -774,7 +774,14 @@ fn dispatch(command: Command, global: &Global) -> Result<i32, Error> {
             follow_link,
             src,
             dest,
-        } => cli::fsops::cp(root, &src, &dest, archive, follow_link),
+        } => cli::fsops::cp(
+            root,
+            &src,
+            &dest,
+            archive,
+            follow_link,
+            global.pull_limits.disk_reserve,
+        ),
         Command::Diff { container } => cli::fsops::diff(root, &container),
         Command::Commit {
             author,

@@ -194,6 +194,26 @@ fn cp_copies_both_ways_on_an_exited_container() {
         125,
         "destination directory /nodir does not exist",
     );
+    // What comes in stops before the disk falls under --disk-reserve.
+    let sparse = sb.dir.path().join("sparse");
+    std::fs::File::create(&sparse)
+        .unwrap()
+        .set_len(100 << 20)
+        .unwrap();
+    assert_fails(
+        &sb.cmd(&[
+            "--disk-reserve",
+            "1000000g",
+            "cp",
+            sparse.to_str().unwrap(),
+            "c:/",
+        ])
+        .output()
+        .unwrap(),
+        125,
+        "copying stopped: its filesystem has",
+    );
+    assert!(!export(&sb, "c").iter().any(|e| e.0 == "sparse"));
     // The writable overlay's scratch directory is gone with it.
     let rw = sb.entries("rw");
     assert_eq!(rw.len(), 1);

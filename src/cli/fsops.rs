@@ -34,7 +34,14 @@ fn end(arg: &str) -> End {
 }
 
 /// `containr cp [-a] [-L] SRC DEST`.
-pub fn cp(root: &Path, src: &str, dest: &str, archive: bool, follow: bool) -> Result<i32, Error> {
+pub fn cp(
+    root: &Path,
+    src: &str,
+    dest: &str,
+    archive: bool,
+    follow: bool,
+    reserve: u64,
+) -> Result<i32, Error> {
     require_root("cp")?;
     let usage = || {
         Error::Usage(
@@ -55,16 +62,16 @@ pub fn cp(root: &Path, src: &str, dest: &str, archive: bool, follow: bool) -> Re
         }
         (End::Container(name, path), End::Host(to)) => {
             let s = lifecycle::lookup(root, &name)?;
-            copy::copy_out(root, &s, &path, follow, archive, &to).map_err(from)?;
+            copy::copy_out(root, &s, &path, follow, archive, &to, reserve).map_err(from)?;
         }
         (End::Stream, End::Container(name, path)) => {
             let s = lifecycle::lookup(root, &name)?;
             let mut input = std::io::stdin().lock();
-            copy::copy_in_tar(root, &s, &mut input, &path, archive).map_err(from)?;
+            copy::copy_in_tar(root, &s, &mut input, &path, archive, reserve).map_err(from)?;
         }
         (End::Host(from_path), End::Container(name, path)) => {
             let s = lifecycle::lookup(root, &name)?;
-            copy::copy_in(root, &s, &from_path, follow, archive, &path).map_err(from)?;
+            copy::copy_in(root, &s, &from_path, follow, archive, &path, reserve).map_err(from)?;
         }
         _ => return Err(usage()),
     }

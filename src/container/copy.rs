@@ -51,6 +51,16 @@ pub enum Error {
     StreamNotIntoDir(String),
     #[error("the archive holds {0:?}, which leads out of the destination")]
     BadEntry(String),
+    #[error(
+        "{path}: copying stopped: its filesystem has {} free, under the reserve of {} (--disk-reserve)",
+        crate::image::limits::bytes(*.free),
+        crate::image::limits::bytes(*.reserve)
+    )]
+    DiskFull {
+        path: String,
+        free: u64,
+        reserve: u64,
+    },
     #[error("container {0} is starting: try again")]
     Starting(String),
     #[error(transparent)]
@@ -344,6 +354,7 @@ pub fn copy_out(
     follow: bool,
     archive: bool,
     dest: &Path,
+    reserve: u64,
 ) -> Result<(), Error> {
     let root = open_root(data_root, s, false)?;
     let source = open_source(root.fd(), src, follow).map_err(not_found(src, s))?;
@@ -373,7 +384,7 @@ pub fn copy_out(
     let ids = |id| root.userns.map_or(id, |m| m.to_container(id));
     pipe_through(
         |out| write_source(&source, place.name.as_deref(), &ids, out),
-        |input| extract(dir.as_fd(), Path::new("."), input, &owners),
+        |input| extract(dir.as_fd(), Path::new("."), input, &owners, reserve),
     )
 }
 
@@ -386,6 +397,7 @@ pub fn copy_in_tar(
     input: &mut dyn Read,
     dest: &str,
     archive: bool,
+    reserve: u64,
 ) -> Result<(), Error> {
     let root = open_root(data_root, s, true)?;
     match open_in_root(root.fd(), &in_root(Path::new(dest)), libc::O_PATH)
@@ -400,7 +412,7 @@ pub fn copy_in_tar(
         userns: root.userns,
         default: (0, 0),
     };
-    extract(root.fd(), Path::new(dest), input, &owners)
+    extract(root.fd(), Path::new(dest), input, &owners, reserve)
 }
 
 /// `containr cp SRC CONTAINER:DEST`: the host's `src` into the container,
@@ -413,6 +425,7 @@ pub fn copy_in(
     follow: bool,
     archive: bool,
     dest: &str,
+    reserve: u64,
 ) -> Result<(), Error> {
     let host = open_path(Path::new("/")).map_err(io_err(Path::new("/")))?;
     // The host's own paths are the user's: looked up as given (from the
@@ -454,7 +467,7 @@ pub fn copy_in(
     let ids = |id| id;
     pipe_through(
         |out| write_source(&source, place.name.as_deref(), &ids, out),
-        |input| extract(root.fd(), &place.dir, input, &owners),
+        |input| extract(root.fd(), &place.dir, input, &owners, reserve),
     )
 }
 
@@ -509,8 +522,13 @@ fn extract(
     base: &Path,
     input: &mut dyn Read,
     owners: &Owners,
+    reserve: u64,
 ) -> Result<(), Error> {
     let mut archive = tar::Archive::new(input);
+    // What comes in may be larger than the disk: stop before the
+    // destination's filesystem falls under the reserve, as a pull does.
+    let root_path = fd_path(root);
+    let mut space = image::unpack::Space::new(&root_path, reserve);
     // Directory times are set last: what is unpacked into them changes
     // them.
     let mut dir_times: Vec<(PathBuf, u64)> = Vec::new();
@@ -527,6 +545,13 @@ fn extract(
             path: shown.clone(),
             source: e,
         };
+        space
+            .spend(entry.size() + image::unpack::ENTRY_COST)
+            .map_err(|(free, reserve)| Error::DiskFull {
+                path: shown.clone(),
+                free,
+                reserve,
+            })?;
         let parent_path = path.parent().unwrap_or(Path::new("/"));
         let parent = rootfs::oci::resolve(root, parent_path, true).map_err(err)?;
         let h = entry.header();
