@@ -56,6 +56,19 @@ pub fn random_name() -> String {
 /// temporary file beside it, fsynced, renamed over it, and the directory
 /// fsynced: after a crash, the old content or the new, never a part.
 pub fn replace_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    replace(path, bytes, mode, true)
+}
+
+/// Replace `path` whole with `bytes`, atomically for readers but not
+/// durably: for state that means nothing after a reboot (an OCI runtime's
+/// state and pid files, kept in `/run` by convention: its containers do
+/// not survive the reboot either), where two fsyncs would be most of the
+/// write's cost on a disk.
+pub fn replace_file_volatile(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    replace(path, bytes, mode, false)
+}
+
+fn replace(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> std::io::Result<()> {
     let dir = path.parent().expect("a file in a directory");
     let tmp = dir.join(format!(".tmp-{}", random_name()));
     let write = || -> std::io::Result<()> {
@@ -65,9 +78,14 @@ pub fn replace_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
             .mode(mode)
             .open(&tmp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
+        if durable {
+            file.sync_all()?;
+        }
         fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        if durable {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     };
     write().inspect_err(|_| {
         let _ = fs::remove_file(&tmp);
