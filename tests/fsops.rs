@@ -613,3 +613,29 @@ fn cp_maps_owners_through_a_user_namespace() {
     assert_eq!((t[0].1, t[0].2), (5, 6));
     sb.containr_ok(&["rm", "u"]);
 }
+
+#[test]
+fn an_opaque_directory_hides_the_images_files_in_diff_and_commit() {
+    let sb = Sandbox::new();
+    import(&sb, "bb");
+    // Removed and made again: overlayfs marks the new directory opaque.
+    sb.containr_ok(&[
+        "run",
+        "--name",
+        "o",
+        "bb",
+        "sh",
+        "-c",
+        "rm -rf /home; mkdir /home; touch /home/new",
+    ]);
+    assert_eq!(
+        sb.containr_ok(&["diff", "o"]),
+        "C /home\nA /home/new\nD /home/user\n"
+    );
+    sb.containr_ok(&["commit", "o", "opaque"]);
+    assert_eq!(
+        sb.containr_ok(&["run", "--rm", "opaque", "ls", "/home"]),
+        "new\n"
+    );
+    sb.containr_ok(&["rm", "o"]);
+}
