@@ -639,3 +639,64 @@ fn an_opaque_directory_hides_the_images_files_in_diff_and_commit() {
     );
     sb.containr_ok(&["rm", "o"]);
 }
+
+#[test]
+fn hard_links_stay_links_through_cp_and_commit() {
+    let sb = Sandbox::new();
+    import(&sb, "bb");
+    sb.containr_ok(&[
+        "run",
+        "--name",
+        "h",
+        "bb",
+        "sh",
+        "-c",
+        "mkdir /hl; echo one > /hl/a; ln /hl/a /hl/b",
+    ]);
+    let mut a = tar::Archive::new(std::io::Cursor::new(cp_out(&sb, "h:/hl")));
+    let kinds: Vec<(String, tar::EntryType)> = a
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.path().unwrap().to_string_lossy().into_owned(),
+                e.header().entry_type(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("hl".to_string(), tar::EntryType::Directory),
+            ("hl/a".to_string(), tar::EntryType::Regular),
+            ("hl/b".to_string(), tar::EntryType::Link),
+        ]
+    );
+    // Copied back in as a stream, and committed: still one inode.
+    let tar = cp_out(&sb, "h:/hl");
+    let out = with_stdin(sb.cmd(&["cp", "-", "h:/tmp"]), &tar);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    sb.containr_ok(&["commit", "h", "linked"]);
+    let out = sb.containr_ok(&[
+        "run",
+        "--rm",
+        "linked",
+        "stat",
+        "-c",
+        "%i %h",
+        "/hl/a",
+        "/hl/b",
+        "/tmp/hl/a",
+        "/tmp/hl/b",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], lines[1], "{out}");
+    assert_eq!(lines[2], lines[3], "{out}");
+    assert!(lines[0].ends_with(" 2"), "{out}");
+    sb.containr_ok(&["rm", "h"]);
+}

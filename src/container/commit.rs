@@ -57,6 +57,7 @@ pub fn commit(data_root: &Path, s: &State, opts: Options<'_>) -> Result<Digest, 
             ids: &ids,
             whiteouts: true,
             skip: Some(&skip),
+            links: Default::default(),
         };
         append_children(&mut b, upper.as_fd(), Path::new(""), &opts).map_err(|e| match e {
             Error::Io(e) => image::Error::Io(e),

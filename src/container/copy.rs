@@ -297,6 +297,7 @@ fn write_source(
         ids,
         whiteouts: false,
         skip: None,
+        links: Default::default(),
     };
     match name {
         Some(n) => append_tree(&mut b, src.fd.as_fd(), Path::new(n), &opts),

@@ -55,6 +55,7 @@ pub fn export(
         ids: &ids,
         whiteouts: false,
         skip: None,
+        links: Default::default(),
     };
     append_children(&mut b, root.as_fd(), Path::new(""), &opts)?;
     b.into_inner()
@@ -74,7 +75,14 @@ pub struct TarOptions<'a> {
     pub whiteouts: bool,
     /// Entries (by their name in the tar) left out, with what is below.
     pub skip: Option<&'a Skip<'a>>,
+    /// Files met so far that have other names too: a later name of the
+    /// same inode is written as a hard link to the first, as tar does.
+    pub links: HardLinks,
 }
+
+/// The first tar name of each multiply-linked file, by device and inode.
+#[derive(Default)]
+pub struct HardLinks(std::cell::RefCell<std::collections::HashMap<(u64, u64), PathBuf>>);
 
 /// Whether to leave an entry out of a tar, by its name and metadata.
 pub type Skip<'a> = dyn Fn(&Path, &fs::Metadata) -> bool + 'a;
@@ -175,7 +183,7 @@ pub fn append_tree(
             .append_data(&mut h, &wh, std::io::empty())
             .map_err(|e| io_err(name)(e).into());
     }
-    append(b, fd, &meta, name, opts.ids).map_err(io_err(name))?;
+    append(b, fd, &meta, name, opts).map_err(io_err(name))?;
     if t.is_dir() {
         if opts.whiteouts && is_opaque(fd) {
             let mut h = tar::Header::new_gnu();
@@ -215,13 +223,26 @@ fn append(
     fd: BorrowedFd<'_>,
     meta: &fs::Metadata,
     rel: &Path,
-    ids: &dyn Fn(u64) -> u64,
+    opts: &TarOptions<'_>,
 ) -> std::io::Result<()> {
     let mut h = tar::Header::new_gnu();
     h.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
-    h.set_uid(ids(meta.uid() as u64));
-    h.set_gid(ids(meta.gid() as u64));
+    h.set_uid((opts.ids)(meta.uid() as u64));
+    h.set_gid((opts.ids)(meta.gid() as u64));
     let t = meta.file_type();
+    if t.is_file() && meta.nlink() > 1 {
+        let mut seen = opts.links.0.borrow_mut();
+        match seen.get(&(meta.dev(), meta.ino())) {
+            Some(first) => {
+                h.set_entry_type(tar::EntryType::Link);
+                h.set_size(0);
+                return b.append_link(&mut h, rel, first);
+            }
+            None => {
+                seen.insert((meta.dev(), meta.ino()), rel.to_path_buf());
+            }
+        }
+    }
     if t.is_symlink() {
         let target = nix::fcntl::readlinkat(Some(fd.as_raw_fd()), "")?;
         b.append_link(&mut h, rel, target)
