@@ -315,6 +315,9 @@ fn store_image(
         ),
         layers,
     );
+    // Through a `Value`: its keys sorted (oci-spec's annotations are a
+    // HashMap), so the same manifest is the same bytes.
+    let manifest = serde_json::to_value(&manifest).expect("plain data");
     let manifest_digest = images
         .cas
         .put(&serde_json::to_vec(&manifest).expect("plain data"))?;
