@@ -199,6 +199,11 @@ impl RunImage {
             .filter(|w| !w.is_empty())
     }
 
+    /// The image's `HEALTHCHECK` (docker's), if it has one.
+    pub fn healthcheck(&self) -> Option<&config::Healthcheck> {
+        self.config.docker.healthcheck.as_ref()
+    }
+
     /// The container's writable layer over this image.
     pub fn rw_layer(&self, id: &str) -> Result<layers::RwLayer, Error> {
         let dir = self.data_root.join("rw").join(id);
