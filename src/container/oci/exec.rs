@@ -158,7 +158,7 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32, Error> {
                 }
             }
             Ok(Some((Message::Failed { code, message }, _))) => {
-                break Some(Error::InContainer { code, message });
+                break Some(Error::in_container(code, message));
             }
             // End of file: the process exec'd (or died).
             Ok(None) => break None,
