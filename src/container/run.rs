@@ -355,7 +355,7 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         mounts: storage.points.clone(),
         labels: p.labels.clone(),
     });
-    let record = match record {
+    let mut record = match record {
         Ok(r) => r,
         Err(e) => {
             storage.discard(root);
@@ -435,6 +435,8 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         reporting: reporting.clone(),
         next_step: 0,
     };
+    // Before the init may change it (an idmapped overlay is taken out).
+    record.set_config(&config)?;
     let init = clone_init(config, &cgroup, attachment.as_ref())?;
     Ok(Created {
         rw,
