@@ -200,6 +200,8 @@ impl State {
                         return Err(err("sending SIGKILL")(e));
                     }
                 }
+                // A paused container acts on it once thawed (docker's order).
+                super::pause::thaw(self);
             }
         }
         // A pidfd polls readable when its process has exited.
