@@ -136,9 +136,13 @@ pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, Error> {
         "Path": path,
         "Args": args,
         "State": {
-            "Status": if running { "running" } else { "exited" },
+            "Status": match (running, super::pause::is_paused(&s)) {
+                (true, true) => "paused",
+                (true, false) => "running",
+                _ => "exited",
+            },
             "Running": running,
-            "Paused": false,
+            "Paused": super::pause::is_paused(&s),
             "Restarting": false,
             "Dead": false,
             "Pid": s.init_pid().unwrap_or(0),
