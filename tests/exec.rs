@@ -425,3 +425,17 @@ fn pause_stops_every_process_until_unpause() {
     assert!(t0.elapsed() < Duration::from_secs(5));
     assert!(processes_with("while :; do :; done").is_empty());
 }
+
+#[test]
+fn exec_joins_a_user_namespace_too() {
+    let sb = Sandbox::new();
+    let c = Running::start(
+        &sb,
+        "remapped",
+        &["--userns-remap=200000:65536", "sleep", "1000"],
+    );
+    let out = c.ok(&[], &["sh", "-c", "cat /proc/self/uid_map; id -u"]);
+    let words: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(words, ["0", "200000", "65536", "0"], "{out}");
+    assert_eq!(c.ok(&["-u", "1000"], &["id", "-u"]), "1000\n");
+}
