@@ -120,11 +120,12 @@ fn ns(pid: u32, name: &str) -> String {
 #[test]
 fn exec_joins_the_namespaces_cgroup_and_confinement() {
     let sb = Sandbox::new();
-    let c = Running::start(&sb, "joined", &["--cap-drop", "NET_RAW", "sleep", "1000"]);
+    // Sleeps of lengths no other test uses: found on the host by them.
+    let c = Running::start(&sb, "joined", &["--cap-drop", "NET_RAW", "sleep", "1100"]);
     let init = c.init_pid();
-    let command = host_pid("sleep 1000");
-    assert_eq!(c.ok(&["-d"], &["sleep", "1001"]), "");
-    let exec = host_pid("sleep 1001");
+    let command = host_pid("sleep 1100");
+    assert_eq!(c.ok(&["-d"], &["sleep", "1101"]), "");
+    let exec = host_pid("sleep 1101");
     for name in ["pid", "net", "mnt", "uts", "ipc", "cgroup"] {
         assert_eq!(ns(exec, name), ns(init, name), "{name} namespace");
         assert_ne!(ns(exec, name), ns(std::process::id(), name), "{name}");
@@ -146,7 +147,7 @@ fn exec_joins_the_namespaces_cgroup_and_confinement() {
     // process is one of its processes.
     let ps = c.ok(&[], &["ps", "-o", "pid,args"]);
     assert!(
-        ps.contains("sleep 1000") && ps.contains("sleep 1001"),
+        ps.contains("sleep 1100") && ps.contains("sleep 1101"),
         "{ps}"
     );
     // --privileged: every capability (ours), no filter.
@@ -328,9 +329,9 @@ fn exec_never_hands_a_host_fd_to_the_process() {
 #[test]
 fn top_lists_the_containers_processes_only() {
     let sb = Sandbox::new();
-    let c = Running::start(&sb, "topped", &["sleep", "1000"]);
-    c.ok(&["-d"], &["sleep", "1002"]);
-    host_pid("sleep 1002");
+    let c = Running::start(&sb, "topped", &["sleep", "1200"]);
+    c.ok(&["-d"], &["sleep", "1202"]);
+    host_pid("sleep 1202");
     let out = sb.containr_ok(&["top", "topped"]);
     let mut lines = out.lines();
     let head: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
@@ -339,8 +340,8 @@ fn top_lists_the_containers_processes_only() {
         ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
     );
     let rows: Vec<&str> = lines.collect();
-    assert!(rows.iter().any(|r| r.ends_with("sleep 1000")), "{out}");
-    assert!(rows.iter().any(|r| r.ends_with("sleep 1002")), "{out}");
+    assert!(rows.iter().any(|r| r.ends_with("sleep 1200")), "{out}");
+    assert!(rows.iter().any(|r| r.ends_with("sleep 1202")), "{out}");
     let pid = |r: &&str| r.split_whitespace().nth(1).unwrap().parse::<u32>().unwrap();
     assert!(
         rows.iter()
