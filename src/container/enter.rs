@@ -141,6 +141,9 @@ pub fn exec(
         ),
         false => None,
     };
+    let mut process = process;
+    // The helper's walkthrough steps go on from ours.
+    process.next_step = explain::next_step();
     let config = ExecConfig {
         pid,
         start_time,
@@ -241,7 +244,6 @@ fn process(mut config: Config, opts: &ExecOptions, reporting: &Reporting) -> Res
     config.tty = opts.tty;
     config.interactive = opts.interactive && !opts.detach;
     config.reporting = reporting.clone();
-    config.next_step = explain::next_step();
     Ok(config)
 }
 
@@ -285,9 +287,17 @@ pub(crate) fn join_and_fork(
     if !crate::util::process_alive(pid, start_time) {
         return Err(JoinError::Gone);
     }
-    nix::sched::setns(fd.as_fd(), CloneFlags::from_bits_truncate(namespaces))
+    let flags = CloneFlags::from_bits_truncate(namespaces);
+    crate::step!(
+        "setns(pidfd of the container's init, {}): join all its namespaces at once",
+        namespace::describe_flags(flags)
+    );
+    nix::sched::setns(fd.as_fd(), flags)
         .map_err(|e| sys("setns into the container's namespaces")(e.into()))?;
     drop(fd);
+    crate::step!(
+        "clone(CLONE_PARENT): the process, in the container's PID namespace, is exec's own child"
+    );
     // SAFETY: a raw clone with a null stack behaves like fork(2); this
     // process is single-threaded (a fresh exec), so the child may allocate
     // freely before it execs.

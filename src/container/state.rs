@@ -666,6 +666,8 @@ mod tests {
         let err = root.create(new("web", false)).err().unwrap();
         assert!(matches!(err, Error::NameInUse { ref id, .. } if *id == a.id));
         let id = a.id.clone();
+        // No configuration until the run records one.
+        assert!(matches!(root.config("web"), Err(Error::NoConfig(ref n)) if n == "web"));
         // Exited, it is kept, and still has the name.
         a.finish(3).unwrap();
         let s = root.lookup("web").unwrap();
