@@ -440,3 +440,38 @@ fn exec_joins_a_user_namespace_too() {
     assert_eq!(words, ["0", "200000", "65536", "0"], "{out}");
     assert_eq!(c.ok(&["-u", "1000"], &["id", "-u"]), "1000\n");
 }
+
+#[test]
+fn a_paused_container_whose_run_is_killed_is_settled() {
+    let sb = Sandbox::new();
+    let mut c = Running::start(
+        &sb,
+        "orphan",
+        &["sh", "-c", "while :; do sleep 0.01; done # orphan"],
+    );
+    let id = c.inspect()["Id"].as_str().unwrap().to_string();
+    sb.containr_ok(&["pause", "orphan"]);
+    let busy = host_pid("# orphan");
+    assert_eq!(freezer_state(busy), "FROZEN");
+    c.run.kill().unwrap();
+    c.run.wait().unwrap();
+    // The next command settles it: thawed, so the init's pending SIGKILL
+    // lands, and its cgroups removed (the freezer's too).
+    sb.containr_ok(&["ps", "-a"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_with("# orphan").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the paused container outlived its run"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    if let Some(path) = own
+        .lines()
+        .find_map(|l| l.split_once(":freezer:").map(|(_, p)| p))
+    {
+        let dir = format!("/sys/fs/cgroup/freezer{path}/containr/{id}").replace("//", "/");
+        assert!(!std::path::Path::new(&dir).exists(), "{dir} left");
+    }
+}

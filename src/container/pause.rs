@@ -74,13 +74,24 @@ pub(super) fn join_freezer(state: &State, pid: i32) -> Result<(), Error> {
     Ok(())
 }
 
-/// Remove the v1 freezer cgroup of container `id`, if it was ever paused:
-/// its processes are gone.
+/// Remove the v1 freezer cgroup of container `id`, if it was ever paused.
+/// Thawed first: a container whose `containr run` was killed while it was
+/// paused has its SIGKILL pending until then (up to a second to exit).
 pub fn remove_freezer(id: &str, location: &Location) {
-    if let Location::V1(_) = location
-        && let Some(dir) = v1_freezer_dir(id)
-    {
-        let _ = std::fs::remove_dir(dir);
+    let Location::V1(_) = location else {
+        return;
+    };
+    let Some(dir) = v1_freezer_dir(id).filter(|d| d.is_dir()) else {
+        return;
+    };
+    let _ = std::fs::write(dir.join("freezer.state"), "THAWED");
+    for _ in 0..50 {
+        match std::fs::remove_dir(&dir) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            _ => return,
+        }
     }
 }
 

@@ -479,6 +479,7 @@ impl DataRoot {
         if current.is_stale()
             && let Some(location) = current.cgroup
         {
+            super::pause::remove_freezer(&current.id, &location);
             crate::cgroup::Cgroup::remove_stale(location);
         }
         Ok(())
@@ -509,6 +510,7 @@ impl DataRoot {
             return !path.exists();
         };
         if let Some(location) = state.cgroup.clone() {
+            super::pause::remove_freezer(&state.id, &location);
             crate::cgroup::Cgroup::remove_stale(location);
         }
         if state.auto_remove {
