@@ -475,3 +475,36 @@ fn a_paused_container_whose_run_is_killed_is_settled() {
         assert!(!std::path::Path::new(&dir).exists(), "{dir} left");
     }
 }
+
+#[test]
+fn exec_forwards_signals_to_the_process() {
+    let sb = Sandbox::new();
+    let _c = Running::start(&sb, "signals", &["sleep", "1000"]);
+    let mut exec = sb
+        .cmd(&[
+            "exec",
+            "signals",
+            "sh",
+            "-c",
+            "trap 'exit 42' TERM; echo ready > /tmp/ready; while :; do sleep 0.05; done",
+        ])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sb
+        .cmd(&["exec", "signals", "cat", "/tmp/ready"])
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        assert!(Instant::now() < deadline, "the process never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(exec.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(exec.wait().unwrap().code(), Some(42));
+}
