@@ -5,6 +5,7 @@
 
 pub mod container;
 pub mod enter;
+pub mod fsops;
 pub mod generate;
 pub mod image;
 pub mod network;
