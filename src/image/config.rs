@@ -519,6 +519,11 @@ mod tests {
             "a field set to none is gone"
         );
         assert_eq!(docker_config(&written).unwrap(), docker);
+        assert_eq!(
+            docker_config(br#"{"config":null}"#).unwrap(),
+            DockerConfig::default()
+        );
+        assert!(docker_config(br#"{"config":{"Healthcheck":"x"}}"#).is_err());
         // The same config is the same bytes.
         assert_eq!(config_bytes(Some(&written), &image, &docker), written);
     }

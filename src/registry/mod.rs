@@ -296,10 +296,14 @@ fn pull_into(
         reference.repository()
     ));
     download(&client, images, &config_blob, None, stored, limits)?;
-    let image_config: ImageConfiguration = parse(
-        &format!("image config {}", config_blob.digest),
-        &images.cas.read(&config_blob.digest)?,
-    )?;
+    let what_config = format!("image config {}", config_blob.digest);
+    let config_bytes = images.cas.read(&config_blob.digest)?;
+    let image_config: ImageConfiguration = parse(&what_config, &config_bytes)?;
+    // Its docker fields are read when it runs: refused now, as a load does.
+    config::docker_config(&config_bytes).map_err(|e| Error::BadManifest {
+        what: what_config,
+        reason: format!("invalid: {e}"),
+    })?;
     let diff_ids = &config::diff_ids(&image_config)?;
     if diff_ids.len() != layers.len() {
         return Err(image::Error::LayerCount {
