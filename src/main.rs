@@ -89,6 +89,49 @@ enum Command {
     Run(Box<RunArgs>),
     /// Display a live stream of container(s) resource usage statistics
     Stats(StatsArgs),
+    /// Fetch the logs of a container (run with -d)
+    Logs {
+        /// Follow log output
+        #[arg(short, long)]
+        follow: bool,
+        /// Number of lines to show from the end of the logs (or all)
+        #[arg(short = 'n', long, value_name = "string")]
+        tail: Option<String>,
+        /// Show logs since a timestamp (2013-01-02T13:23:37Z) or relative (42m)
+        #[arg(long, value_name = "string")]
+        since: Option<String>,
+        /// Show logs before a timestamp (2013-01-02T13:23:37Z) or relative (42m)
+        #[arg(long, value_name = "string")]
+        until: Option<String>,
+        /// Show timestamps
+        #[arg(short, long)]
+        timestamps: bool,
+        container: String,
+    },
+    /// Stop one or more running containers
+    Stop {
+        /// Seconds to wait before killing the container
+        #[arg(short = 't', long = "time", alias = "timeout", value_name = "int")]
+        time: Option<u32>,
+        /// Signal to send to the container
+        #[arg(short, long, value_name = "string")]
+        signal: Option<String>,
+        #[arg(required = true, value_name = "CONTAINER")]
+        containers: Vec<String>,
+    },
+    /// Kill one or more running containers
+    Kill {
+        /// Signal to send to the container
+        #[arg(short, long, value_name = "string")]
+        signal: Option<String>,
+        #[arg(required = true, value_name = "CONTAINER")]
+        containers: Vec<String>,
+    },
+    /// Block until one or more containers stop, then print their exit codes
+    Wait {
+        #[arg(required = true, value_name = "CONTAINER")]
+        containers: Vec<String>,
+    },
     /// List containers
     Ps {
         /// Show all containers (default shows just running)
@@ -471,6 +514,30 @@ struct RunArgs {
     #[arg(long)]
     rm: bool,
 
+    /// Run container in background and print container ID
+    #[arg(short = 'd', long)]
+    detach: bool,
+
+    /// Restart policy to apply when a container exits (no, on-failure[:N], always, unless-stopped)
+    #[arg(long, value_name = "string")]
+    restart: Option<String>,
+
+    /// Logging driver for the container (json-file, none)
+    #[arg(long = "log-driver", value_name = "string")]
+    log_driver: Option<String>,
+
+    /// Log driver options (max-size=SIZE, max-file=N)
+    #[arg(long = "log-opt", value_name = "list")]
+    log_opt: Vec<String>,
+
+    /// Signal to stop the container
+    #[arg(long = "stop-signal", value_name = "string")]
+    stop_signal: Option<String>,
+
+    /// Timeout (in seconds) to stop a container
+    #[arg(long = "stop-timeout", value_name = "int")]
+    stop_timeout: Option<u32>,
+
     /// Bind mount a volume (HOST:CTR[:ro|rw][,PROPAGATION], NAME:CTR[:ro], or CTR)
     #[arg(short = 'v', long = "volume", value_name = "list")]
     volume: Vec<String>,
@@ -589,6 +656,14 @@ impl From<RunArgs> for RunOptions {
                 devices: a.device,
                 device_cgroup_rules: a.device_cgroup_rule,
             },
+            detach: a.detach,
+            life: containr::container::run::LifeFlags {
+                restart: a.restart,
+                log_driver: a.log_driver,
+                log_opts: a.log_opt,
+                stop_signal: a.stop_signal,
+                stop_timeout: a.stop_timeout,
+            },
             security: containr::security::Flags {
                 cap_add: a.cap_add,
                 cap_drop: a.cap_drop,
@@ -677,8 +752,39 @@ fn dispatch(command: Command, global: &Global) -> Result<i32, Error> {
     match command {
         Command::Run(args) => {
             let (platform, quiet) = (args.platform.clone(), args.quiet);
-            cli::container::run(global, &(*args).into(), platform, quiet)
+            if args.detach {
+                cli::lifecycle::run_detached(global, &(*args).into(), platform, quiet)
+            } else {
+                cli::container::run(global, &(*args).into(), platform, quiet)
+            }
         }
+        Command::Logs {
+            follow,
+            tail,
+            since,
+            until,
+            timestamps,
+            container,
+        } => cli::lifecycle::logs(
+            root,
+            &container,
+            &cli::lifecycle::LogsArgs {
+                follow,
+                tail,
+                since,
+                until,
+                timestamps,
+            },
+        ),
+        Command::Stop {
+            time,
+            signal,
+            containers,
+        } => cli::lifecycle::stop(root, &containers, time, signal.as_deref()),
+        Command::Kill { signal, containers } => {
+            cli::lifecycle::kill(root, &containers, signal.as_deref())
+        }
+        Command::Wait { containers } => cli::lifecycle::wait(root, &containers),
         Command::Stats(args) => cli::container::stats(root, &args.containers, args.no_stream),
         Command::Ps { all, quiet, filter } => cli::container::ps(root, all, quiet, &filter),
         Command::Rm {

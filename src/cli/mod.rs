@@ -6,6 +6,7 @@
 pub mod container;
 pub mod generate;
 pub mod image;
+pub mod lifecycle;
 pub mod network;
 pub mod oci;
 pub mod progress;

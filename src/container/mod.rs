@@ -21,6 +21,8 @@ pub mod exec;
 pub mod export;
 pub mod init;
 pub mod lifecycle;
+pub mod logs;
+pub mod monitor;
 pub mod mounts;
 pub mod names;
 pub mod oci;
@@ -76,6 +78,18 @@ pub enum Error {
     Volume(#[from] volume::Error),
     #[error(transparent)]
     Resources(#[from] resources::Error),
+    #[error(transparent)]
+    Logs(#[from] logs::Error),
+    #[error("invalid restart policy {0:?}: expected no, always, unless-stopped or on-failure[:N]")]
+    BadRestart(String),
+    #[error("conflicting options: cannot specify both --restart and --rm")]
+    RestartAndRm,
+    #[error("invalid signal: {0}")]
+    BadSignal(String),
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error("container {0} did not stop in time")]
+    StopTimedOut(String),
     #[error("Container ID file found, make sure the other container isn't running or delete {0}")]
     CidFileExists(PathBuf),
     #[error("--filter {0:?}: expected label=KEY[=VALUE], name=NAME or status=running|exited")]

@@ -73,6 +73,21 @@ pub struct RunOptions {
     /// `--ulimit`, `--sysctl`, `--shm-size`, `--oom-score-adj`, `--label`,
     /// `--label-file`, `--cidfile`, as given.
     pub resources: ResourceFlags,
+    /// `-d`: run in the background under a monitor of its own.
+    pub detach: bool,
+    /// `--restart`, `--log-driver`, `--log-opt`, `--stop-signal`,
+    /// `--stop-timeout`, as given.
+    pub life: LifeFlags,
+}
+
+/// The options of `containr run` for a container's life after it starts.
+#[derive(Debug, Clone, Default)]
+pub struct LifeFlags {
+    pub restart: Option<String>,
+    pub log_driver: Option<String>,
+    pub log_opts: Vec<String>,
+    pub stop_signal: Option<String>,
+    pub stop_timeout: Option<u32>,
 }
 
 /// The resource options of `containr run` that are not cgroup limits.
@@ -187,6 +202,11 @@ pub struct Prepared {
     labels: std::collections::BTreeMap<String, String>,
     cidfile: Option<PathBuf>,
     devices: Vec<oci_spec::runtime::LinuxDevice>,
+    detach: bool,
+    /// What the record keeps of `--restart`, `--log-driver`, `--stop-*`.
+    life: super::state::Life,
+    /// `--log-driver` and `--log-opt`, checked.
+    pub(crate) log: super::logs::LogConfig,
 }
 
 /// Check and resolve everything `opts` asks for: the image (pulled as
@@ -248,7 +268,7 @@ pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Pre
         return Err(Error::RelativeWorkdir(workdir));
     }
     let stdin = std::io::stdin();
-    if opts.tty && opts.interactive && !tty::is_terminal(stdin.as_fd()) {
+    if opts.tty && opts.interactive && !opts.detach && !tty::is_terminal(stdin.as_fd()) {
         return Err(Error::NotATty);
     }
     let user_env = user_env(opts)?;
@@ -271,6 +291,12 @@ pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Pre
         limits.devices.push(resources::parse_device_rule(spec)?);
     }
     let confinement = opts.security.resolve(&root.join("cache"))?;
+    let (life, log) = super::monitor::life(
+        &opts.life,
+        opts.detach,
+        opts.rm,
+        image.as_ref().and_then(|i| i.config.stop_signal.as_deref()),
+    )?;
     Ok(Prepared {
         image,
         image_name: opts.image.clone(),
@@ -298,6 +324,9 @@ pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Pre
         labels,
         cidfile: r.cidfile.clone(),
         devices,
+        detach: opts.detach,
+        life,
+        log,
     })
 }
 
@@ -321,6 +350,36 @@ pub struct Created {
     cgroup: Cgroup,
     /// The data root (its volumes: `--rm` removes the anonymous ones).
     root: PathBuf,
+    detach: bool,
+}
+
+impl Created {
+    pub fn id(&self) -> &str {
+        &self.record.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.record.name
+    }
+
+    /// The init's host pid.
+    pub fn init_pid(&self) -> Pid {
+        self.init
+    }
+
+    /// SIGCHLD and the signals passed on to the container, blocked.
+    pub fn signals(&self) -> &SignalFd {
+        &self.signals
+    }
+
+    /// The container's record, which its creator owns.
+    pub fn record_mut(&mut self) -> &mut ContainerRecord {
+        &mut self.record
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
 }
 
 /// Create the container `prepared` describes, under the data root `root`:
@@ -354,6 +413,7 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         userns: p.userns,
         mounts: storage.points.clone(),
         labels: p.labels.clone(),
+        life: p.life.clone(),
     });
     let record = match record {
         Ok(r) => r,
@@ -435,8 +495,9 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         reporting: reporting.clone(),
         next_step: 0,
     };
-    let init = clone_init(config, &cgroup, attachment.as_ref())?;
+    let init = clone_init(config, &cgroup, attachment.as_ref(), p.detach)?;
     Ok(Created {
+        detach: p.detach,
         rw,
         attachment,
         record,
@@ -510,6 +571,7 @@ fn clone_init(
     mut config: Config,
     cgroup: &Cgroup,
     attachment: Option<&network::Attachment>,
+    detach: bool,
 ) -> Result<Init, Error> {
     let exe = selfexe::prepare().map_err(Error::sys("preparing containr's binary for the init"))?;
     let (ours, theirs) = Channel::pair().map_err(Error::sys("socketpair"))?;
@@ -528,7 +590,8 @@ fn clone_init(
         .map_err(Error::sys_nix("signalfd"))?;
 
     let stdin = std::io::stdin();
-    let raw_mode = if config.tty && config.interactive {
+    // Detached, the terminal is the monitor's pty, not the user's.
+    let raw_mode = if config.tty && config.interactive && !detach {
         Some(
             tty::RawMode::enable(stdin.as_fd())
                 .map_err(Error::sys_nix("setting the terminal to raw mode"))?,
@@ -668,6 +731,7 @@ pub fn start(created: &mut Created) -> Result<Started, Error> {
         match created.channel.recv() {
             Ok(Some((Message::Pty, fd))) => {
                 if let Some(fd) = &fd
+                    && !created.detach
                     && let Some(ws) = host_window_size()
                 {
                     tty::set_window_size(fd.as_fd(), &ws);
@@ -751,6 +815,10 @@ pub fn delete(created: Created, status: i32) -> Result<Exit, Error> {
         );
     }
     let mounts = rm.then(|| record.mounts().to_vec());
+    let mut record = record;
+    if oom_killed.is_some() {
+        record.note_oom_killed();
+    }
     record.finish(status)?;
     if let Some(mounts) = mounts {
         let data = DataRoot::open(&root)?;
