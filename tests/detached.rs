@@ -503,3 +503,93 @@ fn a_detached_terminal_is_held_by_the_monitor() {
     eventually("the output", || logs(&sb, &["itty"]).0 == "hi\r\n");
     sb.containr_ok(&["rm", "-f", "itty"]);
 }
+
+#[test]
+fn restart_policies_bring_a_container_back_with_docker_s_rules() {
+    let sb = Sandbox::new();
+    // on-failure:2: two restarts of a failing command, then it stays down.
+    detach(
+        &sb,
+        &[
+            "--name",
+            "flaky",
+            "--restart",
+            "on-failure:2",
+            "sh",
+            "-c",
+            "echo attempt; exit 3",
+        ],
+    );
+    eventually("three attempts", || {
+        let s = inspect(&sb, "flaky");
+        s["State"]["Status"] == "exited" && s["RestartCount"] == 2
+    });
+    assert_eq!(logs(&sb, &["flaky"]).0, "attempt\n".repeat(3));
+    let s = inspect(&sb, "flaky");
+    assert_eq!(s["State"]["ExitCode"], 3);
+    assert_eq!(s["HostConfig"]["RestartPolicy"]["Name"], "on-failure");
+    assert_eq!(s["HostConfig"]["RestartPolicy"]["MaximumRetryCount"], 2);
+    sb.containr_ok(&["rm", "flaky"]);
+
+    // on-failure does not restart a success.
+    detach(&sb, &["--name", "fine", "--restart", "on-failure", "true"]);
+    assert_eq!(sb.containr_ok(&["wait", "fine"]), "0\n");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(inspect(&sb, "fine")["RestartCount"], 0);
+    assert_eq!(inspect(&sb, "fine")["State"]["Status"], "exited");
+    sb.containr_ok(&["rm", "fine"]);
+
+    // always: back after every exit (a new init each time), shown
+    // Restarting in between; a stop is remembered.
+    detach(
+        &sb,
+        &[
+            "--name",
+            "phoenix",
+            "--restart",
+            "always",
+            "sh",
+            "-c",
+            "echo up; sleep 0.3",
+        ],
+    );
+    let mut inits = std::collections::BTreeSet::new();
+    eventually("three runs", || {
+        let s = inspect(&sb, "phoenix");
+        if let Some(pid) = s["State"]["Pid"].as_u64().filter(|p| *p != 0) {
+            inits.insert(pid);
+        }
+        if s["State"]["Restarting"] == true {
+            let row = ps_row(&sb, "phoenix");
+            assert!(
+                row.contains("Restarting (0) ") || row.contains("Up "),
+                "{row}"
+            );
+        }
+        s["RestartCount"].as_u64().unwrap() >= 2
+    });
+    assert!(inits.len() >= 2, "{inits:?}");
+    let monitor = record(&sb, "phoenix")["owner_pid"].as_u64().unwrap();
+    sb.containr_ok(&["stop", "phoenix"]);
+    let s = inspect(&sb, "phoenix");
+    assert_eq!(s["State"]["Status"], "exited");
+    let count = s["RestartCount"].clone();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(inspect(&sb, "phoenix")["RestartCount"], count);
+    eventually("the monitor to exit", || !alive(monitor as u32));
+    sb.containr_ok(&["rm", "phoenix"]);
+
+    // The bad ones are refused before anything is made.
+    let out = sb
+        .cmd(&[
+            "run",
+            "--restart",
+            "always",
+            "--rootfs",
+            sb.rootfs.to_str().unwrap(),
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert_fails(&out, 125, "--restart needs -d");
+}

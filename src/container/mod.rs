@@ -84,6 +84,8 @@ pub enum Error {
     BadRestart(String),
     #[error("conflicting options: cannot specify both --restart and --rm")]
     RestartAndRm,
+    #[error("--restart needs -d: the container's monitor applies it")]
+    RestartNeedsDetach,
     #[error("invalid signal: {0}")]
     BadSignal(String),
     #[error("container {0} is not running")]

@@ -65,6 +65,9 @@ pub fn life(
     if restart != RestartPolicy::No && rm {
         return Err(Error::RestartAndRm);
     }
+    if restart != RestartPolicy::No && !detach {
+        return Err(Error::RestartNeedsDetach);
+    }
     let log = LogConfig::parse(flags.log_driver.as_deref(), &flags.log_opts)?;
     let stop_signal = flags.stop_signal.as_deref().or(image_stop_signal);
     if let Some(s) = stop_signal {
@@ -254,10 +257,7 @@ fn monitor(
             return 125;
         }
     };
-    let _ = created.record_mut().update(|s| {
-        s.life.started_ns = Some(now_ns());
-        s.status = Status::Running;
-    });
+    mark_running(&mut created);
     send(Report::Running {
         id: created.id().to_string(),
     });
@@ -265,13 +265,113 @@ fn monitor(
     // What the fork inherited and the setup used, given back.
     // SAFETY: malloc_trim only returns free memory to the kernel.
     unsafe { libc::malloc_trim(0) };
-    let status = supervise(&created, master, &io, log.as_mut());
-    if let Some(log) = &mut log {
-        log.finish();
+    let mut master = master;
+    let mut io = io;
+    let mut backoff = Backoff::default();
+    loop {
+        let started = Instant::now();
+        let status = supervise(&created, master.take(), &io, log.as_mut());
+        if let Some(log) = &mut log {
+            log.finish();
+        }
+        let state = created.record_mut().state().clone();
+        let stopped = super::state::was_stopped(&state.dir());
+        if !should_restart(
+            state.life.restart,
+            status,
+            state.life.restart_count,
+            stopped,
+        ) {
+            return match delete(created, status) {
+                Ok(_) => 0,
+                Err(_) => 125,
+            };
+        }
+        let delay = backoff.next(started.elapsed());
+        let _ = created.record_mut().update(|s| {
+            s.status = Status::Restarting;
+            s.exit_code = Some(status);
+            s.finished = Some(crate::util::now());
+            s.life.finished_ns = Some(now_ns());
+            s.life.restart_count += 1;
+        });
+        // A stop during the back-off is a stop.
+        if wait_until(delay, || super::state::was_stopped(&state.dir())) {
+            return match delete(created, status) {
+                Ok(_) => 0,
+                Err(_) => 125,
+            };
+        }
+        io = match Stdio::before_create(opts.tty, opts.interactive, &log_config) {
+            Ok(io) => io,
+            Err(_) => return 125,
+        };
+        let again = super::run::recreate(created, status);
+        io.detach_self();
+        created = match again {
+            Ok(c) => c,
+            Err(_) => return 125,
+        };
+        match start(&mut created) {
+            Ok(Started::Running {
+                master: m,
+                failure: None,
+            }) => {
+                mark_running(&mut created);
+                master = m;
+            }
+            // It could not start this time: that is an exit, for the
+            // policy to judge; the init's status is collected as usual.
+            Ok(Started::Running {
+                failure: Some(e), ..
+            }) => {
+                let _ = created
+                    .record_mut()
+                    .update(|s| s.life.error = Some(e.to_string()));
+            }
+            Ok(Started::Exited(_)) | Err(_) => {}
+        }
+        // SAFETY: malloc_trim only returns free memory to the kernel.
+        unsafe { libc::malloc_trim(0) };
     }
-    match delete(created, status) {
-        Ok(_) => 0,
-        Err(_) => 125,
+}
+
+/// The record says the container runs, since now.
+fn mark_running(created: &mut Created) {
+    let _ = created.record_mut().update(|s| {
+        s.life.started_ns = Some(now_ns());
+        s.status = Status::Running;
+    });
+}
+
+/// Whether `policy` restarts a container that exited with `status`, after
+/// `count` restarts, `stopped` by the user or not (docker's rules).
+fn should_restart(policy: RestartPolicy, status: i32, count: u32, stopped: bool) -> bool {
+    if stopped {
+        return false;
+    }
+    match policy {
+        RestartPolicy::No => false,
+        RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
+        RestartPolicy::OnFailure { max } => status != 0 && (max == 0 || count < max),
+    }
+}
+
+/// Docker's restart back-off: 100 ms, doubled at each restart (at most a
+/// minute), back to 100 ms once a run lasted 10 s.
+#[derive(Debug, Default)]
+struct Backoff {
+    last: Option<Duration>,
+}
+
+impl Backoff {
+    fn next(&mut self, ran: Duration) -> Duration {
+        let delay = match self.last {
+            Some(d) if ran < Duration::from_secs(10) => (d * 2).min(Duration::from_secs(60)),
+            _ => Duration::from_millis(100),
+        };
+        self.last = Some(delay);
+        delay
     }
 }
 
@@ -470,5 +570,41 @@ pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
             return false;
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_policies_are_docker_s() {
+        use RestartPolicy::*;
+        assert_eq!(parse_restart("on-failure:3").unwrap(), OnFailure { max: 3 });
+        assert_eq!(parse_restart("unless-stopped").unwrap(), UnlessStopped);
+        assert!(parse_restart("on-failure:x").is_err());
+        assert!(parse_restart("always:2").is_err());
+        assert!(!should_restart(No, 1, 0, false));
+        assert!(should_restart(Always, 0, 9, false));
+        assert!(!should_restart(Always, 0, 0, true));
+        assert!(!should_restart(OnFailure { max: 0 }, 0, 0, false));
+        assert!(should_restart(OnFailure { max: 0 }, 1, 99, false));
+        assert!(should_restart(OnFailure { max: 2 }, 1, 1, false));
+        assert!(!should_restart(OnFailure { max: 2 }, 1, 2, false));
+    }
+
+    #[test]
+    fn the_back_off_doubles_and_resets_after_ten_seconds() {
+        let mut b = Backoff::default();
+        let quick = Duration::from_millis(5);
+        let ms = |d: Duration| d.as_millis();
+        assert_eq!(ms(b.next(quick)), 100);
+        assert_eq!(ms(b.next(quick)), 200);
+        assert_eq!(ms(b.next(quick)), 400);
+        assert_eq!(ms(b.next(Duration::from_secs(11))), 100);
+        for _ in 0..20 {
+            b.next(quick);
+        }
+        assert_eq!(b.next(quick), Duration::from_secs(60));
     }
 }

@@ -351,6 +351,11 @@ pub struct Created {
     /// The data root (its volumes: `--rm` removes the anonymous ones).
     root: PathBuf,
     detach: bool,
+    /// What a restart needs to make the container again: its limits,
+    /// network plan, and the config as it was before the init took it.
+    limits: Limits,
+    net: network::Plan,
+    template: Config,
 }
 
 impl Created {
@@ -495,9 +500,13 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         reporting: reporting.clone(),
         next_step: 0,
     };
+    let template = config.clone();
     let init = clone_init(config, &cgroup, attachment.as_ref(), p.detach)?;
     Ok(Created {
         detach: p.detach,
+        limits: p.limits,
+        net: p.net,
+        template,
         rw,
         attachment,
         record,
@@ -825,6 +834,89 @@ pub fn delete(created: Created, status: i32) -> Result<Exit, Error> {
         super::volume::remove_anonymous(&data, &mounts)?;
     }
     Ok(Exit { status, oom_killed })
+}
+
+/// The container exited with `status` and its restart policy brings it
+/// back: release what only a live container needed (its network, cgroup,
+/// init), keep its record and writable layer, and make it again, with a
+/// new init waiting for its configuration. If that fails, the container is
+/// left as [`delete`] leaves it (kept, exited with `status`).
+pub fn recreate(created: Created, status: i32) -> Result<Created, Error> {
+    let Created {
+        raw_mode,
+        signals,
+        channel,
+        idmapped,
+        init: _,
+        config: _,
+        rm,
+        attachment,
+        rw,
+        record,
+        cgroup,
+        root,
+        detach,
+        limits,
+        net,
+        template,
+    } = created;
+    drop((raw_mode, signals, channel, idmapped));
+    drop(attachment);
+    drop(cgroup);
+    if let Some(rw) = &rw {
+        // A `volatile` overlay refuses to mount on a work directory it
+        // marked: the last mount is gone, its writes are in the page cache.
+        let _ = std::fs::remove_dir_all(rw.layers.work.join("work"));
+    }
+    let made = (|| {
+        let hierarchy = cgroup::detect()?;
+        let cgroup = hierarchy.create(&record.id, &limits)?;
+        let attachment = net.attach(&record.id, &record.name)?;
+        let mut config = template.clone();
+        if let Some(a) = &attachment {
+            let interface = a.interface();
+            config.etc_files = vec![("/etc/hostname".into(), format!("{}\n", config.hostname))];
+            config.etc_files.extend(net.etc_files(
+                &config.hostname,
+                &record.name,
+                Some(&interface),
+                None,
+            ));
+            config.interface = Some(interface);
+        }
+        config.cgroupfs = cgroupfs(cgroup.location());
+        // The volumes have the image's content since the first start.
+        config.copy_up.clear();
+        let init = clone_init(config, &cgroup, attachment.as_ref(), detach)?;
+        Ok::<_, Error>((cgroup, attachment, init))
+    })();
+    match made {
+        Ok((cgroup, attachment, init)) => Ok(Created {
+            raw_mode: init.raw_mode,
+            signals: init.signals,
+            channel: init.channel,
+            idmapped: init.idmapped,
+            init: init.pid,
+            config: init.config,
+            rm,
+            attachment,
+            rw,
+            record,
+            cgroup,
+            root,
+            detach,
+            limits,
+            net,
+            template,
+        }),
+        Err(e) => {
+            if let Some(rw) = rw {
+                rw.keep();
+            }
+            record.finish(status)?;
+            Err(e)
+        }
+    }
 }
 
 fn check_rootfs(rootfs: Option<&Path>) -> Result<PathBuf, Error> {
