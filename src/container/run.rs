@@ -351,11 +351,10 @@ pub struct Created {
     /// The data root (its volumes: `--rm` removes the anonymous ones).
     root: PathBuf,
     detach: bool,
-    /// What a restart needs to make the container again: its limits,
-    /// network plan, and the config as it was before the init took it.
+    /// What a restart needs to make the container again (with the config
+    /// its record keeps): its limits and network plan.
     limits: Limits,
     net: network::Plan,
-    template: Config,
 }
 
 impl Created {
@@ -420,7 +419,7 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         labels: p.labels.clone(),
         life: p.life.clone(),
     });
-    let record = match record {
+    let mut record = match record {
         Ok(r) => r,
         Err(e) => {
             storage.discard(root);
@@ -500,13 +499,13 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         reporting: reporting.clone(),
         next_step: 0,
     };
-    let template = config.clone();
+    // Before the init may change it (an idmapped overlay is taken out).
+    record.set_config(&config)?;
     let init = clone_init(config, &cgroup, attachment.as_ref(), p.detach)?;
     Ok(Created {
         detach: p.detach,
         limits: p.limits,
         net: p.net,
-        template,
         rw,
         attachment,
         record,
@@ -858,7 +857,6 @@ pub fn recreate(created: Created, status: i32) -> Result<Created, Error> {
         detach,
         limits,
         net,
-        template,
     } = created;
     drop((raw_mode, signals, channel, idmapped));
     drop(attachment);
@@ -872,7 +870,8 @@ pub fn recreate(created: Created, status: i32) -> Result<Created, Error> {
         let hierarchy = cgroup::detect()?;
         let cgroup = hierarchy.create(&record.id, &limits)?;
         let attachment = net.attach(&record.id, &record.name)?;
-        let mut config = template.clone();
+        let mut config = *(record.state().config.clone())
+            .ok_or_else(|| super::state::Error::NoConfig(record.name.clone()))?;
         if let Some(a) = &attachment {
             let interface = a.interface();
             config.etc_files = vec![("/etc/hostname".into(), format!("{}\n", config.hostname))];
@@ -907,7 +906,6 @@ pub fn recreate(created: Created, status: i32) -> Result<Created, Error> {
             detach,
             limits,
             net,
-            template,
         }),
         Err(e) => {
             if let Some(rw) = rw {
