@@ -127,6 +127,27 @@ enum Command {
         #[arg(required = true, value_name = "CONTAINER")]
         containers: Vec<String>,
     },
+    /// Create a new container (made, not started)
+    Create(Box<RunArgs>),
+    /// Start one or more created or stopped containers
+    Start {
+        /// Attach STDOUT/STDERR and forward signals
+        #[arg(short, long)]
+        attach: bool,
+        /// Attach container's STDIN
+        #[arg(short, long)]
+        interactive: bool,
+        #[arg(required = true, value_name = "CONTAINER")]
+        containers: Vec<String>,
+    },
+    /// Restart one or more containers
+    Restart {
+        /// Seconds to wait before killing the container
+        #[arg(short = 't', long = "time", alias = "timeout", value_name = "int")]
+        time: Option<u32>,
+        #[arg(required = true, value_name = "CONTAINER")]
+        containers: Vec<String>,
+    },
     /// Block until one or more containers stop, then print their exit codes
     Wait {
         #[arg(required = true, value_name = "CONTAINER")]
@@ -785,6 +806,16 @@ fn dispatch(command: Command, global: &Global) -> Result<i32, Error> {
             cli::lifecycle::kill(root, &containers, signal.as_deref())
         }
         Command::Wait { containers } => cli::lifecycle::wait(root, &containers),
+        Command::Create(args) => {
+            let (platform, quiet) = (args.platform.clone(), args.quiet);
+            cli::lifecycle::create(global, &(*args).into(), platform, quiet)
+        }
+        Command::Start {
+            attach,
+            interactive,
+            containers,
+        } => cli::lifecycle::start(root, &containers, attach, interactive),
+        Command::Restart { time, containers } => cli::lifecycle::restart(root, &containers, time),
         Command::Stats(args) => cli::container::stats(root, &args.containers, args.no_stream),
         Command::Ps { all, quiet, filter } => cli::container::ps(root, all, quiet, &filter),
         Command::Rm {

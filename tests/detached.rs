@@ -593,3 +593,118 @@ fn restart_policies_bring_a_container_back_with_docker_s_rules() {
         .unwrap();
     assert_fails(&out, 125, "--restart needs -d");
 }
+
+#[test]
+fn create_start_and_restart_keep_the_container_and_its_writable_layer() {
+    let sb = Sandbox::new();
+    let out = sb.containr_ok(&[
+        "create",
+        "--name",
+        "later",
+        "--rootfs",
+        sb.rootfs.to_str().unwrap(),
+        "sh",
+        "-c",
+        "echo run; sleep 100",
+    ]);
+    let id = out.trim().to_string();
+    assert_eq!(id.len(), 64, "{out}");
+    let row = ps_row(&sb, "later");
+    assert!(row.contains("   Created   "), "{row}");
+    assert!(sb.containr_ok(&["ps", "-q"]).is_empty());
+    assert_eq!(inspect(&sb, "later")["State"]["Status"], "created");
+    assert_eq!(
+        sb.containr_ok(&["ps", "-a", "--filter", "status=created", "-q"]),
+        format!("{}\n", &id[..12])
+    );
+
+    assert_eq!(sb.containr_ok(&["start", "later"]), "later\n");
+    eventually("the first run's output", || {
+        logs(&sb, &["later"]).0 == "run\n"
+    });
+    let first = inspect(&sb, "later")["State"]["Pid"].as_u64().unwrap();
+    assert!(ps_row(&sb, "later").contains("   Up "));
+    // Starting a running container does nothing.
+    sb.containr_ok(&["start", "later"]);
+    assert_eq!(
+        inspect(&sb, "later")["State"]["Pid"].as_u64().unwrap(),
+        first
+    );
+
+    assert_eq!(sb.containr_ok(&["restart", "-t", "1", "later"]), "later\n");
+    let second = inspect(&sb, "later")["State"]["Pid"].as_u64().unwrap();
+    assert_ne!(first, second);
+    eventually("the second run's output", || {
+        logs(&sb, &["later"]).0 == "run\nrun\n"
+    });
+    assert_eq!(inspect(&sb, "later")["Id"], id.as_str());
+    sb.containr_ok(&["stop", "-t", "1", "later"]);
+
+    // start -a: the output, then the status.
+    let out = sb
+        .cmd(&[
+            "create",
+            "--name",
+            "once",
+            "--rootfs",
+            sb.rootfs.to_str().unwrap(),
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 5",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = sb.cmd(&["start", "-a", "once"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    sb.containr_ok(&["rm", "later", "once"]);
+}
+
+#[test]
+fn an_image_container_started_again_keeps_what_it_wrote() {
+    let sb = Sandbox::new();
+    let tarball = sb.rootfs_tar("rootfs.tar");
+    sb.containr_ok(&["import", tarball.to_str().unwrap(), "bb:1"]);
+    let out = sb.containr_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "keeper",
+        "bb:1",
+        "sh",
+        "-c",
+        "echo x >> /count; wc -l < /count",
+    ]);
+    assert_eq!(out.trim().len(), 64);
+    assert_eq!(sb.containr_ok(&["wait", "keeper"]), "0\n");
+    sb.containr_ok(&["start", "keeper"]);
+    assert_eq!(sb.containr_ok(&["wait", "keeper"]), "0\n");
+    assert_eq!(logs(&sb, &["keeper"]).0, "1\n2\n");
+    // A restart policy's runs share the layer too.
+    detach_image(
+        &sb,
+        &[
+            "--name",
+            "again",
+            "--restart",
+            "on-failure:2",
+            "bb:1",
+            "sh",
+            "-c",
+            "echo x >> /n; wc -l < /n; exit 1",
+        ],
+    );
+    eventually("three runs", || {
+        inspect(&sb, "again")["State"]["Status"] == "exited"
+    });
+    assert_eq!(logs(&sb, &["again"]).0, "1\n2\n3\n");
+    sb.containr_ok(&["rm", "keeper", "again"]);
+}
+
+fn detach_image(sb: &Sandbox, args: &[&str]) {
+    let mut full = vec!["run", "-d"];
+    full.extend_from_slice(args);
+    sb.containr_ok(&full);
+}

@@ -88,7 +88,7 @@ pub fn ps(root: &Path, all: bool, quiet: bool, filters: &[String]) -> Result<i32
 fn status_line(s: &State, now: i64) -> String {
     let secs = |ns: Option<i64>| ns.map(|n| n.div_euclid(1_000_000_000));
     let live = s.is_live();
-    if live && s.status == Status::Created {
+    if s.status == Status::Created {
         return "Created".into();
     }
     if live && s.status == Status::Restarting {

@@ -134,3 +134,62 @@ fn print_entry(out: &mut dyn Write, e: &Entry, timestamps: bool) -> std::io::Res
     out.write_all(e.log.as_bytes())?;
     out.flush()
 }
+
+/// `containr create`: the new container's full id.
+pub fn create(
+    global: &Global,
+    opts: &RunOptions,
+    platform: Option<String>,
+    quiet: bool,
+) -> Result<i32, Error> {
+    require_root("create")?;
+    let pull = global.pull_options(platform, super::progress::new(quiet, false));
+    let id = lifecycle::create(opts, &global.root, &global.reporting, &pull)?;
+    println!("{id}");
+    Ok(0)
+}
+
+/// `containr start [-a] CONTAINER...`: each name once it runs; with `-a`
+/// (one container), its output until it exits, and its status.
+pub fn start(root: &Path, names: &[String], attach: bool, interactive: bool) -> Result<i32, Error> {
+    if interactive {
+        return Err(Error::Usage(
+            "start -i: attaching stdin is not supported yet (use run -i)".into(),
+        ));
+    }
+    if attach && names.len() != 1 {
+        return Err(Error::Usage(
+            "start -a: you cannot start and attach multiple containers at once".into(),
+        ));
+    }
+    if !attach {
+        return for_each(root, names, |data, name| {
+            container::monitor::start_detached(data.path(), name).map(drop)
+        });
+    }
+    require_root("start")?;
+    let since = container::state::now_ns();
+    container::monitor::start_detached(root, &names[0])?;
+    let data = DataRoot::open(root)?;
+    let query = Query {
+        since: Some(since),
+        ..Query::default()
+    };
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    lifecycle::logs(&data, &names[0], &query, true, |e: &Entry| {
+        match e.stream {
+            Stream::Stdout => print_entry(&mut stdout.lock(), e, false),
+            Stream::Stderr => print_entry(&mut stderr.lock(), e, false),
+        }
+        .is_ok()
+    })?;
+    Ok(lifecycle::wait(&data, &names[0])?)
+}
+
+/// `containr restart [-t N] CONTAINER...`.
+pub fn restart(root: &Path, names: &[String], timeout: Option<u32>) -> Result<i32, Error> {
+    for_each(root, names, |data, name| {
+        lifecycle::restart(data, name, timeout)
+    })
+}

@@ -88,7 +88,7 @@ pub fn matches_all(s: &State, filters: &[String]) -> Result<bool, Error> {
             "status" => match value {
                 "running" => s.is_running(),
                 "exited" => !s.is_live(),
-                "created" => s.is_live() && s.status == Status::Created,
+                "created" => s.status == Status::Created,
                 "restarting" => s.is_live() && s.status == Status::Restarting,
                 _ => return Err(bad()),
             },
@@ -134,7 +134,7 @@ pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, Error> {
         None => ("", &[][..]),
     };
     let status = match s.status {
-        Status::Created if live => "created",
+        Status::Created => "created",
         Status::Restarting if live => "restarting",
         Status::Running if live => "running",
         _ => "exited",
@@ -345,4 +345,28 @@ pub fn logs(
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+}
+
+/// `containr create`: the container made as `run -d` would make it, but
+/// not started: `ps -a` shows it `Created` until `start`. Its id.
+pub fn create(
+    opts: &super::RunOptions,
+    root: &Path,
+    reporting: &crate::explain::Reporting,
+    pull: &crate::registry::PullOptions,
+) -> Result<String, Error> {
+    let mut opts = opts.clone();
+    // Made as a detached container is: logged, restartable, startable.
+    opts.detach = true;
+    let prepared = super::prepare(&opts, root, pull)?;
+    let created = super::create(prepared, root, reporting)?;
+    super::run::park(created)
+}
+
+/// `containr restart [-t N] CONTAINER`: stop it (as `stop`), then start it
+/// again under a new monitor.
+pub fn restart(data: &DataRoot, name: &str, timeout: Option<u32>) -> Result<(), Error> {
+    stop(data, name, timeout, None)?;
+    super::monitor::start_detached(data.path(), name)?;
+    Ok(())
 }

@@ -81,6 +81,7 @@ pub fn life(
         }),
         stop_signal: stop_signal.map(str::to_string),
         stop_timeout: flags.stop_timeout,
+        log_opts: flags.log_opts.clone(),
         ..Life::default()
     };
     Ok((life, log))
@@ -117,6 +118,67 @@ pub fn run_detached(
     reporting: &Reporting,
     pull: &PullOptions,
 ) -> Result<String, Error> {
+    fork_monitor(|report| monitor(opts, root, reporting, pull, report))
+}
+
+/// `containr start` of a created or exited container: a new monitor makes
+/// it again from its record and starts it; its id once it runs.
+pub fn start_detached(root: &Path, name: &str) -> Result<String, Error> {
+    let data = super::state::DataRoot::open(root)?;
+    let state = data.lookup(name)?;
+    if state.is_live() && state.status != Status::Created {
+        return Ok(state.id);
+    }
+    super::state::clear_stopped(&state.dir());
+    fork_monitor(|report| {
+        let send = |code: i32, message: String| {
+            let r = Report::Failed { code, message };
+            let _ = (&report).write_all(&serde_json::to_vec(&r).expect("plain data"));
+        };
+        let record = match data.adopt(&state.id) {
+            Ok(r) => r,
+            Err(e) => {
+                send(125, Error::from(e).to_string());
+                return 125;
+            }
+        };
+        let life = &record.state().life;
+        let log_config = match LogConfig::parse(life.log_driver.as_deref(), &life.log_opts) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = record.finish(125);
+                send(125, e.to_string());
+                return 125;
+            }
+        };
+        let (tty, interactive) =
+            (record.state().config.as_ref()).map_or((false, false), |c| (c.tty, c.interactive));
+        let _ = nix::unistd::setsid();
+        // SAFETY: prctl with integer arguments only.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        let io = match Stdio::before_create(tty, interactive, &log_config) {
+            Ok(io) => io,
+            Err(e) => {
+                let _ = record.finish(125);
+                send(125, e.to_string());
+                return 125;
+            }
+        };
+        let created = super::run::revive(record, root);
+        io.detach_self();
+        match created {
+            Ok(c) => supervise_all(c, io, tty, interactive, &log_config, report),
+            Err(e) => {
+                send(e.status(), e.to_string());
+                125
+            }
+        }
+    })
+}
+
+/// Fork a monitor running `body` (which reports on the pipe it is given);
+/// the container's id once the monitor says it runs, or why not.
+fn fork_monitor(body: impl FnOnce(std::fs::File) -> i32) -> Result<String, Error> {
     let (rx, tx) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(Error::sys_nix("pipe"))?;
     // SAFETY: containr is single-threaded here (a pull runs its threads
@@ -125,7 +187,7 @@ pub fn run_detached(
         ForkResult::Child => {
             drop(rx);
             close_inherited(tx.as_raw_fd());
-            let code = monitor(opts, root, reporting, pull, std::fs::File::from(tx));
+            let code = body(std::fs::File::from(tx));
             // SAFETY: _exit skips the atexit handlers and buffers that
             // belong to the command line this process was forked from.
             unsafe { libc::_exit(code) }
@@ -207,16 +269,37 @@ fn monitor(
     // The init has its stdio now; ours no longer holds the user's terminal
     // (nor `$(containr run -d …)`'s pipe) open.
     io.detach_self();
-    let mut created = match created {
+    let created = match created {
         Ok(c) => c,
         Err(e) => {
             send(failed(&e));
             return 125;
         }
     };
+    supervise_all(created, io, opts.tty, opts.interactive, &log_config, report)
+}
+
+/// From a container made (its init waiting for its configuration) to its
+/// end: start it, say so on `report`, log it, apply its restart policy,
+/// delete it. The monitor's exit status.
+fn supervise_all(
+    mut created: Created,
+    io: Stdio,
+    tty: bool,
+    interactive: bool,
+    log_config: &LogConfig,
+    report: std::fs::File,
+) -> i32 {
+    let send = |r: Report| {
+        let _ = (&report).write_all(&serde_json::to_vec(&r).expect("plain data"));
+    };
+    let failed = |e: &Error| Report::Failed {
+        code: e.status(),
+        message: e.to_string(),
+    };
     let mut log = match log_config.driver {
         Driver::None => None,
-        Driver::JsonFile => match open_log(&mut created, &log_config) {
+        Driver::JsonFile => match open_log(&mut created, log_config) {
             Ok(w) => Some(w),
             Err(e) => {
                 drop(created);
@@ -302,7 +385,7 @@ fn monitor(
                 Err(_) => 125,
             };
         }
-        io = match Stdio::before_create(opts.tty, opts.interactive, &log_config) {
+        io = match Stdio::before_create(tty, interactive, log_config) {
             Ok(io) => io,
             Err(_) => return 125,
         };

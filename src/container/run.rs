@@ -291,12 +291,17 @@ pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Pre
         limits.devices.push(resources::parse_device_rule(spec)?);
     }
     let confinement = opts.security.resolve(&root.join("cache"))?;
-    let (life, log) = super::monitor::life(
+    let (mut life, log) = super::monitor::life(
         &opts.life,
         opts.detach,
         opts.rm,
         image.as_ref().and_then(|i| i.config.stop_signal.as_deref()),
     )?;
+    if opts.detach {
+        // What `start` needs to make it again.
+        life.limits = Some(limits.clone());
+        life.network = Some(opts.network.clone());
+    }
     Ok(Prepared {
         image,
         image_name: opts.image.clone(),
@@ -861,6 +866,90 @@ pub fn recreate(created: Created, status: i32) -> Result<Created, Error> {
     drop((raw_mode, signals, channel, idmapped));
     drop(attachment);
     drop(cgroup);
+    make_again(record, rw, limits, net, rm, root, detach, status)
+}
+
+/// `containr create`: the container made, then parked: its init, cgroup
+/// and network released, its record (marked created) and writable layer
+/// kept until `start`.
+pub fn park(created: Created) -> Result<String, Error> {
+    let Created {
+        init,
+        attachment,
+        rw,
+        record,
+        cgroup,
+        ..
+    } = created;
+    let _ = kill(init, Signal::SIGKILL);
+    let _ = waitpid(init, None);
+    drop(attachment);
+    drop(cgroup);
+    if let Some(rw) = rw {
+        rw.keep();
+    }
+    let id = record.id.clone();
+    record.park()?;
+    Ok(id)
+}
+
+/// `containr start` of a created or exited container whose record this
+/// process has adopted: made again from its record, with a new init
+/// waiting for its configuration. If that fails, it is left exited.
+pub fn revive(record: ContainerRecord, root: &Path) -> Result<Created, Error> {
+    let state = record.state().clone();
+    let prior = state.exit_code.unwrap_or(125);
+    let plan = state.life.network.as_ref().map(|n| n.plan()).transpose();
+    let (limits, net) = match (state.life.limits.clone(), plan) {
+        (Some(l), Ok(Some(n))) => (l, n),
+        (_, Err(e)) => {
+            record.finish(prior)?;
+            return Err(e.into());
+        }
+        _ => {
+            record.finish(prior)?;
+            return Err(super::state::Error::NoConfig(state.name).into());
+        }
+    };
+    let rw = state
+        .config
+        .as_ref()
+        .and_then(|c| c.overlay.as_ref())
+        .map(|o| RwLayer {
+            dir: root.join("rw").join(&state.id),
+            layers: crate::image::layers::Layers {
+                base: o.base.clone(),
+                lower: o.lower.clone(),
+                upper: o.upper.clone(),
+                work: o.work.clone(),
+            },
+        });
+    let detach = state.life.log_driver.is_some();
+    make_again(
+        record,
+        rw,
+        limits,
+        net,
+        state.auto_remove,
+        root.to_path_buf(),
+        detach,
+        prior,
+    )
+}
+
+/// Make a container again from its record: cgroup, network, init. On
+/// failure it is kept, exited with `status`.
+#[allow(clippy::too_many_arguments)]
+fn make_again(
+    record: ContainerRecord,
+    rw: Option<RwLayer>,
+    limits: Limits,
+    net: network::Plan,
+    rm: bool,
+    root: PathBuf,
+    detach: bool,
+    status: i32,
+) -> Result<Created, Error> {
     if let Some(rw) = &rw {
         // A `volatile` overlay refuses to mount on a work directory it
         // marked: the last mount is gone, its writes are in the page cache.

@@ -65,6 +65,8 @@ pub enum Error {
         "container {0}: no configuration recorded (made by an older containr, or still being created)"
     )]
     NoConfig(String),
+    #[error("container {0} is already running")]
+    AlreadyStarted(String),
     #[error("container {name}: {what}: {source}")]
     Kill {
         name: String,
@@ -137,6 +139,14 @@ pub struct Life {
     /// The kernel's OOM killer ended it.
     #[serde(default)]
     pub oom_killed: bool,
+    /// `--log-opt`, as given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_opts: Vec<String>,
+    /// Its cgroup limits and network flags, to make it again (`start`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<crate::cgroup::Limits>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::network::Options>,
 }
 
 /// What a container's record holds.
@@ -209,9 +219,10 @@ impl State {
         self.status != Status::Exited && self.owner_alive()
     }
 
-    /// Running (or about to) per the record, but its owner is gone.
+    /// Running (or about to) per the record, but its owner is gone. (A
+    /// created container waits for `start` with no owner.)
     fn is_stale(&self) -> bool {
-        self.status != Status::Exited && !self.owner_alive()
+        matches!(self.status, Status::Running | Status::Restarting) && !self.owner_alive()
     }
 
     /// Host pid of a running container's init: the only child of its
@@ -567,6 +578,32 @@ impl DataRoot {
         }
     }
 
+    /// Take over the record of the stopped (or created) container `name`
+    /// to start it again: this process becomes its owner.
+    pub fn adopt(&self, name: &str) -> Result<ContainerRecord, Error> {
+        let found = self.lookup(name)?;
+        let _lock = self.lock()?;
+        let path = self.record_path(&found.name);
+        let mut state = read_state(&path)
+            .filter(|s| s.id == found.id)
+            .ok_or_else(|| Error::NoSuchContainer(name.to_string()))?;
+        if state.is_live() {
+            return Err(Error::AlreadyStarted(state.name));
+        }
+        state.owner_pid = std::process::id();
+        state.owner_start = process_start_time(state.owner_pid).unwrap_or(0);
+        state.status = Status::Running;
+        state.life.error = None;
+        write_atomic(&path, &state)?;
+        Ok(ContainerRecord {
+            id: state.id.clone(),
+            name: state.name.clone(),
+            path,
+            state,
+            file: None,
+        })
+    }
+
     /// The running container `name` (or id), if there is one.
     pub fn find(&self, name: &str) -> Option<State> {
         self.lookup(name).ok().filter(State::is_running)
@@ -739,6 +776,15 @@ impl ContainerRecord {
         file.write_all_at(&bytes, 0).map_err(io_err(&self.path))?;
         // Longer than the record without it, always: nothing to truncate.
         debug_assert!(file.metadata().is_ok_and(|m| m.len() == bytes.len() as u64));
+        Ok(())
+    }
+
+    /// The container was made but is not to run yet (`containr create`):
+    /// kept, marked created, with no owner until `start` adopts it.
+    pub fn park(mut self) -> Result<(), Error> {
+        self.state.status = Status::Created;
+        write_atomic(&self.path, &self.state)?;
+        self.path = PathBuf::new();
         Ok(())
     }
 
