@@ -41,6 +41,7 @@ use super::state::{Life, RestartPolicy, Status, now_ns};
 use super::{Error, create, delete, prepare, start};
 use crate::explain::Reporting;
 use crate::registry::PullOptions;
+use crate::step;
 
 /// What the monitor tells `containr run -d`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -181,6 +182,7 @@ pub fn start_detached(root: &Path, name: &str) -> Result<String, Error> {
 fn fork_monitor(body: impl FnOnce(std::fs::File) -> i32) -> Result<String, Error> {
     let (rx, tx) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(Error::sys_nix("pipe"))?;
+    step!("fork(): the container's monitor, which outlives this command");
     // SAFETY: containr is single-threaded here (a pull runs its threads
     // later, in the child), so the child may allocate and take locks.
     match unsafe { nix::unistd::fork() }.map_err(Error::sys_nix("fork"))? {
@@ -254,6 +256,9 @@ fn monitor(
             return 125;
         }
     };
+    step!(
+        "setsid() + prctl(PR_SET_CHILD_SUBREAPER): the monitor leaves the terminal's session and will reap the container's init"
+    );
     let _ = nix::unistd::setsid();
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
@@ -515,6 +520,9 @@ impl Stdio {
             dup(io.null.as_fd(), 2)?;
             return Ok(io);
         }
+        step!(
+            "pipe2() twice, dup2() onto fds 1 and 2: the container's stdout and stderr go to the monitor, which logs them"
+        );
         for (fd, slot) in [(1, &mut io.out), (2, &mut io.err)] {
             let (r, w) = pipe()?;
             // A burst is absorbed while the monitor writes the last one.
