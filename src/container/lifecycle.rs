@@ -279,7 +279,12 @@ pub fn kill(data: &DataRoot, name: &str, signal: Option<&str>) -> Result<(), Err
 /// `containr wait CONTAINER`: block until it exits; its exit status. A
 /// `--rm` container gone before its status was read reports 0.
 pub fn wait(data: &DataRoot, name: &str) -> Result<i32, Error> {
-    let s = data.lookup(name)?;
+    let mut s = data.lookup(name)?;
+    // Created: it must run (and end) first, as docker's wait.
+    while s.status == Status::Created {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        s = data.lookup(&s.id)?;
+    }
     if s.is_live() {
         if let Some(pid) = s.init_pid()
             && let Ok(init) = super::state::pidfd_open(pid)
