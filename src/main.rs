@@ -148,6 +148,16 @@ enum Command {
         #[arg(required = true, value_name = "CONTAINER")]
         containers: Vec<String>,
     },
+    /// Attach local standard input, output, and error streams to a running container
+    Attach {
+        /// Override the key sequence for detaching a container (ctrl-p,ctrl-q)
+        #[arg(long = "detach-keys", value_name = "string")]
+        detach_keys: Option<String>,
+        /// Do not attach STDIN
+        #[arg(long = "no-stdin")]
+        no_stdin: bool,
+        container: String,
+    },
     /// Block until one or more containers stop, then print their exit codes
     Wait {
         #[arg(required = true, value_name = "CONTAINER")]
@@ -806,6 +816,11 @@ fn dispatch(command: Command, global: &Global) -> Result<i32, Error> {
             cli::lifecycle::kill(root, &containers, signal.as_deref())
         }
         Command::Wait { containers } => cli::lifecycle::wait(root, &containers),
+        Command::Attach {
+            detach_keys,
+            no_stdin,
+            container,
+        } => cli::lifecycle::attach(root, &container, detach_keys.as_deref(), no_stdin),
         Command::Create(args) => {
             let (platform, quiet) = (args.platform.clone(), args.quiet);
             cli::lifecycle::create(global, &(*args).into(), platform, quiet)

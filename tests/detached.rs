@@ -708,3 +708,96 @@ fn detach_image(sb: &Sandbox, args: &[&str]) {
     full.extend_from_slice(args);
     sb.containr_ok(&full);
 }
+
+/// `containr attach ARGS...` with a pipe on its stdin and its stdout read
+/// by a thread: (child, its stdin, what it printed so far).
+fn attach(
+    sb: &Sandbox,
+    args: &[&str],
+) -> (
+    std::process::Child,
+    std::process::ChildStdin,
+    std::sync::Arc<std::sync::Mutex<String>>,
+) {
+    use std::io::Read;
+    let mut full = vec!["attach"];
+    full.extend_from_slice(args);
+    let mut child = sb
+        .cmd(&full)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = seen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    (child, stdin, seen)
+}
+
+#[test]
+fn attach_joins_a_detached_container_and_detaches_with_the_keys() {
+    use std::io::Write;
+    let sb = Sandbox::new();
+    // A terminal held by the monitor; our input reaches its shell.
+    detach(&sb, &["-it", "--name", "shell", "sh"]);
+    let (mut child, mut stdin, seen) = attach(&sb, &["shell"]);
+    eventually("the attached shell to answer", || {
+        let _ = stdin.write_all(b"echo mark-$((1+2))\n");
+        std::thread::sleep(Duration::from_millis(200));
+        seen.lock().unwrap().contains("mark-3")
+    });
+    // ctrl-p ctrl-q: detached, the container runs on.
+    stdin.write_all(&[0x10, 0x11]).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("read escape sequence"));
+    assert!(ps_row(&sb, "shell").contains("   Up "));
+
+    // Attached again (other keys): the shell's exit ends the attach with
+    // its status.
+    let (child, mut stdin, _) = attach(&sb, &["--detach-keys", "ctrl-a,x", "shell"]);
+    std::thread::sleep(Duration::from_millis(300));
+    stdin.write_all(b"exit 7\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(7));
+    let out = sb.cmd(&["attach", "shell"]).output().unwrap();
+    assert_fails(&out, 125, "not running");
+    sb.containr_ok(&["rm", "shell"]);
+
+    // -i without -t: our lines reach its stdin, its output comes back.
+    detach(
+        &sb,
+        &[
+            "-i",
+            "--name",
+            "reader",
+            "sh",
+            "-c",
+            "while read l; do echo got $l; done",
+        ],
+    );
+    let (child, mut stdin, seen) = attach(&sb, &["reader"]);
+    eventually("the echo", || {
+        let _ = stdin.write_all(b"ping\n");
+        std::thread::sleep(Duration::from_millis(200));
+        seen.lock().unwrap().contains("got ping")
+    });
+    sb.containr_ok(&["kill", "reader"]);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(137));
+    assert!(logs(&sb, &["reader"]).0.starts_with("got ping\n"));
+    sb.containr_ok(&["rm", "reader"]);
+}

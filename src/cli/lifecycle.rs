@@ -193,3 +193,25 @@ pub fn restart(root: &Path, names: &[String], timeout: Option<u32>) -> Result<i3
         lifecycle::restart(data, name, timeout)
     })
 }
+
+/// `containr attach`: until the container exits (its status) or the
+/// detach keys are typed (0, and docker's "read escape sequence").
+pub fn attach(root: &Path, name: &str, keys: Option<&str>, no_stdin: bool) -> Result<i32, Error> {
+    use std::os::fd::AsFd;
+    require_root("attach")?;
+    let data = DataRoot::open(root)?;
+    let tty = lifecycle::lookup(root, name)?.config.is_some_and(|c| c.tty);
+    let stdin = std::io::stdin();
+    let raw = (tty && !no_stdin && container::tty::is_terminal(stdin.as_fd()))
+        .then(|| container::tty::RawMode::enable(stdin.as_fd()).ok())
+        .flatten();
+    let end = lifecycle::attach(&data, name, keys, no_stdin);
+    drop(raw);
+    match end? {
+        container::attach::End::Detached => {
+            eprintln!("read escape sequence");
+            Ok(0)
+        }
+        container::attach::End::Closed => Ok(lifecycle::wait(&data, name)?),
+    }
+}

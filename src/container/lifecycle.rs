@@ -375,3 +375,21 @@ pub fn restart(data: &DataRoot, name: &str, timeout: Option<u32>) -> Result<(), 
     super::monitor::start_detached(data.path(), name)?;
     Ok(())
 }
+
+/// `containr attach [--detach-keys K] [--no-stdin] CONTAINER`: the running
+/// container's output here, our input to it, until it ends or the detach
+/// keys are typed (docker's ctrl-p ctrl-q by default). Whether it has a
+/// terminal (then ours should be raw) is `state.config`'s `tty`.
+pub fn attach(
+    data: &DataRoot,
+    name: &str,
+    keys: Option<&str>,
+    no_stdin: bool,
+) -> Result<super::attach::End, Error> {
+    let s = data.lookup(name)?;
+    let keys = super::attach::parse_keys(keys.unwrap_or("ctrl-p,ctrl-q"))?;
+    if !s.is_running() {
+        return Err(super::attach::Error::NotRunning(s.name.clone()).into());
+    }
+    Ok(super::attach::attach(&s.name, &s.dir(), &keys, no_stdin)?)
+}

@@ -15,6 +15,7 @@
 //! They talk over [`channel`]: the parent sends the [`Config`], the init
 //! answers with the terminal, "started" or the reason it failed.
 
+pub mod attach;
 pub mod channel;
 pub mod env;
 pub mod exec;
@@ -80,6 +81,8 @@ pub enum Error {
     Resources(#[from] resources::Error),
     #[error(transparent)]
     Logs(#[from] logs::Error),
+    #[error(transparent)]
+    Attach(#[from] attach::Error),
     #[error("invalid restart policy {0:?}: expected no, always, unless-stopped or on-failure[:N]")]
     BadRestart(String),
     #[error("conflicting options: cannot specify both --restart and --rm")]

@@ -34,6 +34,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid};
 use serde::{Deserialize, Serialize};
 
+use super::attach::Hub;
 use super::init::status_code;
 use super::logs::{Driver, LogConfig, LogWriter, Stream};
 use super::run::{Created, LifeFlags, RunOptions, Started};
@@ -345,6 +346,8 @@ fn supervise_all(
             return 125;
         }
     };
+    // Where `attach` connects; a container runs without it if need be.
+    let mut hub = (created.record_mut().dir().ok()).and_then(|d| Hub::listen(&d).ok());
     mark_running(&mut created);
     send(Report::Running {
         id: created.id().to_string(),
@@ -358,7 +361,7 @@ fn supervise_all(
     let mut backoff = Backoff::default();
     loop {
         let started = Instant::now();
-        let status = supervise(&created, master.take(), &io, log.as_mut());
+        let status = supervise(&created, master.take(), &io, log.as_mut(), hub.as_mut());
         if let Some(log) = &mut log {
             log.finish();
         }
@@ -478,8 +481,8 @@ struct Stdio {
     out: Option<OwnedFd>,
     err: Option<OwnedFd>,
     /// `-i` without `-t`: the write end of the container's stdin, held
-    /// open so it does not read end-of-file (for `attach`).
-    _stdin: Option<OwnedFd>,
+    /// open so it does not read end-of-file, written by `attach`.
+    stdin: Option<OwnedFd>,
     null: OwnedFd,
 }
 
@@ -505,13 +508,13 @@ impl Stdio {
         let mut io = Stdio {
             out: None,
             err: None,
-            _stdin: None,
+            stdin: None,
             null,
         };
         if interactive && !tty {
             let (r, w) = pipe()?;
             dup(r.as_fd(), 0)?;
-            io._stdin = Some(w);
+            io.stdin = Some(w);
         } else {
             dup(io.null.as_fd(), 0)?;
         }
@@ -550,6 +553,7 @@ fn supervise(
     master: Option<OwnedFd>,
     io: &Stdio,
     mut log: Option<&mut LogWriter>,
+    mut hub: Option<&mut Hub>,
 ) -> i32 {
     let init = created.init_pid();
     // (fd, stream): the pty is the container's stdout, as docker logs it.
@@ -563,7 +567,9 @@ fn supervise(
     if let Some(e) = &io.err {
         sources.push((e.as_fd(), Stream::Stderr));
     }
-    for (fd, _) in &sources {
+    // What attached clients type goes to the pty, or to a -i pipe.
+    let stdin = master.as_ref().or(io.stdin.as_ref()).map(|f| f.as_fd());
+    for fd in sources.iter().map(|(fd, _)| *fd).chain(stdin) {
         let _ = nix::fcntl::fcntl(
             fd.as_raw_fd(),
             nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
@@ -578,6 +584,8 @@ fn supervise(
                 .iter()
                 .map(|(fd, _)| PollFd::new(*fd, PollFlags::POLLIN)),
         );
+        let hub_fds = hub.as_ref().map(|h| h.poll_fds()).unwrap_or_default();
+        fds.extend(hub_fds.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)));
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) => {}
             Err(nix::Error::EINTR) => continue,
@@ -588,11 +596,23 @@ fn supervise(
             .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
             .collect();
         drop(fds);
+        drop(hub_fds);
         let mut closed = Vec::new();
         for (i, (fd, stream)) in sources.iter().enumerate() {
-            if ready[i + 1] && !copy(*fd, *stream, &mut buf, log.as_deref_mut()) {
+            if ready[i + 1]
+                && !copy(
+                    *fd,
+                    *stream,
+                    &mut buf,
+                    log.as_deref_mut(),
+                    hub.as_deref_mut(),
+                )
+            {
                 closed.push(i);
             }
+        }
+        if let Some(h) = hub.as_deref_mut() {
+            h.serve(&ready[1 + sources.len()..], stdin, &mut buf);
         }
         for i in closed.into_iter().rev() {
             sources.remove(i);
@@ -603,18 +623,38 @@ fn supervise(
     }
     // What it wrote last is still in the pipes.
     for (fd, stream) in &sources {
-        while copy(*fd, *stream, &mut buf, log.as_deref_mut()) && has_data(*fd) {}
+        while copy(
+            *fd,
+            *stream,
+            &mut buf,
+            log.as_deref_mut(),
+            hub.as_deref_mut(),
+        ) && has_data(*fd)
+        {}
+    }
+    if let Some(h) = hub {
+        h.close_clients();
     }
     status.unwrap_or(125)
 }
 
-/// One read from `fd` into the log; false once it is closed.
-fn copy(fd: BorrowedFd<'_>, stream: Stream, buf: &mut [u8], log: Option<&mut LogWriter>) -> bool {
+/// One read from `fd` into the log and to attached clients; false once it
+/// is closed.
+fn copy(
+    fd: BorrowedFd<'_>,
+    stream: Stream,
+    buf: &mut [u8],
+    log: Option<&mut LogWriter>,
+    hub: Option<&mut Hub>,
+) -> bool {
     match nix::unistd::read(fd.as_raw_fd(), buf) {
         Ok(0) | Err(nix::Error::EIO) => false,
         Ok(n) => {
             if let Some(log) = log {
                 log.write(stream, &buf[..n]);
+            }
+            if let Some(hub) = hub {
+                hub.broadcast(stream, &buf[..n]);
             }
             true
         }
