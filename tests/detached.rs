@@ -753,7 +753,7 @@ fn attach_joins_a_detached_container_and_detaches_with_the_keys() {
     let sb = Sandbox::new();
     // A terminal held by the monitor; our input reaches its shell.
     detach(&sb, &["-it", "--name", "shell", "sh"]);
-    let (mut child, mut stdin, seen) = attach(&sb, &["shell"]);
+    let (child, mut stdin, seen) = attach(&sb, &["shell"]);
     eventually("the attached shell to answer", || {
         let _ = stdin.write_all(b"echo mark-$((1+2))\n");
         std::thread::sleep(Duration::from_millis(200));
