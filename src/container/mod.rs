@@ -14,6 +14,10 @@
 //!
 //! They talk over [`channel`]: the parent sends the [`Config`], the init
 //! answers with the terminal, "started" or the reason it failed.
+//!
+//! With `run -d`, the parent is the container's [`monitor`]: a process of
+//! its own, forked by the command line, which outlives it, logs the
+//! container ([`logs`]), serves [`attach`] and applies the restart policy.
 
 pub mod attach;
 pub mod channel;
