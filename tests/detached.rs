@@ -659,7 +659,27 @@ fn create_start_and_restart_keep_the_container_and_its_writable_layer() {
     assert_eq!(out.status.code(), Some(5));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
-    sb.containr_ok(&["rm", "later", "once"]);
+
+    // A container that ran attached starts again under a monitor.
+    let out = sb
+        .cmd(&[
+            "run",
+            "--name",
+            "fg",
+            "--rootfs",
+            sb.rootfs.to_str().unwrap(),
+            "sh",
+            "-c",
+            "echo ran; exit 2",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = sb.cmd(&["start", "-a", "fg"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ran\n");
+    assert_eq!(logs(&sb, &["fg"]).0, "ran\n");
+    sb.containr_ok(&["rm", "later", "once", "fg"]);
 }
 
 #[test]

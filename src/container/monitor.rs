@@ -144,6 +144,11 @@ pub fn start_detached(root: &Path, name: &str) -> Result<String, Error> {
                 return 125;
             }
         };
+        let mut record = record;
+        if record.state().life.log_driver.is_none() {
+            // Run attached before: from now on its monitor logs it.
+            let _ = record.update(|s| s.life.log_driver = Some("json-file".into()));
+        }
         let life = &record.state().life;
         let log_config = match LogConfig::parse(life.log_driver.as_deref(), &life.log_opts) {
             Ok(c) => c,

@@ -297,11 +297,9 @@ pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Pre
         opts.rm,
         image.as_ref().and_then(|i| i.config.stop_signal.as_deref()),
     )?;
-    if opts.detach {
-        // What `start` needs to make it again.
-        life.limits = Some(limits.clone());
-        life.network = Some(opts.network.clone());
-    }
+    // What `start` needs to make it again.
+    life.limits = Some(limits.clone());
+    life.network = Some(opts.network.clone());
     Ok(Prepared {
         image,
         image_name: opts.image.clone(),
@@ -924,7 +922,8 @@ pub fn revive(record: ContainerRecord, root: &Path) -> Result<Created, Error> {
                 work: o.work.clone(),
             },
         });
-    let detach = state.life.log_driver.is_some();
+    // Started again, it runs under a monitor, whatever it ran under.
+    let detach = true;
     make_again(
         record,
         rw,
