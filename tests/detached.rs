@@ -579,6 +579,28 @@ fn restart_policies_bring_a_container_back_with_docker_s_rules() {
     eventually("the monitor to exit", || !alive(monitor as u32));
     sb.containr_ok(&["rm", "phoenix"]);
 
+    // rm refuses a restarting container; rm -f ends it for good.
+    detach(
+        &sb,
+        &[
+            "--name",
+            "loop",
+            "--restart",
+            "always",
+            "sh",
+            "-c",
+            "sleep 0.2",
+        ],
+    );
+    let monitor = record(&sb, "loop")["owner_pid"].as_u64().unwrap() as u32;
+    eventually("a restart", || inspect(&sb, "loop")["RestartCount"] != 0);
+    let out = sb.cmd(&["rm", "loop"]).output().unwrap();
+    assert_fails(&out, 1, "stop the container before removing");
+    sb.containr_ok(&["rm", "-f", "loop"]);
+    eventually("the monitor to exit", || !alive(monitor));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(sb.containr_ok(&["ps", "-aq"]).is_empty());
+
     // The bad ones are refused before anything is made.
     let out = sb
         .cmd(&[

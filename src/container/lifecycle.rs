@@ -106,7 +106,8 @@ pub fn matches_all(s: &State, filters: &[String]) -> Result<bool, Error> {
 /// with `volumes` its anonymous volumes.
 pub fn remove(data: &DataRoot, name: &str, force: bool, volumes: bool) -> Result<(), Error> {
     let state = data.lookup(name)?;
-    if state.is_running() && force {
+    // Restarting counts as running: its monitor would bring it back.
+    if state.is_live() && force {
         state.kill_and_wait()?;
     }
     match data.remove(&state) {

@@ -414,6 +414,11 @@ fn supervise_all(
             }) => {
                 mark_running(&mut created);
                 master = m;
+                // A stop that came while it was being made again (it saw
+                // no init to signal) ends this run at once.
+                if super::state::was_stopped(&state.dir()) {
+                    let _ = kill(created.init_pid(), Signal::SIGKILL);
+                }
             }
             // It could not start this time: that is an exit, for the
             // policy to judge; the init's status is collected as usual.

@@ -617,7 +617,7 @@ impl DataRoot {
         let current = read_state(&path)
             .filter(|s| s.id == state.id)
             .ok_or_else(|| Error::NoSuchContainer(state.name.clone()))?;
-        if current.is_running() {
+        if current.is_live() {
             return Err(Error::Running(state.name.clone()));
         }
         fs::remove_file(&path).map_err(io_err(&path))?;
