@@ -3,6 +3,8 @@
 //!
 //! ```text
 //! containers/<name>.json    one file per container: who owns it, what it runs, how it ended
+//! containers/<id>/          a detached container's log, attach socket and stop mark
+//!                           (made only for those: an attached run makes no directory)
 //! containers.lock           flock'ed by whoever changes a record it does not own
 //! ```
 //!
@@ -25,7 +27,7 @@
 //! invalid JSON, which every reader already takes for "being written".
 //!
 //! A running container's record belongs to the `containr run` process that
-//! made it. When the container exits, that process marks the record
+//! made it (with `run -d`, its monitor; see `monitor`). When the container exits, that process marks the record
 //! "exited" with the status ([`ContainerRecord::finish`]), or removes it
 //! (`--rm`, or a run that failed: [`ContainerRecord`]'s `Drop`). If that
 //! process was killed outright, the record still says "running": later
