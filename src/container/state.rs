@@ -444,6 +444,17 @@ impl DataRoot {
             .collect()
     }
 
+    /// The ids of the containers running now, as their records are
+    /// (nothing settled: a record whose owner is gone is not running).
+    pub fn running_ids(&self) -> Vec<String> {
+        self.record_paths()
+            .iter()
+            .filter_map(|p| read_state(p))
+            .filter(State::is_running)
+            .map(|s| s.id)
+            .collect()
+    }
+
     fn record_paths(&self) -> Vec<PathBuf> {
         fs::read_dir(self.containers())
             .into_iter()
