@@ -69,7 +69,7 @@ struct Cli {
           default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     rate_window: u64,
 
-    /// Free space (k/m/g units) a pull, load or import leaves on the data root's filesystem
+    /// Free space (k/m/g units) a pull, load, import, commit or cp leaves on the filesystem it writes to
     #[arg(long, global = true, value_name = "SIZE", env = "CONTAINR_DISK_RESERVE",
           default_value = "512m", value_parser = parse_size)]
     disk_reserve: u64,
@@ -252,6 +252,56 @@ enum Command {
         /// Container name or id
         container: String,
     },
+    /// Copy files between a container and the host (CONTAINER:PATH, a
+    /// local path, or - for a tar stream)
+    Cp {
+        /// Archive mode: keep the files' uid and gid
+        #[arg(short, long)]
+        archive: bool,
+        /// Always follow a symlink in SRC
+        #[arg(short = 'L', long)]
+        follow_link: bool,
+        /// CONTAINER:SRC_PATH, or a local path, or -
+        src: String,
+        /// CONTAINER:DEST_PATH, or a local path, or -
+        dest: String,
+    },
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff {
+        /// Container name or id
+        container: String,
+    },
+    /// Create a new image from a container's changes
+    Commit {
+        /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+        #[arg(short, long, value_name = "string")]
+        author: Option<String>,
+        /// Apply a Dockerfile instruction to the image's config (CMD,
+        /// ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, STOPSIGNAL, VOLUME,
+        /// ONBUILD)
+        #[arg(short, long = "change", value_name = "list")]
+        change: Vec<String>,
+        /// Commit message
+        #[arg(short, long, value_name = "string")]
+        message: Option<String>,
+        /// Container name or id
+        container: String,
+        /// The image's name, REPOSITORY[:TAG]
+        name: Option<String>,
+    },
+    /// List port mappings or a specific mapping for the container
+    Port {
+        /// Container name or id
+        container: String,
+        /// PRIVATE_PORT[/PROTO]
+        private: Option<String>,
+    },
+    /// Rename a container
+    Rename {
+        /// The container's name or id
+        container: String,
+        new_name: String,
+    },
     /// Remove blobs and snapshots that no image uses
     Gc,
     /// Re-hash the image store and report corruption
@@ -294,9 +344,35 @@ enum Command {
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Execute a command in a running container
+    Exec(Box<ExecArgs>),
+    /// Display the running processes of a container
+    Top {
+        container: String,
+        /// ps options (default: -ef)
+        #[arg(
+            value_name = "ps OPTIONS",
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        ps_args: Vec<String>,
+    },
+    /// Pause all processes within one or more containers
+    Pause {
+        #[arg(required = true, value_name = "CONTAINER")]
+        containers: Vec<String>,
+    },
+    /// Unpause all processes within one or more containers
+    Unpause {
+        #[arg(required = true, value_name = "CONTAINER")]
+        containers: Vec<String>,
+    },
     /// (internal) the container's init, re-exec'd by `run`
     #[command(hide = true)]
     Init { fd: i32 },
+    /// (internal) `exec`'s helper, which joins the container
+    #[command(hide = true, name = "exec-init")]
+    ExecInit { fd: i32 },
     /// (internal) man pages and shell completions, made by scripts/install
     #[command(hide = true, name = "__generate", subcommand)]
     Generate(GenerateCommand),
@@ -630,6 +706,55 @@ struct RunArgs {
     command: Vec<String>,
 }
 
+#[derive(Args)]
+#[command(override_usage = "containr exec [OPTIONS] CONTAINER COMMAND [ARG...]")]
+struct ExecArgs {
+    /// Detached mode: run command in the background
+    #[arg(short = 'd', long)]
+    detach: bool,
+    /// Keep STDIN open
+    #[arg(short = 'i', long)]
+    interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    tty: bool,
+    /// Set environment variables (KEY=VALUE, or KEY to take the host's value)
+    #[arg(short = 'e', long = "env", value_name = "list")]
+    env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file", value_name = "list")]
+    env_file: Vec<PathBuf>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short = 'u', long = "user", value_name = "string")]
+    user: Option<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long = "workdir", value_name = "string")]
+    workdir: Option<String>,
+    /// Give extended privileges to the command
+    #[arg(long)]
+    privileged: bool,
+    container: String,
+    /// The command to run and its arguments
+    #[arg(value_name = "COMMAND", required = true, trailing_var_arg = true)]
+    command: Vec<String>,
+}
+
+impl From<ExecArgs> for container::enter::ExecOptions {
+    fn from(a: ExecArgs) -> Self {
+        container::enter::ExecOptions {
+            args: a.command,
+            detach: a.detach,
+            interactive: a.interactive,
+            tty: a.tty,
+            env: a.env,
+            env_files: a.env_file,
+            user: a.user,
+            workdir: a.workdir,
+            privileged: a.privileged,
+        }
+    }
+}
+
 impl From<RunArgs> for RunOptions {
     fn from(a: RunArgs) -> RunOptions {
         // Without --rootfs, the first word is the image.
@@ -731,6 +856,7 @@ fn main() -> ExitCode {
     let tar_on_stdout = matches!(
         cli.command,
         Command::Export { output: None, .. } | Command::Save { output: None, .. }
+    ) || matches!(&cli.command, Command::Cp { dest, .. } if dest == "-"
     );
     let reporting = Reporting {
         explain: cli.explain.is_some(),
@@ -749,6 +875,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Init { fd } => return cli::exit(container::init::main(fd)),
+        Command::ExecInit { fd } => return cli::exit(container::enter::main(fd)),
         Command::Generate(what) => {
             let result = match what {
                 GenerateCommand::Man { dir } => cli::generate::man_pages(Cli::command(), &dir),
@@ -870,6 +997,44 @@ fn dispatch(command: Command, global: &Global) -> Result<i32, Error> {
         Command::Logout { server } => cli::image::logout(server),
         Command::Load { input } => cli::image::load(root, input, global.pull_limits.disk_reserve),
         Command::Save { output, images } => cli::image::save(root, output, &images),
+        Command::Cp {
+            archive,
+            follow_link,
+            src,
+            dest,
+        } => cli::fsops::cp(
+            root,
+            &src,
+            &dest,
+            archive,
+            follow_link,
+            global.pull_limits.disk_reserve,
+        ),
+        Command::Diff { container } => cli::fsops::diff(root, &container),
+        Command::Commit {
+            author,
+            change,
+            message,
+            container,
+            name,
+        } => cli::fsops::commit(
+            root,
+            cli::fsops::CommitArgs {
+                container: &container,
+                name: name.as_deref(),
+                changes: &change,
+                message,
+                author,
+                reserve: global.pull_limits.disk_reserve,
+            },
+        ),
+        Command::Port { container, private } => {
+            cli::fsops::port(root, &container, private.as_deref())
+        }
+        Command::Rename {
+            container,
+            new_name,
+        } => cli::fsops::rename(root, &container, &new_name),
         Command::Gc => cli::image::gc(root),
         Command::Verify { repair } => {
             cli::image::verify(root, repair, global.pull_limits.disk_reserve)
@@ -891,6 +1056,15 @@ fn dispatch(command: Command, global: &Global) -> Result<i32, Error> {
         Command::Rmi { force, images } => cli::image::rmi(root, &images, force),
         Command::Tag { source, target } => cli::image::tag(root, &source, &target),
         Command::Image(ImageCommand::Inspect { images }) => cli::image::inspect(root, &images),
-        Command::Init { .. } | Command::Generate(_) => unreachable!("run before dispatch"),
+        Command::Exec(args) => {
+            let name = args.container.clone();
+            cli::enter::exec(global, &name, &(*args).into())
+        }
+        Command::Top { container, ps_args } => cli::enter::top(root, &container, &ps_args),
+        Command::Pause { containers } => cli::enter::pause(root, &containers),
+        Command::Unpause { containers } => cli::enter::unpause(root, &containers),
+        Command::Init { .. } | Command::ExecInit { .. } | Command::Generate(_) => {
+            unreachable!("run before dispatch")
+        }
     }
 }

@@ -83,8 +83,8 @@ pub fn ps(root: &Path, all: bool, quiet: bool, filters: &[String]) -> Result<i32
     Ok(0)
 }
 
-/// `Up 3 seconds`, `Exited (0) 5 seconds ago`, `Created`, `Restarting (1)
-/// 2 seconds ago`.
+/// `Up 3 seconds`, `Up 3 seconds (Paused)`, `Exited (0) 5 seconds ago`,
+/// `Created`, `Restarting (1) 2 seconds ago`.
 fn status_line(s: &State, now: i64) -> String {
     let secs = |ns: Option<i64>| ns.map(|n| n.div_euclid(1_000_000_000));
     let live = s.is_live();
@@ -100,7 +100,11 @@ fn status_line(s: &State, now: i64) -> String {
     }
     if s.is_running() {
         let started = secs(s.life.started_ns).unwrap_or(s.created);
-        return format!("Up {}", human_duration(now - started));
+        let paused = match container::pause::is_paused(s) {
+            true => " (Paused)",
+            false => "",
+        };
+        return format!("Up {}{paused}", human_duration(now - started));
     }
     format!(
         "Exited ({}) {} ago",

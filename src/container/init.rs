@@ -138,6 +138,18 @@ fn start(config: &Config, idmapped: Option<OwnedFd>, channel: &Channel) -> Resul
         None
     };
 
+    let prepared = prepare_command(config, pty)?;
+    spawn_command(&prepared, channel)
+}
+
+/// The command `config` describes, resolved in the container (its user
+/// in the container's `/etc/passwd`, its program in `PATH`), for
+/// [`exec_command`]; `tty`: the pty's slave side, with `-t`. The init's
+/// command and `exec`'s processes alike.
+pub(super) fn prepare_command(
+    config: &Config,
+    tty: Option<OwnedFd>,
+) -> Result<Prepared<'_>, Error> {
     // Without -u the command runs as uid 0, resolved like any other user so
     // that root's groups and home come from the image, as with docker.
     let default_user = UserSpec {
@@ -155,21 +167,19 @@ fn start(config: &Config, idmapped: Option<OwnedFd>, channel: &Channel) -> Resul
     }
     let path_var = env::get(&envs, "PATH").unwrap_or(env::DEFAULT_PATH);
     let program = exec::resolve(&config.args[0], path_var)?;
-
-    let prepared = Prepared {
+    Ok(Prepared {
         program: cstring(program.as_os_str().as_bytes()),
         argv: config.args.iter().map(|a| cstring(a.as_bytes())).collect(),
         envp: envs.iter().map(|e| cstring(e.as_bytes())).collect(),
         identity,
         workdir: &config.workdir,
-        tty: pty,
+        tty,
         interactive: config.interactive,
         display: program.display().to_string(),
         confinement: &config.confinement,
         rlimits: &config.rlimits,
         oom_score_adj: config.oom_score_adj,
-    };
-    spawn_command(&prepared, channel)
+    })
 }
 
 fn read_or_empty(path: &str) -> String {
@@ -177,7 +187,7 @@ fn read_or_empty(path: &str) -> String {
 }
 
 /// The command, ready to exec.
-struct Prepared<'a> {
+pub(super) struct Prepared<'a> {
     program: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
@@ -251,7 +261,10 @@ fn spawn_command(cmd: &Prepared<'_>, channel: &Channel) -> Result<Pid, Error> {
 }
 
 /// In the forked child: become the command. Returns only on failure.
-fn exec_command(cmd: &Prepared<'_>, report: &Channel) -> Result<std::convert::Infallible, Error> {
+pub(super) fn exec_command(
+    cmd: &Prepared<'_>,
+    report: &Channel,
+) -> Result<std::convert::Infallible, Error> {
     let id = &cmd.identity;
     // Steps are described before stdio may move onto the container's
     // terminal, so the walkthrough stays on the host's stderr.

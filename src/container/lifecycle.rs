@@ -174,9 +174,12 @@ pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, Error> {
         "Path": path,
         "Args": args,
         "State": {
-            "Status": status,
+            "Status": match (status, super::pause::is_paused(&s)) {
+                ("running", true) => "paused",
+                (status, _) => status,
+            },
             "Running": running || status == "restarting",
-            "Paused": false,
+            "Paused": running && super::pause::is_paused(&s),
             "Restarting": status == "restarting",
             "OOMKilled": s.life.oom_killed,
             "Dead": false,

@@ -21,6 +21,10 @@
 
 pub mod attach;
 pub mod channel;
+pub mod commit;
+pub mod copy;
+pub mod diff;
+pub mod enter;
 pub mod env;
 pub mod exec;
 pub mod export;
@@ -31,11 +35,13 @@ pub mod monitor;
 pub mod mounts;
 pub mod names;
 pub mod oci;
+pub mod pause;
 pub mod resources;
 pub mod run;
 pub mod selfexe;
 pub mod state;
 pub mod stats;
+pub mod top;
 pub mod tty;
 pub mod user;
 pub mod volume;
@@ -95,10 +101,20 @@ pub enum Error {
     RestartNeedsDetach,
     #[error("invalid signal: {0}")]
     BadSignal(String),
+    /// docker's words and status (1) for `exec`, `pause`, `unpause`,
+    /// `kill`.
     #[error("container {0} is not running")]
     NotRunning(String),
     #[error("container {0} did not stop in time")]
     StopTimedOut(String),
+    #[error("container {0} is paused, unpause the container before exec")]
+    Paused(String),
+    #[error("container {0} is already paused")]
+    AlreadyPaused(String),
+    #[error("container {0} is not paused")]
+    NotPaused(String),
+    #[error("{0}")]
+    Top(String),
     #[error("Container ID file found, make sure the other container isn't running or delete {0}")]
     CidFileExists(PathBuf),
     #[error("--filter {0:?}: expected label=KEY[=VALUE], name=NAME or status=running|exited")]
@@ -114,6 +130,10 @@ pub enum Error {
     State(#[from] state::Error),
     #[error(transparent)]
     Exec(#[from] exec::Error),
+    #[error(transparent)]
+    Copy(#[from] copy::Error),
+    #[error("container {0} has no writable layer: it runs on a --rootfs directory, not an image")]
+    NoWritableLayer(String),
     #[error(transparent)]
     Cgroup(#[from] crate::cgroup::Error),
     #[error(transparent)]
@@ -155,6 +175,11 @@ impl Error {
         match self {
             Error::Exec(e) => e.exit_code(),
             Error::InContainer { code, .. } => *code,
+            Error::NotRunning(_)
+            | Error::Paused(_)
+            | Error::AlreadyPaused(_)
+            | Error::NotPaused(_)
+            | Error::Top(_) => 1,
             _ => 125,
         }
     }

@@ -69,6 +69,8 @@ pub enum Error {
     NoConfig(String),
     #[error("container {0} is already running")]
     AlreadyStarted(String),
+    #[error("Renaming a container with the same name as its current name")]
+    SameName,
     #[error("container {name}: {what}: {source}")]
     Kill {
         name: String,
@@ -200,6 +202,9 @@ pub struct State {
     /// The directory the record was read from (`containers/`).
     #[serde(skip)]
     record_dir: PathBuf,
+    /// `-p`: its published ports (`containr port`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<crate::network::ports::PortSpec>,
     /// What its init was sent: set once resolved ([`ContainerRecord::set_config`]).
     /// Last, so the rewrite that adds it leaves the bytes before it as they were.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -292,7 +297,10 @@ impl State {
         }
         // No restart after this (the monitor looks before restarting).
         mark_stopped(&self.dir());
-        self.signal_init(libc::SIGKILL)?;
+        if self.signal_init(libc::SIGKILL)?.is_some() {
+            // A paused container acts on it once thawed (docker's order).
+            super::pause::thaw(self);
+        }
         // A pidfd polls readable when its process has exited.
         match wait_pidfd(&owner, 10_000) {
             Ok(true) => Ok(()),
@@ -373,6 +381,7 @@ pub struct NewContainer<'a> {
     pub mounts: Vec<super::mounts::MountPoint>,
     pub labels: std::collections::BTreeMap<String, String>,
     pub life: Life,
+    pub ports: Vec<crate::network::ports::PortSpec>,
 }
 
 /// containr's data root.
@@ -527,6 +536,7 @@ impl DataRoot {
             labels: new.labels,
             life: new.life,
             record_dir: self.containers(),
+            ports: new.ports,
             config: None,
         };
         let mut record = ContainerRecord {
@@ -638,8 +648,57 @@ impl DataRoot {
         if current.is_stale()
             && let Some(location) = current.cgroup
         {
+            super::pause::remove_freezer(&current.id, &location);
             crate::cgroup::Cgroup::remove_stale(location);
         }
+        Ok(())
+    }
+
+    /// `containr rename OLD NEW`. The new record is written whole beside
+    /// the old, then moved to its name with `RENAME_NOREPLACE`, which is
+    /// the claim on the new name (as `O_EXCL` is for `create`): a taken
+    /// name is refused, whoever took it. The old name is released last.
+    /// A running container is not disturbed: its owner finds its record
+    /// by id when it finishes ([`ContainerRecord::finish`]).
+    pub fn rename(&self, old: &str, new: &str) -> Result<(), Error> {
+        validate_name(new)?;
+        let state = self.lookup(old)?;
+        if state.name == new {
+            return Err(Error::SameName);
+        }
+        let _lock = self.lock()?;
+        let old_path = self.record_path(&state.name);
+        let mut current = read_state(&old_path)
+            .filter(|s| s.id == state.id)
+            .ok_or_else(|| Error::NoSuchContainer(old.to_string()))?;
+        current.name = new.to_string();
+        let new_path = self.record_path(new);
+        let tmp = self
+            .containers()
+            .join(format!(".tmp-{}", crate::util::random_name()));
+        let bytes = serde_json::to_vec_pretty(&current).expect("plain data");
+        crate::util::replace_file(&tmp, &bytes, 0o644).map_err(io_err(&tmp))?;
+        match nix::fcntl::renameat2(
+            None,
+            &tmp,
+            None,
+            &new_path,
+            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+        ) {
+            Ok(()) => {}
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                if e == nix::errno::Errno::EEXIST {
+                    let id = read_state(&new_path).map(|s| s.id).unwrap_or_default();
+                    return Err(Error::NameInUse {
+                        name: new.to_string(),
+                        id,
+                    });
+                }
+                return Err(io_err(&new_path)(e.into()).into());
+            }
+        }
+        fs::remove_file(&old_path).map_err(io_err(&old_path))?;
         Ok(())
     }
 
@@ -668,6 +727,7 @@ impl DataRoot {
             return !path.exists();
         };
         if let Some(location) = state.cgroup.clone() {
+            super::pause::remove_freezer(&state.id, &location);
             crate::cgroup::Cgroup::remove_stale(location);
         }
         if state.auto_remove {
@@ -760,10 +820,19 @@ impl ContainerRecord {
 
     /// Change the record (its owner's right) and write it.
     pub fn update(&mut self, change: impl FnOnce(&mut State)) -> Result<(), Error> {
+        // Renamed meanwhile (`containr rename`): found by id, its new name
+        // kept, as `finish` does.
+        let _lock = self.lock();
+        let path = self.current_path().unwrap_or_else(|| self.path.clone());
+        if let Some(current) = read_state(&path).filter(|s| s.id == self.id) {
+            self.state.name = current.name;
+        }
         change(&mut self.state);
         // Replaced, not rewritten: the file as created is no longer it.
         self.file = None;
-        write_atomic(&self.path, &self.state)
+        write_atomic(&path, &self.state)?;
+        self.path = path;
+        Ok(())
     }
 
     /// Its directory (logs, markers), created on first use.
@@ -795,8 +864,7 @@ impl ContainerRecord {
     /// The container was made but is not to run yet (`containr create`):
     /// kept, marked created, with no owner until `start` adopts it.
     pub fn park(mut self) -> Result<(), Error> {
-        self.state.status = Status::Created;
-        write_atomic(&self.path, &self.state)?;
+        self.update(|s| s.status = Status::Created)?;
         self.path = PathBuf::new();
         Ok(())
     }
@@ -807,24 +875,61 @@ impl ContainerRecord {
         if self.state.auto_remove {
             return Ok(());
         }
+        // Renamed meanwhile (`containr rename`): the record is found by id,
+        // and keeps its new name.
+        let _lock = self.lock();
+        let path = self.current_path().unwrap_or_else(|| self.path.clone());
+        if let Some(current) = read_state(&path).filter(|s| s.id == self.id) {
+            self.state.name = current.name;
+        }
         self.state.status = Status::Exited;
         self.state.exit_code = Some(status);
         self.state.finished = Some(now());
         self.state.life.finished_ns = Some(now_ns());
-        write_atomic(&self.path, &self.state)?;
+        write_atomic(&path, &self.state)?;
         // Kept: nothing left for Drop to remove.
         self.path = PathBuf::new();
         Ok(())
     }
 }
 
+impl ContainerRecord {
+    /// Where the record is now: under its name, or another one if it was
+    /// renamed; `None` if it is gone.
+    fn current_path(&self) -> Option<PathBuf> {
+        if read_state(&self.path).is_some_and(|s| s.id == self.id) {
+            return Some(self.path.clone());
+        }
+        let dir = self.path.parent()?;
+        fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .find(|p| read_state(p).is_some_and(|s| s.id == self.id))
+    }
+
+    /// The data root's lock, as [`DataRoot::lock`] takes it.
+    fn lock(&self) -> Option<nix::fcntl::Flock<fs::File>> {
+        let root = self.path.parent()?.parent()?;
+        DataRoot {
+            path: root.to_path_buf(),
+        }
+        .lock()
+        .ok()
+    }
+}
+
 impl Drop for ContainerRecord {
     fn drop(&mut self) {
         if !self.path.as_os_str().is_empty() {
+            let _lock = self.lock();
+            if let Some(path) = self.current_path() {
+                let _ = fs::remove_file(path);
+            }
             // Only detached containers have a directory (logs): an attached
             // `run --rm` pays one failed rmdir for it.
             remove_dir(&self.state.dir());
-            let _ = fs::remove_file(&self.path);
         }
     }
 }
@@ -872,6 +977,7 @@ mod tests {
             mounts: Vec::new(),
             labels: Default::default(),
             life: Default::default(),
+            ports: Vec::new(),
         }
     }
 
@@ -886,6 +992,8 @@ mod tests {
         let err = root.create(new("web", false)).err().unwrap();
         assert!(matches!(err, Error::NameInUse { ref id, .. } if *id == a.id));
         let id = a.id.clone();
+        // No configuration until the run records one.
+        assert!(matches!(root.config("web"), Err(Error::NoConfig(ref n)) if n == "web"));
         // Exited, it is kept, and still has the name.
         a.finish(3).unwrap();
         let s = root.lookup("web").unwrap();
