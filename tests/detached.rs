@@ -414,6 +414,19 @@ fn stop_sigkills_a_container_that_ignores_its_stop_signal() {
     assert_eq!(sb.containr_ok(&["wait", "usr1"]), "42\n");
     assert_eq!(inspect(&sb, "usr1")["Config"]["StopSignal"], "USR1");
     sb.containr_ok(&["rm", "usr1"]);
+
+    // A paused container is thawed and stopped by its stop signal.
+    detach(&sb, &["--name", "frozen", "sleep", "100"]);
+    sb.containr_ok(&["pause", "frozen"]);
+    assert!(ps_row(&sb, "frozen").contains("(Paused)"));
+    let t0 = Instant::now();
+    sb.containr_ok(&["stop", "-t", "5", "frozen"]);
+    assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
+    assert!(ps_row(&sb, "frozen").contains("Exited (143) "));
+    let out = sb.cmd(&["kill", "frozen"]).output().unwrap();
+    assert_fails(&out, 1, "is not running");
+    sb.containr_ok(&["stop", "frozen"]);
+    sb.containr_ok(&["rm", "frozen"]);
 }
 
 #[test]

@@ -261,7 +261,11 @@ pub fn stop(
         what: "waiting for the container to stop",
         source: e,
     };
-    if let Some(init) = s.signal_init(sig)?
+    // Paused, it would act on no signal: thawed once signalled (docker's
+    // order), it gets the stop signal first.
+    let signalled = s.signal_init(sig)?;
+    super::pause::thaw(&s);
+    if let Some(init) = signalled
         && !super::state::wait_pidfd(&init, timeout.saturating_mul(1000)).map_err(sys)?
     {
         s.signal_init(libc::SIGKILL)?;
