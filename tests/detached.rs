@@ -856,3 +856,28 @@ fn attach_joins_a_detached_container_and_detaches_with_the_keys() {
     assert!(logs(&sb, &["reader"]).0.starts_with("got ping\n"));
     sb.containr_ok(&["rm", "reader"]);
 }
+
+#[test]
+fn the_monitor_outlives_the_session_that_started_it() {
+    let sb = Sandbox::new();
+    // The session that ran `run -d` ends: everything in its process group
+    // is killed outright.
+    let script = format!(
+        "{} --root {} run -d --name hup --rootfs {} sleep 100 >/dev/null; kill -KILL 0; sleep 5",
+        common::BIN,
+        sb.data.display(),
+        sb.rootfs.display()
+    );
+    let status = std::process::Command::new("setsid")
+        .args(["-w", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), None, "the session's shell was killed");
+    assert!(
+        ps_row(&sb, "hup").contains("   Up "),
+        "{}",
+        ps_row(&sb, "hup")
+    );
+    sb.containr_ok(&["rm", "-f", "hup"]);
+}
