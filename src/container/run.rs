@@ -295,7 +295,7 @@ pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Pre
         &opts.life,
         opts.detach,
         opts.rm,
-        image.as_ref().and_then(|i| i.config.stop_signal.as_deref()),
+        image.as_ref().and_then(|i| i.stop_signal()),
     )?;
     // What `start` needs to make it again.
     life.limits = Some(limits.clone());

@@ -199,6 +199,15 @@ impl RunImage {
             .filter(|w| !w.is_empty())
     }
 
+    /// The image's `StopSignal`, if it sets one.
+    pub fn stop_signal(&self) -> Option<&str> {
+        self.config
+            .oci
+            .stop_signal()
+            .as_deref()
+            .filter(|s| !s.is_empty())
+    }
+
     /// The image's `HEALTHCHECK` (docker's), if it has one.
     pub fn healthcheck(&self) -> Option<&config::Healthcheck> {
         self.config.docker.healthcheck.as_ref()
