@@ -140,6 +140,10 @@ enum Command {
         #[arg(required = true, value_name = "CONTAINER")]
         containers: Vec<String>,
     },
+    /// Start the containers a reboot stopped: restart policy always, or
+    /// unless-stopped and not stopped with `containr stop` (the boot step:
+    /// contrib/ has a systemd unit and an init script that run it)
+    Boot,
     /// Restart one or more containers
     Restart {
         /// Seconds to wait before killing the container
@@ -958,6 +962,7 @@ fn dispatch(command: Command, global: &Global) -> Result<i32, Error> {
             containers,
         } => cli::lifecycle::start(root, &containers, attach, interactive),
         Command::Restart { time, containers } => cli::lifecycle::restart(root, &containers, time),
+        Command::Boot => cli::lifecycle::boot(root),
         Command::Stats(args) => cli::container::stats(root, &args.containers, args.no_stream),
         Command::Ps { all, quiet, filter } => cli::container::ps(root, all, quiet, &filter),
         Command::Rm {

@@ -881,3 +881,56 @@ fn the_monitor_outlives_the_session_that_started_it() {
     );
     sb.containr_ok(&["rm", "-f", "hup"]);
 }
+
+#[test]
+fn boot_starts_again_what_a_reboot_stopped_with_docker_s_rule() {
+    let sb = Sandbox::new();
+    for (name, policy) in [
+        ("always", "always"),
+        ("unless", "unless-stopped"),
+        ("stopped", "unless-stopped"),
+        ("onfail", "on-failure"),
+        ("plain", "no"),
+    ] {
+        detach(&sb, &["--name", name, "--restart", policy, "sleep", "100"]);
+    }
+    sb.containr_ok(&["stop", "-t", "0", "stopped"]);
+    // A reboot, as the records see it: every monitor and container gone
+    // without a word.
+    let mut pids = Vec::new();
+    for name in ["always", "unless", "onfail", "plain"] {
+        let init = inspect(&sb, name)["State"]["Pid"].as_u64().unwrap() as u32;
+        let monitor = record(&sb, name)["owner_pid"].as_u64().unwrap() as u32;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(monitor as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        pids.extend([init, monitor]);
+    }
+    eventually("every monitor and init to be gone", || {
+        pids.iter()
+            .all(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+    });
+    assert_eq!(sb.containr_ok(&["ps", "-q"]), "");
+    // docker's rule when its daemon starts: always, and unless-stopped
+    // unless the user stopped it.
+    let mut started: Vec<String> = (sb.containr_ok(&["boot"]).lines())
+        .map(str::to_string)
+        .collect();
+    started.sort();
+    assert_eq!(started, ["always", "unless"]);
+    for name in ["always", "unless"] {
+        assert!(ps_row(&sb, name).contains(" Up "), "{}", ps_row(&sb, name));
+    }
+    for name in ["stopped", "onfail", "plain"] {
+        assert!(
+            ps_row(&sb, name).contains("Exited ("),
+            "{}",
+            ps_row(&sb, name)
+        );
+    }
+    // Running ones are left alone: a second boot step starts nothing.
+    assert_eq!(sb.containr_ok(&["boot"]), "");
+    sb.containr_ok(&["rm", "-f", "always", "unless", "stopped", "onfail", "plain"]);
+}

@@ -48,6 +48,16 @@ fn for_each(
     Ok(status)
 }
 
+/// `containr boot`: start what a reboot stopped (see
+/// `lifecycle::to_start_at_boot`), printing each name, as `start` does.
+pub fn boot(root: &Path) -> Result<i32, Error> {
+    require_root("boot")?;
+    let names = lifecycle::to_start_at_boot(&DataRoot::open(root)?);
+    for_each(root, &names, |data, name| {
+        container::monitor::start_detached(data.path(), name).map(drop)
+    })
+}
+
 /// `containr stop [-t N] [-s SIG] CONTAINER...`.
 pub fn stop(
     root: &Path,

@@ -384,6 +384,25 @@ pub fn create(
     super::run::park(created)
 }
 
+/// The containers a host boot must start again, by name: there is no
+/// daemon to do it, so the boot step (`containr boot`, run by the units in
+/// `contrib/`) asks here. Docker's rule when its daemon starts: restart
+/// policy `always`, or `unless-stopped` unless the user stopped it; not
+/// `on-failure` or `no`. Records of containers the shutdown killed are
+/// settled first (exited 137; a `--rm` one removed).
+pub fn to_start_at_boot(data: &DataRoot) -> Vec<String> {
+    use super::state::RestartPolicy;
+    (data.all().into_iter())
+        .filter(|s| s.status == Status::Exited && !s.is_live())
+        .filter(|s| match s.life.restart {
+            RestartPolicy::Always => true,
+            RestartPolicy::UnlessStopped => !super::state::was_stopped(&s.dir()),
+            RestartPolicy::No | RestartPolicy::OnFailure { .. } => false,
+        })
+        .map(|s| s.name)
+        .collect()
+}
+
 /// `containr restart [-t N] CONTAINER`: stop it (as `stop`), then start it
 /// again under a new monitor.
 pub fn restart(data: &DataRoot, name: &str, timeout: Option<u32>) -> Result<(), Error> {
