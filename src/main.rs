@@ -523,6 +523,14 @@ struct RunArgs {
     #[arg(long = "cidfile", value_name = "string")]
     cidfile: Option<PathBuf>,
 
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long)]
+    init: bool,
+
+    /// Optional parent cgroup for the container
+    #[arg(long = "cgroup-parent", value_name = "string")]
+    cgroup_parent: Option<String>,
+
     /// Print usage
     #[arg(long, action = ArgAction::Help)]
     help: Option<bool>,
@@ -588,6 +596,8 @@ impl From<RunArgs> for RunOptions {
                 cidfile: a.cidfile,
                 devices: a.device,
                 device_cgroup_rules: a.device_cgroup_rule,
+                init: a.init,
+                cgroup_parent: a.cgroup_parent,
             },
             security: containr::security::Flags {
                 cap_add: a.cap_add,

@@ -87,6 +87,11 @@ pub struct ResourceFlags {
     pub cidfile: Option<PathBuf>,
     pub devices: Vec<String>,
     pub device_cgroup_rules: Vec<String>,
+    /// `--init`: containr's minimal init stays as PID 1, the command is
+    /// its child; without it the command is PID 1 itself.
+    pub init: bool,
+    /// `--cgroup-parent`: the cgroup the container's is made under.
+    pub cgroup_parent: Option<String>,
 }
 
 /// The storage options of `containr run`, as given.
@@ -187,6 +192,7 @@ pub struct Prepared {
     labels: std::collections::BTreeMap<String, String>,
     cidfile: Option<PathBuf>,
     devices: Vec<oci_spec::runtime::LinuxDevice>,
+    init: bool,
 }
 
 /// Check and resolve everything `opts` asks for: the image (pulled as
@@ -298,6 +304,7 @@ pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Pre
         labels,
         cidfile: r.cidfile.clone(),
         devices,
+        init: r.init,
     })
 }
 
@@ -429,6 +436,7 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         shm_size: p.shm_size,
         oom_score_adj: p.oom_score_adj,
         devices: p.devices,
+        init: p.init,
         cgroupfs: cgroupfs(cgroup.location()),
         confinement: p.confinement,
         userns: p.userns,
@@ -678,11 +686,15 @@ pub fn start(created: &mut Created) -> Result<Started, Error> {
                 explain::continue_from(next_step);
                 break;
             }
+            // Without --init, PID 1 itself is about to exec the command.
+            Ok(Some((Message::Steps { next_step }, _))) => explain::continue_from(next_step),
             Ok(Some((Message::Failed { code, message }, _))) => {
                 failure = Some(Error::InContainer { code, message });
                 break;
             }
-            // The init died without a word (killed, or crashed).
+            // End of file: without --init, the command exec'd (the
+            // channel closes on exec); or the init died without a word
+            // (killed, or crashed), which its status tells.
             Ok(Some(_)) | Ok(None) | Err(_) => break,
         }
     }
