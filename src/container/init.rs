@@ -177,6 +177,9 @@ fn start(config: &Config, idmapped: Option<OwnedFd>, channel: &Channel) -> Resul
     if config.init {
         return spawn_command(&prepared, channel);
     }
+    step!(
+        "no fork: PID 1 itself becomes the command (with --init it would stay, to reap and forward signals)"
+    );
     // The channel is close-on-exec: its end of file tells the parent the
     // command runs; a failure is sent on it instead.
     match exec_command(&prepared, channel)? {}
