@@ -793,7 +793,7 @@ fn explain_walks_through_every_primitive() {
         "mount(devpts, /dev/pts",
         "mknod",
         "/etc/resolv.conf",
-        "PID 1 itself becomes the command",
+        "PID 1 execs the command in its own place",
         "setuid(0)",
         "execve(\"/bin/echo\"",
         "waitpid(init) -> 0",

@@ -178,7 +178,7 @@ fn start(config: &Config, idmapped: Option<OwnedFd>, channel: &Channel) -> Resul
         return spawn_command(&prepared, channel);
     }
     step!(
-        "no fork: PID 1 itself becomes the command (with --init it would stay, to reap and forward signals)"
+        "PID 1 execs the command in its own place: nothing of containr stays in the container (--init keeps an init to reap orphans and forward signals)"
     );
     // The channel is close-on-exec: its end of file tells the parent the
     // command runs; a failure is sent on it instead.
