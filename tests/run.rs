@@ -659,9 +659,11 @@ fn host_binary_cannot_be_overwritten_from_inside() {
         "exec 3</proc/1/exe; printf PWNED >> /proc/self/fd/3 2>/dev/null && echo WROTE fd; \\
          mount -o remount,rw /proc/1/exe 2>/dev/null && echo REMOUNTED; {attack}"
     );
+    // Under --init, containr's init stays PID 1 for the container's life:
+    // the target. (Without it, nothing of containr's is left inside.)
     for (flags, script) in [
-        (vec![], attack.to_string()),
-        (vec!["--privileged"], privileged_attack),
+        (vec!["--init"], attack.to_string()),
+        (vec!["--init", "--privileged"], privileged_attack),
     ] {
         let out = std::process::Command::new(&copy)
             .arg("--root")
