@@ -513,3 +513,98 @@ fn devices_are_made_and_allowed() {
         "expected",
     );
 }
+
+/// The parents `--cgroup-parent` made in each hierarchy (docker leaves
+/// them): removed when the test ends, however it ends.
+struct CgroupParents(Vec<std::path::PathBuf>);
+
+impl Drop for CgroupParents {
+    fn drop(&mut self) {
+        // Deepest first: a level goes once its children have.
+        self.0
+            .sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for dir in &self.0 {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+#[test]
+fn cgroup_parent_places_the_cgroup_under_it() {
+    let sb = Sandbox::new();
+    let rootfs = sb.rootfs.to_str().unwrap();
+    let top = format!("containr-test-parent-{}", std::process::id());
+    let mut made = CgroupParents(Vec::new());
+    for (flag, name) in [
+        (format!("/{top}/sub"), "abs"),
+        (format!("{top}-rel"), "rel"),
+    ] {
+        let mut child = sb
+            .cmd(&[
+                "run",
+                "--rm",
+                "--rootfs",
+                rootfs,
+                "--name",
+                name,
+                "--cgroup-parent",
+                &flag,
+                "--memory",
+                "32m",
+                "sleep",
+                "2",
+            ])
+            .spawn()
+            .unwrap();
+        let dirs = common::cgroup_dirs(&sb, name);
+        for (controllers, dir) in &dirs {
+            let parent = dir.parent().unwrap();
+            made.0.push(parent.to_path_buf());
+            if flag.starts_with('/') {
+                made.0.push(parent.parent().unwrap().to_path_buf());
+                assert!(
+                    parent.ends_with(format!("{top}/sub")),
+                    "{controllers}: {}",
+                    dir.display()
+                );
+                // Absolute: from the hierarchy's root, not containr's own.
+                let root = parent.parent().unwrap().parent().unwrap();
+                assert!(
+                    root.join("cgroup.procs").exists() && !root.ends_with("containr"),
+                    "{}",
+                    dir.display()
+                );
+            } else {
+                assert!(parent.ends_with(&flag), "{controllers}: {}", dir.display());
+            }
+            assert!(dir.join("cgroup.procs").exists(), "{}", dir.display());
+        }
+        // The container is in it, with its limit.
+        let limit = dirs
+            .iter()
+            .find_map(|(c, d)| {
+                let file = match c.as_str() {
+                    "v2" => d.join("memory.max"),
+                    c if c.split(',').any(|c| c == "memory") => d.join("memory.limit_in_bytes"),
+                    _ => return None,
+                };
+                std::fs::read_to_string(file).ok()
+            })
+            .expect("a memory cgroup");
+        assert_eq!(limit.trim(), "33554432");
+        assert!(child.wait().unwrap().success());
+        // Its own cgroup goes with it; the parents stay, as docker's.
+        for (_, dir) in &dirs {
+            assert!(!dir.exists(), "{} left", dir.display());
+            assert!(dir.parent().unwrap().exists());
+        }
+    }
+    // `..` could lead out of the hierarchy: refused before anything is made.
+    for bad in ["../x", "/a/../../x", "a/../../.."] {
+        assert_fails(
+            &sb.run(&["--cgroup-parent", bad, "true"]),
+            125,
+            "invalid --cgroup-parent",
+        );
+    }
+}

@@ -193,6 +193,7 @@ pub struct Prepared {
     cidfile: Option<PathBuf>,
     devices: Vec<oci_spec::runtime::LinuxDevice>,
     init: bool,
+    cgroup_parent: Option<cgroup::Parent>,
 }
 
 /// Check and resolve everything `opts` asks for: the image (pulled as
@@ -236,6 +237,10 @@ pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Pre
         .map(resources::check_oom_score_adj)
         .transpose()?;
     let labels = resources::labels(&r.labels, &r.label_files)?;
+    let cgroup_parent = match &r.cgroup_parent {
+        Some(raw) => cgroup::Parent::parse(raw)?,
+        None => None,
+    };
     if let Some(path) = &r.cidfile
         && path.exists()
     {
@@ -305,6 +310,7 @@ pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Pre
         cidfile: r.cidfile.clone(),
         devices,
         init: r.init,
+        cgroup_parent,
     })
 }
 
@@ -341,7 +347,7 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
     settle_killed_runs(&data, hierarchy.as_ref());
     // 256 random bits in hex, as docker's container ids.
     let id = crate::util::random_hex(32);
-    let cgroup = hierarchy.create(&id, &p.limits)?;
+    let cgroup = hierarchy.create(&id, &p.limits, p.cgroup_parent.as_ref())?;
     let joined = p
         .net
         .join
