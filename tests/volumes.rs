@@ -608,3 +608,55 @@ fn cgroup_parent_places_the_cgroup_under_it() {
         );
     }
 }
+
+#[test]
+fn mounts_under_dev_land_on_the_containers_dev() {
+    let sb = Sandbox::new();
+    let host = sb.dir.path().join("devdir");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("f"), "from the host\n").unwrap();
+    let bind = format!("{}:/dev/x:ro", host.display());
+    // A bind, a tmpfs and a named volume under /dev, one under /dev/shm:
+    // all on top of the container's own /dev (its tmpfs, devices, shm),
+    // none hidden by it.
+    let out = sb.ok(&[
+        "-v",
+        &bind,
+        "--tmpfs",
+        "/dev/foo:size=1m",
+        "-v",
+        "devvol:/dev/shm/vol",
+        "sh",
+        "-c",
+        "cat /dev/x/f; touch /dev/x/new 2>/dev/null || echo x is read-only; \
+         touch /dev/foo/ok /dev/shm/vol/kept && echo written; \
+         cat /proc/self/mountinfo; : > /dev/null && echo null works",
+    ]);
+    let (lines, mountinfo) = out.split_at(out.find("written\n").unwrap() + 8);
+    assert_eq!(lines, "from the host\nx is read-only\nwritten\n", "{out}");
+    assert!(out.ends_with("null works\n"), "{out}");
+    // Each is mounted on the container's own /dev (or /dev/shm): that
+    // mount is its parent.
+    let ids = |target: &str| {
+        let line = mount_line(mountinfo, target);
+        let mut f = line.split(' ');
+        let id = f.next().unwrap().to_string();
+        let parent = f.next().unwrap().to_string();
+        (id, parent, line.to_string())
+    };
+    for (target, on) in [
+        ("/dev/x", "/dev"),
+        ("/dev/foo", "/dev"),
+        ("/dev/shm/vol", "/dev/shm"),
+    ] {
+        let (_, parent, line) = ids(target);
+        assert_eq!(parent, ids(on).0, "{target} is not on {on}: {line}");
+    }
+    let id_of = |target: &str| ids(target).2;
+    assert!(id_of("/dev/foo").contains(" - tmpfs "), "{mountinfo}");
+    assert!(
+        sb.data.join("volumes/devvol/_data/kept").exists(),
+        "the volume's write is in the store"
+    );
+    sb.containr_ok(&["volume", "rm", "devvol"]);
+}

@@ -586,7 +586,10 @@ mod tests {
         let p = Parent::parse("/a//b/./c").unwrap().unwrap();
         assert_eq!(p.place.below_v1_root(Path::new("own")), Path::new("a/b/c"));
         let p = Parent::parse("a/b").unwrap().unwrap();
-        assert_eq!(p.place.below_v1_root(Path::new("own")), Path::new("own/a/b"));
+        assert_eq!(
+            p.place.below_v1_root(Path::new("own")),
+            Path::new("own/a/b")
+        );
         for bad in ["..", "/a/../..", "a/..", "a\nb"] {
             assert!(Parent::parse(bad).is_err(), "{bad:?}");
         }

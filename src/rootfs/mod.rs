@@ -201,7 +201,16 @@ pub fn enter_with(plan: &Plan<'_>, storage: &Storage<'_>) -> Result<(), Error> {
     for (volume, dest) in storage.copy_up {
         copyup::copy_up(root, dest, volume)?;
     }
-    oci::mount_into(root, storage.mounts, plan.userns)?;
+    // A mount on or under /dev would be hidden by the container's /dev,
+    // mounted after the pivot: those are staged now (a bind's source, a
+    // host path, cloned while in view) and attached once /dev is there.
+    let (dev, rest): (Vec<_>, Vec<_>) = storage
+        .mounts
+        .iter()
+        .cloned()
+        .partition(|m| on_dev(m.destination()));
+    oci::mount_into(root, &rest, plan.userns)?;
+    let dev = oci::stage(&dev)?;
     if let Some(sysctl) = storage.sysctl {
         // Through the host's /proc, still in view: the values are those of
         // this process's (the container's) namespaces all the same.
@@ -212,6 +221,7 @@ pub fn enter_with(plan: &Plan<'_>, storage: &Storage<'_>) -> Result<(), Error> {
     if !storage.devices.is_empty() {
         oci::make_devices_in(Path::new("/"), storage.devices)?;
     }
+    oci::attach_staged(Path::new("/"), dev, plan.userns)?;
     mount_cgroupfs(plan.cgroupfs, plan.privileged)?;
     if !plan.privileged {
         mask_paths(&MASKED, &READ_ONLY)?;
@@ -222,6 +232,19 @@ pub fn enter_with(plan: &Plan<'_>, storage: &Storage<'_>) -> Result<(), Error> {
         remount_root_readonly()?;
     }
     Ok(())
+}
+
+/// Whether a destination is `/dev` or below it (`.` and `//` aside; a `..`
+/// is resolved inside the root later, and never counts as /dev here).
+fn on_dev(dest: &Path) -> bool {
+    let mut parts = dest.components().filter(|c| {
+        !matches!(
+            c,
+            std::path::Component::RootDir | std::path::Component::CurDir
+        )
+    });
+    parts.next() == Some(std::path::Component::Normal("dev".as_ref()))
+        && parts.all(|c| matches!(c, std::path::Component::Normal(_)))
 }
 
 /// `--read-only` (`root.readonly`): the root, once pivoted onto, read-only.
