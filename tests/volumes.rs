@@ -660,3 +660,126 @@ fn mounts_under_dev_land_on_the_containers_dev() {
     );
     sb.containr_ok(&["volume", "rm", "devvol"]);
 }
+
+/// Whether something is mounted at `path` on the host.
+fn host_mounted(path: &Path) -> bool {
+    let want = path.to_str().unwrap();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(want))
+}
+
+#[test]
+fn a_tmpfs_volume_is_shared_while_used_and_unmounted_after() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let sb = Sandbox::new();
+    sb.containr_ok(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=tmpfs",
+        "--opt",
+        "device=tmpfs",
+        "--opt",
+        "o=size=2m",
+        "shared",
+    ]);
+    let data = sb.data.join("volumes/shared/_data");
+    let rootfs = sb.rootfs.to_str().unwrap();
+    // The first user writes, says so, and waits for the second's file.
+    let mut first = sb
+        .cmd(&[
+            "run",
+            "--rm",
+            "--rootfs",
+            rootfs,
+            "-v",
+            "shared:/t",
+            "sh",
+            "-c",
+            "echo one > /t/one; echo ready; i=0; \
+             while [ ! -e /t/two ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; cat /t/two",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(first.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    // Mounted once, on the host, at the volume's _data, while used.
+    assert!(host_mounted(&data), "no tmpfs at {}", data.display());
+    let second = sb.ok(&[
+        "-v",
+        "shared:/t",
+        "sh",
+        "-c",
+        "cat /t/one; echo two > /t/two; grep ' /t ' /proc/self/mountinfo | cut -d' ' -f9-",
+    ]);
+    assert!(second.starts_with("one\ntmpfs "), "{second}");
+    assert!(second.contains("size=2048k"), "{second}");
+    // The second's exit leaves it to the first, which sees the write.
+    assert!(
+        host_mounted(&data),
+        "unmounted while the first still uses it"
+    );
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(first.wait().unwrap().success());
+    assert_eq!(rest, "two\n");
+    // The last user gone, so is the mount, and its content with it.
+    assert!(!host_mounted(&data), "the tmpfs outlived its last user");
+    assert_eq!(sb.entries("volumes/shared/_data"), Vec::<String>::new());
+
+    // A killed run leaves the mount; the next command reclaims it.
+    let mut victim = sb
+        .cmd(&[
+            "run",
+            "--rm",
+            "--rootfs",
+            rootfs,
+            "-v",
+            "shared:/t",
+            "sh",
+            "-c",
+            "echo stale > /t/stale; echo ready; sleep 30",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(victim.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    assert!(host_mounted(&data));
+    // A new user gets a fresh tmpfs, not the killed run's.
+    assert_eq!(sb.ok(&["-v", "shared:/t", "ls", "/t"]), "");
+    assert!(!host_mounted(&data));
+    // So does ps, alone.
+    let mut victim = sb
+        .cmd(&[
+            "run",
+            "--rm",
+            "--rootfs",
+            rootfs,
+            "-v",
+            "shared:/t",
+            "sh",
+            "-c",
+            "echo ready; sleep 30",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(victim.stdout.take().unwrap());
+    out.read_line(&mut String::new()).unwrap();
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    assert!(host_mounted(&data));
+    sb.containr_ok(&["ps", "-a"]);
+    assert!(!host_mounted(&data), "ps left a mount nobody uses");
+    sb.containr_ok(&["volume", "rm", "shared"]);
+}

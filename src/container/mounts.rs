@@ -11,7 +11,7 @@ use oci_spec::runtime::{Mount, MountBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::state::DataRoot;
-use super::volume::{self, Store};
+use super::volume::{self, Store, TmpfsLock};
 
 /// Errors of this module.
 #[derive(Debug, thiserror::Error)]
@@ -310,11 +310,20 @@ pub struct Resolved {
     /// Anonymous volumes made for this container, removed if it fails to
     /// start.
     made: Vec<String>,
+    /// With a tmpfs volume: the lock that keeps its mount from being taken
+    /// as unused until the container is recorded as its user (dropped
+    /// then), and the volumes whose tmpfs this run mounted.
+    tmpfs: Option<(TmpfsLock, Vec<String>)>,
 }
 
 impl Resolved {
     /// Undo what [`resolve`] made (the anonymous volumes) after a failure.
     pub fn discard(self, root: &Path) {
+        if let (Some((lock, mounted)), Ok(store)) = (&self.tmpfs, Store::open(root)) {
+            for name in mounted {
+                let _ = store.unmount_tmpfs(lock, name);
+            }
+        }
         if self.made.is_empty() {
             return;
         }
@@ -406,11 +415,18 @@ fn resolve_into(
                 };
                 let dir = store.data_dir(&vol.name);
                 match vol.tmpfs_options() {
-                    Some(mut o) => {
-                        if *readonly {
-                            o.push("ro".into());
+                    Some(o) => {
+                        // Shared: mounted at _data unless live containers
+                        // have it there already, bound like a directory.
+                        if out.tmpfs.is_none() {
+                            out.tmpfs = Some((store.lock_tmpfs()?, Vec::new()));
                         }
-                        out.mounts.push(tmpfs(target, o)?);
+                        let (lock, mounted) = out.tmpfs.as_mut().expect("just set");
+                        let data = DataRoot::open(root).map_err(|e| Error::Spec(e.to_string()))?;
+                        if store.mount_tmpfs(lock, &data, &vol, &o)? {
+                            mounted.push(vol.name.clone());
+                        }
+                        out.mounts.push(bind(&dir, target, *readonly, None)?);
                     }
                     None => {
                         if new && !nocopy {

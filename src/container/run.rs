@@ -768,8 +768,18 @@ pub fn delete(created: Created, status: i32) -> Result<Exit, Error> {
             record.path.display()
         );
     }
-    let mounts = rm.then(|| record.mounts().to_vec());
+    let all_mounts = record.mounts().to_vec();
+    let mounts = rm.then(|| all_mounts.clone());
     record.finish(status)?;
+    // A tmpfs volume's mount goes with its last live user.
+    let volumes: Vec<&str> = all_mounts
+        .iter()
+        .filter_map(|m| m.name.as_deref())
+        .collect();
+    if !volumes.is_empty() {
+        let data = DataRoot::open(&root)?;
+        super::volume::Store::open(&root)?.release_tmpfs(&data, Some(&volumes))?;
+    }
     if let Some(mounts) = mounts {
         let data = DataRoot::open(&root)?;
         super::volume::remove_anonymous(&data, &mounts)?;

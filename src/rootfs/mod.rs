@@ -718,3 +718,44 @@ fn create_file(path: &str) -> Result<(), Error> {
         .map(drop)
         .map_err(io_err("creating", path))
 }
+
+/// Mount a tmpfs at `path` (a volume's directory in the store, on the
+/// host) with mount(8)-style `options` (`size=64m`, `ro`, …), and docker's
+/// `nosuid,nodev,noexec`.
+pub fn mount_tmpfs_at(path: &Path, options: &[String]) -> Result<(), Error> {
+    let mut all: Vec<String> = ["nosuid", "nodev", "noexec"].map(String::from).to_vec();
+    all.extend(options.iter().cloned());
+    let opts =
+        options::Options::parse(Some("tmpfs"), &all).map_err(|option| Error::MountOption {
+            dest: path.to_path_buf(),
+            option,
+        })?;
+    if opts.bind {
+        return Err(Error::MountOption {
+            dest: path.to_path_buf(),
+            option: "bind".into(),
+        });
+    }
+    let data = opts.data();
+    step!(
+        "mount(tmpfs, {}, {:?}, {}): the volume's tmpfs, shared by its containers",
+        path.display(),
+        opts.flags,
+        data.as_deref().unwrap_or("")
+    );
+    mount(
+        Some("tmpfs"),
+        path,
+        Some("tmpfs"),
+        opts.flags,
+        data.as_deref(),
+    )
+    .map_err(op_err("mounting a tmpfs on", path))
+}
+
+/// Detach the mount at `path` (lazily: a container still holding a bind of
+/// it keeps its own view).
+pub fn unmount(path: &Path) -> Result<(), Error> {
+    step!("umount2({}, MNT_DETACH)", path.display());
+    nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH).map_err(op_err("unmounting", path))
+}
