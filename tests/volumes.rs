@@ -783,3 +783,46 @@ fn a_tmpfs_volume_is_shared_while_used_and_unmounted_after() {
     assert!(!host_mounted(&data), "ps left a mount nobody uses");
     sb.containr_ok(&["volume", "rm", "shared"]);
 }
+
+#[test]
+fn userns_remap_sees_volumes_and_binds_through_idmapped_mounts() {
+    let sb = Sandbox::new();
+    let host = sb.dir.path().join("shared");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("by-root"), "r\n").unwrap();
+    std::fs::write(host.join("by-1234"), "u\n").unwrap();
+    std::os::unix::fs::chown(host.join("by-1234"), Some(1234), Some(1234)).unwrap();
+    let before = std::fs::metadata(&host).unwrap();
+    let bind = format!("{}:/b", host.display());
+    let bind_ro = format!("{}:/ro:ro", host.display());
+    // Container root (host uid 100000) writes to a volume and a bind, and
+    // reads the host's owners as they are on disk.
+    let out = sb.ok(&[
+        "--userns-remap",
+        "-v",
+        "remapped:/data",
+        "-v",
+        &bind,
+        "-v",
+        &bind_ro,
+        "sh",
+        "-c",
+        "head -n1 /proc/self/uid_map | tr -s ' '; touch /data/new /b/new && echo written; \
+         stat -c '%n %u' /b/by-root /b/by-1234 /data/new; touch /ro/x 2>/dev/null || echo ro refused",
+    ]);
+    assert_eq!(
+        out,
+        " 0 100000 65536\nwritten\n/b/by-root 0\n/b/by-1234 1234\n/data/new 0\nro refused\n"
+    );
+    // On the host: what container root made belongs to the host's root
+    // (idmapped, unlike docker's remapped volumes, owned by 100000), and
+    // nothing was chowned.
+    for made in [host.join("new"), sb.data.join("volumes/remapped/_data/new")] {
+        let m = std::fs::metadata(&made).unwrap();
+        assert_eq!((m.uid(), m.gid()), (0, 0), "{}", made.display());
+    }
+    let after = std::fs::metadata(&host).unwrap();
+    assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+    assert_eq!(std::fs::metadata(host.join("by-1234")).unwrap().uid(), 1234);
+    sb.containr_ok(&["volume", "rm", "remapped"]);
+}

@@ -43,6 +43,14 @@ pub fn main(channel_fd: RawFd) -> i32 {
         // to, and PDEATHSIG is about to end us anyway.
         _ => return 125,
     };
+    // The idmapped binds the parent made (--userns-remap), if any.
+    let mut trees = Vec::new();
+    for _ in 0..config.mount_trees {
+        match channel.recv() {
+            Ok(Some((Message::MountTree { index, dir }, Some(fd)))) => trees.push((index, fd, dir)),
+            _ => return 125,
+        }
+    }
     let _ = explain::install(&config.reporting);
     explain::continue_from(config.next_step);
     // Not dumpable: /proc/1 of the container then belongs to the host's
@@ -51,7 +59,7 @@ pub fn main(channel_fd: RawFd) -> i32 {
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
 
     let signals = init_signals();
-    match start(&config, idmapped, &channel) {
+    match start(&config, idmapped, trees, &channel) {
         Ok(command) => reap_until_exit(command, &signals),
         Err(e) => {
             let code = e.status();
@@ -84,7 +92,12 @@ fn init_signals() -> SigSet {
 
 /// Build the container, then exec the command in place of the init (returns
 /// only on failure), or with `--init` fork it: its pid once it has exec'd.
-fn start(config: &Config, idmapped: Option<OwnedFd>, channel: &Channel) -> Result<Pid, Error> {
+fn start(
+    config: &Config,
+    idmapped: Option<OwnedFd>,
+    trees: Vec<(usize, OwnedFd, bool)>,
+    channel: &Channel,
+) -> Result<Pid, Error> {
     // A session of our own: the host terminal's Ctrl-C then reaches only the
     // host-side containr, which forwards it once, instead of every process
     // of the container getting it twice.
@@ -118,7 +131,8 @@ fn start(config: &Config, idmapped: Option<OwnedFd>, channel: &Channel) -> Resul
             cgroupfs,
             workdir: &config.workdir,
         },
-        &rootfs::Storage {
+        rootfs::Storage {
+            premade: trees,
             mounts: &config.mounts,
             copy_up: &config.copy_up,
             sysctl: Some(&config.sysctl).filter(|s| !s.is_empty()),

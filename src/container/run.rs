@@ -325,6 +325,8 @@ pub struct Created {
     channel: Channel,
     /// The idmapped root (with `--userns-remap`), sent with the config.
     idmapped: Option<OwnedFd>,
+    /// The idmapped binds (with `--userns-remap`), sent after it.
+    mount_trees: Vec<(usize, OwnedFd, bool)>,
     init: Pid,
     config: Config,
     rm: bool,
@@ -443,6 +445,7 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         oom_score_adj: p.oom_score_adj,
         devices: p.devices,
         init: p.init,
+        mount_trees: 0,
         cgroupfs: cgroupfs(cgroup.location()),
         confinement: p.confinement,
         userns: p.userns,
@@ -461,6 +464,7 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         init: init.pid,
         channel: init.channel,
         idmapped: init.idmapped,
+        mount_trees: init.mount_trees,
         signals: init.signals,
         raw_mode: init.raw_mode,
     })
@@ -513,6 +517,7 @@ struct Init {
     config: Config,
     channel: Channel,
     idmapped: Option<OwnedFd>,
+    mount_trees: Vec<(usize, OwnedFd, bool)>,
     signals: SignalFd,
     raw_mode: Option<tty::RawMode>,
 }
@@ -614,11 +619,26 @@ fn clone_init(
         }
         None => None,
     };
+    // Its binds and volumes, idmapped the same way (here: the init may
+    // not idmap what the host owns).
+    let mount_trees = match config.userns {
+        Some(_) => match namespace::userns::idmapped_binds(&config.mounts, init) {
+            Ok(trees) => trees,
+            Err(e) => {
+                let _ = kill(init, Signal::SIGKILL);
+                let _ = waitpid(init, None);
+                return Err(e.into());
+            }
+        },
+        None => Vec::new(),
+    };
+    config.mount_trees = mount_trees.len();
     Ok(Init {
         pid: init,
         config,
         channel: ours,
         idmapped,
+        mount_trees,
         signals,
         raw_mode,
     })
@@ -675,6 +695,16 @@ pub fn start(created: &mut Created) -> Result<Started, Error> {
         return Ok(Started::Exited(status_code(
             waitpid(created.init, None).ok(),
         )));
+    }
+    for (index, tree, dir) in std::mem::take(&mut created.mount_trees) {
+        let tree_sent = created
+            .channel
+            .send_with_fd(&Message::MountTree { index, dir }, Some(tree.as_fd()));
+        if tree_sent.is_err() {
+            return Ok(Started::Exited(status_code(
+                waitpid(created.init, None).ok(),
+            )));
+        }
     }
     let mut master: Option<OwnedFd> = None;
     let mut failure = None;

@@ -149,18 +149,21 @@ pub struct Storage<'a> {
     pub shm_size: Option<u64>,
     /// `--device`: nodes made in the container's /dev.
     pub devices: &'a [oci_spec::runtime::LinuxDevice],
+    /// (index in `mounts`, tree, is a directory): binds the host side
+    /// staged (idmapped, with `--userns-remap`), attached as they are.
+    pub premade: Vec<(usize, OwnedFd, bool)>,
 }
 
 /// Build the container's filesystem and make it the root. Must run in a
 /// fresh mount namespace (and PID namespace, for `/proc`).
 pub fn enter(plan: &Plan<'_>) -> Result<(), Error> {
-    enter_with(plan, &Storage::default())
+    enter_with(plan, Storage::default())
 }
 
 /// [`enter`], with the front end's mounts placed after /proc and /sys and
 /// before the pivot (their sources are host paths), so the masked and
 /// read-only paths made after stay so over them.
-pub fn enter_with(plan: &Plan<'_>, storage: &Storage<'_>) -> Result<(), Error> {
+pub fn enter_with(plan: &Plan<'_>, storage: Storage<'_>) -> Result<(), Error> {
     step!("mount(\"/\", MS_REC|MS_PRIVATE): nothing we mount propagates back to the host");
     mount(
         None::<&str>,
@@ -204,13 +207,24 @@ pub fn enter_with(plan: &Plan<'_>, storage: &Storage<'_>) -> Result<(), Error> {
     // A mount on or under /dev would be hidden by the container's /dev,
     // mounted after the pivot: those are staged now (a bind's source, a
     // host path, cloned while in view) and attached once /dev is there.
-    let (dev, rest): (Vec<_>, Vec<_>) = storage
-        .mounts
-        .iter()
-        .cloned()
-        .partition(|m| on_dev(m.destination()));
-    oci::mount_into(root, &rest, plan.userns)?;
-    let dev = oci::stage(&dev)?;
+    let mut premade: std::collections::HashMap<usize, (OwnedFd, bool)> = storage
+        .premade
+        .into_iter()
+        .map(|(i, tree, dir)| (i, (tree, dir)))
+        .collect();
+    let (mut dev, mut rest) = (Vec::new(), Vec::new());
+    for (i, m) in storage.mounts.iter().enumerate() {
+        let staged = match premade.remove(&i) {
+            Some((tree, dir)) => oci::Staged::premade(m, tree, dir)?,
+            None => oci::stage_one(m)?,
+        };
+        if on_dev(m.destination()) {
+            dev.push(staged);
+        } else {
+            rest.push(staged);
+        }
+    }
+    oci::attach_staged(root, rest, plan.userns)?;
     if let Some(sysctl) = storage.sysctl {
         // Through the host's /proc, still in view: the values are those of
         // this process's (the container's) namespaces all the same.

@@ -354,6 +354,11 @@ pub fn stage(mounts: &[Mount]) -> Result<Vec<Staged<'_>>, Error> {
     mounts.iter().map(stage_entry).collect()
 }
 
+/// [`stage`] for one mount.
+pub fn stage_one(m: &Mount) -> Result<Staged<'_>, Error> {
+    stage_entry(m)
+}
+
 /// Attach what [`stage`] prepared, in order, resolved inside `root`.
 pub fn attach_staged(root: &Path, staged: Vec<Staged<'_>>, in_userns: bool) -> Result<(), Error> {
     if staged.is_empty() {
@@ -366,17 +371,72 @@ pub fn attach_staged(root: &Path, staged: Vec<Staged<'_>>, in_userns: bool) -> R
     Ok(())
 }
 
+/// The bind mounts among `mounts` (by index), staged on the host side for
+/// a container in user namespace `userns`: each source cloned with its
+/// attributes and idmapped through `userns`, so that what the host's root
+/// owns is the container root's, and what container root writes is stored
+/// as the host's root, with nothing chowned. Idmapping needs privilege over
+/// the source's filesystem, which the container's init lacks; it attaches
+/// the trees ([`Staged::premade`]).
+pub fn stage_idmapped_binds(
+    mounts: &[Mount],
+    userns: BorrowedFd<'_>,
+) -> Result<Vec<(usize, OwnedFd, bool)>, Error> {
+    let mut out = Vec::new();
+    for (i, m) in mounts.iter().enumerate() {
+        let staged = stage_entry(m)?;
+        let Some((tree, dir)) = staged.tree else {
+            continue;
+        };
+        let dest = m.destination();
+        step!(
+            "mount_setattr(MOUNT_ATTR_IDMAP) on the clone for {}: seen through the container's user namespace",
+            dest.display()
+        );
+        mountapi::set_attr(
+            tree.as_fd(),
+            Attr::default(),
+            Some(userns),
+            staged.opts.recursive,
+        )
+        .map_err(mount_err(
+            dest,
+            "idmapping for --userns-remap (needs a kernel and filesystem with idmapped mounts)",
+        ))?;
+        out.push((i, tree, dir));
+    }
+    Ok(out)
+}
+
+impl<'a> Staged<'a> {
+    /// Mount `m` with its source already cloned (`tree`, a directory when
+    /// `dir`), e.g. by [`stage_idmapped_binds`].
+    pub fn premade(m: &'a Mount, tree: OwnedFd, dir: bool) -> Result<Staged<'a>, Error> {
+        let mut staged = Staged {
+            m,
+            opts: parse_options(m)?,
+            tree: None,
+        };
+        staged.tree = Some((tree, dir));
+        Ok(staged)
+    }
+}
+
+fn parse_options(m: &Mount) -> Result<Options, Error> {
+    let fstype = m.typ().as_deref().filter(|t| !t.is_empty());
+    let no_options = Vec::new();
+    Options::parse(fstype, m.options().as_ref().unwrap_or(&no_options)).map_err(|option| {
+        Error::MountOption {
+            dest: m.destination().clone(),
+            option,
+        }
+    })
+}
+
 fn stage_entry(m: &Mount) -> Result<Staged<'_>, Error> {
     let dest = m.destination();
     let fstype = m.typ().as_deref().filter(|t| !t.is_empty());
-    let no_options = Vec::new();
-    let opts =
-        Options::parse(fstype, m.options().as_ref().unwrap_or(&no_options)).map_err(|option| {
-            Error::MountOption {
-                dest: dest.clone(),
-                option,
-            }
-        })?;
+    let opts = parse_options(m)?;
     if opts.bind {
         let tree = bind_tree(m, &opts)?;
         return Ok(Staged {
