@@ -826,3 +826,109 @@ fn userns_remap_sees_volumes_and_binds_through_idmapped_mounts() {
     assert_eq!(std::fs::metadata(host.join("by-1234")).unwrap().uid(), 1234);
     sb.containr_ok(&["volume", "rm", "remapped"]);
 }
+
+/// CVE-2021-30465 through the front end: a container keeps swapping a
+/// directory of a shared volume with a symlink to `/` while other
+/// containers start with mounts under it. Each mount must land inside the
+/// starting container's root (in the volume, or at /NAME when the symlink
+/// won), never on the host. Bounded: 8 runs of 25 mounts, and the swapper
+/// stops with them (or after 100000 swaps).
+#[test]
+fn a_volume_swapped_to_a_symlink_cannot_send_mounts_out() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let sb = Sandbox::new();
+    let rootfs = sb.rootfs.to_str().unwrap();
+    sb.containr_ok(&["volume", "create", "racevol"]);
+    let data = sb.data.join("volumes/racevol/_data");
+    std::fs::create_dir(data.join("sub")).unwrap();
+    let host_mounts = || std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let before = host_mounts();
+    let tag = format!("containr-frontrace-{}", std::process::id());
+    let mut swapper = sb
+        .cmd(&[
+            "run",
+            "--rm",
+            "--init",
+            "--rootfs",
+            rootfs,
+            "-v",
+            "racevol:/x",
+            "sh",
+            "-c",
+            "echo ready; i=0; while [ $i -lt 100000 ] && [ ! -e /x/stop ]; do \
+               mv /x/sub /x/sub.d; ln -s / /x/sub; rm /x/sub; mv /x/sub.d /x/sub; i=$((i+1)); \
+             done 2>/dev/null; echo swaps $i",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(swapper.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    let bind = sb.dir.path().join("bindsrc");
+    std::fs::create_dir(&bind).unwrap();
+    let (mut landed, mut at_top) = (0, 0);
+    for round in 0..8 {
+        let mut args = vec!["-v".to_string(), "racevol:/x".to_string()];
+        for i in 0..25 {
+            args.push("--tmpfs".into());
+            args.push(format!("/x/sub/{tag}-{round}-{i}:size=4k"));
+        }
+        args.push("-v".into());
+        args.push(format!("{}:/x/sub/{tag}-{round}-bind", bind.display()));
+        args.extend(["cat".into(), "/proc/self/mountinfo".into()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = sb.run(&args);
+        let (o, e) = (
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr),
+        );
+        if !run.status.success() {
+            eprintln!("round {round}: {e}");
+            // Allowed only as a clean refusal naming a mount.
+            assert_eq!(run.status.code(), Some(125), "{e}");
+            assert!(e.contains(&format!("/x/sub/{tag}")), "{e}");
+            continue;
+        }
+        for l in o.lines().filter(|l| l.contains(&tag)) {
+            let point = l.split(' ').nth(4).unwrap();
+            let name = point.rsplit('/').next().unwrap();
+            // In the volume (where a rename of `sub` may have carried it
+            // since), or at the root's top when the symlink won.
+            assert!(
+                (point.starts_with("/x/") && point.ends_with(&format!("/{name}")))
+                    || point == format!("/{name}"),
+                "a mount outside its place: {l}"
+            );
+            landed += 1;
+            at_top += usize::from(point == format!("/{name}"));
+        }
+    }
+    std::fs::write(data.join("stop"), "").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(swapper.wait().unwrap().success());
+    let swaps: u64 = rest.trim().strip_prefix("swaps ").unwrap().parse().unwrap();
+    assert!(swaps > 0, "{rest}");
+    assert!(landed > 0, "no run placed its mounts");
+    eprintln!("{landed} mounts placed, {at_top} through the symlink; {swaps} swaps");
+    // Nothing on the host: no mount point made, no mount left.
+    for round in 0..8 {
+        for i in 0..25 {
+            assert!(
+                !Path::new(&format!("/{tag}-{round}-{i}")).exists(),
+                "/{tag}-{round}-{i} was made on the host"
+            );
+        }
+    }
+    let after = host_mounts();
+    assert!(!after.contains(&tag), "a mount on the host: {after}");
+    assert_eq!(
+        before.lines().count(),
+        after.lines().count(),
+        "the host's mount table changed"
+    );
+    sb.containr_ok(&["volume", "rm", "racevol"]);
+}
