@@ -46,6 +46,15 @@ fn bind_mounts_read_write_and_read_only() {
     );
     let line = mount_line(&out, "/mnt/shared");
     assert!(line.split(' ').nth(5).unwrap().starts_with("rw"), "{line}");
+    // rprivate by default (docker's): no peer group; `rshared` joins one.
+    assert_eq!(line.split(' ').nth(6), Some("-"), "{line}");
+    let spec_shared = format!("{}:/mnt/shared:rshared", host.display());
+    let out = sb.ok(&["-v", &spec_shared, "cat", "/proc/self/mountinfo"]);
+    let line = mount_line(&out, "/mnt/shared");
+    assert!(
+        line.split(' ').nth(6).unwrap().starts_with("shared:"),
+        "{line}"
+    );
 
     // :ro — the kernel refuses the write; the host's file is unchanged.
     let spec = format!("{}:/mnt/shared:ro", host.display());

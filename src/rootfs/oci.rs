@@ -482,23 +482,32 @@ fn attach_entry(root: BorrowedFd<'_>, s: Staged<'_>, in_userns: bool) -> Result<
                 "cgroup" if !host_cgroup_v2() => cgroup_v1(root, dest, target, &opts)?,
                 _ => fs_entry(m, fstype, target, &opts, in_userns)?,
             }
-            if opts.recursive_attr != Attr::default() {
+            if opts.recursive_attr != Attr::default() || !opts.propagation.is_empty() {
                 let top = reopen(root, dest)?;
-                mountapi::set_attr(top.as_fd(), opts.recursive_attr, None, true)
-                    .map_err(mount_err(dest, "mount_setattr(AT_RECURSIVE)"))?;
+                if opts.recursive_attr != Attr::default() {
+                    mountapi::set_attr(top.as_fd(), opts.recursive_attr, None, true)
+                        .map_err(mount_err(dest, "mount_setattr(AT_RECURSIVE)"))?;
+                }
+                set_propagation(top.as_fd(), dest, &opts.propagation)?;
             }
         }
     }
-    if !opts.propagation.is_empty() {
-        let top = reopen(root, dest)?;
-        for (flag, recursive) in &opts.propagation {
-            let attr = Attr {
-                propagation: flag.bits(),
-                ..Attr::default()
-            };
-            mountapi::set_attr(top.as_fd(), attr, None, *recursive)
-                .map_err(mount_err(dest, "setting its propagation"))?;
-        }
+    Ok(())
+}
+
+/// Set `propagation` (in order: (MS_* type, recursive)) on the mount `top`.
+fn set_propagation(
+    top: BorrowedFd<'_>,
+    dest: &Path,
+    propagation: &[(MsFlags, bool)],
+) -> Result<(), Error> {
+    for (flag, recursive) in propagation {
+        let attr = Attr {
+            propagation: flag.bits(),
+            ..Attr::default()
+        };
+        mountapi::set_attr(top, attr, None, *recursive)
+            .map_err(mount_err(dest, "setting its propagation"))?;
     }
     Ok(())
 }
@@ -539,6 +548,10 @@ fn bind_tree(m: &Mount, opts: &Options) -> Result<(OwnedFd, bool), Error> {
         mountapi::set_attr(tree.as_fd(), opts.recursive_attr, None, true)
             .map_err(mount_err(dest, "mount_setattr(AT_RECURSIVE)"))?;
     }
+    // Its propagation set on the detached tree: no lookup of the
+    // destination again once attached (which a rename in the container
+    // could make fail), and two system calls fewer.
+    set_propagation(tree.as_fd(), dest, &opts.propagation)?;
     if let Some(recursive) = opts.idmap {
         let userns = userns_with_maps(
             m.uid_mappings().as_deref().unwrap_or(&[]),
