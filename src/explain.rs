@@ -312,7 +312,8 @@ pub fn flag_names<'a, T>(names: impl Iterator<Item = (&'a str, T)>) -> String {
 }
 
 /// Collects an event's message and fields into one line of text.
-struct MessageText(String);
+/// The text of a tracing event: its message, then its other fields.
+pub struct MessageText(pub String);
 
 impl Visit for MessageText {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {

@@ -69,7 +69,7 @@ struct Cli {
           default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     rate_window: u64,
 
-    /// Free space (k/m/g units) a pull, load or import leaves on the data root's filesystem
+    /// Free space (k/m/g units) a pull, load, import, commit or cp leaves on the filesystem it writes to
     #[arg(long, global = true, value_name = "SIZE", env = "CONTAINR_DISK_RESERVE",
           default_value = "512m", value_parser = parse_size)]
     disk_reserve: u64,
@@ -177,6 +177,56 @@ enum Command {
         output: Option<PathBuf>,
         /// Container name or id
         container: String,
+    },
+    /// Copy files between a container and the host (CONTAINER:PATH, a
+    /// local path, or - for a tar stream)
+    Cp {
+        /// Archive mode: keep the files' uid and gid
+        #[arg(short, long)]
+        archive: bool,
+        /// Always follow a symlink in SRC
+        #[arg(short = 'L', long)]
+        follow_link: bool,
+        /// CONTAINER:SRC_PATH, or a local path, or -
+        src: String,
+        /// CONTAINER:DEST_PATH, or a local path, or -
+        dest: String,
+    },
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff {
+        /// Container name or id
+        container: String,
+    },
+    /// Create a new image from a container's changes
+    Commit {
+        /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+        #[arg(short, long, value_name = "string")]
+        author: Option<String>,
+        /// Apply a Dockerfile instruction to the image's config (CMD,
+        /// ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, STOPSIGNAL, VOLUME,
+        /// ONBUILD)
+        #[arg(short, long = "change", value_name = "list")]
+        change: Vec<String>,
+        /// Commit message
+        #[arg(short, long, value_name = "string")]
+        message: Option<String>,
+        /// Container name or id
+        container: String,
+        /// The image's name, REPOSITORY[:TAG]
+        name: Option<String>,
+    },
+    /// List port mappings or a specific mapping for the container
+    Port {
+        /// Container name or id
+        container: String,
+        /// PRIVATE_PORT[/PROTO]
+        private: Option<String>,
+    },
+    /// Rename a container
+    Rename {
+        /// The container's name or id
+        container: String,
+        new_name: String,
     },
     /// Remove blobs and snapshots that no image uses
     Gc,
@@ -635,6 +685,7 @@ fn main() -> ExitCode {
     let tar_on_stdout = matches!(
         cli.command,
         Command::Export { output: None, .. } | Command::Save { output: None, .. }
+    ) || matches!(&cli.command, Command::Cp { dest, .. } if dest == "-"
     );
     let reporting = Reporting {
         explain: cli.explain.is_some(),
@@ -728,6 +779,44 @@ fn dispatch(command: Command, global: &Global) -> Result<i32, Error> {
         Command::Logout { server } => cli::image::logout(server),
         Command::Load { input } => cli::image::load(root, input, global.pull_limits.disk_reserve),
         Command::Save { output, images } => cli::image::save(root, output, &images),
+        Command::Cp {
+            archive,
+            follow_link,
+            src,
+            dest,
+        } => cli::fsops::cp(
+            root,
+            &src,
+            &dest,
+            archive,
+            follow_link,
+            global.pull_limits.disk_reserve,
+        ),
+        Command::Diff { container } => cli::fsops::diff(root, &container),
+        Command::Commit {
+            author,
+            change,
+            message,
+            container,
+            name,
+        } => cli::fsops::commit(
+            root,
+            cli::fsops::CommitArgs {
+                container: &container,
+                name: name.as_deref(),
+                changes: &change,
+                message,
+                author,
+                reserve: global.pull_limits.disk_reserve,
+            },
+        ),
+        Command::Port { container, private } => {
+            cli::fsops::port(root, &container, private.as_deref())
+        }
+        Command::Rename {
+            container,
+            new_name,
+        } => cli::fsops::rename(root, &container, &new_name),
         Command::Gc => cli::image::gc(root),
         Command::Verify { repair } => {
             cli::image::verify(root, repair, global.pull_limits.disk_reserve)

@@ -56,6 +56,19 @@ pub fn random_name() -> String {
 /// temporary file beside it, fsynced, renamed over it, and the directory
 /// fsynced: after a crash, the old content or the new, never a part.
 pub fn replace_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    replace(path, bytes, mode, true)
+}
+
+/// Replace `path` whole with `bytes`, atomically for readers but not
+/// durably: for state that means nothing after a reboot (an OCI runtime's
+/// state and pid files, kept in `/run` by convention: its containers do
+/// not survive the reboot either), where two fsyncs would be most of the
+/// write's cost on a disk.
+pub fn replace_file_volatile(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    replace(path, bytes, mode, false)
+}
+
+fn replace(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> std::io::Result<()> {
     let dir = path.parent().expect("a file in a directory");
     let tmp = dir.join(format!(".tmp-{}", random_name()));
     let write = || -> std::io::Result<()> {
@@ -65,13 +78,36 @@ pub fn replace_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
             .mode(mode)
             .open(&tmp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
+        if durable {
+            file.sync_all()?;
+        }
         fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        if durable {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     };
     write().inspect_err(|_| {
         let _ = fs::remove_file(&tmp);
     })
+}
+
+/// Read the file at `path` whole, refusing it (`FileTooLarge`) once more
+/// than `max` bytes arrive: the size is checked as it is read, not from
+/// `stat`, so a FIFO or a file that grows meanwhile is bounded too.
+pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!("larger than {}", human_bytes(max)),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Field 22 of `/proc/PID/stat`: when the process started (clock ticks
@@ -259,6 +295,19 @@ pub fn cstring_lossy(bytes: &[u8]) -> std::ffi::CString {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn read_bounded_takes_up_to_the_bound_and_refuses_more() {
+        let dir = std::env::temp_dir().join(format!("containr-rb-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f");
+        std::fs::write(&path, [7u8; 10]).unwrap();
+        assert_eq!(read_bounded(&path, 10).unwrap(), vec![7u8; 10]);
+        let e = read_bounded(&path, 9).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::FileTooLarge);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     use super::*;
 
     #[test]

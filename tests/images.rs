@@ -507,6 +507,9 @@ fn verify_finds_tampered_snapshots_and_repair_unpacks_them_again() {
             std::fs::set_permissions(&sh, std::fs::Permissions::from_mode(mode | 0o4000)).unwrap()
         }),
     ];
+    // A kept, exited container on the image: its snapshot may be repaired
+    // (its overlay is not mounted), and it still exports after.
+    sb.containr_ok(&["run", "--name", "kept", "busybox:1", "touch", "/made"]);
     for (what, tamper) in tampers {
         tamper();
         let out = sb.cmd(&["verify"]).output().unwrap();
@@ -530,7 +533,51 @@ fn verify_finds_tampered_snapshots_and_repair_unpacks_them_again() {
         assert!(sb.containr_ok(&["verify"]).ends_with("no problems\n"));
         assert_eq!(std::fs::metadata(&sh).unwrap().permissions().mode(), mode);
         assert_eq!(run_image(&sb, &["busybox:1", "echo", "ok"]), "ok\n");
+        let tar = sb.cmd(&["export", "kept"]).output().unwrap();
+        assert!(tar.status.success(), "{what}: export after repair");
+        let mut names = tar::Archive::new(&tar.stdout[..]);
+        let names: Vec<String> = (names.entries().unwrap())
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert!(
+            names.iter().any(|n| n.trim_start_matches("./") == "made"),
+            "{what}"
+        );
+        assert!(
+            names
+                .iter()
+                .any(|n| n.trim_start_matches("./") == "bin/busybox")
+        );
     }
+    sb.containr_ok(&["rm", "kept"]);
+    // A running container's snapshot is not replaced under it.
+    let mut running = (sb.cmd(&["run", "--rm", "--name", "busy", "busybox:1", "sleep", "60"]))
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut waited = 0;
+    while !sb
+        .containr_ok(&["ps", "-q"])
+        .contains(char::is_alphanumeric)
+    {
+        waited += 1;
+        assert!(waited < 200, "the container never ran");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    tampers[0].1();
+    let out = sb.cmd(&["verify", "--repair"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("not repaired: a running container uses it"),
+        "{stdout}"
+    );
+    sb.containr_ok(&["rm", "-f", "busy"]);
+    running.wait().unwrap();
+    assert!(
+        sb.containr_ok(&["verify", "--repair"])
+            .ends_with("no problems\n")
+    );
     // A snapshot made before sums were recorded: noted, not a failure.
     std::fs::remove_file(sb.data.join("snapshots").join(format!("{snap}.sum"))).unwrap();
     let out = sb.containr_ok(&["verify"]);

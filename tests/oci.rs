@@ -398,6 +398,42 @@ fn a_failing_hook_fails_create_and_leaves_nothing() {
 }
 
 #[test]
+fn a_failing_poststart_hook_is_a_warning_on_stderr_and_in_the_log() {
+    let oci = Oci::new(&["true"]);
+    oci.edit(|c| {
+        c["hooks"] = serde_json::json!({
+            "poststart": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 7"]}],
+        })
+    });
+    let id = oci.id("warnhook");
+    oci.create_ok(&id, &[]);
+    let log = oci.sb.dir.path().join("log.json");
+    let out = oci.out(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "start",
+        &id,
+    ]);
+    // The spec: a poststart failure is logged and the lifecycle goes on.
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("containr-oci: warning: poststart hook /bin/sh"),
+        "{err}"
+    );
+    let line: Value = serde_json::from_str(std::fs::read_to_string(&log).unwrap().trim()).unwrap();
+    assert_eq!(line["level"], "warning");
+    assert!(
+        line["msg"].as_str().unwrap().contains("poststart hook"),
+        "{line}"
+    );
+    oci.wait_status(&id, "stopped");
+    oci.ok(&["delete", &id]);
+}
+
+#[test]
 fn list_spec_features_and_version() {
     let oci = Oci::new(WAITER);
     let id = oci.id("listed");

@@ -345,6 +345,12 @@ fn exec_exit_statuses_and_a_stopped_container() {
         oci.ok(&["exec", "--process", process.to_str().unwrap(), &id]),
         "hello\n/etc\n"
     );
+    // A process document that never ends is refused at the bound, not
+    // read into memory whole.
+    assert_error(
+        &oci.out(&["exec", "--process", "/dev/zero", &id]),
+        "/dev/zero: larger than 16.00MiB",
+    );
     oci.ok(&["kill", &id, "KILL"]);
     oci.wait_status(&id, "stopped");
     assert_error(&oci.out(&["exec", &id, "true"]), "stopped");

@@ -143,7 +143,14 @@ pub fn verify(root: &Path, repair: bool, reserve: u64) -> Result<i32, Error> {
         require_root("verify --repair")?;
     }
     // Read only: the next run, ps or pull reclaims what killed runs left.
-    let report = image::gc::verify(root, &lifecycle::ids_as_they_are(root), repair, reserve)?;
+    let running = lifecycle::running_ids(root);
+    let report = image::gc::verify(
+        root,
+        &lifecycle::ids_as_they_are(root),
+        &running,
+        repair,
+        reserve,
+    )?;
     for p in &report.leftovers {
         println!(
             "leftover: {} (left by an interrupted command, not corruption; containr gc removes it)",

@@ -315,7 +315,9 @@ struct NotYet {
     args: Vec<String>,
 }
 
-/// Where errors are reported: stderr, and the `--log` file in its format.
+/// Where errors and warnings are reported: stderr, and the `--log` file in
+/// its format.
+#[derive(Clone)]
 struct Log {
     file: Option<PathBuf>,
     json: bool,
@@ -323,13 +325,20 @@ struct Log {
 
 impl Log {
     fn error(&self, msg: &str) {
-        eprintln!("containr-oci: {msg}");
+        self.write("error", msg);
+    }
+
+    fn write(&self, level: &str, msg: &str) {
+        match level {
+            "error" => eprintln!("containr-oci: {msg}"),
+            _ => eprintln!("containr-oci: {level}: {msg}"),
+        }
         let Some(path) = &self.file else { return };
         let time = containr::util::rfc3339(containr::util::now());
         let line = if self.json {
-            serde_json::json!({"level": "error", "msg": msg, "time": time}).to_string()
+            serde_json::json!({"level": level, "msg": msg, "time": time}).to_string()
         } else {
-            format!("time={time:?} level=error msg={msg:?}")
+            format!("time={time:?} level={level} msg={msg:?}")
         };
         if let Ok(mut f) = std::fs::OpenOptions::new()
             .create(true)
@@ -338,6 +347,34 @@ impl Log {
         {
             let _ = writeln!(f, "{line}");
         }
+    }
+
+    /// Route the library's warnings (`tracing::warn!`: a failed poststart
+    /// hook, a capability this kernel does not know) here, as runc logs
+    /// its warnings; nothing below warn, so the common path formats
+    /// nothing.
+    fn install(&self) {
+        use tracing_subscriber::prelude::*;
+        let layer = self
+            .clone()
+            .with_filter(tracing_subscriber::filter::LevelFilter::WARN);
+        let _ = tracing_subscriber::registry().with(layer).try_init();
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Log {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let mut text = containr::explain::MessageText(String::new());
+        event.record(&mut text);
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => "error",
+            _ => "warning",
+        };
+        self.write(level, &text.0);
     }
 }
 
@@ -358,7 +395,13 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Some(OciCommand::Init { fd }) => return super::exit(oci::init::main(fd)),
+        Some(OciCommand::Init { fd }) => {
+            let (status, error) = oci::init::main(fd);
+            if let Some(e) = error {
+                eprintln!("containr-oci: {e}");
+            }
+            return super::exit(status);
+        }
         Some(OciCommand::ExecInit { fd }) => return super::exit(oci::exec::main(fd)),
         _ => {}
     }
@@ -371,6 +414,7 @@ pub fn main() -> ExitCode {
         file: cli.log.clone(),
         json: cli.log_format == "json",
     };
+    log.install();
     let Some(command) = cli.command else {
         let _ = OciCli::command().print_help();
         return ExitCode::SUCCESS;

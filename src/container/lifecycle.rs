@@ -37,6 +37,14 @@ pub fn ids_as_they_are(root: &Path) -> BTreeSet<String> {
         .collect()
 }
 
+/// The ids of the containers running now, read only (nothing settled: a
+/// record whose owner was killed is not running).
+pub fn running_ids(root: &Path) -> BTreeSet<String> {
+    DataRoot::open(root)
+        .map(|d| d.running_ids().into_iter().collect())
+        .unwrap_or_default()
+}
+
 /// Settle what killed `containr run`s left: their records, cgroups and
 /// writable layers.
 pub fn settle_killed_runs(root: &Path) {

@@ -18,6 +18,9 @@
 //! answers with the terminal, "started" or the reason it failed.
 
 pub mod channel;
+pub mod commit;
+pub mod copy;
+pub mod diff;
 pub mod env;
 pub mod exec;
 pub mod export;
@@ -93,6 +96,10 @@ pub enum Error {
     State(#[from] state::Error),
     #[error(transparent)]
     Exec(#[from] exec::Error),
+    #[error(transparent)]
+    Copy(#[from] copy::Error),
+    #[error("container {0} has no writable layer: it runs on a --rootfs directory, not an image")]
+    NoWritableLayer(String),
     #[error(transparent)]
     Cgroup(#[from] crate::cgroup::Error),
     #[error(transparent)]

@@ -369,6 +369,7 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         userns: p.userns,
         mounts: storage.points.clone(),
         labels: p.labels.clone(),
+        ports: p.net.ports.clone(),
     });
     let record = match record {
         Ok(r) => r,

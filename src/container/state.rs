@@ -50,6 +50,8 @@ pub enum Error {
         "cannot remove container \"/{0}\": container is running: stop the container before removing or force remove (-f)"
     )]
     Running(String),
+    #[error("Renaming a container with the same name as its current name")]
+    SameName,
     #[error("container {name}: {what}: {source}")]
     Kill {
         name: String,
@@ -117,6 +119,9 @@ pub struct State {
     /// `--label`, `--label-file`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// `-p`: its published ports (`containr port`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<crate::network::ports::PortSpec>,
 }
 
 impl State {
@@ -222,6 +227,7 @@ pub struct NewContainer<'a> {
     pub userns: Option<crate::namespace::userns::IdMap>,
     pub mounts: Vec<super::mounts::MountPoint>,
     pub labels: std::collections::BTreeMap<String, String>,
+    pub ports: Vec<crate::network::ports::PortSpec>,
 }
 
 /// containr's data root.
@@ -289,6 +295,17 @@ impl DataRoot {
         self.record_paths()
             .iter()
             .filter_map(|p| read_state(p))
+            .map(|s| s.id)
+            .collect()
+    }
+
+    /// The ids of the containers running now, as their records are
+    /// (nothing settled: a record whose owner is gone is not running).
+    pub fn running_ids(&self) -> Vec<String> {
+        self.record_paths()
+            .iter()
+            .filter_map(|p| read_state(p))
+            .filter(State::is_running)
             .map(|s| s.id)
             .collect()
     }
@@ -363,6 +380,7 @@ impl DataRoot {
             userns: new.userns,
             mounts: new.mounts,
             labels: new.labels,
+            ports: new.ports,
         };
         let record = ContainerRecord {
             id,
@@ -437,6 +455,54 @@ impl DataRoot {
         {
             crate::cgroup::Cgroup::remove_stale(location);
         }
+        Ok(())
+    }
+
+    /// `containr rename OLD NEW`. The new record is written whole beside
+    /// the old, then moved to its name with `RENAME_NOREPLACE`, which is
+    /// the claim on the new name (as `O_EXCL` is for `create`): a taken
+    /// name is refused, whoever took it. The old name is released last.
+    /// A running container is not disturbed: its owner finds its record
+    /// by id when it finishes ([`ContainerRecord::finish`]).
+    pub fn rename(&self, old: &str, new: &str) -> Result<(), Error> {
+        validate_name(new)?;
+        let state = self.lookup(old)?;
+        if state.name == new {
+            return Err(Error::SameName);
+        }
+        let _lock = self.lock()?;
+        let old_path = self.record_path(&state.name);
+        let mut current = read_state(&old_path)
+            .filter(|s| s.id == state.id)
+            .ok_or_else(|| Error::NoSuchContainer(old.to_string()))?;
+        current.name = new.to_string();
+        let new_path = self.record_path(new);
+        let tmp = self
+            .containers()
+            .join(format!(".tmp-{}", crate::util::random_name()));
+        let bytes = serde_json::to_vec_pretty(&current).expect("plain data");
+        crate::util::replace_file(&tmp, &bytes, 0o644).map_err(io_err(&tmp))?;
+        match nix::fcntl::renameat2(
+            None,
+            &tmp,
+            None,
+            &new_path,
+            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+        ) {
+            Ok(()) => {}
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                if e == nix::errno::Errno::EEXIST {
+                    let id = read_state(&new_path).map(|s| s.id).unwrap_or_default();
+                    return Err(Error::NameInUse {
+                        name: new.to_string(),
+                        id,
+                    });
+                }
+                return Err(io_err(&new_path)(e.into()).into());
+            }
+        }
+        fs::remove_file(&old_path).map_err(io_err(&old_path))?;
         Ok(())
     }
 
@@ -519,20 +585,57 @@ impl ContainerRecord {
         if self.state.auto_remove {
             return Ok(());
         }
+        // Renamed meanwhile (`containr rename`): the record is found by id,
+        // and keeps its new name.
+        let _lock = self.lock();
+        let path = self.current_path().unwrap_or_else(|| self.path.clone());
+        if let Some(current) = read_state(&path).filter(|s| s.id == self.id) {
+            self.state.name = current.name;
+        }
         self.state.status = Status::Exited;
         self.state.exit_code = Some(status);
         self.state.finished = Some(now());
-        write_atomic(&self.path, &self.state)?;
+        write_atomic(&path, &self.state)?;
         // Kept: nothing left for Drop to remove.
         self.path = PathBuf::new();
         Ok(())
     }
 }
 
+impl ContainerRecord {
+    /// Where the record is now: under its name, or another one if it was
+    /// renamed; `None` if it is gone.
+    fn current_path(&self) -> Option<PathBuf> {
+        if read_state(&self.path).is_some_and(|s| s.id == self.id) {
+            return Some(self.path.clone());
+        }
+        let dir = self.path.parent()?;
+        fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .find(|p| read_state(p).is_some_and(|s| s.id == self.id))
+    }
+
+    /// The data root's lock, as [`DataRoot::lock`] takes it.
+    fn lock(&self) -> Option<nix::fcntl::Flock<fs::File>> {
+        let root = self.path.parent()?.parent()?;
+        DataRoot {
+            path: root.to_path_buf(),
+        }
+        .lock()
+        .ok()
+    }
+}
+
 impl Drop for ContainerRecord {
     fn drop(&mut self) {
         if !self.path.as_os_str().is_empty() {
-            let _ = fs::remove_file(&self.path);
+            let _lock = self.lock();
+            if let Some(path) = self.current_path() {
+                let _ = fs::remove_file(path);
+            }
         }
     }
 }
@@ -579,6 +682,7 @@ mod tests {
             userns: None,
             mounts: Vec::new(),
             labels: Default::default(),
+            ports: Vec::new(),
         }
     }
 

@@ -102,6 +102,9 @@ pub struct ImageConfig {
     pub variant: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
+    /// `commit --author`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<RunConfig>,
     pub rootfs: RootFs,

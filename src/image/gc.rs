@@ -146,11 +146,14 @@ pub struct Report {
 /// layer blob is intact is unpacked again, unless a running container
 /// uses it. `containers`: the ids of the containers that exist, as for
 /// [`gc`], less the `run --rm`s whose containr was killed (their writable
-/// layers are leftovers). A repair unpacks a layer again, leaving
-/// `reserve` bytes free.
+/// layers are leftovers); `running`: those of them running now. An exited
+/// container's snapshots may be repaired: its overlay is not mounted, and
+/// the repaired tree is the one it was made on (same path, same sum). A
+/// repair unpacks a layer again, leaving `reserve` bytes free.
 pub fn verify(
     data_root: &Path,
     containers: &BTreeSet<String>,
+    running: &BTreeSet<String>,
     repair: bool,
     reserve: u64,
 ) -> Result<Report, Error> {
@@ -180,8 +183,9 @@ pub fn verify(
         }
     }
     report.blobs = all.len();
-    let (leftovers, in_use) = leftovers(&images, containers);
+    let (leftovers, _) = leftovers(&images, containers);
     report.leftovers = leftovers;
+    let (in_use, _) = self::containers(data_root, running);
     // Each snapshot's users (image names) and the layer blob it comes from.
     let mut users: BTreeMap<Digest, (Vec<String>, Digest)> = BTreeMap::new();
     for (name, manifest) in images.index()? {
@@ -240,7 +244,7 @@ pub fn verify(
             continue;
         }
         let refused = if in_use.contains(diff_id.hex()) {
-            Some("a container uses it (remove the container first)".to_string())
+            Some("a running container uses it (stop the container first)".to_string())
         } else {
             match blob {
                 Some(b) if images.cas.contains(b) && !bad_blobs.contains(b) => {

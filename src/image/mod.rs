@@ -262,6 +262,7 @@ pub fn import(data_root: &Path, opts: ImportOptions<'_>) -> Result<Digest, Error
         os: platform.os,
         variant: platform.variant,
         created: Some(rfc3339(now())),
+        author: None,
         config: opts.config,
         rootfs: config::RootFs {
             kind: "layers".into(),
@@ -277,7 +278,26 @@ pub fn import(data_root: &Path, opts: ImportOptions<'_>) -> Result<Digest, Error
             ..Default::default()
         }],
     };
-    let config_bytes = serde_json::to_vec(&image_config).expect("plain data");
+    let layer = config::Descriptor {
+        media_type: media_type.into(),
+        size: images.cas.size(&blob)?,
+        digest: blob,
+        platform: None,
+        annotations: Default::default(),
+    };
+    store_image(&images, &image_config, vec![layer], Some(&reference))
+}
+
+/// Store an image's config and manifest (over `layers`, already stored)
+/// and name it `name`, or list it unnamed (`<none>`): what `import` and
+/// `commit` end with. Returns the image id.
+fn store_image(
+    images: &Images,
+    image_config: &ImageConfig,
+    layers: Vec<config::Descriptor>,
+    name: Option<&Reference>,
+) -> Result<Digest, Error> {
+    let config_bytes = serde_json::to_vec(image_config).expect("plain data");
     let config_digest = images.cas.put(&config_bytes)?;
     let manifest = Manifest {
         schema_version: 2,
@@ -289,22 +309,87 @@ pub fn import(data_root: &Path, opts: ImportOptions<'_>) -> Result<Digest, Error
             platform: None,
             annotations: Default::default(),
         },
-        layers: vec![config::Descriptor {
-            media_type: media_type.into(),
-            size: images.cas.size(&blob)?,
-            digest: blob,
-            platform: None,
-            annotations: Default::default(),
-        }],
+        layers,
     };
     let manifest_digest = images
         .cas
         .put(&serde_json::to_vec(&manifest).expect("plain data"))?;
     images.update(|index| {
-        index.insert(reference.to_string(), manifest_digest);
+        let key = match name {
+            Some(r) => r.to_string(),
+            None => store::unnamed_key(&config_digest),
+        };
+        index.insert(key, manifest_digest);
         Ok(())
     })?;
     Ok(config_digest)
+}
+
+/// What `containr commit` makes an image of: a container's writable layer
+/// over the image it runs.
+pub struct CommitOptions<'a> {
+    /// The id of the container's image.
+    pub base: &'a str,
+    /// The new image's name; unnamed (`<none>`) if none.
+    pub name: Option<&'a str>,
+    /// The container's process, as the new image's defaults (before
+    /// `changes`), as docker's commit takes the container's config.
+    pub config: RunConfig,
+    pub changes: &'a [String],
+    pub message: Option<String>,
+    pub author: Option<String>,
+    /// The history's `created_by`: the container's command.
+    pub created_by: String,
+    /// Bytes of the data root's filesystem the layer's snapshot leaves
+    /// free.
+    pub reserve: u64,
+}
+
+/// `containr commit`: the base image plus one layer, the tar `write_layer`
+/// writes (the writable layer, its whiteouts as `.wh.` entries); its
+/// snapshot is made so the image runs at once. Returns the image id.
+pub fn commit(
+    data_root: &Path,
+    opts: CommitOptions<'_>,
+    write_layer: impl FnOnce(&mut dyn io::Write) -> Result<(), Error>,
+) -> Result<Digest, Error> {
+    let reference = opts.name.map(Reference::parse).transpose()?;
+    let config = change::apply(opts.config, opts.changes)?;
+    let images = Images::open(data_root)?;
+    let _guard = images.gc_guard(false)?;
+    let base = find(&images, opts.base)?.image;
+    let mut w = images.cas.writer(None)?;
+    write_layer(&mut w)?;
+    let blob = w.commit()?;
+    let diff_id = match images.unpack_layer(&blob, None, opts.reserve) {
+        Ok((diff_id, _)) => diff_id,
+        Err(e) => {
+            if !images.referenced().is_ok_and(|(b, _)| b.contains(&blob)) {
+                let _ = images.cas.remove(&blob);
+            }
+            return Err(e);
+        }
+    };
+    let mut image_config = base.config.clone();
+    image_config.created = Some(rfc3339(now()));
+    image_config.author = opts.author;
+    image_config.config = Some(config);
+    image_config.rootfs.diff_ids.push(diff_id);
+    image_config.history.push(config::History {
+        created: image_config.created.clone(),
+        created_by: Some(opts.created_by),
+        comment: opts.message,
+        empty_layer: false,
+    });
+    let mut layers = base.manifest.layers.clone();
+    layers.push(config::Descriptor {
+        media_type: config::OCI_LAYER.into(),
+        size: images.cas.size(&blob)?,
+        digest: blob,
+        platform: None,
+        annotations: Default::default(),
+    });
+    store_image(&images, &image_config, layers, reference.as_ref())
 }
 
 /// `containr tag SOURCE TARGET`.

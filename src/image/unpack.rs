@@ -316,8 +316,9 @@ struct Unpacker<'a> {
     space: Space<'a>,
 }
 
-/// Watches the free space of the filesystem an unpack writes to.
-struct Space<'a> {
+/// Watches the free space of the filesystem an unpack writes to (also
+/// `containr cp`'s, which unpacks a tar too).
+pub struct Space<'a> {
     dest: &'a Path,
     reserve: u64,
     /// Bytes written between two looks at the free space: at most half
@@ -329,10 +330,10 @@ struct Space<'a> {
 }
 
 /// What an entry costs besides its data (an inode, a directory entry).
-const ENTRY_COST: u64 = 4096;
+pub const ENTRY_COST: u64 = 4096;
 
 impl<'a> Space<'a> {
-    fn new(dest: &'a Path, reserve: u64) -> Space<'a> {
+    pub fn new(dest: &'a Path, reserve: u64) -> Space<'a> {
         Space {
             dest,
             reserve,
@@ -343,7 +344,7 @@ impl<'a> Space<'a> {
 
     /// `n` more bytes are about to be written; `Err((free, reserve))` when
     /// the reserve is reached.
-    fn spend(&mut self, n: u64) -> Result<(), (u64, u64)> {
+    pub fn spend(&mut self, n: u64) -> Result<(), (u64, u64)> {
         if self.reserve == 0 {
             return Ok(());
         }

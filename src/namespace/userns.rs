@@ -26,6 +26,26 @@ pub const DEFAULT: IdMap = IdMap {
 };
 
 impl IdMap {
+    /// The container's id for the host id `id` (ids outside the range are
+    /// left as they are).
+    pub fn to_container(self, id: u64) -> u64 {
+        if (self.host as u64..self.host as u64 + self.count as u64).contains(&id) {
+            id - self.host as u64
+        } else {
+            id
+        }
+    }
+
+    /// The host id for the container's id `id` (ids the map does not
+    /// cover are left as they are).
+    pub fn to_host(self, id: u64) -> u64 {
+        if id < self.count as u64 {
+            id + self.host as u64
+        } else {
+            id
+        }
+    }
+
     /// `START[:COUNT]`, or `default`. START must not be 0 (that would be no
     /// remapping at all) and the range must fit 32 bits.
     pub fn parse(s: &str) -> Result<IdMap, Error> {

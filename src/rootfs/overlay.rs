@@ -8,7 +8,7 @@
 //! - [`Overlay::mount_idmapped`]: by the host side, for a container in a
 //!   user namespace, as a detached mount its init attaches;
 //! - [`read_only_view`]: what `containr export` reads, an overlay attached
-//!   nowhere.
+//!   nowhere; [`writable_view`], the same writable, for `containr cp`.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -221,25 +221,45 @@ impl Overlay {
 /// layer here: this overlay has no upper of its own, so it can look at a
 /// running container's layer without writing to it.
 pub fn read_only_view(layers: &[PathBuf]) -> std::io::Result<OwnedFd> {
+    detached_view(layers, None)
+}
+
+/// As [`read_only_view`], but writable: `layers[0]` is the upper layer
+/// (what is written lands there, as if the container wrote it) and `work`
+/// overlayfs's scratch directory, on the same filesystem. For `containr
+/// cp` into a container that is not running; the mount goes away with the
+/// returned fd. Not `volatile`: what is copied into a kept container is on
+/// disk when the mount goes.
+pub fn writable_view(layers: &[PathBuf], work: &Path) -> std::io::Result<OwnedFd> {
+    detached_view(layers, Some(work))
+}
+
+fn open_dir(l: &Path) -> std::io::Result<OwnedFd> {
+    nix::fcntl::open(
+        l,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    // SAFETY: open returned a new fd that nothing else owns.
+    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+    .map_err(|e| std::io::Error::other(format!("{}: {e}", l.display())))
+}
+
+fn detached_view(layers: &[PathBuf], work: Option<&Path>) -> std::io::Result<OwnedFd> {
     let fds = layers
         .iter()
-        .map(|l| {
-            nix::fcntl::open(
-                l,
-                nix::fcntl::OFlag::O_PATH
-                    | nix::fcntl::OFlag::O_DIRECTORY
-                    | nix::fcntl::OFlag::O_CLOEXEC,
-                nix::sys::stat::Mode::empty(),
-            )
-            // SAFETY: open returned a new fd that nothing else owns.
-            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
-            .map_err(|e| std::io::Error::other(format!("{}: {e}", l.display())))
-        })
+        .map(|l| open_dir(l))
         .collect::<std::io::Result<Vec<OwnedFd>>>()?;
+    let work = work.map(open_dir).transpose()?;
     // fsconfig takes at most 256 bytes per value, which a few absolute
     // snapshot paths exceed: the layers are named by fd number, relative
     // to /proc/self/fd as the working directory, which fits ~60 of them.
-    let lowerdir: Vec<String> = fds.iter().map(|f| f.as_raw_fd().to_string()).collect();
+    let name = |f: &OwnedFd| f.as_raw_fd().to_string();
+    let (upper, lower) = match work {
+        Some(_) => (Some(&fds[0]), &fds[1..]),
+        None => (None, &fds[..]),
+    };
+    let lowerdir: Vec<String> = lower.iter().map(name).collect();
     let lowerdir = std::ffi::CString::new(lowerdir.join(":")).expect("digits");
     if lowerdir.as_bytes().len() > 255 {
         return Err(std::io::Error::other(format!(
@@ -250,11 +270,26 @@ pub fn read_only_view(layers: &[PathBuf]) -> std::io::Result<OwnedFd> {
     let cwd = std::fs::File::open(".")?;
     nix::unistd::chdir("/proc/self/fd")?;
     step!(
-        "fsopen(overlay) + fsmount: a read-only overlay of {} and {} snapshot(s), attached nowhere",
+        "fsopen(overlay) + fsmount: a {} overlay of {} and {} snapshot(s), attached nowhere",
+        if work.is_some() {
+            "writable"
+        } else {
+            "read-only"
+        },
         layers[0].display(),
         layers.len() - 1
     );
-    let mounted = mount_detached(&lowerdir);
+    let digits = |f: &OwnedFd| std::ffi::CString::new(name(f)).expect("digits");
+    let mounted = match (upper, &work) {
+        (Some(upper), Some(work)) => (|| {
+            let fs = mountapi::FsContext::open(c"overlay")?;
+            fs.set_string(c"lowerdir", &lowerdir)?;
+            fs.set_string(c"upperdir", &digits(upper))?;
+            fs.set_string(c"workdir", &digits(work))?;
+            fs.mount(0)
+        })(),
+        _ => mount_detached(&lowerdir),
+    };
     nix::unistd::fchdir(cwd.as_raw_fd())?;
     mounted
 }

@@ -10,9 +10,9 @@ use serde_json::Value;
 
 use super::Error;
 
-/// A `config.json` larger than this is refused unread: it comes from
-/// outside and is held in memory whole.
-const MAX_CONFIG: u64 = 16 << 20;
+/// A `config.json` (or `exec --process` file) larger than this is refused
+/// as it is read: it comes from outside and is held in memory whole.
+pub(super) const MAX_CONFIG: u64 = 16 << 20;
 
 /// A bundle, loaded and checked.
 #[derive(Debug, Clone)]
@@ -35,11 +35,7 @@ pub fn load(dir: &Path) -> Result<Bundle, Error> {
         path: path.clone(),
         why,
     };
-    let meta = std::fs::metadata(&path).map_err(|e| bad(e.to_string()))?;
-    if meta.len() > MAX_CONFIG {
-        return Err(bad(format!("larger than {} MiB", MAX_CONFIG >> 20)));
-    }
-    let bytes = std::fs::read(&path).map_err(|e| bad(e.to_string()))?;
+    let bytes = crate::util::read_bounded(&path, MAX_CONFIG).map_err(|e| bad(e.to_string()))?;
     let spec = parse(&bytes).map_err(|e| match e {
         Error::Bundle { why, .. } => bad(why),
         e => e,

@@ -194,7 +194,10 @@ fn process(spec: &Spec, opts: &ExecOptions) -> Result<Process, Error> {
             path: path.clone(),
             why,
         };
-        let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        // A process document is far smaller than a whole config.json:
+        // the same bound serves.
+        let bytes = crate::util::read_bounded(path, super::bundle::MAX_CONFIG)
+            .map_err(|e| bad(e.to_string()))?;
         return serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()));
     }
     if opts.args.is_empty() {

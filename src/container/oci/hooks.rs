@@ -23,13 +23,14 @@ pub fn run(kind: &'static str, hooks: &[Hook], state: &[u8]) -> Result<(), Error
     Ok(())
 }
 
-/// Run `hooks`, reporting each failure (as a warning line on stderr) and
-/// going on: for `poststart` and `poststop`, whose failures the spec says
-/// must not stop the lifecycle.
+/// Run `hooks`, reporting each failure as a warning (a `tracing` event the
+/// command line writes where runc writes its warnings) and going on: for
+/// `poststart` and `poststop`, whose failures the spec says must not stop
+/// the lifecycle.
 pub fn run_warn(kind: &'static str, hooks: &[Hook], state: &[u8]) {
     for hook in hooks {
         if let Err(e) = run_one(kind, hook, state) {
-            eprintln!("containr-oci: warning: {e}");
+            tracing::warn!("{e}");
         }
     }
 }

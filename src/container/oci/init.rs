@@ -44,9 +44,11 @@ pub struct InitConfig {
     pub new_keyring: bool,
 }
 
-/// Entry point of `containr-oci init FD`; returns only on failure, with
-/// the status to exit with.
-pub fn main(channel_fd: RawFd) -> i32 {
+/// Entry point of `containr-oci init FD`; returns only on failure: the
+/// status to exit with, and the error for the command line to print when
+/// `create` has already returned (the container's stderr is then all that
+/// is left to tell; before that, it went to `create` over the channel).
+pub fn main(channel_fd: RawFd) -> (i32, Option<Error>) {
     // SAFETY: `create` handed us this descriptor by number and nothing else
     // in this fresh process refers to it.
     let channel = unsafe { Channel::from_raw(channel_fd) };
@@ -55,7 +57,7 @@ pub fn main(channel_fd: RawFd) -> i32 {
     // directory (0700, the host's root) to open it by path.
     let (config, fifo) = match channel.recv() {
         Ok(Some((Message::OciConfig(config), Some(fifo)))) => (*config, fifo),
-        _ => return 1,
+        _ => return (1, None),
     };
     // Not dumpable while containr's code runs: the container's processes
     // cannot ptrace the init or open its /proc files. execve makes the
@@ -68,16 +70,13 @@ pub fn main(channel_fd: RawFd) -> i32 {
         Err(e) => {
             let code = e.status();
             if reported {
-                // `create` has returned: the container's stderr is all
-                // that is left to tell.
-                eprintln!("containr-oci: {e}");
-            } else {
-                let _ = channel.send(&Message::Failed {
-                    code,
-                    message: e.to_string(),
-                });
+                return (code, Some(e));
             }
-            code
+            let _ = channel.send(&Message::Failed {
+                code,
+                message: e.to_string(),
+            });
+            (code, None)
         }
     }
 }

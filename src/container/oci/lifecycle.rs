@@ -362,7 +362,7 @@ pub(super) fn write_pid_file(path: &Path, pid: Pid) -> Result<(), Error> {
             .map_err(Error::sys("the current directory"))?
             .join(path)
     };
-    crate::util::replace_file(&path, pid.to_string().as_bytes(), 0o644)
+    crate::util::replace_file_volatile(&path, pid.to_string().as_bytes(), 0o644)
         .map_err(crate::util::io_err(&path))?;
     Ok(())
 }

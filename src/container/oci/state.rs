@@ -120,7 +120,9 @@ impl Root {
     pub fn save(&self, record: &Record) -> Result<(), Error> {
         let path = self.container_dir(&record.id)?.join(STATE);
         let bytes = serde_json::to_vec(record).expect("a record serialises");
-        crate::util::replace_file(&path, &bytes, 0o600).map_err(io_err(&path))?;
+        // Atomic, not durable, as runc's state.json: the state lives in
+        // /run and its container does not outlive a reboot.
+        crate::util::replace_file_volatile(&path, &bytes, 0o600).map_err(io_err(&path))?;
         Ok(())
     }
 
