@@ -270,9 +270,35 @@ enum Command {
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Execute a command in a running container
+    Exec(Box<ExecArgs>),
+    /// Display the running processes of a container
+    Top {
+        container: String,
+        /// ps options (default: -ef)
+        #[arg(
+            value_name = "ps OPTIONS",
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        ps_args: Vec<String>,
+    },
+    /// Pause all processes within one or more containers
+    Pause {
+        #[arg(required = true, value_name = "CONTAINER")]
+        containers: Vec<String>,
+    },
+    /// Unpause all processes within one or more containers
+    Unpause {
+        #[arg(required = true, value_name = "CONTAINER")]
+        containers: Vec<String>,
+    },
     /// (internal) the container's init, re-exec'd by `run`
     #[command(hide = true)]
     Init { fd: i32 },
+    /// (internal) `exec`'s helper, which joins the container
+    #[command(hide = true, name = "exec-init")]
+    ExecInit { fd: i32 },
     /// (internal) man pages and shell completions, made by scripts/install
     #[command(hide = true, name = "__generate", subcommand)]
     Generate(GenerateCommand),
@@ -590,6 +616,55 @@ struct RunArgs {
     command: Vec<String>,
 }
 
+#[derive(Args)]
+#[command(override_usage = "containr exec [OPTIONS] CONTAINER COMMAND [ARG...]")]
+struct ExecArgs {
+    /// Detached mode: run command in the background
+    #[arg(short = 'd', long)]
+    detach: bool,
+    /// Keep STDIN open
+    #[arg(short = 'i', long)]
+    interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    tty: bool,
+    /// Set environment variables (KEY=VALUE, or KEY to take the host's value)
+    #[arg(short = 'e', long = "env", value_name = "list")]
+    env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file", value_name = "list")]
+    env_file: Vec<PathBuf>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short = 'u', long = "user", value_name = "string")]
+    user: Option<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long = "workdir", value_name = "string")]
+    workdir: Option<String>,
+    /// Give extended privileges to the command
+    #[arg(long)]
+    privileged: bool,
+    container: String,
+    /// The command to run and its arguments
+    #[arg(value_name = "COMMAND", required = true, trailing_var_arg = true)]
+    command: Vec<String>,
+}
+
+impl From<ExecArgs> for container::enter::ExecOptions {
+    fn from(a: ExecArgs) -> Self {
+        container::enter::ExecOptions {
+            args: a.command,
+            detach: a.detach,
+            interactive: a.interactive,
+            tty: a.tty,
+            env: a.env,
+            env_files: a.env_file,
+            user: a.user,
+            workdir: a.workdir,
+            privileged: a.privileged,
+        }
+    }
+}
+
 impl From<RunArgs> for RunOptions {
     fn from(a: RunArgs) -> RunOptions {
         // Without --rootfs, the first word is the image.
@@ -704,6 +779,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Init { fd } => return cli::exit(container::init::main(fd)),
+        Command::ExecInit { fd } => return cli::exit(container::enter::main(fd)),
         Command::Generate(what) => {
             let result = match what {
                 GenerateCommand::Man { dir } => cli::generate::man_pages(Cli::command(), &dir),
@@ -838,6 +914,15 @@ fn dispatch(command: Command, global: &Global) -> Result<i32, Error> {
         Command::Rmi { force, images } => cli::image::rmi(root, &images, force),
         Command::Tag { source, target } => cli::image::tag(root, &source, &target),
         Command::Image(ImageCommand::Inspect { images }) => cli::image::inspect(root, &images),
-        Command::Init { .. } | Command::Generate(_) => unreachable!("run before dispatch"),
+        Command::Exec(args) => {
+            let name = args.container.clone();
+            cli::enter::exec(global, &name, &(*args).into())
+        }
+        Command::Top { container, ps_args } => cli::enter::top(root, &container, &ps_args),
+        Command::Pause { containers } => cli::enter::pause(root, &containers),
+        Command::Unpause { containers } => cli::enter::unpause(root, &containers),
+        Command::Init { .. } | Command::ExecInit { .. } | Command::Generate(_) => {
+            unreachable!("run before dispatch")
+        }
     }
 }

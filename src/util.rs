@@ -386,3 +386,65 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }
+
+/// Serde for an optional byte string as hex: a compiled seccomp program is
+/// a few thousand bytes, which JSON would otherwise write as a number per
+/// byte (one per line, pretty), in the control channel and in each
+/// container's record.
+pub mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(b) => {
+                const DIGITS: &[u8; 16] = b"0123456789abcdef";
+                let hex: String = b
+                    .iter()
+                    .flat_map(|x| [DIGITS[(x >> 4) as usize], DIGITS[(x & 15) as usize]])
+                    .map(char::from)
+                    .collect();
+                s.serialize_some(&hex)
+            }
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        let Some(hex) = Option::<String>::deserialize(d)? else {
+            return Ok(None);
+        };
+        let bad = || serde::de::Error::custom("expected an even number of hex digits");
+        if hex.len() % 2 != 0 {
+            return Err(bad());
+        }
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| {
+                hex.get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
+            .collect::<Option<Vec<u8>>>()
+            .map(Some)
+            .ok_or_else(bad)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct T(#[serde(with = "super")] Option<Vec<u8>>);
+
+        #[test]
+        fn round_trips() {
+            for v in [None, Some(vec![]), Some(vec![0, 1, 0xab, 0xff])] {
+                let json = serde_json::to_string(&T(v.clone())).unwrap();
+                assert_eq!(serde_json::from_str::<T>(&json).unwrap(), T(v));
+            }
+            assert_eq!(
+                serde_json::to_string(&T(Some(vec![0x0f, 0xa0]))).unwrap(),
+                "\"0fa0\""
+            );
+            assert!(serde_json::from_str::<T>("\"abc\"").is_err());
+            assert!(serde_json::from_str::<T>("\"zz\"").is_err());
+        }
+    }
+}

@@ -75,6 +75,16 @@ impl OciCgroup {
         applied
     }
 
+    /// The cgroup at `location` (of a containr container: its freezer, for
+    /// `pause`), for [`OciCgroup::freeze`], [`OciCgroup::thaw`] and
+    /// [`OciCgroup::pids`]; its [`OciCgroup::path`] is unknown (empty).
+    pub fn at(location: Location) -> Self {
+        OciCgroup {
+            path: String::new(),
+            location,
+        }
+    }
+
     /// Its path below the hierarchy root(s).
     pub fn path(&self) -> &str {
         &self.path

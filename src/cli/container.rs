@@ -83,10 +83,14 @@ pub fn ps(root: &Path, all: bool, quiet: bool, filters: &[String]) -> Result<i32
     Ok(0)
 }
 
-/// `Up 3 seconds`, `Exited (0) 5 seconds ago`.
+/// `Up 3 seconds`, `Up 3 seconds (Paused)`, `Exited (0) 5 seconds ago`.
 fn status_line(s: &State, now: i64) -> String {
     if s.is_running() {
-        return format!("Up {}", human_duration(now - s.created));
+        let paused = match container::pause::is_paused(s) {
+            true => " (Paused)",
+            false => "",
+        };
+        return format!("Up {}{paused}", human_duration(now - s.created));
     }
     format!(
         "Exited ({}) {} ago",

@@ -4,6 +4,7 @@
 //! file holds what they share.
 
 pub mod container;
+pub mod enter;
 pub mod fsops;
 pub mod generate;
 pub mod image;

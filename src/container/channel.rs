@@ -32,6 +32,8 @@ pub enum Message {
     HooksDone,
     /// `containr-oci exec` to the process it cloned: what to join and run.
     OciExec(Box<super::oci::exec::ExecConfig>),
+    /// `containr exec` to the helper it cloned: what to join and run.
+    Exec(Box<super::enter::ExecConfig>),
     /// That process to `exec`: the process that will exec is this host pid.
     ExecPid(u32),
     /// Init to parent: the terminal's master side is attached.

@@ -156,6 +156,27 @@ fn start(
         None
     };
 
+    let mut prepared = prepare_command(config, pty)?;
+    if config.init {
+        return spawn_command(&prepared, channel);
+    }
+    prepared.pid1 = true;
+    step!(
+        "PID 1 execs the command in its own place: nothing of containr stays in the container (--init keeps an init to reap orphans and forward signals)"
+    );
+    // The channel is close-on-exec: its end of file tells the parent the
+    // command runs; a failure is sent on it instead.
+    match exec_command(&prepared, channel)? {}
+}
+
+/// The command `config` describes, resolved in the container (its user
+/// in the container's `/etc/passwd`, its program in `PATH`), for
+/// [`exec_command`]; `tty`: the pty's slave side, with `-t`. The init's
+/// command and `exec`'s processes alike.
+pub(super) fn prepare_command(
+    config: &Config,
+    tty: Option<OwnedFd>,
+) -> Result<Prepared<'_>, Error> {
     // Without -u the command runs as uid 0, resolved like any other user so
     // that root's groups and home come from the image, as with docker.
     let default_user = UserSpec {
@@ -173,30 +194,20 @@ fn start(
     }
     let path_var = env::get(&envs, "PATH").unwrap_or(env::DEFAULT_PATH);
     let program = exec::resolve(&config.args[0], path_var)?;
-
-    let prepared = Prepared {
+    Ok(Prepared {
         program: cstring(program.as_os_str().as_bytes()),
         argv: config.args.iter().map(|a| cstring(a.as_bytes())).collect(),
         envp: envs.iter().map(|e| cstring(e.as_bytes())).collect(),
         identity,
         workdir: &config.workdir,
-        tty: pty,
+        tty,
         interactive: config.interactive,
         display: program.display().to_string(),
         confinement: &config.confinement,
         rlimits: &config.rlimits,
         oom_score_adj: config.oom_score_adj,
-        pid1: !config.init,
-    };
-    if config.init {
-        return spawn_command(&prepared, channel);
-    }
-    step!(
-        "PID 1 execs the command in its own place: nothing of containr stays in the container (--init keeps an init to reap orphans and forward signals)"
-    );
-    // The channel is close-on-exec: its end of file tells the parent the
-    // command runs; a failure is sent on it instead.
-    match exec_command(&prepared, channel)? {}
+        pid1: false,
+    })
 }
 
 fn read_or_empty(path: &str) -> String {
@@ -204,7 +215,7 @@ fn read_or_empty(path: &str) -> String {
 }
 
 /// The command, ready to exec.
-struct Prepared<'a> {
+pub(super) struct Prepared<'a> {
     program: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
@@ -280,7 +291,10 @@ fn spawn_command(cmd: &Prepared<'_>, channel: &Channel) -> Result<Pid, Error> {
 }
 
 /// In the forked child: become the command. Returns only on failure.
-fn exec_command(cmd: &Prepared<'_>, report: &Channel) -> Result<std::convert::Infallible, Error> {
+pub(super) fn exec_command(
+    cmd: &Prepared<'_>,
+    report: &Channel,
+) -> Result<std::convert::Infallible, Error> {
     let id = &cmd.identity;
     // Steps are described before stdio may move onto the container's
     // terminal, so the walkthrough stays on the host's stderr.

@@ -1,6 +1,7 @@
 //! Containers after `run`: what `ps`, `rm`, `inspect` and `export` need,
 //! on the records `state` keeps and the writable layers `image::layers`
-//! describes. Data only: the command line prints it.
+//! describes. Data only: the command line prints it. [`config`] gives the
+//! resolved configuration a container was started with.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -13,6 +14,13 @@ use crate::image;
 /// The container called `name`, or whose id is or starts with `name`.
 pub fn lookup(root: &Path, name: &str) -> Result<State, Error> {
     Ok(DataRoot::open(root)?.lookup(name)?)
+}
+
+/// The container `name` (or id) and the resolved configuration its init
+/// was sent (command, env, user, workdir, confinement, rlimits, tty,
+/// mounts...): what `exec` into it and a later `start` of it reuse.
+pub fn config(root: &Path, name: &str) -> Result<(State, super::Config), Error> {
+    Ok(DataRoot::open(root)?.config(name)?)
 }
 
 /// The ids of the containers that exist (running or kept), records of
@@ -148,9 +156,13 @@ pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, Error> {
         "Path": path,
         "Args": args,
         "State": {
-            "Status": if running { "running" } else { "exited" },
+            "Status": match (running, super::pause::is_paused(&s)) {
+                (true, true) => "paused",
+                (true, false) => "running",
+                _ => "exited",
+            },
             "Running": running,
-            "Paused": false,
+            "Paused": super::pause::is_paused(&s),
             "Restarting": false,
             "Dead": false,
             "Pid": s.init_pid().unwrap_or(0),

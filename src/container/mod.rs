@@ -21,6 +21,7 @@ pub mod channel;
 pub mod commit;
 pub mod copy;
 pub mod diff;
+pub mod enter;
 pub mod env;
 pub mod exec;
 pub mod export;
@@ -29,11 +30,13 @@ pub mod lifecycle;
 pub mod mounts;
 pub mod names;
 pub mod oci;
+pub mod pause;
 pub mod resources;
 pub mod run;
 pub mod selfexe;
 pub mod state;
 pub mod stats;
+pub mod top;
 pub mod tty;
 pub mod user;
 pub mod volume;
@@ -81,6 +84,17 @@ pub enum Error {
     Volume(#[from] volume::Error),
     #[error(transparent)]
     Resources(#[from] resources::Error),
+    /// docker's words and status (1) for `exec`, `pause`, `unpause`.
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error("container {0} is paused, unpause the container before exec")]
+    Paused(String),
+    #[error("container {0} is already paused")]
+    AlreadyPaused(String),
+    #[error("container {0} is not paused")]
+    NotPaused(String),
+    #[error("{0}")]
+    Top(String),
     #[error("Container ID file found, make sure the other container isn't running or delete {0}")]
     CidFileExists(PathBuf),
     #[error("--filter {0:?}: expected label=KEY[=VALUE], name=NAME or status=running|exited")]
@@ -141,6 +155,11 @@ impl Error {
         match self {
             Error::Exec(e) => e.exit_code(),
             Error::InContainer { code, .. } => *code,
+            Error::NotRunning(_)
+            | Error::Paused(_)
+            | Error::AlreadyPaused(_)
+            | Error::NotPaused(_)
+            | Error::Top(_) => 1,
             _ => 125,
         }
     }

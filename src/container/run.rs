@@ -371,7 +371,7 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         labels: p.labels.clone(),
         ports: p.net.ports.clone(),
     });
-    let record = match record {
+    let mut record = match record {
         Ok(r) => r,
         Err(e) => {
             storage.discard(root);
@@ -453,6 +453,8 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         reporting: reporting.clone(),
         next_step: 0,
     };
+    // Before the init may change it (an idmapped overlay is taken out).
+    record.set_config(&config)?;
     let init = clone_init(config, &cgroup, attachment.as_ref())?;
     Ok(Created {
         rw,
@@ -534,18 +536,7 @@ fn clone_init(
     let exe = selfexe::prepare().map_err(Error::sys("preparing containr's binary for the init"))?;
     let (ours, theirs) = Channel::pair().map_err(Error::sys("socketpair"))?;
 
-    // Blocked before the clone so none is lost in between; the child
-    // unblocks them before it execs.
-    let mut handled = SigSet::empty();
-    handled.add(Signal::SIGCHLD);
-    for sig in HANDLED {
-        handled.add(sig);
-    }
-    handled
-        .thread_block()
-        .map_err(Error::sys_nix("sigprocmask"))?;
-    let signals = SignalFd::with_flags(&handled, SfdFlags::SFD_CLOEXEC)
-        .map_err(Error::sys_nix("signalfd"))?;
+    let signals = supervision_signals()?;
 
     let stdin = std::io::stdin();
     let raw_mode = if config.tty && config.interactive {
@@ -643,6 +634,21 @@ fn clone_init(
         signals,
         raw_mode,
     })
+}
+
+/// The signals [`supervise`] handles, blocked (before the child is made,
+/// so none is lost in between; the child unblocks them before it execs)
+/// and read from a signalfd.
+pub(super) fn supervision_signals() -> Result<SignalFd, Error> {
+    let mut handled = SigSet::empty();
+    handled.add(Signal::SIGCHLD);
+    for sig in HANDLED {
+        handled.add(sig);
+    }
+    handled
+        .thread_block()
+        .map_err(Error::sys_nix("sigprocmask"))?;
+    SignalFd::with_flags(&handled, SfdFlags::SFD_CLOEXEC).map_err(Error::sys_nix("signalfd"))
 }
 
 /// Give the init's user namespace its id maps, wake the init (it waits for
@@ -786,6 +792,7 @@ pub fn delete(created: Created, status: i32) -> Result<Exit, Error> {
     });
     drop(attachment);
     step!("rmdir the cgroup");
+    super::pause::remove_freezer(&record.id, cgroup.location());
     drop(cgroup);
     match rw {
         Some(rw) if !rm => rw.keep(),
@@ -840,32 +847,37 @@ fn check_rootfs(rootfs: Option<&Path>) -> Result<PathBuf, Error> {
     }
 }
 
-/// `--env-file`s first, then `-e`, so `-e` wins, as with docker.
 fn user_env(opts: &RunOptions) -> Result<Vec<String>, Error> {
+    env_flags(&opts.env, &opts.env_files)
+}
+
+/// `--env-file`s first, then `-e`, so `-e` wins, as with docker.
+pub(super) fn env_flags(env: &[String], env_files: &[PathBuf]) -> Result<Vec<String>, Error> {
     let host = |k: &str| std::env::var(k).ok();
     let mut out = Vec::new();
-    for path in &opts.env_files {
+    for path in env_files {
         let text = std::fs::read_to_string(path).map_err(|source| Error::EnvFileRead {
             path: path.clone(),
             source,
         })?;
         out.extend(env::parse_file(&path.display().to_string(), &text, &host)?);
     }
-    for arg in &opts.env {
+    for arg in env {
         out.push(env::parse_entry(arg, &host)?);
     }
     Ok(out)
 }
 
-fn host_window_size() -> Option<libc::winsize> {
+pub(super) fn host_window_size() -> Option<libc::winsize> {
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
     tty::window_size(stdin.as_fd()).or_else(|| tty::window_size(stdout.as_fd()))
 }
 
-/// Wait for the init to exit: forward signals, and with a terminal, copy
-/// bytes between the host's stdio and the pty master.
-fn supervise(
+/// Wait for the init (or `exec`'s process: any child) to exit: forward
+/// signals, and with a terminal, copy bytes between the host's stdio and
+/// the pty master.
+pub(super) fn supervise(
     init: Pid,
     signals: &SignalFd,
     master: Option<OwnedFd>,

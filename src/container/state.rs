@@ -6,12 +6,23 @@
 //! containers.lock           flock'ed by whoever changes a record it does not own
 //! ```
 //!
-//! The file is created with `O_CREAT|O_EXCL`, which is both the state and
+//! The file is created with `O_CREAT|O_EXCL` (mode 0600: it holds the
+//! container's environment), which is both the state and
 //! the claim on the name: two containers can never both get the same name,
 //! and the name stays taken until the container is removed. One inode per
 //! container is deliberate: creating files is the slowest thing `run` does
 //! on some disks (1.8 ms each on the project's VMs), so the `/etc` files a
 //! container sees live in memory instead (see `rootfs`).
+//!
+//! The record also keeps the container's resolved [`Config`](super::Config)
+//! (command, env, user, workdir, confinement with the compiled seccomp
+//! program, rlimits, mounts...), for `exec` into it and a later `start`
+//! of a kept one: read it with [`DataRoot::config`]. It cannot be known when
+//! the name is claimed (the network plan needs the name), so
+//! [`ContainerRecord::set_config`] rewrites the record in place once it is
+//! resolved, before the container starts: no second file (each costs up to
+//! 1.8 ms), one `pwrite`. A reader that catches that write half done sees
+//! invalid JSON, which every reader already takes for "being written".
 //!
 //! A running container's record belongs to the `containr run` process that
 //! made it. When the container exits, that process marks the record
@@ -50,6 +61,10 @@ pub enum Error {
         "cannot remove container \"/{0}\": container is running: stop the container before removing or force remove (-f)"
     )]
     Running(String),
+    #[error(
+        "container {0}: no configuration recorded (made by an older containr, or still being created)"
+    )]
+    NoConfig(String),
     #[error("Renaming a container with the same name as its current name")]
     SameName,
     #[error("container {name}: {what}: {source}")]
@@ -122,6 +137,10 @@ pub struct State {
     /// `-p`: its published ports (`containr port`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<crate::network::ports::PortSpec>,
+    /// What its init was sent: set once resolved ([`ContainerRecord::set_config`]).
+    /// Last, so the rewrite that adds it leaves the bytes before it as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<Box<super::Config>>,
 }
 
 impl State {
@@ -186,6 +205,8 @@ impl State {
                         return Err(err("sending SIGKILL")(e));
                     }
                 }
+                // A paused container acts on it once thawed (docker's order).
+                super::pause::thaw(self);
             }
         }
         // A pidfd polls readable when its process has exited.
@@ -381,15 +402,18 @@ impl DataRoot {
             mounts: new.mounts,
             labels: new.labels,
             ports: new.ports,
+            config: None,
         };
-        let record = ContainerRecord {
+        let mut record = ContainerRecord {
             id,
             name,
             path,
             state,
+            file: None,
         };
         file.write_all(&serde_json::to_vec_pretty(&record.state).expect("plain data"))
             .map_err(io_err(&record.path))?;
+        record.file = Some(file);
         Ok(record)
     }
 
@@ -433,6 +457,15 @@ impl DataRoot {
         }
     }
 
+    /// The container `name` (or id) and the configuration its init was sent.
+    pub fn config(&self, name: &str) -> Result<(State, super::Config), Error> {
+        let mut state = self.lookup(name)?;
+        match state.config.take() {
+            Some(config) => Ok((state, *config)),
+            None => Err(Error::NoConfig(state.name)),
+        }
+    }
+
     /// The running container `name` (or id), if there is one.
     pub fn find(&self, name: &str) -> Option<State> {
         self.lookup(name).ok().filter(State::is_running)
@@ -453,6 +486,7 @@ impl DataRoot {
         if current.is_stale()
             && let Some(location) = current.cgroup
         {
+            super::pause::remove_freezer(&current.id, &location);
             crate::cgroup::Cgroup::remove_stale(location);
         }
         Ok(())
@@ -531,6 +565,7 @@ impl DataRoot {
             return !path.exists();
         };
         if let Some(location) = state.cgroup.clone() {
+            super::pause::remove_freezer(&state.id, &location);
             crate::cgroup::Cgroup::remove_stale(location);
         }
         if state.auto_remove {
@@ -547,8 +582,16 @@ impl DataRoot {
 }
 
 fn create_new(path: &Path) -> std::io::Result<fs::File> {
-    fs::File::options().write(true).create_new(true).open(path)
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::File::options()
+        .write(true)
+        .create_new(true)
+        .mode(RECORD_MODE)
+        .open(path)
 }
+
+/// Records hold the container's environment (secrets, often): root's only.
+const RECORD_MODE: u32 = 0o600;
 
 fn read_state(path: &Path) -> Option<State> {
     fs::read(path)
@@ -561,7 +604,7 @@ fn read_state(path: &Path) -> Option<State> {
 /// lose its record while its writable layer, flushed at exit, stays).
 fn write_atomic(path: &Path, state: &State) -> Result<(), Error> {
     let bytes = serde_json::to_vec_pretty(state).expect("plain data");
-    Ok(crate::util::replace_file(path, &bytes, 0o644).map_err(io_err(path))?)
+    Ok(crate::util::replace_file(path, &bytes, RECORD_MODE).map_err(io_err(path))?)
 }
 
 /// A running container's record under the data root: removed when
@@ -571,12 +614,33 @@ pub struct ContainerRecord {
     pub name: String,
     pub path: PathBuf,
     state: State,
+    /// The record's file, as created, for [`ContainerRecord::set_config`].
+    file: Option<fs::File>,
 }
 
 impl ContainerRecord {
     /// The mounts recorded for it.
     pub fn mounts(&self) -> &[super::mounts::MountPoint] {
         &self.state.mounts
+    }
+
+    /// Record the container's resolved configuration: the record is
+    /// rewritten in place (see the module's documentation).
+    pub fn set_config(&mut self, config: &super::Config) -> Result<(), Error> {
+        use std::os::unix::fs::FileExt;
+        self.state.config = Some(Box::new(config.clone()));
+        let bytes = serde_json::to_vec_pretty(&self.state).expect("plain data");
+        let file = match &self.file {
+            Some(f) => f,
+            None => &fs::File::options()
+                .write(true)
+                .open(&self.path)
+                .map_err(io_err(&self.path))?,
+        };
+        file.write_all_at(&bytes, 0).map_err(io_err(&self.path))?;
+        // Longer than the record without it, always: nothing to truncate.
+        debug_assert!(file.metadata().is_ok_and(|m| m.len() == bytes.len() as u64));
+        Ok(())
     }
 
     /// The container exited with `status`: unless it is `--rm`, keep the
@@ -697,6 +761,8 @@ mod tests {
         let err = root.create(new("web", false)).err().unwrap();
         assert!(matches!(err, Error::NameInUse { ref id, .. } if *id == a.id));
         let id = a.id.clone();
+        // No configuration until the run records one.
+        assert!(matches!(root.config("web"), Err(Error::NoConfig(ref n)) if n == "web"));
         // Exited, it is kept, and still has the name.
         a.finish(3).unwrap();
         let s = root.lookup("web").unwrap();

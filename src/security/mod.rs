@@ -95,6 +95,7 @@ pub struct Confinement {
     pub caps: Vec<u8>,
     pub no_new_privs: bool,
     /// A compiled BPF program (`struct sock_filter` array), or none.
+    #[serde(with = "crate::util::hex_bytes", default)]
     pub seccomp: Option<Vec<u8>>,
     /// `--privileged`: no masked or read-only paths, `/sys` writable.
     pub privileged: bool,

@@ -282,41 +282,16 @@ pub fn main(channel_fd: RawFd) -> i32 {
     }
 }
 
-/// Join the container's namespaces and fork the process.
+/// Join the container's namespaces and fork the process (as `containr
+/// exec` does: [`join_and_fork`](super::super::enter::join_and_fork)).
 fn join(config: &ExecConfig, channel: &Channel) -> Result<(), Error> {
-    let fd = super::super::state::pidfd_open(config.pid)
-        .map_err(Error::sys("pidfd_open of the container's process"))?;
-    if !crate::util::process_alive(config.pid, config.start_time) {
-        return Err(Error::ExitedBeforeStart);
-    }
-    nix::sched::setns(
-        fd.as_fd(),
-        CloneFlags::from_bits_truncate(config.namespaces),
-    )
-    .map_err(Error::sys_nix("setns into the container's namespaces"))?;
-    drop(fd);
-    // CLONE_PARENT: the process is `exec`'s child, not ours (else, once we
-    // exit, it would be reparented to the container's PID 1), so `exec`
-    // can wait for it.
-    // SAFETY: a raw clone with a null stack behaves like fork(2); this
-    // process is single-threaded (a fresh exec), so the child may allocate
-    // freely before it execs.
-    let child = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
-    match child {
-        e if e < 0 => Err(Error::sys("clone(CLONE_PARENT)")(
-            std::io::Error::last_os_error(),
-        )),
-        0 => {
-            let code = match run_process(config, channel) {
+    use super::super::enter::{JoinError, join_and_fork};
+    let forked =
+        join_and_fork(
+            config.pid,
+            config.start_time,
+            config.namespaces,
+            || match run_process(config, channel) {
                 Ok(never) => match never {},
                 Err(e) => {
                     let _ = channel.send(&Message::Failed {
@@ -325,14 +300,14 @@ fn join(config: &ExecConfig, channel: &Channel) -> Result<(), Error> {
                     });
                     e.status()
                 }
-            };
-            // SAFETY: _exit skips atexit handlers and buffered I/O that
-            // belong to the parent, as a forked child must.
-            unsafe { libc::_exit(code) }
-        }
-        child => channel
-            .send(&Message::ExecPid(child as u32))
+            },
+        );
+    match forked {
+        Ok(pid) => channel
+            .send(&Message::ExecPid(pid))
             .map_err(Error::sys("reporting the process")),
+        Err(JoinError::Gone) => Err(Error::ExitedBeforeStart),
+        Err(JoinError::Sys { what, source }) => Err(Error::Sys { what, source }),
     }
 }
 
