@@ -697,7 +697,7 @@ fn a_tmpfs_volume_is_shared_while_used_and_unmounted_after() {
     ]);
     let data = sb.data.join("volumes/shared/_data");
     let rootfs = sb.rootfs.to_str().unwrap();
-    // The first user writes, says so, and waits for the second's file.
+    // The first user writes, says so, and waits for the host's word.
     let mut first = sb
         .cmd(&[
             "run",
@@ -709,7 +709,7 @@ fn a_tmpfs_volume_is_shared_while_used_and_unmounted_after() {
             "sh",
             "-c",
             "echo one > /t/one; echo ready; i=0; \
-             while [ ! -e /t/two ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; cat /t/two",
+             while [ ! -e /t/done ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; cat /t/two",
         ])
         .stdout(Stdio::piped())
         .spawn()
@@ -729,11 +729,14 @@ fn a_tmpfs_volume_is_shared_while_used_and_unmounted_after() {
     ]);
     assert!(second.starts_with("one\ntmpfs "), "{second}");
     assert!(second.contains("size=2048k"), "{second}");
-    // The second's exit leaves it to the first, which sees the write.
+    // The second's exit leaves it to the first, which sees the write
+    // (and ends once the host has looked: done, written through the
+    // host's view of the same tmpfs).
     assert!(
         host_mounted(&data),
         "unmounted while the first still uses it"
     );
+    std::fs::write(data.join("done"), "").unwrap();
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
     assert!(first.wait().unwrap().success());
