@@ -793,6 +793,19 @@ fn a_tmpfs_volume_is_shared_while_used_and_unmounted_after() {
     assert!(host_mounted(&data));
     sb.containr_ok(&["ps", "-a"]);
     assert!(!host_mounted(&data), "ps left a mount nobody uses");
+    // --volumes-from an exited user: mounted again for the new one.
+    let kept = run_kept(&sb, &["--name", "keeper", "-v", "shared:/t", "true"]);
+    assert!(kept.status.success());
+    let seen = sb.ok(&[
+        "--volumes-from",
+        "keeper",
+        "sh",
+        "-c",
+        "grep ' /t ' /proc/self/mountinfo | cut -d' ' -f9",
+    ]);
+    assert_eq!(seen, "tmpfs\n");
+    assert!(!host_mounted(&data));
+    sb.containr_ok(&["rm", "keeper"]);
     sb.containr_ok(&["volume", "rm", "shared"]);
 }
 

@@ -418,14 +418,7 @@ fn resolve_into(
                     Some(o) => {
                         // Shared: mounted at _data unless live containers
                         // have it there already, bound like a directory.
-                        if out.tmpfs.is_none() {
-                            out.tmpfs = Some((store.lock_tmpfs()?, Vec::new()));
-                        }
-                        let (lock, mounted) = out.tmpfs.as_mut().expect("just set");
-                        let data = DataRoot::open(root).map_err(|e| Error::Spec(e.to_string()))?;
-                        if store.mount_tmpfs(lock, &data, &vol, &o)? {
-                            mounted.push(vol.name.clone());
-                        }
+                        share_tmpfs(root, store, &vol, &o, out)?;
                         out.mounts.push(bind(&dir, target, *readonly, None)?);
                     }
                     None => {
@@ -481,6 +474,16 @@ fn resolve_into(
                     continue; // the container's own mount wins, as docker
                 }
                 let readonly = force_ro || !p.rw;
+                // A tmpfs volume the other container no longer holds is
+                // mounted again, as for -v.
+                if let (Some(name), "volume") = (p.name.as_deref(), p.kind.as_str()) {
+                    let store = Store::open(root)?;
+                    if let Ok(vol) = store.get(name)
+                        && let Some(o) = vol.tmpfs_options()
+                    {
+                        share_tmpfs(root, &store, &vol, &o, out)?;
+                    }
+                }
                 let prop = (!p.propagation.is_empty()).then_some(p.propagation.as_str());
                 out.mounts
                     .push(bind(Path::new(&p.source), &p.destination, readonly, prop)?);
@@ -492,6 +495,26 @@ fn resolve_into(
                 });
             }
         }
+    }
+    Ok(())
+}
+
+/// Tmpfs volume `vol` mounted at its `_data` (see [`volume`]), the lock
+/// taken and kept in `out` until the container is recorded as its user.
+fn share_tmpfs(
+    root: &Path,
+    store: &Store,
+    vol: &volume::Volume,
+    options: &[String],
+    out: &mut Resolved,
+) -> Result<(), Error> {
+    if out.tmpfs.is_none() {
+        out.tmpfs = Some((store.lock_tmpfs()?, Vec::new()));
+    }
+    let (lock, mounted) = out.tmpfs.as_mut().expect("just set");
+    let data = DataRoot::open(root).map_err(|e| Error::Spec(e.to_string()))?;
+    if store.mount_tmpfs(lock, &data, vol, options)? {
+        mounted.push(vol.name.clone());
     }
     Ok(())
 }
