@@ -89,6 +89,80 @@ enum Command {
     Run(Box<RunArgs>),
     /// Display a live stream of container(s) resource usage statistics
     Stats(StatsArgs),
+    /// Fetch the logs of a container (run with -d)
+    Logs {
+        /// Follow log output
+        #[arg(short, long)]
+        follow: bool,
+        /// Number of lines to show from the end of the logs (or all)
+        #[arg(short = 'n', long, value_name = "string")]
+        tail: Option<String>,
+        /// Show logs since a timestamp (2013-01-02T13:23:37Z) or relative (42m)
+        #[arg(long, value_name = "string")]
+        since: Option<String>,
+        /// Show logs before a timestamp (2013-01-02T13:23:37Z) or relative (42m)
+        #[arg(long, value_name = "string")]
+        until: Option<String>,
+        /// Show timestamps
+        #[arg(short, long)]
+        timestamps: bool,
+        container: String,
+    },
+    /// Stop one or more running containers
+    Stop {
+        /// Seconds to wait before killing the container
+        #[arg(short = 't', long = "time", alias = "timeout", value_name = "int")]
+        time: Option<u32>,
+        /// Signal to send to the container
+        #[arg(short, long, value_name = "string")]
+        signal: Option<String>,
+        #[arg(required = true, value_name = "CONTAINER")]
+        containers: Vec<String>,
+    },
+    /// Kill one or more running containers
+    Kill {
+        /// Signal to send to the container
+        #[arg(short, long, value_name = "string")]
+        signal: Option<String>,
+        #[arg(required = true, value_name = "CONTAINER")]
+        containers: Vec<String>,
+    },
+    /// Create a new container (made, not started)
+    Create(Box<RunArgs>),
+    /// Start one or more created or stopped containers
+    Start {
+        /// Attach STDOUT/STDERR and forward signals
+        #[arg(short, long)]
+        attach: bool,
+        /// Attach container's STDIN
+        #[arg(short, long)]
+        interactive: bool,
+        #[arg(required = true, value_name = "CONTAINER")]
+        containers: Vec<String>,
+    },
+    /// Restart one or more containers
+    Restart {
+        /// Seconds to wait before killing the container
+        #[arg(short = 't', long = "time", alias = "timeout", value_name = "int")]
+        time: Option<u32>,
+        #[arg(required = true, value_name = "CONTAINER")]
+        containers: Vec<String>,
+    },
+    /// Attach local standard input, output, and error streams to a running container
+    Attach {
+        /// Override the key sequence for detaching a container (ctrl-p,ctrl-q)
+        #[arg(long = "detach-keys", value_name = "string")]
+        detach_keys: Option<String>,
+        /// Do not attach STDIN
+        #[arg(long = "no-stdin")]
+        no_stdin: bool,
+        container: String,
+    },
+    /// Block until one or more containers stop, then print their exit codes
+    Wait {
+        #[arg(required = true, value_name = "CONTAINER")]
+        containers: Vec<String>,
+    },
     /// List containers
     Ps {
         /// Show all containers (default shows just running)
@@ -547,6 +621,30 @@ struct RunArgs {
     #[arg(long)]
     rm: bool,
 
+    /// Run container in background and print container ID
+    #[arg(short = 'd', long)]
+    detach: bool,
+
+    /// Restart policy to apply when a container exits (no, on-failure[:N], always, unless-stopped)
+    #[arg(long, value_name = "string")]
+    restart: Option<String>,
+
+    /// Logging driver for the container (json-file, none)
+    #[arg(long = "log-driver", value_name = "string")]
+    log_driver: Option<String>,
+
+    /// Log driver options (max-size=SIZE, max-file=N)
+    #[arg(long = "log-opt", value_name = "list")]
+    log_opt: Vec<String>,
+
+    /// Signal to stop the container
+    #[arg(long = "stop-signal", value_name = "string")]
+    stop_signal: Option<String>,
+
+    /// Timeout (in seconds) to stop a container
+    #[arg(long = "stop-timeout", value_name = "int")]
+    stop_timeout: Option<u32>,
+
     /// Bind mount a volume (HOST:CTR[:ro|rw][,PROPAGATION], NAME:CTR[:ro], or CTR)
     #[arg(short = 'v', long = "volume", value_name = "list")]
     volume: Vec<String>,
@@ -724,6 +822,14 @@ impl From<RunArgs> for RunOptions {
                 init: a.init,
                 cgroup_parent: a.cgroup_parent,
             },
+            detach: a.detach,
+            life: containr::container::run::LifeFlags {
+                restart: a.restart,
+                log_driver: a.log_driver,
+                log_opts: a.log_opt,
+                stop_signal: a.stop_signal,
+                stop_timeout: a.stop_timeout,
+            },
             security: containr::security::Flags {
                 cap_add: a.cap_add,
                 cap_drop: a.cap_drop,
@@ -814,8 +920,54 @@ fn dispatch(command: Command, global: &Global) -> Result<i32, Error> {
     match command {
         Command::Run(args) => {
             let (platform, quiet) = (args.platform.clone(), args.quiet);
-            cli::container::run(global, &(*args).into(), platform, quiet)
+            if args.detach {
+                cli::lifecycle::run_detached(global, &(*args).into(), platform, quiet)
+            } else {
+                cli::container::run(global, &(*args).into(), platform, quiet)
+            }
         }
+        Command::Logs {
+            follow,
+            tail,
+            since,
+            until,
+            timestamps,
+            container,
+        } => cli::lifecycle::logs(
+            root,
+            &container,
+            &cli::lifecycle::LogsArgs {
+                follow,
+                tail,
+                since,
+                until,
+                timestamps,
+            },
+        ),
+        Command::Stop {
+            time,
+            signal,
+            containers,
+        } => cli::lifecycle::stop(root, &containers, time, signal.as_deref()),
+        Command::Kill { signal, containers } => {
+            cli::lifecycle::kill(root, &containers, signal.as_deref())
+        }
+        Command::Wait { containers } => cli::lifecycle::wait(root, &containers),
+        Command::Attach {
+            detach_keys,
+            no_stdin,
+            container,
+        } => cli::lifecycle::attach(root, &container, detach_keys.as_deref(), no_stdin),
+        Command::Create(args) => {
+            let (platform, quiet) = (args.platform.clone(), args.quiet);
+            cli::lifecycle::create(global, &(*args).into(), platform, quiet)
+        }
+        Command::Start {
+            attach,
+            interactive,
+            containers,
+        } => cli::lifecycle::start(root, &containers, attach, interactive),
+        Command::Restart { time, containers } => cli::lifecycle::restart(root, &containers, time),
         Command::Stats(args) => cli::container::stats(root, &args.containers, args.no_stream),
         Command::Ps { all, quiet, filter } => cli::container::ps(root, all, quiet, &filter),
         Command::Rm {

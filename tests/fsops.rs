@@ -702,3 +702,47 @@ fn hard_links_stay_links_through_cp_and_commit() {
     assert!(lines[0].ends_with(" 2"), "{out}");
     sb.containr_ok(&["rm", "h"]);
 }
+
+#[test]
+fn commit_keeps_the_docker_fields_of_its_image() {
+    use common::registry::{Compression, Layout, host_arch, tar_dir};
+    let sb = Sandbox::new();
+    let mut layout = Layout::new(&sb.dir.path().join("oci"));
+    let healthcheck = serde_json::json!({
+        "Test": ["CMD-SHELL", "test -e /x"], "Interval": 2_000_000_000u64, "Retries": 3,
+    });
+    let m = layout.image(
+        &[(tar_dir(&sb.rootfs), Compression::Gzip)],
+        serde_json::json!({
+            "Cmd": ["sh"], "Healthcheck": healthcheck, "Shell": ["/bin/sh", "-ec"],
+            "OnBuild": ["RUN a"], "ArgsEscaped": true,
+        }),
+        host_arch(),
+    );
+    layout.tag("hc:1", &m);
+    let file = sb.dir.path().join("hc.tar");
+    std::fs::write(&file, tar_dir(&layout.dir)).unwrap();
+    sb.containr_ok(&["load", "-i", file.to_str().unwrap()]);
+    let inspect = |name: &str| -> serde_json::Value {
+        let all: serde_json::Value =
+            serde_json::from_str(&sb.containr_ok(&["image", "inspect", name])).unwrap();
+        all[0].clone()
+    };
+    // Loaded as it was: the same manifest (so the same digests).
+    let loaded = inspect("hc:1");
+    assert_eq!(loaded["ManifestDigest"], m["digest"]);
+    assert_eq!(loaded["Config"]["Healthcheck"], healthcheck);
+
+    sb.containr_ok(&["run", "--name", "c", "hc:1", "sh", "-c", "echo x > /x"]);
+    sb.containr_ok(&["commit", "-c", "ONBUILD RUN b", "c", "hc:2"]);
+    let config = &inspect("hc:2")["Config"];
+    assert_eq!(
+        config["Cmd"],
+        serde_json::json!(["sh", "-c", "echo x > /x"])
+    );
+    assert_eq!(config["Healthcheck"], healthcheck);
+    assert_eq!(config["Shell"], serde_json::json!(["/bin/sh", "-ec"]));
+    assert_eq!(config["OnBuild"], serde_json::json!(["RUN a", "RUN b"]));
+    assert_eq!(config["ArgsEscaped"], true, "a field no type knows is kept");
+    sb.containr_ok(&["rm", "c"]);
+}

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use containr::container::state::{DataRoot, Error as StateError, KILLED_RUN_STATUS, State};
+use containr::container::state::{DataRoot, Error as StateError, KILLED_RUN_STATUS, State, Status};
 use containr::container::{self, RunOptions, lifecycle, stats};
 use containr::image;
 use containr::util::{human_bytes, human_duration, now};
@@ -83,14 +83,28 @@ pub fn ps(root: &Path, all: bool, quiet: bool, filters: &[String]) -> Result<i32
     Ok(0)
 }
 
-/// `Up 3 seconds`, `Up 3 seconds (Paused)`, `Exited (0) 5 seconds ago`.
+/// `Up 3 seconds`, `Up 3 seconds (Paused)`, `Exited (0) 5 seconds ago`,
+/// `Created`, `Restarting (1) 2 seconds ago`.
 fn status_line(s: &State, now: i64) -> String {
+    let secs = |ns: Option<i64>| ns.map(|n| n.div_euclid(1_000_000_000));
+    let live = s.is_live();
+    if s.status == Status::Created {
+        return "Created".into();
+    }
+    if live && s.status == Status::Restarting {
+        return format!(
+            "Restarting ({}) {} ago",
+            s.exit_code.unwrap_or(0),
+            human_duration(now - secs(s.life.finished_ns).or(s.finished).unwrap_or(now))
+        );
+    }
     if s.is_running() {
+        let started = secs(s.life.started_ns).unwrap_or(s.created);
         let paused = match container::pause::is_paused(s) {
             true => " (Paused)",
             false => "",
         };
-        return format!("Up {}{paused}", human_duration(now - s.created));
+        return format!("Up {}{paused}", human_duration(now - started));
     }
     format!(
         "Exited ({}) {} ago",

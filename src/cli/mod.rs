@@ -8,6 +8,7 @@ pub mod enter;
 pub mod fsops;
 pub mod generate;
 pub mod image;
+pub mod lifecycle;
 pub mod network;
 pub mod oci;
 pub mod progress;

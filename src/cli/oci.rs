@@ -464,7 +464,7 @@ fn dispatch(root: &Root, systemd: bool, command: OciCommand) -> Result<i32, Erro
             let spec = oci::spec::default_spec(rootless);
             let text = serde_json::to_string_pretty(&spec).expect("a spec serialises");
             std::fs::write(&path, text + "\n").map_err(|e| {
-                Error::Io(containr::util::PathIo {
+                Error::from(containr::util::PathIo {
                     path: path.clone(),
                     source: e,
                 })

@@ -40,11 +40,11 @@ pub fn commit(data_root: &Path, s: &State, opts: Options<'_>) -> Result<Digest, 
         .ok_or_else(|| Error::NoWritableLayer(s.name.clone()))?;
     let base_config = {
         let images = image::Images::open(data_root)?;
-        image::find(&images, base)?
-            .image
-            .config
-            .config
-            .unwrap_or_default()
+        let image = image::find(&images, base)?.image;
+        RunConfig {
+            oci: image.config.config().clone().unwrap_or_default(),
+            docker: image.docker,
+        }
     };
     let upper = open_path(&layers[0]).map_err(io_err(&layers[0]))?;
     let lower = super::diff::Lower::open(&layers[1..]).map_err(io_err(&rw))?;
@@ -92,12 +92,12 @@ fn with_command(mut config: RunConfig, command: &[String]) -> RunConfig {
     if command.is_empty() {
         return config;
     }
-    let ep = config.entrypoint.clone().unwrap_or_default();
+    let c = &mut config.oci;
+    let ep = c.entrypoint().clone().unwrap_or_default();
     if !ep.is_empty() && command.starts_with(&ep) {
-        config.cmd = Some(command[ep.len()..].to_vec());
+        c.set_cmd(Some(command[ep.len()..].to_vec()));
     } else {
-        config.entrypoint = None;
-        config.cmd = Some(command.to_vec());
+        c.set_entrypoint(None).set_cmd(Some(command.to_vec()));
     }
     config
 }
@@ -112,17 +112,18 @@ mod tests {
 
     #[test]
     fn the_command_becomes_the_default() {
-        let c = RunConfig {
-            entrypoint: Some(v(&["/init"])),
-            cmd: Some(v(&["serve"])),
-            ..Default::default()
-        };
+        let mut c = RunConfig::default();
+        c.oci
+            .set_entrypoint(Some(v(&["/init"])))
+            .set_cmd(Some(v(&["serve"])));
+        c.docker.shell = Some(v(&["/bin/bash", "-c"]));
         let kept = with_command(c.clone(), &v(&["/init", "debug"]));
-        assert_eq!(kept.entrypoint, Some(v(&["/init"])));
-        assert_eq!(kept.cmd, Some(v(&["debug"])));
+        assert_eq!(*kept.oci.entrypoint(), Some(v(&["/init"])));
+        assert_eq!(*kept.oci.cmd(), Some(v(&["debug"])));
+        assert_eq!(kept.docker, c.docker, "docker's fields are kept");
         let other = with_command(c.clone(), &v(&["sh", "-c", "x"]));
-        assert_eq!(other.entrypoint, None);
-        assert_eq!(other.cmd, Some(v(&["sh", "-c", "x"])));
-        assert_eq!(with_command(c.clone(), &[]).cmd, c.cmd);
+        assert_eq!(*other.oci.entrypoint(), None);
+        assert_eq!(*other.oci.cmd(), Some(v(&["sh", "-c", "x"])));
+        assert_eq!(with_command(c.clone(), &[]).oci.cmd(), c.oci.cmd());
     }
 }

@@ -89,7 +89,7 @@ pub fn list(root: &Path, all: bool) -> Result<Vec<State>, Error> {
     Ok(data
         .all()
         .into_iter()
-        .filter(|s| all || s.is_running())
+        .filter(|s| all || (s.is_live() && s.status != Status::Created))
         .collect())
 }
 
@@ -107,7 +107,9 @@ pub fn matches_all(s: &State, filters: &[String]) -> Result<bool, Error> {
             "name" => s.name.contains(value),
             "status" => match value {
                 "running" => s.is_running(),
-                "exited" => !s.is_running(),
+                "exited" => !s.is_live(),
+                "created" => s.status == Status::Created,
+                "restarting" => s.is_live() && s.status == Status::Restarting,
                 _ => return Err(bad()),
             },
             _ => return Err(bad()),
@@ -124,7 +126,8 @@ pub fn matches_all(s: &State, filters: &[String]) -> Result<bool, Error> {
 /// with `volumes` its anonymous volumes.
 pub fn remove(data: &DataRoot, name: &str, force: bool, volumes: bool) -> Result<(), Error> {
     let state = data.lookup(name)?;
-    if state.is_running() && force {
+    // Restarting counts as running: its monitor would bring it back.
+    if state.is_live() && force {
         state.kill_and_wait()?;
     }
     match data.remove(&state) {
@@ -144,38 +147,69 @@ pub fn remove(data: &DataRoot, name: &str, force: bool, volumes: bool) -> Result
 /// `containr inspect CONTAINER`: docker's main fields, as JSON.
 pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, Error> {
     let s = lookup(root, name)?;
+    let live = s.is_live();
     let running = s.is_running();
     let zero_time = "0001-01-01T00:00:00Z".to_string();
     let (path, args) = match s.command.split_first() {
         Some((p, a)) => (p.as_str(), a),
         None => ("", &[][..]),
     };
+    let status = match s.status {
+        Status::Created => "created",
+        Status::Restarting if live => "restarting",
+        Status::Running if live => "running",
+        _ => "exited",
+    };
+    let nano = |ns: Option<i64>| ns.map(super::logs::rfc3339_nano);
+    let started = nano(s.life.started_ns).unwrap_or_else(|| match s.status {
+        Status::Created => zero_time.clone(),
+        _ => crate::util::rfc3339(s.created),
+    });
+    let finished = match (s.status, s.finished) {
+        (Status::Exited | Status::Restarting, Some(t)) => {
+            nano(s.life.finished_ns).unwrap_or_else(|| crate::util::rfc3339(t))
+        }
+        _ => zero_time,
+    };
+    let (policy, retries) = match s.life.restart {
+        super::state::RestartPolicy::No => ("no", 0),
+        super::state::RestartPolicy::Always => ("always", 0),
+        super::state::RestartPolicy::UnlessStopped => ("unless-stopped", 0),
+        super::state::RestartPolicy::OnFailure { max } => ("on-failure", max),
+    };
+    let log_path = log_path(&s)
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     Ok(serde_json::json!({
         "Id": s.id,
         "Created": crate::util::rfc3339(s.created),
         "Path": path,
         "Args": args,
         "State": {
-            "Status": match (running, super::pause::is_paused(&s)) {
-                (true, true) => "paused",
-                (true, false) => "running",
-                _ => "exited",
+            "Status": match (status, super::pause::is_paused(&s)) {
+                ("running", true) => "paused",
+                (status, _) => status,
             },
-            "Running": running,
-            "Paused": super::pause::is_paused(&s),
-            "Restarting": false,
+            "Running": running || status == "restarting",
+            "Paused": running && super::pause::is_paused(&s),
+            "Restarting": status == "restarting",
+            "OOMKilled": s.life.oom_killed,
             "Dead": false,
             "Pid": s.init_pid().unwrap_or(0),
-            "ExitCode": if running { 0 } else { s.exit_code.unwrap_or(KILLED_RUN_STATUS) },
-            "StartedAt": crate::util::rfc3339(s.created),
-            "FinishedAt": match (s.status, s.finished) {
-                (Status::Exited, Some(t)) if !running => crate::util::rfc3339(t),
-                _ => zero_time,
-            },
+            "ExitCode": if running || s.status == Status::Created { 0 } else { s.exit_code.unwrap_or(KILLED_RUN_STATUS) },
+            "Error": s.life.error.clone().unwrap_or_default(),
+            "StartedAt": started,
+            "FinishedAt": finished,
         },
+        "RestartCount": s.life.restart_count,
+        "LogPath": log_path,
         "Image": s.image,
         "Name": format!("/{}", s.name),
-        "HostConfig": { "AutoRemove": s.auto_remove },
+        "HostConfig": {
+            "AutoRemove": s.auto_remove,
+            "RestartPolicy": { "Name": policy, "MaximumRetryCount": retries },
+            "LogConfig": { "Type": s.life.log_driver.as_deref().unwrap_or("json-file") },
+        },
         "Mounts": s.mounts,
         "GraphDriver": {
             "Name": if s.image.is_some() { "overlay" } else { "rootfs" },
@@ -189,6 +223,8 @@ pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, Error> {
             "Labels": s.labels,
             "Image": s.image,
             "Cmd": s.command,
+            "StopSignal": s.life.stop_signal,
+            "StopTimeout": s.life.stop_timeout,
         },
     }))
 }
@@ -197,4 +233,191 @@ pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, Error> {
 /// as a tar on `out`.
 pub fn export(root: &Path, s: &State, out: &mut dyn Write) -> Result<(), Error> {
     super::export::export(root, &s.id, &s.rootfs, s.userns, out)
+}
+
+/// How long `stop` and `wait` give a container's owner to record its end
+/// once the container is dead.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether the container `s` was (its record gone, or no longer live).
+fn settled(data: &DataRoot, s: &State) -> bool {
+    match data.lookup(&s.name) {
+        Ok(now) => now.id != s.id || !now.is_live() || now.life.finished_ns != s.life.finished_ns,
+        Err(_) => true,
+    }
+}
+
+/// `containr stop [-t N] [-s SIG] CONTAINER`: its stop signal (`-s`, else
+/// `--stop-signal` or the image's `StopSignal`, else SIGTERM), then after
+/// `-t` seconds (else `--stop-timeout`, else 10) SIGKILL; returns once its
+/// owner has recorded its end. A stop is remembered: no restart policy
+/// brings it back. Stopping a stopped container does nothing, as docker's.
+pub fn stop(
+    data: &DataRoot,
+    name: &str,
+    timeout: Option<u32>,
+    signal: Option<&str>,
+) -> Result<(), Error> {
+    let s = data.lookup(name)?;
+    let sig = super::monitor::parse_signal(
+        signal
+            .or(s.life.stop_signal.as_deref())
+            .unwrap_or("SIGTERM"),
+    )?;
+    let timeout = timeout.or(s.life.stop_timeout).unwrap_or(10);
+    super::state::mark_stopped(&s.dir());
+    if !s.is_live() {
+        return Ok(());
+    }
+    let sys = |e: std::io::Error| Error::Sys {
+        what: "waiting for the container to stop",
+        source: e,
+    };
+    // Paused, it would act on no signal: thawed once signalled (docker's
+    // order), it gets the stop signal first.
+    let signalled = s.signal_init(sig)?;
+    super::pause::thaw(&s);
+    if let Some(init) = signalled
+        && !super::state::wait_pidfd(&init, timeout.saturating_mul(1000)).map_err(sys)?
+    {
+        s.signal_init(libc::SIGKILL)?;
+        super::state::wait_pidfd(&init, 10_000).map_err(sys)?;
+    }
+    if super::monitor::wait_until(SETTLE, || settled(data, &s)) {
+        Ok(())
+    } else {
+        Err(Error::StopTimedOut(s.name.clone()))
+    }
+}
+
+/// `containr kill [-s SIG] CONTAINER`: the signal (default SIGKILL) to its
+/// init, which passes it on to the command.
+pub fn kill(data: &DataRoot, name: &str, signal: Option<&str>) -> Result<(), Error> {
+    let s = data.lookup(name)?;
+    let sig = super::monitor::parse_signal(signal.unwrap_or("SIGKILL"))?;
+    if !s.is_running() {
+        return Err(Error::NotRunning(s.name.clone()));
+    }
+    match s.signal_init(sig)? {
+        Some(_) => Ok(()),
+        None => Err(Error::NotRunning(s.name.clone())),
+    }
+}
+
+/// `containr wait CONTAINER`: block until it exits; its exit status. A
+/// `--rm` container gone before its status was read reports 0.
+pub fn wait(data: &DataRoot, name: &str) -> Result<i32, Error> {
+    let mut s = data.lookup(name)?;
+    // Created: it must run (and end) first, as docker's wait.
+    while s.status == Status::Created {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        s = data.lookup(&s.id)?;
+    }
+    if s.is_live() {
+        if let Some(pid) = s.init_pid()
+            && let Ok(init) = super::state::pidfd_open(pid)
+        {
+            while let Ok(false) = super::state::wait_pidfd(&init, 60_000) {}
+        }
+        // Created, or between two runs of a restart policy: look again.
+        while !settled(data, &s) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    Ok(match data.lookup(&s.name) {
+        Ok(now) if now.id == s.id => now.exit_code.unwrap_or(KILLED_RUN_STATUS),
+        _ => 0,
+    })
+}
+
+/// The log of the container `s`.
+pub fn log_path(s: &State) -> Result<std::path::PathBuf, Error> {
+    match s.life.log_driver.as_deref() {
+        Some("json-file") => Ok(super::logs::path(&s.dir(), &s.id)),
+        Some(_) => Err(super::logs::Error::NotReadable.into()),
+        None => Err(super::logs::Error::Attached(s.name.clone()).into()),
+    }
+}
+
+/// `containr logs CONTAINER`: each entry `query` admits to `sink`, oldest
+/// first; with `follow`, then each new one until the container exits (or
+/// `sink` returns false, or `query.until` is past).
+pub fn logs(
+    data: &DataRoot,
+    name: &str,
+    query: &super::logs::Query,
+    follow: bool,
+    mut sink: impl FnMut(&super::logs::Entry) -> bool,
+) -> Result<(), Error> {
+    let s = data.lookup(name)?;
+    let path = log_path(&s)?;
+    let (entries, mut follower) = super::logs::read(&path, query)?;
+    for e in &entries {
+        if !sink(e) {
+            return Ok(());
+        }
+    }
+    if !follow {
+        return Ok(());
+    }
+    let admits = query.filter();
+    loop {
+        // Looked at before reading: what a dead container wrote is all in
+        // the file by the time its record says so.
+        let live = data
+            .lookup(&s.name)
+            .is_ok_and(|n| n.id == s.id && n.is_live());
+        for e in follower.poll() {
+            if admits(&e) && !sink(&e) {
+                return Ok(());
+            }
+        }
+        let past_until = query.until.is_some_and(|u| super::state::now_ns() > u);
+        if !live || past_until {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// `containr create`: the container made as `run -d` would make it, but
+/// not started: `ps -a` shows it `Created` until `start`. Its id.
+pub fn create(
+    opts: &super::RunOptions,
+    root: &Path,
+    reporting: &crate::explain::Reporting,
+    pull: &crate::registry::PullOptions,
+) -> Result<String, Error> {
+    let mut opts = opts.clone();
+    // Made as a detached container is: logged, restartable, startable.
+    opts.detach = true;
+    let prepared = super::prepare(&opts, root, pull)?;
+    let created = super::create(prepared, root, reporting)?;
+    super::run::park(created)
+}
+
+/// `containr restart [-t N] CONTAINER`: stop it (as `stop`), then start it
+/// again under a new monitor.
+pub fn restart(data: &DataRoot, name: &str, timeout: Option<u32>) -> Result<(), Error> {
+    stop(data, name, timeout, None)?;
+    super::monitor::start_detached(data.path(), name)?;
+    Ok(())
+}
+
+/// `containr attach [--detach-keys K] [--no-stdin] CONTAINER`: the running
+/// container's output here, our input to it, until it ends or the detach
+/// keys are typed (docker's ctrl-p ctrl-q by default). Whether it has a
+/// terminal (then ours should be raw) is `state.config`'s `tty`.
+pub fn attach(
+    data: &DataRoot,
+    name: &str,
+    keys: Option<&str>,
+    no_stdin: bool,
+) -> Result<super::attach::End, Error> {
+    let s = data.lookup(name)?;
+    let keys = super::attach::parse_keys(keys.unwrap_or("ctrl-p,ctrl-q"))?;
+    if !s.is_running() {
+        return Err(super::attach::Error::NotRunning(s.name.clone()).into());
+    }
+    Ok(super::attach::attach(&s.name, &s.dir(), &keys, no_stdin)?)
 }

@@ -16,7 +16,12 @@
 //!
 //! They talk over [`channel`]: the parent sends the [`Config`], the init
 //! answers with the terminal, "started" or the reason it failed.
+//!
+//! With `run -d`, the parent is the container's [`monitor`]: a process of
+//! its own, forked by the command line, which outlives it, logs the
+//! container ([`logs`]), serves [`attach`] and applies the restart policy.
 
+pub mod attach;
 pub mod channel;
 pub mod commit;
 pub mod copy;
@@ -27,6 +32,8 @@ pub mod exec;
 pub mod export;
 pub mod init;
 pub mod lifecycle;
+pub mod logs;
+pub mod monitor;
 pub mod mounts;
 pub mod names;
 pub mod oci;
@@ -84,9 +91,24 @@ pub enum Error {
     Volume(#[from] volume::Error),
     #[error(transparent)]
     Resources(#[from] resources::Error),
-    /// docker's words and status (1) for `exec`, `pause`, `unpause`.
+    #[error(transparent)]
+    Logs(#[from] logs::Error),
+    #[error(transparent)]
+    Attach(#[from] attach::Error),
+    #[error("invalid restart policy {0:?}: expected no, always, unless-stopped or on-failure[:N]")]
+    BadRestart(String),
+    #[error("conflicting options: cannot specify both --restart and --rm")]
+    RestartAndRm,
+    #[error("--restart needs -d: the container's monitor applies it")]
+    RestartNeedsDetach,
+    #[error("invalid signal: {0}")]
+    BadSignal(String),
+    /// docker's words and status (1) for `exec`, `pause`, `unpause`,
+    /// `kill`.
     #[error("container {0} is not running")]
     NotRunning(String),
+    #[error("container {0} did not stop in time")]
+    StopTimedOut(String),
     #[error("container {0} is paused, unpause the container before exec")]
     Paused(String),
     #[error("container {0} is already paused")]

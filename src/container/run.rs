@@ -73,6 +73,21 @@ pub struct RunOptions {
     /// `--ulimit`, `--sysctl`, `--shm-size`, `--oom-score-adj`, `--label`,
     /// `--label-file`, `--cidfile`, as given.
     pub resources: ResourceFlags,
+    /// `-d`: run in the background under a monitor of its own.
+    pub detach: bool,
+    /// `--restart`, `--log-driver`, `--log-opt`, `--stop-signal`,
+    /// `--stop-timeout`, as given.
+    pub life: LifeFlags,
+}
+
+/// The options of `containr run` for a container's life after it starts.
+#[derive(Debug, Clone, Default)]
+pub struct LifeFlags {
+    pub restart: Option<String>,
+    pub log_driver: Option<String>,
+    pub log_opts: Vec<String>,
+    pub stop_signal: Option<String>,
+    pub stop_timeout: Option<u32>,
 }
 
 /// The resource options of `containr run` that are not cgroup limits.
@@ -194,6 +209,11 @@ pub struct Prepared {
     devices: Vec<oci_spec::runtime::LinuxDevice>,
     init: bool,
     cgroup_parent: Option<cgroup::Parent>,
+    detach: bool,
+    /// What the record keeps of `--restart`, `--log-driver`, `--stop-*`.
+    life: super::state::Life,
+    /// `--log-driver` and `--log-opt`, checked.
+    pub(crate) log: super::logs::LogConfig,
 }
 
 /// Check and resolve everything `opts` asks for: the image (pulled as
@@ -259,7 +279,7 @@ pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Pre
         return Err(Error::RelativeWorkdir(workdir));
     }
     let stdin = std::io::stdin();
-    if opts.tty && opts.interactive && !tty::is_terminal(stdin.as_fd()) {
+    if opts.tty && opts.interactive && !opts.detach && !tty::is_terminal(stdin.as_fd()) {
         return Err(Error::NotATty);
     }
     let user_env = user_env(opts)?;
@@ -282,6 +302,15 @@ pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Pre
         limits.devices.push(resources::parse_device_rule(spec)?);
     }
     let confinement = opts.security.resolve(&root.join("cache"))?;
+    let (mut life, log) = super::monitor::life(
+        &opts.life,
+        opts.detach,
+        opts.rm,
+        image.as_ref().and_then(|i| i.stop_signal()),
+    )?;
+    // What `start` needs to make it again.
+    life.limits = Some(limits.clone());
+    life.network = Some(opts.network.clone());
     Ok(Prepared {
         image,
         image_name: opts.image.clone(),
@@ -311,6 +340,9 @@ pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Pre
         devices,
         init: r.init,
         cgroup_parent,
+        detach: opts.detach,
+        life,
+        log,
     })
 }
 
@@ -336,6 +368,40 @@ pub struct Created {
     cgroup: Cgroup,
     /// The data root (its volumes: `--rm` removes the anonymous ones).
     root: PathBuf,
+    detach: bool,
+    /// What a restart needs to make the container again (with the config
+    /// its record keeps): its limits and network plan.
+    limits: Limits,
+    net: network::Plan,
+}
+
+impl Created {
+    pub fn id(&self) -> &str {
+        &self.record.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.record.name
+    }
+
+    /// The init's host pid.
+    pub fn init_pid(&self) -> Pid {
+        self.init
+    }
+
+    /// SIGCHLD and the signals passed on to the container, blocked.
+    pub fn signals(&self) -> &SignalFd {
+        &self.signals
+    }
+
+    /// The container's record, which its creator owns.
+    pub fn record_mut(&mut self) -> &mut ContainerRecord {
+        &mut self.record
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
 }
 
 /// Create the container `prepared` describes, under the data root `root`:
@@ -369,6 +435,7 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         userns: p.userns,
         mounts: storage.points.clone(),
         labels: p.labels.clone(),
+        life: p.life.clone(),
         ports: p.net.ports.clone(),
     });
     let mut record = match record {
@@ -455,8 +522,11 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
     };
     // Before the init may change it (an idmapped overlay is taken out).
     record.set_config(&config)?;
-    let init = clone_init(config, &cgroup, attachment.as_ref())?;
+    let init = clone_init(config, &cgroup, attachment.as_ref(), p.detach)?;
     Ok(Created {
+        detach: p.detach,
+        limits: p.limits,
+        net: p.net,
         rw,
         attachment,
         record,
@@ -532,6 +602,7 @@ fn clone_init(
     mut config: Config,
     cgroup: &Cgroup,
     attachment: Option<&network::Attachment>,
+    detach: bool,
 ) -> Result<Init, Error> {
     let exe = selfexe::prepare().map_err(Error::sys("preparing containr's binary for the init"))?;
     let (ours, theirs) = Channel::pair().map_err(Error::sys("socketpair"))?;
@@ -539,7 +610,8 @@ fn clone_init(
     let signals = supervision_signals()?;
 
     let stdin = std::io::stdin();
-    let raw_mode = if config.tty && config.interactive {
+    // Detached, the terminal is the monitor's pty, not the user's.
+    let raw_mode = if config.tty && config.interactive && !detach {
         Some(
             tty::RawMode::enable(stdin.as_fd())
                 .map_err(Error::sys_nix("setting the terminal to raw mode"))?,
@@ -719,6 +791,7 @@ pub fn start(created: &mut Created) -> Result<Started, Error> {
         match created.channel.recv() {
             Ok(Some((Message::Pty, fd))) => {
                 if let Some(fd) = &fd
+                    && !created.detach
                     && let Some(ws) = host_window_size()
                 {
                     tty::set_window_size(fd.as_fd(), &ws);
@@ -808,6 +881,10 @@ pub fn delete(created: Created, status: i32) -> Result<Exit, Error> {
     }
     let all_mounts = record.mounts().to_vec();
     let mounts = rm.then(|| all_mounts.clone());
+    let mut record = record;
+    if oom_killed.is_some() {
+        record.note_oom_killed();
+    }
     record.finish(status)?;
     // A tmpfs volume's mount goes with its last live user.
     let volumes: Vec<&str> = all_mounts
@@ -823,6 +900,177 @@ pub fn delete(created: Created, status: i32) -> Result<Exit, Error> {
         super::volume::remove_anonymous(&data, &mounts)?;
     }
     Ok(Exit { status, oom_killed })
+}
+
+/// The container exited with `status` and its restart policy brings it
+/// back: release what only a live container needed (its network, cgroup,
+/// init), keep its record and writable layer, and make it again, with a
+/// new init waiting for its configuration. If that fails, the container is
+/// left as [`delete`] leaves it (kept, exited with `status`).
+pub fn recreate(created: Created, status: i32) -> Result<Created, Error> {
+    let Created {
+        raw_mode,
+        signals,
+        channel,
+        idmapped,
+        mount_trees,
+        init: _,
+        config: _,
+        rm,
+        attachment,
+        rw,
+        record,
+        cgroup,
+        root,
+        detach,
+        limits,
+        net,
+    } = created;
+    drop((raw_mode, signals, channel, idmapped, mount_trees));
+    drop(attachment);
+    drop(cgroup);
+    make_again(record, rw, limits, net, rm, root, detach, status)
+}
+
+/// `containr create`: the container made, then parked: its init, cgroup
+/// and network released, its record (marked created) and writable layer
+/// kept until `start`.
+pub fn park(created: Created) -> Result<String, Error> {
+    let Created {
+        init,
+        attachment,
+        rw,
+        record,
+        cgroup,
+        ..
+    } = created;
+    let _ = kill(init, Signal::SIGKILL);
+    let _ = waitpid(init, None);
+    drop(attachment);
+    drop(cgroup);
+    if let Some(rw) = rw {
+        rw.keep();
+    }
+    let id = record.id.clone();
+    record.park()?;
+    Ok(id)
+}
+
+/// `containr start` of a created or exited container whose record this
+/// process has adopted: made again from its record, with a new init
+/// waiting for its configuration. If that fails, it is left exited.
+pub fn revive(record: ContainerRecord, root: &Path) -> Result<Created, Error> {
+    let state = record.state().clone();
+    let prior = state.exit_code.unwrap_or(125);
+    let plan = state.life.network.as_ref().map(|n| n.plan()).transpose();
+    let (limits, net) = match (state.life.limits.clone(), plan) {
+        (Some(l), Ok(Some(n))) => (l, n),
+        (_, Err(e)) => {
+            record.finish(prior)?;
+            return Err(e.into());
+        }
+        _ => {
+            record.finish(prior)?;
+            return Err(super::state::Error::NoConfig(state.name).into());
+        }
+    };
+    let rw = state
+        .config
+        .as_ref()
+        .and_then(|c| c.overlay.as_ref())
+        .map(|o| RwLayer {
+            dir: root.join("rw").join(&state.id),
+            layers: crate::image::layers::Layers {
+                base: o.base.clone(),
+                lower: o.lower.clone(),
+                upper: o.upper.clone(),
+                work: o.work.clone(),
+            },
+        });
+    // Started again, it runs under a monitor, whatever it ran under.
+    let detach = true;
+    make_again(
+        record,
+        rw,
+        limits,
+        net,
+        state.auto_remove,
+        root.to_path_buf(),
+        detach,
+        prior,
+    )
+}
+
+/// Make a container again from its record: cgroup, network, init. On
+/// failure it is kept, exited with `status`.
+#[allow(clippy::too_many_arguments)]
+fn make_again(
+    record: ContainerRecord,
+    rw: Option<RwLayer>,
+    limits: Limits,
+    net: network::Plan,
+    rm: bool,
+    root: PathBuf,
+    detach: bool,
+    status: i32,
+) -> Result<Created, Error> {
+    if let Some(rw) = &rw {
+        // A `volatile` overlay refuses to mount on a work directory it
+        // marked: the last mount is gone, its writes are in the page cache.
+        let _ = std::fs::remove_dir_all(rw.layers.work.join("work"));
+    }
+    let made = (|| {
+        let hierarchy = cgroup::detect()?;
+        // (Made where containr makes them: a --cgroup-parent is not
+        // recorded yet, so a restarted container leaves it.)
+        let cgroup = hierarchy.create(&record.id, &limits, None)?;
+        let attachment = net.attach(&record.id, &record.name)?;
+        let mut config = *(record.state().config.clone())
+            .ok_or_else(|| super::state::Error::NoConfig(record.name.clone()))?;
+        if let Some(a) = &attachment {
+            let interface = a.interface();
+            config.etc_files = vec![("/etc/hostname".into(), format!("{}\n", config.hostname))];
+            config.etc_files.extend(net.etc_files(
+                &config.hostname,
+                &record.name,
+                Some(&interface),
+                None,
+            ));
+            config.interface = Some(interface);
+        }
+        config.cgroupfs = cgroupfs(cgroup.location());
+        // The volumes have the image's content since the first start.
+        config.copy_up.clear();
+        let init = clone_init(config, &cgroup, attachment.as_ref(), detach)?;
+        Ok::<_, Error>((cgroup, attachment, init))
+    })();
+    match made {
+        Ok((cgroup, attachment, init)) => Ok(Created {
+            raw_mode: init.raw_mode,
+            signals: init.signals,
+            channel: init.channel,
+            idmapped: init.idmapped,
+            mount_trees: init.mount_trees,
+            init: init.pid,
+            config: init.config,
+            rm,
+            attachment,
+            rw,
+            record,
+            cgroup,
+            root,
+            detach,
+            limits,
+            net,
+        }),
+        Err(e) => {
+            if let Some(rw) = rw {
+                rw.keep();
+            }
+            record.finish(status)?;
+            Err(e)
+        }
+    }
 }
 
 fn check_rootfs(rootfs: Option<&Path>) -> Result<PathBuf, Error> {

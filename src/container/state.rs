@@ -3,6 +3,8 @@
 //!
 //! ```text
 //! containers/<name>.json    one file per container: who owns it, what it runs, how it ended
+//! containers/<id>/          a detached container's log, attach socket and stop mark
+//!                           (made only for those: an attached run makes no directory)
 //! containers.lock           flock'ed by whoever changes a record it does not own
 //! ```
 //!
@@ -25,7 +27,7 @@
 //! invalid JSON, which every reader already takes for "being written".
 //!
 //! A running container's record belongs to the `containr run` process that
-//! made it. When the container exits, that process marks the record
+//! made it (with `run -d`, its monitor; see `monitor`). When the container exits, that process marks the record
 //! "exited" with the status ([`ContainerRecord::finish`]), or removes it
 //! (`--rm`, or a run that failed: [`ContainerRecord`]'s `Drop`). If that
 //! process was killed outright, the record still says "running": later
@@ -65,6 +67,8 @@ pub enum Error {
         "container {0}: no configuration recorded (made by an older containr, or still being created)"
     )]
     NoConfig(String),
+    #[error("container {0} is already running")]
+    AlreadyStarted(String),
     #[error("Renaming a container with the same name as its current name")]
     SameName,
     #[error("container {name}: {what}: {source}")]
@@ -86,9 +90,67 @@ pub const KILLED_RUN_STATUS: i32 = 137;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Made by `containr create`, its init waiting for `start`.
+    Created,
     #[default]
     Running,
+    /// Its monitor waits out the restart policy's back-off.
+    Restarting,
     Exited,
+}
+
+/// `--restart`: what the monitor does when the container exits (docker's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    #[default]
+    No,
+    /// Restart after a non-zero exit, at most `max` times (0: no limit).
+    OnFailure {
+        max: u32,
+    },
+    Always,
+    UnlessStopped,
+}
+
+/// What the detached lifecycle adds to a record: how the container is
+/// stopped, restarted and logged, and when it last started. All default
+/// for records written before it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Life {
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    #[serde(default)]
+    pub restart_count: u32,
+    /// `--log-driver` (`json-file` or `none`); none for an attached run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_driver: Option<String>,
+    /// `--stop-signal`, or the image's `StopSignal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout`, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<u32>,
+    /// When its command last started, in nanoseconds since the epoch.
+    #[serde(default)]
+    pub started_ns: Option<i64>,
+    /// When it last exited, in nanoseconds since the epoch.
+    #[serde(default)]
+    pub finished_ns: Option<i64>,
+    /// Why it could not start (`inspect`'s `State.Error`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The kernel's OOM killer ended it.
+    #[serde(default)]
+    pub oom_killed: bool,
+    /// `--log-opt`, as given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_opts: Vec<String>,
+    /// Its cgroup limits and network flags, to make it again (`start`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<crate::cgroup::Limits>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::network::Options>,
 }
 
 /// What a container's record holds.
@@ -134,6 +196,12 @@ pub struct State {
     /// `--label`, `--label-file`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// Restart policy, logs, stop signal, start and end times.
+    #[serde(default)]
+    pub life: Life,
+    /// The directory the record was read from (`containers/`).
+    #[serde(skip)]
+    record_dir: PathBuf,
     /// `-p`: its published ports (`containr port`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<crate::network::ports::PortSpec>,
@@ -153,9 +221,15 @@ impl State {
         self.status == Status::Running && self.owner_alive()
     }
 
-    /// Running per the record, but its owner is gone.
+    /// Its owner is alive: running, restarting, or created and waiting.
+    pub fn is_live(&self) -> bool {
+        self.status != Status::Exited && self.owner_alive()
+    }
+
+    /// Running (or about to) per the record, but its owner is gone. (A
+    /// created container waits for `start` with no owner.)
     fn is_stale(&self) -> bool {
-        self.status == Status::Running && !self.owner_alive()
+        matches!(self.status, Status::Running | Status::Restarting) && !self.owner_alive()
     }
 
     /// Host pid of a running container's init: the only child of its
@@ -173,6 +247,42 @@ impl State {
             .ok()
     }
 
+    /// Send `sig` to a running container's init (which passes it on to
+    /// the command; SIGKILL ends it all); the init's pidfd, to wait on, or
+    /// none if the container is not running.
+    pub fn signal_init(&self, sig: i32) -> Result<Option<OwnedFd>, Error> {
+        let err = |what| {
+            let name = self.name.clone();
+            move |source| Error::Kill { name, what, source }
+        };
+        let Some(pid) = self.init_pid() else {
+            return Ok(None);
+        };
+        // Checked *after* the pidfd is opened, so the pidfd is known to be
+        // the right process even if the pid was reused.
+        let init = pidfd_open(pid).map_err(err("pidfd_open"))?;
+        if parent_of(pid) != Some(self.owner_pid) {
+            return Ok(None);
+        }
+        // SAFETY: a pidfd we own and a valid signal; no siginfo.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                init.as_raw_fd(),
+                sig,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::ESRCH) {
+                return Err(err("sending a signal")(e));
+            }
+        }
+        Ok(Some(init))
+    }
+
     /// SIGKILL a running container (its init, and so all of it), and wait
     /// for its `containr run` to finish cleaning up after it.
     pub fn kill_and_wait(&self) -> Result<(), Error> {
@@ -180,48 +290,70 @@ impl State {
             let name = self.name.clone();
             move |source| Error::Kill { name, what, source }
         };
-        // Both pids are checked *after* their pidfd is opened, so the
-        // pidfd is known to be the right process even if a pid was reused.
+        // Opened before the owner is checked, so it is the right process.
         let owner = pidfd_open(self.owner_pid).map_err(err("pidfd_open"))?;
         if !self.owner_alive() {
             return Ok(());
         }
-        if let Some(pid) = self.init_pid() {
-            let init = pidfd_open(pid).map_err(err("pidfd_open"))?;
-            if parent_of(pid) == Some(self.owner_pid) {
-                // SAFETY: a pidfd we own and a valid signal; no siginfo.
-                let r = unsafe {
-                    libc::syscall(
-                        libc::SYS_pidfd_send_signal,
-                        init.as_raw_fd(),
-                        libc::SIGKILL,
-                        std::ptr::null::<libc::siginfo_t>(),
-                        0,
-                    )
-                };
-                if r < 0 {
-                    let e = std::io::Error::last_os_error();
-                    if e.raw_os_error() != Some(libc::ESRCH) {
-                        return Err(err("sending SIGKILL")(e));
-                    }
-                }
-                // A paused container acts on it once thawed (docker's order).
-                super::pause::thaw(self);
-            }
+        // No restart after this (the monitor looks before restarting).
+        mark_stopped(&self.dir());
+        if self.signal_init(libc::SIGKILL)?.is_some() {
+            // A paused container acts on it once thawed (docker's order).
+            super::pause::thaw(self);
         }
         // A pidfd polls readable when its process has exited.
-        let mut fds = [nix::poll::PollFd::new(
-            std::os::fd::AsFd::as_fd(&owner),
-            nix::poll::PollFlags::POLLIN,
-        )];
-        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(10_000u16)) {
-            Ok(n) if n > 0 => Ok(()),
-            Ok(_) => Err(err("waiting for its containr run to exit")(
+        match wait_pidfd(&owner, 10_000) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(err("waiting for its containr run to exit")(
                 std::io::ErrorKind::TimedOut.into(),
             )),
-            Err(e) => Err(err("waiting for its containr run to exit")(e.into())),
+            Err(e) => Err(err("waiting for its containr run to exit")(e)),
         }
     }
+
+    /// Its directory (logs, markers): `containers/<id>/`, beside the record.
+    pub fn dir(&self) -> PathBuf {
+        self.record_dir.join(&self.id)
+    }
+}
+
+/// Whether the process of `pidfd` exited within `ms` milliseconds.
+pub fn wait_pidfd(pidfd: &OwnedFd, ms: u32) -> std::io::Result<bool> {
+    let mut fds = [nix::poll::PollFd::new(
+        std::os::fd::AsFd::as_fd(pidfd),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    let timeout = nix::poll::PollTimeout::try_from(ms).unwrap_or(nix::poll::PollTimeout::MAX);
+    loop {
+        match nix::poll::poll(&mut fds, timeout) {
+            Ok(n) => return Ok(n > 0),
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The name of the file that says the container was stopped by the user:
+/// its restart policy must not bring it back (docker's "stop is
+/// remembered").
+const STOPPED_MARK: &str = "stopped";
+
+/// Remember that the container of `dir` was stopped on purpose; only
+/// containers with a directory (detached ones) have a policy to heed it.
+pub fn mark_stopped(dir: &Path) {
+    if dir.is_dir() {
+        let _ = fs::write(dir.join(STOPPED_MARK), b"");
+    }
+}
+
+/// Whether the container of `dir` was stopped on purpose.
+pub fn was_stopped(dir: &Path) -> bool {
+    dir.join(STOPPED_MARK).exists()
+}
+
+/// Forget a stop (the container is started again).
+pub fn clear_stopped(dir: &Path) {
+    let _ = fs::remove_file(dir.join(STOPPED_MARK));
 }
 
 pub(crate) fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
@@ -248,6 +380,7 @@ pub struct NewContainer<'a> {
     pub userns: Option<crate::namespace::userns::IdMap>,
     pub mounts: Vec<super::mounts::MountPoint>,
     pub labels: std::collections::BTreeMap<String, String>,
+    pub life: Life,
     pub ports: Vec<crate::network::ports::PortSpec>,
 }
 
@@ -401,6 +534,8 @@ impl DataRoot {
             userns: new.userns,
             mounts: new.mounts,
             labels: new.labels,
+            life: new.life,
+            record_dir: self.containers(),
             ports: new.ports,
             config: None,
         };
@@ -466,6 +601,32 @@ impl DataRoot {
         }
     }
 
+    /// Take over the record of the stopped (or created) container `name`
+    /// to start it again: this process becomes its owner.
+    pub fn adopt(&self, name: &str) -> Result<ContainerRecord, Error> {
+        let found = self.lookup(name)?;
+        let _lock = self.lock()?;
+        let path = self.record_path(&found.name);
+        let mut state = read_state(&path)
+            .filter(|s| s.id == found.id)
+            .ok_or_else(|| Error::NoSuchContainer(name.to_string()))?;
+        if state.is_live() {
+            return Err(Error::AlreadyStarted(state.name));
+        }
+        state.owner_pid = std::process::id();
+        state.owner_start = process_start_time(state.owner_pid).unwrap_or(0);
+        state.status = Status::Running;
+        state.life.error = None;
+        write_atomic(&path, &state)?;
+        Ok(ContainerRecord {
+            id: state.id.clone(),
+            name: state.name.clone(),
+            path,
+            state,
+            file: None,
+        })
+    }
+
     /// The running container `name` (or id), if there is one.
     pub fn find(&self, name: &str) -> Option<State> {
         self.lookup(name).ok().filter(State::is_running)
@@ -479,10 +640,11 @@ impl DataRoot {
         let current = read_state(&path)
             .filter(|s| s.id == state.id)
             .ok_or_else(|| Error::NoSuchContainer(state.name.clone()))?;
-        if current.is_running() {
+        if current.is_live() {
             return Err(Error::Running(state.name.clone()));
         }
         fs::remove_file(&path).map_err(io_err(&path))?;
+        remove_dir(&current.dir());
         if current.is_stale()
             && let Some(location) = current.cgroup
         {
@@ -571,14 +733,34 @@ impl DataRoot {
         if state.auto_remove {
             // Its writable layer too, which the killed run could not remove.
             let _ = crate::image::layers::remove(&self.path, &state.id);
+            remove_dir(&state.dir());
             return fs::remove_file(path).is_ok();
         }
         state.status = Status::Exited;
         state.exit_code = Some(KILLED_RUN_STATUS);
         state.finished = Some(now());
+        state.life.finished_ns = Some(now_ns());
+        state.life.error = Some("its monitor (or containr run) was killed".into());
         let _ = write_atomic(path, &state);
         false
     }
+}
+
+/// Remove a container's directory, if it has one.
+fn remove_dir(dir: &Path) {
+    match fs::remove_dir_all(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(_) => {}
+    }
+}
+
+/// Nanoseconds since the epoch.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
 }
 
 fn create_new(path: &Path) -> std::io::Result<fs::File> {
@@ -594,9 +776,11 @@ fn create_new(path: &Path) -> std::io::Result<fs::File> {
 const RECORD_MODE: u32 = 0o600;
 
 fn read_state(path: &Path) -> Option<State> {
-    fs::read(path)
+    let mut state: State = fs::read(path)
         .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok())?;
+    state.record_dir = path.parent()?.to_path_buf();
+    Some(state)
 }
 
 /// Replace the record at `path` whole and durably: readers, and a host
@@ -624,6 +808,40 @@ impl ContainerRecord {
         &self.state.mounts
     }
 
+    /// The kernel's OOM killer ended it (written with the exit status).
+    pub fn note_oom_killed(&mut self) {
+        self.state.life.oom_killed = true;
+    }
+
+    /// What the record says now.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Change the record (its owner's right) and write it.
+    pub fn update(&mut self, change: impl FnOnce(&mut State)) -> Result<(), Error> {
+        // Renamed meanwhile (`containr rename`): found by id, its new name
+        // kept, as `finish` does.
+        let _lock = self.lock();
+        let path = self.current_path().unwrap_or_else(|| self.path.clone());
+        if let Some(current) = read_state(&path).filter(|s| s.id == self.id) {
+            self.state.name = current.name;
+        }
+        change(&mut self.state);
+        // Replaced, not rewritten: the file as created is no longer it.
+        self.file = None;
+        write_atomic(&path, &self.state)?;
+        self.path = path;
+        Ok(())
+    }
+
+    /// Its directory (logs, markers), created on first use.
+    pub fn dir(&self) -> Result<PathBuf, Error> {
+        let dir = self.state.dir();
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        Ok(dir)
+    }
+
     /// Record the container's resolved configuration: the record is
     /// rewritten in place (see the module's documentation).
     pub fn set_config(&mut self, config: &super::Config) -> Result<(), Error> {
@@ -643,6 +861,14 @@ impl ContainerRecord {
         Ok(())
     }
 
+    /// The container was made but is not to run yet (`containr create`):
+    /// kept, marked created, with no owner until `start` adopts it.
+    pub fn park(mut self) -> Result<(), Error> {
+        self.update(|s| s.status = Status::Created)?;
+        self.path = PathBuf::new();
+        Ok(())
+    }
+
     /// The container exited with `status`: unless it is `--rm`, keep the
     /// record, marked exited. Dropped otherwise (removed).
     pub fn finish(mut self, status: i32) -> Result<(), Error> {
@@ -659,6 +885,7 @@ impl ContainerRecord {
         self.state.status = Status::Exited;
         self.state.exit_code = Some(status);
         self.state.finished = Some(now());
+        self.state.life.finished_ns = Some(now_ns());
         write_atomic(&path, &self.state)?;
         // Kept: nothing left for Drop to remove.
         self.path = PathBuf::new();
@@ -700,6 +927,9 @@ impl Drop for ContainerRecord {
             if let Some(path) = self.current_path() {
                 let _ = fs::remove_file(path);
             }
+            // Only detached containers have a directory (logs): an attached
+            // `run --rm` pays one failed rmdir for it.
+            remove_dir(&self.state.dir());
         }
     }
 }
@@ -746,6 +976,7 @@ mod tests {
             userns: None,
             mounts: Vec::new(),
             labels: Default::default(),
+            life: Default::default(),
             ports: Vec::new(),
         }
     }

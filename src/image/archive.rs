@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::path::Path;
 
-use super::config::{self, Descriptor, Index, Kind, Manifest};
+use super::config::{self, ImageIndex, ImageManifest, Kind, MediaType};
 use super::input::Source;
 use super::reference::Reference;
 use super::{Error, Images, find, io_err, limits, store};
@@ -226,20 +226,15 @@ fn not_over(
 /// number of layers.
 fn within_limits(images: &Images, file: &Path, manifest: &Digest) -> Result<(), Error> {
     not_over(images, file, manifest, "manifest", limits::MANIFEST_LIMIT)?;
-    let m: Manifest = store::parse_json(&images.cas.read(manifest)?, "manifest")?;
-    not_over(
-        images,
-        file,
-        &m.config.digest,
-        "config",
-        limits::CONFIG_LIMIT,
-    )?;
-    if m.layers.len() > limits::MAX_LAYERS {
+    let m: ImageManifest = store::parse_json(&images.cas.read(manifest)?, "manifest")?;
+    let config = config::digest_of(m.config())?;
+    not_over(images, file, &config, "config", limits::CONFIG_LIMIT)?;
+    if m.layers().len() > limits::MAX_LAYERS {
         return Err(bad(
             file,
             format!(
                 "manifest {manifest}: {} layers, more than the {} an image may have (docker's limit)",
-                m.layers.len(),
+                m.layers().len(),
                 limits::MAX_LAYERS
             ),
         ));
@@ -280,26 +275,12 @@ fn load_docker(
                 .get(l)
                 .cloned()
                 .ok_or_else(|| bad(file, format!("layer {l} is missing")))?;
-            layers.push(Descriptor {
-                media_type: config::OCI_LAYER.into(),
-                digest,
-                size,
-                platform: None,
-                annotations: BTreeMap::new(),
-            });
+            layers.push(config::descriptor(MediaType::ImageLayer, &digest, size));
         }
-        let manifest = Manifest {
-            schema_version: 2,
-            media_type: Some(config::OCI_MANIFEST.into()),
-            config: Descriptor {
-                media_type: config::OCI_CONFIG.into(),
-                digest: config_digest,
-                size: config_size,
-                platform: None,
-                annotations: BTreeMap::new(),
-            },
+        let manifest = config::manifest(
+            config::descriptor(MediaType::ImageConfig, &config_digest, config_size),
             layers,
-        };
+        );
         let digest = images
             .cas
             .put(&serde_json::to_vec(&manifest).expect("plain data"))?;
@@ -322,32 +303,30 @@ fn load_oci(
     file: &Path,
     index: &[u8],
 ) -> Result<Vec<(Option<String>, Digest)>, Error> {
-    let index: Index =
-        serde_json::from_slice(index).map_err(|e| bad(file, format!("index.json: {e}")))?;
+    let index: ImageIndex =
+        config::parse(index).map_err(|e| bad(file, format!("index.json: {e}")))?;
     let mut out = Vec::new();
-    for desc in &index.manifests {
-        let name = desc
-            .annotations
-            .get("io.containerd.image.name")
-            .or_else(|| desc.annotations.get("org.opencontainers.image.ref.name"));
-        let mut manifest = desc.digest.clone();
+    for desc in index.manifests() {
+        let annotation = |key| desc.annotations().as_ref().and_then(|a| a.get(key));
+        let name = annotation("io.containerd.image.name")
+            .or_else(|| annotation("org.opencontainers.image.ref.name"));
+        let mut manifest = config::digest_of(desc)?;
         not_over(images, file, &manifest, "manifest", limits::MANIFEST_LIMIT)?;
         let bytes = images.cas.read(&manifest)?;
         let v: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| bad(file, format!("{manifest}: {e}")))?;
-        let kind = v
-            .get("mediaType")
-            .and_then(|m| m.as_str())
-            .or(Some(desc.media_type.as_str()))
-            .and_then(config::kind_of);
+        let kind = match v.get("mediaType").and_then(|m| m.as_str()) {
+            Some(m) => config::kind_of(&MediaType::from(m)),
+            None => config::kind_of(desc.media_type()),
+        };
         if kind == Some(Kind::Index) {
-            let inner: Index = serde_json::from_slice(&bytes)
-                .map_err(|e| bad(file, format!("{manifest}: {e}")))?;
+            let inner: ImageIndex =
+                config::parse(&bytes).map_err(|e| bad(file, format!("{manifest}: {e}")))?;
             let d = config::select_platform(&inner, &config::host_platform()).ok_or_else(|| {
-                let what = name.map_or(desc.digest.to_string(), String::clone);
+                let what = name.map_or(desc.digest().to_string(), String::clone);
                 bad(file, format!("{what}: no image for this platform"))
             })?;
-            manifest = d.digest.clone();
+            manifest = config::digest_of(d)?;
         }
         let name = name.map(|n| Reference::parse(n)).transpose()?;
         out.push((name.map(|r| r.to_string()), manifest));
@@ -372,7 +351,7 @@ pub fn save(data_root: &Path, names: &[String], out: &mut dyn Write) -> Result<(
             .clone()
             .unwrap_or_else(|| img.config_digest.to_string());
         let mut blobs = vec![img.manifest_digest.clone(), img.config_digest.clone()];
-        blobs.extend(img.manifest.layers.iter().map(|l| l.digest.clone()));
+        blobs.extend(img.layers.iter().cloned());
         for b in blobs {
             if written.insert(b.clone()) {
                 let mut h = tar::Header::new_gnu();
@@ -399,7 +378,7 @@ pub fn save(data_root: &Path, names: &[String], out: &mut dyn Write) -> Result<(
             }
         }
         index.push(serde_json::json!({
-            "mediaType": config::OCI_MANIFEST,
+            "mediaType": MediaType::ImageManifest,
             "digest": img.manifest_digest,
             "size": images.cas.size(&img.manifest_digest)?,
             "annotations": annotations,
@@ -407,7 +386,7 @@ pub fn save(data_root: &Path, names: &[String], out: &mut dyn Write) -> Result<(
         docker.push(serde_json::json!({
             "Config": format!("blobs/sha256/{}", img.config_digest.hex()),
             "RepoTags": found.name.map(|n| vec![n]).unwrap_or_default(),
-            "Layers": img.manifest.layers.iter().map(|l| format!("blobs/sha256/{}", l.digest.hex())).collect::<Vec<_>>(),
+            "Layers": img.layers.iter().map(|l| format!("blobs/sha256/{}", l.hex())).collect::<Vec<_>>(),
         }));
     }
     let files = [

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use super::config::{Empty, RunConfig};
+use super::config::{Config, RunConfig};
 
 /// A change that is not one docker accepts, or is malformed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -32,7 +32,8 @@ pub enum Error {
 }
 
 /// `config` with `changes` applied in order.
-pub fn apply(mut config: RunConfig, changes: &[String]) -> Result<RunConfig, Error> {
+pub fn apply(mut run: RunConfig, changes: &[String]) -> Result<RunConfig, Error> {
+    let config = &mut run.oci;
     for line in changes {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -43,49 +44,51 @@ pub fn apply(mut config: RunConfig, changes: &[String]) -> Result<RunConfig, Err
             .map_or((line, ""), |(w, r)| (w, r.trim()));
         let instruction = word.to_ascii_lowercase();
         match instruction.as_str() {
-            "cmd" => config.cmd = Some(command(rest)?),
-            "entrypoint" => config.entrypoint = Some(command(rest)?),
+            "cmd" => _ = config.set_cmd(Some(command(rest)?)),
+            "entrypoint" => _ = config.set_entrypoint(Some(command(rest)?)),
             "env" => {
-                let pairs = pairs("ENV", rest, &env_map(&config))?;
-                let env = config.env.get_or_insert_with(Vec::new);
+                let pairs = pairs("ENV", rest, &env_map(config))?;
+                let mut env = config.env().clone().unwrap_or_default();
                 for (k, v) in pairs {
                     env.retain(|e| e.split_once('=').map_or(e.as_str(), |(n, _)| n) != k);
                     env.push(format!("{k}={v}"));
                 }
+                config.set_env(Some(env));
             }
             "label" => {
-                let pairs = pairs("LABEL", rest, &env_map(&config))?;
-                config
-                    .labels
-                    .get_or_insert_with(BTreeMap::new)
-                    .extend(pairs);
+                let pairs = pairs("LABEL", rest, &env_map(config))?;
+                config.labels_mut().get_or_insert_default().extend(pairs);
             }
             "workdir" => {
-                let dir = one("WORKDIR", rest, &env_map(&config))?;
+                let dir = one("WORKDIR", rest, &env_map(config))?;
                 // A relative one is relative to the one before, as docker.
-                let base = config.working_dir.clone().unwrap_or_else(|| "/".into());
-                config.working_dir = Some(if dir.starts_with('/') {
+                let base = config.working_dir().clone().unwrap_or_else(|| "/".into());
+                config.set_working_dir(Some(if dir.starts_with('/') {
                     dir
                 } else {
                     format!("{}/{dir}", base.trim_end_matches('/'))
-                });
+                }));
             }
-            "user" => config.user = Some(one("USER", rest, &env_map(&config))?),
-            "stopsignal" => config.stop_signal = Some(one("STOPSIGNAL", rest, &env_map(&config))?),
+            "user" => _ = config.set_user(Some(one("USER", rest, &env_map(config))?)),
+            "stopsignal" => {
+                let signal = one("STOPSIGNAL", rest, &env_map(config))?;
+                config.set_stop_signal(Some(signal));
+            }
             "expose" => {
-                let list = words(rest, &env_map(&config))?;
+                let list = words(rest, &env_map(config))?;
                 if list.is_empty() {
                     return Err(at_least_one("EXPOSE"));
                 }
-                let ports = config.exposed_ports.get_or_insert_with(BTreeMap::new);
+                let mut ports = config.exposed_ports().clone().unwrap_or_default();
                 for p in list {
-                    ports.insert(port(&p)?, Empty {});
+                    add(&mut ports, port(&p)?);
                 }
+                config.set_exposed_ports(Some(ports));
             }
             "volume" => {
                 let list = match json_array(rest) {
                     Some(list) => list,
-                    None => words(rest, &env_map(&config))?,
+                    None => words(rest, &env_map(config))?,
                 };
                 if list.is_empty() || list.iter().any(|v| v.trim().is_empty()) {
                     return Err(Error::Arguments {
@@ -93,10 +96,11 @@ pub fn apply(mut config: RunConfig, changes: &[String]) -> Result<RunConfig, Err
                         what: "at least one non-empty path",
                     });
                 }
-                let volumes = config.volumes.get_or_insert_with(BTreeMap::new);
+                let mut volumes = config.volumes().clone().unwrap_or_default();
                 for v in list {
-                    volumes.insert(v, Empty {});
+                    add(&mut volumes, v);
                 }
+                config.set_volumes(Some(volumes));
             }
             "onbuild" => {
                 let inner = rest.split_whitespace().next().unwrap_or("");
@@ -109,7 +113,8 @@ pub fn apply(mut config: RunConfig, changes: &[String]) -> Result<RunConfig, Err
                             why: "chaining ONBUILD, FROM or MAINTAINER is not allowed",
                         });
                     }
-                    _ => config
+                    _ => run
+                        .docker
                         .on_build
                         .get_or_insert_with(Vec::new)
                         .push(rest.into()),
@@ -118,7 +123,16 @@ pub fn apply(mut config: RunConfig, changes: &[String]) -> Result<RunConfig, Err
             _ => return Err(Error::NotAllowed(instruction)),
         }
     }
-    Ok(config)
+    Ok(run)
+}
+
+/// `ExposedPorts` and `Volumes` are sets (JSON objects' keys, which
+/// oci-spec reads in no order): each key once, sorted.
+fn add(set: &mut Vec<String>, key: String) {
+    if !set.contains(&key) {
+        set.push(key);
+    }
+    set.sort();
 }
 
 fn at_least_one(instruction: &'static str) -> Error {
@@ -220,9 +234,9 @@ fn port(p: &str) -> Result<String, Error> {
 }
 
 /// The config's `Env` as a map, for `$VAR` in later instructions.
-fn env_map(config: &RunConfig) -> BTreeMap<String, String> {
+fn env_map(config: &Config) -> BTreeMap<String, String> {
     config
-        .env
+        .env()
         .iter()
         .flatten()
         .filter_map(|e| e.split_once('='))
@@ -320,11 +334,11 @@ mod tests {
     #[test]
     fn cmd_and_entrypoint_take_both_forms() {
         let c = changed(&[r#"CMD ["echo", "a b"]"#, "entrypoint /bin/env -i"]).unwrap();
-        assert_eq!(c.cmd, v(&["echo", "a b"]));
-        assert_eq!(c.entrypoint, v(&["/bin/sh", "-c", "/bin/env -i"]));
+        assert_eq!(*c.oci.cmd(), v(&["echo", "a b"]));
+        assert_eq!(*c.oci.entrypoint(), v(&["/bin/sh", "-c", "/bin/env -i"]));
         // Not valid JSON: the shell form, as docker.
         let c = changed(&["CMD [oops"]).unwrap();
-        assert_eq!(c.cmd, v(&["/bin/sh", "-c", "[oops"]));
+        assert_eq!(*c.oci.cmd(), v(&["/bin/sh", "-c", "[oops"]));
     }
 
     #[test]
@@ -337,7 +351,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            c.env,
+            *c.oci.env(),
             v(&[
                 "B=two words",
                 "C=x y",
@@ -367,17 +381,18 @@ mod tests {
             "ONBUILD RUN make",
         ])
         .unwrap();
-        assert_eq!(c.working_dir.as_deref(), Some("/srv/app"));
-        assert_eq!(c.user.as_deref(), Some("nobody:nogroup"));
-        let ports: Vec<&String> = c.exposed_ports.as_ref().unwrap().keys().collect();
-        assert_eq!(ports, ["53/udp", "80/tcp", "8000-8001/tcp"]);
-        let labels = c.labels.unwrap();
+        assert_eq!(c.oci.working_dir().as_deref(), Some("/srv/app"));
+        assert_eq!(c.oci.user().as_deref(), Some("nobody:nogroup"));
+        assert_eq!(
+            *c.oci.exposed_ports(),
+            v(&["53/udp", "80/tcp", "8000-8001/tcp"])
+        );
+        let labels = c.oci.labels().clone().unwrap();
         assert_eq!(labels["a"], "b");
         assert_eq!(labels["c d"], "e");
-        assert_eq!(c.stop_signal.as_deref(), Some("SIGQUIT"));
-        let vols: Vec<&String> = c.volumes.as_ref().unwrap().keys().collect();
-        assert_eq!(vols, ["/cache", "/data", "/logs"]);
-        assert_eq!(c.on_build, v(&["RUN make"]));
+        assert_eq!(c.oci.stop_signal().as_deref(), Some("SIGQUIT"));
+        assert_eq!(*c.oci.volumes(), v(&["/cache", "/data", "/logs"]));
+        assert_eq!(c.docker.on_build, v(&["RUN make"]));
     }
 
     #[test]

@@ -191,23 +191,20 @@ pub fn verify(
     for (name, manifest) in images.index()? {
         match images.load(&manifest) {
             Ok(img) => {
-                for (layer, diff_id) in img.manifest.layers.iter().zip(&img.config.rootfs.diff_ids)
-                {
-                    if !images.cas.contains(&layer.digest) {
+                for (layer, diff_id) in img.layers.iter().zip(&img.diff_ids) {
+                    if !images.cas.contains(layer) {
                         report
                             .problems
-                            .push(format!("{name}: layer {} is missing", layer.digest));
+                            .push(format!("{name}: layer {layer} is missing"));
                     }
-                    if !images.snapshot_path(diff_id).is_dir()
-                        && !images.cas.contains(&layer.digest)
-                    {
+                    if !images.snapshot_path(diff_id).is_dir() && !images.cas.contains(layer) {
                         report
                             .problems
                             .push(format!("{name}: snapshot {diff_id} is missing"));
                     }
                     let entry = users
                         .entry(diff_id.clone())
-                        .or_insert_with(|| (Vec::new(), layer.digest.clone()));
+                        .or_insert_with(|| (Vec::new(), layer.clone()));
                     if !entry.0.contains(&name) {
                         entry.0.push(name.clone());
                     }

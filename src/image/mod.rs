@@ -27,7 +27,7 @@ pub mod unpack;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use config::{ImageConfig, Manifest, RunConfig};
+use config::{ImageConfiguration, MediaType, RunConfig};
 use reference::Reference;
 pub use store::{Image, Images, short};
 
@@ -164,12 +164,11 @@ pub fn for_run(data_root: &Path, name: &str, reserve: u64) -> Result<RunImage, E
         snapshots,
         snapshot_base: images.snapshot_dir(),
         data_root: images.data_root().to_path_buf(),
-        config: found.image.config.config.clone().unwrap_or_default(),
-        platform: config::Platform {
-            architecture: found.image.config.architecture.clone(),
-            os: found.image.config.os.clone(),
-            variant: found.image.config.variant.clone(),
+        config: RunConfig {
+            oci: found.image.config.config().clone().unwrap_or_default(),
+            docker: found.image.docker.clone(),
         },
+        platform: config::config_platform(&found.image.config),
         guard: std::cell::Cell::new(Some(guard)),
     })
 }
@@ -177,23 +176,41 @@ pub fn for_run(data_root: &Path, name: &str, reserve: u64) -> Result<RunImage, E
 impl RunImage {
     /// The container's argv (docker's Entrypoint/Cmd rules).
     pub fn args(&self, entrypoint: Option<&str>, command: &[String]) -> Result<Vec<String>, Error> {
-        config::process_args(&self.config, entrypoint, command)
+        config::process_args(&self.config.oci, entrypoint, command)
             .ok_or_else(|| Error::NoCommand(self.name.clone()))
     }
 
     /// The image's `Env`.
     pub fn env(&self) -> Vec<String> {
-        self.config.env.clone().unwrap_or_default()
+        self.config.oci.env().clone().unwrap_or_default()
     }
 
     /// The image's `User`, if it sets one.
     pub fn user(&self) -> Option<&str> {
-        self.config.user.as_deref().filter(|u| !u.is_empty())
+        self.config.oci.user().as_deref().filter(|u| !u.is_empty())
     }
 
     /// The image's `WorkingDir`, if it sets one.
     pub fn workdir(&self) -> Option<&str> {
-        self.config.working_dir.as_deref().filter(|w| !w.is_empty())
+        self.config
+            .oci
+            .working_dir()
+            .as_deref()
+            .filter(|w| !w.is_empty())
+    }
+
+    /// The image's `StopSignal`, if it sets one.
+    pub fn stop_signal(&self) -> Option<&str> {
+        self.config
+            .oci
+            .stop_signal()
+            .as_deref()
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The image's `HEALTHCHECK` (docker's), if it has one.
+    pub fn healthcheck(&self) -> Option<&config::Healthcheck> {
+        self.config.docker.healthcheck.as_ref()
     }
 
     /// The container's writable layer over this image.
@@ -250,67 +267,71 @@ pub fn import(data_root: &Path, opts: ImportOptions<'_>) -> Result<Digest, Error
     let mut head = [0u8; 4];
     let n = io::Read::read(&mut images.cas.open_blob(&blob)?, &mut head).unwrap_or(0);
     let media_type = if head[..n].starts_with(&[0x1f, 0x8b]) {
-        config::OCI_LAYER_GZIP
+        MediaType::ImageLayerGzip
     } else if head[..n].starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        config::OCI_LAYER_ZSTD
+        MediaType::ImageLayerZstd
     } else {
-        config::OCI_LAYER
+        MediaType::ImageLayer
     };
     let platform = config::host_platform();
-    let image_config = ImageConfig {
-        architecture: platform.architecture,
-        os: platform.os,
-        variant: platform.variant,
-        created: Some(rfc3339(now())),
-        author: None,
-        config: opts.config,
-        rootfs: config::RootFs {
-            kind: "layers".into(),
-            diff_ids: vec![diff_id],
-        },
-        // As docker: the message, or where the tarball came from.
-        history: vec![config::History {
-            created: Some(rfc3339(now())),
-            comment: Some(opts.message.unwrap_or_else(|| match opts.source {
-                input::Source::Stdin => "Imported from -".into(),
-                input::Source::File(p) => format!("Imported from {}", p.display()),
-            })),
-            ..Default::default()
-        }],
+    let created = rfc3339(now());
+    let (run, docker) = match opts.config {
+        Some(c) => (Some(c.oci), c.docker),
+        None => (None, Default::default()),
     };
-    let layer = config::Descriptor {
-        media_type: media_type.into(),
-        size: images.cas.size(&blob)?,
-        digest: blob,
-        platform: None,
-        annotations: Default::default(),
-    };
-    store_image(&images, &image_config, vec![layer], Some(&reference))
+    let mut rootfs = config::RootFs::default();
+    rootfs.set_diff_ids(vec![diff_id.to_string()]);
+    // As docker: the message, or where the tarball came from.
+    let mut history = config::History::default();
+    history
+        .set_created(Some(created.clone()))
+        .set_comment(Some(opts.message.unwrap_or_else(|| match opts.source {
+            input::Source::Stdin => "Imported from -".into(),
+            input::Source::File(p) => format!("Imported from {}", p.display()),
+        })));
+    let mut image_config = ImageConfiguration::default();
+    image_config
+        .set_architecture(platform.architecture().clone())
+        .set_os(platform.os().clone())
+        .set_variant(platform.variant().clone())
+        .set_created(Some(created))
+        .set_config(run)
+        .set_rootfs(rootfs)
+        .set_history(Some(vec![history]));
+    let layer = config::descriptor(media_type, &blob, images.cas.size(&blob)?);
+    store_image(
+        &images,
+        None,
+        (&image_config, &docker),
+        vec![layer],
+        Some(&reference),
+    )
 }
 
-/// Store an image's config and manifest (over `layers`, already stored)
+/// Store an image's config (over the fields of `base`'s, see
+/// [`config::config_bytes`]) and manifest (over `layers`, already stored)
 /// and name it `name`, or list it unnamed (`<none>`): what `import` and
 /// `commit` end with. Returns the image id.
 fn store_image(
     images: &Images,
-    image_config: &ImageConfig,
+    base: Option<&[u8]>,
+    (image_config, docker): (&ImageConfiguration, &config::DockerConfig),
     layers: Vec<config::Descriptor>,
     name: Option<&Reference>,
 ) -> Result<Digest, Error> {
-    let config_bytes = serde_json::to_vec(image_config).expect("plain data");
+    let config_bytes = config::config_bytes(base, image_config, docker);
     let config_digest = images.cas.put(&config_bytes)?;
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(config::OCI_MANIFEST.into()),
-        config: config::Descriptor {
-            media_type: config::OCI_CONFIG.into(),
-            digest: config_digest.clone(),
-            size: config_bytes.len() as u64,
-            platform: None,
-            annotations: Default::default(),
-        },
+    let manifest = config::manifest(
+        config::descriptor(
+            MediaType::ImageConfig,
+            &config_digest,
+            config_bytes.len() as u64,
+        ),
         layers,
-    };
+    );
+    // Through a `Value`: its keys sorted (oci-spec's annotations are a
+    // HashMap), so the same manifest is the same bytes.
+    let manifest = serde_json::to_value(&manifest).expect("plain data");
     let manifest_digest = images
         .cas
         .put(&serde_json::to_vec(&manifest).expect("plain data"))?;
@@ -370,26 +391,37 @@ pub fn commit(
             return Err(e);
         }
     };
+    let created = rfc3339(now());
     let mut image_config = base.config.clone();
-    image_config.created = Some(rfc3339(now()));
-    image_config.author = opts.author;
-    image_config.config = Some(config);
-    image_config.rootfs.diff_ids.push(diff_id);
-    image_config.history.push(config::History {
-        created: image_config.created.clone(),
-        created_by: Some(opts.created_by),
-        comment: opts.message,
-        empty_layer: false,
-    });
-    let mut layers = base.manifest.layers.clone();
-    layers.push(config::Descriptor {
-        media_type: config::OCI_LAYER.into(),
-        size: images.cas.size(&blob)?,
-        digest: blob,
-        platform: None,
-        annotations: Default::default(),
-    });
-    store_image(&images, &image_config, layers, reference.as_ref())
+    let mut diff_ids = base.diff_ids.clone();
+    diff_ids.push(diff_id);
+    let mut rootfs = config::RootFs::default();
+    rootfs.set_diff_ids(diff_ids.iter().map(Digest::to_string).collect());
+    let mut step = config::History::default();
+    step.set_created(Some(created.clone()))
+        .set_created_by(Some(opts.created_by))
+        .set_comment(opts.message);
+    let mut history = image_config.history().clone().unwrap_or_default();
+    history.push(step);
+    image_config
+        .set_created(Some(created))
+        .set_author(opts.author)
+        .set_config(Some(config.oci))
+        .set_rootfs(rootfs)
+        .set_history(Some(history));
+    let mut layers = base.manifest.layers().clone();
+    layers.push(config::descriptor(
+        MediaType::ImageLayer,
+        &blob,
+        images.cas.size(&blob)?,
+    ));
+    store_image(
+        &images,
+        Some(&base.raw_config),
+        (&image_config, &config.docker),
+        layers,
+        reference.as_ref(),
+    )
 }
 
 /// `containr tag SOURCE TARGET`.
@@ -483,8 +515,8 @@ pub fn list(data_root: &Path) -> Result<Vec<Row>, Error> {
             repository,
             tag,
             id: img.config_digest.clone(),
-            created: img.config.created.clone(),
-            size: img.manifest.layers.iter().map(|l| l.size).sum(),
+            created: img.config.created().clone(),
+            size: img.manifest.layers().iter().map(|l| l.size()).sum(),
         });
     }
     Ok(rows)
@@ -506,21 +538,27 @@ pub fn inspect(data_root: &Path, name: &str) -> Result<serde_json::Value, Error>
         })
         .map(|(k, _)| k.clone())
         .collect();
+    // `Config` as stored: docker's fields (Healthcheck, Shell, ...) too.
+    let run = serde_json::from_slice::<serde_json::Value>(&img.raw_config)
+        .ok()
+        .and_then(|mut v| v.get_mut("config").map(serde_json::Value::take))
+        .filter(|c| !c.is_null())
+        .unwrap_or_else(|| serde_json::json!({}));
     Ok(serde_json::json!({
         "Id": img.config_digest.to_string(),
         "RepoTags": tags,
         "ManifestDigest": img.manifest_digest.to_string(),
-        "Created": img.config.created,
-        "Comment": img.config.history.last().and_then(|h| h.comment.clone()).unwrap_or_default(),
-        "Architecture": img.config.architecture,
-        "Os": img.config.os,
-        "Variant": img.config.variant,
-        "Config": img.config.config.clone().unwrap_or_default(),
+        "Created": img.config.created(),
+        "Comment": img.config.history().iter().flatten().last().and_then(|h| h.comment().clone()).unwrap_or_default(),
+        "Architecture": img.config.architecture(),
+        "Os": img.config.os(),
+        "Variant": img.config.variant(),
+        "Config": run,
         "RootFS": {
-            "Type": img.config.rootfs.kind,
-            "Layers": img.config.rootfs.diff_ids,
+            "Type": img.config.rootfs().typ(),
+            "Layers": img.diff_ids,
         },
-        "Size": img.manifest.layers.iter().map(|l| l.size).sum::<u64>(),
-        "Layers": img.manifest.layers,
+        "Size": img.manifest.layers().iter().map(|l| l.size()).sum::<u64>(),
+        "Layers": img.manifest.layers(),
     }))
 }

@@ -24,7 +24,7 @@ use std::fs::{self, File};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use super::config::{ImageConfig, Manifest};
+use super::config::{self, DockerConfig, ImageConfiguration, ImageManifest};
 use super::{Error, treesum, unpack};
 use crate::cas::{self, Digest};
 use crate::step;
@@ -38,9 +38,17 @@ pub struct Images {
 /// An image: its manifest and config, as stored.
 pub struct Image {
     pub manifest_digest: Digest,
-    pub manifest: Manifest,
+    pub manifest: ImageManifest,
     pub config_digest: Digest,
-    pub config: ImageConfig,
+    pub config: ImageConfiguration,
+    /// The config's docker-only fields.
+    pub docker: DockerConfig,
+    /// The config's bytes, as stored (what a commit derives from).
+    pub raw_config: Vec<u8>,
+    /// The layers' blobs, bottom first.
+    pub layers: Vec<Digest>,
+    /// The layers' diff-ids (their snapshots), bottom first.
+    pub diff_ids: Vec<Digest>,
 }
 
 /// The exclusive lock on the index, released when dropped.
@@ -130,19 +138,26 @@ impl Images {
 
     /// The image a manifest digest names.
     pub fn load(&self, manifest_digest: &Digest) -> Result<Image, Error> {
-        let manifest: Manifest = parse_json(
+        let manifest: ImageManifest = parse_json(
             &self.cas.read(manifest_digest)?,
             &format!("manifest {manifest_digest}"),
         )?;
-        let config_digest = manifest.config.digest.clone();
-        let config: ImageConfig = parse_json(
-            &self.cas.read(&config_digest)?,
-            &format!("image config {config_digest}"),
-        )?;
-        if config.rootfs.diff_ids.len() != manifest.layers.len() {
+        let config_digest = config::digest_of(manifest.config())?;
+        let what = format!("image config {config_digest}");
+        let raw_config = self.cas.read(&config_digest)?;
+        let config: ImageConfiguration = parse_json(&raw_config, &what)?;
+        let docker =
+            config::docker_config(&raw_config).map_err(|source| Error::Json { what, source })?;
+        let layers = manifest
+            .layers()
+            .iter()
+            .map(config::digest_of)
+            .collect::<Result<Vec<_>, _>>()?;
+        let diff_ids = config::diff_ids(&config)?;
+        if diff_ids.len() != layers.len() {
             return Err(Error::LayerCount {
-                layers: manifest.layers.len(),
-                diff_ids: config.rootfs.diff_ids.len(),
+                layers: layers.len(),
+                diff_ids: diff_ids.len(),
             });
         }
         Ok(Image {
@@ -150,6 +165,10 @@ impl Images {
             manifest,
             config_digest,
             config,
+            docker,
+            raw_config,
+            layers,
+            diff_ids,
         })
     }
 
@@ -161,8 +180,8 @@ impl Images {
             let img = self.load(d)?;
             blobs.insert(img.manifest_digest.clone());
             blobs.insert(img.config_digest.clone());
-            blobs.extend(img.manifest.layers.iter().map(|l| l.digest.clone()));
-            snapshots.extend(img.config.rootfs.diff_ids.iter().cloned());
+            blobs.extend(img.layers.iter().cloned());
+            snapshots.extend(img.diff_ids.iter().cloned());
         }
         Ok((blobs, snapshots))
     }
@@ -329,11 +348,10 @@ impl Images {
     /// bytes free); the snapshot directories, bottom layer first.
     pub fn snapshots(&self, image: &Image, reserve: u64) -> Result<Vec<PathBuf>, Error> {
         image
-            .manifest
             .layers
             .iter()
-            .zip(&image.config.rootfs.diff_ids)
-            .map(|(layer, diff_id)| self.ensure_snapshot(&layer.digest, diff_id, reserve))
+            .zip(&image.diff_ids)
+            .map(|(layer, diff_id)| self.ensure_snapshot(layer, diff_id, reserve))
             .collect()
     }
 }
@@ -407,8 +425,12 @@ pub fn short(d: &Digest) -> String {
     d.hex()[..12].to_string()
 }
 
-pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error> {
-    serde_json::from_slice(bytes).map_err(|source| Error::Json {
+/// An index, manifest or config (see [`config::parse`]).
+pub fn parse_json<T: serde::de::DeserializeOwned + config::Digests>(
+    bytes: &[u8],
+    what: &str,
+) -> Result<T, Error> {
+    config::parse(bytes).map_err(|source| Error::Json {
         what: what.to_string(),
         source,
     })

@@ -147,8 +147,9 @@ impl Mode {
     }
 }
 
-/// The network flags of `containr run`, as given.
-#[derive(Debug, Clone, Default)]
+/// The network flags of `containr run`, as given (kept in a container's
+/// record, to plan its network again when it is started again).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Options {
     pub mode: Option<String>,
     pub publish: Vec<String>,

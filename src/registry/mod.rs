@@ -22,7 +22,9 @@ use limits::{CONFIG_LIMIT, Limits, MANIFEST_LIMIT, MAX_LAYERS, Meter, Stop};
 use progress::Progress;
 
 use crate::cas::{self, Digest, Expected};
-use crate::image::config::{self, Descriptor, ImageConfig, Index, Kind, Manifest, Platform};
+use crate::image::config::{
+    self, Descriptor, ImageConfiguration, ImageIndex, ImageManifest, Kind, MediaType, Platform,
+};
 use crate::image::reference::Reference;
 use crate::image::{self, Images, short};
 use crate::step;
@@ -212,17 +214,18 @@ fn pull_into(
     let manifest_bytes = match classify(&what, &bytes, ctype.as_deref())? {
         Kind::Manifest => bytes,
         Kind::Index => {
-            let index: Index = parse(&what, &bytes)?;
+            let index: ImageIndex = parse(&what, &bytes)?;
             let desc = config::select_platform(&index, want).ok_or_else(|| Error::NoPlatform {
                 reference: what.clone(),
                 want: platform_string(want),
                 available: index
-                    .manifests
+                    .manifests()
                     .iter()
-                    .filter_map(|d| d.platform.as_ref().map(platform_string))
+                    .filter_map(|d| d.platform().as_ref().map(platform_string))
                     .collect::<Vec<_>>()
                     .join(", "),
             })?;
+            let desc = Blob::of(desc)?;
             step!(
                 "index: {} -> manifest {}",
                 platform_string(want),
@@ -247,36 +250,43 @@ fn pull_into(
             b
         }
     };
-    let manifest: Manifest = parse(&what, &manifest_bytes)?;
+    let manifest: ImageManifest = parse(&what, &manifest_bytes)?;
     if let Some(bad) = manifest
-        .layers
+        .layers()
         .iter()
-        .find(|l| !config::is_layer(&l.media_type))
+        .find(|l| !config::is_layer(l.media_type()))
     {
         return Err(Error::BadManifest {
             what,
             reason: format!(
                 "layer {} has unsupported media type {:?}",
-                bad.digest, bad.media_type
+                bad.digest(),
+                bad.media_type().to_string()
             ),
         });
     }
     // What the manifest declares is judged before anything is fetched.
-    if manifest.layers.len() > MAX_LAYERS {
+    if manifest.layers().len() > MAX_LAYERS {
         return Err(Error::TooManyLayers {
             what,
-            layers: manifest.layers.len(),
+            layers: manifest.layers().len(),
         });
     }
-    if manifest.config.size > CONFIG_LIMIT {
+    let config_blob = Blob::of(manifest.config())?;
+    if config_blob.size > CONFIG_LIMIT {
         return Err(Error::TooLarge {
-            what: format!("image config {}", manifest.config.digest),
-            size: Some(manifest.config.size),
+            what: format!("image config {}", config_blob.digest),
+            size: Some(config_blob.size),
             limit: CONFIG_LIMIT,
         });
     }
-    let missing: u64 = std::iter::once(&manifest.config)
-        .chain(&manifest.layers)
+    let layers = manifest
+        .layers()
+        .iter()
+        .map(Blob::of)
+        .collect::<Result<Vec<_>, _>>()?;
+    let missing: u64 = std::iter::once(&config_blob)
+        .chain(&layers)
         .filter(|d| !images.cas.contains(&d.digest))
         .fold(0u64, |sum, d| sum.saturating_add(d.size));
     check_room(images, limits, &what, missing)?;
@@ -285,28 +295,24 @@ fn pull_into(
         reference.manifest_ref(),
         reference.repository()
     ));
-    download(&client, images, &manifest.config, None, stored, limits)?;
-    let image_config: ImageConfig = parse(
-        &format!("image config {}", manifest.config.digest),
-        &images.cas.read(&manifest.config.digest)?,
-    )?;
-    let diff_ids = &image_config.rootfs.diff_ids;
-    if diff_ids.len() != manifest.layers.len() {
+    download(&client, images, &config_blob, None, stored, limits)?;
+    let what_config = format!("image config {}", config_blob.digest);
+    let config_bytes = images.cas.read(&config_blob.digest)?;
+    let image_config: ImageConfiguration = parse(&what_config, &config_bytes)?;
+    // Its docker fields are read when it runs: refused now, as a load does.
+    config::docker_config(&config_bytes).map_err(|e| Error::BadManifest {
+        what: what_config,
+        reason: format!("invalid: {e}"),
+    })?;
+    let diff_ids = &config::diff_ids(&image_config)?;
+    if diff_ids.len() != layers.len() {
         return Err(image::Error::LayerCount {
-            layers: manifest.layers.len(),
+            layers: layers.len(),
             diff_ids: diff_ids.len(),
         }
         .into());
     }
-    fetch_layers(
-        &client,
-        images,
-        &manifest.layers,
-        diff_ids,
-        progress,
-        opts,
-        stored,
-    )?;
+    fetch_layers(&client, images, &layers, diff_ids, progress, opts, stored)?;
     let manifest_digest = images.cas.put(&manifest_bytes)?;
     stored
         .blobs
@@ -323,12 +329,27 @@ fn pull_into(
     Ok(Pulled {
         name: key,
         manifest: manifest_digest,
-        id: manifest.config.digest,
+        id: config_blob.digest,
     })
 }
 
+/// A blob a manifest or index names, in the store's terms.
+struct Blob {
+    digest: Digest,
+    size: u64,
+}
+
+impl Blob {
+    fn of(d: &Descriptor) -> Result<Blob, Error> {
+        Ok(Blob {
+            digest: config::digest_of(d)?,
+            size: d.size(),
+        })
+    }
+}
+
 fn platform_string(p: &Platform) -> String {
-    p.to_string()
+    config::platform_string(p)
 }
 
 fn check_digest(what: &str, want: &Digest, bytes: &[u8]) -> Result<(), Error> {
@@ -343,8 +364,11 @@ fn check_digest(what: &str, want: &Digest, bytes: &[u8]) -> Result<(), Error> {
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, Error> {
-    serde_json::from_slice(bytes).map_err(|e| Error::BadManifest {
+fn parse<T: serde::de::DeserializeOwned + config::Digests>(
+    what: &str,
+    bytes: &[u8],
+) -> Result<T, Error> {
+    config::parse(bytes).map_err(|e| Error::BadManifest {
         what: what.to_string(),
         reason: format!("invalid: {e}"),
     })
@@ -362,7 +386,7 @@ fn classify(what: &str, bytes: &[u8], content_type: Option<&str>) -> Result<Kind
         .and_then(|m| m.as_str())
         .or(content_type.filter(|c| *c != "application/json" && !c.is_empty()));
     match declared {
-        Some(mt) => config::kind_of(mt).ok_or_else(|| Error::BadManifest {
+        Some(mt) => config::kind_of(&MediaType::from(mt)).ok_or_else(|| Error::BadManifest {
             what: what.to_string(),
             reason: format!("unsupported manifest media type {mt:?}"),
         }),
@@ -381,7 +405,7 @@ fn classify(what: &str, bytes: &[u8], content_type: Option<&str>) -> Result<Kind
 fn fetch_layers(
     client: &Client,
     images: &Images,
-    layers: &[Descriptor],
+    layers: &[Blob],
     diff_ids: &[Digest],
     progress: &dyn Progress,
     opts: &PullOptions,
@@ -446,7 +470,7 @@ fn fetch_layers(
 fn download_layer<'p>(
     client: &Client,
     images: &Images,
-    layer: &Descriptor,
+    layer: &Blob,
     diff_id: &Digest,
     progress: &'p dyn Progress,
     stored: &Stored,
@@ -465,7 +489,7 @@ fn download_layer<'p>(
 
 fn unpack_layer(
     images: &Images,
-    layer: &Descriptor,
+    layer: &Blob,
     diff_id: &Digest,
     bar: &progress::Layer<'_>,
     stored: &Stored,
@@ -508,7 +532,7 @@ fn check_room(images: &Images, limits: &Limits, what: &str, size: u64) -> Result
 fn download(
     client: &Client,
     images: &Images,
-    desc: &Descriptor,
+    desc: &Blob,
     bar: Option<&progress::Layer<'_>>,
     stored: &Stored,
     limits: &Limits,
@@ -572,7 +596,7 @@ fn download(
 fn fetch(
     client: &Client,
     images: &Images,
-    desc: &Descriptor,
+    desc: &Blob,
     w: &mut cas::BlobWriter,
     bar: Option<&progress::Layer>,
     limits: &Limits,
@@ -704,11 +728,11 @@ pub fn for_run(
     }
     let wrong = |img: &image::RunImage| {
         want.as_ref()
-            .filter(|w| !img.platform.matches(w))
+            .filter(|w| !config::matches(&img.platform, w))
             .map(|w| Error::WrongPlatform {
                 name: name.to_string(),
-                want: w.to_string(),
-                actual: img.platform.to_string(),
+                want: platform_string(w),
+                actual: platform_string(&img.platform),
             })
     };
     let img = match image::for_run(data_root, name, opts.limits.disk_reserve) {

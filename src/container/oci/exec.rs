@@ -158,7 +158,7 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32, Error> {
                 }
             }
             Ok(Some((Message::Failed { code, message }, _))) => {
-                break Some(Error::InContainer { code, message });
+                break Some(Error::in_container(code, message));
             }
             // End of file: the process exec'd (or died).
             Ok(None) => break None,
@@ -307,7 +307,7 @@ fn join(config: &ExecConfig, channel: &Channel) -> Result<(), Error> {
             .send(&Message::ExecPid(pid))
             .map_err(Error::sys("reporting the process")),
         Err(JoinError::Gone) => Err(Error::ExitedBeforeStart),
-        Err(JoinError::Sys { what, source }) => Err(Error::Sys { what, source }),
+        Err(JoinError::Sys { what, source }) => Err(Error::sys(what)(source)),
     }
 }
 

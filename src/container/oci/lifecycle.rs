@@ -252,7 +252,7 @@ fn create_inner(root: &Root, opts: &CreateOptions) -> Result<Record, Error> {
             }
             Ok(Some((Message::Started { .. }, _))) => break,
             Ok(Some((Message::Failed { code, message }, _))) => {
-                return Err(Error::InContainer { code, message });
+                return Err(Error::in_container(code, message));
             }
             _ => return Err(Error::InitDied(status_of(pid))),
         }

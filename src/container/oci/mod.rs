@@ -91,48 +91,55 @@ pub enum Error {
     InitDied(i32),
     #[error("the container's process exited before start")]
     ExitedBeforeStart,
-    /// Reported by the container's init, already worded on its side.
-    #[error("{message}")]
-    InContainer { code: i32, message: String },
+    /// What the runtime shares with `containr run`: the primitives'
+    /// errors, the process's (`exec`), the init's report, I/O; worded as
+    /// there.
     #[error(transparent)]
-    Namespace(#[from] crate::namespace::Error),
-    #[error(transparent)]
-    Cgroup(#[from] crate::cgroup::Error),
-    #[error(transparent)]
-    Rootfs(#[from] crate::rootfs::Error),
-    #[error(transparent)]
-    Security(#[from] crate::security::Error),
-    #[error(transparent)]
-    Exec(#[from] super::exec::Error),
-    #[error(transparent)]
-    Io(#[from] crate::util::PathIo),
-    #[error("{what}: {source}")]
-    Sys {
-        what: &'static str,
-        source: std::io::Error,
-    },
+    Runtime(#[from] super::Error),
 }
+
+/// The primitives' errors (and the others `Runtime` wraps) convert with `?`
+/// as they do into `container::Error`.
+macro_rules! via_runtime {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Error {
+                Error::Runtime(e.into())
+            }
+        }
+    )*};
+}
+via_runtime!(
+    crate::namespace::Error,
+    crate::cgroup::Error,
+    crate::rootfs::Error,
+    crate::security::Error,
+    super::exec::Error,
+    crate::util::PathIo
+);
 
 impl Error {
     /// The status a failed process start ends with: 126/127 when the
     /// program cannot run, 1 otherwise (runc's status for its own errors).
     pub fn status(&self) -> i32 {
         match self {
-            Error::Exec(e) => e.exit_code(),
-            Error::InContainer { code, .. } => *code,
+            Error::Runtime(super::Error::Exec(e)) => e.exit_code(),
+            Error::Runtime(super::Error::InContainer { code, .. }) => *code,
             _ => 1,
         }
     }
 
+    /// The init's report of why the container's process did not start.
+    pub(crate) fn in_container(code: i32, message: String) -> Error {
+        Error::Runtime(super::Error::InContainer { code, message })
+    }
+
     pub(crate) fn sys(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
-        move |source| Error::Sys { what, source }
+        move |source| Error::Runtime(super::Error::sys(what)(source))
     }
 
     pub(crate) fn sys_nix(what: &'static str) -> impl FnOnce(nix::Error) -> Error {
-        move |e| Error::Sys {
-            what,
-            source: e.into(),
-        }
+        move |e| Error::Runtime(super::Error::sys_nix(what)(e))
     }
 
     pub(crate) fn unsupported(field: &str, why: impl Into<String>) -> Error {

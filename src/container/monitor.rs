@@ -1,0 +1,808 @@
+//! The monitor: what keeps a detached container (`run -d`) company after
+//! `containr` has returned, as conmon does for podman.
+//!
+//! `containr run -d` forks it before anything else is done; the monitor
+//! checks and resolves the request ([`prepare`](super::prepare)), leaves
+//! the command line's session (`setsid`), creates and starts the container
+//! with its stdout and stderr on pipes of its own, and tells the command
+//! line over a pipe whether the container runs (its id) or why not (the
+//! message and status `run` exits with). From then on it is a process of
+//! its own, with `/dev/null` for stdio:
+//!
+//! - it is the parent (and a child subreaper) of the container's init, and
+//!   the owner of its record: if it is SIGKILLed, the init dies of its
+//!   parent-death signal and the next command settles the record as a
+//!   killed `containr run`'s (`Exited (137)`, cgroup, network and `--rm`
+//!   layer reclaimed);
+//! - it writes what the container prints to its log ([`logs`](super::logs)),
+//!   and holds the pty of `-t` containers;
+//! - it passes the signals it gets on to the container, collects its exit
+//!   status, applies the restart policy, and runs `delete`.
+//!
+//! One thread, no allocation while the container is quiet; its memory is
+//! what the fork inherited, trimmed (`malloc_trim`) once the container
+//! runs.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid};
+use serde::{Deserialize, Serialize};
+
+use super::attach::Hub;
+use super::init::status_code;
+use super::logs::{Driver, LogConfig, LogWriter, Stream};
+use super::run::{Created, LifeFlags, RunOptions, Started};
+use super::state::{Life, RestartPolicy, Status, now_ns};
+use super::{Error, create, delete, prepare, start};
+use crate::explain::Reporting;
+use crate::registry::PullOptions;
+use crate::step;
+
+/// What the monitor tells `containr run -d`.
+#[derive(Debug, Serialize, Deserialize)]
+enum Report {
+    Running { id: String },
+    Failed { code: i32, message: String },
+}
+
+/// Check `--restart`, `--log-driver`, `--log-opt`, `--stop-signal` and
+/// `--stop-timeout` (the image's `StopSignal` if no `--stop-signal`): what
+/// the record keeps of them, and the log's configuration.
+pub fn life(
+    flags: &LifeFlags,
+    detach: bool,
+    rm: bool,
+    image_stop_signal: Option<&str>,
+) -> Result<(Life, LogConfig), Error> {
+    let restart = match flags.restart.as_deref() {
+        Some(s) => parse_restart(s)?,
+        None => RestartPolicy::No,
+    };
+    if restart != RestartPolicy::No && rm {
+        return Err(Error::RestartAndRm);
+    }
+    if restart != RestartPolicy::No && !detach {
+        return Err(Error::RestartNeedsDetach);
+    }
+    let log = LogConfig::parse(flags.log_driver.as_deref(), &flags.log_opts)?;
+    let stop_signal = flags.stop_signal.as_deref().or(image_stop_signal);
+    if let Some(s) = stop_signal {
+        parse_signal(s)?;
+    }
+    let life = Life {
+        restart,
+        log_driver: detach.then(|| match log.driver {
+            Driver::JsonFile => "json-file".to_string(),
+            Driver::None => "none".to_string(),
+        }),
+        stop_signal: stop_signal.map(str::to_string),
+        stop_timeout: flags.stop_timeout,
+        log_opts: flags.log_opts.clone(),
+        ..Life::default()
+    };
+    Ok((life, log))
+}
+
+/// `no`, `always`, `unless-stopped`, `on-failure[:N]`.
+pub fn parse_restart(s: &str) -> Result<RestartPolicy, Error> {
+    let bad = || Error::BadRestart(s.to_string());
+    Ok(match s.split_once(':') {
+        None => match s {
+            "no" => RestartPolicy::No,
+            "always" => RestartPolicy::Always,
+            "unless-stopped" => RestartPolicy::UnlessStopped,
+            "on-failure" => RestartPolicy::OnFailure { max: 0 },
+            _ => return Err(bad()),
+        },
+        Some(("on-failure", n)) => RestartPolicy::OnFailure {
+            max: n.parse().map_err(|_| bad())?,
+        },
+        Some(_) => return Err(bad()),
+    })
+}
+
+/// A signal by name (`TERM`, `SIGTERM`, any case) or number.
+pub fn parse_signal(s: &str) -> Result<i32, Error> {
+    super::oci::lifecycle::parse_signal(s).map_err(|_| Error::BadSignal(s.to_string()))
+}
+
+/// `containr run -d`: start the container under a monitor of its own; its
+/// id once it runs, or why it does not.
+pub fn run_detached(
+    opts: &RunOptions,
+    root: &Path,
+    reporting: &Reporting,
+    pull: &PullOptions,
+) -> Result<String, Error> {
+    fork_monitor(|report| monitor(opts, root, reporting, pull, report))
+}
+
+/// `containr start` of a created or exited container: a new monitor makes
+/// it again from its record and starts it; its id once it runs.
+pub fn start_detached(root: &Path, name: &str) -> Result<String, Error> {
+    let data = super::state::DataRoot::open(root)?;
+    let state = data.lookup(name)?;
+    if state.is_live() && state.status != Status::Created {
+        return Ok(state.id);
+    }
+    super::state::clear_stopped(&state.dir());
+    fork_monitor(|report| {
+        let send = |code: i32, message: String| {
+            let r = Report::Failed { code, message };
+            let _ = (&report).write_all(&serde_json::to_vec(&r).expect("plain data"));
+        };
+        let record = match data.adopt(&state.id) {
+            Ok(r) => r,
+            Err(e) => {
+                send(125, Error::from(e).to_string());
+                return 125;
+            }
+        };
+        let mut record = record;
+        if record.state().life.log_driver.is_none() {
+            // Run attached before: from now on its monitor logs it.
+            let _ = record.update(|s| s.life.log_driver = Some("json-file".into()));
+        }
+        let life = &record.state().life;
+        let log_config = match LogConfig::parse(life.log_driver.as_deref(), &life.log_opts) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = record.finish(125);
+                send(125, e.to_string());
+                return 125;
+            }
+        };
+        let (tty, interactive) =
+            (record.state().config.as_ref()).map_or((false, false), |c| (c.tty, c.interactive));
+        let _ = nix::unistd::setsid();
+        // SAFETY: prctl with integer arguments only.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        let io = match Stdio::before_create(tty, interactive, &log_config) {
+            Ok(io) => io,
+            Err(e) => {
+                let _ = record.finish(125);
+                send(125, e.to_string());
+                return 125;
+            }
+        };
+        let created = super::run::revive(record, root);
+        io.detach_self();
+        match created {
+            Ok(c) => supervise_all(c, io, tty, interactive, &log_config, report),
+            Err(e) => {
+                send(e.status(), e.to_string());
+                125
+            }
+        }
+    })
+}
+
+/// Fork a monitor running `body` (which reports on the pipe it is given);
+/// the container's id once the monitor says it runs, or why not.
+fn fork_monitor(body: impl FnOnce(std::fs::File) -> i32) -> Result<String, Error> {
+    let (rx, tx) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(Error::sys_nix("pipe"))?;
+    step!("fork(): the container's monitor, which outlives this command");
+    // SAFETY: containr is single-threaded here (a pull runs its threads
+    // later, in the child), so the child may allocate and take locks.
+    match unsafe { nix::unistd::fork() }.map_err(Error::sys_nix("fork"))? {
+        ForkResult::Child => {
+            drop(rx);
+            close_inherited(tx.as_raw_fd());
+            let code = body(std::fs::File::from(tx));
+            // SAFETY: _exit skips the atexit handlers and buffers that
+            // belong to the command line this process was forked from.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => {
+            drop(tx);
+            let mut buf = Vec::new();
+            let _ = std::fs::File::from(rx).read_to_end(&mut buf);
+            match serde_json::from_slice(&buf) {
+                // Running: the monitor is on its own now (reparented when
+                // we exit), not waited for.
+                Ok(Report::Running { id }) => Ok(id),
+                Ok(Report::Failed { code, message }) => {
+                    let _ = waitpid(child, None);
+                    Err(Error::InContainer { code, message })
+                }
+                Err(_) => {
+                    let status = status_code(waitpid(child, None).ok());
+                    Err(Error::InContainer {
+                        code: 125,
+                        message: format!("the container's monitor ended with status {status}"),
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// Close every descriptor the command line inherited but stdio and
+/// `keep`: the monitor outlives its caller, and must not hold a pipe the
+/// caller's caller waits to see closed.
+fn close_inherited(keep: i32) {
+    // SAFETY: close_range with integer arguments; nothing in this fresh
+    // child owns those descriptors but the ones we keep.
+    unsafe {
+        if keep > 3 {
+            libc::syscall(libc::SYS_close_range, 3u32, (keep - 1) as u32, 0u32);
+        }
+        libc::syscall(libc::SYS_close_range, (keep + 1) as u32, u32::MAX, 0u32);
+    }
+}
+
+/// The monitor's life; its exit status.
+fn monitor(
+    opts: &RunOptions,
+    root: &Path,
+    reporting: &Reporting,
+    pull: &PullOptions,
+    report: std::fs::File,
+) -> i32 {
+    let send = |r: Report| {
+        let _ = (&report).write_all(&serde_json::to_vec(&r).expect("plain data"));
+    };
+    let failed = |e: &Error| Report::Failed {
+        code: e.status(),
+        message: e.to_string(),
+    };
+    // A pull shows its progress on the user's terminal, and Ctrl-C during
+    // it ends the monitor with the command line: setsid only after.
+    let prepared = match prepare(opts, root, pull) {
+        Ok(p) => p,
+        Err(e) => {
+            send(failed(&e));
+            return 125;
+        }
+    };
+    step!(
+        "setsid() + prctl(PR_SET_CHILD_SUBREAPER): the monitor leaves the terminal's session and will reap the container's init"
+    );
+    let _ = nix::unistd::setsid();
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let log_config = prepared.log.clone();
+    let io = match Stdio::before_create(opts.tty, opts.interactive, &log_config) {
+        Ok(io) => io,
+        Err(e) => {
+            send(failed(&e));
+            return 125;
+        }
+    };
+    let created = create(prepared, root, reporting);
+    // The init has its stdio now; ours no longer holds the user's terminal
+    // (nor `$(containr run -d …)`'s pipe) open.
+    io.detach_self();
+    let created = match created {
+        Ok(c) => c,
+        Err(e) => {
+            send(failed(&e));
+            return 125;
+        }
+    };
+    supervise_all(created, io, opts.tty, opts.interactive, &log_config, report)
+}
+
+/// From a container made (its init waiting for its configuration) to its
+/// end: start it, say so on `report`, log it, apply its restart policy,
+/// delete it. The monitor's exit status.
+fn supervise_all(
+    mut created: Created,
+    io: Stdio,
+    tty: bool,
+    interactive: bool,
+    log_config: &LogConfig,
+    report: std::fs::File,
+) -> i32 {
+    let send = |r: Report| {
+        let _ = (&report).write_all(&serde_json::to_vec(&r).expect("plain data"));
+    };
+    let failed = |e: &Error| Report::Failed {
+        code: e.status(),
+        message: e.to_string(),
+    };
+    let mut log = match log_config.driver {
+        Driver::None => None,
+        Driver::JsonFile => match open_log(&mut created, log_config) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                drop(created);
+                send(failed(&e));
+                return 125;
+            }
+        },
+    };
+    let master = match start(&mut created) {
+        Ok(Started::Running {
+            master,
+            failure: None,
+        }) => master,
+        Ok(Started::Running {
+            master,
+            failure: Some(e),
+        }) => {
+            // The init reported why the command cannot run, and exits.
+            drop(master);
+            let _ = waitpid(created.init_pid(), None);
+            drop(created);
+            send(failed(&e));
+            return e.status();
+        }
+        Ok(Started::Exited(status)) => {
+            drop(created);
+            send(Report::Failed {
+                code: status,
+                message: format!(
+                    "the container's init exited with status {status} before it started"
+                ),
+            });
+            return status;
+        }
+        Err(e) => {
+            drop(created);
+            send(failed(&e));
+            return 125;
+        }
+    };
+    // Where `attach` connects; a container runs without it if need be.
+    let mut hub = (created.record_mut().dir().ok()).and_then(|d| Hub::listen(&d).ok());
+    mark_running(&mut created);
+    send(Report::Running {
+        id: created.id().to_string(),
+    });
+    drop(report);
+    // What the fork inherited and the setup used, given back.
+    shed_memory();
+    let mut master = master;
+    let mut io = io;
+    let mut backoff = Backoff::default();
+    loop {
+        let started = Instant::now();
+        let status = supervise(&created, master.take(), &io, log.as_mut(), hub.as_mut());
+        if let Some(log) = &mut log {
+            log.finish();
+        }
+        let state = created.record_mut().state().clone();
+        let stopped = super::state::was_stopped(&state.dir());
+        if !should_restart(
+            state.life.restart,
+            status,
+            state.life.restart_count,
+            stopped,
+        ) {
+            return match delete(created, status) {
+                Ok(_) => 0,
+                Err(_) => 125,
+            };
+        }
+        let delay = backoff.next(started.elapsed());
+        let _ = created.record_mut().update(|s| {
+            s.status = Status::Restarting;
+            s.exit_code = Some(status);
+            s.finished = Some(crate::util::now());
+            s.life.finished_ns = Some(now_ns());
+            s.life.restart_count += 1;
+        });
+        // A stop during the back-off is a stop.
+        if wait_until(delay, || super::state::was_stopped(&state.dir())) {
+            return match delete(created, status) {
+                Ok(_) => 0,
+                Err(_) => 125,
+            };
+        }
+        io = match Stdio::before_create(tty, interactive, log_config) {
+            Ok(io) => io,
+            Err(_) => return 125,
+        };
+        let again = super::run::recreate(created, status);
+        io.detach_self();
+        created = match again {
+            Ok(c) => c,
+            Err(_) => return 125,
+        };
+        match start(&mut created) {
+            Ok(Started::Running {
+                master: m,
+                failure: None,
+            }) => {
+                mark_running(&mut created);
+                master = m;
+                // A stop that came while it was being made again (it saw
+                // no init to signal) ends this run at once.
+                if super::state::was_stopped(&state.dir()) {
+                    let _ = kill(created.init_pid(), Signal::SIGKILL);
+                }
+            }
+            // It could not start this time: that is an exit, for the
+            // policy to judge; the init's status is collected as usual.
+            Ok(Started::Running {
+                failure: Some(e), ..
+            }) => {
+                let _ = created
+                    .record_mut()
+                    .update(|s| s.life.error = Some(e.to_string()));
+            }
+            Ok(Started::Exited(_)) | Err(_) => {}
+        }
+        shed_memory();
+    }
+}
+
+/// Give back what the monitor used to set the container up and will not
+/// touch again while it waits: free heap (`malloc_trim`), the stack below
+/// where it now runs, and the pages of the binary and libraries it read
+/// (read-only file mappings without a private copy: dropping them costs a
+/// re-read from the page cache if ever touched again). What stays is the
+/// loop's own working set.
+fn shed_memory() {
+    // SAFETY: malloc_trim only returns free memory to the kernel.
+    unsafe { libc::malloc_trim(0) };
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        return;
+    };
+    let here = 0u8;
+    // Below the loop's frames, with 16 KiB to spare: pages it touches
+    // again there come back zeroed, which is all a fresh frame needs.
+    let keep_below = (std::ptr::addr_of!(here) as usize).saturating_sub(16 << 10) & !4095;
+    let mut vmas: Vec<(usize, usize, bool, bool)> = Vec::new();
+    for line in smaps.lines() {
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or("");
+        if let Some((a, b)) = first.split_once('-')
+            && let (Ok(start), Ok(end)) =
+                (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+        {
+            let perms = words.next().unwrap_or("");
+            let path = words.nth(3).unwrap_or("");
+            let file_ro = path.starts_with('/') && !perms.contains('w');
+            vmas.push((start, end, file_ro, path == "[stack]"));
+        } else if first == "Anonymous:"
+            && words.next().is_some_and(|kb| kb != "0")
+            && let Some(v) = vmas.last_mut()
+        {
+            // Private copies (relocations): dropping them would undo them.
+            v.2 = false;
+        }
+    }
+    for (start, end, file_ro, stack) in vmas {
+        let range = if stack {
+            (start, keep_below.min(end))
+        } else if file_ro {
+            (start, end)
+        } else {
+            continue;
+        };
+        if range.1 > range.0 {
+            // SAFETY: the stack range lies below every live frame, and a
+            // read-only file mapping without private pages is refilled
+            // from its file, unchanged, if touched again.
+            unsafe {
+                libc::madvise(
+                    range.0 as *mut libc::c_void,
+                    range.1 - range.0,
+                    libc::MADV_DONTNEED,
+                )
+            };
+        }
+    }
+}
+
+/// The record says the container runs, since now.
+fn mark_running(created: &mut Created) {
+    let _ = created.record_mut().update(|s| {
+        s.life.started_ns = Some(now_ns());
+        s.status = Status::Running;
+    });
+}
+
+/// Whether `policy` restarts a container that exited with `status`, after
+/// `count` restarts, `stopped` by the user or not (docker's rules).
+fn should_restart(policy: RestartPolicy, status: i32, count: u32, stopped: bool) -> bool {
+    if stopped {
+        return false;
+    }
+    match policy {
+        RestartPolicy::No => false,
+        RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
+        RestartPolicy::OnFailure { max } => status != 0 && (max == 0 || count < max),
+    }
+}
+
+/// Docker's restart back-off: 100 ms, doubled at each restart (at most a
+/// minute), back to 100 ms once a run lasted 10 s.
+#[derive(Debug, Default)]
+struct Backoff {
+    last: Option<Duration>,
+}
+
+impl Backoff {
+    fn next(&mut self, ran: Duration) -> Duration {
+        let delay = match self.last {
+            Some(d) if ran < Duration::from_secs(10) => (d * 2).min(Duration::from_secs(60)),
+            _ => Duration::from_millis(100),
+        };
+        self.last = Some(delay);
+        delay
+    }
+}
+
+/// The container's log, in its directory.
+fn open_log(created: &mut Created, config: &LogConfig) -> Result<LogWriter, Error> {
+    let dir = created.record_mut().dir()?;
+    Ok(LogWriter::open(
+        super::logs::path(&dir, created.id()),
+        config.clone(),
+    )?)
+}
+
+/// The container's stdio, as the monitor makes it.
+struct Stdio {
+    /// Read ends of the pipes on the container's stdout and stderr.
+    out: Option<OwnedFd>,
+    err: Option<OwnedFd>,
+    /// `-i` without `-t`: the write end of the container's stdin, held
+    /// open so it does not read end-of-file, written by `attach`.
+    stdin: Option<OwnedFd>,
+    null: OwnedFd,
+}
+
+impl Stdio {
+    /// Put on our fds 0, 1 and 2 what the init (and so the command, but
+    /// with `-t`) inherits: pipes to the log, or `/dev/null`.
+    fn before_create(tty: bool, interactive: bool, log: &LogConfig) -> Result<Stdio, Error> {
+        let null: OwnedFd = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .map_err(Error::sys("/dev/null"))?
+            .into();
+        let pipe =
+            || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(Error::sys_nix("pipe"));
+        let dup = |from: BorrowedFd<'_>, to: i32| {
+            // SAFETY: dup2 onto a standard descriptor, which we own.
+            if unsafe { libc::dup2(from.as_raw_fd(), to) } < 0 {
+                return Err(Error::sys("dup2")(std::io::Error::last_os_error()));
+            }
+            Ok(())
+        };
+        let mut io = Stdio {
+            out: None,
+            err: None,
+            stdin: None,
+            null,
+        };
+        if interactive && !tty {
+            let (r, w) = pipe()?;
+            dup(r.as_fd(), 0)?;
+            io.stdin = Some(w);
+        } else {
+            dup(io.null.as_fd(), 0)?;
+        }
+        if tty || log.driver == Driver::None {
+            dup(io.null.as_fd(), 1)?;
+            dup(io.null.as_fd(), 2)?;
+            return Ok(io);
+        }
+        step!(
+            "pipe2() twice, dup2() onto fds 1 and 2: the container's stdout and stderr go to the monitor, which logs them"
+        );
+        for (fd, slot) in [(1, &mut io.out), (2, &mut io.err)] {
+            let (r, w) = pipe()?;
+            // A burst is absorbed while the monitor writes the last one.
+            // SAFETY: fcntl with integer arguments only.
+            unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+            dup(w.as_fd(), fd)?;
+            *slot = Some(r);
+        }
+        Ok(io)
+    }
+
+    /// The init has inherited its stdio: ours becomes `/dev/null`.
+    fn detach_self(&self) {
+        for fd in 0..3 {
+            // SAFETY: dup2 onto a standard descriptor, which we own.
+            unsafe { libc::dup2(self.null.as_raw_fd(), fd) };
+        }
+    }
+}
+
+/// Until the init exits: log what the container writes, pass signals on.
+/// Its status.
+fn supervise(
+    created: &Created,
+    master: Option<OwnedFd>,
+    io: &Stdio,
+    mut log: Option<&mut LogWriter>,
+    mut hub: Option<&mut Hub>,
+) -> i32 {
+    let init = created.init_pid();
+    // (fd, stream): the pty is the container's stdout, as docker logs it.
+    let mut sources: Vec<(BorrowedFd<'_>, Stream)> = Vec::new();
+    if let Some(m) = &master {
+        sources.push((m.as_fd(), Stream::Stdout));
+    }
+    if let Some(o) = &io.out {
+        sources.push((o.as_fd(), Stream::Stdout));
+    }
+    if let Some(e) = &io.err {
+        sources.push((e.as_fd(), Stream::Stderr));
+    }
+    // What attached clients type goes to the pty, or to a -i pipe.
+    let stdin = master.as_ref().or(io.stdin.as_ref()).map(|f| f.as_fd());
+    for fd in sources.iter().map(|(fd, _)| *fd).chain(stdin) {
+        let _ = nix::fcntl::fcntl(
+            fd.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        );
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut status = None;
+    while status.is_none() {
+        let mut fds = vec![PollFd::new(created.signals().as_fd(), PollFlags::POLLIN)];
+        fds.extend(
+            sources
+                .iter()
+                .map(|(fd, _)| PollFd::new(*fd, PollFlags::POLLIN)),
+        );
+        let hub_fds = hub.as_ref().map(|h| h.poll_fds()).unwrap_or_default();
+        fds.extend(hub_fds.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)));
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => break,
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        drop(hub_fds);
+        let mut closed = Vec::new();
+        for (i, (fd, stream)) in sources.iter().enumerate() {
+            if ready[i + 1]
+                && !copy(
+                    *fd,
+                    *stream,
+                    &mut buf,
+                    log.as_deref_mut(),
+                    hub.as_deref_mut(),
+                )
+            {
+                closed.push(i);
+            }
+        }
+        if let Some(h) = hub.as_deref_mut() {
+            h.serve(&ready[1 + sources.len()..], stdin, &mut buf);
+        }
+        for i in closed.into_iter().rev() {
+            sources.remove(i);
+        }
+        if ready[0] {
+            status = handle_signal(created, init);
+        }
+    }
+    // What it wrote last is still in the pipes.
+    for (fd, stream) in &sources {
+        while copy(
+            *fd,
+            *stream,
+            &mut buf,
+            log.as_deref_mut(),
+            hub.as_deref_mut(),
+        ) && has_data(*fd)
+        {}
+    }
+    if let Some(h) = hub {
+        h.close_clients();
+    }
+    status.unwrap_or(125)
+}
+
+/// One read from `fd` into the log and to attached clients; false once it
+/// is closed.
+fn copy(
+    fd: BorrowedFd<'_>,
+    stream: Stream,
+    buf: &mut [u8],
+    log: Option<&mut LogWriter>,
+    hub: Option<&mut Hub>,
+) -> bool {
+    match nix::unistd::read(fd.as_raw_fd(), buf) {
+        Ok(0) | Err(nix::Error::EIO) => false,
+        Ok(n) => {
+            if let Some(log) = log {
+                log.write(stream, &buf[..n]);
+            }
+            if let Some(hub) = hub {
+                hub.broadcast(stream, &buf[..n]);
+            }
+            true
+        }
+        Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => true,
+        Err(_) => false,
+    }
+}
+
+fn has_data(fd: BorrowedFd<'_>) -> bool {
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLIN))
+}
+
+/// One pending signal: the init's status once it has exited; others are
+/// passed on to the container (`SIGWINCH` has no terminal to follow here).
+fn handle_signal(created: &Created, init: Pid) -> Option<i32> {
+    let info = created.signals().read_signal().ok()??;
+    match Signal::try_from(info.ssi_signo as i32) {
+        Ok(Signal::SIGCHLD) => match waitpid(init, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => None,
+            Ok(status) => Some(status_code(Some(status))),
+            Err(_) => Some(125),
+        },
+        Ok(Signal::SIGWINCH) => None,
+        Ok(sig) => {
+            let _ = kill(init, sig);
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// Wait until `done` holds, checking every 20 ms, for at most `limit`.
+pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_policies_are_docker_s() {
+        use RestartPolicy::*;
+        assert_eq!(parse_restart("on-failure:3").unwrap(), OnFailure { max: 3 });
+        assert_eq!(parse_restart("unless-stopped").unwrap(), UnlessStopped);
+        assert!(parse_restart("on-failure:x").is_err());
+        assert!(parse_restart("always:2").is_err());
+        assert!(!should_restart(No, 1, 0, false));
+        assert!(should_restart(Always, 0, 9, false));
+        assert!(!should_restart(Always, 0, 0, true));
+        assert!(!should_restart(OnFailure { max: 0 }, 0, 0, false));
+        assert!(should_restart(OnFailure { max: 0 }, 1, 99, false));
+        assert!(should_restart(OnFailure { max: 2 }, 1, 1, false));
+        assert!(!should_restart(OnFailure { max: 2 }, 1, 2, false));
+    }
+
+    #[test]
+    fn the_back_off_doubles_and_resets_after_ten_seconds() {
+        let mut b = Backoff::default();
+        let quick = Duration::from_millis(5);
+        let ms = |d: Duration| d.as_millis();
+        assert_eq!(ms(b.next(quick)), 100);
+        assert_eq!(ms(b.next(quick)), 200);
+        assert_eq!(ms(b.next(quick)), 400);
+        assert_eq!(ms(b.next(Duration::from_secs(11))), 100);
+        for _ in 0..20 {
+            b.next(quick);
+        }
+        assert_eq!(b.next(quick), Duration::from_secs(60));
+    }
+}
