@@ -608,6 +608,32 @@ fn cgroup_parent_places_the_cgroup_under_it() {
             assert!(dir.parent().unwrap().exists());
         }
     }
+    // Recorded: a container made again (`create` then `start`, a restart)
+    // goes under it again.
+    let flag = format!("/{top}/again");
+    sb.containr_ok(&[
+        "create",
+        "--rootfs",
+        rootfs,
+        "--name",
+        "again",
+        "--cgroup-parent",
+        &flag,
+        "sleep",
+        "30",
+    ]);
+    sb.containr_ok(&["start", "again"]);
+    let dirs = common::cgroup_dirs(&sb, "again");
+    assert!(!dirs.is_empty());
+    for (controllers, dir) in &dirs {
+        made.0.push(dir.parent().unwrap().to_path_buf());
+        assert!(
+            dir.parent().unwrap().ends_with(format!("{top}/again")),
+            "{controllers}: {}",
+            dir.display()
+        );
+    }
+    sb.containr_ok(&["rm", "-f", "again"]);
     // `..` could lead out of the hierarchy: refused before anything is made.
     for bad in ["../x", "/a/../../x", "a/../../.."] {
         assert_fails(

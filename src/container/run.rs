@@ -310,6 +310,10 @@ pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Pre
     )?;
     // What `start` needs to make it again.
     life.limits = Some(limits.clone());
+    life.cgroup_parent = cgroup_parent
+        .is_some()
+        .then(|| r.cgroup_parent.clone())
+        .flatten();
     life.network = Some(opts.network.clone());
     Ok(Prepared {
         image,
@@ -1021,9 +1025,13 @@ fn make_again(
     }
     let made = (|| {
         let hierarchy = cgroup::detect()?;
-        // (Made where containr makes them: a --cgroup-parent is not
-        // recorded yet, so a restarted container leaves it.)
-        let cgroup = hierarchy.create(&record.id, &limits, None)?;
+        // Checked when the container was first made; checked again, as
+        // anything read back from the disk.
+        let parent = (record.state().life.cgroup_parent.as_deref())
+            .map(cgroup::Parent::parse)
+            .transpose()?
+            .flatten();
+        let cgroup = hierarchy.create(&record.id, &limits, parent.as_ref())?;
         let attachment = net.attach(&record.id, &record.name)?;
         let mut config = *(record.state().config.clone())
             .ok_or_else(|| super::state::Error::NoConfig(record.name.clone()))?;

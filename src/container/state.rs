@@ -151,6 +151,10 @@ pub struct Life {
     pub limits: Option<crate::cgroup::Limits>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<crate::network::Options>,
+    /// `--cgroup-parent`, as given (checked): a container made again is
+    /// placed under it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_parent: Option<String>,
 }
 
 /// What a container's record holds.
