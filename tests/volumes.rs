@@ -771,6 +771,24 @@ fn a_tmpfs_volume_is_shared_while_used_and_unmounted_after() {
     assert!(!host_mounted(&data), "the tmpfs outlived its last user");
     assert_eq!(sb.entries("volumes/shared/_data"), Vec::<String>::new());
 
+    // A container made again (create, then start) mounts it again: not
+    // the plain directory under it.
+    sb.containr_ok(&[
+        "create",
+        "--name",
+        "later",
+        "--rootfs",
+        rootfs,
+        "-v",
+        "shared:/t",
+        "sh",
+        "-c",
+        "grep ' /t ' /proc/self/mountinfo | cut -d' ' -f9",
+    ]);
+    assert_eq!(sb.containr_ok(&["start", "-a", "later"]), "tmpfs\n");
+    sb.containr_ok(&["rm", "later"]);
+    assert!(!host_mounted(&data), "the tmpfs outlived its last user");
+
     // A killed run leaves the mount; the next command reclaims it.
     let mut victim = sb
         .cmd(&[

@@ -1005,6 +1005,29 @@ pub fn revive(record: ContainerRecord, root: &Path) -> Result<Created, Error> {
     )
 }
 
+/// A tmpfs volume is unmounted when its last user exits: a container made
+/// again mounts it at its `_data` again (or shares the mount its live
+/// users hold), or it would get the plain directory under it.
+fn remount_tmpfs_volumes(root: &Path, points: &[mounts::MountPoint]) -> Result<(), Error> {
+    let names: Vec<&str> = (points.iter())
+        .filter(|p| p.kind == "volume")
+        .filter_map(|p| p.name.as_deref())
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    let store = super::volume::Store::open(root)?;
+    let data = DataRoot::open(root)?;
+    for name in names {
+        let volume = store.get(name)?;
+        if let Some(options) = volume.tmpfs_options() {
+            let lock = store.lock_tmpfs()?;
+            store.mount_tmpfs(&lock, &data, &volume, &options)?;
+        }
+    }
+    Ok(())
+}
+
 /// Make a container again from its record: cgroup, network, init. On
 /// failure it is kept, exited with `status`.
 #[allow(clippy::too_many_arguments)]
@@ -1032,6 +1055,7 @@ fn make_again(
             .transpose()?
             .flatten();
         let cgroup = hierarchy.create(&record.id, &limits, parent.as_ref())?;
+        remount_tmpfs_volumes(&root, record.mounts())?;
         let attachment = net.attach(&record.id, &record.name)?;
         let mut config = *(record.state().config.clone())
             .ok_or_else(|| super::state::Error::NoConfig(record.name.clone()))?;
