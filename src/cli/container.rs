@@ -101,16 +101,18 @@ fn status_line(s: &State, now: i64) -> String {
     }
     if s.is_running() {
         let started = secs(s.life.started_ns).unwrap_or(s.created);
-        let health = s
-            .life
-            .health
-            .as_ref()
-            .filter(|_| s.life.healthcheck.is_some());
+        // A check not yet run (or its monitor not yet there) is starting.
+        let health = (s.life.healthcheck.as_ref()).map(|_| {
+            s.life
+                .health
+                .as_ref()
+                .map_or("starting", |h| h.status.as_str())
+        });
         let paused = match (container::pause::is_paused(s), health) {
             (true, _) => " (Paused)",
-            (false, Some(h)) if h.status == "starting" => " (health: starting)",
-            (false, Some(h)) if h.status == "healthy" => " (healthy)",
-            (false, Some(h)) if h.status == "unhealthy" => " (unhealthy)",
+            (false, Some("healthy")) => " (healthy)",
+            (false, Some("unhealthy")) => " (unhealthy)",
+            (false, Some(_)) => " (health: starting)",
             _ => "",
         };
         return format!("Up {}{paused}", human_duration(now - started));
