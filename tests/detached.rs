@@ -1150,8 +1150,9 @@ fn health_on_failure_restart_brings_the_container_back_and_kill_ends_it() {
             "1",
             "--health-on-failure",
             "restart",
-            "sleep",
-            "100",
+            "sh",
+            "-c",
+            "trap 'echo stopping; exit 0' TERM; while :; do sleep 0.1; done",
         ],
     );
     eventually("healthy", || health(&sb, "phoenix")["Status"] == "healthy");
@@ -1168,6 +1169,8 @@ fn health_on_failure_restart_brings_the_container_back_and_kill_ends_it() {
         inspect(&sb, "phoenix")["State"]["Pid"].as_u64().unwrap(),
         pid
     );
+    // Stopped with its stop signal first, as `containr stop` would.
+    assert!(logs(&sb, &["phoenix"]).0.contains("stopping\n"));
     sb.containr_ok(&["rm", "-f", "phoenix"]);
 
     detach(

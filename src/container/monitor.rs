@@ -648,6 +648,8 @@ fn supervise(
     mut checker: Option<&mut Checker>,
 ) -> (i32, bool) {
     let mut health_restart = false;
+    // When a health restart's stop turns to SIGKILL.
+    let mut kill_at: Option<Instant> = None;
     let init = created.init_pid();
     // (fd, stream): the pty is the container's stdout, as docker logs it.
     let mut sources: Vec<(BorrowedFd<'_>, Stream)> = Vec::new();
@@ -679,11 +681,16 @@ fn supervise(
         );
         let hub_fds = hub.as_ref().map(|h| h.poll_fds()).unwrap_or_default();
         fds.extend(hub_fds.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)));
-        // The health check's output, and its timer as poll's timeout.
-        let timeout = match checker.as_deref() {
-            Some(c) => {
-                fds.extend(c.fd().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
-                let ms = c.timeout().as_millis().min(i32::MAX as u128 - 1) as i32;
+        // The health check's output, and its timer (or the end of a
+        // health restart's stop) as poll's timeout.
+        let mut wake = kill_at.map(|t| t.saturating_duration_since(Instant::now()));
+        if let Some(c) = checker.as_deref() {
+            fds.extend(c.fd().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
+            wake = Some(wake.map_or(c.timeout(), |w| w.min(c.timeout())));
+        }
+        let timeout = match wake {
+            Some(w) => {
+                let ms = w.as_millis().min(i32::MAX as u128 - 1) as i32;
                 PollTimeout::try_from(ms + 1).unwrap_or(PollTimeout::MAX)
             }
             None => PollTimeout::NONE,
@@ -731,11 +738,23 @@ fn supervise(
                     let _ = kill(init, Signal::SIGKILL);
                 }
                 Some(Action::Restart) => {
+                    // A stop, as `containr stop` does it, then a start.
                     health_restart = true;
-                    let _ = kill(init, Signal::SIGKILL);
+                    let life = &created.record_mut().state().life;
+                    let sig = (life.stop_signal.as_deref())
+                        .and_then(|s| parse_signal(s).ok())
+                        .and_then(|n| Signal::try_from(n).ok())
+                        .unwrap_or(Signal::SIGTERM);
+                    let grace = Duration::from_secs(life.stop_timeout.unwrap_or(10).into());
+                    let _ = kill(init, sig);
+                    kill_at = Some(Instant::now() + grace);
                 }
                 None => {}
             }
+        }
+        if status.is_none() && kill_at.is_some_and(|t| Instant::now() >= t) {
+            let _ = kill(init, Signal::SIGKILL);
+            kill_at = None;
         }
     }
     if let Some(c) = checker {
