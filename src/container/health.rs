@@ -198,6 +198,8 @@ pub struct Checker {
     started: Instant,
     next: Instant,
     running: Option<Running>,
+    /// Checks finished so far.
+    done: u64,
 }
 
 impl Checker {
@@ -218,7 +220,13 @@ impl Checker {
             id: record.state().id.clone(),
             started: now,
             running: None,
+            done: 0,
         }
+    }
+
+    /// How many checks have finished.
+    pub fn done(&self) -> u64 {
+        self.done
     }
 
     /// How long the monitor may sleep before [`Checker::tick`] has work.
@@ -412,6 +420,7 @@ impl Checker {
                 String::from_utf8_lossy(&r.output).into_owned(),
             ),
         };
+        self.done += 1;
         // The next one an interval after this one ended, as docker's.
         self.next = Instant::now() + Duration::from_nanos(self.config.interval_ns);
         let probe = Probe {

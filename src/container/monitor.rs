@@ -733,7 +733,13 @@ fn supervise(
         if status.is_none()
             && let Some(c) = checker.as_deref_mut()
         {
-            match c.tick(created.record_mut(), init) {
+            let done = c.done();
+            let action = c.tick(created.record_mut(), init);
+            if c.done() != done {
+                // What the check's fork and its record update touched.
+                shed_memory();
+            }
+            match action {
                 Some(Action::Kill) => {
                     let _ = kill(init, Signal::SIGKILL);
                 }
