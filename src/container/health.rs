@@ -363,6 +363,11 @@ impl Checker {
                     libc::dup2(tx.as_raw_fd(), 2);
                 }
                 drop(tx);
+                // None of the monitor's descriptors (the container's stdin,
+                // its pty, attach clients) is held open by a check.
+                // SAFETY: close_range with integer arguments; this child
+                // owns nothing above stdio that it will use.
+                unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
                 let opts = super::enter::ExecOptions {
                     args,
                     ..Default::default()
