@@ -162,6 +162,7 @@ const REFERENCES: &[(&str, &str, Option<u8>)] = &[
     ("sethostname(", "sethostname(2)", Some(1)),
     ("ioctl(SIOCSIFFLAGS", "netdevice(7)", Some(1)),
     ("fork(", "fork(2)", Some(1)),
+    ("PID 1 execs", "execve(2)", Some(1)),
     ("fork;", "mount_setattr(2)", Some(6)),
     ("waitpid(", "waitpid(2)", Some(1)),
     ("forward ", "kill(2)", Some(1)),

@@ -729,6 +729,14 @@ struct RunArgs {
     #[arg(long = "cidfile", value_name = "string")]
     cidfile: Option<PathBuf>,
 
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long)]
+    init: bool,
+
+    /// Optional parent cgroup for the container
+    #[arg(long = "cgroup-parent", value_name = "string")]
+    cgroup_parent: Option<String>,
+
     /// Print usage
     #[arg(long, action = ArgAction::Help)]
     help: Option<bool>,
@@ -843,6 +851,8 @@ impl From<RunArgs> for RunOptions {
                 cidfile: a.cidfile,
                 devices: a.device,
                 device_cgroup_rules: a.device_cgroup_rule,
+                init: a.init,
+                cgroup_parent: a.cgroup_parent,
             },
             detach: a.detach,
             life: containr::container::run::LifeFlags {

@@ -75,7 +75,15 @@ fn run_d_returns_while_the_container_runs_under_its_own_monitor() {
     let t0 = Instant::now();
     let id = detach(
         &sb,
-        &["--name", "bg", "sh", "-c", "echo started; exec sleep 100"],
+        // --init: stop's SIGTERM reaches `sleep` (as PID 1 it would not).
+        &[
+            "--init",
+            "--name",
+            "bg",
+            "sh",
+            "-c",
+            "echo started; exec sleep 100",
+        ],
     );
     assert!(t0.elapsed() < Duration::from_secs(5));
     assert!(
@@ -416,7 +424,7 @@ fn stop_sigkills_a_container_that_ignores_its_stop_signal() {
     sb.containr_ok(&["rm", "usr1"]);
 
     // A paused container is thawed and stopped by its stop signal.
-    detach(&sb, &["--name", "frozen", "sleep", "100"]);
+    detach(&sb, &["--init", "--name", "frozen", "sleep", "100"]);
     sb.containr_ok(&["pause", "frozen"]);
     assert!(ps_row(&sb, "frozen").contains("(Paused)"));
     let t0 = Instant::now();
@@ -471,6 +479,7 @@ fn stop_works_on_an_attached_run() {
             "run",
             "--rootfs",
             sb.rootfs.to_str().unwrap(),
+            "--init",
             "--name",
             "fg",
             "sleep",

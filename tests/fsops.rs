@@ -30,11 +30,13 @@ impl Drop for Running {
     }
 }
 
-/// `containr run --name NAME ARGS... sh -c 'SCRIPT; touch /ready; exec
-/// sleep 60'` in the background, once `/ready` is there.
+/// `containr run --init --name NAME ARGS... sh -c 'SCRIPT; touch /ready;
+/// exec sleep 60'` in the background, once `/ready` is there.
 fn start(sb: &Sandbox, name: &str, args: &[&str], script: &str) -> Running {
     let script = format!("{script}; touch /ready; exec sleep 60");
-    let mut full = vec!["run", "--name", name];
+    // --init: the SIGTERM that ends it reaches `sleep`, which as PID 1
+    // would be shielded from it.
+    let mut full = vec!["run", "--init", "--name", name];
     full.extend_from_slice(args);
     full.extend(["sh", "-c", &script]);
     let child = sb

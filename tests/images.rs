@@ -344,6 +344,7 @@ fn export_writes_a_running_containers_merged_filesystem() {
         .cmd(&[
             "run",
             "--rm",
+            "--init",
             "--name",
             "exp",
             "busybox:1",
@@ -368,7 +369,8 @@ fn export_writes_a_running_containers_merged_filesystem() {
     }
     let tarball = sb.dir.path().join("exp.tar");
     sb.containr_ok(&["export", "-o", tarball.to_str().unwrap(), "exp"]);
-    // SIGTERM to containr run reaches the command.
+    // SIGTERM to containr run reaches the command (through --init: as
+    // PID 1, sleep would be shielded from it).
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,

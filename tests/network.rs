@@ -229,6 +229,9 @@ fn containers_reach_each_other_and_published_ports_reach_them() {
             "--rm",
             "--rootfs",
             sb.rootfs.to_str().unwrap(),
+            // SIGTERM ends the server through containr's init: as PID 1,
+            // httpd would be shielded from it (docker's --init too).
+            "--init",
             "--name",
             &name,
             "-p",
@@ -525,6 +528,7 @@ fn bad_input_is_refused_and_leaves_nothing() {
         "--rm",
         "--rootfs",
         sb.rootfs.to_str().unwrap(),
+        "--init",
         "--name",
         "taken",
     ];

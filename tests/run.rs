@@ -22,14 +22,25 @@ fn runs_the_command_and_returns_its_status() {
 #[test]
 fn death_by_signal_is_128_plus_n() {
     let sb = Sandbox::new();
+    // Under --init the shell is PID 2, an ordinary process to the kernel.
     assert_eq!(
-        sb.run(&["sh", "-c", "kill -TERM $$"]).status.code(),
+        sb.run(&["--init", "sh", "-c", "kill -TERM $$"])
+            .status
+            .code(),
         Some(143)
     );
     assert_eq!(
-        sb.run(&["sh", "-c", "kill -KILL $$"]).status.code(),
+        sb.run(&["--init", "sh", "-c", "kill -KILL $$"])
+            .status
+            .code(),
         Some(137)
     );
+    // Without it the shell is PID 1, which the kernel shields from every
+    // signal it has no handler for, even its own SIGKILL (docker does the
+    // same: the reason for --init).
+    let out = sb.run(&["sh", "-c", "kill -TERM $$; kill -KILL $$; echo alive"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "alive\n");
 }
 
 #[test]
@@ -46,9 +57,13 @@ fn gets_its_own_namespaces() {
         assert_ne!(ns, host.to_str().unwrap(), "{name} namespace is the host's");
     }
     assert_eq!(inside.lines().count(), 6);
-    // PID namespace: the command is PID 2 under containr's minimal init.
-    assert_eq!(sb.ok(&["sh", "-c", "echo $$"]), "2\n");
-    let init = sb.ok(&["cat", "/proc/1/cmdline"]);
+    // PID namespace: the command is PID 1, nothing of containr's is left
+    // in the container; with --init, PID 2 under containr's minimal init.
+    assert_eq!(sb.ok(&["sh", "-c", "echo $$"]), "1\n");
+    assert_eq!(sb.ok(&["cat", "/proc/1/cmdline"]), "cat\0/proc/1/cmdline\0");
+    assert_eq!(sb.ok(&["sh", "-c", "exec ls -d /proc/[0-9]*"]), "/proc/1\n");
+    assert_eq!(sb.ok(&["--init", "sh", "-c", "echo $$"]), "2\n");
+    let init = sb.ok(&["--init", "cat", "/proc/1/cmdline"]);
     assert!(init.starts_with("containr\0init"), "PID 1 is {init:?}");
     // Network namespace: with --network none, loopback only, and up.
     let links = sb.ok(&["--network", "none", "ip", "-o", "link"]);
@@ -451,27 +466,22 @@ fn stdin_is_passed_only_with_i() {
 #[test]
 fn signals_are_forwarded_to_the_command() {
     let sb = Sandbox::new();
-    for (sig, name) in [
-        (nix::sys::signal::Signal::SIGTERM, "TERM"),
-        (nix::sys::signal::Signal::SIGINT, "INT"),
-        (nix::sys::signal::Signal::SIGHUP, "HUP"),
+    // To the command as PID 1 by containr, or by containr's init with
+    // --init.
+    for (sig, name, init) in [
+        (nix::sys::signal::Signal::SIGTERM, "TERM", "--init"),
+        (nix::sys::signal::Signal::SIGINT, "INT", "--init"),
+        (nix::sys::signal::Signal::SIGHUP, "HUP", "--init"),
+        (nix::sys::signal::Signal::SIGTERM, "TERM", ""),
+        (nix::sys::signal::Signal::SIGINT, "INT", ""),
     ] {
         let script = format!(
             "trap 'echo got {name}; exit 7' {name}; echo ready; i=0; while [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done"
         );
-        let mut child = sb
-            .cmd(&[
-                "run",
-                "--rm",
-                "--rootfs",
-                sb.rootfs.to_str().unwrap(),
-                "sh",
-                "-c",
-                &script,
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut args = vec!["run", "--rm", "--rootfs", sb.rootfs.to_str().unwrap()];
+        args.extend([init].iter().filter(|f| !f.is_empty()));
+        args.extend(["sh", "-c", &script]);
+        let mut child = sb.cmd(&args).stdout(Stdio::piped()).spawn().unwrap();
         let mut stdout = child.stdout.take().unwrap();
         let mut buf = [0u8; 6];
         use std::io::Read;
@@ -482,7 +492,7 @@ fn signals_are_forwarded_to_the_command() {
         stdout.read_to_string(&mut rest).unwrap();
         let status = child.wait().unwrap();
         assert_eq!(rest, format!("got {name}\n"));
-        assert_eq!(status.code(), Some(7), "after SIG{name}");
+        assert_eq!(status.code(), Some(7), "after SIG{name} ({init})");
     }
 }
 
@@ -492,6 +502,7 @@ fn init_reaps_orphans() {
     // The inner shell exits at once; its `sleep` is re-parented to PID 1
     // and must be reaped there when it ends, not left a zombie.
     let out = sb.ok(&[
+        "--init",
         "sh",
         "-c",
         "sh -c 'sleep 0.2 & exit 0'; sleep 0.6; cat /proc/[0-9]*/stat | cut -d' ' -f1-3",
@@ -502,7 +513,12 @@ fn init_reaps_orphans() {
         "zombies in the container: {zombies:?}\n{out}"
     );
     // The issue's own example ends, with the status of the exec'd command.
-    let out = sb.run(&["sh", "-c", "sleep 0.2 & exec sh -c 'sleep 0.4; exit 4'"]);
+    let out = sb.run(&[
+        "--init",
+        "sh",
+        "-c",
+        "sleep 0.2 & exec sh -c 'sleep 0.4; exit 4'",
+    ]);
     assert_eq!(out.status.code(), Some(4));
 }
 
@@ -643,9 +659,11 @@ fn host_binary_cannot_be_overwritten_from_inside() {
         "exec 3</proc/1/exe; printf PWNED >> /proc/self/fd/3 2>/dev/null && echo WROTE fd; \\
          mount -o remount,rw /proc/1/exe 2>/dev/null && echo REMOUNTED; {attack}"
     );
+    // Under --init, containr's init stays PID 1 for the container's life:
+    // the target. (Without it, nothing of containr's is left inside.)
     for (flags, script) in [
-        (vec![], attack.to_string()),
-        (vec!["--privileged"], privileged_attack),
+        (vec!["--init"], attack.to_string()),
+        (vec!["--init", "--privileged"], privileged_attack),
     ] {
         let out = std::process::Command::new(&copy)
             .arg("--root")
@@ -777,7 +795,7 @@ fn explain_walks_through_every_primitive() {
         "mount(devpts, /dev/pts",
         "mknod",
         "/etc/resolv.conf",
-        "fork()",
+        "PID 1 execs the command in its own place",
         "setuid(0)",
         "execve(\"/bin/echo\"",
         "waitpid(init) -> 0",

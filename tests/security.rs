@@ -417,13 +417,14 @@ fn user_namespace_remaps_root() {
 /// CVE-2019-5736: the init's binary (what /proc/1/exe leads to) is on a
 /// read-only mount, so even a privileged container, which may follow that
 /// link, cannot write the host's containr through it; its rootfs is not
-/// read-only, so the probe tells the two apart.
+/// read-only, so the probe tells the two apart. (--init: the init stays
+/// PID 1 for the container's life.)
 #[test]
 fn init_binary_is_on_a_read_only_mount() {
     let sb = sandbox();
     let r = probe_in(
         &sb,
-        &["--privileged"],
+        &["--init", "--privileged"],
         &["rdonly:/proc/1/exe", "rdonly:/bin/probe"],
     );
     assert_eq!(r["rdonly:/proc/1/exe"], "yes", "{r:?}");

@@ -66,10 +66,12 @@ fn window_size_changes_reach_the_container() {
 #[test]
 fn ctrl_c_interrupts_the_foreground_process() {
     let sb = Sandbox::new();
+    // Under --init: as PID 1 (docker's default too), `sleep` would be
+    // shielded from a SIGINT it has no handler for.
     let mut t = spawn(
         &sb,
         winsize(24, 80),
-        &["-it", "sh", "-c", "echo ready; exec sleep 30"],
+        &["-it", "--init", "sh", "-c", "echo ready; exec sleep 30"],
     );
     // Keys typed before containr has put the terminal in raw mode would be
     // the host's Ctrl-C, not the container's.

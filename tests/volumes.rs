@@ -46,6 +46,15 @@ fn bind_mounts_read_write_and_read_only() {
     );
     let line = mount_line(&out, "/mnt/shared");
     assert!(line.split(' ').nth(5).unwrap().starts_with("rw"), "{line}");
+    // rprivate by default (docker's): no peer group; `rshared` joins one.
+    assert_eq!(line.split(' ').nth(6), Some("-"), "{line}");
+    let spec_shared = format!("{}:/mnt/shared:rshared", host.display());
+    let out = sb.ok(&["-v", &spec_shared, "cat", "/proc/self/mountinfo"]);
+    let line = mount_line(&out, "/mnt/shared");
+    assert!(
+        line.split(' ').nth(6).unwrap().starts_with("shared:"),
+        "{line}"
+    );
 
     // :ro — the kernel refuses the write; the host's file is unchanged.
     let spec = format!("{}:/mnt/shared:ro", host.display());
@@ -512,4 +521,483 @@ fn devices_are_made_and_allowed() {
         125,
         "expected",
     );
+}
+
+/// The parents `--cgroup-parent` made in each hierarchy (docker leaves
+/// them): removed when the test ends, however it ends.
+struct CgroupParents(Vec<std::path::PathBuf>);
+
+impl Drop for CgroupParents {
+    fn drop(&mut self) {
+        // Deepest first: a level goes once its children have.
+        self.0
+            .sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for dir in &self.0 {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+#[test]
+fn cgroup_parent_places_the_cgroup_under_it() {
+    let sb = Sandbox::new();
+    let rootfs = sb.rootfs.to_str().unwrap();
+    let top = format!("containr-test-parent-{}", std::process::id());
+    let mut made = CgroupParents(Vec::new());
+    for (flag, name) in [
+        (format!("/{top}/sub"), "abs"),
+        (format!("{top}-rel"), "rel"),
+    ] {
+        let mut child = sb
+            .cmd(&[
+                "run",
+                "--rm",
+                "--rootfs",
+                rootfs,
+                "--name",
+                name,
+                "--cgroup-parent",
+                &flag,
+                "--memory",
+                "32m",
+                "sleep",
+                "2",
+            ])
+            .spawn()
+            .unwrap();
+        let dirs = common::cgroup_dirs(&sb, name);
+        for (controllers, dir) in &dirs {
+            let parent = dir.parent().unwrap();
+            made.0.push(parent.to_path_buf());
+            if flag.starts_with('/') {
+                made.0.push(parent.parent().unwrap().to_path_buf());
+                assert!(
+                    parent.ends_with(format!("{top}/sub")),
+                    "{controllers}: {}",
+                    dir.display()
+                );
+                // Absolute: from the hierarchy's root, not containr's own.
+                let root = parent.parent().unwrap().parent().unwrap();
+                assert!(
+                    root.join("cgroup.procs").exists() && !root.ends_with("containr"),
+                    "{}",
+                    dir.display()
+                );
+            } else {
+                assert!(parent.ends_with(&flag), "{controllers}: {}", dir.display());
+            }
+            assert!(dir.join("cgroup.procs").exists(), "{}", dir.display());
+        }
+        // The container is in it, with its limit.
+        let limit = dirs
+            .iter()
+            .find_map(|(c, d)| {
+                let file = match c.as_str() {
+                    "v2" => d.join("memory.max"),
+                    c if c.split(',').any(|c| c == "memory") => d.join("memory.limit_in_bytes"),
+                    _ => return None,
+                };
+                std::fs::read_to_string(file).ok()
+            })
+            .expect("a memory cgroup");
+        assert_eq!(limit.trim(), "33554432");
+        assert!(child.wait().unwrap().success());
+        // Its own cgroup goes with it; the parents stay, as docker's.
+        for (_, dir) in &dirs {
+            assert!(!dir.exists(), "{} left", dir.display());
+            assert!(dir.parent().unwrap().exists());
+        }
+    }
+    // Recorded: a container made again (`create` then `start`, a restart)
+    // goes under it again.
+    let flag = format!("/{top}/again");
+    sb.containr_ok(&[
+        "create",
+        "--rootfs",
+        rootfs,
+        "--name",
+        "again",
+        "--cgroup-parent",
+        &flag,
+        "sleep",
+        "30",
+    ]);
+    sb.containr_ok(&["start", "again"]);
+    let dirs = common::cgroup_dirs(&sb, "again");
+    assert!(!dirs.is_empty());
+    for (controllers, dir) in &dirs {
+        made.0.push(dir.parent().unwrap().to_path_buf());
+        assert!(
+            dir.parent().unwrap().ends_with(format!("{top}/again")),
+            "{controllers}: {}",
+            dir.display()
+        );
+    }
+    sb.containr_ok(&["rm", "-f", "again"]);
+    // `..` could lead out of the hierarchy: refused before anything is made.
+    for bad in ["../x", "/a/../../x", "a/../../.."] {
+        assert_fails(
+            &sb.run(&["--cgroup-parent", bad, "true"]),
+            125,
+            "invalid --cgroup-parent",
+        );
+    }
+}
+
+#[test]
+fn mounts_under_dev_land_on_the_containers_dev() {
+    let sb = Sandbox::new();
+    let host = sb.dir.path().join("devdir");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("f"), "from the host\n").unwrap();
+    let bind = format!("{}:/dev/x:ro", host.display());
+    // A bind, a tmpfs and a named volume under /dev, one under /dev/shm:
+    // all on top of the container's own /dev (its tmpfs, devices, shm),
+    // none hidden by it.
+    let out = sb.ok(&[
+        "-v",
+        &bind,
+        "--tmpfs",
+        "/dev/foo:size=1m",
+        "-v",
+        "devvol:/dev/shm/vol",
+        "sh",
+        "-c",
+        "cat /dev/x/f; touch /dev/x/new 2>/dev/null || echo x is read-only; \
+         touch /dev/foo/ok /dev/shm/vol/kept && echo written; \
+         cat /proc/self/mountinfo; : > /dev/null && echo null works",
+    ]);
+    let (lines, mountinfo) = out.split_at(out.find("written\n").unwrap() + 8);
+    assert_eq!(lines, "from the host\nx is read-only\nwritten\n", "{out}");
+    assert!(out.ends_with("null works\n"), "{out}");
+    // Each is mounted on the container's own /dev (or /dev/shm): that
+    // mount is its parent.
+    let ids = |target: &str| {
+        let line = mount_line(mountinfo, target);
+        let mut f = line.split(' ');
+        let id = f.next().unwrap().to_string();
+        let parent = f.next().unwrap().to_string();
+        (id, parent, line.to_string())
+    };
+    for (target, on) in [
+        ("/dev/x", "/dev"),
+        ("/dev/foo", "/dev"),
+        ("/dev/shm/vol", "/dev/shm"),
+    ] {
+        let (_, parent, line) = ids(target);
+        assert_eq!(parent, ids(on).0, "{target} is not on {on}: {line}");
+    }
+    let id_of = |target: &str| ids(target).2;
+    assert!(id_of("/dev/foo").contains(" - tmpfs "), "{mountinfo}");
+    assert!(
+        sb.data.join("volumes/devvol/_data/kept").exists(),
+        "the volume's write is in the store"
+    );
+    sb.containr_ok(&["volume", "rm", "devvol"]);
+}
+
+/// Whether something is mounted at `path` on the host.
+fn host_mounted(path: &Path) -> bool {
+    let want = path.to_str().unwrap();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(want))
+}
+
+#[test]
+fn a_tmpfs_volume_is_shared_while_used_and_unmounted_after() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let sb = Sandbox::new();
+    sb.containr_ok(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=tmpfs",
+        "--opt",
+        "device=tmpfs",
+        "--opt",
+        "o=size=2m",
+        "shared",
+    ]);
+    let data = sb.data.join("volumes/shared/_data");
+    let rootfs = sb.rootfs.to_str().unwrap();
+    // The first user writes, says so, and waits for the host's word.
+    let mut first = sb
+        .cmd(&[
+            "run",
+            "--rm",
+            "--rootfs",
+            rootfs,
+            "-v",
+            "shared:/t",
+            "sh",
+            "-c",
+            "echo one > /t/one; echo ready; i=0; \
+             while [ ! -e /t/done ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; cat /t/two",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(first.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    // Mounted once, on the host, at the volume's _data, while used.
+    assert!(host_mounted(&data), "no tmpfs at {}", data.display());
+    let second = sb.ok(&[
+        "-v",
+        "shared:/t",
+        "sh",
+        "-c",
+        "cat /t/one; echo two > /t/two; grep ' /t ' /proc/self/mountinfo | cut -d' ' -f9-",
+    ]);
+    assert!(second.starts_with("one\ntmpfs "), "{second}");
+    assert!(second.contains("size=2048k"), "{second}");
+    // The second's exit leaves it to the first, which sees the write
+    // (and ends once the host has looked: done, written through the
+    // host's view of the same tmpfs).
+    assert!(
+        host_mounted(&data),
+        "unmounted while the first still uses it"
+    );
+    std::fs::write(data.join("done"), "").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(first.wait().unwrap().success());
+    assert_eq!(rest, "two\n");
+    // The last user gone, so is the mount, and its content with it.
+    assert!(!host_mounted(&data), "the tmpfs outlived its last user");
+    assert_eq!(sb.entries("volumes/shared/_data"), Vec::<String>::new());
+
+    // A container made again (create, then start) mounts it again: not
+    // the plain directory under it.
+    sb.containr_ok(&[
+        "create",
+        "--name",
+        "later",
+        "--rootfs",
+        rootfs,
+        "-v",
+        "shared:/t",
+        "sh",
+        "-c",
+        "grep ' /t ' /proc/self/mountinfo | cut -d' ' -f9",
+    ]);
+    assert_eq!(sb.containr_ok(&["start", "-a", "later"]), "tmpfs\n");
+    sb.containr_ok(&["rm", "later"]);
+    assert!(!host_mounted(&data), "the tmpfs outlived its last user");
+
+    // A killed run leaves the mount; the next command reclaims it.
+    let mut victim = sb
+        .cmd(&[
+            "run",
+            "--rm",
+            "--rootfs",
+            rootfs,
+            "-v",
+            "shared:/t",
+            "sh",
+            "-c",
+            "echo stale > /t/stale; echo ready; sleep 30",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(victim.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    assert!(host_mounted(&data));
+    // A new user gets a fresh tmpfs, not the killed run's.
+    assert_eq!(sb.ok(&["-v", "shared:/t", "ls", "/t"]), "");
+    assert!(!host_mounted(&data));
+    // So does ps, alone.
+    let mut victim = sb
+        .cmd(&[
+            "run",
+            "--rm",
+            "--rootfs",
+            rootfs,
+            "-v",
+            "shared:/t",
+            "sh",
+            "-c",
+            "echo ready; sleep 30",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(victim.stdout.take().unwrap());
+    out.read_line(&mut String::new()).unwrap();
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    assert!(host_mounted(&data));
+    sb.containr_ok(&["ps", "-a"]);
+    assert!(!host_mounted(&data), "ps left a mount nobody uses");
+    // --volumes-from an exited user: mounted again for the new one.
+    let kept = run_kept(&sb, &["--name", "keeper", "-v", "shared:/t", "true"]);
+    assert!(kept.status.success());
+    let seen = sb.ok(&[
+        "--volumes-from",
+        "keeper",
+        "sh",
+        "-c",
+        "grep ' /t ' /proc/self/mountinfo | cut -d' ' -f9",
+    ]);
+    assert_eq!(seen, "tmpfs\n");
+    assert!(!host_mounted(&data));
+    sb.containr_ok(&["rm", "keeper"]);
+    sb.containr_ok(&["volume", "rm", "shared"]);
+}
+
+#[test]
+fn userns_remap_sees_volumes_and_binds_through_idmapped_mounts() {
+    let sb = Sandbox::new();
+    let host = sb.dir.path().join("shared");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("by-root"), "r\n").unwrap();
+    std::fs::write(host.join("by-1234"), "u\n").unwrap();
+    std::os::unix::fs::chown(host.join("by-1234"), Some(1234), Some(1234)).unwrap();
+    let before = std::fs::metadata(&host).unwrap();
+    let bind = format!("{}:/b", host.display());
+    let bind_ro = format!("{}:/ro:ro", host.display());
+    // Container root (host uid 100000) writes to a volume and a bind, and
+    // reads the host's owners as they are on disk.
+    let out = sb.ok(&[
+        "--userns-remap",
+        "-v",
+        "remapped:/data",
+        "-v",
+        &bind,
+        "-v",
+        &bind_ro,
+        "sh",
+        "-c",
+        "head -n1 /proc/self/uid_map | tr -s ' '; touch /data/new /b/new && echo written; \
+         stat -c '%n %u' /b/by-root /b/by-1234 /data/new; touch /ro/x 2>/dev/null || echo ro refused",
+    ]);
+    assert_eq!(
+        out,
+        " 0 100000 65536\nwritten\n/b/by-root 0\n/b/by-1234 1234\n/data/new 0\nro refused\n"
+    );
+    // On the host: what container root made belongs to the host's root
+    // (idmapped, unlike docker's remapped volumes, owned by 100000), and
+    // nothing was chowned.
+    for made in [host.join("new"), sb.data.join("volumes/remapped/_data/new")] {
+        let m = std::fs::metadata(&made).unwrap();
+        assert_eq!((m.uid(), m.gid()), (0, 0), "{}", made.display());
+    }
+    let after = std::fs::metadata(&host).unwrap();
+    assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+    assert_eq!(std::fs::metadata(host.join("by-1234")).unwrap().uid(), 1234);
+    sb.containr_ok(&["volume", "rm", "remapped"]);
+}
+
+/// CVE-2021-30465 through the front end: a container keeps swapping a
+/// directory of a shared volume with a symlink to `/` while other
+/// containers start with mounts under it. Each mount must land inside the
+/// starting container's root (in the volume, or at /NAME when the symlink
+/// won), never on the host. Bounded: 8 runs of 25 mounts, and the swapper
+/// stops with them (or after 100000 swaps).
+#[test]
+fn a_volume_swapped_to_a_symlink_cannot_send_mounts_out() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let sb = Sandbox::new();
+    let rootfs = sb.rootfs.to_str().unwrap();
+    sb.containr_ok(&["volume", "create", "racevol"]);
+    let data = sb.data.join("volumes/racevol/_data");
+    std::fs::create_dir(data.join("sub")).unwrap();
+    let host_mounts = || std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let before = host_mounts();
+    let tag = format!("containr-frontrace-{}", std::process::id());
+    let mut swapper = sb
+        .cmd(&[
+            "run",
+            "--rm",
+            "--init",
+            "--rootfs",
+            rootfs,
+            "-v",
+            "racevol:/x",
+            "sh",
+            "-c",
+            "echo ready; i=0; while [ $i -lt 100000 ] && [ ! -e /x/stop ]; do \
+               mv /x/sub /x/sub.d; ln -s / /x/sub; rm /x/sub; mv /x/sub.d /x/sub; i=$((i+1)); \
+             done 2>/dev/null; echo swaps $i",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(swapper.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    let bind = sb.dir.path().join("bindsrc");
+    std::fs::create_dir(&bind).unwrap();
+    let (mut landed, mut at_top) = (0, 0);
+    for round in 0..8 {
+        let mut args = vec!["-v".to_string(), "racevol:/x".to_string()];
+        for i in 0..25 {
+            args.push("--tmpfs".into());
+            args.push(format!("/x/sub/{tag}-{round}-{i}:size=4k"));
+        }
+        args.push("-v".into());
+        args.push(format!("{}:/x/sub/{tag}-{round}-bind", bind.display()));
+        args.extend(["cat".into(), "/proc/self/mountinfo".into()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = sb.run(&args);
+        let (o, e) = (
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr),
+        );
+        if !run.status.success() {
+            eprintln!("round {round}: {e}");
+            // Allowed only as a clean refusal naming a mount.
+            assert_eq!(run.status.code(), Some(125), "{e}");
+            assert!(e.contains(&format!("/x/sub/{tag}")), "{e}");
+            continue;
+        }
+        for l in o.lines().filter(|l| l.contains(&tag)) {
+            let point = l.split(' ').nth(4).unwrap();
+            let name = point.rsplit('/').next().unwrap();
+            // In the volume (where a rename of `sub` may have carried it
+            // since), or at the root's top when the symlink won.
+            assert!(
+                (point.starts_with("/x/") && point.ends_with(&format!("/{name}")))
+                    || point == format!("/{name}"),
+                "a mount outside its place: {l}"
+            );
+            landed += 1;
+            at_top += usize::from(point == format!("/{name}"));
+        }
+    }
+    std::fs::write(data.join("stop"), "").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(swapper.wait().unwrap().success());
+    let swaps: u64 = rest.trim().strip_prefix("swaps ").unwrap().parse().unwrap();
+    assert!(swaps > 0, "{rest}");
+    assert!(landed > 0, "no run placed its mounts");
+    eprintln!("{landed} mounts placed, {at_top} through the symlink; {swaps} swaps");
+    // Nothing on the host: no mount point made, no mount left.
+    for round in 0..8 {
+        for i in 0..25 {
+            assert!(
+                !Path::new(&format!("/{tag}-{round}-{i}")).exists(),
+                "/{tag}-{round}-{i} was made on the host"
+            );
+        }
+    }
+    let after = host_mounts();
+    assert!(!after.contains(&tag), "a mount on the host: {after}");
+    assert_eq!(
+        before.lines().count(),
+        after.lines().count(),
+        "the host's mount table changed"
+    );
+    sb.containr_ok(&["volume", "rm", "racevol"]);
 }

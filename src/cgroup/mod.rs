@@ -282,6 +282,40 @@ pub fn parse_device_rate(flag: &'static str, s: &str) -> Result<(u64, u64, u64),
     Ok((libc::major(rdev) as u64, libc::minor(rdev) as u64, rate))
 }
 
+/// `--cgroup-parent`: the cgroup a container's own is made in, instead of
+/// `containr/`, as docker's cgroupfs driver places it: an absolute path
+/// from each hierarchy's root, a relative one from containr's own cgroup
+/// (v1) or its parent (v2), as runc resolves a relative `cgroupsPath`.
+/// `..` is refused, so it never leads out of the hierarchy; the levels
+/// missing are made (and left, as docker leaves them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parent {
+    place: oci::Place,
+    raw: String,
+}
+
+impl Parent {
+    /// Check `raw`; `None` for an empty one (the default place).
+    pub fn parse(raw: &str) -> Result<Option<Parent>, Error> {
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        let bad = |why| Error::Value {
+            flag: "--cgroup-parent",
+            value: raw.to_string(),
+            why,
+        };
+        if raw.contains('\0') || raw.contains('\n') {
+            return Err(bad("must not contain NUL or newline"));
+        }
+        let place = oci::clean_place(raw).map_err(bad)?;
+        Ok(Some(Parent {
+            place,
+            raw: raw.to_string(),
+        }))
+    }
+}
+
 /// What `containr stats` shows, read from the cgroup.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Stats {
@@ -297,8 +331,9 @@ pub struct Stats {
 pub trait Hierarchy {
     /// `v1` or `v2`, for messages.
     fn name(&self) -> &'static str;
-    /// Make the container's cgroup and write its limits.
-    fn create(&self, id: &str, limits: &Limits) -> Result<Cgroup, Error>;
+    /// Make the container's cgroup, in `parent` or containr's own
+    /// `containr/`, and write its limits.
+    fn create(&self, id: &str, limits: &Limits, parent: Option<&Parent>) -> Result<Cgroup, Error>;
     /// Container cgroups with no process in them, with their age: what a
     /// killed `containr run` leaves behind (a live container's cgroup is
     /// empty only in its first milliseconds). One directory listing and one
@@ -544,6 +579,21 @@ pub(crate) fn check_cpuset(cpus: &str, available: &str) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cgroup_parents_are_cleaned_and_never_climb() {
+        assert_eq!(Parent::parse("").unwrap(), None);
+        let p = Parent::parse("/a//b/./c").unwrap().unwrap();
+        assert_eq!(p.place.below_v1_root(Path::new("own")), Path::new("a/b/c"));
+        let p = Parent::parse("a/b").unwrap().unwrap();
+        assert_eq!(
+            p.place.below_v1_root(Path::new("own")),
+            Path::new("own/a/b")
+        );
+        for bad in ["..", "/a/../..", "a/..", "a\nb"] {
+            assert!(Parent::parse(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn sizes_follow_docker() {

@@ -432,24 +432,59 @@ pub(crate) fn place(cgroups_path: Option<&str>, systemd: bool, id: &str) -> Resu
         };
         return Ok(Place::Absolute(slice.join(unit)));
     }
+    let place = clean_place(raw).map_err(bad)?;
+    if place.path().as_os_str().is_empty() {
+        return Err(bad("names the root cgroup, which a container cannot have"));
+    }
+    Ok(place)
+}
+
+/// A cgroup path as given (`/a/b` from the hierarchies' roots, `a/b` from
+/// the runtime's own cgroup), cleaned: `.` and repeated `/` dropped, `..`
+/// refused, so it can never lead out of the hierarchy.
+pub(crate) fn clean_place(raw: &str) -> Result<Place, &'static str> {
     let mut clean = PathBuf::new();
     for c in Path::new(raw).components() {
         match c {
             Component::Normal(n) => clean.push(n),
             Component::RootDir | Component::CurDir => {}
             Component::ParentDir | Component::Prefix(_) => {
-                return Err(bad("must not contain '..'"));
+                return Err("must not contain '..'");
             }
         }
-    }
-    if clean.as_os_str().is_empty() {
-        return Err(bad("names the root cgroup, which a container cannot have"));
     }
     Ok(if raw.starts_with('/') {
         Place::Absolute(clean)
     } else {
         Place::Relative(clean)
     })
+}
+
+impl Place {
+    fn path(&self) -> &Path {
+        match self {
+            Place::Absolute(p) | Place::Relative(p) => p,
+        }
+    }
+
+    /// Its directory below the v2 root. A relative one is below the parent
+    /// of the runtime's own cgroup, as runc's: the runtime's own holds
+    /// processes, so it could not delegate controllers.
+    pub(crate) fn below_v2_root(&self) -> PathBuf {
+        match self {
+            Place::Absolute(p) => p.clone(),
+            Place::Relative(p) => own_v2().parent().unwrap_or(Path::new("")).join(p),
+        }
+    }
+
+    /// Its directory below a v1 mountpoint, where the runtime's own cgroup
+    /// is `own`.
+    pub(crate) fn below_v1_root(&self, own: &Path) -> PathBuf {
+        match self {
+            Place::Absolute(p) => p.clone(),
+            Place::Relative(p) => own.join(p),
+        }
+    }
 }
 
 /// A slice's path as systemd lays it out: `a-b.slice` is
@@ -487,7 +522,7 @@ fn own_v2() -> PathBuf {
 
 /// mkdir `dir` and the levels above it that are missing, below `root`,
 /// recording each one made; the leaf must be new.
-fn make_levels(
+pub(crate) fn make_levels(
     root: &Path,
     dir: &Path,
     raw: &str,
@@ -524,15 +559,26 @@ fn make_v2(
     raw: &str,
     made: &mut Vec<PathBuf>,
 ) -> Result<OciCgroup, Error> {
-    let rel = match place {
-        Place::Absolute(p) => p.clone(),
-        Place::Relative(p) => own_v2().parent().unwrap_or(Path::new("")).join(p),
-    };
+    let rel = place.below_v2_root();
     let dir = root.join(&rel);
     step!("mkdir -p {} (cgroup v2)", dir.display());
-    // Each level down to the new cgroup delegates the controllers its
-    // parent offers. Best effort (a level holding processes cannot
-    // delegate): a resource whose controller is missing says so.
+    make_v2_levels(root, &dir, raw, made)?;
+    Ok(OciCgroup {
+        path: format!("/{}", rel.display()),
+        location: Location::V2(dir),
+    })
+}
+
+/// mkdir -p `dir` below the v2 `root`, recording each level made; the leaf
+/// must be new. Each level down to it delegates the controllers its parent
+/// offers. Best effort (a level holding processes cannot delegate): a
+/// resource whose controller is missing says so when it is written.
+pub(crate) fn make_v2_levels(
+    root: &Path,
+    dir: &Path,
+    raw: &str,
+    made: &mut Vec<PathBuf>,
+) -> Result<(), Error> {
     let enable = |level: &Path| {
         let offered = fs::read_to_string(level.join("cgroup.controllers")).unwrap_or_default();
         let enable: Vec<String> = offered
@@ -547,16 +593,12 @@ fn make_v2(
     let mut existing: Vec<&Path> = dir.ancestors().skip(1).filter(|d| d.is_dir()).collect();
     existing.retain(|d| d.starts_with(root));
     existing.iter().rev().for_each(|d| enable(d));
-    make_levels(root, &dir, raw, made, &|d: &Path| {
+    make_levels(root, dir, raw, made, &|d: &Path| {
         fs::create_dir(d).map_err(io_err(d))?;
         if d != dir {
             enable(d);
         }
         Ok(())
-    })?;
-    Ok(OciCgroup {
-        path: format!("/{}", rel.display()),
-        location: Location::V2(dir),
     })
 }
 
@@ -573,10 +615,7 @@ fn make_v1(
     let mut dirs = Vec::new();
     let mut shown = String::new();
     for (controllers, mountpoint, own) in v1.hierarchies() {
-        let rel = match place {
-            Place::Absolute(p) => p.clone(),
-            Place::Relative(p) => own.join(p),
-        };
+        let rel = place.below_v1_root(own);
         let dir = mountpoint.join(&rel);
         // Joining a v1 hierarchy costs an RCU grace period: those only
         // some resources use are made when one does (see `join_v1`).

@@ -176,7 +176,12 @@ impl Hierarchy for V1 {
             .collect()
     }
 
-    fn create(&self, id: &str, limits: &Limits) -> Result<Cgroup, Error> {
+    fn create(
+        &self,
+        id: &str,
+        limits: &Limits,
+        parent: Option<&super::Parent>,
+    ) -> Result<Cgroup, Error> {
         for (flag, controller) in needed(limits) {
             if self.mount_of(controller).is_none() {
                 return Err(Error::NoController { flag, controller });
@@ -198,6 +203,20 @@ impl Hierarchy for V1 {
         // made (and checked) once.
         let mut rules_inherited = false;
         for m in self.mounts.iter().filter(wanted) {
+            if let Some(p) = parent {
+                // --cgroup-parent: <parent>/<id>, the missing levels made.
+                let dir = m.mountpoint.join(p.place.below_v1_root(&m.own)).join(id);
+                let mkdir = |d: &Path| make_dir(&m.controllers, d);
+                let levels =
+                    super::oci::make_levels(&m.mountpoint, &dir, &p.raw, &mut Vec::new(), &mkdir);
+                if let Err(e) = levels {
+                    drop(Cgroup::new(Location::V1(made), None));
+                    return Err(e);
+                }
+                made.push((m.controllers.clone(), dir.clone()));
+                dirs.push((m.controllers.clone(), dir));
+                continue;
+            }
             let base = m.mountpoint.join(&m.own).join("containr");
             // Extra rules need a parent that allows them: the base.
             let restricted = if m.has("devices") && !limits.all_devices && limits.devices.is_empty()
@@ -218,7 +237,8 @@ impl Hierarchy for V1 {
             dirs.push((m.controllers.clone(), dir));
         }
         step!(
-            "mkdir containr/{} in each v1 hierarchy ({})",
+            "mkdir {}{} in each v1 hierarchy ({})",
+            parent.map_or("containr/".to_string(), |p| format!("-p {}/", p.raw)),
             &id[..id.len().min(12)],
             dirs.iter()
                 .map(|(c, _)| c.as_str())

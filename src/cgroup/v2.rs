@@ -87,7 +87,12 @@ impl Hierarchy for V2 {
             .collect()
     }
 
-    fn create(&self, id: &str, limits: &Limits) -> Result<Cgroup, Error> {
+    fn create(
+        &self,
+        id: &str,
+        limits: &Limits,
+        parent: Option<&super::Parent>,
+    ) -> Result<Cgroup, Error> {
         let available = self.available();
         for (flag, controller) in needed(limits) {
             if !available.iter().any(|c| c == controller) {
@@ -101,22 +106,33 @@ impl Hierarchy for V2 {
             .filter(|c| available.iter().any(|a| a == *c))
             .map(|c| format!("+{c}"))
             .collect();
-        let parent = self.root.join("containr");
-        if !enable.is_empty() {
-            write(&self.root.join("cgroup.subtree_control"), &enable.join(" "))?;
-        }
-        match fs::create_dir(&parent) {
-            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-                return Err(io_err(&parent)(e).into());
+        let dir = match parent {
+            Some(p) => {
+                let dir = self.root.join(p.place.below_v2_root()).join(id);
+                step!("mkdir -p {} (cgroup v2, --cgroup-parent)", dir.display());
+                super::oci::make_v2_levels(&self.root, &dir, &p.raw, &mut Vec::new())?;
+                dir
             }
-            _ => {}
-        }
-        if !enable.is_empty() {
-            write(&parent.join("cgroup.subtree_control"), &enable.join(" "))?;
-        }
-        let dir = parent.join(id);
-        step!("mkdir {} (cgroup v2)", dir.display());
-        fs::create_dir(&dir).map_err(io_err(&dir))?;
+            None => {
+                let parent = self.root.join("containr");
+                if !enable.is_empty() {
+                    write(&self.root.join("cgroup.subtree_control"), &enable.join(" "))?;
+                }
+                match fs::create_dir(&parent) {
+                    Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                        return Err(io_err(&parent)(e).into());
+                    }
+                    _ => {}
+                }
+                if !enable.is_empty() {
+                    write(&parent.join("cgroup.subtree_control"), &enable.join(" "))?;
+                }
+                let dir = parent.join(id);
+                step!("mkdir {} (cgroup v2)", dir.display());
+                fs::create_dir(&dir).map_err(io_err(&dir))?;
+                dir
+            }
+        };
         // From here on, dropping the Cgroup removes the directory.
         let cgroup = Cgroup::new(Location::V2(dir.clone()), limits.memory);
         let set = |file: &str, value: String| {
@@ -147,7 +163,7 @@ impl Hierarchy for V2 {
         }
         if let Some(cpus) = &limits.cpuset_cpus {
             let effective =
-                fs::read_to_string(parent.join("cpuset.cpus.effective")).unwrap_or_default();
+                fs::read_to_string(dir.with_file_name("cpuset.cpus.effective")).unwrap_or_default();
             super::check_cpuset(cpus, &effective)?;
             set("cpuset.cpus", cpus.clone())?;
         }
@@ -230,7 +246,7 @@ mod tests {
         }
         let v2 = V2::new(root.to_path_buf());
         let id = format!("unit-test-{}", std::process::id());
-        let cg = v2.create(&id, &Limits::default()).unwrap();
+        let cg = v2.create(&id, &Limits::default(), None).unwrap();
         let Location::V2(dir) = cg.location().clone() else {
             panic!("v2 location expected")
         };
@@ -262,7 +278,7 @@ mod tests {
                     ..Limits::default()
                 }
             };
-            let err = v2.create(&id, &limits).unwrap_err();
+            let err = v2.create(&id, &limits, None).unwrap_err();
             assert!(matches!(err, Error::NoController { .. }), "{err}");
             assert!(!dir.exists());
         }

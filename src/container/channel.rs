@@ -43,6 +43,10 @@ pub enum Message {
     Started { next_step: u64 },
     /// Command (before exec) to init: its walkthrough steps ended here.
     Steps { next_step: u64 },
+    /// Parent to init, after `Config`, with `--userns-remap`: the bind
+    /// mount `config.mounts[index]`'s idmapped tree (the descriptor sent
+    /// with it), its source a directory when `dir`.
+    MountTree { index: usize, dir: bool },
     /// Any side: setting up failed; exit with `code`.
     Failed { code: i32, message: String },
 }

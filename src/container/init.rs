@@ -1,11 +1,15 @@
 //! The container's init: PID 1 of the new PID namespace.
 //!
-//! It builds the container's world, forks the command, and then stays, as a
-//! minimal init: it reaps every process that is re-parented to it (so
-//! orphans never linger as zombies) and passes the signals it receives on
-//! to the command. When the command exits, so does the init, with the
-//! command's status, and the kernel ends whatever else is left in the PID
-//! namespace.
+//! It builds the container's world, then, as docker does, execs the
+//! command in its own place: the command is PID 1 and nothing of containr
+//! stays in the container. The control channel closes on that exec, which
+//! is how the parent learns the command runs.
+//!
+//! With `--init` it forks the command instead and stays, as a minimal init:
+//! it reaps every process that is re-parented to it (so orphans never
+//! linger as zombies) and passes the signals it receives on to the command.
+//! When the command exits, so does the init, with the command's status, and
+//! the kernel ends whatever else is left in the PID namespace.
 //!
 //! The init is not reachable from inside: it runs from a sealed memfd (see
 //! [`selfexe`](super::selfexe)) and is not dumpable, so the container's
@@ -39,6 +43,14 @@ pub fn main(channel_fd: RawFd) -> i32 {
         // to, and PDEATHSIG is about to end us anyway.
         _ => return 125,
     };
+    // The idmapped binds the parent made (--userns-remap), if any.
+    let mut trees = Vec::new();
+    for _ in 0..config.mount_trees {
+        match channel.recv() {
+            Ok(Some((Message::MountTree { index, dir }, Some(fd)))) => trees.push((index, fd, dir)),
+            _ => return 125,
+        }
+    }
     let _ = explain::install(&config.reporting);
     explain::continue_from(config.next_step);
     // Not dumpable: /proc/1 of the container then belongs to the host's
@@ -47,7 +59,7 @@ pub fn main(channel_fd: RawFd) -> i32 {
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
 
     let signals = init_signals();
-    match start(&config, idmapped, &channel) {
+    match start(&config, idmapped, trees, &channel) {
         Ok(command) => reap_until_exit(command, &signals),
         Err(e) => {
             let code = e.status();
@@ -78,9 +90,14 @@ fn init_signals() -> SigSet {
     set
 }
 
-/// Build the container and fork the command; returns the command's pid once
-/// it has exec'd.
-fn start(config: &Config, idmapped: Option<OwnedFd>, channel: &Channel) -> Result<Pid, Error> {
+/// Build the container, then exec the command in place of the init (returns
+/// only on failure), or with `--init` fork it: its pid once it has exec'd.
+fn start(
+    config: &Config,
+    idmapped: Option<OwnedFd>,
+    trees: Vec<(usize, OwnedFd, bool)>,
+    channel: &Channel,
+) -> Result<Pid, Error> {
     // A session of our own: the host terminal's Ctrl-C then reaches only the
     // host-side containr, which forwards it once, instead of every process
     // of the container getting it twice.
@@ -114,7 +131,8 @@ fn start(config: &Config, idmapped: Option<OwnedFd>, channel: &Channel) -> Resul
             cgroupfs,
             workdir: &config.workdir,
         },
-        &rootfs::Storage {
+        rootfs::Storage {
+            premade: trees,
             mounts: &config.mounts,
             copy_up: &config.copy_up,
             sysctl: Some(&config.sysctl).filter(|s| !s.is_empty()),
@@ -138,8 +156,17 @@ fn start(config: &Config, idmapped: Option<OwnedFd>, channel: &Channel) -> Resul
         None
     };
 
-    let prepared = prepare_command(config, pty)?;
-    spawn_command(&prepared, channel)
+    let mut prepared = prepare_command(config, pty)?;
+    if config.init {
+        return spawn_command(&prepared, channel);
+    }
+    prepared.pid1 = true;
+    step!(
+        "PID 1 execs the command in its own place: nothing of containr stays in the container (--init keeps an init to reap orphans and forward signals)"
+    );
+    // The channel is close-on-exec: its end of file tells the parent the
+    // command runs; a failure is sent on it instead.
+    match exec_command(&prepared, channel)? {}
 }
 
 /// The command `config` describes, resolved in the container (its user
@@ -179,6 +206,7 @@ pub(super) fn prepare_command(
         confinement: &config.confinement,
         rlimits: &config.rlimits,
         oom_score_adj: config.oom_score_adj,
+        pid1: false,
     })
 }
 
@@ -199,6 +227,8 @@ pub(super) struct Prepared<'a> {
     confinement: &'a crate::security::Confinement,
     rlimits: &'a [oci_spec::runtime::PosixRlimit],
     oom_score_adj: Option<i32>,
+    /// The command replaces PID 1 (no `--init`).
+    pid1: bool,
 }
 
 /// Fork the command; wait until it has exec'd (its end of a close-on-exec
@@ -310,6 +340,13 @@ pub(super) fn exec_command(
     nix::unistd::setgroups(&groups).map_err(Error::sys_nix("setgroups"))?;
     nix::unistd::setgid(Gid::from_raw(id.gid)).map_err(Error::sys_nix("setgid"))?;
     nix::unistd::setuid(Uid::from_raw(id.uid)).map_err(Error::sys_nix("setuid"))?;
+    if cmd.pid1 {
+        // A change of credentials clears the parent-death signal the clone
+        // set: PID 1 must still die with containr, or a killed run would
+        // leave its container running.
+        // SAFETY: prctl with integer arguments only.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    }
     nix::unistd::chdir(Path::new(cmd.workdir)).map_err(|e| Error::Sys {
         what: "chdir to the working directory",
         source: e.into(),

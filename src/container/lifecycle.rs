@@ -58,6 +58,16 @@ pub fn running_ids(root: &Path) -> BTreeSet<String> {
 pub fn settle_killed_runs(root: &Path) {
     if let Ok(data) = DataRoot::open(root) {
         data.reclaim_stale();
+        release_unused_tmpfs(root, &data);
+    }
+}
+
+/// The tmpfs volumes only killed runs still used: unmounted.
+fn release_unused_tmpfs(root: &Path, data: &DataRoot) {
+    if root.join("volumes").is_dir()
+        && let Ok(store) = super::volume::Store::open(root)
+    {
+        let _ = store.release_tmpfs(data, None);
     }
 }
 
@@ -74,7 +84,9 @@ pub fn user_of_image(root: &Path, id: &crate::cas::Digest) -> Option<String> {
 
 /// `containr ps`: running containers, or all with `all`, newest first.
 pub fn list(root: &Path, all: bool) -> Result<Vec<State>, Error> {
-    Ok(DataRoot::open(root)?
+    let data = DataRoot::open(root)?;
+    release_unused_tmpfs(root, &data);
+    Ok(data
         .all()
         .into_iter()
         .filter(|s| all || (s.is_live() && s.status != Status::Created))

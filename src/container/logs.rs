@@ -143,30 +143,36 @@ impl LogWriter {
     }
 
     /// Log what `stream` wrote: every whole line now, the rest when its
-    /// line ends (or at [`LogWriter::finish`]).
+    /// line ends (or at [`LogWriter::finish`]). A container that writes
+    /// fast makes this the monitor's hot loop: no allocation per line
+    /// (a whole line is written from `bytes` as it is, a partial one's
+    /// buffer is kept and reused), one `write` per call.
     pub fn write(&mut self, stream: Stream, bytes: &[u8]) {
         let time = rfc3339_nano(super::state::now_ns());
         let i = stream as usize;
         let mut rest = bytes;
         while !rest.is_empty() {
             let room = MAX_LINE - self.partial[i].len();
-            let take = rest.iter().take(room).position(|&b| b == b'\n');
-            match take {
-                Some(n) => {
-                    self.partial[i].extend_from_slice(&rest[..=n]);
-                    rest = &rest[n + 1..];
-                }
-                None if rest.len() >= room => {
-                    self.partial[i].extend_from_slice(&rest[..room]);
-                    rest = &rest[room..];
-                }
+            let window = &rest[..rest.len().min(room)];
+            let end = match window.iter().position(|&b| b == b'\n') {
+                Some(n) => n + 1,
+                None if rest.len() >= room => room,
                 None => {
                     self.partial[i].extend_from_slice(rest);
                     break;
                 }
+            };
+            let (line, tail) = rest.split_at(end);
+            rest = tail;
+            if self.partial[i].is_empty() {
+                self.entry(stream, line, &time);
+            } else {
+                let mut whole = std::mem::take(&mut self.partial[i]);
+                whole.extend_from_slice(line);
+                self.entry(stream, &whole, &time);
+                whole.clear();
+                self.partial[i] = whole;
             }
-            let line = std::mem::take(&mut self.partial[i]);
-            self.entry(stream, &line, &time);
         }
         self.flush();
     }
@@ -183,22 +189,32 @@ impl LogWriter {
         self.flush();
     }
 
+    /// One JSON line, as `Entry` serialises (`log`, `stream`, `time`),
+    /// written straight into the output buffer.
     fn entry(&mut self, stream: Stream, line: &[u8], time: &str) {
-        let entry = Entry {
-            log: String::from_utf8_lossy(line).into_owned(),
-            stream,
-            time: time.to_string(),
-        };
-        let mut json = serde_json::to_vec(&entry).expect("plain data");
-        json.push(b'\n');
+        let start = self.out.len();
+        self.out.extend_from_slice(b"{\"log\":");
+        // Invalid UTF-8 becomes U+FFFD, as docker's; valid text is not
+        // copied first.
+        serde_json::to_writer(&mut self.out, &*String::from_utf8_lossy(line))
+            .expect("writing to a Vec cannot fail");
+        self.out.extend_from_slice(match stream {
+            Stream::Stdout => b",\"stream\":\"stdout\",\"time\":\"",
+            Stream::Stderr => b",\"stream\":\"stderr\",\"time\":\"",
+        });
+        self.out.extend_from_slice(time.as_bytes());
+        self.out.extend_from_slice(b"\"}\n");
         if let Some(max) = self.config.max_size
-            && self.size + (self.out.len() + json.len()) as u64 > max
-            && self.size + self.out.len() as u64 > 0
+            && self.size + self.out.len() as u64 > max
+            && self.size + start as u64 > 0
         {
+            // This entry starts the next file: what came before it ends
+            // this one.
+            let entry = self.out.split_off(start);
             self.flush();
             self.rotate();
+            self.out = entry;
         }
-        self.out.extend_from_slice(&json);
     }
 
     fn flush(&mut self) {
@@ -541,6 +557,30 @@ mod tests {
         )
         .unwrap();
         assert_eq!(e.len(), 2);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn lines_are_written_as_docker_s_json_with_partial_lines_joined() {
+        let dir = tmp();
+        let log = path(&dir, "j");
+        let mut w = LogWriter::open(log.clone(), LogConfig::default()).unwrap();
+        w.write(Stream::Stdout, b"a \"quoted\"\tline\nhalf ");
+        w.write(Stream::Stderr, b"bad \xff utf-8\n");
+        w.write(Stream::Stdout, b"and half\n");
+        let text = fs::read_to_string(&log).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        // Byte for byte what serde writes for an Entry: docker's key order.
+        for (line, (log, stream)) in lines.iter().zip([
+            ("a \"quoted\"\tline\n", Stream::Stdout),
+            ("bad \u{fffd} utf-8\n", Stream::Stderr),
+            ("half and half\n", Stream::Stdout),
+        ]) {
+            let e: Entry = serde_json::from_str(line).unwrap();
+            assert_eq!((e.log.as_str(), e.stream), (log, stream));
+            assert_eq!(*line, serde_json::to_string(&e).unwrap());
+        }
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -8,8 +8,10 @@
 //!    collects the exit status and cleans up;
 //! 2. the **init**, a sealed in-memory copy of containr re-exec'd as PID 1
 //!    of the new PID namespace ([`init`]): builds the container's world
-//!    (hostname, loopback, mounts, pivot_root, terminal), forks the command,
-//!    then stays as PID 1 to reap orphans and pass signals on;
+//!    (hostname, loopback, mounts, pivot_root, terminal), then execs the
+//!    command in its place (the command is PID 1, as with docker); with
+//!    `--init` it forks the command instead and stays as PID 1 to reap
+//!    orphans and pass signals on;
 //! 3. the **command** itself, which switches user and directory and execs.
 //!
 //! They talk over [`channel`]: the parent sends the [`Config`], the init
@@ -247,6 +249,14 @@ pub struct Config {
     /// `--device`: nodes made in the container's /dev.
     #[serde(default)]
     pub devices: Vec<oci_spec::runtime::LinuxDevice>,
+    /// `--init`: the init stays as PID 1 and forks the command; without
+    /// it, the init execs the command, which is then PID 1.
+    #[serde(default)]
+    pub init: bool,
+    /// With `--userns-remap`: how many `MountTree` messages follow the
+    /// config (the binds the parent idmapped).
+    #[serde(default)]
+    pub mount_trees: usize,
     /// The container's cgroup, as it sees it at `/sys/fs/cgroup`.
     pub cgroupfs: crate::rootfs::CgroupFs,
     pub confinement: crate::security::Confinement,

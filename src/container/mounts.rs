@@ -11,7 +11,7 @@ use oci_spec::runtime::{Mount, MountBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::state::DataRoot;
-use super::volume::{self, Store};
+use super::volume::{self, Store, TmpfsLock};
 
 /// Errors of this module.
 #[derive(Debug, thiserror::Error)]
@@ -310,11 +310,20 @@ pub struct Resolved {
     /// Anonymous volumes made for this container, removed if it fails to
     /// start.
     made: Vec<String>,
+    /// With a tmpfs volume: the lock that keeps its mount from being taken
+    /// as unused until the container is recorded as its user (dropped
+    /// then), and the volumes whose tmpfs this run mounted.
+    tmpfs: Option<(TmpfsLock, Vec<String>)>,
 }
 
 impl Resolved {
     /// Undo what [`resolve`] made (the anonymous volumes) after a failure.
     pub fn discard(self, root: &Path) {
+        if let (Some((lock, mounted)), Ok(store)) = (&self.tmpfs, Store::open(root)) {
+            for name in mounted {
+                let _ = store.unmount_tmpfs(lock, name);
+            }
+        }
         if self.made.is_empty() {
             return;
         }
@@ -406,11 +415,11 @@ fn resolve_into(
                 };
                 let dir = store.data_dir(&vol.name);
                 match vol.tmpfs_options() {
-                    Some(mut o) => {
-                        if *readonly {
-                            o.push("ro".into());
-                        }
-                        out.mounts.push(tmpfs(target, o)?);
+                    Some(o) => {
+                        // Shared: mounted at _data unless live containers
+                        // have it there already, bound like a directory.
+                        share_tmpfs(root, store, &vol, &o, out)?;
+                        out.mounts.push(bind(&dir, target, *readonly, None)?);
                     }
                     None => {
                         if new && !nocopy {
@@ -465,6 +474,16 @@ fn resolve_into(
                     continue; // the container's own mount wins, as docker
                 }
                 let readonly = force_ro || !p.rw;
+                // A tmpfs volume the other container no longer holds is
+                // mounted again, as for -v.
+                if let (Some(name), "volume") = (p.name.as_deref(), p.kind.as_str()) {
+                    let store = Store::open(root)?;
+                    if let Ok(vol) = store.get(name)
+                        && let Some(o) = vol.tmpfs_options()
+                    {
+                        share_tmpfs(root, &store, &vol, &o, out)?;
+                    }
+                }
                 let prop = (!p.propagation.is_empty()).then_some(p.propagation.as_str());
                 out.mounts
                     .push(bind(Path::new(&p.source), &p.destination, readonly, prop)?);
@@ -476,6 +495,26 @@ fn resolve_into(
                 });
             }
         }
+    }
+    Ok(())
+}
+
+/// Tmpfs volume `vol` mounted at its `_data` (see [`volume`]), the lock
+/// taken and kept in `out` until the container is recorded as its user.
+fn share_tmpfs(
+    root: &Path,
+    store: &Store,
+    vol: &volume::Volume,
+    options: &[String],
+    out: &mut Resolved,
+) -> Result<(), Error> {
+    if out.tmpfs.is_none() {
+        out.tmpfs = Some((store.lock_tmpfs()?, Vec::new()));
+    }
+    let (lock, mounted) = out.tmpfs.as_mut().expect("just set");
+    let data = DataRoot::open(root).map_err(|e| Error::Spec(e.to_string()))?;
+    if store.mount_tmpfs(lock, &data, vol, options)? {
+        mounted.push(vol.name.clone());
     }
     Ok(())
 }

@@ -103,6 +103,11 @@ pub struct ResourceFlags {
     pub cidfile: Option<PathBuf>,
     pub devices: Vec<String>,
     pub device_cgroup_rules: Vec<String>,
+    /// `--init`: containr's minimal init stays as PID 1, the command is
+    /// its child; without it the command is PID 1 itself.
+    pub init: bool,
+    /// `--cgroup-parent`: the cgroup the container's is made under.
+    pub cgroup_parent: Option<String>,
 }
 
 /// The storage options of `containr run`, as given.
@@ -203,6 +208,8 @@ pub struct Prepared {
     labels: std::collections::BTreeMap<String, String>,
     cidfile: Option<PathBuf>,
     devices: Vec<oci_spec::runtime::LinuxDevice>,
+    init: bool,
+    cgroup_parent: Option<cgroup::Parent>,
     detach: bool,
     /// What the record keeps of `--restart`, `--log-driver`, `--stop-*`.
     life: super::state::Life,
@@ -251,6 +258,10 @@ pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Pre
         .map(resources::check_oom_score_adj)
         .transpose()?;
     let labels = resources::labels(&r.labels, &r.label_files)?;
+    let cgroup_parent = match &r.cgroup_parent {
+        Some(raw) => cgroup::Parent::parse(raw)?,
+        None => None,
+    };
     if let Some(path) = &r.cidfile
         && path.exists()
     {
@@ -304,6 +315,10 @@ pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Pre
     )?;
     // What `start` needs to make it again.
     life.limits = Some(limits.clone());
+    life.cgroup_parent = cgroup_parent
+        .is_some()
+        .then(|| r.cgroup_parent.clone())
+        .flatten();
     life.network = Some(opts.network.clone());
     Ok(Prepared {
         image,
@@ -332,6 +347,8 @@ pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Pre
         labels,
         cidfile: r.cidfile.clone(),
         devices,
+        init: r.init,
+        cgroup_parent,
         detach: opts.detach,
         life,
         log,
@@ -349,6 +366,8 @@ pub struct Created {
     channel: Channel,
     /// The idmapped root (with `--userns-remap`), sent with the config.
     idmapped: Option<OwnedFd>,
+    /// The idmapped binds (with `--userns-remap`), sent after it.
+    mount_trees: Vec<(usize, OwnedFd, bool)>,
     init: Pid,
     config: Config,
     rm: bool,
@@ -410,7 +429,7 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
     settle_killed_runs(&data, hierarchy.as_ref());
     // 256 random bits in hex, as docker's container ids.
     let id = crate::util::random_hex(32);
-    let cgroup = hierarchy.create(&id, &p.limits)?;
+    let cgroup = hierarchy.create(&id, &p.limits, p.cgroup_parent.as_ref())?;
     let joined = p
         .net
         .join
@@ -507,6 +526,8 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         shm_size: p.shm_size,
         oom_score_adj: p.oom_score_adj,
         devices: p.devices,
+        init: p.init,
+        mount_trees: 0,
         cgroupfs: cgroupfs(cgroup.location()),
         confinement: p.confinement,
         userns: p.userns,
@@ -530,6 +551,7 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         init: init.pid,
         channel: init.channel,
         idmapped: init.idmapped,
+        mount_trees: init.mount_trees,
         signals: init.signals,
         raw_mode: init.raw_mode,
     })
@@ -582,6 +604,7 @@ struct Init {
     config: Config,
     channel: Channel,
     idmapped: Option<OwnedFd>,
+    mount_trees: Vec<(usize, OwnedFd, bool)>,
     signals: SignalFd,
     raw_mode: Option<tty::RawMode>,
 }
@@ -674,11 +697,26 @@ fn clone_init(
         }
         None => None,
     };
+    // Its binds and volumes, idmapped the same way (here: the init may
+    // not idmap what the host owns).
+    let mount_trees = match config.userns {
+        Some(_) => match namespace::userns::idmapped_binds(&config.mounts, init) {
+            Ok(trees) => trees,
+            Err(e) => {
+                let _ = kill(init, Signal::SIGKILL);
+                let _ = waitpid(init, None);
+                return Err(e.into());
+            }
+        },
+        None => Vec::new(),
+    };
+    config.mount_trees = mount_trees.len();
     Ok(Init {
         pid: init,
         config,
         channel: ours,
         idmapped,
+        mount_trees,
         signals,
         raw_mode,
     })
@@ -751,6 +789,16 @@ pub fn start(created: &mut Created) -> Result<Started, Error> {
             waitpid(created.init, None).ok(),
         )));
     }
+    for (index, tree, dir) in std::mem::take(&mut created.mount_trees) {
+        let tree_sent = created
+            .channel
+            .send_with_fd(&Message::MountTree { index, dir }, Some(tree.as_fd()));
+        if tree_sent.is_err() {
+            return Ok(Started::Exited(status_code(
+                waitpid(created.init, None).ok(),
+            )));
+        }
+    }
     let mut master: Option<OwnedFd> = None;
     let mut failure = None;
     loop {
@@ -768,11 +816,15 @@ pub fn start(created: &mut Created) -> Result<Started, Error> {
                 explain::continue_from(next_step);
                 break;
             }
+            // Without --init, PID 1 itself is about to exec the command.
+            Ok(Some((Message::Steps { next_step }, _))) => explain::continue_from(next_step),
             Ok(Some((Message::Failed { code, message }, _))) => {
                 failure = Some(Error::InContainer { code, message });
                 break;
             }
-            // The init died without a word (killed, or crashed).
+            // End of file: without --init, the command exec'd (the
+            // channel closes on exec); or the init died without a word
+            // (killed, or crashed), which its status tells.
             Ok(Some(_)) | Ok(None) | Err(_) => break,
         }
     }
@@ -841,12 +893,22 @@ pub fn delete(created: Created, status: i32) -> Result<Exit, Error> {
             record.path.display()
         );
     }
-    let mounts = rm.then(|| record.mounts().to_vec());
+    let all_mounts = record.mounts().to_vec();
+    let mounts = rm.then(|| all_mounts.clone());
     let mut record = record;
     if oom_killed.is_some() {
         record.note_oom_killed();
     }
     record.finish(status)?;
+    // A tmpfs volume's mount goes with its last live user.
+    let volumes: Vec<&str> = all_mounts
+        .iter()
+        .filter_map(|m| m.name.as_deref())
+        .collect();
+    if !volumes.is_empty() {
+        let data = DataRoot::open(&root)?;
+        super::volume::Store::open(&root)?.release_tmpfs(&data, Some(&volumes))?;
+    }
     if let Some(mounts) = mounts {
         let data = DataRoot::open(&root)?;
         super::volume::remove_anonymous(&data, &mounts)?;
@@ -865,6 +927,7 @@ pub fn recreate(created: Created, status: i32) -> Result<Created, Error> {
         signals,
         channel,
         idmapped,
+        mount_trees,
         init: _,
         config: _,
         rm,
@@ -877,7 +940,7 @@ pub fn recreate(created: Created, status: i32) -> Result<Created, Error> {
         limits,
         net,
     } = created;
-    drop((raw_mode, signals, channel, idmapped));
+    drop((raw_mode, signals, channel, idmapped, mount_trees));
     drop(attachment);
     drop(cgroup);
     make_again(record, rw, limits, net, rm, root, detach, status)
@@ -952,6 +1015,29 @@ pub fn revive(record: ContainerRecord, root: &Path) -> Result<Created, Error> {
     )
 }
 
+/// A tmpfs volume is unmounted when its last user exits: a container made
+/// again mounts it at its `_data` again (or shares the mount its live
+/// users hold), or it would get the plain directory under it.
+fn remount_tmpfs_volumes(root: &Path, points: &[mounts::MountPoint]) -> Result<(), Error> {
+    let names: Vec<&str> = (points.iter())
+        .filter(|p| p.kind == "volume")
+        .filter_map(|p| p.name.as_deref())
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    let store = super::volume::Store::open(root)?;
+    let data = DataRoot::open(root)?;
+    for name in names {
+        let volume = store.get(name)?;
+        if let Some(options) = volume.tmpfs_options() {
+            let lock = store.lock_tmpfs()?;
+            store.mount_tmpfs(&lock, &data, &volume, &options)?;
+        }
+    }
+    Ok(())
+}
+
 /// Make a container again from its record: cgroup, network, init. On
 /// failure it is kept, exited with `status`.
 #[allow(clippy::too_many_arguments)]
@@ -972,7 +1058,14 @@ fn make_again(
     }
     let made = (|| {
         let hierarchy = cgroup::detect()?;
-        let cgroup = hierarchy.create(&record.id, &limits)?;
+        // Checked when the container was first made; checked again, as
+        // anything read back from the disk.
+        let parent = (record.state().life.cgroup_parent.as_deref())
+            .map(cgroup::Parent::parse)
+            .transpose()?
+            .flatten();
+        let cgroup = hierarchy.create(&record.id, &limits, parent.as_ref())?;
+        remount_tmpfs_volumes(&root, record.mounts())?;
         let attachment = net.attach(&record.id, &record.name)?;
         let mut config = *(record.state().config.clone())
             .ok_or_else(|| super::state::Error::NoConfig(record.name.clone()))?;
@@ -999,6 +1092,7 @@ fn make_again(
             signals: init.signals,
             channel: init.channel,
             idmapped: init.idmapped,
+            mount_trees: init.mount_trees,
             init: init.pid,
             config: init.config,
             rm,

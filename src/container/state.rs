@@ -156,6 +156,10 @@ pub struct Life {
     pub healthcheck: Option<super::health::HealthConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<super::health::Health>,
+    /// `--cgroup-parent`, as given (checked): a container made again is
+    /// placed under it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_parent: Option<String>,
 }
 
 /// What a container's record holds.

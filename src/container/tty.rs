@@ -119,9 +119,13 @@ pub fn open_pty() -> std::io::Result<Pty> {
 }
 
 /// Make `slave` the controlling terminal of a new session and the
-/// process's stdio. For the command, between fork and exec.
+/// process's stdio. For the command, between fork and exec (or in the
+/// container's PID 1 before it execs the command: already the leader of a
+/// session of its own, with no terminal yet).
 pub fn become_controlling(slave: BorrowedFd<'_>) -> nix::Result<()> {
-    nix::unistd::setsid()?;
+    if nix::unistd::getsid(None)? != nix::unistd::getpid() {
+        nix::unistd::setsid()?;
+    }
     // SAFETY: TIOCSCTTY takes an int argument, no pointer.
     if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } < 0 {
         return Err(nix::Error::last());

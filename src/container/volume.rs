@@ -8,6 +8,14 @@
 //!
 //! `mkdir` of `volumes/<name>` is the claim on the name: two commands
 //! creating the same volume at once both get it, made once.
+//!
+//! A tmpfs volume (`--opt type=tmpfs`) is, as with docker's `local`
+//! driver, a tmpfs mounted at its `_data` when the first container using it
+//! starts, shared by all that use it at the same time, and unmounted when
+//! the last one exits. Its users are the live records that list it (running,
+//! their `containr run` alive), read under `volumes/.tmpfs.lock`: no counter
+//! to get wrong, and a killed run stops counting at once, so the next
+//! command that looks reclaims a mount nobody uses.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -40,7 +48,17 @@ pub enum Error {
     BadType(String),
     #[error("--filter {0:?}: expected name=, label=KEY[=VALUE] or dangling=true|false")]
     BadFilter(String),
+    #[error("volume {name}: {source}")]
+    Mount {
+        name: String,
+        source: crate::rootfs::Error,
+    },
 }
+
+/// `volumes/.tmpfs.lock`, held while tmpfs volumes are mounted, unmounted,
+/// or a container that uses one is recorded.
+#[derive(Debug)]
+pub struct TmpfsLock(#[allow(dead_code)] nix::fcntl::Flock<fs::File>);
 
 /// What `volume.json` holds (and `volume inspect` shows, with the paths).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -132,6 +150,96 @@ impl Store {
     /// Where the volume's content is.
     pub fn data_dir(&self, name: &str) -> PathBuf {
         self.dir.join(name).join("_data")
+    }
+
+    /// Take the tmpfs volumes' lock (see the module's documentation).
+    pub fn lock_tmpfs(&self) -> Result<TmpfsLock, Error> {
+        let path = self.dir.join(".tmpfs.lock");
+        let f = fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+            .map(TmpfsLock)
+            .map_err(|(_, e)| io_err(&path)(e.into()).into())
+    }
+
+    /// Whether something is mounted at the volume's `_data`.
+    fn mounted(&self, name: &str) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let data = self.data_dir(name);
+        match (fs::metadata(&data), data.parent().map(fs::metadata)) {
+            (Ok(d), Some(Ok(p))) => d.dev() != p.dev(),
+            _ => false,
+        }
+    }
+
+    /// The tmpfs of volume `v` mounted at its `_data`, the lock held: kept
+    /// if live containers share it already, else (re)made, so a mount that
+    /// killed runs left behind is replaced by a fresh one. True when this
+    /// call mounted it.
+    pub fn mount_tmpfs(
+        &self,
+        _lock: &TmpfsLock,
+        data: &DataRoot,
+        v: &Volume,
+        options: &[String],
+    ) -> Result<bool, Error> {
+        if self.mounted(&v.name) {
+            if !live_users(data, &v.name).is_empty() {
+                return Ok(false);
+            }
+            self.unmount(&v.name)?;
+        }
+        let dir = self.data_dir(&v.name);
+        crate::rootfs::mount_tmpfs_at(&dir, options).map_err(|source| Error::Mount {
+            name: v.name.clone(),
+            source,
+        })?;
+        Ok(true)
+    }
+
+    /// Unmount volume `name`'s tmpfs (the lock held).
+    pub fn unmount_tmpfs(&self, _lock: &TmpfsLock, name: &str) -> Result<(), Error> {
+        self.unmount(name)
+    }
+
+    fn unmount(&self, name: &str) -> Result<(), Error> {
+        // Every layer: a killed run's, then ours, could both be there.
+        while self.mounted(name) {
+            crate::rootfs::unmount(&self.data_dir(name)).map_err(|source| Error::Mount {
+                name: name.to_string(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Unmount the tmpfs of every volume among `names` (or all, with
+    /// `None`) that no live container uses.
+    pub fn release_tmpfs(&self, data: &DataRoot, names: Option<&[&str]>) -> Result<(), Error> {
+        let mounted: Vec<String> = match names {
+            Some(n) => n.iter().map(|s| s.to_string()).collect(),
+            None => fs::read_dir(&self.dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect(),
+        };
+        let mounted: Vec<String> = mounted.into_iter().filter(|n| self.mounted(n)).collect();
+        if mounted.is_empty() {
+            return Ok(());
+        }
+        let lock = self.lock_tmpfs()?;
+        for name in mounted {
+            if live_users(data, &name).is_empty() {
+                self.unmount_tmpfs(&lock, &name)?;
+            }
+        }
+        Ok(())
     }
 
     fn meta_path(&self, name: &str) -> PathBuf {
@@ -229,6 +337,7 @@ impl Store {
             return Ok(());
         }
         exists?;
+        self.release_tmpfs(data, Some(&[name]))?;
         let users = Self::users(data, name);
         if !users.is_empty() {
             return Err(Error::InUse {
@@ -244,6 +353,7 @@ impl Store {
     /// Remove every volume no container uses: docker's `prune` removes the
     /// anonymous ones only unless `all`. The names removed.
     pub fn prune(&self, data: &DataRoot, all: bool) -> Vec<String> {
+        let _ = self.release_tmpfs(data, None);
         let states = data.all();
         self.list()
             .into_iter()
@@ -270,6 +380,12 @@ pub fn remove_anonymous(data: &DataRoot, mounts: &[MountPoint]) -> Result<(), Er
         store.remove(data, name, true)?;
     }
     Ok(())
+}
+
+/// The live containers (running, their `containr run` alive) using `name`.
+fn live_users(data: &DataRoot, name: &str) -> Vec<String> {
+    let live: Vec<State> = data.all().into_iter().filter(State::is_running).collect();
+    users_among(&live, name)
 }
 
 fn users_among(states: &[State], name: &str) -> Vec<String> {

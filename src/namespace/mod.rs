@@ -36,6 +36,8 @@ pub enum Error {
         rootfs: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("--userns-remap: {0}")]
+    IdMappedBind(#[from] crate::rootfs::Error),
     #[error("setting the hostname to {hostname:?} failed: {source}")]
     Hostname {
         hostname: String,

@@ -114,6 +114,25 @@ pub fn idmapped_rootfs(rootfs: &Path, pid: Pid) -> Result<OwnedFd, Error> {
     Ok(tree)
 }
 
+/// The bind mounts (and volumes) among `mounts`, for a container in the
+/// user namespace of `pid`: detached clones idmapped through it (see
+/// [`crate::rootfs::oci::stage_idmapped_binds`]), by index in `mounts`,
+/// for the init to attach. As the rootfs: seen through the idmap, never
+/// chowned.
+pub fn idmapped_binds(
+    mounts: &[oci_spec::runtime::Mount],
+    pid: Pid,
+) -> Result<Vec<(usize, OwnedFd, bool)>, Error> {
+    if mounts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let userns = userns_of(pid)?;
+    Ok(crate::rootfs::oci::stage_idmapped_binds(
+        mounts,
+        userns.as_fd(),
+    )?)
+}
+
 /// An image's overlay for a container in the user namespace of `pid`:
 /// every layer idmapped (see [`crate::rootfs::overlay::Overlay::mount_idmapped`]),
 /// as a detached mount the init attaches in place of mounting the overlay.

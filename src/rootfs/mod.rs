@@ -149,18 +149,21 @@ pub struct Storage<'a> {
     pub shm_size: Option<u64>,
     /// `--device`: nodes made in the container's /dev.
     pub devices: &'a [oci_spec::runtime::LinuxDevice],
+    /// (index in `mounts`, tree, is a directory): binds the host side
+    /// staged (idmapped, with `--userns-remap`), attached as they are.
+    pub premade: Vec<(usize, OwnedFd, bool)>,
 }
 
 /// Build the container's filesystem and make it the root. Must run in a
 /// fresh mount namespace (and PID namespace, for `/proc`).
 pub fn enter(plan: &Plan<'_>) -> Result<(), Error> {
-    enter_with(plan, &Storage::default())
+    enter_with(plan, Storage::default())
 }
 
 /// [`enter`], with the front end's mounts placed after /proc and /sys and
 /// before the pivot (their sources are host paths), so the masked and
 /// read-only paths made after stay so over them.
-pub fn enter_with(plan: &Plan<'_>, storage: &Storage<'_>) -> Result<(), Error> {
+pub fn enter_with(plan: &Plan<'_>, storage: Storage<'_>) -> Result<(), Error> {
     step!("mount(\"/\", MS_REC|MS_PRIVATE): nothing we mount propagates back to the host");
     mount(
         None::<&str>,
@@ -201,7 +204,27 @@ pub fn enter_with(plan: &Plan<'_>, storage: &Storage<'_>) -> Result<(), Error> {
     for (volume, dest) in storage.copy_up {
         copyup::copy_up(root, dest, volume)?;
     }
-    oci::mount_into(root, storage.mounts, plan.userns)?;
+    // A mount on or under /dev would be hidden by the container's /dev,
+    // mounted after the pivot: those are staged now (a bind's source, a
+    // host path, cloned while in view) and attached once /dev is there.
+    let mut premade: std::collections::HashMap<usize, (OwnedFd, bool)> = storage
+        .premade
+        .into_iter()
+        .map(|(i, tree, dir)| (i, (tree, dir)))
+        .collect();
+    let (mut dev, mut rest) = (Vec::new(), Vec::new());
+    for (i, m) in storage.mounts.iter().enumerate() {
+        let staged = match premade.remove(&i) {
+            Some((tree, dir)) => oci::Staged::premade(m, tree, dir)?,
+            None => oci::stage_one(m)?,
+        };
+        if on_dev(m.destination()) {
+            dev.push(staged);
+        } else {
+            rest.push(staged);
+        }
+    }
+    oci::attach_staged(root, rest, plan.userns)?;
     if let Some(sysctl) = storage.sysctl {
         // Through the host's /proc, still in view: the values are those of
         // this process's (the container's) namespaces all the same.
@@ -212,6 +235,7 @@ pub fn enter_with(plan: &Plan<'_>, storage: &Storage<'_>) -> Result<(), Error> {
     if !storage.devices.is_empty() {
         oci::make_devices_in(Path::new("/"), storage.devices)?;
     }
+    oci::attach_staged(Path::new("/"), dev, plan.userns)?;
     mount_cgroupfs(plan.cgroupfs, plan.privileged)?;
     if !plan.privileged {
         mask_paths(&MASKED, &READ_ONLY)?;
@@ -222,6 +246,19 @@ pub fn enter_with(plan: &Plan<'_>, storage: &Storage<'_>) -> Result<(), Error> {
         remount_root_readonly()?;
     }
     Ok(())
+}
+
+/// Whether a destination is `/dev` or below it (`.` and `//` aside; a `..`
+/// is resolved inside the root later, and never counts as /dev here).
+fn on_dev(dest: &Path) -> bool {
+    let mut parts = dest.components().filter(|c| {
+        !matches!(
+            c,
+            std::path::Component::RootDir | std::path::Component::CurDir
+        )
+    });
+    parts.next() == Some(std::path::Component::Normal("dev".as_ref()))
+        && parts.all(|c| matches!(c, std::path::Component::Normal(_)))
 }
 
 /// `--read-only` (`root.readonly`): the root, once pivoted onto, read-only.
@@ -694,4 +731,45 @@ fn create_file(path: &str) -> Result<(), Error> {
         .open(path)
         .map(drop)
         .map_err(io_err("creating", path))
+}
+
+/// Mount a tmpfs at `path` (a volume's directory in the store, on the
+/// host) with mount(8)-style `options` (`size=64m`, `ro`, …), and docker's
+/// `nosuid,nodev,noexec`.
+pub fn mount_tmpfs_at(path: &Path, options: &[String]) -> Result<(), Error> {
+    let mut all: Vec<String> = ["nosuid", "nodev", "noexec"].map(String::from).to_vec();
+    all.extend(options.iter().cloned());
+    let opts =
+        options::Options::parse(Some("tmpfs"), &all).map_err(|option| Error::MountOption {
+            dest: path.to_path_buf(),
+            option,
+        })?;
+    if opts.bind {
+        return Err(Error::MountOption {
+            dest: path.to_path_buf(),
+            option: "bind".into(),
+        });
+    }
+    let data = opts.data();
+    step!(
+        "mount(tmpfs, {}, {:?}, {}): the volume's tmpfs, shared by its containers",
+        path.display(),
+        opts.flags,
+        data.as_deref().unwrap_or("")
+    );
+    mount(
+        Some("tmpfs"),
+        path,
+        Some("tmpfs"),
+        opts.flags,
+        data.as_deref(),
+    )
+    .map_err(op_err("mounting a tmpfs on", path))
+}
+
+/// Detach the mount at `path` (lazily: a container still holding a bind of
+/// it keeps its own view).
+pub fn unmount(path: &Path) -> Result<(), Error> {
+    step!("umount2({}, MNT_DETACH)", path.display());
+    nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH).map_err(op_err("unmounting", path))
 }

@@ -334,50 +334,180 @@ fn open_no_follow(dir: BorrowedFd<'_>, name: &std::ffi::CStr) -> io::Result<Owne
 }
 
 fn mount_entry(root: BorrowedFd<'_>, m: &Mount, in_userns: bool) -> Result<(), Error> {
-    let dest = m.destination();
+    attach_entry(root, stage_entry(m)?, in_userns)
+}
+
+/// One mount, checked, and for a bind its source already cloned (with its
+/// attributes): what must happen while the source's path is in view.
+pub struct Staged<'a> {
+    m: &'a Mount,
+    opts: Options,
+    /// A bind's detached tree, and whether its source is a directory.
+    tree: Option<(OwnedFd, bool)>,
+}
+
+/// Stage `mounts` (see [`Staged`]) to attach them later, once the root has
+/// changed: a bind's source is a host path, which the pivot takes out of
+/// view, while its destination may be one the pivot's aftermath covers
+/// (`/dev`, mounted after it).
+pub fn stage(mounts: &[Mount]) -> Result<Vec<Staged<'_>>, Error> {
+    mounts.iter().map(stage_entry).collect()
+}
+
+/// [`stage`] for one mount.
+pub fn stage_one(m: &Mount) -> Result<Staged<'_>, Error> {
+    stage_entry(m)
+}
+
+/// Attach what [`stage`] prepared, in order, resolved inside `root`.
+pub fn attach_staged(root: &Path, staged: Vec<Staged<'_>>, in_userns: bool) -> Result<(), Error> {
+    if staged.is_empty() {
+        return Ok(());
+    }
+    let root_fd = open_path(root).map_err(mount_err(root, "opening the root"))?;
+    for s in staged {
+        attach_entry(root_fd.as_fd(), s, in_userns)?;
+    }
+    Ok(())
+}
+
+/// The bind mounts among `mounts` (by index), staged on the host side for
+/// a container in user namespace `userns`: each source cloned with its
+/// attributes and idmapped through `userns`, so that what the host's root
+/// owns is the container root's, and what container root writes is stored
+/// as the host's root, with nothing chowned. Idmapping needs privilege over
+/// the source's filesystem, which the container's init lacks; it attaches
+/// the trees ([`Staged::premade`]).
+pub fn stage_idmapped_binds(
+    mounts: &[Mount],
+    userns: BorrowedFd<'_>,
+) -> Result<Vec<(usize, OwnedFd, bool)>, Error> {
+    let mut out = Vec::new();
+    for (i, m) in mounts.iter().enumerate() {
+        let staged = stage_entry(m)?;
+        let Some((tree, dir)) = staged.tree else {
+            continue;
+        };
+        let dest = m.destination();
+        step!(
+            "mount_setattr(MOUNT_ATTR_IDMAP) on the clone for {}: seen through the container's user namespace",
+            dest.display()
+        );
+        mountapi::set_attr(
+            tree.as_fd(),
+            Attr::default(),
+            Some(userns),
+            staged.opts.recursive,
+        )
+        .map_err(mount_err(
+            dest,
+            "idmapping for --userns-remap (needs a kernel and filesystem with idmapped mounts)",
+        ))?;
+        out.push((i, tree, dir));
+    }
+    Ok(out)
+}
+
+impl<'a> Staged<'a> {
+    /// Mount `m` with its source already cloned (`tree`, a directory when
+    /// `dir`), e.g. by [`stage_idmapped_binds`].
+    pub fn premade(m: &'a Mount, tree: OwnedFd, dir: bool) -> Result<Staged<'a>, Error> {
+        let mut staged = Staged {
+            m,
+            opts: parse_options(m)?,
+            tree: None,
+        };
+        staged.tree = Some((tree, dir));
+        Ok(staged)
+    }
+}
+
+fn parse_options(m: &Mount) -> Result<Options, Error> {
     let fstype = m.typ().as_deref().filter(|t| !t.is_empty());
     let no_options = Vec::new();
-    let opts =
-        Options::parse(fstype, m.options().as_ref().unwrap_or(&no_options)).map_err(|option| {
-            Error::MountOption {
-                dest: dest.clone(),
-                option,
-            }
-        })?;
+    Options::parse(fstype, m.options().as_ref().unwrap_or(&no_options)).map_err(|option| {
+        Error::MountOption {
+            dest: m.destination().clone(),
+            option,
+        }
+    })
+}
+
+fn stage_entry(m: &Mount) -> Result<Staged<'_>, Error> {
+    let dest = m.destination();
+    let fstype = m.typ().as_deref().filter(|t| !t.is_empty());
+    let opts = parse_options(m)?;
     if opts.bind {
-        bind_entry(root, m, &opts)?;
-    } else {
-        let fstype = fstype.ok_or_else(|| Error::BadMount {
+        let tree = bind_tree(m, &opts)?;
+        return Ok(Staged {
+            m,
+            opts,
+            tree: Some(tree),
+        });
+    }
+    if fstype.is_none() {
+        return Err(Error::BadMount {
             dest: dest.clone(),
             what: "no type (and no bind option)".into(),
-        })?;
-        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-            return Err(Error::BadMount {
-                dest: dest.clone(),
-                what: "uidMappings/gidMappings need an idmap bind mount".into(),
-            });
+        });
+    }
+    if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+        return Err(Error::BadMount {
+            dest: dest.clone(),
+            what: "uidMappings/gidMappings need an idmap bind mount".into(),
+        });
+    }
+    Ok(Staged {
+        m,
+        opts,
+        tree: None,
+    })
+}
+
+fn attach_entry(root: BorrowedFd<'_>, s: Staged<'_>, in_userns: bool) -> Result<(), Error> {
+    let Staged { m, opts, tree } = s;
+    let dest = m.destination();
+    match tree {
+        Some((tree, is_dir)) => {
+            let target =
+                resolve(root, dest, is_dir).map_err(mount_err(dest, "resolving in the root"))?;
+            mountapi::attach_to_fd(tree.as_fd(), target.as_fd())
+                .map_err(mount_err(dest, "move_mount"))?;
         }
-        let target = resolve(root, dest, true).map_err(mount_err(dest, "resolving in the root"))?;
-        match fstype {
-            "cgroup" if !host_cgroup_v2() => cgroup_v1(root, dest, target, &opts)?,
-            _ => fs_entry(m, fstype, target, &opts, in_userns)?,
-        }
-        if opts.recursive_attr != Attr::default() {
-            let top = reopen(root, dest)?;
-            mountapi::set_attr(top.as_fd(), opts.recursive_attr, None, true)
-                .map_err(mount_err(dest, "mount_setattr(AT_RECURSIVE)"))?;
+        None => {
+            let fstype = m.typ().as_deref().unwrap_or_default();
+            let target =
+                resolve(root, dest, true).map_err(mount_err(dest, "resolving in the root"))?;
+            match fstype {
+                "cgroup" if !host_cgroup_v2() => cgroup_v1(root, dest, target, &opts)?,
+                _ => fs_entry(m, fstype, target, &opts, in_userns)?,
+            }
+            if opts.recursive_attr != Attr::default() || !opts.propagation.is_empty() {
+                let top = reopen(root, dest)?;
+                if opts.recursive_attr != Attr::default() {
+                    mountapi::set_attr(top.as_fd(), opts.recursive_attr, None, true)
+                        .map_err(mount_err(dest, "mount_setattr(AT_RECURSIVE)"))?;
+                }
+                set_propagation(top.as_fd(), dest, &opts.propagation)?;
+            }
         }
     }
-    if !opts.propagation.is_empty() {
-        let top = reopen(root, dest)?;
-        for (flag, recursive) in &opts.propagation {
-            let attr = Attr {
-                propagation: flag.bits(),
-                ..Attr::default()
-            };
-            mountapi::set_attr(top.as_fd(), attr, None, *recursive)
-                .map_err(mount_err(dest, "setting its propagation"))?;
-        }
+    Ok(())
+}
+
+/// Set `propagation` (in order: (MS_* type, recursive)) on the mount `top`.
+fn set_propagation(
+    top: BorrowedFd<'_>,
+    dest: &Path,
+    propagation: &[(MsFlags, bool)],
+) -> Result<(), Error> {
+    for (flag, recursive) in propagation {
+        let attr = Attr {
+            propagation: flag.bits(),
+            ..Attr::default()
+        };
+        mountapi::set_attr(top, attr, None, *recursive)
+            .map_err(mount_err(dest, "setting its propagation"))?;
     }
     Ok(())
 }
@@ -394,7 +524,9 @@ fn reopen(root: BorrowedFd<'_>, dest: &Path) -> Result<OwnedFd, Error> {
     mountapi::open_in_root(root, &p, libc::O_PATH).map_err(mount_err(dest, "reopening"))
 }
 
-fn bind_entry(root: BorrowedFd<'_>, m: &Mount, opts: &Options) -> Result<(), Error> {
+/// A bind's source cloned (`open_tree`), its attributes set; with whether
+/// it is a directory.
+fn bind_tree(m: &Mount, opts: &Options) -> Result<(OwnedFd, bool), Error> {
     let dest = m.destination();
     let source = m.source().as_ref().ok_or_else(|| Error::BadMount {
         dest: dest.clone(),
@@ -416,6 +548,10 @@ fn bind_entry(root: BorrowedFd<'_>, m: &Mount, opts: &Options) -> Result<(), Err
         mountapi::set_attr(tree.as_fd(), opts.recursive_attr, None, true)
             .map_err(mount_err(dest, "mount_setattr(AT_RECURSIVE)"))?;
     }
+    // Its propagation set on the detached tree: no lookup of the
+    // destination again once attached (which a rename in the container
+    // could make fail), and two system calls fewer.
+    set_propagation(tree.as_fd(), dest, &opts.propagation)?;
     if let Some(recursive) = opts.idmap {
         let userns = userns_with_maps(
             m.uid_mappings().as_deref().unwrap_or(&[]),
@@ -438,9 +574,7 @@ fn bind_entry(root: BorrowedFd<'_>, m: &Mount, opts: &Options) -> Result<(), Err
             what: "uidMappings/gidMappings without the idmap option".into(),
         });
     }
-    let target =
-        resolve(root, dest, meta.is_dir()).map_err(mount_err(dest, "resolving in the root"))?;
-    mountapi::attach_to_fd(tree.as_fd(), target.as_fd()).map_err(mount_err(dest, "move_mount"))
+    Ok((tree, meta.is_dir()))
 }
 
 /// A filesystem (tmpfs, proc, sysfs, devpts, mqueue, cgroup2, …) mounted
