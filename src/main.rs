@@ -649,6 +649,34 @@ struct RunArgs {
     #[arg(long = "stop-timeout", value_name = "int")]
     stop_timeout: Option<u32>,
 
+    /// Command to run to check health (run with the container's /bin/sh -c)
+    #[arg(long = "health-cmd", value_name = "string")]
+    health_cmd: Option<String>,
+
+    /// Time between running the check (ms|s|m|h) (default 30s)
+    #[arg(long = "health-interval", value_name = "duration")]
+    health_interval: Option<String>,
+
+    /// Maximum time to allow one check to run (ms|s|m|h) (default 30s)
+    #[arg(long = "health-timeout", value_name = "duration")]
+    health_timeout: Option<String>,
+
+    /// Consecutive failures needed to report unhealthy (default 3)
+    #[arg(long = "health-retries", value_name = "int")]
+    health_retries: Option<u32>,
+
+    /// Start period for the container to initialize before failures count (ms|s|m|h) (default 0s)
+    #[arg(long = "health-start-period", value_name = "duration")]
+    health_start_period: Option<String>,
+
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    no_healthcheck: bool,
+
+    /// Action when the container becomes unhealthy (none, kill, restart)
+    #[arg(long = "health-on-failure", value_name = "string")]
+    health_on_failure: Option<String>,
+
     /// Bind mount a volume (HOST:CTR[:ro|rw][,PROPAGATION], NAME:CTR[:ro], or CTR)
     #[arg(short = 'v', long = "volume", value_name = "list")]
     volume: Vec<String>,
@@ -833,6 +861,15 @@ impl From<RunArgs> for RunOptions {
                 log_opts: a.log_opt,
                 stop_signal: a.stop_signal,
                 stop_timeout: a.stop_timeout,
+                health: containr::container::health::HealthFlags {
+                    cmd: a.health_cmd,
+                    interval: a.health_interval,
+                    timeout: a.health_timeout,
+                    retries: a.health_retries,
+                    start_period: a.health_start_period,
+                    no_healthcheck: a.no_healthcheck,
+                    on_failure: a.health_on_failure,
+                },
             },
             security: containr::security::Flags {
                 cap_add: a.cap_add,

@@ -943,3 +943,268 @@ fn boot_starts_again_what_a_reboot_stopped_with_docker_s_rule() {
     assert_eq!(sb.containr_ok(&["boot"]), "");
     sb.containr_ok(&["rm", "-f", "always", "unless", "stopped", "onfail", "plain"]);
 }
+
+/// `inspect`'s `State.Health`.
+fn health(sb: &Sandbox, name: &str) -> serde_json::Value {
+    inspect(sb, name)["State"]["Health"].clone()
+}
+
+#[test]
+fn health_goes_from_starting_to_healthy_failures_in_the_start_period_do_not_count() {
+    let sb = Sandbox::new();
+    detach(
+        &sb,
+        &[
+            "--name",
+            "hc",
+            "--health-cmd",
+            "echo probing; test -e /tmp/ready",
+            "--health-interval",
+            "200ms",
+            "--health-retries",
+            "1",
+            "--health-start-period",
+            "60s",
+            "sleep",
+            "100",
+        ],
+    );
+    assert!(ps_row(&sb, "hc").contains("(health: starting)"));
+    let hc = &inspect(&sb, "hc")["Config"]["Healthcheck"];
+    assert_eq!(hc["Test"][1], "echo probing; test -e /tmp/ready");
+    assert_eq!(hc["Interval"], 200_000_000);
+    // Two failed checks: in the start period, it is still starting.
+    eventually("two failed checks", || {
+        health(&sb, "hc")["Log"].as_array().unwrap().len() >= 2
+    });
+    let h = health(&sb, "hc");
+    assert_eq!(h["Status"], "starting", "{h}");
+    assert_eq!(h["FailingStreak"], 0, "{h}");
+    assert_eq!(h["Log"][0]["ExitCode"], 1, "{h}");
+    assert_eq!(h["Log"][0]["Output"], "probing\n", "{h}");
+    sb.containr_ok(&["exec", "hc", "touch", "/tmp/ready"]);
+    eventually("healthy", || health(&sb, "hc")["Status"] == "healthy");
+    let h = health(&sb, "hc");
+    assert!(h["Log"].as_array().unwrap().len() <= 5, "{h}");
+    let last = h["Log"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["ExitCode"], 0, "{h}");
+    assert!(last["Start"].as_str().unwrap() <= last["End"].as_str().unwrap());
+    assert!(ps_row(&sb, "hc").contains("(healthy)"));
+    sb.containr_ok(&["rm", "-f", "hc"]);
+    sb.assert_clean();
+}
+
+#[test]
+fn a_failing_check_makes_it_unhealthy_after_its_retries_with_its_output() {
+    let sb = Sandbox::new();
+    detach(
+        &sb,
+        &[
+            "--name",
+            "sick",
+            "--health-cmd",
+            "echo down >&2; exit 3",
+            "--health-interval",
+            "200ms",
+            "--health-retries",
+            "3",
+            "sleep",
+            "100",
+        ],
+    );
+    eventually("unhealthy", || {
+        let h = health(&sb, "sick");
+        if h["Status"] == "unhealthy" {
+            return true;
+        }
+        // Never unhealthy before its third failure.
+        assert!(h["FailingStreak"].as_u64().unwrap() < 3, "{h}");
+        false
+    });
+    let h = health(&sb, "sick");
+    assert!(h["FailingStreak"].as_u64().unwrap() >= 3, "{h}");
+    let last = h["Log"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["ExitCode"], 3, "{h}");
+    assert_eq!(last["Output"], "down\n", "{h}");
+    assert!(ps_row(&sb, "sick").contains("(unhealthy)"));
+    // It runs on: no --health-on-failure.
+    assert_eq!(inspect(&sb, "sick")["State"]["Status"], "running");
+    eventually("five results kept", || {
+        health(&sb, "sick")["FailingStreak"].as_u64().unwrap() >= 7
+    });
+    assert_eq!(health(&sb, "sick")["Log"].as_array().unwrap().len(), 5);
+    sb.containr_ok(&["rm", "-f", "sick"]);
+    sb.assert_clean();
+}
+
+/// The check processes `sleep 1717` running on the host.
+fn hung_checks() -> Vec<String> {
+    common::processes_with("sleep 1717")
+        .into_iter()
+        .filter(|p| p.contains(": sleep 1717") || p.contains(": /bin/sh -c sleep 1717"))
+        .collect()
+}
+
+#[test]
+fn a_check_that_hangs_is_killed_at_its_timeout() {
+    let sb = Sandbox::new();
+    detach(
+        &sb,
+        &[
+            "--name",
+            "hang",
+            "--health-cmd",
+            "sleep 1717",
+            "--health-interval",
+            "200ms",
+            "--health-timeout",
+            "300ms",
+            "--health-retries",
+            "2",
+            "sleep",
+            "100",
+        ],
+    );
+    eventually("unhealthy", || health(&sb, "hang")["Status"] == "unhealthy");
+    let h = health(&sb, "hang");
+    let last = h["Log"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["ExitCode"], -1, "{h}");
+    assert_eq!(
+        last["Output"], "Health check exceeded timeout (300ms)",
+        "{h}"
+    );
+    // Killed, not piling up: at most the one in flight.
+    for _ in 0..10 {
+        let hung = hung_checks();
+        assert!(hung.len() <= 1, "{hung:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    sb.containr_ok(&["rm", "-f", "hang"]);
+    assert_eq!(hung_checks(), Vec::<String>::new());
+    sb.assert_clean();
+}
+
+#[test]
+fn no_healthcheck_turns_off_the_image_s_and_bad_durations_are_refused() {
+    let sb = Sandbox::new();
+    let tarball = sb.rootfs_tar("rootfs.tar");
+    sb.containr_ok(&[
+        "import",
+        "--change",
+        "HEALTHCHECK --interval=200ms --retries=1 CMD exit 1",
+        tarball.to_str().unwrap(),
+        "hc:1",
+    ]);
+    detach_image(&sb, &["--name", "checked", "hc:1", "sleep", "100"]);
+    let hc = &inspect(&sb, "checked")["Config"]["Healthcheck"];
+    assert_eq!(hc["Test"], serde_json::json!(["CMD-SHELL", "exit 1"]));
+    eventually("the image's check fails", || {
+        health(&sb, "checked")["Status"] == "unhealthy"
+    });
+    detach_image(
+        &sb,
+        &[
+            "--name",
+            "unchecked",
+            "--no-healthcheck",
+            "hc:1",
+            "sleep",
+            "100",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(health(&sb, "unchecked").is_null());
+    assert!(inspect(&sb, "unchecked")["Config"]["Healthcheck"].is_null());
+    assert!(!ps_row(&sb, "unchecked").contains("health"));
+    for (flag, value) in [
+        ("--health-interval", "5"),
+        ("--health-timeout", "1x"),
+        ("--health-on-failure", "reboot"),
+    ] {
+        let out = sb
+            .cmd(&[
+                "run",
+                "-d",
+                flag,
+                value,
+                "--health-cmd",
+                "true",
+                "hc:1",
+                "true",
+            ])
+            .output()
+            .unwrap();
+        assert_fails(&out, 125, flag);
+    }
+    sb.containr_ok(&["rm", "-f", "checked", "unchecked"]);
+    sb.containr_ok(&["rmi", "hc:1"]);
+    sb.assert_clean();
+}
+
+#[test]
+fn health_on_failure_restart_brings_the_container_back_and_kill_ends_it() {
+    let sb = Sandbox::new();
+    detach(
+        &sb,
+        &[
+            "--name",
+            "phoenix",
+            "--tmpfs",
+            "/scratch",
+            "--health-cmd",
+            "test ! -e /scratch/broken",
+            "--health-interval",
+            "200ms",
+            "--health-retries",
+            "1",
+            "--health-on-failure",
+            "restart",
+            "sh",
+            "-c",
+            "trap 'echo stopping; exit 0' TERM; while :; do sleep 0.1; done",
+        ],
+    );
+    eventually("healthy", || health(&sb, "phoenix")["Status"] == "healthy");
+    let pid = inspect(&sb, "phoenix")["State"]["Pid"].as_u64().unwrap();
+    sb.containr_ok(&["exec", "phoenix", "touch", "/scratch/broken"]);
+    // Restarted with a fresh tmpfs, by the health rule alone (--restart no).
+    eventually("restarted and healthy", || {
+        let i = inspect(&sb, "phoenix");
+        i["RestartCount"].as_u64().unwrap() >= 1
+            && i["State"]["Status"] == "running"
+            && i["State"]["Health"]["Status"] == "healthy"
+    });
+    assert_ne!(
+        inspect(&sb, "phoenix")["State"]["Pid"].as_u64().unwrap(),
+        pid
+    );
+    // Stopped with its stop signal first, as `containr stop` would.
+    assert!(logs(&sb, &["phoenix"]).0.contains("stopping\n"));
+    sb.containr_ok(&["rm", "-f", "phoenix"]);
+
+    detach(
+        &sb,
+        &[
+            "--name",
+            "killed",
+            "--health-cmd",
+            "exit 1",
+            "--health-interval",
+            "200ms",
+            "--health-retries",
+            "1",
+            "--health-on-failure",
+            "kill",
+            "sleep",
+            "100",
+        ],
+    );
+    eventually("killed", || {
+        inspect(&sb, "killed")["State"]["Status"] == "exited"
+    });
+    let i = inspect(&sb, "killed");
+    assert_eq!(i["State"]["ExitCode"], 137, "{i}");
+    assert_eq!(i["RestartCount"], 0, "{i}");
+    sb.containr_ok(&["rm", "killed"]);
+    sb.assert_clean();
+}

@@ -83,7 +83,8 @@ pub fn ps(root: &Path, all: bool, quiet: bool, filters: &[String]) -> Result<i32
     Ok(0)
 }
 
-/// `Up 3 seconds`, `Up 3 seconds (Paused)`, `Exited (0) 5 seconds ago`,
+/// `Up 3 seconds`, `Up 3 seconds (Paused)`, `Up 3 seconds (healthy)`,
+/// `Exited (0) 5 seconds ago`,
 /// `Created`, `Restarting (1) 2 seconds ago`.
 fn status_line(s: &State, now: i64) -> String {
     let secs = |ns: Option<i64>| ns.map(|n| n.div_euclid(1_000_000_000));
@@ -100,9 +101,19 @@ fn status_line(s: &State, now: i64) -> String {
     }
     if s.is_running() {
         let started = secs(s.life.started_ns).unwrap_or(s.created);
-        let paused = match container::pause::is_paused(s) {
-            true => " (Paused)",
-            false => "",
+        // A check not yet run (or its monitor not yet there) is starting.
+        let health = (s.life.healthcheck.as_ref()).map(|_| {
+            s.life
+                .health
+                .as_ref()
+                .map_or("starting", |h| h.status.as_str())
+        });
+        let paused = match (container::pause::is_paused(s), health) {
+            (true, _) => " (Paused)",
+            (false, Some("healthy")) => " (healthy)",
+            (false, Some("unhealthy")) => " (unhealthy)",
+            (false, Some(_)) => " (health: starting)",
+            _ => "",
         };
         return format!("Up {}{paused}", human_duration(now - started));
     }

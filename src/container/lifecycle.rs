@@ -180,6 +180,15 @@ pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, Error> {
     let log_path = log_path(&s)
         .map(|p| p.display().to_string())
         .unwrap_or_default();
+    // Docker shows a check's last results while its container runs, and
+    // none without a check.
+    let health = s.life.healthcheck.as_ref().map(|_| {
+        let mut h = s.life.health.clone().unwrap_or_default();
+        if h.status.is_empty() || !running {
+            h.status = if running { "starting" } else { "unhealthy" }.into();
+        }
+        h
+    });
     Ok(serde_json::json!({
         "Id": s.id,
         "Created": crate::util::rfc3339(s.created),
@@ -200,6 +209,7 @@ pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, Error> {
             "Error": s.life.error.clone().unwrap_or_default(),
             "StartedAt": started,
             "FinishedAt": finished,
+            "Health": health,
         },
         "RestartCount": s.life.restart_count,
         "LogPath": log_path,
@@ -225,6 +235,13 @@ pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, Error> {
             "Cmd": s.command,
             "StopSignal": s.life.stop_signal,
             "StopTimeout": s.life.stop_timeout,
+            "Healthcheck": s.life.healthcheck.as_ref().map(|h| serde_json::json!({
+                "Test": h.test,
+                "Interval": h.interval_ns,
+                "Timeout": h.timeout_ns,
+                "StartPeriod": h.start_period_ns,
+                "Retries": h.retries,
+            })),
         },
     }))
 }

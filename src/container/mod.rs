@@ -30,6 +30,7 @@ pub mod enter;
 pub mod env;
 pub mod exec;
 pub mod export;
+pub mod health;
 pub mod init;
 pub mod lifecycle;
 pub mod logs;
@@ -117,6 +118,8 @@ pub enum Error {
     NotPaused(String),
     #[error("{0}")]
     Top(String),
+    #[error("{0}")]
+    BadHealth(String),
     #[error("Container ID file found, make sure the other container isn't running or delete {0}")]
     CidFileExists(PathBuf),
     #[error("--filter {0:?}: expected label=KEY[=VALUE], name=NAME or status=running|exited")]

@@ -35,6 +35,7 @@ use nix::unistd::{ForkResult, Pid};
 use serde::{Deserialize, Serialize};
 
 use super::attach::Hub;
+use super::health::{Action, Checker};
 use super::init::status_code;
 use super::logs::{Driver, LogConfig, LogWriter, Stream};
 use super::run::{Created, LifeFlags, RunOptions, Started};
@@ -365,18 +366,40 @@ fn supervise_all(
     let mut backoff = Backoff::default();
     loop {
         let started = Instant::now();
-        let status = supervise(&created, master.take(), &io, log.as_mut(), hub.as_mut());
+        let mut checker = created
+            .record_mut()
+            .state()
+            .life
+            .healthcheck
+            .clone()
+            .map(|c| {
+                let root = created.root().to_path_buf();
+                Checker::new(c, &root, created.record_mut())
+            });
+        let (status, health_restart) = supervise(
+            &mut created,
+            master.take(),
+            &io,
+            log.as_mut(),
+            hub.as_mut(),
+            checker.as_mut(),
+        );
         if let Some(log) = &mut log {
             log.finish();
         }
         let state = created.record_mut().state().clone();
         let stopped = super::state::was_stopped(&state.dir());
-        if !should_restart(
-            state.life.restart,
-            status,
-            state.life.restart_count,
-            stopped,
-        ) {
+        let restart = match health_restart {
+            // --health-on-failure restart: whatever the policy says.
+            true => !stopped,
+            false => should_restart(
+                state.life.restart,
+                status,
+                state.life.restart_count,
+                stopped,
+            ),
+        };
+        if !restart {
             return match delete(created, status) {
                 Ok(_) => 0,
                 Err(_) => 125,
@@ -613,15 +636,20 @@ impl Stdio {
     }
 }
 
-/// Until the init exits: log what the container writes, pass signals on.
-/// Its status.
+/// Until the init exits: log what the container writes, pass signals on,
+/// run its health checks. Its status, and whether its health check asks
+/// for it to start again (`--health-on-failure restart`).
 fn supervise(
-    created: &Created,
+    created: &mut Created,
     master: Option<OwnedFd>,
     io: &Stdio,
     mut log: Option<&mut LogWriter>,
     mut hub: Option<&mut Hub>,
-) -> i32 {
+    mut checker: Option<&mut Checker>,
+) -> (i32, bool) {
+    let mut health_restart = false;
+    // When a health restart's stop turns to SIGKILL.
+    let mut kill_at: Option<Instant> = None;
     let init = created.init_pid();
     // (fd, stream): the pty is the container's stdout, as docker logs it.
     let mut sources: Vec<(BorrowedFd<'_>, Stream)> = Vec::new();
@@ -653,7 +681,21 @@ fn supervise(
         );
         let hub_fds = hub.as_ref().map(|h| h.poll_fds()).unwrap_or_default();
         fds.extend(hub_fds.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)));
-        match poll(&mut fds, PollTimeout::NONE) {
+        // The health check's output, and its timer (or the end of a
+        // health restart's stop) as poll's timeout.
+        let mut wake = kill_at.map(|t| t.saturating_duration_since(Instant::now()));
+        if let Some(c) = checker.as_deref() {
+            fds.extend(c.fd().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
+            wake = Some(wake.map_or(c.timeout(), |w| w.min(c.timeout())));
+        }
+        let timeout = match wake {
+            Some(w) => {
+                let ms = w.as_millis().min(i32::MAX as u128 - 1) as i32;
+                PollTimeout::try_from(ms + 1).unwrap_or(PollTimeout::MAX)
+            }
+            None => PollTimeout::NONE,
+        };
+        match poll(&mut fds, timeout) {
             Ok(_) => {}
             Err(nix::Error::EINTR) => continue,
             Err(_) => break,
@@ -663,6 +705,7 @@ fn supervise(
             .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
             .collect();
         drop(fds);
+        let hub_len = hub_fds.len();
         drop(hub_fds);
         let mut closed = Vec::new();
         for (i, (fd, stream)) in sources.iter().enumerate() {
@@ -679,7 +722,7 @@ fn supervise(
             }
         }
         if let Some(h) = hub.as_deref_mut() {
-            h.serve(&ready[1 + sources.len()..], stdin, &mut buf);
+            h.serve(&ready[1 + sources.len()..][..hub_len], stdin, &mut buf);
         }
         for i in closed.into_iter().rev() {
             sources.remove(i);
@@ -687,6 +730,41 @@ fn supervise(
         if ready[0] {
             status = handle_signal(created, init);
         }
+        if status.is_none()
+            && let Some(c) = checker.as_deref_mut()
+        {
+            let done = c.done();
+            let action = c.tick(created.record_mut(), init);
+            if c.done() != done {
+                // What the check's fork and its record update touched.
+                shed_memory();
+            }
+            match action {
+                Some(Action::Kill) => {
+                    let _ = kill(init, Signal::SIGKILL);
+                }
+                Some(Action::Restart) => {
+                    // A stop, as `containr stop` does it, then a start.
+                    health_restart = true;
+                    let life = &created.record_mut().state().life;
+                    let sig = (life.stop_signal.as_deref())
+                        .and_then(|s| parse_signal(s).ok())
+                        .and_then(|n| Signal::try_from(n).ok())
+                        .unwrap_or(Signal::SIGTERM);
+                    let grace = Duration::from_secs(life.stop_timeout.unwrap_or(10).into());
+                    let _ = kill(init, sig);
+                    kill_at = Some(Instant::now() + grace);
+                }
+                None => {}
+            }
+        }
+        if status.is_none() && kill_at.is_some_and(|t| Instant::now() >= t) {
+            let _ = kill(init, Signal::SIGKILL);
+            kill_at = None;
+        }
+    }
+    if let Some(c) = checker {
+        c.stop();
     }
     // What it wrote last is still in the pipes.
     for (fd, stream) in &sources {
@@ -702,7 +780,7 @@ fn supervise(
     if let Some(h) = hub {
         h.close_clients();
     }
-    status.unwrap_or(125)
+    (status.unwrap_or(125), health_restart)
 }
 
 /// One read from `fd` into the log and to attached clients; false once it

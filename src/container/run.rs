@@ -88,6 +88,7 @@ pub struct LifeFlags {
     pub log_opts: Vec<String>,
     pub stop_signal: Option<String>,
     pub stop_timeout: Option<u32>,
+    pub health: super::health::HealthFlags,
 }
 
 /// The resource options of `containr run` that are not cgroup limits.
@@ -308,6 +309,10 @@ pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Pre
         opts.rm,
         image.as_ref().and_then(|i| i.stop_signal()),
     )?;
+    life.healthcheck = super::health::resolve(
+        &opts.life.health,
+        image.as_ref().and_then(|i| i.healthcheck()),
+    )?;
     // What `start` needs to make it again.
     life.limits = Some(limits.clone());
     life.cgroup_parent = cgroup_parent
@@ -389,6 +394,11 @@ impl Created {
     }
 
     /// The init's host pid.
+    /// The data root it lives in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     pub fn init_pid(&self) -> Pid {
         self.init
     }

@@ -151,6 +151,11 @@ pub struct Life {
     pub limits: Option<crate::cgroup::Limits>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<crate::network::Options>,
+    /// Its health check, and the last results (`inspect`'s `State.Health`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<super::health::HealthConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<super::health::Health>,
     /// `--cgroup-parent`, as given (checked): a container made again is
     /// placed under it again.
     #[serde(default, skip_serializing_if = "Option::is_none")]

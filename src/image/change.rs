@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use super::config::{Config, RunConfig};
+use super::config::{Config, Healthcheck, RunConfig};
 
 /// A change that is not one docker accepts, or is malformed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -102,6 +102,7 @@ pub fn apply(mut run: RunConfig, changes: &[String]) -> Result<RunConfig, Error>
                 }
                 config.set_volumes(Some(volumes));
             }
+            "healthcheck" => run.docker.healthcheck = Some(healthcheck(rest)?),
             "onbuild" => {
                 let inner = rest.split_whitespace().next().unwrap_or("");
                 match inner.to_ascii_lowercase().as_str() {
@@ -124,6 +125,60 @@ pub fn apply(mut run: RunConfig, changes: &[String]) -> Result<RunConfig, Error>
         }
     }
     Ok(run)
+}
+
+/// `HEALTHCHECK NONE`, or `HEALTHCHECK [--interval=D] [--timeout=D]
+/// [--start-period=D] [--start-interval=D] [--retries=N] CMD command`
+/// (the shell form, or a JSON array), as docker's builder records it.
+fn healthcheck(rest: &str) -> Result<Healthcheck, Error> {
+    let bad = |value: &str, why| Error::Value {
+        instruction: "HEALTHCHECK",
+        value: value.into(),
+        why,
+    };
+    let mut check = Healthcheck::default();
+    let mut rest = rest.trim();
+    while let Some(flag) = rest.strip_prefix("--") {
+        let (word, tail) = flag
+            .split_once(char::is_whitespace)
+            .map_or((flag, ""), |(w, t)| (w, t.trim_start()));
+        let (name, value) = word
+            .split_once('=')
+            .ok_or_else(|| bad(word, "flags take a value: --NAME=VALUE"))?;
+        let ns = || {
+            crate::util::parse_go_duration(value)
+                .map(|n| n as i64)
+                .ok_or_else(|| bad(value, "not a duration (30s, 1m30s, 500ms)"))
+        };
+        match name {
+            "interval" => check.interval = Some(ns()?),
+            "timeout" => check.timeout = Some(ns()?),
+            "start-period" => check.start_period = Some(ns()?),
+            "start-interval" => check.start_interval = Some(ns()?),
+            "retries" => {
+                check.retries = Some(value.parse().map_err(|_| bad(value, "not a number"))?)
+            }
+            _ => return Err(bad(word, "unknown flag")),
+        }
+        rest = tail;
+    }
+    let (word, command) = rest
+        .split_once(char::is_whitespace)
+        .map_or((rest, ""), |(w, c)| (w, c.trim()));
+    check.test = Some(match word.to_ascii_uppercase().as_str() {
+        "NONE" if command.is_empty() => vec!["NONE".into()],
+        "CMD" if !command.is_empty() => match json_array(command) {
+            Some(list) => std::iter::once("CMD".to_string()).chain(list).collect(),
+            None => vec!["CMD-SHELL".into(), command.into()],
+        },
+        _ => {
+            return Err(Error::Arguments {
+                instruction: "HEALTHCHECK",
+                what: "NONE, or CMD and a command",
+            });
+        }
+    });
+    Ok(check)
 }
 
 /// `ExposedPorts` and `Volumes` are sets (JSON objects' keys, which
@@ -329,6 +384,28 @@ mod tests {
 
     fn v(words: &[&str]) -> Option<Vec<String>> {
         Some(words.iter().map(|w| w.to_string()).collect())
+    }
+
+    #[test]
+    fn healthcheck_takes_docker_s_flags_and_forms() {
+        let c = changed(&["HEALTHCHECK --interval=200ms --retries=2 CMD test -e /ok"]).unwrap();
+        let h = c.docker.healthcheck.unwrap();
+        assert_eq!(h.test, v(&["CMD-SHELL", "test -e /ok"]));
+        assert_eq!(
+            (h.interval, h.retries, h.timeout),
+            (Some(200_000_000), Some(2), None)
+        );
+        let c = changed(&[r#"HEALTHCHECK CMD ["true", "x"]"#]).unwrap();
+        assert_eq!(c.docker.healthcheck.unwrap().test, v(&["CMD", "true", "x"]));
+        let c = changed(&["healthcheck none"]).unwrap();
+        assert_eq!(c.docker.healthcheck.unwrap().test, v(&["NONE"]));
+        for bad in [
+            "HEALTHCHECK",
+            "HEALTHCHECK CMD",
+            "HEALTHCHECK --interval=5 CMD true",
+        ] {
+            assert!(changed(&[bad]).is_err(), "{bad}");
+        }
     }
 
     #[test]
