@@ -219,6 +219,7 @@ pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, Error> {
             "AutoRemove": s.auto_remove,
             "RestartPolicy": { "Name": policy, "MaximumRetryCount": retries },
             "LogConfig": { "Type": s.life.log_driver.as_deref().unwrap_or("json-file") },
+            "CgroupParent": s.life.cgroup_parent.as_deref().unwrap_or(""),
         },
         "Mounts": s.mounts,
         "GraphDriver": {
