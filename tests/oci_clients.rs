@@ -129,7 +129,11 @@ fn remove_cgroup_parent(name: &str, children: &[&str]) -> Vec<String> {
         if !matches!(fs.split(' ').next(), Some("cgroup" | "cgroup2")) {
             continue;
         }
-        let parent = Path::new(fields.split(' ').nth(4).unwrap()).join(name);
+        // Relative to the hierarchy's mount: `name` is given as the
+        // engine takes it, `/name` (which `join` would take as the whole
+        // path, missing every directory and removing nothing).
+        let parent =
+            Path::new(fields.split(' ').nth(4).unwrap()).join(name.trim_start_matches('/'));
         let dirs = children.iter().map(|c| parent.join(c));
         for dir in dirs.chain([parent.clone()]) {
             match std::fs::remove_dir(&dir) {
