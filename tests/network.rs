@@ -748,3 +748,27 @@ fn a_new_bridge_picks_a_subnet_no_route_overlaps() {
         assert_ne!(net & common, other & common, "{subnet} overlaps {l}");
     }
 }
+
+#[test]
+fn a_container_made_again_replaces_its_previous_veth() {
+    let sb = Sandbox::new();
+    let rootfs = sb.rootfs.to_str().unwrap();
+    sb.containr_ok(&[
+        "run", "-d", "--name", "again", "--rootfs", rootfs, "sleep", "100",
+    ]);
+    let id = container_id(&sb, "again");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&sb.containr_ok(&["inspect", "again"])).unwrap();
+    let pid = inspect[0]["State"]["Pid"].as_u64().unwrap();
+    // Held open, the old network namespace (and the old veth in it, named
+    // from the id) outlives the old init: what the kernel's deferred
+    // teardown does for a while after every exit, made certain here.
+    let old_netns = std::fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
+    assert!(link_exists(&veth_of(&id)));
+    sb.containr_ok(&["restart", "-t", "0", "again"]);
+    let ip = sb.containr_ok(&["exec", "again", "ip", "-4", "-o", "addr", "show", "eth0"]);
+    assert!(ip.contains("inet "), "{ip}");
+    assert!(link_exists(&veth_of(&id)));
+    drop(old_netns);
+    sb.containr_ok(&["rm", "-f", "again"]);
+}

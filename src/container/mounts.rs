@@ -319,7 +319,11 @@ pub struct Resolved {
 impl Resolved {
     /// Undo what [`resolve`] made (the anonymous volumes) after a failure.
     pub fn discard(self, root: &Path) {
-        if let (Some((lock, mounted)), Ok(store)) = (&self.tmpfs, Store::open(root)) {
+        // The store is opened (which makes its directory) only when there
+        // is something of it to undo.
+        if let Some((lock, mounted)) = &self.tmpfs
+            && let Ok(store) = Store::open(root)
+        {
             for name in mounted {
                 let _ = store.unmount_tmpfs(lock, name);
             }
@@ -674,5 +678,8 @@ mod tests {
             resolve(Path::new("/nonexistent"), &r, &[]),
             Err(Error::Duplicate(_))
         ));
+        // Refused before anything is made: not even the data root's
+        // volumes directory (a test of `limits` needs /nonexistent absent).
+        assert!(!Path::new("/nonexistent").exists());
     }
 }

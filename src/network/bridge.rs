@@ -365,8 +365,21 @@ impl Attachment {
             self.bridge
         );
         let mut nl = Netlink::open().map_err(netlink_err("opening a netlink socket"))?;
-        nl.create_veth(&self.veth, self.bridge_index, PEER_NAME, init_pid)
-            .map_err(netlink_err("creating the veth pair"))
+        match nl.create_veth(&self.veth, self.bridge_index, PEER_NAME, init_pid) {
+            // The name comes from the container's id: a link under it is
+            // this container's previous veth, which the kernel deletes with
+            // its previous network namespace, in a work queue, some time
+            // after its init died (see `Drop`). A container made again at
+            // once (`start` after `create`, a restart policy) finds it still
+            // there: delete it now, and create ours.
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                nl.delete_link(&self.veth)
+                    .map_err(netlink_err("removing the container's previous veth"))?;
+                nl.create_veth(&self.veth, self.bridge_index, PEER_NAME, init_pid)
+                    .map_err(netlink_err("creating the veth pair"))
+            }
+            made => made.map_err(netlink_err("creating the veth pair")),
+        }
     }
 }
 
