@@ -52,6 +52,23 @@ enum Report {
     Failed { code: i32, message: String },
 }
 
+impl Report {
+    /// Why the container could not start, with its status.
+    fn failed(e: &Error) -> Report {
+        Report::Failed {
+            code: e.status(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Tell `run -d` (or `start`), on the monitor's report pipe. Nobody may
+    /// be reading any more (the command line was killed): not the
+    /// container's failure.
+    fn send(self, report: &std::fs::File) {
+        let _ = (&*report).write_all(&serde_json::to_vec(&self).expect("plain data"));
+    }
+}
+
 /// Check `--restart`, `--log-driver`, `--log-opt`, `--stop-signal` and
 /// `--stop-timeout` (the image's `StopSignal` if no `--stop-signal`): what
 /// the record keeps of them, and the log's configuration.
@@ -134,10 +151,7 @@ pub fn start_detached(root: &Path, name: &str) -> Result<String, Error> {
     }
     super::state::clear_stopped(&state.dir());
     fork_monitor(|report| {
-        let send = |code: i32, message: String| {
-            let r = Report::Failed { code, message };
-            let _ = (&report).write_all(&serde_json::to_vec(&r).expect("plain data"));
-        };
+        let send = |code: i32, message: String| Report::Failed { code, message }.send(&report);
         let record = match data.adopt(&state.id) {
             Ok(r) => r,
             Err(e) => {
@@ -247,13 +261,8 @@ fn monitor(
     pull: &PullOptions,
     report: std::fs::File,
 ) -> i32 {
-    let send = |r: Report| {
-        let _ = (&report).write_all(&serde_json::to_vec(&r).expect("plain data"));
-    };
-    let failed = |e: &Error| Report::Failed {
-        code: e.status(),
-        message: e.to_string(),
-    };
+    let send = |r: Report| r.send(&report);
+    let failed = Report::failed;
     // A pull shows its progress on the user's terminal, and Ctrl-C during
     // it ends the monitor with the command line: setsid only after.
     let prepared = match prepare(opts, root, pull) {
@@ -302,13 +311,8 @@ fn supervise_all(
     log_config: &LogConfig,
     report: std::fs::File,
 ) -> i32 {
-    let send = |r: Report| {
-        let _ = (&report).write_all(&serde_json::to_vec(&r).expect("plain data"));
-    };
-    let failed = |e: &Error| Report::Failed {
-        code: e.status(),
-        message: e.to_string(),
-    };
+    let send = |r: Report| r.send(&report);
+    let failed = Report::failed;
     let mut log = match log_config.driver {
         Driver::None => None,
         Driver::JsonFile => match open_log(&mut created, log_config) {
