@@ -423,15 +423,7 @@ impl DataRoot {
     /// Held while changing a record its owner is not there to change:
     /// reclaiming a stale one, removing one.
     fn lock(&self) -> Result<nix::fcntl::Flock<fs::File>, Error> {
-        let path = self.path.join("containers.lock");
-        let f = fs::File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
-        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| io_err(&path)(e.into()).into())
+        Ok(crate::util::lock_file(&self.path.join("containers.lock"))?)
     }
 
     /// Settle what killed `containr run` processes left behind.

@@ -154,16 +154,9 @@ impl Store {
 
     /// Take the tmpfs volumes' lock (see the module's documentation).
     pub fn lock_tmpfs(&self) -> Result<TmpfsLock, Error> {
-        let path = self.dir.join(".tmpfs.lock");
-        let f = fs::File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
-        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
-            .map(TmpfsLock)
-            .map_err(|(_, e)| io_err(&path)(e.into()).into())
+        Ok(TmpfsLock(crate::util::lock_file(
+            &self.dir.join(".tmpfs.lock"),
+        )?))
     }
 
     /// Whether something is mounted at the volume's `_data`.
