@@ -165,14 +165,14 @@ fn cp_copies_both_ways_on_an_exited_container() {
     // docker's refusals, one line each.
     assert_fails(
         &sb.cmd(&["cp", "c:/nope", h]).output().unwrap(),
-        125,
+        1,
         "Could not find the file /nope in container c",
     );
     assert_fails(
         &sb.cmd(&["cp", "c:/d", &format!("{h}/hello")])
             .output()
             .unwrap(),
-        125,
+        1,
         "cannot copy a directory to a file",
     );
 
@@ -193,7 +193,7 @@ fn cp_copies_both_ways_on_an_exited_container() {
         &sb.cmd(&["cp", src.to_str().unwrap(), "c:/nodir/x"])
             .output()
             .unwrap(),
-        125,
+        1,
         "destination directory /nodir does not exist",
     );
     // What comes in stops before the disk falls under --disk-reserve.
@@ -212,7 +212,7 @@ fn cp_copies_both_ways_on_an_exited_container() {
         ])
         .output()
         .unwrap(),
-        125,
+        1,
         "copying stopped: its filesystem has",
     );
     assert!(!export(&sb, "c").iter().any(|e| e.0 == "sparse"));
@@ -235,7 +235,7 @@ fn cp_copies_both_ways_on_an_exited_container() {
     assert_eq!(back[0].3, "f\n");
     assert_fails(
         &with_stdin(sb.cmd(&["cp", "-", "c:/hello"]), &tar),
-        125,
+        1,
         "must be a directory",
     );
     sb.containr_ok(&["rm", "c"]);
@@ -488,7 +488,7 @@ fn commit_makes_a_runnable_savable_image_with_the_changes() {
     );
     assert_fails(
         &sb.cmd(&["commit", "-c", "RUN true", "w"]).output().unwrap(),
-        125,
+        1,
         "not a valid change command",
     );
     sb.containr_ok(&["rm", "w"]);
@@ -509,12 +509,12 @@ fn rename_keeps_a_running_container_going_under_its_new_name() {
     assert_eq!(t[0].0, "ready");
     assert_fails(
         &sb.cmd(&["rename", "new", "taken"]).output().unwrap(),
-        125,
+        1,
         "The container name \"/taken\" is already in use",
     );
     assert_fails(
         &sb.cmd(&["rename", "nope", "x"]).output().unwrap(),
-        125,
+        1,
         "No such container: nope",
     );
     // When it exits, its record keeps the new name.
@@ -569,7 +569,7 @@ fn port_lists_the_published_ports() {
     );
     assert_fails(
         &sb.cmd(&["port", "web", "53"]).output().unwrap(),
-        125,
+        1,
         "No public port '53/tcp' published for web",
     );
     drop(run);
@@ -745,4 +745,22 @@ fn commit_keeps_the_docker_fields_of_its_image() {
     assert_eq!(config["OnBuild"], serde_json::json!(["RUN a", "RUN b"]));
     assert_eq!(config["ArgsEscaped"], true, "a field no type knows is kept");
     sb.containr_ok(&["rm", "c"]);
+}
+
+#[test]
+fn errors_end_with_status_1_as_dockers_client() {
+    let sb = Sandbox::new();
+    let host = sb.dir.path().to_str().unwrap().to_string();
+    let fails = |args: &[&str], needle: &str| {
+        assert_fails(&sb.cmd(args).output().unwrap(), 1, needle);
+    };
+    fails(&["cp", "nope:/etc/hosts", &host], "No such container: nope");
+    fails(&["cp", &host, "nope:/tmp"], "No such container: nope");
+    fails(&["cp", &host, "elsewhere"], "one of SRC and DEST must be");
+    fails(&["diff", "nope"], "No such container: nope");
+    fails(&["commit", "nope"], "No such container: nope");
+    fails(&["port", "nope"], "No such container: nope");
+    fails(&["rename", "nope", "new"], "No such container: nope");
+    // A bad command line is still 125, as docker's.
+    assert_fails(&sb.cmd(&["cp", "-z"]).output().unwrap(), 125, "-z");
 }
