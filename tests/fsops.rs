@@ -259,7 +259,8 @@ fn cp_never_follows_a_containers_symlink_out_of_it() {
     std::fs::write(&file, "from the host\n").unwrap();
     let f = file.to_str().unwrap();
 
-    // Into /escape/ (the container's /) and onto /etc/x: in the container.
+    // Into /escape/ (the container's /) and onto /etc/x, followed to
+    // where it leads in the container (its /host): in the container.
     sb.containr_ok(&["cp", f, "s:/escape/"]);
     sb.containr_ok(&["cp", f, "s:/etc/x"]);
     assert!(
@@ -267,9 +268,11 @@ fn cp_never_follows_a_containers_symlink_out_of_it() {
         "written on the host"
     );
     assert!(!Path::new("/host").exists(), "written on the host");
-    let files: Vec<String> = export(&sb, "s").into_iter().map(|e| e.0).collect();
-    assert!(files.contains(&canary), "{files:?}");
-    assert!(files.contains(&"etc/x".to_string()), "{files:?}");
+    let files = export(&sb, "s");
+    let find = |p: &str| files.iter().find(|e| e.0 == p).map(|e| e.3.clone());
+    assert_eq!(find(&canary).as_deref(), Some("from the host\n"));
+    assert_eq!(find("host").as_deref(), Some("from the host\n"));
+    assert_eq!(find("etc/x").as_deref(), Some("../../../../host"));
 
     // Out of them: the container's files, not the host's.
     let t = entries(&cp_out(&sb, "s:/escape/etc/marker"));
@@ -763,4 +766,87 @@ fn errors_end_with_status_1_as_dockers_client() {
     fails(&["rename", "nope", "new"], "No such container: nope");
     // A bad command line is still 125, as docker's.
     assert_fails(&sb.cmd(&["cp", "-z"]).output().unwrap(), 125, "-z");
+}
+
+#[test]
+fn cp_onto_a_symlink_writes_where_it_leads_inside_the_container() {
+    let sb = Sandbox::new();
+    import(&sb, "bb");
+    let canary = host_canary();
+    let script = format!(
+        "echo old > /etc/target; ln -s /etc/target /tlink; ln -s tlink /chain; \
+         ln -s etc /dlink; ln -s /etc/made /dangling; ln -s /tmp/{canary} /abs; \
+         ln -s ../../../../{canary} /up; ln -s /loop2 /loop1; ln -s /loop1 /loop2"
+    );
+    sb.containr_ok(&["run", "--name", "l", "bb", "sh", "-c", &script]);
+    let write = |name: &str, text: &str| {
+        let p = sb.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let note = write("note", "new\n");
+    let files = || export(&sb, "l");
+    let find = |files: &[(String, u64, u64, String)], p: &str| {
+        files.iter().find(|e| e.0 == p).map(|e| e.3.clone())
+    };
+
+    // A link to a file: the file is written, the link stays.
+    sb.containr_ok(&["cp", &note, "l:/tlink"]);
+    let f = files();
+    assert_eq!(find(&f, "etc/target").as_deref(), Some("new\n"));
+    assert_eq!(find(&f, "tlink").as_deref(), Some("/etc/target"));
+    // A link to a directory: into it. A dangling one: its target is made.
+    sb.containr_ok(&["cp", &note, "l:/dlink"]);
+    sb.containr_ok(&["cp", &note, "l:/dangling"]);
+    let f = files();
+    assert_eq!(find(&f, "etc/note").as_deref(), Some("new\n"));
+    assert_eq!(find(&f, "dlink").as_deref(), Some("etc"));
+    assert_eq!(find(&f, "etc/made").as_deref(), Some("new\n"));
+    assert_eq!(find(&f, "dangling").as_deref(), Some("/etc/made"));
+    // A directory goes under a link to one; onto a link to a file, never.
+    let dir = sb.dir.path().join("dir");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("f"), "in dir\n").unwrap();
+    let d = dir.to_str().unwrap();
+    sb.containr_ok(&["cp", d, "l:/dlink"]);
+    assert_eq!(find(&files(), "etc/dir/f").as_deref(), Some("in dir\n"));
+    assert_fails(
+        &sb.cmd(&["cp", d, "l:/tlink"]).output().unwrap(),
+        1,
+        "cannot copy a directory to a file",
+    );
+    // Links that would lead out of the root lead inside it: nothing is
+    // written on the host.
+    sb.containr_ok(&["cp", &note, "l:/abs"]);
+    sb.containr_ok(&["cp", &note, "l:/up"]);
+    assert!(
+        !Path::new("/tmp").join(&canary).exists(),
+        "written on the host"
+    );
+    assert!(
+        !Path::new("/").join(&canary).exists(),
+        "written on the host"
+    );
+    let f = files();
+    assert_eq!(find(&f, &format!("tmp/{canary}")).as_deref(), Some("new\n"));
+    assert_eq!(find(&f, &canary).as_deref(), Some("new\n"));
+    // Through a chain of links; a loop is an error, not a hang.
+    let chained = write("chained", "chained\n");
+    sb.containr_ok(&["cp", &chained, "l:/chain"]);
+    let f = files();
+    assert_eq!(find(&f, "etc/target").as_deref(), Some("chained\n"));
+    assert_eq!(find(&f, "chain").as_deref(), Some("tlink"));
+    assert_fails(
+        &sb.cmd(&["cp", &note, "l:/loop1"]).output().unwrap(),
+        1,
+        "symbolic links",
+    );
+    // The host's side too: a link to a file is written through.
+    let target = write("target", "host\n");
+    let link = sb.dir.path().join("link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    sb.containr_ok(&["cp", "l:/etc/target", link.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "chained\n");
+    assert!(link.symlink_metadata().unwrap().is_symlink());
+    sb.containr_ok(&["rm", "l"]);
 }
