@@ -850,3 +850,94 @@ fn cp_onto_a_symlink_writes_where_it_leads_inside_the_container() {
     assert!(link.symlink_metadata().unwrap().is_symlink());
     sb.containr_ok(&["rm", "l"]);
 }
+
+/// Run `args` (a commit), watching the freezer of process `pid` until it
+/// ends: its output, and whether the freezer was ever seen frozen.
+fn watch_freezer(sb: &Sandbox, pid: u32, args: &[&str]) -> (Output, bool) {
+    let mut child = sb
+        .cmd(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut frozen = false;
+    while child.try_wait().unwrap().is_none() {
+        frozen |= common::freezer_state(pid) == "FROZEN";
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{args:?} did not end");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    (child.wait_with_output().unwrap(), frozen)
+}
+
+#[test]
+fn commit_freezes_a_running_container_while_it_reads_its_layer() {
+    let sb = Sandbox::new();
+    import(&sb, "bb");
+    // A layer that takes a while to read, and a process that never waits.
+    let marker = format!("spin{}", rand_hex());
+    let script = format!(
+        "dd if=/dev/zero of=/big bs=1M count=64 2>/dev/null; M={marker}; \
+         {{ while :; do :; done & }}"
+    );
+    let run = start(&sb, "busy", &["--rm", "bb"], &script);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // The loop's shell only: its parent execs `sleep` once it is ready.
+    let spinner: u32 = loop {
+        let found = common::processes_with(&marker);
+        let found: Vec<&String> = found.iter().filter(|p| !p.contains("containr")).collect();
+        if let [p] = found[..] {
+            break p.split(':').next().unwrap().parse().unwrap();
+        }
+        assert!(Instant::now() < deadline, "the spinning loop never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let running_not_paused = || {
+        assert_eq!(common::freezer_state(spinner), "THAWED");
+        let out = sb.containr_ok(&["inspect", "busy"]);
+        let inspect: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let state = &inspect[0]["State"];
+        assert_eq!(
+            (state["Status"].as_str(), state["Paused"].as_bool()),
+            (Some("running"), Some(false))
+        );
+        let before = common::cpu_ticks(spinner);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while common::cpu_ticks(spinner) == before {
+            assert!(Instant::now() < deadline, "the container does not run");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+
+    // By default, frozen while read, and running again after.
+    let (out, frozen) = watch_freezer(&sb, spinner, &["commit", "busy", "snap:1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(frozen, "the container was never frozen during the commit");
+    running_not_paused();
+    // --pause=false: never frozen.
+    let (out, frozen) = watch_freezer(&sb, spinner, &["commit", "--pause=false", "busy", "snap:2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!frozen, "frozen despite --pause=false");
+    running_not_paused();
+    // Paused already: left paused.
+    sb.containr_ok(&["pause", "busy"]);
+    sb.containr_ok(&["commit", "busy", "snap:3"]);
+    assert_eq!(common::freezer_state(spinner), "FROZEN");
+    sb.containr_ok(&["unpause", "busy"]);
+    running_not_paused();
+    // The image has what the container wrote.
+    let out = sb.containr_ok(&["run", "--rm", "snap:1", "ls", "-l", "/big"]);
+    assert!(out.contains(&(64u64 << 20).to_string()), "{out}");
+    drop(run);
+}

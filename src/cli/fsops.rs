@@ -121,6 +121,9 @@ pub struct CommitArgs<'a> {
     pub changes: &'a [String],
     pub message: Option<String>,
     pub author: Option<String>,
+    /// `--pause` (docker's default): a running container is frozen while
+    /// its layer is read.
+    pub pause: bool,
     pub reserve: u64,
 }
 
@@ -137,6 +140,7 @@ pub fn commit(root: &Path, a: CommitArgs<'_>) -> Result<i32, Error> {
                 changes: a.changes,
                 message: a.message,
                 author: a.author,
+                pause: a.pause,
                 reserve: a.reserve,
             },
         )?;
