@@ -847,3 +847,42 @@ fn a_container_made_again_keeps_its_address_while_it_is_free() {
     sb.containr_ok(&["rm", "-f", "keep", "other"]);
     wait_until("the leases to go", || leases(&br.name).is_empty());
 }
+
+#[test]
+fn a_restart_policy_brings_a_container_back_on_its_address() {
+    let sb = Sandbox::new();
+    let br = TestBridge::new("policy", 25);
+    let rootfs = sb.rootfs.to_str().unwrap();
+    // Each run appends its address to a file of the --rootfs directory.
+    let mut args = vec![
+        "run",
+        "-d",
+        "--name",
+        "again",
+        "--restart",
+        "always",
+        "--rootfs",
+        rootfs,
+    ];
+    args.extend(br.args());
+    args.extend([
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0 >> /addresses; sleep 0.2; exit 3",
+    ]);
+    sb.containr_ok(&args);
+    let log = sb.rootfs.join("addresses");
+    let addresses = || -> Vec<String> {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| l.split_whitespace().skip_while(|w| *w != "inet").nth(1))
+            .map(str::to_string)
+            .collect()
+    };
+    wait_until("three runs", || addresses().len() >= 3);
+    let seen = addresses();
+    assert!(seen[0].starts_with("10.231.25."), "{seen:?}");
+    assert!(seen.iter().all(|a| *a == seen[0]), "{seen:?}");
+    sb.containr_ok(&["rm", "-f", "again"]);
+    wait_until("the lease to go", || leases(&br.name).is_empty());
+}
