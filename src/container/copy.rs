@@ -891,6 +891,35 @@ mod tests {
     }
 
     #[test]
+    fn a_destination_is_followed_inside_its_root() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("etc")).unwrap();
+        std::fs::write(d.join("etc/target"), "").unwrap();
+        symlink("/etc/target", d.join("tlink")).unwrap();
+        symlink("etc", d.join("dlink")).unwrap();
+        symlink("../../../../x", d.join("up")).unwrap();
+        symlink("loop2", d.join("loop1")).unwrap();
+        symlink("/loop1", d.join("loop2")).unwrap();
+        let root = open_path(d).unwrap();
+        let follow = |p: &str| follow_in_root(root.as_fd(), p);
+        assert_eq!(follow("/etc/target").unwrap(), None);
+        assert_eq!(follow("/etc/new").unwrap(), None);
+        assert_eq!(follow("/tlink").unwrap().as_deref(), Some("/etc/target"));
+        assert_eq!(follow("dlink/new").unwrap().as_deref(), Some("/etc/new"));
+        // `..` stops at the root, before and after a link.
+        assert_eq!(follow("/up").unwrap().as_deref(), Some("/x"));
+        assert_eq!(follow("/up/").unwrap().as_deref(), Some("/x/"));
+        assert_eq!(
+            follow("/dlink/../../tlink").unwrap().as_deref(),
+            Some("/etc/target")
+        );
+        let looped = follow("/loop1").unwrap_err();
+        assert_eq!(looped.raw_os_error(), Some(libc::ELOOP));
+    }
+
+    #[test]
     fn archive_paths_stay_below() {
         assert_eq!(clean(Path::new("./a/b")).unwrap(), PathBuf::from("a/b"));
         assert_eq!(clean(Path::new("/a")).unwrap(), PathBuf::from("a"));
