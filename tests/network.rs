@@ -193,7 +193,7 @@ impl TestBridge {
     }
 
     fn gateway(&self) -> Ipv4Addr {
-        let net: Ipv4Addr = self.subnet.trim_end_matches("/24").parse().unwrap();
+        let net: Ipv4Addr = self.subnet.split('/').next().unwrap().parse().unwrap();
         Ipv4Addr::from(u32::from(net) + 1)
     }
 }
@@ -803,24 +803,38 @@ fn a_container_made_again_keeps_its_address_while_it_is_free() {
         (addr, link)
     };
     let [a, b, c, d] = ip.octets();
-    let mac = format!("link/ether 02:42:{a:02x}:{b:02x}:{c:02x}:{d:02x} ");
+    let mac = format!("02:42:{a:02x}:{b:02x}:{c:02x}:{d:02x}");
     let (addr, link) = eth0("keep");
     assert!(addr.contains(&format!("inet {ip}/29 ")), "{addr}");
-    assert!(link.contains(&mac), "{link}");
+    assert!(link.contains(&format!("link/ether {mac} ")), "{link}");
+    // inspect shows them, as docker's NetworkSettings.
+    let settings = |name: &str| -> serde_json::Value {
+        let out = sb.containr_ok(&["inspect", name]);
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()[0]["NetworkSettings"].clone()
+    };
+    assert_eq!(
+        settings("keep"),
+        serde_json::json!({
+            "IPAddress": ip.to_string(), "IPPrefixLen": 29,
+            "Gateway": br.gateway().to_string(), "MacAddress": mac,
+        })
+    );
 
     // restart, and stop then start: the same address.
     sb.containr_ok(&["restart", "-t", "0", "keep"]);
     assert_eq!(lease_ip(&br.name, &id), Some(ip));
     assert!(eth0("keep").0.contains(&format!("inet {ip}/")));
+    assert_eq!(settings("keep")["IPAddress"], ip.to_string());
     sb.containr_ok(&["stop", "-t", "0", "keep"]);
     wait_until("the lease to be released", || {
         lease_ip(&br.name, &id).is_none()
     });
+    assert_eq!(settings("keep")["IPAddress"], "", "not running: no address");
     sb.containr_ok(&["start", "keep"]);
     assert_eq!(lease_ip(&br.name, &id), Some(ip));
     let (addr, link) = eth0("keep");
     assert!(addr.contains(&format!("inet {ip}/29 ")), "{addr}");
-    assert!(link.contains(&mac), "{link}");
+    assert!(link.contains(&format!("link/ether {mac} ")), "{link}");
 
     // Taken by another container meanwhile: a new one, and the other's
     // address stays the other's.
@@ -843,6 +857,7 @@ fn a_container_made_again_keeps_its_address_while_it_is_free() {
     let moved = lease_ip(&br.name, &id).expect("leased");
     assert_ne!(moved, ip);
     assert!(eth0("keep").0.contains(&format!("inet {moved}/")));
+    assert_eq!(settings("keep")["IPAddress"], moved.to_string());
     assert_eq!(lease_ip(&br.name, &other_id), Some(ip));
     sb.containr_ok(&["rm", "-f", "keep", "other"]);
     wait_until("the leases to go", || leases(&br.name).is_empty());

@@ -150,6 +150,7 @@ pub fn attach(req: &Request<'_>) -> Result<Attachment, Error> {
             owner_pid: std::process::id(),
             owner_start: process_start_time(std::process::id()).unwrap_or(0),
             ports: req.ports.to_vec(),
+            subnet: Some(subnet),
         });
         leases.save().map_err(lease_err)?;
         let elements = nft::port_elements(req.ports, ip);
@@ -389,7 +390,7 @@ impl Attachment {
 /// and the IPv4 address. An address taken again (a container made again,
 /// or one released long ago) comes with the same MAC, so the host's and
 /// other containers' ARP caches, which may still hold it, stay right.
-fn mac_of(ip: Ipv4Addr) -> [u8; 6] {
+pub(super) fn mac_of(ip: Ipv4Addr) -> [u8; 6] {
     let [a, b, c, d] = ip.octets();
     [0x02, 0x42, a, b, c, d]
 }

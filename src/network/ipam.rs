@@ -159,6 +159,9 @@ pub struct Lease {
     /// Published ports, so that a reclaimer can remove their rules.
     #[serde(default)]
     pub ports: Vec<PortSpec>,
+    /// The bridge's subnet, for `inspect` (its prefix and gateway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<Subnet>,
 }
 
 /// The address a container had when its lease ended.
@@ -316,6 +319,19 @@ impl LeaseFile {
     }
 }
 
+/// The lease of container `id` on `bridge`, if it holds one: read under a
+/// shared lock (a writer holds it exclusively), without creating the file.
+pub fn lease_of(dir: &Path, bridge: &str, id: &str) -> Option<Lease> {
+    let mut file = File::open(dir.join(format!("{bridge}.json"))).ok()?;
+    // SAFETY: flock on a descriptor we own; no memory is involved.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH) } < 0 {
+        return None;
+    }
+    let mut text = Vec::new();
+    file.read_to_end(&mut text).ok()?;
+    parse(&text).leases.into_iter().find(|l| l.id == id)
+}
+
 /// The first JSON value of the file; empty or unreadable means no lease.
 fn parse(text: &[u8]) -> Leases {
     serde_json::Deserializer::from_slice(text)
@@ -342,6 +358,7 @@ mod tests {
             owner_pid: 1,
             owner_start: 1,
             ports: vec![],
+            subnet: None,
         }
     }
 
@@ -506,5 +523,10 @@ mod tests {
         std::fs::write(&path, &text).unwrap();
         let f = LeaseFile::lock(dir.path(), "containr-t").unwrap();
         assert_eq!(f.leases.leases, vec![lease("10.88.0.2")]);
+        drop(f);
+        let found = lease_of(dir.path(), "containr-t", "10.88.0.2");
+        assert_eq!(found, Some(lease("10.88.0.2")));
+        assert_eq!(lease_of(dir.path(), "containr-t", "other"), None);
+        assert_eq!(lease_of(dir.path(), "containr-none", "10.88.0.2"), None);
     }
 }
