@@ -30,6 +30,11 @@ pub enum Error {
     Image(#[from] image::Error),
     #[error(transparent)]
     Registry(#[from] registry::Error),
+    /// An error of a command docker's client ends with status 1, not 125
+    /// (`cp`, `diff`, `commit`, `port`, `rename`): for docker the daemon
+    /// answered, the runtime did not fail.
+    #[error(transparent)]
+    Client(Box<Error>),
 }
 
 impl From<cas::Error> for Error {
@@ -48,6 +53,10 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Container(e) => e.status(),
+            Error::Client(e) => match e.exit_code() {
+                RUNTIME_ERROR => 1,
+                other => other,
+            },
             // As a shell reports a command a signal ended.
             Error::Image(image::Error::Interrupted(sig)) => 128 + sig,
             _ => RUNTIME_ERROR,
@@ -84,6 +93,10 @@ mod tests {
         assert_eq!(Error::from(inside).exit_code(), 127);
         assert_eq!(Error::NotRoot("run").exit_code(), 125);
         assert_eq!(Error::Usage("x".into()).exit_code(), 125);
+        let client = |e| Error::Client(Box::new(e));
+        assert_eq!(client(Error::Usage("x".into())).exit_code(), 1);
+        let signalled = Error::Image(image::Error::Interrupted(2));
+        assert_eq!(client(signalled).exit_code(), 130);
     }
 
     #[test]

@@ -288,6 +288,9 @@ enum Command {
         /// Commit message
         #[arg(short, long, value_name = "string")]
         message: Option<String>,
+        /// Pause a running container while its layer is read (--pause=false: do not)
+        #[arg(short, long, value_name = "bool", num_args = 0..=1, require_equals = true, default_value_t = true, default_missing_value = "true", action = ArgAction::Set)]
+        pause: bool,
         /// Container name or id
         container: String,
         /// The image's name, REPOSITORY[:TAG]
@@ -1067,6 +1070,7 @@ fn dispatch(command: Command, global: &Global) -> Result<i32, Error> {
             author,
             change,
             message,
+            pause,
             container,
             name,
         } => cli::fsops::commit(
@@ -1077,6 +1081,7 @@ fn dispatch(command: Command, global: &Global) -> Result<i32, Error> {
                 changes: &change,
                 message,
                 author,
+                pause,
                 reserve: global.pull_limits.disk_reserve,
             },
         ),

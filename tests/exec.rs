@@ -8,7 +8,7 @@ use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
 use common::pty::{Term, winsize};
-use common::{Sandbox, assert_fails, processes_with};
+use common::{Sandbox, assert_fails, cpu_ticks, freezer_state, processes_with};
 
 /// A container running `sleep` (or `cmd`) under an attached `containr
 /// run --rm`, killed and waited for when dropped.
@@ -352,34 +352,6 @@ fn top_lists_the_containers_processes_only() {
     // ps options pass through.
     let out = sb.containr_ok(&["top", "topped", "-o", "pid,comm"]);
     assert!(out.starts_with("PID") && out.contains("sleep"), "{out}");
-}
-
-/// CPU time used by process `pid`, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = stat.rsplit_once(')').unwrap().1;
-    let f: Vec<&str> = after.split_whitespace().collect();
-    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
-}
-
-/// The freezer's state file of the cgroup process `pid` is in.
-fn freezer_state(pid: u32) -> String {
-    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    if let Some(path) = cgroup
-        .lines()
-        .find_map(|l| l.split_once(":freezer:").map(|(_, p)| p))
-    {
-        if path != "/" {
-            return std::fs::read_to_string(format!("/sys/fs/cgroup/freezer{path}/freezer.state"))
-                .unwrap()
-                .trim()
-                .to_string();
-        }
-        return "THAWED".into();
-    }
-    let path = cgroup.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
-    let v = std::fs::read_to_string(format!("/sys/fs/cgroup{path}/cgroup.freeze")).unwrap();
-    if v.trim() == "1" { "FROZEN" } else { "THAWED" }.to_string()
 }
 
 #[test]

@@ -165,14 +165,14 @@ fn cp_copies_both_ways_on_an_exited_container() {
     // docker's refusals, one line each.
     assert_fails(
         &sb.cmd(&["cp", "c:/nope", h]).output().unwrap(),
-        125,
+        1,
         "Could not find the file /nope in container c",
     );
     assert_fails(
         &sb.cmd(&["cp", "c:/d", &format!("{h}/hello")])
             .output()
             .unwrap(),
-        125,
+        1,
         "cannot copy a directory to a file",
     );
 
@@ -193,7 +193,7 @@ fn cp_copies_both_ways_on_an_exited_container() {
         &sb.cmd(&["cp", src.to_str().unwrap(), "c:/nodir/x"])
             .output()
             .unwrap(),
-        125,
+        1,
         "destination directory /nodir does not exist",
     );
     // What comes in stops before the disk falls under --disk-reserve.
@@ -212,7 +212,7 @@ fn cp_copies_both_ways_on_an_exited_container() {
         ])
         .output()
         .unwrap(),
-        125,
+        1,
         "copying stopped: its filesystem has",
     );
     assert!(!export(&sb, "c").iter().any(|e| e.0 == "sparse"));
@@ -235,7 +235,7 @@ fn cp_copies_both_ways_on_an_exited_container() {
     assert_eq!(back[0].3, "f\n");
     assert_fails(
         &with_stdin(sb.cmd(&["cp", "-", "c:/hello"]), &tar),
-        125,
+        1,
         "must be a directory",
     );
     sb.containr_ok(&["rm", "c"]);
@@ -259,7 +259,8 @@ fn cp_never_follows_a_containers_symlink_out_of_it() {
     std::fs::write(&file, "from the host\n").unwrap();
     let f = file.to_str().unwrap();
 
-    // Into /escape/ (the container's /) and onto /etc/x: in the container.
+    // Into /escape/ (the container's /) and onto /etc/x, followed to
+    // where it leads in the container (its /host): in the container.
     sb.containr_ok(&["cp", f, "s:/escape/"]);
     sb.containr_ok(&["cp", f, "s:/etc/x"]);
     assert!(
@@ -267,9 +268,11 @@ fn cp_never_follows_a_containers_symlink_out_of_it() {
         "written on the host"
     );
     assert!(!Path::new("/host").exists(), "written on the host");
-    let files: Vec<String> = export(&sb, "s").into_iter().map(|e| e.0).collect();
-    assert!(files.contains(&canary), "{files:?}");
-    assert!(files.contains(&"etc/x".to_string()), "{files:?}");
+    let files = export(&sb, "s");
+    let find = |p: &str| files.iter().find(|e| e.0 == p).map(|e| e.3.clone());
+    assert_eq!(find(&canary).as_deref(), Some("from the host\n"));
+    assert_eq!(find("host").as_deref(), Some("from the host\n"));
+    assert_eq!(find("etc/x").as_deref(), Some("../../../../host"));
 
     // Out of them: the container's files, not the host's.
     let t = entries(&cp_out(&sb, "s:/escape/etc/marker"));
@@ -488,7 +491,7 @@ fn commit_makes_a_runnable_savable_image_with_the_changes() {
     );
     assert_fails(
         &sb.cmd(&["commit", "-c", "RUN true", "w"]).output().unwrap(),
-        125,
+        1,
         "not a valid change command",
     );
     sb.containr_ok(&["rm", "w"]);
@@ -509,12 +512,12 @@ fn rename_keeps_a_running_container_going_under_its_new_name() {
     assert_eq!(t[0].0, "ready");
     assert_fails(
         &sb.cmd(&["rename", "new", "taken"]).output().unwrap(),
-        125,
+        1,
         "The container name \"/taken\" is already in use",
     );
     assert_fails(
         &sb.cmd(&["rename", "nope", "x"]).output().unwrap(),
-        125,
+        1,
         "No such container: nope",
     );
     // When it exits, its record keeps the new name.
@@ -569,7 +572,7 @@ fn port_lists_the_published_ports() {
     );
     assert_fails(
         &sb.cmd(&["port", "web", "53"]).output().unwrap(),
-        125,
+        1,
         "No public port '53/tcp' published for web",
     );
     drop(run);
@@ -745,4 +748,196 @@ fn commit_keeps_the_docker_fields_of_its_image() {
     assert_eq!(config["OnBuild"], serde_json::json!(["RUN a", "RUN b"]));
     assert_eq!(config["ArgsEscaped"], true, "a field no type knows is kept");
     sb.containr_ok(&["rm", "c"]);
+}
+
+#[test]
+fn errors_end_with_status_1_as_dockers_client() {
+    let sb = Sandbox::new();
+    let host = sb.dir.path().to_str().unwrap().to_string();
+    let fails = |args: &[&str], needle: &str| {
+        assert_fails(&sb.cmd(args).output().unwrap(), 1, needle);
+    };
+    fails(&["cp", "nope:/etc/hosts", &host], "No such container: nope");
+    fails(&["cp", &host, "nope:/tmp"], "No such container: nope");
+    fails(&["cp", &host, "elsewhere"], "one of SRC and DEST must be");
+    fails(&["diff", "nope"], "No such container: nope");
+    fails(&["commit", "nope"], "No such container: nope");
+    fails(&["port", "nope"], "No such container: nope");
+    fails(&["rename", "nope", "new"], "No such container: nope");
+    // A bad command line is still 125, as docker's.
+    assert_fails(&sb.cmd(&["cp", "-z"]).output().unwrap(), 125, "-z");
+}
+
+#[test]
+fn cp_onto_a_symlink_writes_where_it_leads_inside_the_container() {
+    let sb = Sandbox::new();
+    import(&sb, "bb");
+    let canary = host_canary();
+    let script = format!(
+        "echo old > /etc/target; ln -s /etc/target /tlink; ln -s tlink /chain; \
+         ln -s etc /dlink; ln -s /etc/made /dangling; ln -s /tmp/{canary} /abs; \
+         ln -s ../../../../{canary} /up; ln -s /loop2 /loop1; ln -s /loop1 /loop2"
+    );
+    sb.containr_ok(&["run", "--name", "l", "bb", "sh", "-c", &script]);
+    let write = |name: &str, text: &str| {
+        let p = sb.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let note = write("note", "new\n");
+    let files = || export(&sb, "l");
+    let find = |files: &[(String, u64, u64, String)], p: &str| {
+        files.iter().find(|e| e.0 == p).map(|e| e.3.clone())
+    };
+
+    // A link to a file: the file is written, the link stays.
+    sb.containr_ok(&["cp", &note, "l:/tlink"]);
+    let f = files();
+    assert_eq!(find(&f, "etc/target").as_deref(), Some("new\n"));
+    assert_eq!(find(&f, "tlink").as_deref(), Some("/etc/target"));
+    // A link to a directory: into it. A dangling one: its target is made.
+    sb.containr_ok(&["cp", &note, "l:/dlink"]);
+    sb.containr_ok(&["cp", &note, "l:/dangling"]);
+    let f = files();
+    assert_eq!(find(&f, "etc/note").as_deref(), Some("new\n"));
+    assert_eq!(find(&f, "dlink").as_deref(), Some("etc"));
+    assert_eq!(find(&f, "etc/made").as_deref(), Some("new\n"));
+    assert_eq!(find(&f, "dangling").as_deref(), Some("/etc/made"));
+    // A directory goes under a link to one; onto a link to a file, never.
+    let dir = sb.dir.path().join("dir");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("f"), "in dir\n").unwrap();
+    let d = dir.to_str().unwrap();
+    sb.containr_ok(&["cp", d, "l:/dlink"]);
+    assert_eq!(find(&files(), "etc/dir/f").as_deref(), Some("in dir\n"));
+    assert_fails(
+        &sb.cmd(&["cp", d, "l:/tlink"]).output().unwrap(),
+        1,
+        "cannot copy a directory to a file",
+    );
+    // Links that would lead out of the root lead inside it: nothing is
+    // written on the host.
+    sb.containr_ok(&["cp", &note, "l:/abs"]);
+    sb.containr_ok(&["cp", &note, "l:/up"]);
+    assert!(
+        !Path::new("/tmp").join(&canary).exists(),
+        "written on the host"
+    );
+    assert!(
+        !Path::new("/").join(&canary).exists(),
+        "written on the host"
+    );
+    let f = files();
+    assert_eq!(find(&f, &format!("tmp/{canary}")).as_deref(), Some("new\n"));
+    assert_eq!(find(&f, &canary).as_deref(), Some("new\n"));
+    // Through a chain of links; a loop is an error, not a hang.
+    let chained = write("chained", "chained\n");
+    sb.containr_ok(&["cp", &chained, "l:/chain"]);
+    let f = files();
+    assert_eq!(find(&f, "etc/target").as_deref(), Some("chained\n"));
+    assert_eq!(find(&f, "chain").as_deref(), Some("tlink"));
+    assert_fails(
+        &sb.cmd(&["cp", &note, "l:/loop1"]).output().unwrap(),
+        1,
+        "symbolic links",
+    );
+    // The host's side too: a link to a file is written through.
+    let target = write("target", "host\n");
+    let link = sb.dir.path().join("link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    sb.containr_ok(&["cp", "l:/etc/target", link.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "chained\n");
+    assert!(link.symlink_metadata().unwrap().is_symlink());
+    sb.containr_ok(&["rm", "l"]);
+}
+
+/// Run `args` (a commit), watching the freezer of process `pid` until it
+/// ends: its output, and whether the freezer was ever seen frozen.
+fn watch_freezer(sb: &Sandbox, pid: u32, args: &[&str]) -> (Output, bool) {
+    let mut child = sb
+        .cmd(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut frozen = false;
+    while child.try_wait().unwrap().is_none() {
+        frozen |= common::freezer_state(pid) == "FROZEN";
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{args:?} did not end");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    (child.wait_with_output().unwrap(), frozen)
+}
+
+#[test]
+fn commit_freezes_a_running_container_while_it_reads_its_layer() {
+    let sb = Sandbox::new();
+    import(&sb, "bb");
+    // A layer that takes a while to read, and a process that never waits.
+    let marker = format!("spin{}", rand_hex());
+    let script = format!(
+        "dd if=/dev/zero of=/big bs=1M count=64 2>/dev/null; M={marker}; \
+         {{ while :; do :; done & }}"
+    );
+    let run = start(&sb, "busy", &["--rm", "bb"], &script);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // The loop's shell only: its parent execs `sleep` once it is ready.
+    let spinner: u32 = loop {
+        let found = common::processes_with(&marker);
+        let found: Vec<&String> = found.iter().filter(|p| !p.contains("containr")).collect();
+        if let [p] = found[..] {
+            break p.split(':').next().unwrap().parse().unwrap();
+        }
+        assert!(Instant::now() < deadline, "the spinning loop never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let running_not_paused = || {
+        assert_eq!(common::freezer_state(spinner), "THAWED");
+        let out = sb.containr_ok(&["inspect", "busy"]);
+        let inspect: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let state = &inspect[0]["State"];
+        assert_eq!(
+            (state["Status"].as_str(), state["Paused"].as_bool()),
+            (Some("running"), Some(false))
+        );
+        let before = common::cpu_ticks(spinner);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while common::cpu_ticks(spinner) == before {
+            assert!(Instant::now() < deadline, "the container does not run");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+
+    // By default, frozen while read, and running again after.
+    let (out, frozen) = watch_freezer(&sb, spinner, &["commit", "busy", "snap:1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(frozen, "the container was never frozen during the commit");
+    running_not_paused();
+    // --pause=false: never frozen.
+    let (out, frozen) = watch_freezer(&sb, spinner, &["commit", "--pause=false", "busy", "snap:2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!frozen, "frozen despite --pause=false");
+    running_not_paused();
+    // Paused already: left paused.
+    sb.containr_ok(&["pause", "busy"]);
+    sb.containr_ok(&["commit", "busy", "snap:3"]);
+    assert_eq!(common::freezer_state(spinner), "FROZEN");
+    sb.containr_ok(&["unpause", "busy"]);
+    running_not_paused();
+    // The image has what the container wrote.
+    let out = sb.containr_ok(&["run", "--rm", "snap:1", "ls", "-l", "/big"]);
+    assert!(out.contains(&(64u64 << 20).to_string()), "{out}");
+    drop(run);
 }

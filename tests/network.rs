@@ -171,6 +171,16 @@ impl TestBridge {
         b
     }
 
+    /// One on a smaller subnet, 10.231.N.0/PREFIX.
+    fn sized(tag: &str, octet: u8, prefix: u8) -> TestBridge {
+        let b = TestBridge {
+            name: format!("containr-{tag}"),
+            subnet: format!("10.231.{octet}.0/{prefix}"),
+        };
+        b.prune();
+        b
+    }
+
     fn prune(&self) -> Output {
         Command::new(BIN)
             .args(["network", "prune", "--bridge", &self.name])
@@ -183,7 +193,7 @@ impl TestBridge {
     }
 
     fn gateway(&self) -> Ipv4Addr {
-        let net: Ipv4Addr = self.subnet.trim_end_matches("/24").parse().unwrap();
+        let net: Ipv4Addr = self.subnet.split('/').next().unwrap().parse().unwrap();
         Ipv4Addr::from(u32::from(net) + 1)
     }
 }
@@ -771,4 +781,123 @@ fn a_container_made_again_replaces_its_previous_veth() {
     assert!(link_exists(&veth_of(&id)));
     drop(old_netns);
     sb.containr_ok(&["rm", "-f", "again"]);
+}
+
+#[test]
+fn a_container_made_again_keeps_its_address_while_it_is_free() {
+    let sb = Sandbox::new();
+    // Five addresses, .2 to .6: another container takes .2 after four.
+    let br = TestBridge::sized("keep", 24, 29);
+    let rootfs = sb.rootfs.to_str().unwrap();
+    let mut args = vec!["run", "-d", "--name", "keep", "--rootfs", rootfs];
+    args.extend(br.args());
+    args.extend(["sleep", "100"]);
+    sb.containr_ok(&args);
+    let id = container_id(&sb, "keep");
+    let ip = lease_ip(&br.name, &id).expect("leased");
+    // What the container itself has: the address, and docker's MAC made
+    // from it (so that ARP caches holding it stay right).
+    let eth0 = |name: &str| -> (String, String) {
+        let addr = sb.containr_ok(&["exec", name, "ip", "-4", "-o", "addr", "show", "eth0"]);
+        let link = sb.containr_ok(&["exec", name, "ip", "-o", "link", "show", "eth0"]);
+        (addr, link)
+    };
+    let [a, b, c, d] = ip.octets();
+    let mac = format!("02:42:{a:02x}:{b:02x}:{c:02x}:{d:02x}");
+    let (addr, link) = eth0("keep");
+    assert!(addr.contains(&format!("inet {ip}/29 ")), "{addr}");
+    assert!(link.contains(&format!("link/ether {mac} ")), "{link}");
+    // inspect shows them, as docker's NetworkSettings.
+    let settings = |name: &str| -> serde_json::Value {
+        let out = sb.containr_ok(&["inspect", name]);
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()[0]["NetworkSettings"].clone()
+    };
+    assert_eq!(
+        settings("keep"),
+        serde_json::json!({
+            "IPAddress": ip.to_string(), "IPPrefixLen": 29,
+            "Gateway": br.gateway().to_string(), "MacAddress": mac,
+        })
+    );
+
+    // restart, and stop then start: the same address.
+    sb.containr_ok(&["restart", "-t", "0", "keep"]);
+    assert_eq!(lease_ip(&br.name, &id), Some(ip));
+    assert!(eth0("keep").0.contains(&format!("inet {ip}/")));
+    assert_eq!(settings("keep")["IPAddress"], ip.to_string());
+    sb.containr_ok(&["stop", "-t", "0", "keep"]);
+    wait_until("the lease to be released", || {
+        lease_ip(&br.name, &id).is_none()
+    });
+    assert_eq!(settings("keep")["IPAddress"], "", "not running: no address");
+    sb.containr_ok(&["start", "keep"]);
+    assert_eq!(lease_ip(&br.name, &id), Some(ip));
+    let (addr, link) = eth0("keep");
+    assert!(addr.contains(&format!("inet {ip}/29 ")), "{addr}");
+    assert!(link.contains(&format!("link/ether {mac} ")), "{link}");
+
+    // Taken by another container meanwhile: a new one, and the other's
+    // address stays the other's.
+    sb.containr_ok(&["stop", "-t", "0", "keep"]);
+    wait_until("the lease to be released", || {
+        lease_ip(&br.name, &id).is_none()
+    });
+    let mut once = br.args().to_vec();
+    once.push("true");
+    for _ in 0..4 {
+        sb.ok(&once); // .3 to .6: the next free address is .2 again
+    }
+    let mut other = vec!["run", "-d", "--name", "other", "--rootfs", rootfs];
+    other.extend(br.args());
+    other.extend(["sleep", "100"]);
+    sb.containr_ok(&other);
+    let other_id = container_id(&sb, "other");
+    assert_eq!(lease_ip(&br.name, &other_id), Some(ip));
+    sb.containr_ok(&["start", "keep"]);
+    let moved = lease_ip(&br.name, &id).expect("leased");
+    assert_ne!(moved, ip);
+    assert!(eth0("keep").0.contains(&format!("inet {moved}/")));
+    assert_eq!(settings("keep")["IPAddress"], moved.to_string());
+    assert_eq!(lease_ip(&br.name, &other_id), Some(ip));
+    sb.containr_ok(&["rm", "-f", "keep", "other"]);
+    wait_until("the leases to go", || leases(&br.name).is_empty());
+}
+
+#[test]
+fn a_restart_policy_brings_a_container_back_on_its_address() {
+    let sb = Sandbox::new();
+    let br = TestBridge::new("policy", 25);
+    let rootfs = sb.rootfs.to_str().unwrap();
+    // Each run appends its address to a file of the --rootfs directory.
+    let mut args = vec![
+        "run",
+        "-d",
+        "--name",
+        "again",
+        "--restart",
+        "always",
+        "--rootfs",
+        rootfs,
+    ];
+    args.extend(br.args());
+    args.extend([
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0 >> /addresses; sleep 0.2; exit 3",
+    ]);
+    sb.containr_ok(&args);
+    let log = sb.rootfs.join("addresses");
+    let addresses = || -> Vec<String> {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| l.split_whitespace().skip_while(|w| *w != "inet").nth(1))
+            .map(str::to_string)
+            .collect()
+    };
+    wait_until("three runs", || addresses().len() >= 3);
+    let seen = addresses();
+    assert!(seen[0].starts_with("10.231.25."), "{seen:?}");
+    assert!(seen.iter().all(|a| *a == seen[0]), "{seen:?}");
+    sb.containr_ok(&["rm", "-f", "again"]);
+    wait_until("the lease to go", || leases(&br.name).is_empty());
 }

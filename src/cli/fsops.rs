@@ -1,5 +1,7 @@
 //! The commands on a container's filesystem and record: `cp`, `diff`,
-//! `commit`, `port`, `rename`.
+//! `commit`, `port`, `rename`. Their errors end with status 1, as docker's
+//! client ends these commands (125 is for a runtime that failed to run a
+//! container).
 
 use std::path::{Path, PathBuf};
 
@@ -33,8 +35,24 @@ fn end(arg: &str) -> End {
     }
 }
 
+/// docker's client's status for these commands' errors: 1.
+fn client<T>(command: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+    command().map_err(|e| Error::Client(Box::new(e)))
+}
+
 /// `containr cp [-a] [-L] SRC DEST`.
 pub fn cp(
+    root: &Path,
+    src: &str,
+    dest: &str,
+    archive: bool,
+    follow: bool,
+    reserve: u64,
+) -> Result<i32, Error> {
+    client(|| cp_ends(root, src, dest, archive, follow, reserve))
+}
+
+fn cp_ends(
     root: &Path,
     src: &str,
     dest: &str,
@@ -84,14 +102,16 @@ fn from(e: copy::Error) -> Error {
 
 /// `containr diff CONTAINER`: `A`/`C`/`D` and the path, one a line.
 pub fn diff(root: &Path, name: &str) -> Result<i32, Error> {
-    require_root("diff")?;
-    let s = lifecycle::lookup(root, name)?;
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    for c in diffs::diff(root, &s)? {
-        let _ = writeln!(out, "{} {}", c.kind.letter(), c.path);
-    }
-    Ok(0)
+    client(|| {
+        require_root("diff")?;
+        let s = lifecycle::lookup(root, name)?;
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        for c in diffs::diff(root, &s)? {
+            let _ = writeln!(out, "{} {}", c.kind.letter(), c.path);
+        }
+        Ok(0)
+    })
 }
 
 /// What `containr commit` was given.
@@ -101,44 +121,52 @@ pub struct CommitArgs<'a> {
     pub changes: &'a [String],
     pub message: Option<String>,
     pub author: Option<String>,
+    /// `--pause` (docker's default): a running container is frozen while
+    /// its layer is read.
+    pub pause: bool,
     pub reserve: u64,
 }
 
 /// `containr commit`: prints the new image's id.
 pub fn commit(root: &Path, a: CommitArgs<'_>) -> Result<i32, Error> {
-    require_root("commit")?;
-    let s = lifecycle::lookup(root, a.container)?;
-    let id = commits::commit(
-        root,
-        &s,
-        commits::Options {
-            name: a.name,
-            changes: a.changes,
-            message: a.message,
-            author: a.author,
-            reserve: a.reserve,
-        },
-    )?;
-    println!("{id}");
-    Ok(0)
+    client(|| {
+        require_root("commit")?;
+        let s = lifecycle::lookup(root, a.container)?;
+        let id = commits::commit(
+            root,
+            &s,
+            commits::Options {
+                name: a.name,
+                changes: a.changes,
+                message: a.message,
+                author: a.author,
+                pause: a.pause,
+                reserve: a.reserve,
+            },
+        )?;
+        println!("{id}");
+        Ok(0)
+    })
 }
 
 /// `containr port CONTAINER [PRIVATE[/PROTO]]`: docker's lines,
 /// `80/tcp -> 0.0.0.0:8080`, or the public addresses of one port. A
 /// container that is not running publishes nothing.
 pub fn port(root: &Path, name: &str, private: Option<&str>) -> Result<i32, Error> {
-    let s = lifecycle::lookup(root, name)?;
-    let ports: &[PortSpec] = if s.is_running() { &s.ports } else { &[] };
-    let lines = port_lines(ports, private).ok_or_else(|| {
-        Error::Usage(format!(
-            "No public port '{}' published for {name}",
-            with_proto(private.unwrap_or_default())
-        ))
-    })?;
-    for l in lines {
-        println!("{l}");
-    }
-    Ok(0)
+    client(|| {
+        let s = lifecycle::lookup(root, name)?;
+        let ports: &[PortSpec] = if s.is_running() { &s.ports } else { &[] };
+        let lines = port_lines(ports, private).ok_or_else(|| {
+            Error::Usage(format!(
+                "No public port '{}' published for {name}",
+                with_proto(private.unwrap_or_default())
+            ))
+        })?;
+        for l in lines {
+            println!("{l}");
+        }
+        Ok(0)
+    })
 }
 
 /// `80` is `80/tcp`, as docker reads it.
@@ -178,8 +206,10 @@ fn port_lines(ports: &[PortSpec], private: Option<&str>) -> Option<Vec<String>> 
 
 /// `containr rename OLD NEW`.
 pub fn rename(root: &Path, old: &str, new: &str) -> Result<i32, Error> {
-    DataRoot::open(root)?.rename(old, new)?;
-    Ok(0)
+    client(|| {
+        DataRoot::open(root)?.rename(old, new)?;
+        Ok(0)
+    })
 }
 
 #[cfg(test)]

@@ -7,6 +7,12 @@
 //! image's layers (`image::commit`). The config is the base image's, with
 //! the container's command as its default (docker's commit takes the
 //! container's config), then the `--change` instructions.
+//!
+//! A running container is frozen (`pause`'s freezer) while its layer is
+//! read, as docker's `commit --pause` does, so that the layer is one moment
+//! of it, not files caught halfway through being written; only while it is
+//! read, not while the image store's locks are waited for or the layer is
+//! unpacked. A container paused already is left paused.
 
 use std::io::Write;
 use std::os::fd::AsFd;
@@ -25,6 +31,8 @@ pub struct Options<'a> {
     pub changes: &'a [String],
     pub message: Option<String>,
     pub author: Option<String>,
+    /// Freeze a running container while its layer is read.
+    pub pause: bool,
     pub reserve: u64,
 }
 
@@ -51,7 +59,19 @@ pub fn commit(data_root: &Path, s: &State, opts: Options<'_>) -> Result<Digest, 
     let skip = |rel: &Path, meta: &std::fs::Metadata| lower.is_mount_point(rel, meta);
     let userns = s.userns;
     let ids = move |id: u64| userns.map_or(id, |m| m.to_container(id));
+    // Why the freeze failed, if it did: the image store only passes its
+    // own errors back.
+    let mut not_frozen = None;
     let write_layer = |out: &mut dyn Write| -> Result<(), image::Error> {
+        let frozen = match opts.pause.then(|| super::pause::freeze_while(s)) {
+            Some(Err(e)) => {
+                not_frozen = Some(e);
+                let why = std::io::Error::other("the container could not be frozen");
+                return Err(image::Error::Io(io_err(&layers[0])(why)));
+            }
+            Some(Ok(frozen)) => frozen,
+            None => None,
+        };
         let mut b = tar::Builder::new(out);
         let opts = TarOptions {
             ids: &ids,
@@ -63,6 +83,8 @@ pub fn commit(data_root: &Path, s: &State, opts: Options<'_>) -> Result<Digest, 
             Error::Io(e) => image::Error::Io(e),
             other => image::Error::Io(io_err(&layers[0])(std::io::Error::other(other.to_string()))),
         })?;
+        // Read whole (or failed): the container runs again.
+        drop(frozen);
         b.into_inner()
             .and_then(|w| w.flush())
             .map_err(io_err(&layers[0]))?;
@@ -81,8 +103,11 @@ pub fn commit(data_root: &Path, s: &State, opts: Options<'_>) -> Result<Digest, 
             reserve: opts.reserve,
         },
         write_layer,
-    )?;
-    Ok(id)
+    );
+    match (id, not_frozen) {
+        (Err(_), Some(e)) => Err(e),
+        (id, _) => Ok(id?),
+    }
 }
 
 /// The image's config with the container's command as its default: the

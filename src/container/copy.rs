@@ -19,6 +19,13 @@
 //! `/etc/x -> ../../../host`) resolves inside the container, never to a
 //! host path. On the host side the same unpacker runs with the destination
 //! directory as its root, so a hostile tar cannot write outside it either.
+//!
+//! A destination that is a symlink is followed, as docker's is: copying
+//! onto `DEST -> /etc/target` writes the target (the link stays), onto a
+//! link to a directory writes into it, onto a dangling link makes its
+//! target ([`follow_in_root`], in the container's root for a container's
+//! side). What is below the destination is never followed: an entry over a
+//! symlink replaces it.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io::{Read, Write};
@@ -179,6 +186,80 @@ fn in_root(path: &Path) -> CString {
         .filter(|c| !matches!(c, Component::RootDir | Component::Prefix(_)))
         .collect();
     crate::util::cstring_lossy(Path::new(".").join(rel).as_os_str().as_bytes())
+}
+
+/// How many symlinks a destination may lead through, as the kernel's
+/// `MAXSYMLINKS`.
+const MAX_LINKS: usize = 40;
+
+/// Where `path` leads in `root`, as docker's `cp` takes a destination:
+/// each symlink along it followed, the last one too, resolved with `root`
+/// as `/` (an absolute target starts from it, `..` stops at it), so it
+/// never leads out. What follows the first missing component is kept as
+/// written (a dangling link names the file to make). `None` when no
+/// symlink was met: the path as given is the destination.
+pub fn follow_in_root(root: BorrowedFd<'_>, path: &str) -> std::io::Result<Option<String>> {
+    let mut todo: Vec<OsString> = Vec::new();
+    push_components(&mut todo, Path::new(path));
+    let mut done = PathBuf::from("/");
+    let (mut links, mut missing) = (0, false);
+    while let Some(c) = todo.pop() {
+        if c == ".." {
+            done.pop();
+            continue;
+        }
+        let next = done.join(&c);
+        if missing {
+            done = next;
+            continue;
+        }
+        let fd = match open_in_root(root, &in_root(&next), libc::O_PATH | libc::O_NOFOLLOW) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                missing = true;
+                done = next;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let st = nix::sys::stat::fstat(fd.as_raw_fd())?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFLNK {
+            done = next;
+            continue;
+        }
+        links += 1;
+        if links > MAX_LINKS {
+            return Err(std::io::Error::from_raw_os_error(libc::ELOOP));
+        }
+        // The link itself (the descriptor is O_PATH|O_NOFOLLOW).
+        let target = PathBuf::from(nix::fcntl::readlinkat(Some(fd.as_raw_fd()), "")?);
+        if target.is_absolute() {
+            done = PathBuf::from("/");
+        }
+        push_components(&mut todo, &target);
+    }
+    if links == 0 {
+        return Ok(None);
+    }
+    let mut out = done.to_string_lossy().into_owned();
+    // A trailing slash still says the destination must be a directory.
+    if path.ends_with('/') && !out.ends_with('/') {
+        out.push('/');
+    }
+    Ok(Some(out))
+}
+
+/// The names and `..`s of `path` pushed on the stack `todo`, the first on
+/// top.
+fn push_components(todo: &mut Vec<OsString>, path: &Path) {
+    let parts = path.components().filter_map(|c| match c {
+        Component::Normal(n) => Some(n.to_os_string()),
+        Component::ParentDir => Some("..".into()),
+        _ => None,
+    });
+    let at = todo.len();
+    todo.extend(parts);
+    todo[at..].reverse();
 }
 
 /// What a source or destination is.
@@ -359,6 +440,13 @@ pub fn copy_out(
 ) -> Result<(), Error> {
     let root = open_root(data_root, s, false)?;
     let source = open_source(root.fd(), src, follow).map_err(not_found(src, s))?;
+    // The host's side is the user's: its symlinks followed as they lead.
+    let host = open_path(Path::new("/")).map_err(io_err(Path::new("/")))?;
+    let abs = std::env::current_dir()
+        .map(|d| d.join(dest))
+        .map_err(io_err(dest))?;
+    let followed = follow_in_root(host.as_fd(), &abs.to_string_lossy()).map_err(io_err(dest))?;
+    let dest = followed.as_deref().map_or(dest, Path::new);
     let dest_s = dest.to_string_lossy();
     let dest_kind = match std::fs::metadata(dest) {
         Ok(m) if m.is_dir() => Some(Kind::Dir),
@@ -401,6 +489,8 @@ pub fn copy_in_tar(
     reserve: u64,
 ) -> Result<(), Error> {
     let root = open_root(data_root, s, true)?;
+    let followed = follow_in_root(root.fd(), dest).map_err(not_found(dest, s))?;
+    let dest = followed.as_deref().unwrap_or(dest);
     match open_in_root(root.fd(), &in_root(Path::new(dest)), libc::O_PATH)
         .map_err(not_found(dest, s))
         .and_then(|fd| kind_of(fd.as_fd()).map_err(path_err(dest)))?
@@ -442,6 +532,8 @@ pub fn copy_in(
         }
     })?;
     let root = open_root(data_root, s, true)?;
+    let followed = follow_in_root(root.fd(), dest).map_err(not_found(dest, s))?;
+    let dest = followed.as_deref().unwrap_or(dest);
     let dest_kind = match open_in_root(root.fd(), &in_root(Path::new(dest)), libc::O_PATH) {
         Ok(fd) => Some(kind_of(fd.as_fd()).map_err(path_err(dest))?),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
@@ -796,6 +888,35 @@ mod tests {
             Err(Error::DirToFile(_))
         ));
         assert_eq!(place("d", Dir, "x", None).unwrap(), p(".", Some("x")));
+    }
+
+    #[test]
+    fn a_destination_is_followed_inside_its_root() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("etc")).unwrap();
+        std::fs::write(d.join("etc/target"), "").unwrap();
+        symlink("/etc/target", d.join("tlink")).unwrap();
+        symlink("etc", d.join("dlink")).unwrap();
+        symlink("../../../../x", d.join("up")).unwrap();
+        symlink("loop2", d.join("loop1")).unwrap();
+        symlink("/loop1", d.join("loop2")).unwrap();
+        let root = open_path(d).unwrap();
+        let follow = |p: &str| follow_in_root(root.as_fd(), p);
+        assert_eq!(follow("/etc/target").unwrap(), None);
+        assert_eq!(follow("/etc/new").unwrap(), None);
+        assert_eq!(follow("/tlink").unwrap().as_deref(), Some("/etc/target"));
+        assert_eq!(follow("dlink/new").unwrap().as_deref(), Some("/etc/new"));
+        // `..` stops at the root, before and after a link.
+        assert_eq!(follow("/up").unwrap().as_deref(), Some("/x"));
+        assert_eq!(follow("/up/").unwrap().as_deref(), Some("/x/"));
+        assert_eq!(
+            follow("/dlink/../../tlink").unwrap().as_deref(),
+            Some("/etc/target")
+        );
+        let looped = follow("/loop1").unwrap_err();
+        assert_eq!(looped.raw_os_error(), Some(libc::ELOOP));
     }
 
     #[test]

@@ -221,6 +221,7 @@ pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, Error> {
             "LogConfig": { "Type": s.life.log_driver.as_deref().unwrap_or("json-file") },
             "CgroupParent": s.life.cgroup_parent.as_deref().unwrap_or(""),
         },
+        "NetworkSettings": network_settings(&s),
         "Mounts": s.mounts,
         "GraphDriver": {
             "Name": if s.image.is_some() { "overlay" } else { "rootfs" },
@@ -245,6 +246,20 @@ pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, Error> {
             })),
         },
     }))
+}
+
+/// docker's `NetworkSettings` of `s`: its address on the bridge while it
+/// runs, empty otherwise (as docker's for a container off the network).
+fn network_settings(s: &State) -> serde_json::Value {
+    let now = (s.life.network.as_ref())
+        .filter(|_| s.is_running())
+        .and_then(|n| n.settings(&s.id));
+    serde_json::json!({
+        "IPAddress": now.as_ref().map(|n| n.address.to_string()).unwrap_or_default(),
+        "IPPrefixLen": now.as_ref().map_or(0, |n| n.prefix),
+        "Gateway": now.as_ref().and_then(|n| n.gateway).map(|g| g.to_string()).unwrap_or_default(),
+        "MacAddress": now.as_ref().map(|n| n.mac.clone()).unwrap_or_default(),
+    })
 }
 
 /// `containr export CONTAINER` of the container `s`, running or exited,

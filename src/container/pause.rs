@@ -45,6 +45,51 @@ pub fn unpause(root: &std::path::Path, name: &str) -> Result<State, Error> {
     Ok(state)
 }
 
+/// A running container frozen while a command reads it whole (`commit`,
+/// as docker's `commit --pause`); thawed when dropped, on every error path.
+/// SIGINT, SIGTERM and SIGHUP are held (blocked) meanwhile, so that a
+/// Ctrl-C thaws the container before it ends the command; the freeze is
+/// bounded by what the command does while it holds it.
+pub struct Frozen {
+    freezer: OciCgroup,
+    mask: nix::sys::signal::SigSet,
+}
+
+/// Freeze the running container `state` until the value returned is
+/// dropped. `None` (nothing done) if it is not running, or is paused
+/// already: it stays paused, as docker leaves it.
+pub fn freeze_while(state: &State) -> Result<Option<Frozen>, Error> {
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+    if !state.is_running() || is_paused(state) {
+        return Ok(None);
+    }
+    let Some(freezer) = freezer(state, true)? else {
+        return Ok(None);
+    };
+    let mut held = SigSet::empty();
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        held.add(sig);
+    }
+    let mut mask = SigSet::empty();
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&held), Some(&mut mask)).map_err(
+        Error::sys_nix("blocking signals while the container is frozen"),
+    )?;
+    let frozen = Frozen { freezer, mask };
+    frozen.freezer.freeze()?;
+    Ok(Some(frozen))
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        use nix::sys::signal::{SigmaskHow, pthread_sigmask};
+        if let Err(e) = self.freezer.thaw() {
+            tracing::warn!("thawing the container: {e}");
+        }
+        // A signal held meanwhile is delivered now, the container running.
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&self.mask), None);
+    }
+}
+
 /// Whether the container is paused (its freezer says frozen).
 pub fn is_paused(state: &State) -> bool {
     state.is_running()

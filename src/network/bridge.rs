@@ -139,10 +139,9 @@ pub fn attach(req: &Request<'_>) -> Result<Attachment, Error> {
         }
         let ip = leases
             .leases
-            .next_free(&subnet)
+            .address_for(req.id, &subnet)
             .ok_or(Error::Exhausted(subnet))?;
         step!("lease {ip} for container {}", req.name);
-        leases.leases.last = Some(ip);
         leases.leases.leases.push(Lease {
             ip,
             id: req.id.to_string(),
@@ -151,6 +150,7 @@ pub fn attach(req: &Request<'_>) -> Result<Attachment, Error> {
             owner_pid: std::process::id(),
             owner_start: process_start_time(std::process::id()).unwrap_or(0),
             ports: req.ports.to_vec(),
+            subnet: Some(subnet),
         });
         leases.save().map_err(lease_err)?;
         let elements = nft::port_elements(req.ports, ip);
@@ -163,7 +163,7 @@ pub fn attach(req: &Request<'_>) -> Result<Attachment, Error> {
             );
             let batch: Vec<_> = elements.iter().map(|e| e.as_set_element()).collect();
             if let Err(source) = netlink::nft_add_elements(req.bridge, &batch) {
-                leases.leases.leases.retain(|l| l.id != req.id);
+                leases.leases.release(req.id);
                 let _ = leases.save();
                 return Err(Error::Netlink {
                     what: "publishing the ports",
@@ -359,13 +359,16 @@ impl Attachment {
 
     /// Create the veth pair into the namespace of the container's init.
     pub fn plug(&self, init_pid: u32) -> Result<(), Error> {
+        let mac = mac_of(self.ip);
         step!(
-            "RTM_NEWLINK veth {} (on {}, up) <-> {PEER_NAME} in the netns of pid {init_pid}",
+            "RTM_NEWLINK veth {} (on {}, up) <-> {PEER_NAME} ({}) in the netns of pid {init_pid}",
             self.veth,
-            self.bridge
+            self.bridge,
+            mac.map(|b| format!("{b:02x}")).join(":")
         );
         let mut nl = Netlink::open().map_err(netlink_err("opening a netlink socket"))?;
-        match nl.create_veth(&self.veth, self.bridge_index, PEER_NAME, init_pid) {
+        let peer = (PEER_NAME, mac);
+        match nl.create_veth(&self.veth, self.bridge_index, peer, init_pid) {
             // The name comes from the container's id: a link under it is
             // this container's previous veth, which the kernel deletes with
             // its previous network namespace, in a work queue, some time
@@ -375,12 +378,21 @@ impl Attachment {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
                 nl.delete_link(&self.veth)
                     .map_err(netlink_err("removing the container's previous veth"))?;
-                nl.create_veth(&self.veth, self.bridge_index, PEER_NAME, init_pid)
+                nl.create_veth(&self.veth, self.bridge_index, peer, init_pid)
                     .map_err(netlink_err("creating the veth pair"))
             }
             made => made.map_err(netlink_err("creating the veth pair")),
         }
     }
+}
+
+/// The hardware address of the container's `eth0`: docker's, `02:42`
+/// and the IPv4 address. An address taken again (a container made again,
+/// or one released long ago) comes with the same MAC, so the host's and
+/// other containers' ARP caches, which may still hold it, stay right.
+pub(super) fn mac_of(ip: Ipv4Addr) -> [u8; 6] {
+    let [a, b, c, d] = ip.octets();
+    [0x02, 0x42, a, b, c, d]
 }
 
 impl Drop for Attachment {
@@ -390,8 +402,10 @@ impl Drop for Attachment {
         // happens in a kernel work queue a few tens of milliseconds after
         // the init is reaped; an RTM_DELLINK now would make `run` wait
         // those 20-30 ms (unregistering a netdev waits for RCU) for
-        // nothing. The address cannot be handed out again meanwhile: leases
-        // go round-robin through the subnet.
+        // nothing. Another container cannot get the address meanwhile:
+        // leases go round-robin through the subnet; this container made
+        // again takes it back, but its veth has the same name, and `plug`
+        // deletes the old one first.
         step!(
             "release {}: {} port rule(s), the lease (the kernel deletes veth {} with the netns)",
             self.ip,
@@ -401,7 +415,7 @@ impl Drop for Attachment {
         unpublish(&self.bridge, &self.ports, self.ip);
         match LeaseFile::lock(Path::new(ipam::STATE_DIR), &self.bridge) {
             Ok(mut f) => {
-                f.leases.leases.retain(|l| l.id != self.id);
+                f.leases.release(&self.id);
                 if let Err(e) = f.save() {
                     tracing::warn!("releasing lease {}: {e}", self.ip);
                 }
@@ -466,6 +480,14 @@ mod tests {
         ] {
             assert!(validate_bridge_name(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_containers_mac_is_dockers_from_its_address() {
+        assert_eq!(
+            mac_of(Ipv4Addr::new(10, 88, 0, 2)),
+            [0x02, 0x42, 10, 88, 0, 2]
+        );
     }
 
     #[test]

@@ -10,6 +10,11 @@
 //! Each lease names its owner (pid and start time, as container records do),
 //! so leases of `containr run`s that were killed outright are reclaimed by the
 //! next run or `network prune`.
+//!
+//! An ended lease is remembered (the container's id and address, the last
+//! [`REMEMBERED`] of them), so that a container made again (`start` after
+//! `stop`, `restart`, a restart policy) gets its address back while it is
+//! free, as docker's containers usually do.
 
 use std::fmt;
 use std::fs::File;
@@ -25,6 +30,10 @@ use super::ports::PortSpec;
 
 /// Where lease files live: runtime state, shared by the whole host.
 pub const STATE_DIR: &str = "/run/containr/network";
+
+/// How many ended leases a lease file remembers (the oldest forgotten
+/// first): the file is rewritten at each start and end of a container.
+pub const REMEMBERED: usize = 256;
 
 /// An IPv4 network: its address (host bits zero) and prefix length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,6 +159,16 @@ pub struct Lease {
     /// Published ports, so that a reclaimer can remove their rules.
     #[serde(default)]
     pub ports: Vec<PortSpec>,
+    /// The bridge's subnet, for `inspect` (its prefix and gateway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<Subnet>,
+}
+
+/// The address a container had when its lease ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ended {
+    pub id: String,
+    pub ip: Ipv4Addr,
 }
 
 /// The contents of a lease file.
@@ -160,9 +179,53 @@ pub struct Leases {
     /// their ARP caches).
     pub last: Option<Ipv4Addr>,
     pub leases: Vec<Lease>,
+    /// Ended leases, the latest last, at most [`REMEMBERED`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ended: Vec<Ended>,
 }
 
 impl Leases {
+    /// The address for container `id`: the one it had last if that is in
+    /// `subnet` and nobody holds it, else the next free one. `last` moves
+    /// only for a new address: one taken back is not handed out next.
+    pub fn address_for(&mut self, id: &str, subnet: &Subnet) -> Option<Ipv4Addr> {
+        let had = self
+            .ended
+            .iter()
+            .rev()
+            .find(|e| e.id == id)
+            .map(|e| e.ip)
+            .filter(|ip| {
+                let (first, last) = subnet.hosts();
+                (first..=last).contains(&u32::from(*ip)) && !self.leases.iter().any(|l| l.ip == *ip)
+            });
+        if had.is_some() {
+            return had;
+        }
+        let ip = self.next_free(subnet)?;
+        self.last = Some(ip);
+        Some(ip)
+    }
+
+    /// Take out the lease of container `id` (if it has one), remembering
+    /// its address.
+    pub fn release(&mut self, id: &str) -> Option<Lease> {
+        let at = self.leases.iter().position(|l| l.id == id)?;
+        let lease = self.leases.remove(at);
+        self.remember(&lease);
+        Some(lease)
+    }
+
+    fn remember(&mut self, lease: &Lease) {
+        self.ended.retain(|e| e.id != lease.id);
+        self.ended.push(Ended {
+            id: lease.id.clone(),
+            ip: lease.ip,
+        });
+        let over = self.ended.len().saturating_sub(REMEMBERED);
+        self.ended.drain(..over);
+    }
+
     /// The next free address of `subnet` after the last one handed out,
     /// wrapping around; `None` when every address is leased.
     pub fn next_free(&self, subnet: &Subnet) -> Option<Ipv4Addr> {
@@ -178,12 +241,16 @@ impl Leases {
             .find(|ip| !self.leases.iter().any(|l| l.ip == *ip))
     }
 
-    /// Remove and return the leases whose owner `alive` says is gone.
+    /// Remove and return the leases whose owner `alive` says is gone
+    /// (their addresses remembered, as [`Leases::release`] does).
     pub fn take_stale(&mut self, alive: impl Fn(&Lease) -> bool) -> Vec<Lease> {
-        let (live, stale) = std::mem::take(&mut self.leases)
+        let (live, stale): (Vec<Lease>, Vec<Lease>) = std::mem::take(&mut self.leases)
             .into_iter()
             .partition(|l| alive(l));
         self.leases = live;
+        for l in &stale {
+            self.remember(l);
+        }
         stale
     }
 }
@@ -252,6 +319,19 @@ impl LeaseFile {
     }
 }
 
+/// The lease of container `id` on `bridge`, if it holds one: read under a
+/// shared lock (a writer holds it exclusively), without creating the file.
+pub fn lease_of(dir: &Path, bridge: &str, id: &str) -> Option<Lease> {
+    let mut file = File::open(dir.join(format!("{bridge}.json"))).ok()?;
+    // SAFETY: flock on a descriptor we own; no memory is involved.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH) } < 0 {
+        return None;
+    }
+    let mut text = Vec::new();
+    file.read_to_end(&mut text).ok()?;
+    parse(&text).leases.into_iter().find(|l| l.id == id)
+}
+
 /// The first JSON value of the file; empty or unreadable means no lease.
 fn parse(text: &[u8]) -> Leases {
     serde_json::Deserializer::from_slice(text)
@@ -278,6 +358,7 @@ mod tests {
             owner_pid: 1,
             owner_start: 1,
             ports: vec![],
+            subnet: None,
         }
     }
 
@@ -363,7 +444,7 @@ mod tests {
         // A `last` outside the subnet (the bridge changed) starts over.
         let l = Leases {
             last: Some(Ipv4Addr::new(172, 16, 0, 9)),
-            leases: vec![],
+            ..Leases::default()
         };
         assert_eq!(l.next_free(&s), Some(Ipv4Addr::new(10, 88, 0, 2)));
     }
@@ -371,13 +452,59 @@ mod tests {
     #[test]
     fn stale_leases_are_taken_out() {
         let mut l = Leases {
-            last: None,
             leases: vec![lease("10.88.0.2"), lease("10.88.0.3")],
+            ..Leases::default()
         };
         let stale = l.take_stale(|x| x.ip.octets()[3] == 2);
         assert_eq!(stale.len(), 1);
         assert_eq!(stale[0].ip, Ipv4Addr::new(10, 88, 0, 3));
         assert_eq!(l.leases.len(), 1);
+        // Its address is remembered, as a release's is.
+        assert_eq!(
+            l.address_for("10.88.0.3", &net("10.88.0.0/24")),
+            Some(Ipv4Addr::new(10, 88, 0, 3))
+        );
+    }
+
+    #[test]
+    fn a_container_gets_its_address_back_while_it_is_free() {
+        let s = net("10.88.0.0/29"); // hosts .2 to .6
+        let mut l = Leases::default();
+        let take = |l: &mut Leases, id: &str| {
+            let ip = l.address_for(id, &s).unwrap();
+            l.leases.push(Lease {
+                id: id.into(),
+                ..lease(&ip.to_string())
+            });
+            ip.octets()[3]
+        };
+        assert_eq!((take(&mut l, "a"), take(&mut l, "b")), (2, 3));
+        assert!(l.release("a").is_some());
+        assert!(l.release("a").is_none(), "released once");
+        // Made again: its own address, and `last` does not move back.
+        assert_eq!(take(&mut l, "a"), 2);
+        assert_eq!(take(&mut l, "c"), 4);
+        // Taken by another in between: a new one.
+        l.release("a");
+        l.release("c");
+        l.leases.push(lease("10.88.0.2"));
+        assert_eq!(take(&mut l, "a"), 5);
+        // One from another subnet (the bridge was made again) is not used.
+        let other = net("10.99.0.0/29");
+        assert_eq!(
+            l.address_for("c", &other),
+            Some(Ipv4Addr::new(10, 99, 0, 2))
+        );
+        // The oldest are forgotten past the bound.
+        for i in 0..REMEMBERED + 1 {
+            l.remember(&Lease {
+                id: format!("x{i}"),
+                ..lease("10.88.0.6")
+            });
+        }
+        assert_eq!(l.ended.len(), REMEMBERED);
+        assert!(!l.ended.iter().any(|e| e.id == "x0"));
+        assert!(l.ended.iter().any(|e| e.id == format!("x{REMEMBERED}")));
     }
 
     #[test]
@@ -396,5 +523,10 @@ mod tests {
         std::fs::write(&path, &text).unwrap();
         let f = LeaseFile::lock(dir.path(), "containr-t").unwrap();
         assert_eq!(f.leases.leases, vec![lease("10.88.0.2")]);
+        drop(f);
+        let found = lease_of(dir.path(), "containr-t", "10.88.0.2");
+        assert_eq!(found, Some(lease("10.88.0.2")));
+        assert_eq!(lease_of(dir.path(), "containr-t", "other"), None);
+        assert_eq!(lease_of(dir.path(), "containr-none", "10.88.0.2"), None);
     }
 }

@@ -159,6 +159,39 @@ pub struct Options {
     pub subnet: Option<String>,
 }
 
+/// A running container's place on its bridge, as `inspect` shows it
+/// (docker's `NetworkSettings`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Option<Ipv4Addr>,
+    /// `aa:bb:...`, as `ip link` writes it.
+    pub mac: String,
+}
+
+impl Options {
+    /// Where container `id` is on its bridge now: the address its lease
+    /// holds (which a container made again may have changed), `None` off
+    /// the bridge or with no lease (not running).
+    pub fn settings(&self, id: &str) -> Option<Settings> {
+        let plan = self.plan().ok()?;
+        if plan.mode != Mode::Bridge {
+            return None;
+        }
+        let dir = std::path::Path::new(ipam::STATE_DIR);
+        let lease = ipam::lease_of(dir, &plan.bridge, id)?;
+        Some(Settings {
+            address: lease.ip,
+            prefix: lease.subnet.map_or(0, |s| s.prefix),
+            gateway: lease.subnet.map(|s| s.gateway()),
+            mac: bridge::mac_of(lease.ip)
+                .map(|b| format!("{b:02x}"))
+                .join(":"),
+        })
+    }
+}
+
 /// Where `--add-host` points.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum HostTarget {

@@ -47,6 +47,7 @@ mod c {
     pub const RTM_NEWROUTE: u16 = 24;
     pub const RTM_GETROUTE: u16 = 26;
 
+    pub const IFLA_ADDRESS: u16 = 1;
     pub const IFLA_IFNAME: u16 = 3;
     pub const IFLA_MASTER: u16 = 10;
     pub const IFLA_LINKINFO: u16 = 18;
@@ -374,7 +375,15 @@ impl Netlink {
     /// A veth pair: `host` on this side, enslaved to `master` and up; its
     /// peer created directly in the network namespace of process `pid`,
     /// named `peer` there (so the name cannot clash with the host's).
-    pub fn create_veth(&mut self, host: &str, master: u32, peer: &str, pid: u32) -> io::Result<()> {
+    /// A veth pair: `host` on the bridge `master`, up; `peer`, with the
+    /// hardware address `peer_mac`, in the network namespace of `pid`.
+    pub fn create_veth(
+        &mut self,
+        host: &str,
+        master: u32,
+        (peer, peer_mac): (&str, [u8; 6]),
+        pid: u32,
+    ) -> io::Result<()> {
         self.request(
             c::RTM_NEWLINK,
             c::NLM_F_CREATE | c::NLM_F_EXCL,
@@ -388,6 +397,7 @@ impl Netlink {
                                 m.nest(c::VETH_INFO_PEER, |m| {
                                     m.raw(&ifinfomsg(0, 0, 0))
                                         .attr_str(c::IFLA_IFNAME, peer)
+                                        .attr(c::IFLA_ADDRESS, &peer_mac)
                                         .attr_u32(c::IFLA_NET_NS_PID, pid);
                                 });
                             });

@@ -199,6 +199,34 @@ pub fn processes_with(marker: &str) -> Vec<String> {
     found
 }
 
+/// CPU time used by process `pid`, in clock ticks.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = stat.rsplit_once(')').unwrap().1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// The freezer's state file of the cgroup process `pid` is in.
+pub fn freezer_state(pid: u32) -> String {
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    if let Some(path) = cgroup
+        .lines()
+        .find_map(|l| l.split_once(":freezer:").map(|(_, p)| p))
+    {
+        if path != "/" {
+            return std::fs::read_to_string(format!("/sys/fs/cgroup/freezer{path}/freezer.state"))
+                .unwrap()
+                .trim()
+                .to_string();
+        }
+        return "THAWED".into();
+    }
+    let path = cgroup.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+    let v = std::fs::read_to_string(format!("/sys/fs/cgroup{path}/cgroup.freeze")).unwrap();
+    if v.trim() == "1" { "FROZEN" } else { "THAWED" }.to_string()
+}
+
 /// The directories of a running container's cgroup, from its state file.
 pub fn cgroup_dirs(sb: &Sandbox, name: &str) -> Vec<(String, PathBuf)> {
     let path = sb.data.join(format!("containers/{name}.json"));
