@@ -30,6 +30,11 @@ pub enum Error {
     Image(#[from] image::Error),
     #[error(transparent)]
     Registry(#[from] registry::Error),
+    /// A failure of a command on an existing container (`exec`, `stop`,
+    /// `logs`, ...): docker's command line exits 1 for those (the daemon's
+    /// errors), not 125; only a command that cannot run keeps 126 or 127.
+    #[error(transparent)]
+    OnContainer(Box<Error>),
 }
 
 impl From<cas::Error> for Error {
@@ -47,10 +52,22 @@ impl From<container::state::Error> for Error {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
+            Error::OnContainer(e) => match e.exit_code() {
+                code @ (126 | 127) => code,
+                _ => 1,
+            },
             Error::Container(e) => e.status(),
             // As a shell reports a command a signal ended.
             Error::Image(image::Error::Interrupted(sig)) => 128 + sig,
             _ => RUNTIME_ERROR,
+        }
+    }
+
+    /// `self` as a failure of a command on an existing container: exit 1.
+    pub fn on_container(self) -> Error {
+        match self {
+            Error::OnContainer(_) => self,
+            e => Error::OnContainer(Box::new(e)),
         }
     }
 
@@ -84,6 +101,12 @@ mod tests {
         assert_eq!(Error::from(inside).exit_code(), 127);
         assert_eq!(Error::NotRoot("run").exit_code(), 125);
         assert_eq!(Error::Usage("x".into()).exit_code(), 125);
+        // exec, stop, logs... on a container: docker's 1, but for a
+        // command that cannot run.
+        let unknown = container::state::Error::NoSuchContainer("x".into());
+        assert_eq!(Error::from(unknown).on_container().exit_code(), 1);
+        let not_found = container::Error::Exec(container::exec::Error::NotInPath("x".into()));
+        assert_eq!(Error::from(not_found).on_container().exit_code(), 127);
     }
 
     #[test]

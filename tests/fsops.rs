@@ -509,12 +509,12 @@ fn rename_keeps_a_running_container_going_under_its_new_name() {
     assert_eq!(t[0].0, "ready");
     assert_fails(
         &sb.cmd(&["rename", "new", "taken"]).output().unwrap(),
-        125,
+        1,
         "The container name \"/taken\" is already in use",
     );
     assert_fails(
         &sb.cmd(&["rename", "nope", "x"]).output().unwrap(),
-        125,
+        1,
         "No such container: nope",
     );
     // When it exits, its record keeps the new name.
@@ -569,7 +569,7 @@ fn port_lists_the_published_ports() {
     );
     assert_fails(
         &sb.cmd(&["port", "web", "53"]).output().unwrap(),
-        125,
+        1,
         "No public port '53/tcp' published for web",
     );
     drop(run);
