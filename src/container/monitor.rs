@@ -511,11 +511,28 @@ fn supervise_all(
                 stopped,
             ),
         };
+        // Attached clients get the status once the record says how it
+        // ended, as a command run after them expects; but a --rm one's
+        // record goes only once its waiters had the status, and an
+        // attached client may be one: before, for those.
+        let mut close_clients = || {
+            if let Some(h) = hub.as_mut() {
+                h.close_clients(status);
+            }
+        };
         if !restart {
-            return match delete(created, status) {
+            let rm = state.auto_remove;
+            if rm {
+                close_clients();
+            }
+            let code = match delete(created, status) {
                 Ok(_) => 0,
                 Err(_) => 125,
             };
+            if !rm {
+                close_clients();
+            }
+            return code;
         }
         let delay = backoff.next(started.elapsed());
         let _ = created.record_mut().update(|s| {
@@ -525,6 +542,7 @@ fn supervise_all(
             s.life.finished_ns = Some(now_ns());
             s.life.restart_count += 1;
         });
+        close_clients();
         // A stop during the back-off is a stop.
         if wait_until(delay, || super::state::was_stopped(&state.dir())) {
             return match delete(created, status) {
@@ -962,11 +980,7 @@ fn supervise(
         ) && has_data(*fd)
         {}
     }
-    let status = status.unwrap_or(125);
-    if let Some(h) = hub {
-        h.close_clients(status);
-    }
-    (status, health_restart)
+    (status.unwrap_or(125), health_restart)
 }
 
 /// One read from `fd` into the log and to attached clients; false once it
