@@ -1345,7 +1345,15 @@ fn start_ai_attaches_stdin_and_its_end_ends_the_container_s() {
     let out = sb.cmd(&["start", "-a", "says"]).output().unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "said\n");
-    sb.containr_ok(&["rm", "cat", "says"]);
+    // A running one is attached to.
+    detach(
+        &sb,
+        &["--name", "late", "sh", "-c", "sleep 1; echo late; exit 4"],
+    );
+    let out = sb.cmd(&["start", "-a", "late"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "late\n");
+    sb.containr_ok(&["rm", "cat", "says", "late"]);
 }
 
 #[test]
@@ -1456,6 +1464,38 @@ fn an_attached_run_with_a_policy_or_a_health_check_runs_under_a_monitor() {
             .status
             .success()
     });
+
+    // Without -t, the signals it gets go to the container (docker's
+    // --sig-proxy).
+    let run = sb
+        .cmd(&[
+            "run",
+            "--name",
+            "trapper",
+            "--health-cmd",
+            "true",
+            "--rootfs",
+            rootfs,
+            "sh",
+            "-c",
+            "trap 'exit 9' INT; echo ready; while :; do sleep 0.1; done",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually("the trap", || {
+        let out = sb.cmd(&["logs", "trapper"]).output().unwrap();
+        out.stdout == b"ready\n"
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(run.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = finish_within(run, 20, "run trapper");
+    assert_eq!(out.status.code(), Some(9));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\n");
+    sb.containr_ok(&["rm", "trapper"]);
 }
 
 #[test]

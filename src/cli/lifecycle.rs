@@ -192,10 +192,16 @@ pub fn start(root: &Path, names: &[String], attach: bool, interactive: bool) -> 
     require_root("start")?;
     let data = DataRoot::open(root)?;
     let name = &names[0];
-    let config = lifecycle::lookup(root, name)?.config;
+    let state = lifecycle::lookup(root, name)?;
+    let running = state.is_running();
+    let config = state.config;
     let tty = config.as_ref().is_some_and(|c| c.tty);
     // Its stdin, if it was made with -i to have one.
     let stdin = interactive && config.is_some_and(|c| c.interactive);
+    if running {
+        // Nothing to start: attached to, as docker's.
+        return self::attach(root, name, None, !stdin);
+    }
     // Taken first: a --rm container's status is left for it.
     let ending = lifecycle::ending(&data, name)?;
     let (ours, theirs) = std::os::unix::net::UnixStream::pair()

@@ -162,6 +162,9 @@ pub fn run_attached(
     let id = fork_monitor(Some(theirs), |report, starter| {
         monitor_prepared(prepared, tty, interactive, root, reporting, report, starter)
     })?;
+    if !tty {
+        proxy_signals(root, &id);
+    }
     Ok(match attach_starter(&id, ours, tty, !interactive)? {
         End::Exited(code) => code,
         // The container runs on.
@@ -173,6 +176,38 @@ pub fn run_attached(
             .and_then(|data| super::lifecycle::wait(&data, &id))
             .unwrap_or(super::state::KILLED_RUN_STATUS),
     })
+}
+
+/// docker's `--sig-proxy` (without a terminal, whose keys are the
+/// container's): the signals this command gets go to the container's
+/// command, as an attached `run` without a monitor passes them on. A
+/// thread of the command line (not of the monitor) waits for them.
+fn proxy_signals(root: &Path, id: &str) {
+    use nix::sys::signal::SigSet;
+    let mut set = SigSet::empty();
+    for sig in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ] {
+        set.add(sig);
+    }
+    // Blocked here before the thread starts, which inherits the mask: the
+    // signals wait for its sigwait.
+    if set.thread_block().is_err() {
+        return;
+    }
+    let (root, id) = (root.to_path_buf(), id.to_string());
+    std::thread::spawn(move || {
+        while let Ok(sig) = set.wait() {
+            if let Ok(s) = super::state::DataRoot::open(&root).and_then(|d| d.lookup(&id)) {
+                let _ = s.signal_init(sig as i32);
+            }
+        }
+    });
 }
 
 /// Relay a started container's stdio on `starter` until it exits or the
