@@ -1583,3 +1583,33 @@ fn run_d_explain_shows_the_walkthrough_here_and_not_in_the_logs() {
     assert!(!out.contains("] +") && !err.contains("] +"), "{out}{err}");
     sb.containr_ok(&["rm", "-f", "told"]);
 }
+
+#[test]
+fn an_attached_run_with_a_policy_keeps_its_terminal() {
+    use common::pty::{Term, winsize};
+    let sb = Sandbox::new();
+    let rootfs = sb.rootfs.to_str().unwrap();
+    let mut term = Term::spawn(
+        sb.cmd(&[
+            "run",
+            "-it",
+            "--name",
+            "tty",
+            "--restart",
+            "on-failure:1",
+            "--rootfs",
+            rootfs,
+            "sh",
+        ]),
+        winsize(33, 101),
+    );
+    term.send("tty; stty size; echo $((6*7)); exit 3\n");
+    term.expect("/dev/pts/");
+    term.expect("33 101");
+    term.expect("42");
+    assert_eq!(term.wait().code(), Some(3));
+    // Its policy ran it again, on a terminal of its own, in the
+    // background.
+    eventually("a restart", || inspect(&sb, "tty")["RestartCount"] == 1);
+    sb.containr_ok(&["rm", "-f", "tty"]);
+}
