@@ -9,8 +9,9 @@
 //! `start -a` and an attached `run` under a monitor are its *starter*: a
 //! client handed to the monitor when it was forked (so nothing the
 //! container writes first is missed) whose end of input (a half-close)
-//! closes the container's stdin, as docker's `StdinOnce`. A client that cannot keep up is
-//! disconnected rather than waited for: the container is never held back.
+//! closes the container's stdin, as docker's `StdinOnce`. A client that
+//! cannot keep up is disconnected rather than waited for: the container is
+//! never held back.
 //! The client side ([`attach`]) copies both ways until the container ends
 //! or the user types the detach keys (docker's ctrl-p ctrl-q by default).
 

@@ -3,8 +3,10 @@
 //!
 //! ```text
 //! containers/<name>.json    one file per container: who owns it, what it runs, how it ended
-//! containers/<id>/          a detached container's log, attach socket and stop mark
-//!                           (made only for those: an attached run makes no directory)
+//! containers/<id>/          a detached container's log, attach socket and stop (or
+//!                           shutdown) mark; a --rm one's waiters.lock and exit-status
+//!                           (made only for those: an attached run makes none unless
+//!                           `wait` registers on it)
 //! containers.lock           flock'ed by whoever changes a record it does not own
 //! ```
 //!
