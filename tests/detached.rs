@@ -1391,6 +1391,36 @@ fn an_attached_run_with_a_policy_or_a_health_check_runs_under_a_monitor() {
     });
     assert_eq!(logs(&sb, &["retry"]).0, "try\n".repeat(3));
     sb.containr_ok(&["rm", "retry"]);
+    // Nothing logged, but shown all the same.
+    let out = sb
+        .cmd(&[
+            "run",
+            "--name",
+            "mute",
+            "--log-driver",
+            "none",
+            "--restart",
+            "on-failure:1",
+            "--rootfs",
+            rootfs,
+            "sh",
+            "-c",
+            "echo shown; exit 2",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).as_ref()
+        ),
+        (Some(2), "shown\n")
+    );
+    eventually("a restart", || {
+        let s = inspect(&sb, "mute");
+        s["State"]["Status"] == "exited" && s["RestartCount"] == 1
+    });
+    sb.containr_ok(&["rm", "mute"]);
 
     // A health check: checked while the attached run runs.
     let run = sb

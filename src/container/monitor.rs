@@ -271,7 +271,7 @@ pub fn start_detached(
         let _ = nix::unistd::setsid();
         // SAFETY: prctl with integer arguments only.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-        let io = match Stdio::before_create(tty, interactive, &log_config) {
+        let io = match Stdio::before_create(tty, interactive) {
             Ok(io) => io,
             Err(e) => {
                 let _ = record.finish(125);
@@ -410,7 +410,7 @@ fn monitor_prepared(
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let log_config = prepared.log.clone();
-    let io = match Stdio::before_create(tty, interactive, &log_config) {
+    let io = match Stdio::before_create(tty, interactive) {
         Ok(io) => io,
         Err(e) => {
             send(failed(&e));
@@ -585,7 +585,7 @@ fn supervise_all(
                 Err(_) => 125,
             };
         }
-        io = match Stdio::before_create(tty, interactive, log_config) {
+        io = match Stdio::before_create(tty, interactive) {
             Ok(io) => io,
             Err(_) => return 125,
         };
@@ -810,8 +810,9 @@ struct Stdio {
 
 impl Stdio {
     /// Put on our fds 0, 1 and 2 what the init (and so the command, but
-    /// with `-t`) inherits: pipes to the log, or `/dev/null`.
-    fn before_create(tty: bool, interactive: bool, log: &LogConfig) -> Result<Stdio, Error> {
+    /// with `-t`) inherits: pipes to the monitor (its log and attached
+    /// clients), or `/dev/null`.
+    fn before_create(tty: bool, interactive: bool) -> Result<Stdio, Error> {
         let null: OwnedFd = std::fs::File::options()
             .read(true)
             .write(true)
@@ -841,7 +842,9 @@ impl Stdio {
         } else {
             dup(io.null.as_fd(), 0)?;
         }
-        if tty || log.driver == Driver::None {
+        // Pipes even with --log-driver none: attached clients (an attached
+        // `run`, `attach`) still get the output, as docker's.
+        if tty {
             dup(io.null.as_fd(), 1)?;
             dup(io.null.as_fd(), 2)?;
             return Ok(io);
