@@ -30,11 +30,12 @@ pub enum Error {
     Image(#[from] image::Error),
     #[error(transparent)]
     Registry(#[from] registry::Error),
-    /// An error of a command docker's client ends with status 1, not 125
-    /// (`cp`, `diff`, `commit`, `port`, `rename`): for docker the daemon
-    /// answered, the runtime did not fail.
+    /// A failure of a command on an existing container (`exec`, `stop`,
+    /// `logs`, `cp`, `commit`, ...): docker's command line exits 1 for
+    /// those (the daemon answered; no runtime failed to run a container),
+    /// not 125; a command that cannot run keeps 126 or 127.
     #[error(transparent)]
-    Client(Box<Error>),
+    OnContainer(Box<Error>),
 }
 
 impl From<cas::Error> for Error {
@@ -52,14 +53,24 @@ impl From<container::state::Error> for Error {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Container(e) => e.status(),
-            Error::Client(e) => match e.exit_code() {
+            // docker's 1 where the runtime would say 125; a command that
+            // cannot run keeps 126/127, one a signal ended 128+N.
+            Error::OnContainer(e) => match e.exit_code() {
                 RUNTIME_ERROR => 1,
                 other => other,
             },
+            Error::Container(e) => e.status(),
             // As a shell reports a command a signal ended.
             Error::Image(image::Error::Interrupted(sig)) => 128 + sig,
             _ => RUNTIME_ERROR,
+        }
+    }
+
+    /// `self` as a failure of a command on an existing container: exit 1.
+    pub fn on_container(self) -> Error {
+        match self {
+            Error::OnContainer(_) => self,
+            e => Error::OnContainer(Box::new(e)),
         }
     }
 
@@ -93,10 +104,15 @@ mod tests {
         assert_eq!(Error::from(inside).exit_code(), 127);
         assert_eq!(Error::NotRoot("run").exit_code(), 125);
         assert_eq!(Error::Usage("x".into()).exit_code(), 125);
-        let client = |e| Error::Client(Box::new(e));
-        assert_eq!(client(Error::Usage("x".into())).exit_code(), 1);
+        // exec, stop, logs... on a container: docker's 1, but for a
+        // command that cannot run.
+        let unknown = container::state::Error::NoSuchContainer("x".into());
+        assert_eq!(Error::from(unknown).on_container().exit_code(), 1);
+        let not_found = container::Error::Exec(container::exec::Error::NotInPath("x".into()));
+        assert_eq!(Error::from(not_found).on_container().exit_code(), 127);
+        assert_eq!(Error::Usage("x".into()).on_container().exit_code(), 1);
         let signalled = Error::Image(image::Error::Interrupted(2));
-        assert_eq!(client(signalled).exit_code(), 130);
+        assert_eq!(signalled.on_container().exit_code(), 130);
     }
 
     #[test]

@@ -13,7 +13,8 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use tracing::field::{Field, Visit};
@@ -71,6 +72,51 @@ pub enum Format {
 
 static NEXT_STEP: AtomicU64 = AtomicU64::new(1);
 static T0_NS: AtomicU64 = AtomicU64::new(0);
+/// The walkthrough is on, and where it goes (true: stderr).
+static EXPLAINING: AtomicBool = AtomicBool::new(false);
+static TO_STDERR: AtomicBool = AtomicBool::new(false);
+/// Where steps go instead of stdout or stderr, once [`keep_sink`] was
+/// called: a monitor's own stdio becomes the container's log.
+static REDIRECT: Mutex<Option<std::fs::File>> = Mutex::new(None);
+
+/// From now on, write steps to a copy of the stdout (or stderr) this
+/// process has now, whatever becomes of it: a container's monitor keeps
+/// the terminal of the `containr run -d` that forked it, until the
+/// container runs ([`silence`]). Nothing without `--explain`.
+pub fn keep_sink() {
+    if !EXPLAINING.load(Ordering::Relaxed) {
+        return;
+    }
+    let fd = if TO_STDERR.load(Ordering::Relaxed) {
+        2
+    } else {
+        1
+    };
+    // SAFETY: fcntl with integer arguments; the new descriptor is ours.
+    let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if copy >= 0 {
+        // SAFETY: just returned by the kernel, owned by nothing else.
+        let file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(copy) };
+        *REDIRECT.lock().unwrap_or_else(|e| e.into_inner()) = Some(file);
+    }
+}
+
+/// From now on, drop steps (closing what [`keep_sink`] kept): nobody
+/// reads them any more.
+pub fn silence() {
+    if !EXPLAINING.load(Ordering::Relaxed) {
+        return;
+    }
+    *REDIRECT.lock().unwrap_or_else(|e| e.into_inner()) = std::fs::File::create("/dev/null").ok();
+}
+
+/// Write `lines`, steps another process formatted (a container's init),
+/// where [`keep_sink`] sends this process's; dropped if it was not called.
+pub fn forward(lines: &[u8]) {
+    if let Some(f) = REDIRECT.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        let _ = (&*f).write_all(lines);
+    }
+}
 
 /// `CLOCK_MONOTONIC` now, in nanoseconds; comparable across processes.
 pub fn monotonic_ns() -> u64 {
@@ -93,6 +139,8 @@ pub fn continue_from(step: u64) {
 /// flag is given, so the common path pays no formatting cost.
 pub fn install(reporting: &Reporting) -> Result<(), String> {
     T0_NS.store(reporting.t0_ns, Ordering::Relaxed);
+    EXPLAINING.store(reporting.explain, Ordering::Relaxed);
+    TO_STDERR.store(reporting.explain_to == Sink::Stderr, Ordering::Relaxed);
     if !reporting.explain && reporting.log_level.is_none() {
         return Ok(());
     }
@@ -140,6 +188,10 @@ impl<S: Subscriber> Layer<S> for ExplainLayer {
             Format::Text => format!("[{n:>2}] +{ms:7.3}ms  {}\n", annotated(&text.0)),
             Format::Json => format!("{}\n", json_line(n, ms, &text.0)),
         };
+        if let Some(f) = REDIRECT.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            let _ = (&*f).write_all(line.as_bytes());
+            return;
+        }
         let _ = match self.0 {
             Sink::Stdout => {
                 let mut out = std::io::stdout().lock();

@@ -143,7 +143,13 @@ enum Command {
     /// Start the containers a reboot stopped: restart policy always, or
     /// unless-stopped and not stopped with `containr stop` (the boot step:
     /// contrib/ has a systemd unit and an init script that run it)
-    Boot,
+    Boot {
+        /// Stop every running container instead, as `stop` does but not
+        /// remembered as the user's stop, so the next boot starts
+        /// unless-stopped ones again (the units' stop step)
+        #[arg(long)]
+        shutdown: bool,
+    },
     /// Restart one or more containers
     Restart {
         /// Seconds to wait before killing the container
@@ -959,7 +965,35 @@ fn main() -> ExitCode {
 }
 
 /// Every command but `init`, once the command line is parsed: its status.
+/// The commands on an existing container fail with docker's status 1.
 fn dispatch(command: Command, global: &Global) -> Result<i32, Error> {
+    let on_container = matches!(
+        command,
+        Command::Exec(_)
+            | Command::Top { .. }
+            | Command::Pause { .. }
+            | Command::Unpause { .. }
+            | Command::Kill { .. }
+            | Command::Stop { .. }
+            | Command::Restart { .. }
+            | Command::Start { .. }
+            | Command::Wait { .. }
+            | Command::Logs { .. }
+            | Command::Attach { .. }
+            | Command::Port { .. }
+            | Command::Rename { .. }
+            | Command::Cp { .. }
+            | Command::Diff { .. }
+            | Command::Commit { .. }
+    );
+    let result = run_command(command, global);
+    match on_container {
+        true => result.map_err(Error::on_container),
+        false => result,
+    }
+}
+
+fn run_command(command: Command, global: &Global) -> Result<i32, Error> {
     let root = &global.root;
     match command {
         Command::Run(args) => {
@@ -1012,7 +1046,7 @@ fn dispatch(command: Command, global: &Global) -> Result<i32, Error> {
             containers,
         } => cli::lifecycle::start(root, &containers, attach, interactive),
         Command::Restart { time, containers } => cli::lifecycle::restart(root, &containers, time),
-        Command::Boot => cli::lifecycle::boot(root),
+        Command::Boot { shutdown } => cli::lifecycle::boot(root, shutdown),
         Command::Stats(args) => cli::container::stats(root, &args.containers, args.no_stream),
         Command::Ps { all, quiet, filter } => cli::container::ps(root, all, quiet, &filter),
         Command::Rm {

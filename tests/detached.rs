@@ -272,7 +272,7 @@ fn logs_keep_both_streams_in_order_with_tail_since_until_and_timestamps() {
         .cmd(&["logs", "--since", "yesterday", "talk"])
         .output()
         .unwrap();
-    assert_fails(&out, 125, "--since");
+    assert_fails(&out, 1, "--since");
     sb.containr_ok(&["rm", "talk"]);
 }
 
@@ -365,7 +365,7 @@ fn a_fast_writer_loses_nothing_and_rotation_bounds_the_files() {
     );
     assert_eq!(sb.containr_ok(&["wait", "mute"]), "0\n");
     let out = sb.cmd(&["logs", "mute"]).output().unwrap();
-    assert_fails(&out, 125, "does not support reading");
+    assert_fails(&out, 1, "does not support reading");
     sb.containr_ok(&["rm", "mute"]);
 }
 
@@ -495,7 +495,7 @@ fn stop_works_on_an_attached_run() {
     assert_eq!(run.wait().unwrap().code(), Some(143));
     assert!(ps_row(&sb, "fg").contains("Exited (143) "));
     let out = sb.cmd(&["logs", "fg"]).output().unwrap();
-    assert_fails(&out, 125, "ran attached");
+    assert_fails(&out, 1, "ran attached");
     sb.containr_ok(&["rm", "fg"]);
 }
 
@@ -627,6 +627,7 @@ fn restart_policies_bring_a_container_back_with_docker_s_rules() {
     let out = sb
         .cmd(&[
             "run",
+            "--rm",
             "--restart",
             "always",
             "--rootfs",
@@ -635,7 +636,7 @@ fn restart_policies_bring_a_container_back_with_docker_s_rules() {
         ])
         .output()
         .unwrap();
-    assert_fails(&out, 125, "--restart needs -d");
+    assert_fails(&out, 125, "both --restart and --rm");
 }
 
 #[test]
@@ -838,7 +839,7 @@ fn attach_joins_a_detached_container_and_detaches_with_the_keys() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(7));
     let out = sb.cmd(&["attach", "shell"]).output().unwrap();
-    assert_fails(&out, 125, "not running");
+    assert_fails(&out, 1, "not running");
     sb.containr_ok(&["rm", "shell"]);
 
     // -i without -t: our lines reach its stdin, its output comes back.
@@ -1207,4 +1208,438 @@ fn health_on_failure_restart_brings_the_container_back_and_kill_ends_it() {
     assert_eq!(i["RestartCount"], 0, "{i}");
     sb.containr_ok(&["rm", "killed"]);
     sb.assert_clean();
+}
+
+/// Wait for `child` at most `secs` seconds (killed then, and the test
+/// fails); its output.
+fn finish_within(mut child: std::process::Child, secs: u64, what: &str) -> std::process::Output {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running after {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn wait_gets_the_real_status_of_an_rm_container() {
+    let sb = Sandbox::new();
+    // Its monitor removes it as it exits: the status reaches the waiters
+    // all the same, two of them here.
+    detach(
+        &sb,
+        &["--rm", "--name", "brief", "sh", "-c", "sleep 1; exit 7"],
+    );
+    let waiters: Vec<_> = (0..2)
+        .map(|_| {
+            sb.cmd(&["wait", "brief"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for w in waiters {
+        let out = finish_within(w, 20, "wait brief");
+        assert_eq!(
+            (
+                String::from_utf8_lossy(&out.stdout).as_ref(),
+                out.status.code()
+            ),
+            ("7\n", Some(0)),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    eventually("brief to be removed", || {
+        !sb.cmd(&["inspect", "brief"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    });
+    // An attached run --rm too.
+    let run = sb
+        .cmd(&[
+            "run",
+            "--rm",
+            "--name",
+            "att",
+            "--rootfs",
+            sb.rootfs.to_str().unwrap(),
+            "sh",
+            "-c",
+            "sleep 1; exit 4",
+        ])
+        .spawn()
+        .unwrap();
+    eventually("att to run", || {
+        sb.containr_ok(&["ps"]).contains("   att\n")
+    });
+    assert_eq!(sb.containr_ok(&["wait", "att"]), "4\n");
+    assert_eq!(finish_within(run, 20, "run att").status.code(), Some(4));
+    // Removed before wait looked: no such container, as docker's.
+    detach(&sb, &["--rm", "--name", "gone", "true"]);
+    eventually("gone to be removed", || {
+        !sb.cmd(&["inspect", "gone"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    });
+    let out = sb.cmd(&["wait", "gone"]).output().unwrap();
+    assert_fails(&out, 1, "No such container: gone");
+    // The status was handed over and nothing is left (the sandbox checks
+    // the data root when dropped).
+}
+
+#[test]
+fn start_ai_attaches_stdin_and_its_end_ends_the_container_s() {
+    use std::io::Write;
+    let sb = Sandbox::new();
+    let rootfs = sb.rootfs.to_str().unwrap();
+    sb.containr_ok(&["create", "-i", "--name", "cat", "--rootfs", rootfs, "cat"]);
+    let mut child = sb
+        .cmd(&["start", "-ai", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"hi\nthere\n").unwrap();
+    drop(stdin);
+    let out = finish_within(child, 20, "start -ai cat");
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).as_ref()
+        ),
+        (Some(0), "hi\nthere\n"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(inspect(&sb, "cat")["State"]["Status"], "exited");
+    assert_eq!(logs(&sb, &["cat"]).0, "hi\nthere\n");
+    // -a alone: its output from the first byte, and its status; stdin is
+    // not its.
+    sb.containr_ok(&[
+        "create",
+        "--name",
+        "says",
+        "--rootfs",
+        rootfs,
+        "sh",
+        "-c",
+        "echo said; echo err >&2; exit 3",
+    ]);
+    let out = sb.cmd(&["start", "-a", "says"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "said\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    // Started again (an exited container), attached again.
+    let out = sb.cmd(&["start", "-a", "says"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "said\n");
+    // A running one is attached to.
+    detach(
+        &sb,
+        &["--name", "late", "sh", "-c", "sleep 1; echo late; exit 4"],
+    );
+    let out = sb.cmd(&["start", "-a", "late"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "late\n");
+    sb.containr_ok(&["rm", "cat", "says", "late"]);
+}
+
+#[test]
+fn an_attached_run_with_a_policy_or_a_health_check_runs_under_a_monitor() {
+    let sb = Sandbox::new();
+    let rootfs = sb.rootfs.to_str().unwrap();
+    // The first run's output and status; the policy goes on behind.
+    let out = sb
+        .cmd(&[
+            "run",
+            "--name",
+            "retry",
+            "--restart",
+            "on-failure:2",
+            "--rootfs",
+            rootfs,
+            "sh",
+            "-c",
+            "echo try; exit 3",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).as_ref()
+        ),
+        (Some(3), "try\n"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually("two restarts", || {
+        let s = inspect(&sb, "retry");
+        s["State"]["Status"] == "exited" && s["RestartCount"] == 2
+    });
+    assert_eq!(logs(&sb, &["retry"]).0, "try\n".repeat(3));
+    sb.containr_ok(&["rm", "retry"]);
+    // Nothing logged, but shown all the same.
+    let out = sb
+        .cmd(&[
+            "run",
+            "--name",
+            "mute",
+            "--log-driver",
+            "none",
+            "--restart",
+            "on-failure:1",
+            "--rootfs",
+            rootfs,
+            "sh",
+            "-c",
+            "echo shown; exit 2",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).as_ref()
+        ),
+        (Some(2), "shown\n")
+    );
+    eventually("a restart", || {
+        let s = inspect(&sb, "mute");
+        s["State"]["Status"] == "exited" && s["RestartCount"] == 1
+    });
+    sb.containr_ok(&["rm", "mute"]);
+
+    // A health check: checked while the attached run runs.
+    let run = sb
+        .cmd(&[
+            "run",
+            "--name",
+            "checked",
+            "--health-cmd",
+            "true",
+            "--health-interval",
+            "1s",
+            "--rootfs",
+            rootfs,
+            "sh",
+            "-c",
+            "echo serving; sleep 5",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually("healthy", || {
+        sb.containr_ok(&["ps"])
+            .lines()
+            .any(|l| l.ends_with("   checked") && l.contains("(healthy)"))
+    });
+    let mut run = run;
+    assert!(
+        run.try_wait().unwrap().is_none(),
+        "the attached run runs on"
+    );
+    let out = finish_within(run, 20, "run checked");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "serving\n");
+    sb.containr_ok(&["rm", "checked"]);
+
+    // -i: our stdin is its, and its end is the container's.
+    let mut child = sb
+        .cmd(&[
+            "run",
+            "-i",
+            "--rm",
+            "--name",
+            "icat",
+            "--health-cmd",
+            "true",
+            "--rootfs",
+            rootfs,
+            "cat",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"piped\n").unwrap();
+    }
+    let out = finish_within(child, 20, "run -i icat");
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).as_ref()
+        ),
+        (Some(0), "piped\n")
+    );
+    eventually("icat to be removed", || {
+        !sb.cmd(&["inspect", "icat"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    });
+
+    // Without -t, the signals it gets go to the container (docker's
+    // --sig-proxy).
+    let run = sb
+        .cmd(&[
+            "run",
+            "--name",
+            "trapper",
+            "--health-cmd",
+            "true",
+            "--rootfs",
+            rootfs,
+            "sh",
+            "-c",
+            "trap 'exit 9' INT; echo ready; while :; do sleep 0.1; done",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually("the trap", || {
+        let out = sb.cmd(&["logs", "trapper"]).output().unwrap();
+        out.stdout == b"ready\n"
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(run.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = finish_within(run, 20, "run trapper");
+    assert_eq!(out.status.code(), Some(9));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\n");
+    sb.containr_ok(&["rm", "trapper"]);
+}
+
+#[test]
+fn boot_shutdown_stops_every_container_so_the_next_boot_brings_them_back() {
+    let sb = Sandbox::new();
+    for (name, policy) in [("us", "unless-stopped"), ("al", "always")] {
+        // --init: the stop signal reaches sleep (as PID 1 it would not).
+        detach(
+            &sb,
+            &[
+                "--init",
+                "--name",
+                name,
+                "--restart",
+                policy,
+                "sleep",
+                "100",
+            ],
+        );
+    }
+    let t0 = Instant::now();
+    let mut stopped: Vec<String> = (sb.containr_ok(&["boot", "--shutdown"]).lines())
+        .map(str::to_string)
+        .collect();
+    stopped.sort();
+    assert_eq!(stopped, ["al", "us"]);
+    // Their stop signal did it, not the 10 s timeout's SIGKILL.
+    assert!(t0.elapsed() < Duration::from_secs(8), "{:?}", t0.elapsed());
+    std::thread::sleep(Duration::from_millis(500));
+    for name in ["us", "al"] {
+        let s = inspect(&sb, name);
+        assert_eq!(s["State"]["Status"], "exited", "{name}: no restart");
+        assert_ne!(
+            s["State"]["ExitCode"], 137,
+            "{name}: its stop signal, not SIGKILL"
+        );
+        assert_eq!(s["RestartCount"], 0);
+    }
+    let mut started: Vec<String> = (sb.containr_ok(&["boot"]).lines())
+        .map(str::to_string)
+        .collect();
+    started.sort();
+    assert_eq!(started, ["al", "us"]);
+    for name in ["us", "al"] {
+        assert!(ps_row(&sb, name).contains(" Up "), "{}", ps_row(&sb, name));
+    }
+    // A user's stop still keeps an unless-stopped one down at boot.
+    sb.containr_ok(&["stop", "us"]);
+    assert_eq!(sb.containr_ok(&["boot", "--shutdown"]), "al\n");
+    assert_eq!(sb.containr_ok(&["boot"]), "al\n");
+    sb.containr_ok(&["rm", "-f", "us", "al"]);
+}
+
+#[test]
+fn run_d_explain_shows_the_walkthrough_here_and_not_in_the_logs() {
+    let sb = Sandbox::new();
+    let out = sb
+        .cmd(&[
+            "--explain",
+            "run",
+            "-d",
+            "--name",
+            "told",
+            "--rootfs",
+            sb.rootfs.to_str().unwrap(),
+            "sh",
+            "-c",
+            "echo hello; sleep 100",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for step in ["  fork(", "  setsid()", "  pivot_root(", "  execve("] {
+        assert!(stdout.contains(step), "{step} missing: {stdout}");
+    }
+    let id = stdout.lines().last().unwrap();
+    assert_eq!(id.len(), 64, "the id last: {stdout}");
+    eventually("the log", || logs(&sb, &["told"]).0 == "hello\n");
+    let (out, err) = logs(&sb, &["told"]);
+    assert!(!out.contains("] +") && !err.contains("] +"), "{out}{err}");
+    sb.containr_ok(&["rm", "-f", "told"]);
+}
+
+#[test]
+fn an_attached_run_with_a_policy_keeps_its_terminal() {
+    use common::pty::{Term, winsize};
+    let sb = Sandbox::new();
+    let rootfs = sb.rootfs.to_str().unwrap();
+    let mut term = Term::spawn(
+        sb.cmd(&[
+            "run",
+            "-it",
+            "--name",
+            "tty",
+            "--restart",
+            "on-failure:1",
+            "--rootfs",
+            rootfs,
+            "sh",
+        ]),
+        winsize(33, 101),
+    );
+    term.send("tty; stty size; echo $((6*7)); exit 3\n");
+    term.expect("/dev/pts/");
+    term.expect("33 101");
+    term.expect("42");
+    assert_eq!(term.wait().code(), Some(3));
+    // Its policy ran it again, on a terminal of its own, in the
+    // background.
+    eventually("a restart", || inspect(&sb, "tty")["RestartCount"] == 1);
+    sb.containr_ok(&["rm", "-f", "tty"]);
 }

@@ -195,7 +195,7 @@ fn exec_takes_the_containers_env_user_and_workdir() {
     assert_eq!(out, "baz 1\n0\n/etc\n");
     assert_fails(
         &c.exec_with(&["-w", "relative"], &["true"]),
-        125,
+        1,
         "absolute path",
     );
 }
@@ -208,11 +208,32 @@ fn exec_returns_the_status_and_dockers_126_127() {
     assert_eq!(c.exec(&["sh", "-c", "exit 7"]).status.code(), Some(7));
     assert_fails(&c.exec(&["nope"]), 127, "executable file not found");
     assert_fails(&c.exec(&["/etc/passwd"]), 126, "permission denied");
-    assert_fails(
-        &sb.cmd(&["exec", "nosuch", "true"]).output().unwrap(),
-        125,
-        "No such container",
-    );
+}
+
+#[test]
+fn commands_on_an_unknown_container_exit_1_as_docker_s() {
+    let sb = Sandbox::new();
+    for args in [
+        &["exec", "nosuch", "true"][..],
+        &["exec", "-it", "nosuch", "sh"],
+        &["top", "nosuch"],
+        &["pause", "nosuch"],
+        &["unpause", "nosuch"],
+        &["kill", "nosuch"],
+        &["stop", "nosuch"],
+        &["restart", "nosuch"],
+        &["start", "nosuch"],
+        &["start", "-a", "nosuch"],
+        &["wait", "nosuch"],
+        &["logs", "nosuch"],
+        &["attach", "nosuch"],
+        &["port", "nosuch"],
+        &["rename", "nosuch", "other"],
+    ] {
+        let out = sb.cmd(args).output().unwrap();
+        eprintln!("{args:?}");
+        assert_fails(&out, 1, "No such container: nosuch");
+    }
 }
 
 #[test]

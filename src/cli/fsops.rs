@@ -35,11 +35,6 @@ fn end(arg: &str) -> End {
     }
 }
 
-/// docker's client's status for these commands' errors: 1.
-fn client<T>(command: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
-    command().map_err(|e| Error::Client(Box::new(e)))
-}
-
 /// `containr cp [-a] [-L] SRC DEST`.
 pub fn cp(
     root: &Path,
@@ -49,7 +44,7 @@ pub fn cp(
     follow: bool,
     reserve: u64,
 ) -> Result<i32, Error> {
-    client(|| cp_ends(root, src, dest, archive, follow, reserve))
+    cp_ends(root, src, dest, archive, follow, reserve)
 }
 
 fn cp_ends(
@@ -102,16 +97,14 @@ fn from(e: copy::Error) -> Error {
 
 /// `containr diff CONTAINER`: `A`/`C`/`D` and the path, one a line.
 pub fn diff(root: &Path, name: &str) -> Result<i32, Error> {
-    client(|| {
-        require_root("diff")?;
-        let s = lifecycle::lookup(root, name)?;
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        for c in diffs::diff(root, &s)? {
-            let _ = writeln!(out, "{} {}", c.kind.letter(), c.path);
-        }
-        Ok(0)
-    })
+    require_root("diff")?;
+    let s = lifecycle::lookup(root, name)?;
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for c in diffs::diff(root, &s)? {
+        let _ = writeln!(out, "{} {}", c.kind.letter(), c.path);
+    }
+    Ok(0)
 }
 
 /// What `containr commit` was given.
@@ -129,44 +122,40 @@ pub struct CommitArgs<'a> {
 
 /// `containr commit`: prints the new image's id.
 pub fn commit(root: &Path, a: CommitArgs<'_>) -> Result<i32, Error> {
-    client(|| {
-        require_root("commit")?;
-        let s = lifecycle::lookup(root, a.container)?;
-        let id = commits::commit(
-            root,
-            &s,
-            commits::Options {
-                name: a.name,
-                changes: a.changes,
-                message: a.message,
-                author: a.author,
-                pause: a.pause,
-                reserve: a.reserve,
-            },
-        )?;
-        println!("{id}");
-        Ok(0)
-    })
+    require_root("commit")?;
+    let s = lifecycle::lookup(root, a.container)?;
+    let id = commits::commit(
+        root,
+        &s,
+        commits::Options {
+            name: a.name,
+            changes: a.changes,
+            message: a.message,
+            author: a.author,
+            pause: a.pause,
+            reserve: a.reserve,
+        },
+    )?;
+    println!("{id}");
+    Ok(0)
 }
 
 /// `containr port CONTAINER [PRIVATE[/PROTO]]`: docker's lines,
 /// `80/tcp -> 0.0.0.0:8080`, or the public addresses of one port. A
 /// container that is not running publishes nothing.
 pub fn port(root: &Path, name: &str, private: Option<&str>) -> Result<i32, Error> {
-    client(|| {
-        let s = lifecycle::lookup(root, name)?;
-        let ports: &[PortSpec] = if s.is_running() { &s.ports } else { &[] };
-        let lines = port_lines(ports, private).ok_or_else(|| {
-            Error::Usage(format!(
-                "No public port '{}' published for {name}",
-                with_proto(private.unwrap_or_default())
-            ))
-        })?;
-        for l in lines {
-            println!("{l}");
-        }
-        Ok(0)
-    })
+    let s = lifecycle::lookup(root, name)?;
+    let ports: &[PortSpec] = if s.is_running() { &s.ports } else { &[] };
+    let lines = port_lines(ports, private).ok_or_else(|| {
+        Error::Usage(format!(
+            "No public port '{}' published for {name}",
+            with_proto(private.unwrap_or_default())
+        ))
+    })?;
+    for l in lines {
+        println!("{l}");
+    }
+    Ok(0)
 }
 
 /// `80` is `80/tcp`, as docker reads it.
@@ -206,10 +195,8 @@ fn port_lines(ports: &[PortSpec], private: Option<&str>) -> Option<Vec<String>> 
 
 /// `containr rename OLD NEW`.
 pub fn rename(root: &Path, old: &str, new: &str) -> Result<i32, Error> {
-    client(|| {
-        DataRoot::open(root)?.rename(old, new)?;
-        Ok(0)
-    })
+    DataRoot::open(root)?.rename(old, new)?;
+    Ok(0)
 }
 
 #[cfg(test)]

@@ -50,11 +50,27 @@ fn for_each(
 
 /// `containr boot`: start what a reboot stopped (see
 /// `lifecycle::to_start_at_boot`), printing each name, as `start` does.
-pub fn boot(root: &Path) -> Result<i32, Error> {
+/// With `--shutdown`, stop every running container for the host's
+/// shutdown instead (see `lifecycle::shutdown`), printing each name as
+/// `stop` does.
+pub fn boot(root: &Path, shutdown: bool) -> Result<i32, Error> {
     require_root("boot")?;
+    if shutdown {
+        let mut status = 0;
+        for (name, stopped) in lifecycle::shutdown(&DataRoot::open(root)?) {
+            match stopped {
+                Ok(()) => println!("{name}"),
+                Err(e) => {
+                    eprintln!("{}", Error::from(e).user_message());
+                    status = 1;
+                }
+            }
+        }
+        return Ok(status);
+    }
     let names = lifecycle::to_start_at_boot(&DataRoot::open(root)?);
     for_each(root, &names, |data, name| {
-        container::monitor::start_detached(data.path(), name).map(drop)
+        container::monitor::start_detached(data.path(), name, None).map(drop)
     })
 }
 
@@ -159,42 +175,46 @@ pub fn create(
     Ok(0)
 }
 
-/// `containr start [-a] CONTAINER...`: each name once it runs; with `-a`
-/// (one container), its output until it exits, and its status.
+/// `containr start [-a] [-i] CONTAINER...`: each name once it runs; with
+/// `-a` (one container), its output until it exits, and its status; with
+/// `-i` our stdin too, whose end is its stdin's (docker's `start -ai`).
 pub fn start(root: &Path, names: &[String], attach: bool, interactive: bool) -> Result<i32, Error> {
-    if interactive {
+    if (attach || interactive) && names.len() != 1 {
         return Err(Error::Usage(
-            "start -i: attaching stdin is not supported yet (use run -i)".into(),
+            "start -a/-i: you cannot start and attach multiple containers at once".into(),
         ));
     }
-    if attach && names.len() != 1 {
-        return Err(Error::Usage(
-            "start -a: you cannot start and attach multiple containers at once".into(),
-        ));
-    }
-    if !attach {
+    if !attach && !interactive {
         return for_each(root, names, |data, name| {
-            container::monitor::start_detached(data.path(), name).map(drop)
+            container::monitor::start_detached(data.path(), name, None).map(drop)
         });
     }
     require_root("start")?;
-    let since = container::state::now_ns();
-    container::monitor::start_detached(root, &names[0])?;
     let data = DataRoot::open(root)?;
-    let query = Query {
-        since: Some(since),
-        ..Query::default()
-    };
-    let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
-    lifecycle::logs(&data, &names[0], &query, true, |e: &Entry| {
-        match e.stream {
-            Stream::Stdout => print_entry(&mut stdout.lock(), e, false),
-            Stream::Stderr => print_entry(&mut stderr.lock(), e, false),
+    let name = &names[0];
+    let state = lifecycle::lookup(root, name)?;
+    let running = state.is_running();
+    let config = state.config;
+    let tty = config.as_ref().is_some_and(|c| c.tty);
+    // Its stdin, if it was made with -i to have one.
+    let stdin = interactive && config.is_some_and(|c| c.interactive);
+    if running {
+        // Nothing to start: attached to, as docker's.
+        return self::attach(root, name, None, !stdin);
+    }
+    // Taken first: a --rm container's status is left for it.
+    let ending = lifecycle::ending(&data, name)?;
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+        .map_err(|e| Error::from(container::Error::sys("socketpair")(e)))?;
+    container::monitor::start_detached(root, name, Some(theirs))?;
+    match container::monitor::attach_starter(name, ours, tty, !stdin)? {
+        container::attach::End::Exited(code) => Ok(code),
+        container::attach::End::Detached => {
+            eprintln!("read escape sequence");
+            Ok(0)
         }
-        .is_ok()
-    })?;
-    Ok(lifecycle::wait(&data, &names[0])?)
+        container::attach::End::Closed => Ok(ending.wait(&data)?),
+    }
 }
 
 /// `containr restart [-t N] CONTAINER...`.
@@ -215,6 +235,8 @@ pub fn attach(root: &Path, name: &str, keys: Option<&str>, no_stdin: bool) -> Re
     let raw = (tty && !no_stdin && container::tty::is_terminal(stdin.as_fd()))
         .then(|| container::tty::RawMode::enable(stdin.as_fd()).ok())
         .flatten();
+    // Taken first: a --rm container's status is left for it.
+    let ending = lifecycle::ending(&data, name)?;
     let end = lifecycle::attach(&data, name, keys, no_stdin);
     drop(raw);
     match end? {
@@ -222,6 +244,7 @@ pub fn attach(root: &Path, name: &str, keys: Option<&str>, no_stdin: bool) -> Re
             eprintln!("read escape sequence");
             Ok(0)
         }
-        container::attach::End::Closed => Ok(lifecycle::wait(&data, name)?),
+        container::attach::End::Exited(code) => Ok(code),
+        container::attach::End::Closed => Ok(ending.wait(&data)?),
     }
 }

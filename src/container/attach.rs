@@ -3,10 +3,15 @@
 //! `containers/<id>/attach.sock`.
 //!
 //! The monitor side ([`Hub`]) sends each client what the container writes,
-//! framed as `[stream: u8][length: u32 LE][bytes]` (1 stdout, 2 stderr),
-//! and passes what a client sends on to the container's stdin (its pty, or
-//! the pipe of a `-i` container). A client that cannot keep up is
-//! disconnected rather than waited for: the container is never held back.
+//! framed as `[stream: u8][length: u32 LE][bytes]` (1 stdout, 2 stderr;
+//! 3 with its exit status, `i32 LE`, last), and passes what a client sends
+//! on to the container's stdin (its pty, or the pipe of a `-i` container).
+//! `start -a` and an attached `run` under a monitor are its *starter*: a
+//! client handed to the monitor when it was forked (so nothing the
+//! container writes first is missed) whose end of input (a half-close)
+//! closes the container's stdin, as docker's `StdinOnce`. A client that
+//! cannot keep up is disconnected rather than waited for: the container is
+//! never held back.
 //! The client side ([`attach`]) copies both ways until the container ends
 //! or the user types the detach keys (docker's ctrl-p ctrl-q by default).
 
@@ -37,6 +42,9 @@ pub enum Error {
     },
 }
 
+/// The frame that carries the container's exit status.
+const EXIT_FRAME: u8 = 3;
+
 /// The socket's name in the container's directory.
 const SOCKET: &str = "attach.sock";
 
@@ -58,7 +66,15 @@ fn open_dir(dir: &Path) -> std::io::Result<OwnedFd> {
 /// The monitor's side: the listening socket and the clients attached.
 pub struct Hub {
     listener: UnixListener,
-    clients: Vec<UnixStream>,
+    clients: Vec<Client>,
+}
+
+struct Client {
+    stream: UnixStream,
+    /// `start -a` or an attached `run`: its end of input is the container's.
+    starter: bool,
+    /// Its input is still open (a starter's ends with a half-close).
+    reading: bool,
 }
 
 impl Hub {
@@ -74,22 +90,49 @@ impl Hub {
         })
     }
 
-    /// What to poll: the listener, then each client.
-    pub fn poll_fds(&self) -> Vec<BorrowedFd<'_>> {
-        std::iter::once(self.listener.as_fd())
-            .chain(self.clients.iter().map(|c| c.as_fd()))
+    /// Take the starter's end of a socket pair as a client.
+    pub fn add_starter(&mut self, stream: UnixStream) {
+        if stream.set_nonblocking(true).is_ok() {
+            self.clients.push(Client {
+                stream,
+                starter: true,
+                reading: true,
+            });
+        }
+    }
+
+    /// What to poll, and for what: the listener, then each client (one
+    /// whose input ended only for its hang-up).
+    pub fn poll_fds(&self) -> Vec<(BorrowedFd<'_>, PollFlags)> {
+        let input = |c: &Client| match c.reading {
+            true => PollFlags::POLLIN,
+            false => PollFlags::empty(),
+        };
+        std::iter::once((self.listener.as_fd(), PollFlags::POLLIN))
+            .chain(self.clients.iter().map(|c| (c.stream.as_fd(), input(c))))
             .collect()
     }
 
     /// `ready[i]` for each of [`Hub::poll_fds`]: accept new clients, and
     /// pass what clients typed on to `stdin` (if the container has one).
-    pub fn serve(&mut self, ready: &[bool], stdin: Option<BorrowedFd<'_>>, buf: &mut [u8]) {
+    /// True when the starter's input ended: the container's should too.
+    pub fn serve(&mut self, ready: &[bool], stdin: Option<BorrowedFd<'_>>, buf: &mut [u8]) -> bool {
         let mut gone = Vec::new();
+        let mut stdin_ended = false;
         for (i, client) in self.clients.iter_mut().enumerate() {
             if !ready.get(i + 1).copied().unwrap_or(false) {
                 continue;
             }
-            match client.read(buf) {
+            if !client.reading {
+                // Polled for nothing: it hung up.
+                gone.push(i);
+                continue;
+            }
+            match client.stream.read(buf) {
+                Ok(0) if client.starter => {
+                    client.reading = false;
+                    stdin_ended = true;
+                }
                 Ok(0) | Err(_) => gone.push(i),
                 Ok(n) => {
                     if let Some(fd) = stdin {
@@ -102,12 +145,17 @@ impl Hub {
             self.clients.remove(i);
         }
         if ready.first().copied().unwrap_or(false) {
-            while let Ok((c, _)) = self.listener.accept() {
-                if c.set_nonblocking(true).is_ok() {
-                    self.clients.push(c);
+            while let Ok((stream, _)) = self.listener.accept() {
+                if stream.set_nonblocking(true).is_ok() {
+                    self.clients.push(Client {
+                        stream,
+                        starter: false,
+                        reading: true,
+                    });
                 }
             }
         }
+        stdin_ended
     }
 
     /// Send every client what the container wrote on `stream`; a client
@@ -124,12 +172,18 @@ impl Hub {
         frame.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
         frame.extend_from_slice(bytes);
         self.clients
-            .retain_mut(|c| matches!(c.write(&frame), Ok(n) if n == frame.len()));
+            .retain_mut(|c| matches!(c.stream.write(&frame), Ok(n) if n == frame.len()));
     }
 
-    /// The container ended: its clients see end-of-file.
-    pub fn close_clients(&mut self) {
-        self.clients.clear();
+    /// The container exited with `status`: its clients get it, then
+    /// end-of-file.
+    pub fn close_clients(&mut self, status: i32) {
+        let mut frame = vec![EXIT_FRAME];
+        frame.extend_from_slice(&4u32.to_le_bytes());
+        frame.extend_from_slice(&status.to_le_bytes());
+        for mut c in self.clients.drain(..) {
+            let _ = c.stream.write(&frame);
+        }
     }
 }
 
@@ -182,7 +236,9 @@ pub fn parse_keys(spec: &str) -> Result<Vec<u8>, Error> {
 pub enum End {
     /// The user typed the detach keys; the container runs on.
     Detached,
-    /// The container's stdio closed (it exited).
+    /// The container exited with this status.
+    Exited(i32),
+    /// The container's stdio closed without a status (its monitor died).
     Closed,
 }
 
@@ -190,13 +246,26 @@ pub enum End {
 /// stdout and stderr, our stdin (unless `no_stdin`) to it, until it ends or
 /// `keys` are typed. With a terminal on stdin, the caller sets it raw.
 pub fn attach(name: &str, dir: &Path, keys: &[u8], no_stdin: bool) -> Result<End, Error> {
+    let d = open_dir(dir).map_err(|_| Error::NotRunning(name.to_string()))?;
+    let sock =
+        UnixStream::connect(short_path(&d)).map_err(|_| Error::NotRunning(name.to_string()))?;
+    relay(name, sock, keys, no_stdin, false)
+}
+
+/// Copy both ways between `sock` (connected to a monitor's [`Hub`]) and
+/// our stdio, as [`attach`]. A `starter` half-closes `sock` at the end of
+/// our stdin, which ends the container's.
+pub fn relay(
+    name: &str,
+    mut sock: UnixStream,
+    keys: &[u8],
+    no_stdin: bool,
+    starter: bool,
+) -> Result<End, Error> {
     let io = |source| Error::Io {
         name: name.to_string(),
         source,
     };
-    let d = open_dir(dir).map_err(|_| Error::NotRunning(name.to_string()))?;
-    let mut sock =
-        UnixStream::connect(short_path(&d)).map_err(|_| Error::NotRunning(name.to_string()))?;
     let stdin = std::io::stdin();
     let mut stdin_open = !no_stdin;
     let mut matched = 0;
@@ -229,6 +298,10 @@ pub fn attach(name: &str, dir: &Path, keys: &[u8], no_stdin: bool) -> Result<End
                     break;
                 }
                 let frame: Vec<u8> = pending.drain(..5 + len).collect();
+                if frame[0] == EXIT_FRAME && len == 4 {
+                    let code = i32::from_le_bytes(frame[5..9].try_into().expect("4 bytes"));
+                    return Ok(End::Exited(code));
+                }
                 let _ = match frame[0] {
                     2 => std::io::stderr().write_all(&frame[5..]),
                     _ => {
@@ -242,6 +315,9 @@ pub fn attach(name: &str, dir: &Path, keys: &[u8], no_stdin: bool) -> Result<End
             let n = match nix::unistd::read(libc::STDIN_FILENO, &mut buf) {
                 Ok(0) | Err(_) => {
                     stdin_open = false;
+                    if starter {
+                        let _ = sock.shutdown(std::net::Shutdown::Write);
+                    }
                     continue;
                 }
                 Ok(n) => n,

@@ -291,6 +291,45 @@ pub fn stop(
     timeout: Option<u32>,
     signal: Option<&str>,
 ) -> Result<(), Error> {
+    stop_marked(data, name, timeout, signal, super::state::mark_stopped)
+}
+
+/// `containr boot --shutdown`: stop every running container as `stop`
+/// does (its stop signal and timeout, then SIGKILL), all at once, but
+/// marked stopped by the shutdown, not the user: the next boot brings back
+/// `unless-stopped` ones too. Each one's name, and how its stop went.
+pub fn shutdown(data: &DataRoot) -> Vec<(String, Result<(), Error>)> {
+    let names: Vec<String> = (data.all().into_iter())
+        .filter(|s| s.is_live() && s.status != Status::Created)
+        .map(|s| s.name)
+        .collect();
+    std::thread::scope(|scope| {
+        let stops: Vec<_> = (names.iter())
+            .map(|name| {
+                scope.spawn(move || {
+                    stop_marked(data, name, None, None, super::state::mark_shut_down)
+                })
+            })
+            .collect();
+        (names.iter().zip(stops))
+            .map(|(name, stop)| {
+                let result = stop
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::StopTimedOut(name.clone())));
+                (name.clone(), result)
+            })
+            .collect()
+    })
+}
+
+/// `stop`, with `mark` saying who stopped it.
+fn stop_marked(
+    data: &DataRoot,
+    name: &str,
+    timeout: Option<u32>,
+    signal: Option<&str>,
+    mark: fn(&Path),
+) -> Result<(), Error> {
     let s = data.lookup(name)?;
     let sig = super::monitor::parse_signal(
         signal
@@ -298,7 +337,7 @@ pub fn stop(
             .unwrap_or("SIGTERM"),
     )?;
     let timeout = timeout.or(s.life.stop_timeout).unwrap_or(10);
-    super::state::mark_stopped(&s.dir());
+    mark(&s.dir());
     if !s.is_live() {
         return Ok(());
     }
@@ -337,30 +376,82 @@ pub fn kill(data: &DataRoot, name: &str, signal: Option<&str>) -> Result<(), Err
     }
 }
 
-/// `containr wait CONTAINER`: block until it exits; its exit status. A
-/// `--rm` container gone before its status was read reports 0.
+/// `containr wait CONTAINER`: block until it exits; its exit status.
 pub fn wait(data: &DataRoot, name: &str) -> Result<i32, Error> {
-    let mut s = data.lookup(name)?;
-    // Created: it must run (and end) first, as docker's wait.
-    while s.status == Status::Created {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        s = data.lookup(&s.id)?;
-    }
-    if s.is_live() {
-        if let Some(pid) = s.init_pid()
-            && let Ok(init) = super::state::pidfd_open(pid)
-        {
-            while let Ok(false) = super::state::wait_pidfd(&init, 60_000) {}
-        }
-        // Created, or between two runs of a restart policy: look again.
-        while !settled(data, &s) {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    }
-    Ok(match data.lookup(&s.name) {
-        Ok(now) if now.id == s.id => now.exit_code.unwrap_or(KILLED_RUN_STATUS),
-        _ => 0,
+    ending(data, name)?.wait(data)
+}
+
+/// A container's end, to wait for: a `--rm` container's record goes when
+/// it exits, so its waiters register with its owner first, which leaves
+/// them the status ([`Waiter`](super::state::Waiter)). `attach` and
+/// `start -a` take it before they attach or start; a container removed
+/// before it was taken is no such container, as docker's.
+pub struct Ending {
+    id: String,
+    name: String,
+    waiter: Option<super::state::Waiter>,
+}
+
+/// The end of the container `name`, registered for if it is `--rm`.
+pub fn ending(data: &DataRoot, name: &str) -> Result<Ending, Error> {
+    let s = data.lookup(name)?;
+    let waiter = (s.auto_remove && s.status != Status::Exited)
+        .then(|| super::state::Waiter::register(&s))
+        .flatten();
+    Ok(Ending {
+        id: s.id,
+        name: name.to_string(),
+        waiter,
     })
+}
+
+impl Ending {
+    /// Block until the container exits (a created one must be started
+    /// first, as with docker's `wait`); its exit status.
+    pub fn wait(self, data: &DataRoot) -> Result<i32, Error> {
+        let left = || self.waiter.as_ref().and_then(|w| w.status());
+        let gone = || Error::from(super::state::Error::NoSuchContainer(self.name.clone()));
+        let look = || data.lookup(&self.id).map_err(|_| ());
+        let mut s = match look() {
+            Ok(s) => s,
+            Err(()) => return left().ok_or_else(gone),
+        };
+        while s.status == Status::Created {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            s = match (left(), look()) {
+                (Some(code), _) => return Ok(code),
+                (None, Ok(s)) => s,
+                (None, Err(())) => return Err(gone()),
+            };
+        }
+        let live = s.is_live();
+        if live {
+            if let Some(pid) = s.init_pid()
+                && let Ok(init) = super::state::pidfd_open(pid)
+            {
+                while let Ok(false) = super::state::wait_pidfd(&init, 60_000) {}
+            }
+            // Between two runs of a restart policy, or its owner still
+            // recording its end: look again.
+            loop {
+                if let Some(code) = left() {
+                    return Ok(code);
+                }
+                if settled(data, &s) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        match data.lookup(&s.name) {
+            Ok(now) if now.id == s.id => Ok(now.exit_code.unwrap_or(KILLED_RUN_STATUS)),
+            // Removed while we waited, without leaving us a status: its
+            // owner was killed (and the container with it), or `rm -f`
+            // killed it.
+            _ if live => Ok(left().unwrap_or(KILLED_RUN_STATUS)),
+            _ => Err(gone()),
+        }
+    }
 }
 
 /// The log of the container `s`.
@@ -441,7 +532,7 @@ pub fn to_start_at_boot(data: &DataRoot) -> Vec<String> {
         .filter(|s| s.status == Status::Exited && !s.is_live())
         .filter(|s| match s.life.restart {
             RestartPolicy::Always => true,
-            RestartPolicy::UnlessStopped => !super::state::was_stopped(&s.dir()),
+            RestartPolicy::UnlessStopped => !super::state::stopped_by_user(&s.dir()),
             RestartPolicy::No | RestartPolicy::OnFailure { .. } => false,
         })
         .map(|s| s.name)
@@ -452,7 +543,7 @@ pub fn to_start_at_boot(data: &DataRoot) -> Vec<String> {
 /// again under a new monitor.
 pub fn restart(data: &DataRoot, name: &str, timeout: Option<u32>) -> Result<(), Error> {
     stop(data, name, timeout, None)?;
-    super::monitor::start_detached(data.path(), name)?;
+    super::monitor::start_detached(data.path(), name, None)?;
     Ok(())
 }
 

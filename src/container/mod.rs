@@ -100,8 +100,6 @@ pub enum Error {
     BadRestart(String),
     #[error("conflicting options: cannot specify both --restart and --rm")]
     RestartAndRm,
-    #[error("--restart needs -d: the container's monitor applies it")]
-    RestartNeedsDetach,
     #[error("invalid signal: {0}")]
     BadSignal(String),
     /// docker's words and status (1) for `exec`, `pause`, `unpause`,

@@ -25,6 +25,7 @@
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -34,7 +35,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid};
 use serde::{Deserialize, Serialize};
 
-use super::attach::Hub;
+use super::attach::{End, Hub};
 use super::health::{Action, Checker};
 use super::init::status_code;
 use super::logs::{Driver, LogConfig, LogWriter, Stream};
@@ -85,9 +86,6 @@ pub fn life(
     if restart != RestartPolicy::No && rm {
         return Err(Error::RestartAndRm);
     }
-    if restart != RestartPolicy::No && !detach {
-        return Err(Error::RestartNeedsDetach);
-    }
     let log = LogConfig::parse(flags.log_driver.as_deref(), &flags.log_opts)?;
     let stop_signal = flags.stop_signal.as_deref().or(image_stop_signal);
     if let Some(s) = stop_signal {
@@ -95,16 +93,21 @@ pub fn life(
     }
     let life = Life {
         restart,
-        log_driver: detach.then(|| match log.driver {
-            Driver::JsonFile => "json-file".to_string(),
-            Driver::None => "none".to_string(),
-        }),
+        log_driver: detach.then(|| driver_name(log.driver).to_string()),
         stop_signal: stop_signal.map(str::to_string),
         stop_timeout: flags.stop_timeout,
         log_opts: flags.log_opts.clone(),
         ..Life::default()
     };
     Ok((life, log))
+}
+
+/// `--log-driver`'s name for `driver`, as the record keeps it.
+pub(crate) fn driver_name(driver: Driver) -> &'static str {
+    match driver {
+        Driver::JsonFile => "json-file",
+        Driver::None => "none",
+    }
 }
 
 /// `no`, `always`, `unless-stopped`, `on-failure[:N]`.
@@ -138,19 +141,109 @@ pub fn run_detached(
     reporting: &Reporting,
     pull: &PullOptions,
 ) -> Result<String, Error> {
-    fork_monitor(|report| monitor(opts, root, reporting, pull, report))
+    fork_monitor(None, |report, _| {
+        monitor(opts, root, reporting, pull, report)
+    })
+}
+
+/// An attached `containr run` whose container has a restart policy or a
+/// health check, which its monitor applies: made under a monitor as with
+/// `run -d`, then attached (output, stdin with `-i`, the terminal with
+/// `-t`) until its first exit, whose status is returned; the policy goes on
+/// in the background, as docker's.
+pub fn run_attached(
+    mut prepared: super::Prepared,
+    root: &Path,
+    reporting: &Reporting,
+) -> Result<i32, Error> {
+    let (tty, interactive) = (prepared.tty(), prepared.interactive());
+    prepared.hand_to_monitor();
+    let (ours, theirs) = UnixStream::pair().map_err(Error::sys("socketpair"))?;
+    let id = fork_monitor(Some(theirs), |report, starter| {
+        monitor_prepared(prepared, tty, interactive, root, reporting, report, starter)
+    })?;
+    if !tty {
+        proxy_signals(root, &id);
+    }
+    Ok(match attach_starter(&id, ours, tty, !interactive)? {
+        End::Exited(code) => code,
+        // The container runs on.
+        End::Detached => 0,
+        // Dropped for reading too slowly, or its monitor was killed (and
+        // the container with it): its status from its record.
+        End::Closed => super::state::DataRoot::open(root)
+            .map_err(Error::from)
+            .and_then(|data| super::lifecycle::wait(&data, &id))
+            .unwrap_or(super::state::KILLED_RUN_STATUS),
+    })
+}
+
+/// docker's `--sig-proxy` (without a terminal, whose keys are the
+/// container's): the signals this command gets go to the container's
+/// command, as an attached `run` without a monitor passes them on. A
+/// thread of the command line (not of the monitor) waits for them.
+fn proxy_signals(root: &Path, id: &str) {
+    use nix::sys::signal::SigSet;
+    let mut set = SigSet::empty();
+    for sig in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ] {
+        set.add(sig);
+    }
+    // Blocked here before the thread starts, which inherits the mask: the
+    // signals wait for its sigwait.
+    if set.thread_block().is_err() {
+        return;
+    }
+    let (root, id) = (root.to_path_buf(), id.to_string());
+    std::thread::spawn(move || {
+        while let Ok(sig) = set.wait() {
+            if let Ok(s) = super::state::DataRoot::open(&root).and_then(|d| d.lookup(&id)) {
+                let _ = s.signal_init(sig as i32);
+            }
+        }
+    });
+}
+
+/// Relay a started container's stdio on `starter` until it exits or the
+/// detach keys are typed, with our terminal raw if it has one.
+pub fn attach_starter(
+    name: &str,
+    starter: UnixStream,
+    tty: bool,
+    no_stdin: bool,
+) -> Result<End, Error> {
+    let stdin = std::io::stdin();
+    let raw = (tty && !no_stdin && super::tty::is_terminal(stdin.as_fd()))
+        .then(|| super::tty::RawMode::enable(stdin.as_fd()).ok())
+        .flatten();
+    let keys = super::attach::parse_keys("ctrl-p,ctrl-q")?;
+    let end = super::attach::relay(name, starter, &keys, no_stdin, true);
+    drop(raw);
+    Ok(end?)
 }
 
 /// `containr start` of a created or exited container: a new monitor makes
 /// it again from its record and starts it; its id once it runs.
-pub fn start_detached(root: &Path, name: &str) -> Result<String, Error> {
+/// With `starter` (`start -a`), the monitor takes its other end as an
+/// attached client before the container starts.
+pub fn start_detached(
+    root: &Path,
+    name: &str,
+    starter: Option<UnixStream>,
+) -> Result<String, Error> {
     let data = super::state::DataRoot::open(root)?;
     let state = data.lookup(name)?;
     if state.is_live() && state.status != Status::Created {
         return Ok(state.id);
     }
     super::state::clear_stopped(&state.dir());
-    fork_monitor(|report| {
+    fork_monitor(starter, |report, starter| {
         let send = |code: i32, message: String| Report::Failed { code, message }.send(&report);
         let record = match data.adopt(&state.id) {
             Ok(r) => r,
@@ -178,7 +271,7 @@ pub fn start_detached(root: &Path, name: &str) -> Result<String, Error> {
         let _ = nix::unistd::setsid();
         // SAFETY: prctl with integer arguments only.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-        let io = match Stdio::before_create(tty, interactive, &log_config) {
+        let io = match Stdio::before_create(tty, interactive) {
             Ok(io) => io,
             Err(e) => {
                 let _ = record.finish(125);
@@ -189,7 +282,7 @@ pub fn start_detached(root: &Path, name: &str) -> Result<String, Error> {
         let created = super::run::revive(record, root);
         io.detach_self();
         match created {
-            Ok(c) => supervise_all(c, io, tty, interactive, &log_config, report),
+            Ok(c) => supervise_all(c, io, tty, interactive, &log_config, report, starter),
             Err(e) => {
                 send(e.status(), e.to_string());
                 125
@@ -198,9 +291,13 @@ pub fn start_detached(root: &Path, name: &str) -> Result<String, Error> {
     })
 }
 
-/// Fork a monitor running `body` (which reports on the pipe it is given);
-/// the container's id once the monitor says it runs, or why not.
-fn fork_monitor(body: impl FnOnce(std::fs::File) -> i32) -> Result<String, Error> {
+/// Fork a monitor running `body` (which reports on the pipe it is given,
+/// and gets `starter`, the monitor's end of an attached client's socket
+/// pair); the container's id once the monitor says it runs, or why not.
+fn fork_monitor(
+    starter: Option<UnixStream>,
+    body: impl FnOnce(std::fs::File, Option<UnixStream>) -> i32,
+) -> Result<String, Error> {
     let (rx, tx) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(Error::sys_nix("pipe"))?;
     step!("fork(): the container's monitor, which outlives this command");
@@ -209,14 +306,22 @@ fn fork_monitor(body: impl FnOnce(std::fs::File) -> i32) -> Result<String, Error
     match unsafe { nix::unistd::fork() }.map_err(Error::sys_nix("fork"))? {
         ForkResult::Child => {
             drop(rx);
-            close_inherited(tx.as_raw_fd());
-            let code = body(std::fs::File::from(tx));
+            let keep = [
+                Some(tx.as_raw_fd()),
+                starter.as_ref().map(|s| s.as_raw_fd()),
+            ];
+            close_inherited(&keep.into_iter().flatten().collect::<Vec<_>>());
+            // Our stdio becomes the container's log: the walkthrough stays
+            // on the user's terminal until the container runs.
+            crate::explain::keep_sink();
+            let code = body(std::fs::File::from(tx), starter);
             // SAFETY: _exit skips the atexit handlers and buffers that
             // belong to the command line this process was forked from.
             unsafe { libc::_exit(code) }
         }
         ForkResult::Parent { child } => {
             drop(tx);
+            drop(starter);
             let mut buf = Vec::new();
             let _ = std::fs::File::from(rx).read_to_end(&mut buf);
             match serde_json::from_slice(&buf) {
@@ -242,14 +347,17 @@ fn fork_monitor(body: impl FnOnce(std::fs::File) -> i32) -> Result<String, Error
 /// Close every descriptor the command line inherited but stdio and
 /// `keep`: the monitor outlives its caller, and must not hold a pipe the
 /// caller's caller waits to see closed.
-fn close_inherited(keep: i32) {
-    // SAFETY: close_range with integer arguments; nothing in this fresh
-    // child owns those descriptors but the ones we keep.
-    unsafe {
-        if keep > 3 {
-            libc::syscall(libc::SYS_close_range, 3u32, (keep - 1) as u32, 0u32);
+fn close_inherited(keep: &[i32]) {
+    let mut keep = keep.to_vec();
+    keep.sort_unstable();
+    let mut from = 3;
+    for k in keep.into_iter().chain(std::iter::once(i32::MAX)) {
+        if k > from {
+            // SAFETY: close_range with integer arguments; nothing in this
+            // fresh child owns those descriptors but the ones we keep.
+            unsafe { libc::syscall(libc::SYS_close_range, from as u32, (k - 1) as u32, 0u32) };
         }
-        libc::syscall(libc::SYS_close_range, (keep + 1) as u32, u32::MAX, 0u32);
+        from = from.max(k.saturating_add(1));
     }
 }
 
@@ -272,6 +380,29 @@ fn monitor(
             return 125;
         }
     };
+    monitor_prepared(
+        prepared,
+        opts.tty,
+        opts.interactive,
+        root,
+        reporting,
+        report,
+        None,
+    )
+}
+
+/// The monitor's life once the request is resolved; its exit status.
+fn monitor_prepared(
+    prepared: super::Prepared,
+    tty: bool,
+    interactive: bool,
+    root: &Path,
+    reporting: &Reporting,
+    report: std::fs::File,
+    starter: Option<UnixStream>,
+) -> i32 {
+    let send = |r: Report| r.send(&report);
+    let failed = Report::failed;
     step!(
         "setsid() + prctl(PR_SET_CHILD_SUBREAPER): the monitor leaves the terminal's session and will reap the container's init"
     );
@@ -279,7 +410,7 @@ fn monitor(
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let log_config = prepared.log.clone();
-    let io = match Stdio::before_create(opts.tty, opts.interactive, &log_config) {
+    let io = match Stdio::before_create(tty, interactive) {
         Ok(io) => io,
         Err(e) => {
             send(failed(&e));
@@ -297,7 +428,7 @@ fn monitor(
             return 125;
         }
     };
-    supervise_all(created, io, opts.tty, opts.interactive, &log_config, report)
+    supervise_all(created, io, tty, interactive, &log_config, report, starter)
 }
 
 /// From a container made (its init waiting for its configuration) to its
@@ -310,6 +441,7 @@ fn supervise_all(
     interactive: bool,
     log_config: &LogConfig,
     report: std::fs::File,
+    starter: Option<UnixStream>,
 ) -> i32 {
     let send = |r: Report| r.send(&report);
     let failed = Report::failed;
@@ -324,6 +456,7 @@ fn supervise_all(
             }
         },
     };
+    let first_step = crate::explain::next_step();
     let master = match start(&mut created) {
         Ok(Started::Running {
             master,
@@ -356,9 +489,19 @@ fn supervise_all(
             return 125;
         }
     };
+    if let (Some(m), Some(ws)) = (&master, &io.winsize) {
+        super::tty::set_window_size(m.as_fd(), ws);
+    }
     // Where `attach` connects; a container runs without it if need be.
     let mut hub = (created.record_mut().dir().ok()).and_then(|d| Hub::listen(&d).ok());
+    if let (Some(h), Some(s)) = (hub.as_mut(), starter) {
+        h.add_starter(s);
+    }
+    take_init_steps(&created, &io, first_step, log.as_mut(), hub.as_mut());
     mark_running(&mut created);
+    // The walkthrough ends here, on the user's terminal; it never reaches
+    // the log.
+    crate::explain::silence();
     send(Report::Running {
         id: created.id().to_string(),
     });
@@ -383,7 +526,7 @@ fn supervise_all(
         let (status, health_restart) = supervise(
             &mut created,
             master.take(),
-            &io,
+            &mut io,
             log.as_mut(),
             hub.as_mut(),
             checker.as_mut(),
@@ -403,11 +546,28 @@ fn supervise_all(
                 stopped,
             ),
         };
+        // Attached clients get the status once the record says how it
+        // ended, as a command run after them expects; but a --rm one's
+        // record goes only once its waiters had the status, and an
+        // attached client may be one: before, for those.
+        let mut close_clients = || {
+            if let Some(h) = hub.as_mut() {
+                h.close_clients(status);
+            }
+        };
         if !restart {
-            return match delete(created, status) {
+            let rm = state.auto_remove;
+            if rm {
+                close_clients();
+            }
+            let code = match delete(created, status) {
                 Ok(_) => 0,
                 Err(_) => 125,
             };
+            if !rm {
+                close_clients();
+            }
+            return code;
         }
         let delay = backoff.next(started.elapsed());
         let _ = created.record_mut().update(|s| {
@@ -417,6 +577,7 @@ fn supervise_all(
             s.life.finished_ns = Some(now_ns());
             s.life.restart_count += 1;
         });
+        close_clients();
         // A stop during the back-off is a stop.
         if wait_until(delay, || super::state::was_stopped(&state.dir())) {
             return match delete(created, status) {
@@ -424,7 +585,7 @@ fn supervise_all(
                 Err(_) => 125,
             };
         }
-        io = match Stdio::before_create(tty, interactive, log_config) {
+        io = match Stdio::before_create(tty, interactive) {
             Ok(io) => io,
             Err(_) => return 125,
         };
@@ -434,11 +595,13 @@ fn supervise_all(
             Ok(c) => c,
             Err(_) => return 125,
         };
+        let first_step = crate::explain::next_step();
         match start(&mut created) {
             Ok(Started::Running {
                 master: m,
                 failure: None,
             }) => {
+                take_init_steps(&created, &io, first_step, log.as_mut(), hub.as_mut());
                 mark_running(&mut created);
                 master = m;
                 // A stop that came while it was being made again (it saw
@@ -521,6 +684,68 @@ fn shed_memory() {
     }
 }
 
+/// With `--explain`, the container's init (and its command, before it
+/// exec'd) wrote its walkthrough steps, from `first_step` on, on the
+/// container's stdout (or stderr), the pipes the monitor logs: written
+/// before the command ran, they are first in the pipe, and as many as the
+/// step counter advanced. Passed on where the monitor's own steps go (the
+/// user's terminal, the first time), never to the log; what the command
+/// wrote after them in the same read goes to the log and attached clients.
+fn take_init_steps(
+    created: &Created,
+    io: &Stdio,
+    first_step: u64,
+    log: Option<&mut LogWriter>,
+    hub: Option<&mut Hub>,
+) {
+    let mut count = crate::explain::next_step().saturating_sub(first_step);
+    let (pipe, stream) = match created.config().reporting.explain_to {
+        crate::explain::Sink::Stdout => (&io.out, Stream::Stdout),
+        crate::explain::Sink::Stderr => (&io.err, Stream::Stderr),
+    };
+    let Some(pipe) = pipe.as_ref().filter(|_| count > 0) else {
+        return;
+    };
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis() as u16;
+        let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::POLLIN)];
+        if !matches!(poll(&mut fds, PollTimeout::from(left)), Ok(n) if n > 0) {
+            return;
+        }
+        let n = match nix::unistd::read(pipe.as_raw_fd(), &mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let mut end = n;
+        for (i, b) in buf[..n].iter().enumerate() {
+            if *b == b'\n' {
+                count -= 1;
+                if count == 0 {
+                    end = i + 1;
+                    break;
+                }
+            }
+        }
+        crate::explain::forward(&buf[..end]);
+        if count == 0 {
+            let rest = &buf[end..n];
+            if !rest.is_empty() {
+                if let Some(log) = log {
+                    log.write(stream, rest);
+                }
+                if let Some(hub) = hub {
+                    hub.broadcast(stream, rest);
+                }
+            }
+            return;
+        }
+    }
+}
+
 /// The record says the container runs, since now.
 fn mark_running(created: &mut Created) {
     let _ = created.record_mut().update(|s| {
@@ -578,12 +803,16 @@ struct Stdio {
     /// open so it does not read end-of-file, written by `attach`.
     stdin: Option<OwnedFd>,
     null: OwnedFd,
+    /// With `-t`, the size of the terminal the monitor was started from
+    /// (an attached `run`'s, or `run -d`'s), for the container's pty.
+    winsize: Option<libc::winsize>,
 }
 
 impl Stdio {
     /// Put on our fds 0, 1 and 2 what the init (and so the command, but
-    /// with `-t`) inherits: pipes to the log, or `/dev/null`.
-    fn before_create(tty: bool, interactive: bool, log: &LogConfig) -> Result<Stdio, Error> {
+    /// with `-t`) inherits: pipes to the monitor (its log and attached
+    /// clients), or `/dev/null`.
+    fn before_create(tty: bool, interactive: bool) -> Result<Stdio, Error> {
         let null: OwnedFd = std::fs::File::options()
             .read(true)
             .write(true)
@@ -604,6 +833,7 @@ impl Stdio {
             err: None,
             stdin: None,
             null,
+            winsize: tty.then(super::run::host_window_size).flatten(),
         };
         if interactive && !tty {
             let (r, w) = pipe()?;
@@ -612,7 +842,9 @@ impl Stdio {
         } else {
             dup(io.null.as_fd(), 0)?;
         }
-        if tty || log.driver == Driver::None {
+        // Pipes even with --log-driver none: attached clients (an attached
+        // `run`, `attach`) still get the output, as docker's.
+        if tty {
             dup(io.null.as_fd(), 1)?;
             dup(io.null.as_fd(), 2)?;
             return Ok(io);
@@ -646,7 +878,7 @@ impl Stdio {
 fn supervise(
     created: &mut Created,
     master: Option<OwnedFd>,
-    io: &Stdio,
+    io: &mut Stdio,
     mut log: Option<&mut LogWriter>,
     mut hub: Option<&mut Hub>,
     mut checker: Option<&mut Checker>,
@@ -684,7 +916,7 @@ fn supervise(
                 .map(|(fd, _)| PollFd::new(*fd, PollFlags::POLLIN)),
         );
         let hub_fds = hub.as_ref().map(|h| h.poll_fds()).unwrap_or_default();
-        fds.extend(hub_fds.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)));
+        fds.extend(hub_fds.iter().map(|(fd, events)| PollFd::new(*fd, *events)));
         // The health check's output, and its timer (or the end of a
         // health restart's stop) as poll's timeout.
         let mut wake = kill_at.map(|t| t.saturating_duration_since(Instant::now()));
@@ -726,7 +958,12 @@ fn supervise(
             }
         }
         if let Some(h) = hub.as_deref_mut() {
-            h.serve(&ready[1 + sources.len()..][..hub_len], stdin, &mut buf);
+            let stdin = master.as_ref().or(io.stdin.as_ref()).map(|f| f.as_fd());
+            if h.serve(&ready[1 + sources.len()..][..hub_len], stdin, &mut buf) {
+                // The starter's input ended: so does a -i pipe's (a pty
+                // has no end of input to pass on).
+                io.stdin = None;
+            }
         }
         for i in closed.into_iter().rev() {
             sources.remove(i);
@@ -780,9 +1017,6 @@ fn supervise(
             hub.as_deref_mut(),
         ) && has_data(*fd)
         {}
-    }
-    if let Some(h) = hub {
-        h.close_clients();
     }
     (status.unwrap_or(125), health_restart)
 }

@@ -170,6 +170,13 @@ pub fn run(
     pull: &PullOptions,
 ) -> Result<Exit, Error> {
     let prepared = prepare(opts, root, pull)?;
+    if prepared.needs_monitor() {
+        let status = super::monitor::run_attached(prepared, root, reporting)?;
+        return Ok(Exit {
+            status,
+            oom_killed: None,
+        });
+    }
     let mut created = create(prepared, root, reporting)?;
     let started = start(&mut created)?;
     let status = wait(&mut created, started)?;
@@ -353,6 +360,28 @@ pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Pre
         life,
         log,
     })
+}
+
+impl Prepared {
+    /// A restart policy or a health check is in effect: only a monitor
+    /// applies them, so even an attached `run` starts under one.
+    pub(crate) fn needs_monitor(&self) -> bool {
+        self.life.restart != super::state::RestartPolicy::No || self.life.healthcheck.is_some()
+    }
+
+    /// Made as `run -d` makes it (logged, restartable), for a monitor.
+    pub(crate) fn hand_to_monitor(&mut self) {
+        self.detach = true;
+        self.life.log_driver = Some(super::monitor::driver_name(self.log.driver).to_string());
+    }
+
+    pub(crate) fn tty(&self) -> bool {
+        self.tty
+    }
+
+    pub(crate) fn interactive(&self) -> bool {
+        self.interactive
+    }
 }
 
 /// A created container: its parts, and its init waiting for its

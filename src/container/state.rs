@@ -3,8 +3,10 @@
 //!
 //! ```text
 //! containers/<name>.json    one file per container: who owns it, what it runs, how it ended
-//! containers/<id>/          a detached container's log, attach socket and stop mark
-//!                           (made only for those: an attached run makes no directory)
+//! containers/<id>/          a detached container's log, attach socket and stop (or
+//!                           shutdown) mark; a --rm one's waiters.lock and exit-status
+//!                           (made only for those: an attached run makes none unless
+//!                           `wait` registers on it)
 //! containers.lock           flock'ed by whoever changes a record it does not own
 //! ```
 //!
@@ -355,14 +357,124 @@ pub fn mark_stopped(dir: &Path) {
     }
 }
 
-/// Whether the container of `dir` was stopped on purpose.
+/// The name of the file that says the host's shutdown stopped the
+/// container (`containr boot --shutdown`): no restart now, but the next
+/// boot brings it back as its policy says, `unless-stopped` included.
+const SHUTDOWN_MARK: &str = "shutdown";
+
+/// Remember that the host's shutdown stopped the container of `dir`.
+pub fn mark_shut_down(dir: &Path) {
+    if dir.is_dir() {
+        let _ = fs::write(dir.join(SHUTDOWN_MARK), b"");
+    }
+}
+
+/// Whether the container of `dir` was stopped on purpose, by the user or
+/// the host's shutdown: its monitor must not restart it.
 pub fn was_stopped(dir: &Path) -> bool {
+    dir.join(STOPPED_MARK).exists() || dir.join(SHUTDOWN_MARK).exists()
+}
+
+/// Whether the user stopped the container of `dir` (`containr stop`):
+/// a boot does not bring an `unless-stopped` one back.
+pub fn stopped_by_user(dir: &Path) -> bool {
     dir.join(STOPPED_MARK).exists()
 }
 
 /// Forget a stop (the container is started again).
 pub fn clear_stopped(dir: &Path) {
     let _ = fs::remove_file(dir.join(STOPPED_MARK));
+    let _ = fs::remove_file(dir.join(SHUTDOWN_MARK));
+}
+
+/// A `--rm` container's record goes with it, and its exit status with the
+/// record: `wait` registers as a waiter first (a shared `flock` on this
+/// file in its directory), and the owner, before it removes the record,
+/// leaves the status in [`EXIT_STATUS`] and takes the lock exclusively,
+/// which it gets once every waiter has read the status and let go.
+const WAITERS: &str = "waiters.lock";
+const EXIT_STATUS: &str = "exit-status";
+
+/// How long an owner waits for the waiters of a `--rm` container to read
+/// its status (they poll for it every 20 ms).
+const WAITERS_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The owner's side: leave `status` in `dir` for the waiters registered
+/// there and wait (bounded) until they have it. Without a directory (an
+/// attached `run --rm` nobody waits on) this is one failed `open`.
+fn hand_status_to_waiters(dir: &Path, status: i32) {
+    // The status first: a waiter registered after we look for the lock
+    // file finds it.
+    if fs::write(dir.join(EXIT_STATUS), status.to_string()).is_err() {
+        return;
+    }
+    let Ok(mut lock) = fs::File::open(dir.join(WAITERS)) else {
+        return;
+    };
+    let deadline = std::time::Instant::now() + WAITERS_GRACE;
+    loop {
+        match nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(_) => return,
+            Err((f, nix::errno::Errno::EAGAIN)) if std::time::Instant::now() < deadline => {
+                lock = f;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// `wait` on a live `--rm` container: registered with its owner, which
+/// leaves the exit status for it before removing the record.
+pub struct Waiter {
+    dir: PathBuf,
+    records: PathBuf,
+    id: String,
+    _lock: nix::fcntl::Flock<fs::File>,
+}
+
+impl Waiter {
+    /// Register on the container `s` (making its directory if an attached
+    /// run has none); none if it is already gone.
+    pub fn register(s: &State) -> Option<Waiter> {
+        let dir = s.dir();
+        let _ = fs::create_dir(&dir);
+        let file = fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(WAITERS))
+            .ok()?;
+        let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockShared).ok()?;
+        Some(Waiter {
+            dir,
+            records: s.record_dir.clone(),
+            id: s.id.clone(),
+            _lock: lock,
+        })
+    }
+
+    /// The status its owner left, once it has.
+    pub fn status(&self) -> Option<i32> {
+        fs::read_to_string(self.dir.join(EXIT_STATUS))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        // Registered as (or after) the owner removed the container: what
+        // we made is ours to remove.
+        let gone = !(fs::read_dir(&self.records).into_iter().flatten().flatten())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .any(|e| read_state(&e.path()).is_some_and(|s| s.id == self.id));
+        if gone {
+            remove_dir(&self.dir);
+        }
+    }
 }
 
 pub(crate) fn pidfd_open(pid: u32) -> std::io::Result<OwnedFd> {
@@ -874,6 +986,7 @@ impl ContainerRecord {
     /// record, marked exited. Dropped otherwise (removed).
     pub fn finish(mut self, status: i32) -> Result<(), Error> {
         if self.state.auto_remove {
+            hand_status_to_waiters(&self.state.dir(), status);
             return Ok(());
         }
         // Renamed meanwhile (`containr rename`): the record is found by id,
@@ -1012,6 +1125,37 @@ mod tests {
         let path = b.path.clone();
         b.finish(0).unwrap();
         assert!(!path.exists());
+        fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    #[test]
+    fn an_rm_container_s_status_waits_for_its_waiters() {
+        let tmp = std::env::temp_dir().join(format!(
+            "containr-state-test-{}",
+            crate::util::random_hex(32)
+        ));
+        let root = DataRoot::open(&tmp).unwrap();
+        let record = root.create(new("brief", true)).unwrap();
+        let waiter = Waiter::register(&root.lookup("brief").unwrap()).unwrap();
+        assert_eq!(waiter.status(), None);
+        // Its owner finishes it: the record stays until the waiter had
+        // the status and let go.
+        let owner = std::thread::spawn(move || record.finish(7).unwrap());
+        let t0 = std::time::Instant::now();
+        while waiter.status().is_none() {
+            assert!(t0.elapsed() < WAITERS_GRACE, "no status left");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(waiter.status(), Some(7));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(root.lookup("brief").is_ok(), "removed before we had it");
+        drop(waiter);
+        owner.join().unwrap();
+        assert!(matches!(
+            root.lookup("brief"),
+            Err(Error::NoSuchContainer(_))
+        ));
+        assert_eq!(fs::read_dir(root.containers()).unwrap().count(), 0);
         fs::remove_dir_all(&tmp).unwrap();
     }
 
