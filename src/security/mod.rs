@@ -107,6 +107,35 @@ impl Flags {
     /// before any container exists).
     /// `cache_dir` keeps compiled seccomp programs between runs.
     pub fn resolve(&self, cache_dir: &std::path::Path) -> Result<Confinement, Error> {
+        let (no_new_privs, profile) = self.options()?;
+        let caps = self.caps()?;
+        let seccomp = match self.profile(profile) {
+            Some(choice) => Some(seccomp::compile_cached(&choice, &caps, cache_dir)?),
+            None => None,
+        };
+        Ok(Confinement {
+            caps,
+            no_new_privs,
+            seccomp,
+            privileged: self.privileged,
+        })
+    }
+
+    /// The seccomp profile [`Flags::resolve`] compiles, in OCI's
+    /// `linux.seccomp` form (none when unconfined), for a container
+    /// holding `caps`. Call it after `resolve`, which checks the profile.
+    pub fn oci_seccomp(
+        &self,
+        caps: &[u8],
+    ) -> Result<Option<oci_spec::runtime::LinuxSeccomp>, Error> {
+        let (_, profile) = self.options()?;
+        self.profile(profile)
+            .map(|choice| seccomp::to_oci(&choice, caps))
+            .transpose()
+    }
+
+    /// `--security-opt`: (no_new_privs, the seccomp profile named).
+    fn options(&self) -> Result<(bool, seccomp::Choice), Error> {
         let mut no_new_privs = true;
         let mut profile = seccomp::Choice::Default;
         for opt in &self.security_opt {
@@ -121,22 +150,24 @@ impl Flags {
                 _ => return Err(Error::BadOption(opt.clone())),
             }
         }
-        let caps = if self.privileged {
-            caps::all()
+        Ok((no_new_privs, profile))
+    }
+
+    fn caps(&self) -> Result<Vec<u8>, Error> {
+        if self.privileged {
+            Ok(caps::all())
         } else {
-            caps::resolve(&self.cap_add, &self.cap_drop)?
-        };
-        let seccomp = match (self.privileged, profile) {
+            caps::resolve(&self.cap_add, &self.cap_drop)
+        }
+    }
+
+    /// The profile to apply; none for unconfined.
+    fn profile(&self, named: seccomp::Choice) -> Option<seccomp::Choice> {
+        match (self.privileged, named) {
             // docker: --privileged runs unconfined unless a profile is named.
             (true, seccomp::Choice::Default) | (_, seccomp::Choice::Unconfined) => None,
-            (_, choice) => Some(seccomp::compile_cached(&choice, &caps, cache_dir)?),
-        };
-        Ok(Confinement {
-            caps,
-            no_new_privs,
-            seccomp,
-            privileged: self.privileged,
-        })
+            (_, choice) => Some(choice),
+        }
     }
 }
 
