@@ -304,8 +304,9 @@ pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Pre
     for spec in &r.device_cgroup_rules {
         limits.devices.push(resources::parse_device_rule(spec)?);
     }
-    let confinement = opts.security.resolve(&root.join("cache"))?;
-    let seccomp = opts.security.oci_seccomp(&confinement.caps)?;
+    let cache = root.join("cache");
+    let confinement = opts.security.resolve(&cache)?;
+    let seccomp = opts.security.oci_seccomp(&confinement.caps, &cache)?;
     let (mut life, log) = super::monitor::life(
         &opts.life,
         opts.detach,

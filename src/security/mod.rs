@@ -123,14 +123,16 @@ impl Flags {
 
     /// The seccomp profile [`Flags::resolve`] compiles, in OCI's
     /// `linux.seccomp` form (none when unconfined), for a container
-    /// holding `caps`. Call it after `resolve`, which checks the profile.
+    /// holding `caps`; remembered in `cache_dir`. Call it after `resolve`,
+    /// which checks the profile.
     pub fn oci_seccomp(
         &self,
         caps: &[u8],
+        cache_dir: &std::path::Path,
     ) -> Result<Option<oci_spec::runtime::LinuxSeccomp>, Error> {
         let (_, profile) = self.options()?;
         self.profile(profile)
-            .map(|choice| seccomp::to_oci(&choice, caps))
+            .map(|choice| seccomp::to_oci_cached(&choice, caps, cache_dir))
             .transpose()
     }
 

@@ -182,20 +182,8 @@ pub fn compile_cached(
     caps: &[u8],
     cache_dir: &std::path::Path,
 ) -> Result<Vec<u8>, Error> {
-    use std::hash::{Hash, Hasher};
     let text = profile_text(choice)?;
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (
-        &text,
-        caps,
-        kernel_version(),
-        format!("{:?}", libseccomp::ScmpVersion::current().ok()),
-        env!("CARGO_PKG_VERSION"),
-        "ranges", // the program's shape: entries made before it are not reused
-        format!("{:?}", ScmpArch::native()),
-    )
-        .hash(&mut h);
-    let path = cache_dir.join(format!("seccomp-{:016x}.bpf", h.finish()));
+    let path = cache_dir.join(format!("seccomp-{:016x}.bpf", cache_key(&text, caps)));
     if let Ok(bpf) = std::fs::read(&path)
         && !bpf.is_empty()
         && bpf.len() % 8 == 0
@@ -209,6 +197,51 @@ pub fn compile_cached(
         let _ = std::fs::rename(&tmp, &path);
     }
     Ok(bpf)
+}
+
+/// What a compiled program (or the OCI form) depends on, hashed: the
+/// profile's text, the capabilities, the kernel and libseccomp versions,
+/// and containr's own.
+fn cache_key(text: &str, caps: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (
+        text,
+        caps,
+        kernel_version(),
+        format!("{:?}", libseccomp::ScmpVersion::current().ok()),
+        env!("CARGO_PKG_VERSION"),
+        "ranges", // the program's shape: entries made before it are not reused
+        format!("{:?}", ScmpArch::native()),
+    )
+        .hash(&mut h);
+    h.finish()
+}
+
+/// [`to_oci`], remembered in `cache_dir` as [`compile_cached`] remembers
+/// the program: building the OCI form from the profile (parsing it, judging
+/// its conditions) cost about 0.4 ms of every start; reading it back is
+/// one typed parse.
+pub fn to_oci_cached(
+    choice: &Choice,
+    caps: &[u8],
+    cache_dir: &std::path::Path,
+) -> Result<oci_spec::runtime::LinuxSeccomp, Error> {
+    let key = cache_key(&profile_text(choice)?, caps);
+    let path = cache_dir.join(format!("seccomp-{key:016x}.oci.json"));
+    if let Ok(bytes) = std::fs::read(&path)
+        && let Ok(oci) = serde_json::from_slice(&bytes)
+    {
+        return Ok(oci);
+    }
+    let oci = to_oci(choice, caps)?;
+    // Best effort, as the program's cache.
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let bytes = serde_json::to_vec(&oci).expect("a profile serialises");
+    if std::fs::create_dir_all(cache_dir).is_ok() && std::fs::write(&tmp, bytes).is_ok() {
+        let _ = std::fs::rename(&tmp, &path);
+    }
+    Ok(oci)
 }
 
 fn profile_text(choice: &Choice) -> Result<String, Error> {
@@ -617,6 +650,18 @@ mod tests {
                 caps.len()
             );
         }
+    }
+
+    #[test]
+    fn the_oci_form_is_cached_whole() {
+        let dir = std::env::temp_dir().join(format!("containr-oci-cache-{}", std::process::id()));
+        let made = to_oci_cached(&Choice::Default, &default_caps(), &dir).unwrap();
+        let files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        let again = to_oci_cached(&Choice::Default, &default_caps(), &dir).unwrap();
+        assert_eq!(again, made);
+        assert_eq!(again, to_oci(&Choice::Default, &default_caps()).unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     fn profile(json: &str) -> Result<Vec<u8>, String> {
