@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxResources, LinuxSeccomp, Spec};
+use oci_spec::runtime::{LinuxResources, LinuxSeccomp, Process, Spec};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -139,30 +139,6 @@ pub fn build(inputs: Inputs<'_>) -> (Spec, RunExtras) {
         user: "0".into(),
         group: None,
     });
-    let uid = user.user.parse::<u32>().unwrap_or(0);
-    let gid = (user.group.as_deref())
-        .and_then(|g| g.parse::<u32>().ok())
-        .unwrap_or(0);
-    let caps = crate::security::caps::names(&c.confinement.caps);
-    let mut process = json!({
-        "terminal": c.tty,
-        "user": {"uid": uid, "gid": gid},
-        "args": c.args,
-        "env": c.env,
-        "cwd": c.workdir,
-        "capabilities": {
-            "bounding": caps, "effective": caps, "permitted": caps,
-            "inheritable": [], "ambient": [],
-        },
-        "noNewPrivileges": c.confinement.no_new_privs,
-    });
-    if !c.rlimits.is_empty() {
-        process["rlimits"] = to_value(&c.rlimits);
-    }
-    if let Some(adj) = c.oom_score_adj {
-        process["oomScoreAdj"] = adj.into();
-    }
-
     let mut namespaces: Vec<Value> = ["pid", "ipc", "uts", "mount", "cgroup"]
         .iter()
         .map(|t| json!({"type": t}))
@@ -203,7 +179,7 @@ pub fn build(inputs: Inputs<'_>) -> (Spec, RunExtras) {
         "root": {"path": c.rootfs, "readonly": c.readonly},
         "hostname": c.hostname,
         "mounts": mounts,
-        "process": process,
+        "process": process_json(c, &user),
         "linux": linux,
     });
     let mut spec: Spec = serde_json::from_value(spec).expect("the fields of a runtime spec");
@@ -224,6 +200,43 @@ pub fn build(inputs: Inputs<'_>) -> (Spec, RunExtras) {
         cgroupfs: c.cgroupfs.clone(),
     };
     (spec, extras)
+}
+
+/// The spec's `process` for `config`: its user's numeric ids where `-u`
+/// gave numbers (a name is resolved in the container: see [`RunExtras`]).
+pub fn process(config: &Config) -> Process {
+    let user = config.user.clone().unwrap_or(UserSpec {
+        user: "0".into(),
+        group: None,
+    });
+    serde_json::from_value(process_json(config, &user)).expect("the fields of a process")
+}
+
+fn process_json(c: &Config, user: &UserSpec) -> Value {
+    let uid = user.user.parse::<u32>().unwrap_or(0);
+    let gid = (user.group.as_deref())
+        .and_then(|g| g.parse::<u32>().ok())
+        .unwrap_or(0);
+    let caps = crate::security::caps::names(&c.confinement.caps);
+    let mut process = json!({
+        "terminal": c.tty,
+        "user": {"uid": uid, "gid": gid},
+        "args": c.args,
+        "env": c.env,
+        "cwd": c.workdir,
+        "capabilities": {
+            "bounding": caps, "effective": caps, "permitted": caps,
+            "inheritable": [], "ambient": [],
+        },
+        "noNewPrivileges": c.confinement.no_new_privs,
+    });
+    if !c.rlimits.is_empty() {
+        process["rlimits"] = to_value(&c.rlimits);
+    }
+    if let Some(adj) = c.oom_score_adj {
+        process["oomScoreAdj"] = adj.into();
+    }
+    process
 }
 
 fn mount(dest: &str, typ: &str, source: &str, options: Vec<&str>) -> Value {

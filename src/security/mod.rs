@@ -173,53 +173,6 @@ impl Flags {
     }
 }
 
-impl Confinement {
-    /// Describe, for the walkthrough, what [`Confinement::apply_late`] will do.
-    pub fn explain(&self) {
-        step!(
-            "capabilities: bounding/effective/permitted = {} of {}{}",
-            self.caps.len(),
-            caps::all().len(),
-            if self.privileged {
-                " (--privileged)"
-            } else {
-                ""
-            }
-        );
-        explain_filter(
-            self.no_new_privs,
-            self.seccomp.as_ref().map(|bpf| {
-                format!(
-                    "seccomp(SECCOMP_SET_MODE_FILTER): {} BPF instructions, EPERM for syscalls not allowed",
-                    bpf.len() / 8
-                )
-            }),
-        );
-    }
-
-    /// Before the user switch: shrink the bounding set, and ask the kernel to
-    /// keep the permitted set across `setuid`.
-    pub fn apply_early(&self) -> Result<(), Error> {
-        enter_early(&self.caps, self.no_new_privs, self.filter())
-    }
-
-    /// After the user switch, immediately before `execve`. Inheritable and
-    /// ambient stay empty (docker's since CVE-2022-24769).
-    pub fn apply_late(&self) -> Result<(), Error> {
-        let sets = caps::Sets {
-            effective: &self.caps,
-            permitted: &self.caps,
-            inheritable: &[],
-            ambient: &[],
-        };
-        enter_late(&sets, self.no_new_privs, self.filter())
-    }
-
-    fn filter(&self) -> Option<(&[u8], u32)> {
-        self.seccomp.as_deref().map(|bpf| (bpf, 0))
-    }
-}
-
 /// The first half of entering the confinement, still root with every
 /// capability: the bounding set, and keeping the permitted set across the
 /// user switch. Without no_new_privs the kernel wants CAP_SYS_ADMIN to
