@@ -200,6 +200,7 @@ pub(super) fn prepare_command(config: &Config, tty: Option<OwnedFd>) -> Result<P
     Ok(Prepared {
         process,
         confinement,
+        narrated: config.confinement.clone(),
         command,
         tty,
         interactive: config.interactive,
@@ -226,6 +227,8 @@ fn from_oci(e: oci::Error) -> Error {
 pub(super) struct Prepared {
     process: oci_spec::runtime::Process,
     confinement: crate::security::oci::ProcessConfinement,
+    /// The confinement as `run`'s flags gave it, for the walkthrough.
+    narrated: crate::security::Confinement,
     command: oci::init::Command,
     tty: Option<OwnedFd>,
     interactive: bool,
@@ -308,14 +311,14 @@ pub(super) fn exec_command(
             "setsid() + ioctl(TIOCSCTTY): the pty is the command's controlling terminal and stdio"
         );
     }
-    step!("chdir({cwd:?})");
     step!(
-        "setgroups({:?}), setgid({}), setuid({}), umask(022)",
+        "setgroups({:?}), setgid({}), setuid({})",
         user.additional_gids().clone().unwrap_or_default(),
         user.gid(),
         user.uid()
     );
-    cmd.confinement.explain();
+    step!("chdir({cwd:?}), umask(022)");
+    cmd.narrated.explain();
     step!(
         "execve({:?}, {:?})",
         cmd.command.path().display().to_string(),

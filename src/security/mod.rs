@@ -173,6 +173,31 @@ impl Flags {
     }
 }
 
+impl Confinement {
+    /// Describe, for the walkthrough, what [`Confinement::apply_late`] will do.
+    pub fn explain(&self) {
+        step!(
+            "capabilities: bounding/effective/permitted = {} of {}{}",
+            self.caps.len(),
+            caps::all().len(),
+            if self.privileged {
+                " (--privileged)"
+            } else {
+                ""
+            }
+        );
+        explain_filter(
+            self.no_new_privs,
+            self.seccomp.as_ref().map(|bpf| {
+                format!(
+                    "seccomp(SECCOMP_SET_MODE_FILTER): {} BPF instructions, EPERM for syscalls not allowed",
+                    bpf.len() / 8
+                )
+            }),
+        );
+    }
+}
+
 /// The first half of entering the confinement, still root with every
 /// capability: the bounding set, and keeping the permitted set across the
 /// user switch. Without no_new_privs the kernel wants CAP_SYS_ADMIN to
