@@ -9,11 +9,14 @@
 //! the permitted set across it), effective/permitted/inheritable sets,
 //! `no_new_privs`, seccomp last, so the filter never has to allow
 //! containr's own setup. (With `no-new-privileges=false` the filter must go
-//! in before the user switch instead: see [`Confinement::apply_early`].)
+//! in before the user switch instead: see
+//! [`oci::ProcessConfinement::apply_early`].)
 //!
-//! Two front ends share those steps: [`Confinement`], resolved from
-//! docker-like flags, and [`oci::ProcessConfinement`], from an OCI
-//! `config.json`.
+//! Two front ends resolve a confinement: [`Flags`] into [`Confinement`]
+//! (docker-like flags), and [`oci::ProcessConfinement::from_spec`] (an OCI
+//! `config.json`). One applies it: [`oci::ProcessConfinement`], which
+//! `containr run`'s command gets from its spec's `process` and its
+//! compiled program (`with_program`).
 
 mod bpf;
 pub mod caps;
