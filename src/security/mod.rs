@@ -177,7 +177,8 @@ impl Flags {
 }
 
 impl Confinement {
-    /// Describe, for the walkthrough, what [`Confinement::apply_late`] will do.
+    /// Describe, for the walkthrough, what applying it will do (the
+    /// `oci::ProcessConfinement` made from it applies it).
     pub fn explain(&self) {
         step!(
             "capabilities: bounding/effective/permitted = {} of {}{}",
