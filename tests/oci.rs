@@ -605,3 +605,108 @@ fn pause_resume_ps_and_update_act_on_the_cgroup() {
     assert_eq!(pids_max, ["50\n"]);
     oci.ok(&["delete", "--force", &id]);
 }
+
+/// `containr run`'s bundle is a real OCI bundle: the config.json `containr
+/// create` writes for a `--rootfs` container (many of run's flags) runs
+/// under containr-oci and under runc (Debian's) with the same output, and
+/// nothing of either is left.
+#[test]
+fn a_run_containers_bundle_runs_alike_under_containr_oci_and_runc() {
+    let oci = Oci::new(&["true"]);
+    let sb = &oci.sb;
+    let shared = sb.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("hello"), "from the host\n").unwrap();
+    let script = "hostname; cat /etc/hostname; id; pwd; \
+        grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/status; \
+        cat /proc/self/oom_score_adj; ulimit -n; cat /proc/sys/kernel/msgmax; \
+        cat /data/hello; touch /data/x 2>/dev/null || echo data-ro; \
+        touch /x 2>/dev/null || echo root-ro; \
+        grep -q ' /scratch tmpfs ' /proc/mounts && echo scratch-tmpfs; \
+        env | grep -v '^HOME=' | sort; ls /dev; \
+        grep -q ' /proc/keys ' /proc/self/mountinfo && echo keys-masked; \
+        echo 1 > /proc/sys/kernel/msgmax 2>/dev/null || echo sys-ro";
+    let volume = format!("{}:/data:ro", shared.display());
+    let id = sb.containr_ok(&[
+        "create",
+        "--network",
+        "none",
+        "--rootfs",
+        sb.rootfs.to_str().unwrap(),
+        "--hostname",
+        "spec-test",
+        "-e",
+        "FOO=bar",
+        "-w",
+        "/tmp",
+        "-u",
+        "1000:1000",
+        "--cap-drop",
+        "NET_RAW",
+        "--cap-add",
+        "SYS_TIME",
+        "--ulimit",
+        "nofile=512:512",
+        "--read-only",
+        "--tmpfs",
+        "/scratch",
+        "-v",
+        &volume,
+        "--oom-score-adj",
+        "100",
+        "--sysctl",
+        "kernel.msgmax=4096",
+        "--pids-limit",
+        "50",
+        "sh",
+        "-c",
+        script,
+    ]);
+    let id = id.trim();
+    let written = sb.data.join("containers").join(id).join("config.json");
+    let spec: Value = serde_json::from_slice(&std::fs::read(&written).unwrap()).unwrap();
+    assert_eq!(spec["hostname"], "spec-test");
+    assert_eq!(spec["process"]["user"]["uid"], 1000);
+    std::fs::copy(&written, oci.config()).unwrap();
+
+    let ours = oci.id("bundle");
+    let ours = oci
+        .cmd(&["run", "--bundle", oci.bundle.to_str().unwrap(), &ours])
+        .output()
+        .unwrap();
+    let runc_root = sb.dir.path().join("runc");
+    let theirs = Command::new("runc")
+        .arg("--root")
+        .arg(&runc_root)
+        // The container's directory itself is the bundle.
+        .args([
+            "run",
+            "--bundle",
+            written.parent().unwrap().to_str().unwrap(),
+        ])
+        .arg(format!("runc-{}", std::process::id()))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(ours.status.success(), "containr-oci: {}", stderr(&ours));
+    assert!(theirs.status.success(), "runc: {}", stderr(&theirs));
+    let out = text(&ours);
+    for line in [
+        "spec-test\nspec-test\n",
+        "uid=1000(user) gid=1000(user)",
+        "\n/tmp\n",
+        "NoNewPrivs:\t1",
+        "Seccomp:\t2",
+        "\n100\n512\n4096\nfrom the host\ndata-ro\nroot-ro\nscratch-tmpfs\n",
+        "FOO=bar",
+        "\nkeys-masked\nsys-ro",
+    ] {
+        assert!(out.contains(line), "{line:?} in:\n{out}");
+    }
+    assert_eq!(out, text(&theirs), "containr-oci and runc differ");
+
+    sb.containr_ok(&["rm", id]);
+    let left = common::oci::find_dirs(Path::new("/sys/fs/cgroup"), id, 8);
+    assert!(left.is_empty(), "cgroups left: {left:?}");
+}

@@ -1397,6 +1397,89 @@ fn v2_stats(dir: &Path) -> Value {
     })
 }
 
+/// containr's limits (`run`'s flags) in OCI's `linux.resources` form, as
+/// `apply` reads it: the same files get the same values. Devices: deny
+/// all, then docker's default set and the `--device` rules (or allow all
+/// with `--privileged`). `--memory` without `--memory-swap` says nothing of
+/// swap: docker's default (as much swap again) depends on whether the host
+/// accounts swap, which the runtime that applies it checks.
+pub fn resources_of(limits: &super::Limits) -> LinuxResources {
+    let mut r = json!({});
+    if limits.memory.is_some() || limits.memory_swap.is_some() {
+        r["memory"] = json!({});
+        if let Some(m) = limits.memory {
+            r["memory"]["limit"] = m.into();
+        }
+        if let Some(s) = limits.memory_swap {
+            r["memory"]["swap"] = s.into();
+        }
+    }
+    let mut cpu = json!({});
+    if let Some(q) = limits.cpu_quota_us() {
+        cpu["quota"] = q.into();
+        cpu["period"] = super::CPU_PERIOD_US.into();
+    }
+    if let Some(s) = limits.cpu_shares {
+        cpu["shares"] = s.into();
+    }
+    if let Some(c) = &limits.cpuset_cpus {
+        cpu["cpus"] = c.clone().into();
+    }
+    if cpu != json!({}) {
+        r["cpu"] = cpu;
+    }
+    if let Some(p) = limits.pids_limit {
+        r["pids"] = json!({"limit": if p > 0 { p } else { -1 }});
+    }
+    let throttle = |list: &[(u64, u64, u64)]| -> Value {
+        (list.iter())
+            .map(|(major, minor, rate)| json!({"major": major, "minor": minor, "rate": rate}))
+            .collect()
+    };
+    if !limits.device_read_bps.is_empty() || !limits.device_write_bps.is_empty() {
+        r["blockIO"] = json!({
+            "throttleReadBpsDevice": throttle(&limits.device_read_bps),
+            "throttleWriteBpsDevice": throttle(&limits.device_write_bps),
+        });
+    }
+    let rule = |d: &Rule| {
+        let mut v = json!({"allow": d.allow, "type": d.kind.unwrap_or('a').to_string(), "access": d.access});
+        if let Some(m) = d.major {
+            v["major"] = m.into();
+        }
+        if let Some(m) = d.minor {
+            v["minor"] = m.into();
+        }
+        v
+    };
+    r["devices"] = if limits.all_devices {
+        json!([{"allow": true, "access": "rwm"}])
+    } else {
+        let mut list = vec![json!({"allow": false, "access": "rwm"})];
+        list.extend(devices::DEFAULT.iter().chain(&limits.devices).map(rule));
+        Value::Array(list)
+    };
+    serde_json::from_value(r).expect("the fields of LinuxResources")
+}
+
+/// The `linux.cgroupsPath` of a cgroup containr made, at `location`: its
+/// path below the hierarchy's root (`/containr/<id>` by default), as
+/// `/proc/PID/cgroup` shows it; none where the hierarchy is not mounted in
+/// the usual place (`/sys/fs/cgroup`, `/sys/fs/cgroup/unified` on a hybrid host).
+pub fn cgroups_path(location: &Location) -> Option<String> {
+    let below = |dir: &Path, mount: &Path| {
+        let rel = dir.strip_prefix(mount).ok()?;
+        Some(format!("/{}", rel.display()))
+    };
+    let base = Path::new("/sys/fs/cgroup");
+    match location {
+        Location::V2(dir) => below(dir, &base.join("unified")).or_else(|| below(dir, base)),
+        Location::V1(dirs) => dirs
+            .iter()
+            .find_map(|(controllers, dir)| below(dir, &base.join(controllers))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1622,6 +1705,68 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("swap accounting"), "{e}");
+    }
+
+    #[test]
+    fn limits_in_oci_form_write_the_same_files() {
+        let limits = super::super::Limits {
+            memory: Some(64 << 20),
+            cpus: Some(0.5),
+            cpu_shares: Some(512),
+            pids_limit: Some(20),
+            device_read_bps: vec![(8, 0, 1024)],
+            ..Default::default()
+        };
+        let r = resources_of(&limits);
+        let writes = |r: &LinuxResources| -> Vec<(String, String)> {
+            v2_writes(r, &none)
+                .unwrap()
+                .iter()
+                .map(|w| (w.file.to_string(), w.value.clone()))
+                .collect()
+        };
+        let got = writes(&r);
+        for want in [
+            ("memory.max", "67108864"),
+            ("cpu.max", "50000 100000"),
+            ("cpu.weight", "20"),
+            ("pids.max", "20"),
+            ("io.max", "8:0 rbps=1024"),
+        ] {
+            assert!(
+                got.iter().any(|(f, v)| f == want.0 && v == want.1),
+                "{want:?} in {got:?}"
+            );
+        }
+        // Deny all, then docker's defaults: the rules the cgroup code makes.
+        let rules = device_rules(r.devices().as_deref().unwrap()).unwrap();
+        assert_eq!(rules[0], DENY_ALL);
+        assert_eq!(&rules[1..=devices::DEFAULT.len()], &devices::DEFAULT[..]);
+        let unlimited = resources_of(&super::super::Limits {
+            pids_limit: Some(0),
+            all_devices: true,
+            ..Default::default()
+        });
+        assert!(writes(&unlimited).contains(&("pids.max".into(), "max".into())));
+        let all = device_rules(unlimited.devices().as_deref().unwrap()).unwrap();
+        assert!(all[0].allow && all[0].kind.is_none(), "{all:?}");
+    }
+
+    #[test]
+    fn cgroups_path_is_below_the_hierarchy_root() {
+        let v2 = Location::V2("/sys/fs/cgroup/containr/abc".into());
+        assert_eq!(cgroups_path(&v2).as_deref(), Some("/containr/abc"));
+        let hybrid = Location::V2("/sys/fs/cgroup/unified/containr/abc".into());
+        assert_eq!(cgroups_path(&hybrid).as_deref(), Some("/containr/abc"));
+        let v1 = Location::V1(vec![(
+            "memory".into(),
+            "/sys/fs/cgroup/memory/user.slice/containr/abc".into(),
+        )]);
+        assert_eq!(
+            cgroups_path(&v1).as_deref(),
+            Some("/user.slice/containr/abc")
+        );
+        assert_eq!(cgroups_path(&Location::V2("/elsewhere/x".into())), None);
     }
 
     #[test]

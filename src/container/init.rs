@@ -15,21 +15,17 @@
 //! [`selfexe`](super::selfexe)) and is not dumpable, so the container's
 //! processes can neither open its `/proc/1/exe` for writing nor ptrace it.
 
-use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::stat::{Mode, umask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Gid, Pid, Uid};
+use nix::unistd::{ForkResult, Pid};
 
 use super::channel::{Channel, Message};
-use super::user::{Identity, UserSpec};
-use super::{Config, Error, env, exec, tty};
-use crate::util::cstring_lossy as cstring;
+use super::user::UserSpec;
+use super::{Config, Error, env, oci, tty};
 use crate::{explain, namespace, network, rootfs, step};
 
 /// Entry point of the re-exec'd init; returns its exit status.
@@ -169,14 +165,14 @@ fn start(
     match exec_command(&prepared, channel)? {}
 }
 
-/// The command `config` describes, resolved in the container (its user
-/// in the container's `/etc/passwd`, its program in `PATH`), for
-/// [`exec_command`]; `tty`: the pty's slave side, with `-t`. The init's
-/// command and `exec`'s processes alike.
-pub(super) fn prepare_command(
-    config: &Config,
-    tty: Option<OwnedFd>,
-) -> Result<Prepared<'_>, Error> {
+/// The command `config` describes, as the OCI process every container
+/// process ends as (`containr-oci`'s too): the spec's `process`
+/// ([`spec::process`](super::spec::process)) with its user resolved in the
+/// container's `/etc/passwd` and `/etc/group` (ids, groups, and `HOME` if
+/// the environment has none), its program found in `PATH`, its
+/// confinement resolved; `tty`: the pty's slave side, with `-t`. The
+/// init's command and `exec`'s processes alike.
+pub(super) fn prepare_command(config: &Config, tty: Option<OwnedFd>) -> Result<Prepared, Error> {
     // Without -u the command runs as uid 0, resolved like any other user so
     // that root's groups and home come from the image, as with docker.
     let default_user = UserSpec {
@@ -188,24 +184,26 @@ pub(super) fn prepare_command(
         .as_ref()
         .unwrap_or(&default_user)
         .resolve(&read_or_empty("/etc/passwd"), &read_or_empty("/etc/group"))?;
+    let mut process = super::spec::process(config);
     let mut envs = config.env.clone();
     if env::get(&envs, "HOME").is_none() {
         envs.push(format!("HOME={}", identity.home));
     }
-    let path_var = env::get(&envs, "PATH").unwrap_or(env::DEFAULT_PATH);
-    let program = exec::resolve(&config.args[0], path_var)?;
+    process.set_env(Some(envs));
+    let user = process.user_mut();
+    user.set_uid(identity.uid);
+    user.set_gid(identity.gid);
+    user.set_additional_gids(Some(identity.groups.clone()));
+    let confinement = crate::security::oci::ProcessConfinement::from_spec(&process, None)?
+        .with_program(config.confinement.seccomp.clone());
+    let command = oci::init::Command::resolve(&process).map_err(from_oci)?;
     Ok(Prepared {
-        program: cstring(program.as_os_str().as_bytes()),
-        argv: config.args.iter().map(|a| cstring(a.as_bytes())).collect(),
-        envp: envs.iter().map(|e| cstring(e.as_bytes())).collect(),
-        identity,
-        workdir: &config.workdir,
+        process,
+        confinement,
+        narrated: config.confinement.clone(),
+        command,
         tty,
         interactive: config.interactive,
-        display: program.display().to_string(),
-        confinement: &config.confinement,
-        rlimits: &config.rlimits,
-        oom_score_adj: config.oom_score_adj,
         pid1: false,
     })
 }
@@ -214,26 +212,33 @@ fn read_or_empty(path: &str) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
-/// The command, ready to exec.
-pub(super) struct Prepared<'a> {
-    program: CString,
-    argv: Vec<CString>,
-    envp: Vec<CString>,
-    identity: Identity,
-    workdir: &'a str,
+/// An error of the OCI runtime's code, as `containr run` reports it.
+fn from_oci(e: oci::Error) -> Error {
+    match e {
+        oci::Error::Runtime(e) => e,
+        other => Error::InContainer {
+            code: other.status(),
+            message: other.to_string(),
+        },
+    }
+}
+
+/// The command, ready to become.
+pub(super) struct Prepared {
+    process: oci_spec::runtime::Process,
+    confinement: crate::security::oci::ProcessConfinement,
+    /// The confinement as `run`'s flags gave it, for the walkthrough.
+    narrated: crate::security::Confinement,
+    command: oci::init::Command,
     tty: Option<OwnedFd>,
     interactive: bool,
-    display: String,
-    confinement: &'a crate::security::Confinement,
-    rlimits: &'a [oci_spec::runtime::PosixRlimit],
-    oom_score_adj: Option<i32>,
     /// The command replaces PID 1 (no `--init`).
     pid1: bool,
 }
 
 /// Fork the command; wait until it has exec'd (its end of a close-on-exec
 /// socket closes) or reported why it could not.
-fn spawn_command(cmd: &Prepared<'_>, channel: &Channel) -> Result<Pid, Error> {
+fn spawn_command(cmd: &Prepared, channel: &Channel) -> Result<Pid, Error> {
     let (ours, theirs) = Channel::pair().map_err(Error::sys("socketpair"))?;
     // Blocked before the fork, so a command that exits at once still leaves
     // its SIGCHLD pending for the signalfd.
@@ -290,12 +295,15 @@ fn spawn_command(cmd: &Prepared<'_>, channel: &Channel) -> Result<Pid, Error> {
     }
 }
 
-/// In the forked child: become the command. Returns only on failure.
+/// In the forked child (or PID 1 itself): become the command, through
+/// the OCI runtime's last step (`oci::init::become_process`). Returns only
+/// on failure.
 pub(super) fn exec_command(
-    cmd: &Prepared<'_>,
+    cmd: &Prepared,
     report: &Channel,
 ) -> Result<std::convert::Infallible, Error> {
-    let id = &cmd.identity;
+    let user = cmd.process.user();
+    let cwd = cmd.process.cwd();
     // Steps are described before stdio may move onto the container's
     // terminal, so the walkthrough stays on the host's stderr.
     if cmd.tty.is_some() {
@@ -305,21 +313,21 @@ pub(super) fn exec_command(
     }
     step!(
         "setgroups({:?}), setgid({}), setuid({})",
-        id.groups,
-        id.gid,
-        id.uid
+        user.additional_gids().clone().unwrap_or_default(),
+        user.gid(),
+        user.uid()
     );
-    step!("chdir({:?}), umask(022)", cmd.workdir);
-    cmd.confinement.explain();
-    step!("execve({:?}, {:?})", cmd.display, cmd.argv);
+    step!("chdir({cwd:?}), umask(022)");
+    cmd.narrated.explain();
+    step!(
+        "execve({:?}, {:?})",
+        cmd.command.path().display().to_string(),
+        cmd.process.args().clone().unwrap_or_default()
+    );
     let _ = report.send(&Message::Steps {
         next_step: explain::next_step(),
     });
 
-    // The init ignored nothing on purpose, but Rust's runtime set SIGPIPE
-    // to "ignore", and ignored signals survive exec: give the command the
-    // defaults every program expects, and an empty signal mask.
-    reset_signals();
     match &cmd.tty {
         Some(slave) => tty::become_controlling(slave.as_fd())
             .map_err(Error::sys_nix("attaching the terminal"))?,
@@ -330,45 +338,13 @@ pub(super) fn exec_command(
         }
         None => {}
     }
-    crate::security::oci::set_rlimits(cmd.rlimits)?;
-    if let Some(adj) = cmd.oom_score_adj {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .map_err(Error::sys("writing /proc/self/oom_score_adj"))?;
-    }
-    cmd.confinement.apply_early()?;
-    let groups: Vec<Gid> = id.groups.iter().map(|g| Gid::from_raw(*g)).collect();
-    nix::unistd::setgroups(&groups).map_err(Error::sys_nix("setgroups"))?;
-    nix::unistd::setgid(Gid::from_raw(id.gid)).map_err(Error::sys_nix("setgid"))?;
-    nix::unistd::setuid(Uid::from_raw(id.uid)).map_err(Error::sys_nix("setuid"))?;
-    if cmd.pid1 {
-        // A change of credentials clears the parent-death signal the clone
-        // set: PID 1 must still die with containr, or a killed run would
-        // leave its container running.
-        // SAFETY: prctl with integer arguments only.
-        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
-    }
-    nix::unistd::chdir(Path::new(cmd.workdir)).map_err(|e| Error::Sys {
+    // As root, before the user switch (runc's order).
+    nix::unistd::chdir(cwd.as_path()).map_err(|e| Error::Sys {
         what: "chdir to the working directory",
         source: e.into(),
     })?;
-    umask(Mode::from_bits_truncate(0o022));
-    cmd.confinement.apply_late()?;
-    // Nothing but stdio crosses into the command (CVE-2024-21626 class):
-    // whatever else is open becomes close-on-exec.
-    // SAFETY: close_range with integer arguments only.
-    unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    let err = nix::unistd::execve(&cmd.program, &cmd.argv, &cmd.envp).unwrap_err();
-    Err(Error::from(exec::Error::from_errno(
-        &cmd.display,
-        err as i32,
-    )))
+    oci::init::become_process(&cmd.process, &cmd.confinement, 0, &cmd.command, cmd.pid1)
+        .map_err(from_oci)
 }
 
 /// Default dispositions and an empty mask, as every exec'd program expects.

@@ -42,6 +42,7 @@ pub mod pause;
 pub mod resources;
 pub mod run;
 pub mod selfexe;
+pub mod spec;
 pub mod state;
 pub mod stats;
 pub mod top;

@@ -199,6 +199,8 @@ pub struct Prepared {
     user_env: Vec<String>,
     limits: Limits,
     confinement: Confinement,
+    /// The seccomp profile `confinement` compiled, in OCI's form.
+    seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
     userns: Option<IdMap>,
     name: Option<String>,
     hostname: Option<String>,
@@ -309,7 +311,9 @@ pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Pre
     for spec in &r.device_cgroup_rules {
         limits.devices.push(resources::parse_device_rule(spec)?);
     }
-    let confinement = opts.security.resolve(&root.join("cache"))?;
+    let cache = root.join("cache");
+    let confinement = opts.security.resolve(&cache)?;
+    let seccomp = opts.security.oci_seccomp(&confinement.caps, &cache)?;
     let (mut life, log) = super::monitor::life(
         &opts.life,
         opts.detach,
@@ -338,6 +342,7 @@ pub fn prepare(opts: &RunOptions, root: &Path, pull: &PullOptions) -> Result<Pre
         user_env,
         limits,
         confinement,
+        seccomp,
         userns,
         name: opts.name.clone(),
         hostname: opts.hostname.clone(),
@@ -565,6 +570,17 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
     };
     // Before the init may change it (an idmapped overlay is taken out).
     record.set_config(&config)?;
+    // The container as an OCI bundle, written once: its spec, beside the
+    // /etc files it binds.
+    let dir = record.dir()?;
+    let (spec, _extras) = super::spec::build(super::spec::Inputs {
+        config: &config,
+        resources: cgroup::oci::resources_of(&p.limits),
+        cgroups_path: cgroup::oci::cgroups_path(cgroup.location()),
+        seccomp: p.seccomp,
+        dir: &dir,
+    });
+    super::spec::write(&dir, &spec, &config.etc_files).map_err(crate::util::io_err(&dir))?;
     let init = clone_init(config, &cgroup, attachment.as_ref(), p.detach)?;
     Ok(Created {
         detach: p.detach,
@@ -1110,6 +1126,9 @@ fn make_again(
             config.interface = Some(interface);
         }
         config.cgroupfs = cgroupfs(cgroup.location());
+        // The bundle's spec binds them: a new address makes new ones.
+        let dir = record.dir()?;
+        super::spec::write_etc_files(&dir, &config.etc_files).map_err(crate::util::io_err(&dir))?;
         // The volumes have the image's content since the first start.
         config.copy_up.clear();
         let init = clone_init(config, &cgroup, attachment.as_ref(), detach)?;

@@ -3,20 +3,23 @@
 //!
 //! ```text
 //! containers/<name>.json    one file per container: who owns it, what it runs, how it ended
-//! containers/<id>/          a detached container's log, attach socket and stop (or
-//!                           shutdown) mark; a --rm one's waiters.lock and exit-status
-//!                           (made only for those: an attached run makes none unless
-//!                           `wait` registers on it)
+//! containers/<id>/          its OCI bundle's config.json and the /etc files it binds
+//!                           (see `spec`); a detached container's log, attach socket
+//!                           and stop (or shutdown) mark; a --rm one's waiters.lock
+//!                           and exit-status (while `wait` is registered on it)
 //! containers.lock           flock'ed by whoever changes a record it does not own
 //! ```
 //!
 //! The file is created with `O_CREAT|O_EXCL` (mode 0600: it holds the
 //! container's environment), which is both the state and
 //! the claim on the name: two containers can never both get the same name,
-//! and the name stays taken until the container is removed. One inode per
-//! container is deliberate: creating files is the slowest thing `run` does
-//! on some disks (1.8 ms each on the project's VMs), so the `/etc` files a
-//! container sees live in memory instead (see `rootfs`).
+//! and the name stays taken until the container is removed. Creating files
+//! is the slowest thing `run` does on some disks (1.8 ms each on the
+//! project's VMs, synced): the record is one inode, and the container's
+//! bundle (`containers/<id>/`: its spec and the `/etc` files the spec binds,
+//! see `spec`) is written once and never synced (it is made from the
+//! record); the `/etc` files `containr run`'s init binds live in memory
+//! (see `rootfs`).
 //!
 //! The record also keeps the container's resolved [`Config`](super::Config)
 //! (command, env, user, workdir, confinement with the compiled seccomp
@@ -1041,8 +1044,7 @@ impl Drop for ContainerRecord {
             if let Some(path) = self.current_path() {
                 let _ = fs::remove_file(path);
             }
-            // Only detached containers have a directory (logs): an attached
-            // `run --rm` pays one failed rmdir for it.
+            // Its bundle (config.json), and a detached one's logs.
             remove_dir(&self.state.dir());
         }
     }

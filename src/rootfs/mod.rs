@@ -419,7 +419,7 @@ fn mount_point(path: &Path, shown: &str) -> Result<(), Error> {
 /// Files and directories of /proc and /sys that expose the host (kernel
 /// memory, keys, timers, firmware): hidden, as docker does. A file gets
 /// /dev/null bound over it, a directory an empty read-only tmpfs.
-const MASKED: [&str; 11] = [
+pub const MASKED: [&str; 11] = [
     "/proc/asound",
     "/proc/acpi",
     "/proc/kcore",
@@ -434,7 +434,7 @@ const MASKED: [&str; 11] = [
 ];
 
 /// Kernel tunables the container may read but not change.
-const READ_ONLY: [&str; 5] = [
+pub const READ_ONLY: [&str; 5] = [
     "/proc/bus",
     "/proc/fs",
     "/proc/irq",

@@ -9,11 +9,14 @@
 //! the permitted set across it), effective/permitted/inheritable sets,
 //! `no_new_privs`, seccomp last, so the filter never has to allow
 //! containr's own setup. (With `no-new-privileges=false` the filter must go
-//! in before the user switch instead: see [`Confinement::apply_early`].)
+//! in before the user switch instead: see
+//! [`oci::ProcessConfinement::apply_early`].)
 //!
-//! Two front ends share those steps: [`Confinement`], resolved from
-//! docker-like flags, and [`oci::ProcessConfinement`], from an OCI
-//! `config.json`.
+//! Two front ends resolve a confinement: [`Flags`] into [`Confinement`]
+//! (docker-like flags), and [`oci::ProcessConfinement::from_spec`] (an OCI
+//! `config.json`). One applies it: [`oci::ProcessConfinement`], which
+//! `containr run`'s command gets from its spec's `process` and its
+//! compiled program (`with_program`).
 
 mod bpf;
 pub mod caps;
@@ -107,6 +110,37 @@ impl Flags {
     /// before any container exists).
     /// `cache_dir` keeps compiled seccomp programs between runs.
     pub fn resolve(&self, cache_dir: &std::path::Path) -> Result<Confinement, Error> {
+        let (no_new_privs, profile) = self.options()?;
+        let caps = self.caps()?;
+        let seccomp = match self.profile(profile) {
+            Some(choice) => Some(seccomp::compile_cached(&choice, &caps, cache_dir)?),
+            None => None,
+        };
+        Ok(Confinement {
+            caps,
+            no_new_privs,
+            seccomp,
+            privileged: self.privileged,
+        })
+    }
+
+    /// The seccomp profile [`Flags::resolve`] compiles, in OCI's
+    /// `linux.seccomp` form (none when unconfined), for a container
+    /// holding `caps`; remembered in `cache_dir`. Call it after `resolve`,
+    /// which checks the profile.
+    pub fn oci_seccomp(
+        &self,
+        caps: &[u8],
+        cache_dir: &std::path::Path,
+    ) -> Result<Option<oci_spec::runtime::LinuxSeccomp>, Error> {
+        let (_, profile) = self.options()?;
+        self.profile(profile)
+            .map(|choice| seccomp::to_oci_cached(&choice, caps, cache_dir))
+            .transpose()
+    }
+
+    /// `--security-opt`: (no_new_privs, the seccomp profile named).
+    fn options(&self) -> Result<(bool, seccomp::Choice), Error> {
         let mut no_new_privs = true;
         let mut profile = seccomp::Choice::Default;
         for opt in &self.security_opt {
@@ -121,27 +155,30 @@ impl Flags {
                 _ => return Err(Error::BadOption(opt.clone())),
             }
         }
-        let caps = if self.privileged {
-            caps::all()
+        Ok((no_new_privs, profile))
+    }
+
+    fn caps(&self) -> Result<Vec<u8>, Error> {
+        if self.privileged {
+            Ok(caps::all())
         } else {
-            caps::resolve(&self.cap_add, &self.cap_drop)?
-        };
-        let seccomp = match (self.privileged, profile) {
+            caps::resolve(&self.cap_add, &self.cap_drop)
+        }
+    }
+
+    /// The profile to apply; none for unconfined.
+    fn profile(&self, named: seccomp::Choice) -> Option<seccomp::Choice> {
+        match (self.privileged, named) {
             // docker: --privileged runs unconfined unless a profile is named.
             (true, seccomp::Choice::Default) | (_, seccomp::Choice::Unconfined) => None,
-            (_, choice) => Some(seccomp::compile_cached(&choice, &caps, cache_dir)?),
-        };
-        Ok(Confinement {
-            caps,
-            no_new_privs,
-            seccomp,
-            privileged: self.privileged,
-        })
+            (_, choice) => Some(choice),
+        }
     }
 }
 
 impl Confinement {
-    /// Describe, for the walkthrough, what [`Confinement::apply_late`] will do.
+    /// Describe, for the walkthrough, what applying it will do (the
+    /// `oci::ProcessConfinement` made from it applies it).
     pub fn explain(&self) {
         step!(
             "capabilities: bounding/effective/permitted = {} of {}{}",
@@ -162,28 +199,6 @@ impl Confinement {
                 )
             }),
         );
-    }
-
-    /// Before the user switch: shrink the bounding set, and ask the kernel to
-    /// keep the permitted set across `setuid`.
-    pub fn apply_early(&self) -> Result<(), Error> {
-        enter_early(&self.caps, self.no_new_privs, self.filter())
-    }
-
-    /// After the user switch, immediately before `execve`. Inheritable and
-    /// ambient stay empty (docker's since CVE-2022-24769).
-    pub fn apply_late(&self) -> Result<(), Error> {
-        let sets = caps::Sets {
-            effective: &self.caps,
-            permitted: &self.caps,
-            inheritable: &[],
-            ambient: &[],
-        };
-        enter_late(&sets, self.no_new_privs, self.filter())
-    }
-
-    fn filter(&self) -> Option<(&[u8], u32)> {
-        self.seccomp.as_deref().map(|bpf| (bpf, 0))
     }
 }
 

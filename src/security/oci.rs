@@ -269,12 +269,6 @@ fn resolve_rlimits(p: &Process) -> Result<Vec<Rlimit>, Error> {
     resolve_rlimit_list(p.rlimits().as_deref().unwrap_or(&[]))
 }
 
-/// Rlimits (`containr run --ulimit`, as the spec's), checked as
-/// `process.rlimits` is, and set on this process: what it execs keeps them.
-pub fn set_rlimits(rlimits: &[oci_spec::runtime::PosixRlimit]) -> Result<(), Error> {
-    apply_rlimits(&resolve_rlimit_list(rlimits)?)
-}
-
 fn apply_rlimits(rlimits: &[Rlimit]) -> Result<(), Error> {
     for r in rlimits {
         let lim = libc::rlimit {
@@ -587,6 +581,17 @@ impl ProcessConfinement {
             self.personality = Some(p.domain());
         }
         Ok(self)
+    }
+
+    /// The seccomp program compiled already (`containr run`'s profile,
+    /// from its cache) in place of `linux.seccomp`'s; none: unconfined.
+    pub fn with_program(mut self, bpf: Option<Vec<u8>>) -> Self {
+        self.seccomp = bpf.map(|bpf| Seccomp {
+            bpf,
+            flags: 0,
+            flag_names: Vec::new(),
+        });
+        self
     }
 
     /// Describe, for the walkthrough, what applying will do.

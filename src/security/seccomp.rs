@@ -182,20 +182,8 @@ pub fn compile_cached(
     caps: &[u8],
     cache_dir: &std::path::Path,
 ) -> Result<Vec<u8>, Error> {
-    use std::hash::{Hash, Hasher};
     let text = profile_text(choice)?;
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (
-        &text,
-        caps,
-        kernel_version(),
-        format!("{:?}", libseccomp::ScmpVersion::current().ok()),
-        env!("CARGO_PKG_VERSION"),
-        "ranges", // the program's shape: entries made before it are not reused
-        format!("{:?}", ScmpArch::native()),
-    )
-        .hash(&mut h);
-    let path = cache_dir.join(format!("seccomp-{:016x}.bpf", h.finish()));
+    let path = cache_dir.join(format!("seccomp-{:016x}.bpf", cache_key(&text, caps)));
     if let Ok(bpf) = std::fs::read(&path)
         && !bpf.is_empty()
         && bpf.len() % 8 == 0
@@ -209,6 +197,51 @@ pub fn compile_cached(
         let _ = std::fs::rename(&tmp, &path);
     }
     Ok(bpf)
+}
+
+/// What a compiled program (or the OCI form) depends on, hashed: the
+/// profile's text, the capabilities, the kernel and libseccomp versions,
+/// and containr's own.
+fn cache_key(text: &str, caps: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (
+        text,
+        caps,
+        kernel_version(),
+        format!("{:?}", libseccomp::ScmpVersion::current().ok()),
+        env!("CARGO_PKG_VERSION"),
+        "ranges", // the program's shape: entries made before it are not reused
+        format!("{:?}", ScmpArch::native()),
+    )
+        .hash(&mut h);
+    h.finish()
+}
+
+/// [`to_oci`], remembered in `cache_dir` as [`compile_cached`] remembers
+/// the program: building the OCI form from the profile (parsing it, judging
+/// its conditions) cost about 0.4 ms of every start; reading it back is
+/// one typed parse.
+pub fn to_oci_cached(
+    choice: &Choice,
+    caps: &[u8],
+    cache_dir: &std::path::Path,
+) -> Result<oci_spec::runtime::LinuxSeccomp, Error> {
+    let key = cache_key(&profile_text(choice)?, caps);
+    let path = cache_dir.join(format!("seccomp-{key:016x}.oci.json"));
+    if let Ok(bytes) = std::fs::read(&path)
+        && let Ok(oci) = serde_json::from_slice(&bytes)
+    {
+        return Ok(oci);
+    }
+    let oci = to_oci(choice, caps)?;
+    // Best effort, as the program's cache.
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let bytes = serde_json::to_vec(&oci).expect("a profile serialises");
+    if std::fs::create_dir_all(cache_dir).is_ok() && std::fs::write(&tmp, bytes).is_ok() {
+        let _ = std::fs::rename(&tmp, &path);
+    }
+    Ok(oci)
 }
 
 fn profile_text(choice: &Choice) -> Result<String, Error> {
@@ -257,23 +290,9 @@ fn from_oci(seccomp: &oci_spec::runtime::LinuxSeccomp) -> Result<Profile, String
     serde_json::from_value(value).map_err(|e| e.to_string())
 }
 
-/// A profile with its conditions evaluated for one container: which
-/// architectures, and for each rule that applies the names and the
-/// condition groups (any group matching fires the rule).
-struct Resolved {
-    default: bpf::Action,
-    arches: Vec<ScmpArch>,
-    rules: Vec<(String, bpf::Action, Vec<Vec<bpf::Cond>>)>,
-}
-
-/// `strict`: a syscall name this libseccomp does not know on any of the
-/// profile's architectures is an error (a user's typo), rather than a name
-/// newer than the library (skipped, as docker does, for the default).
-fn resolve(profile: &Profile, caps: &[u8], strict: bool) -> Result<Resolved, String> {
-    // defaultErrnoRet is the default action's alone; a rule's ERRNO
-    // without errnoRet is EPERM (runc and the OCI spec).
-    let default = action(&profile.default_action, profile.default_errno_ret)?;
-
+/// The architectures a profile's filter covers: the native one first, its
+/// sub-architectures from `archMap`, then those `architectures` names.
+fn architectures(profile: &Profile) -> Result<Vec<ScmpArch>, String> {
     let native = ScmpArch::native();
     let mut arches = vec![native];
     for m in &profile.arch_map {
@@ -296,29 +315,143 @@ fn resolve(profile: &Profile, caps: &[u8], strict: bool) -> Result<Resolved, Str
             arches.push(a);
         }
     }
+    Ok(arches)
+}
 
-    let have: Vec<String> = caps::names(caps);
-    let kernel = kernel_version();
-    let native_docker = docker_arch(native);
-    let applies = |f: &Filter, include: bool| -> bool {
-        let caps_ok = f.caps.iter().all(|c| have.iter().any(|h| h == c));
-        let arch_ok = f.arches.iter().any(|a| native_docker.contains(&a.as_str()));
+/// What docker's conditional rules (`includes`, `excludes`) are judged
+/// on: the container's capabilities, this kernel, this architecture.
+struct Conditions {
+    have: Vec<String>,
+    kernel: (u32, u32),
+    native_docker: &'static [&'static str],
+}
+
+impl Conditions {
+    fn of(caps: &[u8]) -> Conditions {
+        Conditions {
+            have: caps::names(caps),
+            kernel: kernel_version(),
+            native_docker: docker_arch(ScmpArch::native()),
+        }
+    }
+
+    fn applies(&self, f: &Filter, include: bool) -> bool {
+        let caps_ok = f.caps.iter().all(|c| self.have.iter().any(|h| h == c));
+        let arch_ok = f
+            .arches
+            .iter()
+            .any(|a| self.native_docker.contains(&a.as_str()));
         let kernel_ok = f
             .min_kernel
             .as_deref()
             .and_then(parse_version)
-            .is_none_or(|min| kernel >= min);
+            .is_none_or(|min| self.kernel >= min);
         if include {
             (f.caps.is_empty() || caps_ok) && (f.arches.is_empty() || arch_ok) && kernel_ok
         } else {
             // An exclude applies if any of its conditions holds.
             (!f.caps.is_empty() && caps_ok) || (!f.arches.is_empty() && arch_ok)
         }
-    };
+    }
 
+    /// Whether `rule` is part of this container's filter.
+    fn admit(&self, rule: &Rule) -> bool {
+        self.applies(&rule.includes, true) && !self.applies(&rule.excludes, false)
+    }
+}
+
+/// libseccomp's name of an architecture, as OCI's `architectures` lists it.
+fn arch_name(arch: ScmpArch) -> Option<&'static str> {
+    Some(match arch {
+        ScmpArch::X8664 => "SCMP_ARCH_X86_64",
+        ScmpArch::X86 => "SCMP_ARCH_X86",
+        ScmpArch::X32 => "SCMP_ARCH_X32",
+        ScmpArch::Aarch64 => "SCMP_ARCH_AARCH64",
+        ScmpArch::Arm => "SCMP_ARCH_ARM",
+        ScmpArch::Riscv64 => "SCMP_ARCH_RISCV64",
+        ScmpArch::Ppc64Le => "SCMP_ARCH_PPC64LE",
+        ScmpArch::Ppc64 => "SCMP_ARCH_PPC64",
+        ScmpArch::S390X => "SCMP_ARCH_S390X",
+        _ => return None,
+    })
+}
+
+/// The chosen profile in OCI's `linux.seccomp` form, for a container
+/// holding `caps`: docker's conditions (`includes`, `excludes`, `archMap`)
+/// evaluated here, so what is left is plain OCI that any runtime (runc,
+/// `containr-oci`) compiles to the program [`compile`] makes. Unconfined
+/// has no form: the caller leaves `linux.seccomp` out.
+pub fn to_oci(choice: &Choice, caps: &[u8]) -> Result<oci_spec::runtime::LinuxSeccomp, Error> {
+    let path = match choice {
+        Choice::File(path) => path.clone(),
+        _ => "(default)".to_string(),
+    };
+    let err = |why: String| Error::Profile {
+        path: path.clone(),
+        why,
+    };
+    // Its names, actions and operators were checked when it was compiled
+    // (resolving names again would cost what the compile cache saves).
+    let profile: Profile = serde_json::from_str(&profile_text(choice)?)
+        .map_err(|e| err(format!("not a valid profile: {e}")))?;
+    let arches: Vec<&str> = (architectures(&profile).map_err(err)?.into_iter())
+        .filter_map(arch_name)
+        .collect();
+    let conditions = Conditions::of(caps);
+    let syscalls: Vec<serde_json::Value> = (profile.syscalls.iter())
+        .filter(|rule| conditions.admit(rule))
+        .map(|rule| {
+            let names: Vec<&String> = rule.names.iter().chain(rule.name.iter()).collect();
+            let args: Vec<serde_json::Value> = (rule.args.iter())
+                .map(|a| {
+                    serde_json::json!({
+                        "index": a.index, "value": a.value, "valueTwo": a.value_two, "op": a.op
+                    })
+                })
+                .collect();
+            let mut r = serde_json::json!({"names": names, "action": rule.action});
+            if let Some(errno) = rule.errno_ret {
+                r["errnoRet"] = errno.into();
+            }
+            if !args.is_empty() {
+                r["args"] = args.into();
+            }
+            r
+        })
+        .collect();
+    let mut oci = serde_json::json!({
+        "defaultAction": profile.default_action,
+        "architectures": arches,
+        "syscalls": syscalls,
+    });
+    if let Some(errno) = profile.default_errno_ret {
+        oci["defaultErrnoRet"] = errno.into();
+    }
+    serde_json::from_value(oci).map_err(|e| err(format!("not expressible in OCI's form: {e}")))
+}
+
+/// A profile with its conditions evaluated for one container: which
+/// architectures, and for each rule that applies the names and the
+/// condition groups (any group matching fires the rule).
+struct Resolved {
+    default: bpf::Action,
+    arches: Vec<ScmpArch>,
+    rules: Vec<(String, bpf::Action, Vec<Vec<bpf::Cond>>)>,
+}
+
+/// `strict`: a syscall name this libseccomp does not know on any of the
+/// profile's architectures is an error (a user's typo), rather than a name
+/// newer than the library (skipped, as docker does, for the default).
+fn resolve(profile: &Profile, caps: &[u8], strict: bool) -> Result<Resolved, String> {
+    // defaultErrnoRet is the default action's alone; a rule's ERRNO
+    // without errnoRet is EPERM (runc and the OCI spec).
+    let default = action(&profile.default_action, profile.default_errno_ret)?;
+
+    let arches = architectures(profile)?;
+    let conditions = Conditions::of(caps);
     let mut rules = Vec::new();
     for rule in &profile.syscalls {
-        if !applies(&rule.includes, true) || applies(&rule.excludes, false) {
+        if !conditions.admit(rule) {
             continue;
         }
         let act = action(&rule.action, rule.errno_ret)?;
@@ -498,6 +631,37 @@ mod tests {
         let admin = caps::resolve(&["SYS_ADMIN".into()], &[]).unwrap();
         let wide = compile(&Choice::Default, &admin).unwrap();
         assert_ne!(plain, wide);
+    }
+
+    /// The OCI form of a profile is the same filter: compiled as
+    /// `containr-oci` compiles a bundle's, it gives the very program.
+    #[test]
+    fn oci_form_compiles_to_the_same_program() {
+        let admin = caps::resolve(&["SYS_ADMIN".into()], &[]).unwrap();
+        for caps in [default_caps(), admin, caps::all()] {
+            let oci = to_oci(&Choice::Default, &caps).unwrap();
+            let json = serde_json::to_value(&oci).unwrap();
+            assert_eq!(json["defaultAction"], "SCMP_ACT_ERRNO");
+            assert!(json.get("archMap").is_none() && json.get("comment").is_none());
+            assert_eq!(
+                compile_oci(&oci).unwrap(),
+                compile(&Choice::Default, &caps).unwrap(),
+                "{} capabilities",
+                caps.len()
+            );
+        }
+    }
+
+    #[test]
+    fn the_oci_form_is_cached_whole() {
+        let dir = std::env::temp_dir().join(format!("containr-oci-cache-{}", std::process::id()));
+        let made = to_oci_cached(&Choice::Default, &default_caps(), &dir).unwrap();
+        let files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        let again = to_oci_cached(&Choice::Default, &default_caps(), &dir).unwrap();
+        assert_eq!(again, made);
+        assert_eq!(again, to_oci(&Choice::Default, &default_caps()).unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     fn profile(json: &str) -> Result<Vec<u8>, String> {

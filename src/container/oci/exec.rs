@@ -323,5 +323,11 @@ fn run_process(config: &ExecConfig, channel: &Channel) -> Result<std::convert::I
     };
     let command = Command::resolve(process)?;
     nix::unistd::chdir(process.cwd().as_path()).map_err(Error::sys_nix("chdir to process.cwd"))?;
-    become_process(process, &config.confinement, config.preserve_fds, &command)
+    become_process(
+        process,
+        &config.confinement,
+        config.preserve_fds,
+        &command,
+        false,
+    )
 }

@@ -170,7 +170,13 @@ fn build(
         hooks::run("startContainer", &h, &config.state)?;
     }
     drop(pty);
-    become_process(process, &config.confinement, config.preserve_fds, &command)
+    become_process(
+        process,
+        &config.confinement,
+        config.preserve_fds,
+        &command,
+        false,
+    )
 }
 
 /// A pseudo-terminal on the container's devpts, sized as `consoleSize`
@@ -203,7 +209,7 @@ pub(super) fn attach_terminal(
 }
 
 /// The user's program, found in the container, ready for `execve`.
-pub(super) struct Command {
+pub(crate) struct Command {
     path: PathBuf,
     program: CString,
     argv: Vec<CString>,
@@ -213,7 +219,7 @@ pub(super) struct Command {
 impl Command {
     /// Find `process.args[0]` (in `PATH` from its environment) in the
     /// container's root, which must be `/` by now.
-    pub(super) fn resolve(process: &oci_spec::runtime::Process) -> Result<Command, Error> {
+    pub(crate) fn resolve(process: &oci_spec::runtime::Process) -> Result<Command, Error> {
         let env: Vec<String> = process.env().clone().unwrap_or_default();
         let args = process.args().as_deref().unwrap_or_default();
         let Some(arg0) = args.first() else {
@@ -231,17 +237,26 @@ impl Command {
             path,
         })
     }
+
+    /// The program found, for the walkthrough and messages.
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.path
+    }
 }
 
 /// The last steps of any container process, `create`'s or `exec`'s: the
 /// confinement around the user switch (groups, gid, uid, umask), default
 /// signal dispositions, every descriptor but stdio and the preserved ones
-/// closed on exec, and `execve`. Returns only on failure.
-pub(super) fn become_process(
+/// closed on exec, and `execve`. Returns only on failure. `pdeathsig`:
+/// the process is `containr run`'s PID 1, which must still die with its
+/// parent after the user switch (a change of credentials clears the
+/// parent-death signal the clone set).
+pub(crate) fn become_process(
     process: &oci_spec::runtime::Process,
     confinement: &super::parts::Confinement,
     preserve_fds: u32,
     command: &Command,
+    pdeathsig: bool,
 ) -> Result<std::convert::Infallible, Error> {
     confinement.apply_early()?;
     let user = process.user();
@@ -254,6 +269,10 @@ pub(super) fn become_process(
     nix::unistd::setgroups(&groups).map_err(Error::sys_nix("setgroups"))?;
     nix::unistd::setgid(Gid::from_raw(user.gid())).map_err(Error::sys_nix("setgid"))?;
     nix::unistd::setuid(Uid::from_raw(user.uid())).map_err(Error::sys_nix("setuid"))?;
+    if pdeathsig {
+        // SAFETY: prctl with integer arguments only.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    }
     umask(Mode::from_bits_truncate(user.umask().unwrap_or(0o022) as _));
     confinement.apply_late()?;
     super::super::init::reset_signals();

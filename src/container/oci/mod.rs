@@ -24,7 +24,7 @@ pub mod hooks;
 pub mod init;
 pub mod lifecycle;
 pub mod ops;
-mod parts;
+pub(crate) mod parts;
 pub mod spec;
 pub mod state;
 
