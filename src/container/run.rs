@@ -575,7 +575,7 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
     let dir = record.dir()?;
     let (spec, _extras) = super::spec::build(super::spec::Inputs {
         config: &config,
-        resources: cgroup::oci::resources_of(&p.limits),
+        resources: cgroup::oci::resources_of(&p.limits, cgroup.location().accounts_swap()),
         cgroups_path: cgroup::oci::cgroups_path(cgroup.location()),
         seccomp: p.seccomp,
         dir: &dir,
