@@ -2,8 +2,8 @@
 //! configured from `linux.resources`, frozen, signalled, read and removed
 //! for `containr-oci`'s commands.
 //!
-//! The resources become a list of file writes ([`Write`]), made by a pure
-//! function per hierarchy ([`v1_writes`], [`v2_writes`]) from the spec and
+//! The resources become a list of file writes (`Write`), made by a pure
+//! function per hierarchy (`v1_writes`, `v2_writes`) from the spec and
 //! the current values, so the mapping (units, conversions, order) is
 //! tested without a kernel; applying them is a loop.
 //!
@@ -215,7 +215,7 @@ impl OciCgroup {
 
     /// Stop every task (v1 `freezer.state`, v2 `cgroup.freeze`) and wait
     /// until the kernel says they all are; if they are not within
-    /// [`SETTLE`], thaw again and say so.
+    /// `SETTLE` (5 s), thaw again and say so.
     pub fn freeze(&self) -> Result<(), Error> {
         let (file, on, _) = self.freezer()?;
         step!("echo {on} > {}", file.display());
@@ -324,7 +324,7 @@ impl OciCgroup {
         }
     }
 
-    /// Wait (up to [`SETTLE`]) for the last processes to leave, then remove
+    /// Wait (up to `SETTLE`, 5 s) for the last processes to leave, then remove
     /// the cgroup and any made below it.
     pub fn remove(&self) -> Result<(), Error> {
         let deadline = Instant::now() + SETTLE;

@@ -1,5 +1,5 @@
 //! Seccomp: docker's JSON profile format, compiled into a BPF program on
-//! the host side (libseccomp's syscall tables, [`bpf`]'s range search),
+//! the host side (libseccomp's syscall tables, `bpf`'s range search),
 //! loaded by the command right before exec.
 //!
 //! The default profile is data the project owns (`seccomp_default.json`,
