@@ -2,7 +2,7 @@
 //!
 //! Each step is an ordinary tracing event with the target [`TARGET`], emitted
 //! at DEBUG level with the [`step!`](crate::step) macro. With `--explain`, the
-//! [`ExplainLayer`] prints those events as numbered lines; with
+//! `ExplainLayer` prints those events as numbered lines; with
 //! `--log-level debug` the regular formatter prints them with everything else.
 //! One source of truth serves both audiences.
 //!

@@ -76,6 +76,24 @@ fn limits_are_written_and_the_cgroup_removed() {
         assert_eq!(read(cpu.join("cpu.shares")), "512");
         assert_eq!(read(dir_of(&dirs, "pids").join("pids.max")), "40");
     }
+    // Its spec says the swap it got: docker's default for --memory alone,
+    // as much swap again, where the host accounts swap; else none.
+    let mem = dir_of(&dirs, "memory");
+    let id = mem.file_name().unwrap().to_str().unwrap();
+    let spec = read(sb.data.join(format!("containers/{id}/config.json")));
+    let spec: serde_json::Value = serde_json::from_str(&spec).unwrap();
+    let swap = &spec["linux"]["resources"]["memory"]["swap"];
+    let (file, got) = if v2 {
+        ("memory.swap.max", 48u64 << 20)
+    } else {
+        ("memory.memsw.limit_in_bytes", 96u64 << 20)
+    };
+    if mem.join(file).exists() {
+        assert_eq!(swap, &serde_json::json!(96u64 << 20), "{spec}");
+        assert_eq!(read(mem.join(file)), got.to_string());
+    } else {
+        assert!(swap.is_null(), "no swap accounting, yet {swap}");
+    }
     assert!(child.wait().unwrap().success());
     for (_, d) in &dirs {
         assert!(!d.exists(), "cgroup {} left behind", d.display());

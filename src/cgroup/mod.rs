@@ -168,6 +168,18 @@ impl Limits {
     pub fn cpu_quota_us(&self) -> Option<u64> {
         self.cpus.map(|c| (c * CPU_PERIOD_US as f64).round() as u64)
     }
+
+    /// Memory plus swap the container gets, bytes (`-1`: unlimited swap),
+    /// by docker's rule: `--memory-swap` as given; without it, on a host
+    /// that accounts swap (`swap_accounted`), as much swap again as
+    /// `--memory` (twice the memory in all); otherwise no swap limit.
+    pub fn memory_swap_total(&self, swap_accounted: bool) -> Option<i64> {
+        match (self.memory, self.memory_swap) {
+            (_, Some(total)) => Some(total),
+            (Some(m), None) if swap_accounted => Some((m as i64).saturating_mul(2)),
+            _ => None,
+        }
+    }
 }
 
 /// Docker's size syntax (`RAMInBytes`): a number, an optional unit among
@@ -409,6 +421,19 @@ pub enum Location {
     V2(PathBuf),
     /// (controller, directory) for each controller used.
     V1(Vec<(String, PathBuf)>),
+}
+
+impl Location {
+    /// Whether the host accounts swap for this cgroup (v2
+    /// `memory.swap.max`, v1 `memory.memsw.limit_in_bytes`): where it does
+    /// not, `--memory` alone leaves swap unlimited.
+    pub fn accounts_swap(&self) -> bool {
+        match self {
+            Location::V2(dir) => dir.join("memory.swap.max").exists(),
+            Location::V1(dirs) => v1_dir(dirs, "memory")
+                .is_some_and(|d| d.join("memory.memsw.limit_in_bytes").exists()),
+        }
+    }
 }
 
 /// One container's cgroup; removed when dropped.

@@ -2,8 +2,8 @@
 //! configured from `linux.resources`, frozen, signalled, read and removed
 //! for `containr-oci`'s commands.
 //!
-//! The resources become a list of file writes ([`Write`]), made by a pure
-//! function per hierarchy ([`v1_writes`], [`v2_writes`]) from the spec and
+//! The resources become a list of file writes (`Write`), made by a pure
+//! function per hierarchy (`v1_writes`, `v2_writes`) from the spec and
 //! the current values, so the mapping (units, conversions, order) is
 //! tested without a kernel; applying them is a loop.
 //!
@@ -215,7 +215,7 @@ impl OciCgroup {
 
     /// Stop every task (v1 `freezer.state`, v2 `cgroup.freeze`) and wait
     /// until the kernel says they all are; if they are not within
-    /// [`SETTLE`], thaw again and say so.
+    /// `SETTLE` (5 s), thaw again and say so.
     pub fn freeze(&self) -> Result<(), Error> {
         let (file, on, _) = self.freezer()?;
         step!("echo {on} > {}", file.display());
@@ -324,7 +324,7 @@ impl OciCgroup {
         }
     }
 
-    /// Wait (up to [`SETTLE`]) for the last processes to leave, then remove
+    /// Wait (up to `SETTLE`, 5 s) for the last processes to leave, then remove
     /// the cgroup and any made below it.
     pub fn remove(&self) -> Result<(), Error> {
         let deadline = Instant::now() + SETTLE;
@@ -1400,17 +1400,19 @@ fn v2_stats(dir: &Path) -> Value {
 /// containr's limits (`run`'s flags) in OCI's `linux.resources` form, as
 /// `apply` reads it: the same files get the same values. Devices: deny
 /// all, then docker's default set and the `--device` rules (or allow all
-/// with `--privileged`). `--memory` without `--memory-swap` says nothing of
-/// swap: docker's default (as much swap again) depends on whether the host
-/// accounts swap, which the runtime that applies it checks.
-pub fn resources_of(limits: &super::Limits) -> LinuxResources {
+/// with `--privileged`). Swap as docker gives it
+/// ([`Limits::memory_swap_total`](super::Limits::memory_swap_total)):
+/// `--memory` alone gets as much swap again where the host accounts swap
+/// (`swap_accounted`, [`Location::accounts_swap`]).
+pub fn resources_of(limits: &super::Limits, swap_accounted: bool) -> LinuxResources {
     let mut r = json!({});
-    if limits.memory.is_some() || limits.memory_swap.is_some() {
+    let swap = limits.memory_swap_total(swap_accounted);
+    if limits.memory.is_some() || swap.is_some() {
         r["memory"] = json!({});
         if let Some(m) = limits.memory {
             r["memory"]["limit"] = m.into();
         }
-        if let Some(s) = limits.memory_swap {
+        if let Some(s) = swap {
             r["memory"]["swap"] = s.into();
         }
     }
@@ -1717,7 +1719,7 @@ mod tests {
             device_read_bps: vec![(8, 0, 1024)],
             ..Default::default()
         };
-        let r = resources_of(&limits);
+        let r = resources_of(&limits, false);
         let writes = |r: &LinuxResources| -> Vec<(String, String)> {
             v2_writes(r, &none)
                 .unwrap()
@@ -1742,14 +1744,61 @@ mod tests {
         let rules = device_rules(r.devices().as_deref().unwrap()).unwrap();
         assert_eq!(rules[0], DENY_ALL);
         assert_eq!(&rules[1..=devices::DEFAULT.len()], &devices::DEFAULT[..]);
-        let unlimited = resources_of(&super::super::Limits {
-            pids_limit: Some(0),
-            all_devices: true,
-            ..Default::default()
-        });
+        let unlimited = resources_of(
+            &super::super::Limits {
+                pids_limit: Some(0),
+                all_devices: true,
+                ..Default::default()
+            },
+            false,
+        );
         assert!(writes(&unlimited).contains(&("pids.max".into(), "max".into())));
         let all = device_rules(unlimited.devices().as_deref().unwrap()).unwrap();
         assert!(all[0].allow && all[0].kind.is_none(), "{all:?}");
+    }
+
+    /// docker's swap rule, as the spec says it and as v2 applies it.
+    #[test]
+    fn swap_in_oci_form_follows_docker() {
+        let mb = 1 << 20;
+        let spec_swap = |memory: Option<u64>, memory_swap: Option<i64>, accounted: bool| {
+            let limits = super::super::Limits {
+                memory,
+                memory_swap,
+                ..Default::default()
+            };
+            let r = resources_of(&limits, accounted);
+            let memory = r.memory().as_ref();
+            let swap = memory.and_then(|m| m.swap());
+            // A host with swap accounting.
+            let accounting = |f: &str| (f == "memory.swap.max").then(|| "max\n".to_string());
+            let file = v2_writes(&r, &accounting)
+                .unwrap()
+                .iter()
+                .find(|w| w.file == "memory.swap.max")
+                .map(|w| w.value.clone());
+            (swap, file)
+        };
+        // --memory alone: as much swap again, where swap is accounted.
+        assert_eq!(
+            spec_swap(Some(64 * mb), None, true),
+            (Some(128 * mb as i64), Some((64 * mb).to_string()))
+        );
+        assert_eq!(spec_swap(Some(64 * mb), None, false), (None, None));
+        // -1: unlimited; equal: no swap; more: the difference.
+        assert_eq!(
+            spec_swap(Some(64 * mb), Some(-1), true),
+            (Some(-1), Some("max".into()))
+        );
+        assert_eq!(
+            spec_swap(Some(64 * mb), Some(64 * mb as i64), true),
+            (Some(64 * mb as i64), Some("0".into()))
+        );
+        assert_eq!(
+            spec_swap(Some(64 * mb), Some(100 * mb as i64), true),
+            (Some(100 * mb as i64), Some((36 * mb).to_string()))
+        );
+        assert_eq!(spec_swap(None, None, true), (None, None));
     }
 
     #[test]

@@ -255,24 +255,19 @@ impl Hierarchy for V1 {
         if let Some(m) = limits.memory {
             set("memory", "memory.limit_in_bytes", m.to_string())?;
         }
-        // memory.memsw.* exists only with swap accounting; docker's default
-        // (swap = memory, i.e. memsw = 2 x memory) applies where it does.
-        let memsw =
-            dir_of("memory").is_some_and(|d| d.join("memory.memsw.limit_in_bytes").exists());
-        match (limits.memory, limits.memory_swap) {
-            (_, Some(total)) if memsw => {
+        // memory.memsw.* exists only with swap accounting.
+        let memsw = cgroup.location.accounts_swap();
+        match limits.memory_swap_total(memsw) {
+            Some(total) if memsw => {
                 set("memory", "memory.memsw.limit_in_bytes", total.to_string())?
             }
-            (Some(m), None) if memsw => {
-                set("memory", "memory.memsw.limit_in_bytes", (2 * m).to_string())?
-            }
-            (_, Some(_)) => {
+            Some(_) => {
                 return Err(Error::NoController {
                     flag: "--memory-swap",
                     controller: "memory.memsw (swap accounting)",
                 });
             }
-            _ => {}
+            None => {}
         }
         if let Some(q) = limits.cpu_quota_us() {
             set("cpu", "cpu.cfs_period_us", super::CPU_PERIOD_US.to_string())?;

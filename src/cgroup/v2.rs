@@ -143,16 +143,16 @@ impl Hierarchy for V2 {
             set("memory.max", m.to_string())?;
         }
         // docker's --memory-swap counts memory plus swap; v2 limits swap alone.
-        match (limits.memory, limits.memory_swap) {
+        match (
+            limits.memory,
+            limits.memory_swap_total(cgroup.location.accounts_swap()),
+        ) {
             (_, Some(-1)) => set("memory.swap.max", "max".into())?,
             (Some(m), Some(total)) => set(
                 "memory.swap.max",
                 (total as u64).saturating_sub(m).to_string(),
             )?,
             (None, Some(total)) => set("memory.swap.max", total.to_string())?,
-            (Some(m), None) if dir.join("memory.swap.max").exists() => {
-                set("memory.swap.max", m.to_string())?
-            }
             _ => {}
         }
         if let Some(q) = limits.cpu_quota_us() {

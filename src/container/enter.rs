@@ -9,7 +9,7 @@
 //! copy of containr (it will be in the container's namespaces, where
 //! `/proc/PID/exe` must not lead to the host's binary: CVE-2019-5736) into
 //! the container's cgroup; the helper joins the container's namespaces
-//! ([`join_and_fork`]: `setns` on a pidfd of the container's init, all at
+//! (`join_and_fork`: `setns` on a pidfd of the container's init, all at
 //! once) and forks the process as `exec`'s own child (`CLONE_PARENT`). The
 //! process resolves its user and program in the container, and execs with
 //! nothing but stdio open (CVE-2024-21626: joining the mount namespace put
@@ -60,7 +60,7 @@ pub struct ExecConfig {
     pub detach: bool,
 }
 
-/// Why [`join_and_fork`] failed.
+/// Why `join_and_fork` failed.
 #[derive(Debug, thiserror::Error)]
 pub enum JoinError {
     #[error("the container's process exited")]

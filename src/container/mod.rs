@@ -2,7 +2,7 @@
 //!
 //! Three processes take part:
 //!
-//! 1. the **parent**, `containr run` on the host ([`run`]): checks the
+//! 1. the **parent**, `containr run` on the host ([`run`](mod@run)): checks the
 //!    request, writes the container's state, clones the init into new
 //!    namespaces, then supervises: forwards signals, relays the terminal,
 //!    collects the exit status and cleans up;

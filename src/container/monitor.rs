@@ -2,7 +2,7 @@
 //! `containr` has returned, as conmon does for podman.
 //!
 //! `containr run -d` forks it before anything else is done; the monitor
-//! checks and resolves the request ([`prepare`](super::prepare)), leaves
+//! checks and resolves the request ([`prepare`]), leaves
 //! the command line's session (`setsid`), creates and starts the container
 //! with its stdout and stderr on pipes of its own, and tells the command
 //! line over a pipe whether the container runs (its id) or why not (the

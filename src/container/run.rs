@@ -199,8 +199,9 @@ pub struct Prepared {
     user_env: Vec<String>,
     limits: Limits,
     confinement: Confinement,
-    /// The seccomp profile `confinement` compiled, in OCI's form.
-    seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    /// The seccomp profile `confinement` compiled, in OCI's form (JSON
+    /// text, written into the spec as it is).
+    seccomp: Option<Box<serde_json::value::RawValue>>,
     userns: Option<IdMap>,
     name: Option<String>,
     hostname: Option<String>,
@@ -575,12 +576,12 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
     let dir = record.dir()?;
     let (spec, _extras) = super::spec::build(super::spec::Inputs {
         config: &config,
-        resources: cgroup::oci::resources_of(&p.limits),
+        resources: cgroup::oci::resources_of(&p.limits, cgroup.location().accounts_swap()),
         cgroups_path: cgroup::oci::cgroups_path(cgroup.location()),
-        seccomp: p.seccomp,
         dir: &dir,
     });
-    super::spec::write(&dir, &spec, &config.etc_files).map_err(crate::util::io_err(&dir))?;
+    super::spec::write(&dir, spec, p.seccomp.as_deref(), &config.etc_files)
+        .map_err(crate::util::io_err(&dir))?;
     let init = clone_init(config, &cgroup, attachment.as_ref(), p.detach)?;
     Ok(Created {
         detach: p.detach,

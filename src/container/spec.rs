@@ -13,8 +13,9 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxResources, LinuxSeccomp, Process, Spec};
+use oci_spec::runtime::{LinuxResources, Process, Spec};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::Config;
@@ -29,8 +30,6 @@ pub struct Inputs<'a> {
     pub resources: LinuxResources,
     /// Where its cgroup is (`cgroup::oci::cgroups_path`).
     pub cgroups_path: Option<String>,
-    /// The seccomp profile in use, in OCI's form (none when unconfined).
-    pub seccomp: Option<LinuxSeccomp>,
     /// `containers/<id>/`: the `/etc` files are bound from there.
     pub dir: &'a Path,
 }
@@ -66,7 +65,8 @@ pub fn etc_source(dir: &Path, target: &str) -> PathBuf {
 }
 
 /// The spec of the container `inputs` describes, and its extras. Pure:
-/// nothing is read or made.
+/// nothing is read or made. Its `linux.seccomp` is left out: the profile's
+/// OCI form is added, as the cache's text, by [`write`](fn@write).
 pub fn build(inputs: Inputs<'_>) -> (Spec, RunExtras) {
     let c = inputs.config;
     let privileged = c.confinement.privileged;
@@ -183,11 +183,9 @@ pub fn build(inputs: Inputs<'_>) -> (Spec, RunExtras) {
         "linux": linux,
     });
     let mut spec: Spec = serde_json::from_value(spec).expect("the fields of a runtime spec");
-    // Typed already: set as they are, not through JSON again (the seccomp
-    // profile is most of the spec).
+    // Typed already: set as it is, not through JSON again.
     if let Some(linux) = spec.linux_mut() {
         linux.set_resources(Some(inputs.resources));
-        linux.set_seccomp(inputs.seccomp);
     }
     let extras = RunExtras {
         overlay: c.overlay.clone(),
@@ -250,10 +248,47 @@ fn to_value(v: &impl Serialize) -> Value {
 /// Write the container's bundle into its directory `dir`: the `/etc` files
 /// its spec binds (`(target, contents)`), then `config.json` (0600: it
 /// holds the environment). Not synced: it is made again from the record.
-pub fn write(dir: &Path, spec: &Spec, etc_files: &[(String, String)]) -> std::io::Result<()> {
+pub fn write(
+    dir: &Path,
+    spec: Spec,
+    seccomp: Option<&RawValue>,
+    etc_files: &[(String, String)],
+) -> std::io::Result<()> {
     write_etc_files(dir, etc_files)?;
-    let bytes = serde_json::to_vec(spec).expect("a spec serialises");
-    write_file(&dir.join("config.json"), &bytes, 0o600)
+    write_file(&dir.join("config.json"), &to_json(spec, seccomp), 0o600)
+}
+
+/// `spec` as JSON with `seccomp` (OCI's `linux.seccomp`, as JSON text) in
+/// its `linux`, copied as it is: the profile is most of the spec, and
+/// parsing it to serialize it again cost more than the rest of the spec.
+pub fn to_json(mut spec: Spec, seccomp: Option<&RawValue>) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct WithSeccomp<'a> {
+        #[serde(flatten)]
+        linux: &'a oci_spec::runtime::Linux,
+        seccomp: &'a RawValue,
+    }
+    #[derive(Serialize)]
+    struct Whole<'a> {
+        #[serde(flatten)]
+        spec: &'a Spec,
+        linux: WithSeccomp<'a>,
+    }
+    let linux = spec.linux_mut().take();
+    let bytes = match (&linux, seccomp) {
+        (Some(linux), Some(seccomp)) => {
+            debug_assert!(linux.seccomp().is_none(), "one linux.seccomp");
+            serde_json::to_vec(&Whole {
+                spec: &spec,
+                linux: WithSeccomp { linux, seccomp },
+            })
+        }
+        _ => {
+            spec.set_linux(linux);
+            serde_json::to_vec(&spec)
+        }
+    };
+    bytes.expect("a spec serialises")
 }
 
 /// Write (again: a restart gets a new address) the `/etc` files.
@@ -335,7 +370,6 @@ mod tests {
             config: c,
             resources: LinuxResources::default(),
             cgroups_path: Some("/containr/abc".into()),
-            seccomp: None,
             dir: Path::new("/var/lib/containr/containers/abc"),
         }
     }
@@ -376,6 +410,37 @@ mod tests {
         assert_eq!(s["root"], json!({"path": "/srv/rootfs", "readonly": true}));
         assert!(extras.init && extras.overlay.is_none());
         assert_eq!(extras.user.user, "1000");
+    }
+
+    /// The profile's text lands in `linux.seccomp` as it is, beside the
+    /// rest of `linux`; the whole reads back as one spec.
+    #[test]
+    fn seccomp_is_written_as_the_cache_holds_it() {
+        let text = r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}"#;
+        let raw = RawValue::from_string(text.into()).unwrap();
+        let (spec, _) = build(inputs(&config()));
+        let plain = to_json(spec.clone(), None);
+        assert_eq!(plain, serde_json::to_vec(&spec).unwrap());
+        let bytes = to_json(spec.clone(), Some(&raw));
+        let json = String::from_utf8(bytes.clone()).unwrap();
+        assert!(json.contains(&format!(r#""seccomp":{text}"#)), "{json}");
+        let back: Spec = serde_json::from_slice(&bytes).unwrap();
+        let linux = back.linux().as_ref().unwrap();
+        assert_eq!(
+            linux
+                .seccomp()
+                .as_ref()
+                .unwrap()
+                .syscalls()
+                .as_ref()
+                .unwrap()[0]
+                .names(),
+            &["read".to_string()]
+        );
+        // The rest is the spec's own.
+        let mut without = back.clone();
+        without.linux_mut().as_mut().unwrap().set_seccomp(None);
+        assert_eq!(without, spec);
     }
 
     #[test]

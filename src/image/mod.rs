@@ -1,7 +1,7 @@
 //! Images: names, metadata, layer snapshots, and what `run`, `import`,
 //! `images`, `tag`, `rmi` and `image inspect` do with them.
 //!
-//! - [`reference`]: image names, normalized as docker does;
+//! - [`reference`](mod@reference): image names, normalized as docker does;
 //! - [`config`]: the OCI/Docker formats and Entrypoint/Cmd rules;
 //! - [`unpack`]: safe layer extraction with whiteouts;
 //! - [`store`]: the name index and the diff-id snapshots;

@@ -309,7 +309,7 @@ impl LeaseFile {
     /// Write the leases back (the lock is kept until drop).
     ///
     /// Written in place and then truncated, so that a run killed between the
-    /// two leaves the new contents followed by stale bytes, which [`parse`]
+    /// two leaves the new contents followed by stale bytes, which `parse`
     /// ignores: the file is never half-written JSON.
     pub fn save(&mut self) -> std::io::Result<()> {
         let body = serde_json::to_vec(&self.leases).expect("plain data");

@@ -125,14 +125,14 @@ impl Flags {
     }
 
     /// The seccomp profile [`Flags::resolve`] compiles, in OCI's
-    /// `linux.seccomp` form (none when unconfined), for a container
-    /// holding `caps`; remembered in `cache_dir`. Call it after `resolve`,
+    /// `linux.seccomp` form as JSON text (none when unconfined), for a
+    /// container holding `caps`; remembered in `cache_dir`. Call it after `resolve`,
     /// which checks the profile.
     pub fn oci_seccomp(
         &self,
         caps: &[u8],
         cache_dir: &std::path::Path,
-    ) -> Result<Option<oci_spec::runtime::LinuxSeccomp>, Error> {
+    ) -> Result<Option<Box<serde_json::value::RawValue>>, Error> {
         let (_, profile) = self.options()?;
         self.profile(profile)
             .map(|choice| seccomp::to_oci_cached(&choice, caps, cache_dir))
