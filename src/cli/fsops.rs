@@ -44,17 +44,6 @@ pub fn cp(
     follow: bool,
     reserve: u64,
 ) -> Result<i32, Error> {
-    cp_ends(root, src, dest, archive, follow, reserve)
-}
-
-fn cp_ends(
-    root: &Path,
-    src: &str,
-    dest: &str,
-    archive: bool,
-    follow: bool,
-    reserve: u64,
-) -> Result<i32, Error> {
     require_root("cp")?;
     let usage = || {
         Error::Usage(
