@@ -92,17 +92,19 @@ fn replace(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> std::io::Resu
     })
 }
 
-/// Open (creating it) the lock file at `path` and hold an exclusive
-/// `flock` on it until the returned value is dropped.
-pub fn lock_file(path: &Path) -> Result<nix::fcntl::Flock<File>, PathIo> {
+/// Open (creating it) the lock file at `path` and hold `how` (an
+/// exclusive or shared `flock`) on it until the returned value is dropped.
+pub fn lock_file(
+    path: &Path,
+    how: nix::fcntl::FlockArg,
+) -> Result<nix::fcntl::Flock<File>, PathIo> {
     let f = File::options()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)
         .map_err(io_err(path))?;
-    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| io_err(path)(e.into()))
+    nix::fcntl::Flock::lock(f, how).map_err(|(_, e)| io_err(path)(e.into()))
 }
 
 /// Read the file at `path` whole, refusing it (`FileTooLarge`) once more

@@ -442,13 +442,8 @@ impl Waiter {
     pub fn register(s: &State) -> Option<Waiter> {
         let dir = s.dir();
         let _ = fs::create_dir(&dir);
-        let file = fs::File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(WAITERS))
-            .ok()?;
-        let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockShared).ok()?;
+        let lock =
+            crate::util::lock_file(&dir.join(WAITERS), nix::fcntl::FlockArg::LockShared).ok()?;
         Some(Waiter {
             dir,
             records: s.record_dir.clone(),
@@ -538,7 +533,10 @@ impl DataRoot {
     /// Held while changing a record its owner is not there to change:
     /// reclaiming a stale one, removing one.
     fn lock(&self) -> Result<nix::fcntl::Flock<fs::File>, Error> {
-        Ok(crate::util::lock_file(&self.path.join("containers.lock"))?)
+        Ok(crate::util::lock_file(
+            &self.path.join("containers.lock"),
+            nix::fcntl::FlockArg::LockExclusive,
+        )?)
     }
 
     /// Settle what killed `containr run` processes left behind.

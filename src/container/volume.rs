@@ -156,6 +156,7 @@ impl Store {
     pub fn lock_tmpfs(&self) -> Result<TmpfsLock, Error> {
         Ok(TmpfsLock(crate::util::lock_file(
             &self.dir.join(".tmpfs.lock"),
+            nix::fcntl::FlockArg::LockExclusive,
         )?))
     }
 

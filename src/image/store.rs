@@ -439,12 +439,7 @@ pub fn parse_json<T: serde::de::DeserializeOwned + config::Digests>(
 /// Open (creating) the lock file `path` and take `how` on it; released
 /// when the guard is dropped.
 fn flock(path: &Path, how: nix::fcntl::FlockArg) -> Result<IndexLock, Error> {
-    let f = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(io_err(path))?;
-    let lock = nix::fcntl::Flock::lock(f, how).map_err(|(_, e)| io_err(path)(e.into()))?;
-    Ok(IndexLock { _lock: lock })
+    Ok(IndexLock {
+        _lock: crate::util::lock_file(path, how)?,
+    })
 }
