@@ -1109,8 +1109,8 @@ fn run_command(command: Command, global: &Global) -> Result<i32, Error> {
             name,
         } => cli::fsops::commit(
             root,
-            cli::fsops::CommitArgs {
-                container: &container,
+            &container,
+            containr::container::commit::Options {
                 name: name.as_deref(),
                 changes: &change,
                 message,

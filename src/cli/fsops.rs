@@ -96,35 +96,11 @@ pub fn diff(root: &Path, name: &str) -> Result<i32, Error> {
     Ok(0)
 }
 
-/// What `containr commit` was given.
-pub struct CommitArgs<'a> {
-    pub container: &'a str,
-    pub name: Option<&'a str>,
-    pub changes: &'a [String],
-    pub message: Option<String>,
-    pub author: Option<String>,
-    /// `--pause` (docker's default): a running container is frozen while
-    /// its layer is read.
-    pub pause: bool,
-    pub reserve: u64,
-}
-
 /// `containr commit`: prints the new image's id.
-pub fn commit(root: &Path, a: CommitArgs<'_>) -> Result<i32, Error> {
+pub fn commit(root: &Path, container: &str, opts: commits::Options<'_>) -> Result<i32, Error> {
     require_root("commit")?;
-    let s = lifecycle::lookup(root, a.container)?;
-    let id = commits::commit(
-        root,
-        &s,
-        commits::Options {
-            name: a.name,
-            changes: a.changes,
-            message: a.message,
-            author: a.author,
-            pause: a.pause,
-            reserve: a.reserve,
-        },
-    )?;
+    let s = lifecycle::lookup(root, container)?;
+    let id = commits::commit(root, &s, opts)?;
     println!("{id}");
     Ok(0)
 }
