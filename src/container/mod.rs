@@ -252,10 +252,6 @@ pub struct Config {
     /// it, the init execs the command, which is then PID 1.
     #[serde(default)]
     pub init: bool,
-    /// With `--userns-remap`: how many `MountTree` messages follow the
-    /// config (the binds the parent idmapped).
-    #[serde(default)]
-    pub mount_trees: usize,
     /// The container's cgroup, as it sees it at `/sys/fs/cgroup`.
     pub cgroupfs: crate::rootfs::CgroupFs,
     pub confinement: crate::security::Confinement,

@@ -135,10 +135,7 @@ pub fn build(inputs: Inputs<'_>) -> (Spec, RunExtras) {
         }));
     }
 
-    let user = c.user.clone().unwrap_or(UserSpec {
-        user: "0".into(),
-        group: None,
-    });
+    let user = user(c);
     let mut namespaces: Vec<Value> = ["pid", "ipc", "uts", "mount", "cgroup"]
         .iter()
         .map(|t| json!({"type": t}))
@@ -150,7 +147,9 @@ pub fn build(inputs: Inputs<'_>) -> (Spec, RunExtras) {
         }
         _ => namespaces.push(json!({"type": "network"})),
     }
-    let mut linux = json!({"namespaces": namespaces});
+    // Nothing mounted in the container propagates back to the host, nor
+    // the host's mounts into it (docker's default).
+    let mut linux = json!({"namespaces": namespaces, "rootfsPropagation": "rprivate"});
     if let Some(map) = c.userns {
         linux["namespaces"]
             .as_array_mut()
@@ -203,11 +202,16 @@ pub fn build(inputs: Inputs<'_>) -> (Spec, RunExtras) {
 /// The spec's `process` for `config`: its user's numeric ids where `-u`
 /// gave numbers (a name is resolved in the container: see [`RunExtras`]).
 pub fn process(config: &Config) -> Process {
-    let user = config.user.clone().unwrap_or(UserSpec {
+    serde_json::from_value(process_json(config, &user(config))).expect("the fields of a process")
+}
+
+/// The user `config`'s process runs as: `-u`'s, or uid 0, resolved like
+/// any other so that root's groups and home come from the image (docker).
+pub fn user(config: &Config) -> UserSpec {
+    config.user.clone().unwrap_or(UserSpec {
         user: "0".into(),
         group: None,
-    });
-    serde_json::from_value(process_json(config, &user)).expect("the fields of a process")
+    })
 }
 
 fn process_json(c: &Config, user: &UserSpec) -> Value {
@@ -250,7 +254,7 @@ fn to_value(v: &impl Serialize) -> Value {
 /// holds the environment). Not synced: it is made again from the record.
 pub fn write(
     dir: &Path,
-    spec: Spec,
+    spec: &mut Spec,
     seccomp: Option<&RawValue>,
     etc_files: &[(String, String)],
 ) -> std::io::Result<()> {
@@ -261,7 +265,8 @@ pub fn write(
 /// `spec` as JSON with `seccomp` (OCI's `linux.seccomp`, as JSON text) in
 /// its `linux`, copied as it is: the profile is most of the spec, and
 /// parsing it to serialize it again cost more than the rest of the spec.
-pub fn to_json(mut spec: Spec, seccomp: Option<&RawValue>) -> Vec<u8> {
+/// (`spec`'s `linux` is taken out meanwhile, and put back.)
+pub fn to_json(spec: &mut Spec, seccomp: Option<&RawValue>) -> Vec<u8> {
     #[derive(Serialize)]
     struct WithSeccomp<'a> {
         #[serde(flatten)]
@@ -276,16 +281,21 @@ pub fn to_json(mut spec: Spec, seccomp: Option<&RawValue>) -> Vec<u8> {
     }
     let linux = spec.linux_mut().take();
     let bytes = match (&linux, seccomp) {
-        (Some(linux), Some(seccomp)) => {
-            debug_assert!(linux.seccomp().is_none(), "one linux.seccomp");
-            serde_json::to_vec(&Whole {
-                spec: &spec,
-                linux: WithSeccomp { linux, seccomp },
-            })
+        (Some(linux_), Some(seccomp)) => {
+            debug_assert!(linux_.seccomp().is_none(), "one linux.seccomp");
+            let bytes = serde_json::to_vec(&Whole {
+                spec,
+                linux: WithSeccomp {
+                    linux: linux_,
+                    seccomp,
+                },
+            });
+            spec.set_linux(linux);
+            bytes
         }
         _ => {
             spec.set_linux(linux);
-            serde_json::to_vec(&spec)
+            serde_json::to_vec(&*spec)
         }
     };
     bytes.expect("a spec serialises")
@@ -351,7 +361,6 @@ mod tests {
             oom_score_adj: Some(100),
             devices: vec![],
             init: true,
-            mount_trees: 0,
             cgroupfs: CgroupFs::V2,
             confinement: Confinement {
                 caps: crate::security::caps::resolve(&[], &["NET_RAW".into()]).unwrap(),
@@ -419,9 +428,9 @@ mod tests {
         let text = r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}"#;
         let raw = RawValue::from_string(text.into()).unwrap();
         let (spec, _) = build(inputs(&config()));
-        let plain = to_json(spec.clone(), None);
+        let plain = to_json(&mut spec.clone(), None);
         assert_eq!(plain, serde_json::to_vec(&spec).unwrap());
-        let bytes = to_json(spec.clone(), Some(&raw));
+        let bytes = to_json(&mut spec.clone(), Some(&raw));
         let json = String::from_utf8(bytes.clone()).unwrap();
         assert!(json.contains(&format!(r#""seccomp":{text}"#)), "{json}");
         let back: Spec = serde_json::from_slice(&bytes).unwrap();

@@ -51,11 +51,40 @@ pub struct Plan<'a> {
     pub console: Option<&'a Path>,
 }
 
+/// What a front end adds to a spec's root filesystem (`containr run`'s
+/// extras, which a spec cannot say), each at its place in [`prepare_with`].
+#[derive(Default)]
+pub struct Additions<'a> {
+    /// An image's overlay, mounted on the rootfs first.
+    pub overlay: Option<&'a super::overlay::Overlay>,
+    /// Or a detached tree the host side made (the idmapped root of
+    /// `--userns-remap`), attached there instead.
+    pub root_tree: Option<OwnedFd>,
+    /// (new volume's directory, destination): the image's content at the
+    /// destination copied into the volume before the mounts (see
+    /// [`copyup`](super::copyup)).
+    pub copy_up: &'a [(PathBuf, PathBuf)],
+    /// (index in the plan's mounts, tree, is a directory): binds the host
+    /// side staged ([`stage_idmapped_binds`]), attached as they are.
+    pub premade: Vec<(usize, OwnedFd, bool)>,
+    /// On a v1 (or hybrid) host, the hierarchies a `cgroup` mount shows
+    /// (those the container has a cgroup of its own in); `None`: every one
+    /// the process is in.
+    pub cgroup_v1: Option<&'a [String]>,
+}
+
 /// Everything before the `createContainer` hooks: root propagation, the
 /// rootfs made a mount point, every mount in order, devices, the /dev
 /// symlinks, /dev/console and sysctls. Runs in the container's new mount
 /// namespace, with the host's root (and /proc) still in view.
 pub fn prepare(plan: &Plan<'_>) -> Result<(), Error> {
+    prepare_with(plan, Additions::default())
+}
+
+/// [`prepare`], with what a front end adds: the root's overlay (or tree)
+/// once the propagation is set, the copy-ups before the mounts, the
+/// premade binds in their place among them, and the cgroup view limited.
+pub fn prepare_with(plan: &Plan<'_>, add: Additions<'_>) -> Result<(), Error> {
     let root = plan.rootfs;
     if !root.is_absolute() {
         return Err(Error::BadMount {
@@ -71,12 +100,37 @@ pub fn prepare(plan: &Plan<'_>) -> Result<(), Error> {
     mount(None::<&str>, "/", None::<&str>, propagation, None::<&str>)
         .map_err(sys_err("/", "setting the propagation of /"))?;
     parent_mount_private(root)?;
+    if let Some(overlay) = add.overlay {
+        overlay.mount(root).map_err(|source| Error::Op {
+            op: "mounting the image's overlay on",
+            path: root.to_path_buf(),
+            source,
+        })?;
+    }
+    if let Some(tree) = &add.root_tree {
+        step!(
+            "move_mount(the idmapped root the host side made, {})",
+            root.display()
+        );
+        let to = cstr(root.as_os_str()).map_err(mount_err(root, "its path"))?;
+        mountapi::attach(tree.as_fd(), &to).map_err(mount_err(root, "move_mount"))?;
+    }
     bind_onto_itself(root)?;
     let root_fd = open_path(root).map_err(mount_err(root, "opening the rootfs"))?;
     let root_fd = root_fd.as_fd();
+    for (volume, dest) in add.copy_up {
+        super::copyup::copy_up(root, dest, volume)?;
+    }
 
-    for m in plan.mounts {
-        mount_entry(root_fd, m, plan.in_userns)?;
+    let mut premade: HashMap<usize, (OwnedFd, bool)> = (add.premade.into_iter())
+        .map(|(i, tree, dir)| (i, (tree, dir)))
+        .collect();
+    for (i, m) in plan.mounts.iter().enumerate() {
+        let staged = match premade.remove(&i) {
+            Some((tree, dir)) => Staged::premade(m, tree, dir)?,
+            None => stage_entry(m)?,
+        };
+        attach_entry(root_fd, staged, plan.in_userns, add.cgroup_v1)?;
     }
     make_devices(root_fd, plan.devices, plan.in_userns)?;
     dev_links(root_fd)?;
@@ -100,28 +154,6 @@ pub fn write_sysctls(sysctl: &HashMap<String, String>) -> Result<(), Error> {
         write_sysctl(key, &sysctl[key])?;
     }
     Ok(())
-}
-
-/// Place `mounts` in `root` (a host path, in the container's mount
-/// namespace before the pivot) exactly as [`prepare`] places a config's:
-/// each destination resolved in the root, each mounted by descriptor. The
-/// way `containr run` applies its volumes, binds and tmpfs.
-pub fn mount_into(root: &Path, mounts: &[Mount], in_userns: bool) -> Result<(), Error> {
-    if mounts.is_empty() {
-        return Ok(());
-    }
-    let root_fd = open_path(root).map_err(mount_err(root, "opening the rootfs"))?;
-    for m in mounts {
-        mount_entry(root_fd.as_fd(), m, in_userns)?;
-    }
-    Ok(())
-}
-
-/// Make `devices` (and the default set, where missing) in `root`,
-/// resolved inside it: `containr run --device`, after the pivot.
-pub fn make_devices_in(root: &Path, devices: &[LinuxDevice]) -> Result<(), Error> {
-    let root_fd = open_path(root).map_err(mount_err(root, "opening the root"))?;
-    make_devices(root_fd.as_fd(), devices, false)
 }
 
 /// After the `createContainer` hooks: the rootfs becomes `/` (pivot_root,
@@ -333,10 +365,6 @@ fn open_no_follow(dir: BorrowedFd<'_>, name: &std::ffi::CStr) -> io::Result<Owne
     Ok(fd)
 }
 
-fn mount_entry(root: BorrowedFd<'_>, m: &Mount, in_userns: bool) -> Result<(), Error> {
-    attach_entry(root, stage_entry(m)?, in_userns)
-}
-
 /// One mount, checked, and for a bind its source already cloned (with its
 /// attributes): what must happen while the source's path is in view.
 pub struct Staged<'a> {
@@ -344,31 +372,6 @@ pub struct Staged<'a> {
     opts: Options,
     /// A bind's detached tree, and whether its source is a directory.
     tree: Option<(OwnedFd, bool)>,
-}
-
-/// Stage `mounts` (see [`Staged`]) to attach them later, once the root has
-/// changed: a bind's source is a host path, which the pivot takes out of
-/// view, while its destination may be one the pivot's aftermath covers
-/// (`/dev`, mounted after it).
-pub fn stage(mounts: &[Mount]) -> Result<Vec<Staged<'_>>, Error> {
-    mounts.iter().map(stage_entry).collect()
-}
-
-/// [`stage`] for one mount.
-pub fn stage_one(m: &Mount) -> Result<Staged<'_>, Error> {
-    stage_entry(m)
-}
-
-/// Attach what [`stage`] prepared, in order, resolved inside `root`.
-pub fn attach_staged(root: &Path, staged: Vec<Staged<'_>>, in_userns: bool) -> Result<(), Error> {
-    if staged.is_empty() {
-        return Ok(());
-    }
-    let root_fd = open_path(root).map_err(mount_err(root, "opening the root"))?;
-    for s in staged {
-        attach_entry(root_fd.as_fd(), s, in_userns)?;
-    }
-    Ok(())
 }
 
 /// The bind mounts among `mounts` (by index), staged on the host side for
@@ -464,7 +467,12 @@ fn stage_entry(m: &Mount) -> Result<Staged<'_>, Error> {
     })
 }
 
-fn attach_entry(root: BorrowedFd<'_>, s: Staged<'_>, in_userns: bool) -> Result<(), Error> {
+fn attach_entry(
+    root: BorrowedFd<'_>,
+    s: Staged<'_>,
+    in_userns: bool,
+    hierarchies: Option<&[String]>,
+) -> Result<(), Error> {
     let Staged { m, opts, tree } = s;
     let dest = m.destination();
     match tree {
@@ -479,7 +487,9 @@ fn attach_entry(root: BorrowedFd<'_>, s: Staged<'_>, in_userns: bool) -> Result<
             let target =
                 resolve(root, dest, true).map_err(mount_err(dest, "resolving in the root"))?;
             match fstype {
-                "cgroup" if !host_cgroup_v2() => cgroup_v1(root, dest, target, &opts)?,
+                // runc's reading of `cgroup` on a cgroup2 host.
+                "cgroup" if host_cgroup_v2() => fs_entry(m, "cgroup2", target, &opts, in_userns)?,
+                "cgroup" => cgroup_v1(root, dest, target, &opts, hierarchies)?,
                 _ => fs_entry(m, fstype, target, &opts, in_userns)?,
             }
             if opts.recursive_attr != Attr::default() || !opts.propagation.is_empty() {
@@ -643,12 +653,16 @@ fn host_cgroup_v2() -> bool {
 /// named by its controllers (a symlink per controller of a shared one).
 /// In a cgroup namespace of its own each is a fresh mount of the hierarchy
 /// (rooted at the namespace's cgroup); otherwise the host's directory of
-/// the process's cgroup is bound there, so nothing above it shows.
+/// the process's cgroup is bound there, so nothing above it shows. `only`:
+/// just these hierarchies (by their controllers, as mounted): one the
+/// container has no cgroup of its own in would show its creator's cgroup
+/// and everything beside the container in it.
 fn cgroup_v1(
     root: BorrowedFd<'_>,
     dest: &Path,
     target: OwnedFd,
     opts: &Options,
+    only: Option<&[String]>,
 ) -> Result<(), Error> {
     let own_ns = std::fs::metadata("/proc/self/ns/cgroup")
         .and_then(|a| std::fs::metadata("/proc/1/ns/cgroup").map(|b| (a, b)))
@@ -678,6 +692,9 @@ fn cgroup_v1(
             continue; // the v2 line of a hybrid host
         }
         let name = controllers.strip_prefix("name=").unwrap_or(controllers);
+        if only.is_some_and(|only| !only.iter().any(|h| h == name)) {
+            continue;
+        }
         let sub = cstr(OsStr::new(name)).map_err(mount_err(dest, name))?;
         // SAFETY: mkdirat/openat relative to the fresh tmpfs we hold.
         let fd = unsafe {
