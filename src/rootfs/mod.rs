@@ -34,6 +34,8 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("the rootfs's {path} is {what}, not a directory: containr mounts its own {path} there")]
+    NotADirectory { path: String, what: String },
     #[error("mount {dest}: unknown or unsupported option {option:?}")]
     MountOption { dest: PathBuf, option: String },
     #[error("mount {dest}: {what}: {source}")]

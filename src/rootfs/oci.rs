@@ -96,7 +96,10 @@ pub fn prepare_with(plan: &Plan<'_>, add: Additions<'_>) -> Result<(), Error> {
         None | Some("") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
         Some(p) => propagation_flags(p).ok_or_else(|| Error::Propagation(p.to_string()))?,
     };
-    step!("mount(\"/\", {propagation:?}): the root's propagation (rootfsPropagation)");
+    step!(
+        "mount(\"/\", {}): the root's propagation (rootfsPropagation)",
+        crate::explain::flag_names(propagation.iter_names())
+    );
     mount(None::<&str>, "/", None::<&str>, propagation, None::<&str>)
         .map_err(sys_err("/", "setting the propagation of /"))?;
     parent_mount_private(root)?;
@@ -484,6 +487,7 @@ fn attach_entry(
         }
         None => {
             let fstype = m.typ().as_deref().unwrap_or_default();
+            ordinary_dir(root, dest)?;
             let target =
                 resolve(root, dest, true).map_err(mount_err(dest, "resolving in the root"))?;
             match fstype {
@@ -503,6 +507,40 @@ fn attach_entry(
         }
     }
     Ok(())
+}
+
+/// Refuse to mount a filesystem on the rootfs's `/proc`, `/sys` or `/dev`
+/// if it exists and is not a directory (as runc refuses proc and sysfs
+/// on anything else): a symlink there is followed only inside the root,
+/// but would put the container's kernel filesystems somewhere else than
+/// where every program looks for them; a file fails with a puzzling
+/// `File exists`.
+fn ordinary_dir(root: BorrowedFd<'_>, dest: &Path) -> Result<(), Error> {
+    let parts = relative(dest);
+    let [name] = parts.as_slice() else {
+        return Ok(());
+    };
+    if !matches!(name.as_bytes(), b"proc" | b"sys" | b"dev") {
+        return Ok(());
+    }
+    let path =
+        cstr(&Path::new(".").join(name).into_os_string()).map_err(mount_err(dest, "its path"))?;
+    let Ok(fd) = mountapi::open_in_root(root, &path, libc::O_PATH | libc::O_NOFOLLOW) else {
+        return Ok(()); // missing: made as a directory
+    };
+    let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(sys_err(dest, "fstat"))?;
+    let what = match st.st_mode & libc::S_IFMT {
+        libc::S_IFDIR => return Ok(()),
+        libc::S_IFLNK => match nix::fcntl::readlinkat(Some(fd.as_raw_fd()), "") {
+            Ok(to) => format!("a symlink to {}", to.to_string_lossy()),
+            Err(_) => "a symlink".into(),
+        },
+        _ => "a file".into(),
+    };
+    Err(Error::NotADirectory {
+        path: dest.display().to_string(),
+        what,
+    })
 }
 
 /// Set `propagation` (in order: (MS_* type, recursive)) on the mount `top`.
@@ -604,10 +642,10 @@ fn fs_entry(
         .map_or_else(|| PathBuf::from(fstype), Clone::clone);
     let data = opts.data();
     step!(
-        "mount({}, {} resolved in the root, {fstype}, {:?}, {})",
+        "mount({}, {} resolved in the root, {fstype}, {}, {})",
         source.display(),
         dest.display(),
-        opts.flags,
+        crate::explain::flag_names(opts.flags.iter_names()),
         data.as_deref().unwrap_or("")
     );
     let at = proc_fd(target.as_fd());
