@@ -147,9 +147,11 @@ pub fn build(inputs: Inputs<'_>) -> (Spec, RunExtras) {
         }
         _ => namespaces.push(json!({"type": "network"})),
     }
-    // Nothing mounted in the container propagates back to the host, nor
-    // the host's mounts into it (docker's default).
-    let mut linux = json!({"namespaces": namespaces, "rootfsPropagation": "rprivate"});
+    // No rootfsPropagation: runc's (and docker's) rslave, so nothing
+    // mounted in the container propagates back to the host, and the
+    // propagation a volume asks for is kept (a recursive one applied
+    // again to the new root would undo it).
+    let mut linux = json!({"namespaces": namespaces});
     if let Some(map) = c.userns {
         linux["namespaces"]
             .as_array_mut()
