@@ -134,11 +134,11 @@ fn start(
 
     // Without a cgroup namespace, a cgroup mount would show the host's
     // whole hierarchy: then none.
-    if !namespace::enter_cgroup_namespace()?
-        && let Some(mounts) = spec.mounts_mut()
-    {
-        mounts.retain(|m| m.typ().as_deref() != Some("cgroup"));
-    }
+    let cgroupfs = if namespace::enter_cgroup_namespace()? {
+        &extras.cgroupfs
+    } else {
+        &rootfs::CgroupFs::None
+    };
     oci::init::set_names(&spec).map_err(from_oci)?;
     oci::init::join_namespaces(&spec).map_err(from_oci)?;
     if has_namespace(&spec, LinuxNamespaceType::Network, false) {
@@ -152,10 +152,6 @@ fn start(
     let rootfs_spec = oci::parts::RootfsSpec::of(&spec);
     let userns = has_namespace(&spec, LinuxNamespaceType::User, false);
     let plan = rootfs_spec.plan(&rootfs, false, userns);
-    let cgroup_v1 = match &extras.cgroupfs {
-        rootfs::CgroupFs::V1(hierarchies) => Some(hierarchies.as_slice()),
-        _ => None,
-    };
     rootfs::oci::prepare_with(
         &plan,
         rootfs::oci::Additions {
@@ -163,7 +159,7 @@ fn start(
             root_tree: idmapped,
             copy_up: &extras.copy_up,
             premade: trees,
-            cgroup_v1,
+            cgroup: Some(cgroupfs),
         },
     )?;
     let process = spec.process_mut().take().unwrap_or_default();

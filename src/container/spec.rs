@@ -118,11 +118,16 @@ pub fn build(inputs: Inputs<'_>) -> (Spec, RunExtras) {
             vec!["nosuid", "noexec", "nodev"],
         ),
     ];
-    if c.cgroupfs != CgroupFs::None {
+    let cgroup = match c.cgroupfs {
+        CgroupFs::None => None,
+        CgroupFs::V2 => Some("cgroup2"),
+        CgroupFs::V1(_) => Some("cgroup"),
+    };
+    if let Some(fs) = cgroup {
         mounts.push(mount(
             "/sys/fs/cgroup",
-            "cgroup",
-            "cgroup",
+            fs,
+            fs,
             ro(vec!["nosuid", "noexec", "nodev", "relatime"]),
         ));
     }

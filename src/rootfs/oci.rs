@@ -67,10 +67,13 @@ pub struct Additions<'a> {
     /// (index in the plan's mounts, tree, is a directory): binds the host
     /// side staged ([`stage_idmapped_binds`]), attached as they are.
     pub premade: Vec<(usize, OwnedFd, bool)>,
-    /// On a v1 (or hybrid) host, the hierarchies a `cgroup` mount shows
-    /// (those the container has a cgroup of its own in); `None`: every one
-    /// the process is in.
-    pub cgroup_v1: Option<&'a [String]>,
+    /// What a `cgroup` mount shows, from inside the container's own
+    /// cgroup namespace: nothing, cgroup2, or on a v1 (or hybrid) host
+    /// just the hierarchies the container has a cgroup of its own in (one
+    /// it has none in would show its creator's cgroup and everything beside
+    /// the container in it). `None`: the host's kind, and every v1
+    /// hierarchy the process is in.
+    pub cgroup: Option<&'a super::CgroupFs>,
 }
 
 /// Everything before the `createContainer` hooks: root propagation, the
@@ -133,7 +136,7 @@ pub fn prepare_with(plan: &Plan<'_>, add: Additions<'_>) -> Result<(), Error> {
             Some((tree, dir)) => Staged::premade(m, tree, dir)?,
             None => stage_entry(m)?,
         };
-        attach_entry(root_fd, staged, plan.in_userns, add.cgroup_v1)?;
+        attach_entry(root_fd, staged, plan.in_userns, add.cgroup)?;
     }
     make_devices(root_fd, plan.devices, plan.in_userns)?;
     dev_links(root_fd)?;
@@ -474,8 +477,9 @@ fn attach_entry(
     root: BorrowedFd<'_>,
     s: Staged<'_>,
     in_userns: bool,
-    hierarchies: Option<&[String]>,
+    cgroup: Option<&super::CgroupFs>,
 ) -> Result<(), Error> {
+    use super::CgroupFs;
     let Staged { m, opts, tree } = s;
     let dest = m.destination();
     match tree {
@@ -491,9 +495,18 @@ fn attach_entry(
             let target =
                 resolve(root, dest, true).map_err(mount_err(dest, "resolving in the root"))?;
             match fstype {
-                // runc's reading of `cgroup` on a cgroup2 host.
-                "cgroup" if host_cgroup_v2() => fs_entry(m, "cgroup2", target, &opts, in_userns)?,
-                "cgroup" => cgroup_v1(root, dest, target, &opts, hierarchies)?,
+                "cgroup" | "cgroup2" if cgroup == Some(&CgroupFs::None) => {}
+                "cgroup" => match cgroup {
+                    Some(CgroupFs::V1(hierarchies)) => {
+                        cgroup_v1(root, dest, target, &opts, Some(hierarchies))?
+                    }
+                    // runc's reading of `cgroup` on a cgroup2 host.
+                    Some(CgroupFs::V2 | CgroupFs::None) => {
+                        fs_entry(m, "cgroup2", target, &opts, in_userns)?
+                    }
+                    None if host_cgroup_v2() => fs_entry(m, "cgroup2", target, &opts, in_userns)?,
+                    None => cgroup_v1(root, dest, target, &opts, None)?,
+                },
                 _ => fs_entry(m, fstype, target, &opts, in_userns)?,
             }
             if opts.recursive_attr != Attr::default() || !opts.propagation.is_empty() {
@@ -692,9 +705,8 @@ fn host_cgroup_v2() -> bool {
 /// In a cgroup namespace of its own each is a fresh mount of the hierarchy
 /// (rooted at the namespace's cgroup); otherwise the host's directory of
 /// the process's cgroup is bound there, so nothing above it shows. `only`:
-/// just these hierarchies (by their controllers, as mounted): one the
-/// container has no cgroup of its own in would show its creator's cgroup
-/// and everything beside the container in it.
+/// just these hierarchies (by their controllers, as mounted), from a
+/// cgroup namespace of its own (`containr run`'s init has entered one).
 fn cgroup_v1(
     root: BorrowedFd<'_>,
     dest: &Path,
@@ -702,12 +714,13 @@ fn cgroup_v1(
     opts: &Options,
     only: Option<&[String]>,
 ) -> Result<(), Error> {
-    let own_ns = std::fs::metadata("/proc/self/ns/cgroup")
-        .and_then(|a| std::fs::metadata("/proc/1/ns/cgroup").map(|b| (a, b)))
-        .is_ok_and(|(a, b)| {
-            use std::os::unix::fs::MetadataExt;
-            a.ino() != b.ino()
-        });
+    let own_ns = only.is_some()
+        || std::fs::metadata("/proc/self/ns/cgroup")
+            .and_then(|a| std::fs::metadata("/proc/1/ns/cgroup").map(|b| (a, b)))
+            .is_ok_and(|(a, b)| {
+                use std::os::unix::fs::MetadataExt;
+                a.ino() != b.ino()
+            });
     let cgroups = std::fs::read_to_string("/proc/self/cgroup")
         .map_err(mount_err(dest, "reading /proc/self/cgroup"))?;
     let flags = opts.flags & !MsFlags::MS_RDONLY;
