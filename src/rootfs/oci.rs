@@ -105,7 +105,11 @@ pub fn prepare_with(plan: &Plan<'_>, add: Additions<'_>) -> Result<(), Error> {
     );
     mount(None::<&str>, "/", None::<&str>, propagation, None::<&str>)
         .map_err(sys_err("/", "setting the propagation of /"))?;
-    parent_mount_private(root)?;
+    // Made recursively slave, private or unbindable, no mount is shared
+    // any more: only otherwise can the rootfs's parent mount be.
+    if !propagation.contains(MsFlags::MS_REC) || propagation.contains(MsFlags::MS_SHARED) {
+        parent_mount_private(root)?;
+    }
     if let Some(overlay) = add.overlay {
         overlay.mount(root).map_err(|source| Error::Op {
             op: "mounting the image's overlay on",
@@ -563,6 +567,12 @@ fn set_propagation(
     propagation: &[(MsFlags, bool)],
 ) -> Result<(), Error> {
     for (flag, recursive) in propagation {
+        step!(
+            "mount_setattr({}{}, propagation {}): the mount's propagation",
+            dest.display(),
+            if *recursive { ", AT_RECURSIVE" } else { "" },
+            crate::explain::flag_names(flag.iter_names())
+        );
         let attr = Attr {
             propagation: flag.bits(),
             ..Attr::default()
@@ -721,8 +731,13 @@ fn cgroup_v1(
                 use std::os::unix::fs::MetadataExt;
                 a.ino() != b.ino()
             });
-    let cgroups = std::fs::read_to_string("/proc/self/cgroup")
-        .map_err(mount_err(dest, "reading /proc/self/cgroup"))?;
+    // (number, controllers, path) of each hierarchy: `only`'s (in a
+    // namespace of its own the path is not needed), or the process's.
+    let cgroups = match only {
+        Some(only) => only.iter().map(|h| format!("0:{h}:/\n")).collect(),
+        None => std::fs::read_to_string("/proc/self/cgroup")
+            .map_err(mount_err(dest, "reading /proc/self/cgroup"))?,
+    };
     let flags = opts.flags & !MsFlags::MS_RDONLY;
     step!("mount(tmpfs, {}): cgroup v1 layout", dest.display());
     mount(
@@ -743,9 +758,6 @@ fn cgroup_v1(
             continue; // the v2 line of a hybrid host
         }
         let name = controllers.strip_prefix("name=").unwrap_or(controllers);
-        if only.is_some_and(|only| !only.iter().any(|h| h == name)) {
-            continue;
-        }
         let sub = cstr(OsStr::new(name)).map_err(mount_err(dest, name))?;
         // SAFETY: mkdirat/openat relative to the fresh tmpfs we hold.
         let fd = unsafe {
@@ -940,6 +952,15 @@ fn make_devices(
             "mknod"
         }
     );
+    // What mknod gives a node: the caller's ids, the mode less the umask
+    // (the inits set none).
+    let ids = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    let umask = nix::sys::stat::umask(Mode::empty());
+    nix::sys::stat::umask(umask);
+    let umask_is_0 = umask.is_empty();
     for node in nodes(devices) {
         let path = &node.path;
         let dev_err = |what| {
@@ -971,6 +992,9 @@ fn make_devices(
             Ok(()) => {}
             Err(nix::Error::EEXIST) => continue,
             Err(e) => return Err(dev_err("mknod")(e.into())),
+        }
+        if node.uid == ids.0 && node.gid == ids.1 && node.mode & !0o777 == 0 && umask_is_0 {
+            continue; // made as asked already
         }
         // mknod applied the umask, and the owner is root: set both on the
         // node just made (O_NOFOLLOW: on nothing a symlink points to).
