@@ -141,7 +141,7 @@ fn start(
     };
     oci::init::set_names(&spec).map_err(from_oci)?;
     oci::init::join_namespaces(&spec).map_err(from_oci)?;
-    if has_namespace(&spec, LinuxNamespaceType::Network, false) {
+    if oci::parts::new_namespace(&spec, LinuxNamespaceType::Network) {
         network::configure_inside(extras.interface.as_ref())?;
     }
     let rootfs = spec
@@ -150,7 +150,7 @@ fn start(
         .map(|r| r.path().clone())
         .unwrap_or_default();
     let rootfs_spec = oci::parts::RootfsSpec::of(&spec);
-    let userns = has_namespace(&spec, LinuxNamespaceType::User, false);
+    let userns = oci::parts::new_namespace(&spec, LinuxNamespaceType::User);
     let plan = rootfs_spec.plan(&rootfs, false, userns);
     rootfs::oci::prepare_with(
         &plan,
@@ -193,16 +193,6 @@ fn start(
     // The channel is close-on-exec: its end of file tells the parent the
     // command runs; a failure is sent on it instead.
     match exec_command(&prepared, channel)? {}
-}
-
-/// Whether `spec` has a namespace of `typ` (with `joined`: one given by a
-/// path, to join; else a new one).
-fn has_namespace(spec: &Spec, typ: LinuxNamespaceType, joined: bool) -> bool {
-    let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().as_ref());
-    namespaces.is_some_and(|n| {
-        n.iter()
-            .any(|n| n.typ() == typ && n.path().is_some() == joined)
-    })
 }
 
 /// `process`, as the OCI process every container process ends as

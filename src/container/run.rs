@@ -696,8 +696,9 @@ fn clone_init(
         None
     };
 
-    let namespaces =
-        Namespaces::for_container(config.network.new_namespace(), config.userns.is_some());
+    let namespaces = Namespaces {
+        flags: super::oci::parts::clone_flags(&spec),
+    };
     let argv = vec![
         c"containr".to_owned(),
         c"init".to_owned(),

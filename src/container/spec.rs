@@ -558,6 +558,25 @@ mod tests {
         );
     }
 
+    /// The init is cloned with the spec's new namespaces, as
+    /// `containr-oci`'s is: the network's as the mode says, the user's
+    /// with `--userns-remap`, never the cgroup's (unshared once placed).
+    #[test]
+    fn the_clone_flags_are_the_specs_new_namespaces() {
+        use nix::sched::CloneFlags as F;
+        let flags = |c: &Config| super::super::oci::parts::clone_flags(&build(inputs(c)).0);
+        let base = F::CLONE_NEWNS | F::CLONE_NEWUTS | F::CLONE_NEWIPC | F::CLONE_NEWPID;
+        let mut c = config();
+        assert_eq!(flags(&c), base | F::CLONE_NEWNET);
+        c.network = Mode::Host;
+        assert_eq!(flags(&c), base);
+        c.network = Mode::Container;
+        c.join_netns = Some(4242);
+        assert_eq!(flags(&c), base, "joined by path, not made");
+        c.userns = Some(crate::namespace::userns::DEFAULT);
+        assert_eq!(flags(&c), base | F::CLONE_NEWUSER);
+    }
+
     #[test]
     fn the_spec_passes_the_oci_runtimes_own_checks() {
         let c = config();
