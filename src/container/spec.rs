@@ -109,7 +109,7 @@ pub fn build(inputs: Inputs<'_>) -> (Spec, RunExtras) {
                 "gid=5",
             ],
         ),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "tmpfs",
                "options": ["nosuid", "noexec", "nodev", "mode=1777", shm]}),
         mount(
             "/dev/mqueue",
