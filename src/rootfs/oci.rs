@@ -305,10 +305,33 @@ pub fn resolve(root: BorrowedFd<'_>, dest: &Path, dir: bool) -> io::Result<Owned
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
         other => return other,
     }
-    let mut parent = mountapi::open_in_root(root, c".", libc::O_PATH | libc::O_DIRECTORY)?;
-    for (i, name) in parts.iter().enumerate() {
+    // Most often only the last component is missing (a mount point the
+    // rootfs lacks): start from its parent, if it is there and the way to
+    // it has no `..` (which is walked a step at a time).
+    let last_only = parts.len() >= 2 && !parts.iter().any(|p| p.as_bytes() == b"..");
+    let from_parent = match last_only {
+        true => match mountapi::open_in_root(root, &path_of(parts.len() - 1)?, libc::O_PATH) {
+            Ok(fd) => Some(fd),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
+            Err(e) => return Err(e),
+        },
+        false => None,
+    };
+    let (mut parent, start) = match from_parent {
+        Some(fd) => (fd, parts.len() - 1),
+        None => (
+            mountapi::open_in_root(root, c".", libc::O_PATH | libc::O_DIRECTORY)?,
+            0,
+        ),
+    };
+    for (i, name) in parts.iter().enumerate().skip(start) {
         let path = path_of(i + 1)?;
-        match mountapi::open_in_root(root, &path, libc::O_PATH) {
+        // (The last component was found missing above, from the parent.)
+        let lookup = match start > 0 && i == start {
+            true => Err(io::Error::from_raw_os_error(libc::ENOENT)),
+            false => mountapi::open_in_root(root, &path, libc::O_PATH),
+        };
+        match lookup {
             Ok(fd) => {
                 parent = fd;
                 continue;
@@ -495,9 +518,12 @@ fn attach_entry(
         }
         None => {
             let fstype = m.typ().as_deref().unwrap_or_default();
-            ordinary_dir(root, dest)?;
-            let target =
-                resolve(root, dest, true).map_err(mount_err(dest, "resolving in the root"))?;
+            let target = match ordinary_dir(root, dest)? {
+                Some(dir) => dir,
+                None => {
+                    resolve(root, dest, true).map_err(mount_err(dest, "resolving in the root"))?
+                }
+            };
             match fstype {
                 "cgroup" | "cgroup2" if cgroup == Some(&CgroupFs::None) => {}
                 "cgroup" => match cgroup {
@@ -531,23 +557,23 @@ fn attach_entry(
 /// on anything else): a symlink there is followed only inside the root,
 /// but would put the container's kernel filesystems somewhere else than
 /// where every program looks for them; a file fails with a puzzling
-/// `File exists`.
-fn ordinary_dir(root: BorrowedFd<'_>, dest: &Path) -> Result<(), Error> {
+/// `File exists`. The directory, if it is one of those and there.
+fn ordinary_dir(root: BorrowedFd<'_>, dest: &Path) -> Result<Option<OwnedFd>, Error> {
     let parts = relative(dest);
     let [name] = parts.as_slice() else {
-        return Ok(());
+        return Ok(None);
     };
     if !matches!(name.as_bytes(), b"proc" | b"sys" | b"dev") {
-        return Ok(());
+        return Ok(None);
     }
     let path =
         cstr(&Path::new(".").join(name).into_os_string()).map_err(mount_err(dest, "its path"))?;
     let Ok(fd) = mountapi::open_in_root(root, &path, libc::O_PATH | libc::O_NOFOLLOW) else {
-        return Ok(()); // missing: made as a directory
+        return Ok(None); // missing: made as a directory
     };
     let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(sys_err(dest, "fstat"))?;
     let what = match st.st_mode & libc::S_IFMT {
-        libc::S_IFDIR => return Ok(()),
+        libc::S_IFDIR => return Ok(Some(fd)),
         libc::S_IFLNK => match nix::fcntl::readlinkat(Some(fd.as_raw_fd()), "") {
             Ok(to) => format!("a symlink to {}", to.to_string_lossy()),
             Err(_) => "a symlink".into(),
@@ -961,6 +987,7 @@ fn make_devices(
     let umask = nix::sys::stat::umask(Mode::empty());
     nix::sys::stat::umask(umask);
     let umask_is_0 = umask.is_empty();
+    let mut dirs: Option<(PathBuf, OwnedFd)> = None;
     for node in nodes(devices) {
         let path = &node.path;
         let dev_err = |what| {
@@ -980,7 +1007,12 @@ fn make_devices(
             continue;
         }
         let parent = path.parent().unwrap_or(Path::new("/"));
-        let dir = resolve(root, parent, true).map_err(dev_err("creating its directory"))?;
+        // Most nodes are in /dev: its directory resolved once.
+        let dir = match dirs.take() {
+            Some((p, fd)) if p == parent => fd,
+            _ => resolve(root, parent, true).map_err(dev_err("creating its directory"))?,
+        };
+        let dir = &dirs.insert((parent.to_path_buf(), dir)).1;
         let name = path.file_name().unwrap_or_default();
         match nix::sys::stat::mknodat(
             Some(dir.as_raw_fd()),
