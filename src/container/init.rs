@@ -236,12 +236,13 @@ fn read_or_empty(path: &str) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
-/// An error of the OCI runtime's code, as `containr run` reports it.
+/// An error of the OCI runtime's code, as `containr run` reports it: a
+/// runtime error (125) unless it is the primitives' own.
 fn from_oci(e: oci::Error) -> Error {
     match e {
         oci::Error::Runtime(e) => e,
         other => Error::InContainer {
-            code: other.status(),
+            code: 125,
             message: other.to_string(),
         },
     }

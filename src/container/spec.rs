@@ -152,11 +152,18 @@ pub fn build(inputs: Inputs<'_>) -> (Spec, RunExtras) {
         }
         _ => namespaces.push(json!({"type": "network"})),
     }
-    // No rootfsPropagation: runc's (and docker's) rslave, so nothing
-    // mounted in the container propagates back to the host, and the
-    // propagation a volume asks for is kept (a recursive one applied
-    // again to the new root would undo it).
     let mut linux = json!({"namespaces": namespaces});
+    // rprivate: nothing mounted in the container propagates back to the
+    // host, nor the host's mounts into it. Applied again to the new root,
+    // it would undo a volume's shared or slave propagation: then none,
+    // runc's (and docker's) rslave.
+    let own_propagation = c.mounts.iter().any(|m| {
+        (m.options().iter().flatten())
+            .any(|o| matches!(o.as_str(), "shared" | "rshared" | "slave" | "rslave"))
+    });
+    if !own_propagation {
+        linux["rootfsPropagation"] = "rprivate".into();
+    }
     if let Some(map) = c.userns {
         linux["namespaces"]
             .as_array_mut()

@@ -100,8 +100,12 @@ pub fn prepare_with(plan: &Plan<'_>, add: Additions<'_>) -> Result<(), Error> {
         Some(p) => propagation_flags(p).ok_or_else(|| Error::Propagation(p.to_string()))?,
     };
     step!(
-        "mount(\"/\", {}): the root's propagation (rootfsPropagation)",
-        crate::explain::flag_names(propagation.iter_names())
+        "mount(\"/\", {}): {}",
+        crate::explain::flag_names(propagation.iter_names()),
+        match propagation.contains(MsFlags::MS_SHARED) {
+            true => "the root's propagation (rootfsPropagation)",
+            false => "nothing we mount propagates back to the host",
+        }
     );
     mount(None::<&str>, "/", None::<&str>, propagation, None::<&str>)
         .map_err(sys_err("/", "setting the propagation of /"))?;
@@ -594,10 +598,15 @@ fn set_propagation(
 ) -> Result<(), Error> {
     for (flag, recursive) in propagation {
         step!(
-            "mount_setattr({}{}, propagation {}): the mount's propagation",
+            "mount_setattr({}, propagation {}{}): as the mount's options say",
             dest.display(),
-            if *recursive { ", AT_RECURSIVE" } else { "" },
-            crate::explain::flag_names(flag.iter_names())
+            if *recursive { "r" } else { "" },
+            match *flag {
+                MsFlags::MS_SHARED => "shared",
+                MsFlags::MS_SLAVE => "slave",
+                MsFlags::MS_UNBINDABLE => "unbindable",
+                _ => "private",
+            }
         );
         let attr = Attr {
             propagation: flag.bits(),

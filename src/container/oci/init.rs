@@ -188,9 +188,12 @@ pub(crate) fn make_cwd(
     process: &oci_spec::runtime::Process,
 ) -> Result<(), Error> {
     let root = open_path(rootfs, "opening the root filesystem")?;
-    rootfs::oci::resolve(root.as_fd(), process.cwd(), true).map_err(|e| Error::Bundle {
-        path: process.cwd().clone(),
-        why: format!("process.cwd: {e}"),
+    rootfs::oci::resolve(root.as_fd(), process.cwd(), true).map_err(|source| {
+        rootfs::Error::Op {
+            op: "creating directory",
+            path: process.cwd().clone(),
+            source,
+        }
     })?;
     Ok(())
 }
