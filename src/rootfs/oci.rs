@@ -816,6 +816,11 @@ fn cgroup_v1(
             } else {
                 controllers.to_string()
             };
+            step!(
+                "mount(cgroup, {}, {}, {data})",
+                dest.join(name).display(),
+                crate::explain::flag_names(opts.flags.iter_names())
+            );
             mount(
                 Some("cgroup"),
                 proc_fd(sub_fd.as_fd()).as_str(),
@@ -841,6 +846,10 @@ fn cgroup_v1(
         }
     }
     if opts.flags.contains(MsFlags::MS_RDONLY) {
+        step!(
+            "mount_setattr({}, MOUNT_ATTR_RDONLY): the tmpfs read-only too",
+            dest.display()
+        );
         let ro = Attr {
             set: mountapi::MOUNT_ATTR_RDONLY as u64,
             ..Attr::default()
@@ -909,18 +918,16 @@ fn userns_with_maps(uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> io::Res
     }
 }
 
-/// The /dev symlinks (`fd`, `stdin`, …, `ptmx` → `pts/ptmx`, and `core`
-/// where /proc/kcore exists), made in the root's /dev.
+/// The /dev symlinks (`fd`, `stdin`, …, `ptmx` → `pts/ptmx`), made in the
+/// root's /dev. (Not runc's `core` → `/proc/kcore`: a link to a file the
+/// masks hide, which `containr run` never made.)
 fn dev_links(root: BorrowedFd<'_>) -> Result<(), Error> {
     let dev = Path::new("/dev");
     let dir = resolve(root, dev, true).map_err(mount_err(dev, "resolving in the root"))?;
     let dirfd = Some(dir.as_raw_fd());
-    step!("symlink /dev/{{ptmx,fd,stdin,stdout,stderr,core}}");
+    step!("symlink /dev/{{ptmx,fd,stdin,stdout,stderr}}");
     let _ = nix::unistd::unlinkat(dirfd, "ptmx", nix::unistd::UnlinkatFlags::NoRemoveDir);
-    let core = Path::new("/proc/kcore")
-        .exists()
-        .then_some(("core", "/proc/kcore"));
-    for (name, target) in DEV_LINKS.into_iter().chain(core) {
+    for (name, target) in DEV_LINKS {
         match nix::unistd::symlinkat(target, dirfd, name) {
             Ok(()) | Err(nix::Error::EEXIST) => {}
             Err(e) => return Err(sys_err(dev.join(name), "symlink")(e)),
