@@ -565,6 +565,22 @@ mod tests {
         );
     }
 
+    /// The root is rprivate (nothing propagates either way), unless a
+    /// volume asks for a propagation of its own, which a recursive
+    /// rprivate applied again to the new root would undo.
+    #[test]
+    fn the_root_is_private_unless_a_volume_shares() {
+        let mut c = config();
+        let (s, _) = spec_json(&c);
+        assert_eq!(s["linux"]["rootfsPropagation"], "rprivate");
+        c.mounts = serde_json::from_value(json!([
+            {"destination": "/data", "type": "bind", "source": "/srv/data", "options": ["rbind", "rshared"]}
+        ]))
+        .unwrap();
+        let (s, _) = spec_json(&c);
+        assert!(s["linux"].get("rootfsPropagation").is_none(), "{s}");
+    }
+
     /// The init is cloned with the spec's new namespaces, as
     /// `containr-oci`'s is: the network's as the mode says, the user's
     /// with `--userns-remap`, never the cgroup's (unshared once placed).
