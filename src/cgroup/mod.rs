@@ -58,6 +58,12 @@ pub enum Error {
     NotV2(PathBuf),
     #[error("{field}: {why}")]
     Resource { field: String, why: String },
+    /// A `linux.resources` field whose controller the cgroup lacks.
+    #[error("{field}: needs the {controller} cgroup controller, which this host does not offer")]
+    Missing {
+        field: String,
+        controller: &'static str,
+    },
     #[error("cgroupsPath {path:?}: {why}")]
     Path { path: String, why: &'static str },
     #[error("cgroup {0}: {1}")]
@@ -344,8 +350,15 @@ pub trait Hierarchy {
     /// `v1` or `v2`, for messages.
     fn name(&self) -> &'static str;
     /// Make the container's cgroup, in `parent` or containr's own
-    /// `containr/`, and write its limits.
-    fn create(&self, id: &str, limits: &Limits, parent: Option<&Parent>) -> Result<Cgroup, Error>;
+    /// `containr/`, and write its limits: `limits` in the spec's form
+    /// ([`oci::resources_of`], returned for the container's spec), written
+    /// by the OCI containers' own mapping (`oci::write_limits`).
+    fn create(
+        &self,
+        id: &str,
+        limits: &Limits,
+        parent: Option<&Parent>,
+    ) -> Result<(Cgroup, oci_spec::runtime::LinuxResources), Error>;
     /// Container cgroups with no process in them, with their age: what a
     /// killed `containr run` leaves behind (a live container's cgroup is
     /// empty only in its first milliseconds). One directory listing and one

@@ -125,73 +125,13 @@ impl OciCgroup {
         made: &mut Vec<PathBuf>,
     ) -> Result<(), Error> {
         let empty = LinuxResources::default();
-        let r = resources.unwrap_or(&empty);
-        let rules = device_rules(r.devices().as_deref().unwrap_or_default())?;
-        match &self.location {
-            Location::V2(dir) => {
-                let current = |file: &str| fs::read_to_string(dir.join(file)).ok();
-                let writes = v2_writes(r, &current)?;
-                let enabled =
-                    fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
-                let enabled: Vec<&str> = enabled.split_whitespace().collect();
-                apply(&writes, |controller| {
-                    Ok((controller.is_empty() || enabled.contains(&controller))
-                        .then(|| dir.to_path_buf()))
-                })?;
-                // Nothing but allow rules on top of "allow all" is no
-                // filter at all: no program to load.
-                if rules.iter().any(|r| !r.allow) {
-                    if new {
-                        devices::attach(dir, &rules, true)?;
-                    } else {
-                        devices::replace(dir, &rules, true)?;
-                    }
-                }
-            }
-            Location::V1(dirs) => {
-                let dir_of = |controller: &str| super::v1_dir(dirs, controller);
-                let current = |file: &str| {
-                    let controller = file.split('.').next().unwrap_or_default();
-                    fs::read_to_string(dir_of(controller)?.join(file)).ok()
-                };
-                let writes = v1_writes(r, &current)?;
-                let devices = rules.iter().any(|r| !r.allow);
-                if devices && !new && rules.first() != Some(&DENY_ALL) {
-                    return Err(Error::Resource {
-                        field: "linux.resources.devices".into(),
-                        why: "an update must start by denying all (\"allow\": false, \
-                              \"access\": \"rwm\"), so no device is open in between"
-                            .into(),
-                    });
-                }
-                apply(&writes, |controller| {
-                    let Some((controllers, dir)) = dirs
-                        .iter()
-                        .find(|(c, _)| c.split(',').any(|n| n == controller))
-                    else {
-                        return Ok(None);
-                    };
-                    self.join_v1(controllers, dir, made)?;
-                    Ok(Some(dir.clone()))
-                })?;
-                if devices {
-                    let dir = dir_of("devices").ok_or_else(|| Error::Resource {
-                        field: "linux.resources.devices".into(),
-                        why: "needs the devices cgroup controller, which this host does not offer"
-                            .into(),
-                    })?;
-                    step!("devices cgroup: {} rules, in order", rules.len());
-                    for (i, rule) in rules.iter().enumerate() {
-                        let (file, line) = rule.v1_write();
-                        write(&dir.join(file), &line).map_err(|e| Error::Resource {
-                            field: format!("linux.resources.devices[{i}]"),
-                            why: e.to_string(),
-                        })?;
-                    }
-                }
-            }
-        }
-        Ok(())
+        let devices = if new { Devices::New } else { Devices::Update };
+        write_resources(
+            &self.location,
+            resources.unwrap_or(&empty),
+            devices,
+            &mut |controllers, dir| self.join_v1(controllers, dir, made),
+        )
     }
 
     /// Make the v1 cgroup `dir` (of the hierarchy of `controllers`) if it
@@ -673,20 +613,128 @@ fn refuse(field: &str, why: &str) -> Error {
     }
 }
 
+/// What becomes of the device rules of `linux.resources.devices`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Devices {
+    /// A new cgroup: its program attached (v2), its rules written (v1).
+    New,
+    /// An existing one: its program replaced (v2), its rules written
+    /// again, starting by denying all (v1).
+    Update,
+    /// A new v1 cgroup whose parent holds exactly these rules (`run`'s
+    /// restricted parent, see `v1.rs`): it inherits them, none is written.
+    Inherited,
+}
+
+/// Write `r` into the cgroup at `location`: the one mapping from
+/// `linux.resources` to cgroup files, for `containr-oci`'s containers and
+/// `containr run`'s alike. `join` is called with a v1 hierarchy's
+/// controllers and the cgroup's directory in it before a file there is
+/// written (an OCI container joins some hierarchies only when needed).
+/// Every write's controller is found before the first write, so a missing
+/// one changes nothing.
+pub(crate) fn write_resources(
+    location: &Location,
+    r: &LinuxResources,
+    devices: Devices,
+    join: &mut dyn FnMut(&str, &Path) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let rules = device_rules(r.devices().as_deref().unwrap_or_default())?;
+    // Nothing but allow rules on top of "allow all" is no filter at all.
+    let filtered = rules.iter().any(|r| !r.allow);
+    match location {
+        Location::V2(dir) => {
+            let current = |file: &str| fs::read_to_string(dir.join(file)).ok();
+            let writes = v2_writes(r, &current)?;
+            let enabled = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+            let enabled: Vec<&str> = enabled.split_whitespace().collect();
+            apply(&writes, |controller| {
+                Ok((controller.is_empty() || enabled.contains(&controller))
+                    .then(|| dir.to_path_buf()))
+            })?;
+            if filtered {
+                // Deny all first, then allows: the same program as no
+                // first rule and "deny" where nothing matches, one check
+                // shorter.
+                let (rules, default_allow) = match rules.split_first() {
+                    Some((first, rest)) if *first == DENY_ALL => (rest, false),
+                    _ => (&rules[..], true),
+                };
+                match devices {
+                    Devices::Update => devices::replace(dir, rules, default_allow)?,
+                    Devices::New | Devices::Inherited => {
+                        devices::attach(dir, rules, default_allow)?
+                    }
+                }
+            }
+        }
+        Location::V1(dirs) => {
+            let dir_of = |controller: &str| super::v1_dir(dirs, controller);
+            let current = |file: &str| {
+                let controller = file.split('.').next().unwrap_or_default();
+                fs::read_to_string(dir_of(controller)?.join(file)).ok()
+            };
+            let writes = v1_writes(r, &current)?;
+            let devices_dir = match devices {
+                Devices::Inherited => None,
+                _ if !filtered => None,
+                _ => Some(dir_of("devices").ok_or_else(|| Error::Missing {
+                    field: "linux.resources.devices".into(),
+                    controller: "devices",
+                })?),
+            };
+            if devices_dir.is_some()
+                && devices == Devices::Update
+                && rules.first() != Some(&DENY_ALL)
+            {
+                return Err(Error::Resource {
+                    field: "linux.resources.devices".into(),
+                    why: "an update must start by denying all (\"allow\": false, \
+                          \"access\": \"rwm\"), so no device is open in between"
+                        .into(),
+                });
+            }
+            apply(&writes, |controller| {
+                let Some((controllers, dir)) = dirs
+                    .iter()
+                    .find(|(c, _)| c.split(',').any(|n| n == controller))
+                else {
+                    return Ok(None);
+                };
+                join(controllers, dir)?;
+                Ok(Some(dir.clone()))
+            })?;
+            if let Some(dir) = devices_dir {
+                step!("devices cgroup: {} rules, in order", rules.len());
+                for (i, rule) in rules.iter().enumerate() {
+                    let (file, line) = rule.v1_write();
+                    write(&dir.join(file), &line).map_err(|e| Error::Resource {
+                        field: format!("linux.resources.devices[{i}]"),
+                        why: e.to_string(),
+                    })?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Make `writes`, in order, in the directory `dir_of` gives for each
-/// controller (`None`: the host does not offer it).
+/// controller (`None`: the host does not offer it). Every directory is
+/// found first: a missing controller is reported before anything is
+/// written.
 fn apply(
     writes: &[Write],
     mut dir_of: impl FnMut(&str) -> Result<Option<PathBuf>, Error>,
 ) -> Result<(), Error> {
+    let mut dirs = Vec::with_capacity(writes.len());
     for wr in writes {
-        let dir = dir_of(wr.controller)?.ok_or_else(|| Error::Resource {
+        dirs.push(dir_of(wr.controller)?.ok_or_else(|| Error::Missing {
             field: wr.field.clone(),
-            why: format!(
-                "needs the {} cgroup controller, which this host does not offer",
-                wr.controller
-            ),
-        })?;
+            controller: wr.controller,
+        })?);
+    }
+    for (wr, dir) in writes.iter().zip(dirs) {
         let (mut file, mut value) = (wr.file.as_str(), wr.value.as_str());
         if let Some((alt, alt_value)) = &wr.fallback
             && !dir.join(file).exists()
@@ -751,7 +799,17 @@ fn device_rules(list: &[LinuxDeviceCgroup]) -> Result<Vec<Rule>, Error> {
             access,
         });
     }
-    rules.extend(devices::DEFAULT);
+    // A default rule the list allows already, with no deny after it, would
+    // change nothing (run's own lists hold them all).
+    for default in devices::DEFAULT {
+        let allowed = rules
+            .iter()
+            .rposition(|r| *r == default)
+            .is_some_and(|i| rules[i..].iter().all(|r| r.allow));
+        if !allowed {
+            rules.push(default);
+        }
+    }
     Ok(rules)
 }
 
@@ -1462,6 +1520,51 @@ pub fn resources_of(limits: &super::Limits, swap_accounted: bool) -> LinuxResour
         Value::Array(list)
     };
     serde_json::from_value(r).expect("the fields of LinuxResources")
+}
+
+/// `containr run`'s new cgroup at `location` given the spec's resources
+/// `r` (from [`resources_of`]), through the same writes as an OCI
+/// container's; its device rules `inherited` from a parent that holds them
+/// (v1). Errors name `run`'s flag rather than the spec's field.
+pub(crate) fn write_limits(
+    location: &Location,
+    r: &LinuxResources,
+    inherited: bool,
+) -> Result<(), Error> {
+    let devices = if inherited {
+        Devices::Inherited
+    } else {
+        Devices::New
+    };
+    // Its hierarchies were all made with it.
+    write_resources(location, r, devices, &mut |_, _| Ok(())).map_err(|e| match e {
+        Error::Missing { field, controller } => match flag_of(&field) {
+            Some(flag) => Error::NoController { flag, controller },
+            None => Error::Missing { field, controller },
+        },
+        Error::Resource { field, why } => Error::Resource {
+            field: flag_of(&field).map_or(field, str::to_string),
+            why,
+        },
+        e => e,
+    })
+}
+
+/// The `run` flag a `linux.resources` field of [`resources_of`] comes
+/// from.
+fn flag_of(field: &str) -> Option<&'static str> {
+    let field = field.strip_prefix("linux.resources.")?;
+    Some(match field {
+        "memory.limit" => "--memory",
+        "memory.swap" => "--memory-swap",
+        "cpu.quota" | "cpu.period" => "--cpus",
+        "cpu.shares" => "--cpu-shares",
+        "cpu.cpus" => "--cpuset-cpus",
+        "pids.limit" => "--pids-limit",
+        "blockIO.throttleReadBpsDevice" => "--device-read-bps",
+        "blockIO.throttleWriteBpsDevice" => "--device-write-bps",
+        _ => return None,
+    })
 }
 
 /// The `linux.cgroupsPath` of a cgroup containr made, at `location`: its
