@@ -128,6 +128,15 @@ impl LimitFlags {
                 why: "must be at least --memory (it counts memory plus swap), or -1",
             });
         }
+        // As docker: a memory-plus-swap total means nothing without the
+        // memory part (v2 could not tell the swap from it).
+        if limits.memory.is_none() && limits.memory_swap.is_some_and(|s| s != -1) {
+            return Err(Error::Value {
+                flag: "--memory-swap",
+                value: self.memory_swap.clone().unwrap_or_default(),
+                why: "needs --memory too (it counts memory plus swap), or -1",
+            });
+        }
         if let Some(s) = limits.cpu_shares
             && !(2..=262_144).contains(&s)
         {
@@ -657,6 +666,26 @@ mod tests {
                 "{small}: {e}"
             );
         }
+    }
+
+    /// docker refuses a --memory-swap total without --memory; before, v1
+    /// took it as memory plus swap and v2 as swap alone.
+    #[test]
+    fn memory_swap_needs_memory() {
+        let flags = |memory: Option<&str>, swap: &str| LimitFlags {
+            memory: memory.map(str::to_string),
+            memory_swap: Some(swap.to_string()),
+            ..LimitFlags::default()
+        };
+        let e = flags(None, "100m").parse().unwrap_err().to_string();
+        assert!(
+            e.contains("--memory-swap") && e.contains("needs --memory"),
+            "{e}"
+        );
+        assert!(flags(Some("0"), "100m").parse().is_err());
+        assert_eq!(flags(None, "-1").parse().unwrap().memory_swap, Some(-1));
+        let l = flags(Some("64m"), "100m").parse().unwrap();
+        assert_eq!((l.memory, l.memory_swap), (Some(64 << 20), Some(100 << 20)));
     }
 
     #[test]

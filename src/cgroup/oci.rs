@@ -653,13 +653,7 @@ pub(crate) fn write_resources(
                     .then(|| dir.to_path_buf()))
             })?;
             if filtered {
-                // Deny all first, then allows: the same program as no
-                // first rule and "deny" where nothing matches, one check
-                // shorter.
-                let (rules, default_allow) = match rules.split_first() {
-                    Some((first, rest)) if *first == DENY_ALL => (rest, false),
-                    _ => (&rules[..], true),
-                };
+                let (rules, default_allow) = program_rules(&rules);
                 match devices {
                     Devices::Update => devices::replace(dir, rules, default_allow)?,
                     Devices::New | Devices::Inherited => {
@@ -813,6 +807,17 @@ fn device_rules(list: &[LinuxDeviceCgroup]) -> Result<Vec<Rule>, Error> {
     Ok(rules)
 }
 
+/// The rules a device program checks and its verdict where none
+/// matches: a list that starts by denying all is the rest on a "deny"
+/// default, the same verdicts one check shorter (the program `run` always
+/// attached).
+fn program_rules(rules: &[Rule]) -> (&[Rule], bool) {
+    match rules.split_first() {
+        Some((first, rest)) if *first == DENY_ALL => (rest, false),
+        _ => (rules, true),
+    }
+}
+
 /// Which of memory.swap's meanings: OCI's `swap` is memory plus swap (v1's
 /// memsw); v2 limits swap alone. As runc converts it.
 pub(crate) fn swap_v2(swap: i64, memory: i64) -> Result<Option<String>, &'static str> {
@@ -822,6 +827,8 @@ pub(crate) fn swap_v2(swap: i64, memory: i64) -> Result<Option<String>, &'static
     match swap {
         0 => Ok(None),
         -1 => Ok(Some("max".into())),
+        // Unlimited memory: the total is all swap.
+        _ if memory == -1 => Ok(Some(swap.to_string())),
         _ if memory <= 0 => Err("a swap limit needs a memory limit"),
         _ if swap < memory => Err("must be at least memory.limit (it counts memory plus swap)"),
         _ => Ok(Some((swap - memory).to_string())),
@@ -1656,6 +1663,8 @@ mod tests {
         assert_eq!(swap_v2(300, 100), Ok(Some("200".into())));
         assert_eq!(swap_v2(0, -1), Ok(Some("max".into())));
         assert!(swap_v2(50, 100).is_err());
+        // As runc: with memory unlimited, the total is the swap.
+        assert_eq!(swap_v2(300, -1), Ok(Some("300".into())));
         assert!(swap_v2(50, 0).is_err());
         assert_eq!(blkio_to_io_weight(10), 1);
         assert_eq!(blkio_to_io_weight(500), 4950);
@@ -1969,6 +1978,183 @@ mod tests {
                 .starts_with("linux.resources.pids.limit: needs the pids"),
             "{e}"
         );
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// run's limits as the spec says them, written by the one mapping:
+    /// where run's own writers differed, the OCI mapping (runc's) is kept.
+    fn run_writes(limits: &super::super::Limits, v2: bool) -> Vec<(String, String)> {
+        let r = resources_of(limits, false);
+        let writes = if v2 {
+            v2_writes(&r, &none)
+        } else {
+            v1_writes(&r, &none)
+        };
+        files(&writes.unwrap())
+    }
+
+    /// `--memory-swap -1` where swap is not accounted: unlimited swap is
+    /// what the host gives anyway, so nothing is written (docker warns and
+    /// goes on); run's v1 writer refused it, its v2 writer failed writing a
+    /// file that is not there.
+    #[test]
+    fn unlimited_swap_without_accounting_writes_nothing() {
+        let limits = super::super::Limits {
+            memory: Some(64 << 20),
+            memory_swap: Some(-1),
+            ..Default::default()
+        };
+        for v2 in [false, true] {
+            assert_eq!(
+                run_writes(&limits, v2),
+                vec![if v2 {
+                    pair("memory.max", "67108864")
+                } else {
+                    pair("memory.limit_in_bytes", "67108864")
+                }]
+            );
+        }
+    }
+
+    /// A device rate of 0 is no limit: v1's "MAJ:MIN 0" removes the rule;
+    /// on v2 it is "max" (runc's `ThrottleDevice`), where run wrote
+    /// `rbps=0`.
+    #[test]
+    fn a_zero_rate_is_no_limit() {
+        let limits = super::super::Limits {
+            device_read_bps: vec![(8, 0, 0)],
+            device_write_bps: vec![(8, 0, 1024)],
+            ..Default::default()
+        };
+        assert_eq!(
+            run_writes(&limits, true),
+            vec![
+                pair("io.max", "8:0 rbps=max"),
+                pair("io.max", "8:0 wbps=1024")
+            ]
+        );
+        assert_eq!(
+            run_writes(&limits, false),
+            vec![
+                pair("blkio.throttle.read_bps_device", "8:0 0"),
+                pair("blkio.throttle.write_bps_device", "8:0 1024")
+            ]
+        );
+    }
+
+    /// run's device list (deny all, docker's defaults, `--device` rules)
+    /// is not followed by the defaults again: 13 v1 writes and the program
+    /// run attached (the defaults and the extras, "deny" otherwise), not
+    /// 25 writes and a program twice as long.
+    #[test]
+    fn runs_device_rules_are_not_repeated() {
+        let extra = Rule {
+            allow: true,
+            kind: Some('c'),
+            major: Some(10),
+            minor: Some(229),
+            access: "rwm",
+        };
+        let limits = super::super::Limits {
+            devices: vec![extra],
+            ..Default::default()
+        };
+        let r = resources_of(&limits, false);
+        let rules = device_rules(r.devices().as_deref().unwrap()).unwrap();
+        let mut want = vec![DENY_ALL];
+        want.extend(devices::DEFAULT);
+        want.push(extra);
+        assert_eq!(rules, want);
+        let (checked, default_allow) = program_rules(&rules);
+        assert_eq!((checked, default_allow), (&want[1..], false));
+        // A deny after a default rule: the default is allowed again last.
+        let deny = Rule {
+            allow: false,
+            ..devices::DEFAULT[2]
+        };
+        let list: Vec<LinuxDeviceCgroup> = serde_json::from_value(json!([
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+            {"allow": false, "type": "c", "major": 1, "minor": 3, "access": "rwm"}
+        ]))
+        .unwrap();
+        let rules = device_rules(&list).unwrap();
+        assert_eq!(rules[2], deny);
+        assert_eq!(&rules[3..], &devices::DEFAULT[..]);
+        // --privileged: allow all, no filter at all.
+        let all = resources_of(
+            &super::super::Limits {
+                all_devices: true,
+                ..Default::default()
+            },
+            false,
+        );
+        let rules = device_rules(all.devices().as_deref().unwrap()).unwrap();
+        assert!(rules.iter().all(|r| r.allow), "{rules:?}");
+        assert_eq!(program_rules(&rules), (&rules[..], true));
+    }
+
+    /// A controller the cgroup lacks is named by run's flag, and found
+    /// before anything is written; so is a swap limit the host cannot
+    /// account.
+    #[test]
+    fn runs_errors_name_its_flags() {
+        let dir = super::super::tests::tempfile_dir();
+        let limits = super::super::Limits {
+            memory: Some(64 << 20),
+            pids_limit: Some(5),
+            all_devices: true,
+            ..Default::default()
+        };
+        // A v2 cgroup with no controller enabled.
+        let v2 = Location::V2(dir.clone());
+        let e = write_limits(&v2, &resources_of(&limits, false), false).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::NoController {
+                    flag: "--memory",
+                    controller: "memory"
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "written: {dir:?}");
+        // v1: a memory hierarchy without swap accounting, no pids one.
+        let v1 = Location::V1(vec![("memory".into(), dir.clone())]);
+        let swap = super::super::Limits {
+            memory_swap: Some(128 << 20),
+            ..limits.clone()
+        };
+        let e = write_limits(&v1, &resources_of(&swap, false), true).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("--memory-swap: needs swap accounting"),
+            "{e}"
+        );
+        let e = write_limits(&v1, &resources_of(&limits, false), true).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::NoController {
+                    flag: "--pids-limit",
+                    controller: "pids"
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "written: {dir:?}");
+        // Without a devices hierarchy the default rules cannot be had:
+        // refused (run's writer went on with every device open).
+        let confined = super::super::Limits::default();
+        let e = write_limits(&v1, &resources_of(&confined, false), false).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("linux.resources.devices: needs the devices cgroup controller"),
+            "{e}"
+        );
+        // Inherited from a parent that holds them: nothing to write.
+        write_limits(&v1, &resources_of(&confined, false), true).unwrap();
         fs::remove_dir_all(dir).unwrap();
     }
 }
