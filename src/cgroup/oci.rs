@@ -621,8 +621,9 @@ pub(crate) enum Devices {
     /// An existing one: its program replaced (v2), its rules written
     /// again, starting by denying all (v1).
     Update,
-    /// A new v1 cgroup whose parent holds exactly these rules (`run`'s
-    /// restricted parent, see `v1.rs`): it inherits them, none is written.
+    /// A new cgroup whose parent holds exactly these rules (`run`'s
+    /// restricted v1 parent, see `v1.rs`): it inherits them, they are
+    /// neither read nor written.
     Inherited,
 }
 
@@ -639,7 +640,10 @@ pub(crate) fn write_resources(
     devices: Devices,
     join: &mut dyn FnMut(&str, &Path) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let rules = device_rules(r.devices().as_deref().unwrap_or_default())?;
+    let rules = match devices {
+        Devices::Inherited => Vec::new(),
+        _ => device_rules(r.devices().as_deref().unwrap_or_default())?,
+    };
     // Nothing but allow rules on top of "allow all" is no filter at all.
     let filtered = rules.iter().any(|r| !r.allow);
     match location {
@@ -654,11 +658,10 @@ pub(crate) fn write_resources(
             })?;
             if filtered {
                 let (rules, default_allow) = program_rules(&rules);
-                match devices {
-                    Devices::Update => devices::replace(dir, rules, default_allow)?,
-                    Devices::New | Devices::Inherited => {
-                        devices::attach(dir, rules, default_allow)?
-                    }
+                if devices == Devices::Update {
+                    devices::replace(dir, rules, default_allow)?
+                } else {
+                    devices::attach(dir, rules, default_allow)?
                 }
             }
         }
@@ -669,10 +672,9 @@ pub(crate) fn write_resources(
                 fs::read_to_string(dir_of(controller)?.join(file)).ok()
             };
             let writes = v1_writes(r, &current)?;
-            let devices_dir = match devices {
-                Devices::Inherited => None,
-                _ if !filtered => None,
-                _ => Some(dir_of("devices").ok_or_else(|| Error::Missing {
+            let devices_dir = match filtered {
+                false => None,
+                true => Some(dir_of("devices").ok_or_else(|| Error::Missing {
                     field: "linux.resources.devices".into(),
                     controller: "devices",
                 })?),
@@ -758,14 +760,15 @@ const DENY_ALL: Rule = Rule {
 fn device_rules(list: &[LinuxDeviceCgroup]) -> Result<Vec<Rule>, Error> {
     let mut rules = Vec::with_capacity(list.len() + devices::DEFAULT.len());
     for (i, d) in list.iter().enumerate() {
-        let field = format!("devices[{i}]");
+        // Made only for an error: this runs on every start.
+        let field = || format!("devices[{i}]");
         let kind = match d.typ().unwrap_or(LinuxDeviceType::A) {
             LinuxDeviceType::A => None,
             LinuxDeviceType::B => Some('b'),
             LinuxDeviceType::C => Some('c'),
             other => {
                 return Err(refuse(
-                    &format!("{field}.type"),
+                    &format!("{}.type", field()),
                     &format!(
                         "{:?} is not a type the devices controller knows (a, b, c)",
                         other.as_str()
@@ -777,14 +780,18 @@ fn device_rules(list: &[LinuxDeviceCgroup]) -> Result<Vec<Rule>, Error> {
             None | Some(-1) => Ok(None),
             Some(n) if (0..=u32::MAX as i64).contains(&n) => Ok(Some(n as u32)),
             Some(n) => Err(refuse(
-                &format!("{field}.{what}"),
+                &format!("{}.{what}", field()),
                 &format!("{n} is not a device number"),
             )),
         };
-        let access = d.access().clone().unwrap_or_else(|| "rwm".into());
-        let access = devices::access(&access)
+        let access = devices::access(d.access().as_deref().unwrap_or("rwm"))
             .filter(|a| !a.is_empty())
-            .ok_or_else(|| refuse(&format!("{field}.access"), "must be letters among r, w, m"))?;
+            .ok_or_else(|| {
+                refuse(
+                    &format!("{}.access", field()),
+                    "must be letters among r, w, m",
+                )
+            })?;
         rules.push(Rule {
             allow: d.allow(),
             kind,
