@@ -271,21 +271,21 @@ fn restricted_parent(base: &Path) -> Result<PathBuf, Error> {
     }
 }
 
-/// Whether `dir`'s devices.list is exactly docker's default set.
+/// Whether `dir`'s devices.list is exactly docker's default set (read on
+/// every start: compared rule by rule, nothing formatted).
 fn has_default_rules(dir: &Path) -> bool {
     let Ok(list) = fs::read_to_string(dir.join("devices.list")) else {
         return false;
     };
-    let mut have: Vec<&str> = list
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    let want: Vec<String> = super::devices::DEFAULT.iter().map(|r| r.v1()).collect();
-    let mut want: Vec<&str> = want.iter().map(String::as_str).collect();
-    have.sort_unstable();
-    want.sort_unstable();
-    have == want
+    let mut listed = 0;
+    for line in list.lines().filter(|l| !l.trim().is_empty()) {
+        // The kernel lists each rule once; the defaults are distinct.
+        match super::devices::Rule::from_v1_list(line) {
+            Some(rule) if super::devices::DEFAULT.contains(&rule) => listed += 1,
+            _ => return false,
+        }
+    }
+    listed == super::devices::DEFAULT.len()
 }
 
 /// mkdir the containr parent (if missing) and the container's directory.
