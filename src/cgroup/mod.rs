@@ -14,10 +14,11 @@
 //!   hierarchy, so a containr run from inside a limited cgroup (a CI job, a
 //!   systemd unit) keeps its containers inside that limit.
 //!
-//! An OCI container's cgroup ([`oci::OciCgroup`], for `containr-oci`) is
-//! placed where its `cgroupsPath` says and configured from the spec's
-//! `linux.resources`, with the same file writes, device programs and
-//! directory handling as these.
+//! The limits are written in one place for both front ends: `containr
+//! run`'s [`Limits`] become the spec's `linux.resources`
+//! ([`oci::resources_of`]), which `oci`'s mapping writes, as it writes an
+//! OCI container's ([`oci::OciCgroup`], for `containr-oci`, placed where
+//! its `cgroupsPath` says). The backends here only place `run`'s cgroup.
 
 pub mod devices;
 pub mod oci;

@@ -5,7 +5,9 @@
 //! The resources become a list of file writes (`Write`), made by a pure
 //! function per hierarchy (`v1_writes`, `v2_writes`) from the spec and
 //! the current values, so the mapping (units, conversions, order) is
-//! tested without a kernel; applying them is a loop.
+//! tested without a kernel; applying them is a loop. It is the only
+//! writer of limits: `containr run`'s cgroup gets its spec's resources
+//! through it too (`write_limits`, errors named by `run`'s flags).
 //!
 //! Where the cgroup goes (as runc):
 //! - absolute `cgroupsPath`: below each hierarchy's root;
