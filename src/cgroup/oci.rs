@@ -654,7 +654,7 @@ pub(crate) fn write_resources(
             let writes = v2_writes(r, &current)?;
             let enabled = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
             let enabled: Vec<&str> = enabled.split_whitespace().collect();
-            apply(&writes, |controller| {
+            apply(&writes, false, |controller| {
                 Ok((controller.is_empty() || enabled.contains(&controller))
                     .then(|| dir.to_path_buf()))
             })?;
@@ -692,7 +692,7 @@ pub(crate) fn write_resources(
                         .into(),
                 });
             }
-            apply(&writes, |controller| {
+            apply(&writes, true, |controller| {
                 let Some((controllers, dir)) = dirs
                     .iter()
                     .find(|(c, _)| c.split(',').any(|n| n == controller))
@@ -720,9 +720,11 @@ pub(crate) fn write_resources(
 /// Make `writes`, in order, in the directory `dir_of` gives for each
 /// controller (`None`: the host does not offer it). Every directory is
 /// found first: a missing controller is reported before anything is
-/// written.
+/// written. On v1 (`per_controller`) the narration names the controller's
+/// hierarchy, as lab 3 shows it.
 fn apply(
     writes: &[Write],
+    per_controller: bool,
     mut dir_of: impl FnMut(&str) -> Result<Option<PathBuf>, Error>,
 ) -> Result<(), Error> {
     let mut dirs = Vec::with_capacity(writes.len());
@@ -739,7 +741,11 @@ fn apply(
         {
             (file, value) = (alt, alt_value);
         }
-        step!("echo {value} > {file}");
+        if per_controller {
+            step!("echo {value} > {}/{file}", wr.controller);
+        } else {
+            step!("echo {value} > {file}");
+        }
         fs::write(dir.join(file), value).map_err(|e| Error::Resource {
             field: wr.field.clone(),
             why: format!("writing {value:?} to {file}: {e}"),
@@ -1974,14 +1980,14 @@ mod tests {
             json!({"memory": {"limit": 1048576}, "pids": {"limit": 7}, "blockIO": {"weight": 1000}}),
         );
         let writes = v2_writes(&r, &none).unwrap();
-        apply(&writes, |_| Ok(Some(dir.clone()))).unwrap();
+        apply(&writes, false, |_| Ok(Some(dir.clone()))).unwrap();
         let read = |f: &str| fs::read_to_string(dir.join(f)).unwrap();
         assert_eq!(read("memory.max"), "1048576");
         assert_eq!(read("pids.max"), "7");
         // No io.bfq.weight here: the converted io.weight instead.
         assert_eq!(read("io.weight"), "10000");
         assert!(!dir.join("io.bfq.weight").exists());
-        let e = apply(&writes, |c| Ok((c != "pids").then(|| dir.clone()))).unwrap_err();
+        let e = apply(&writes, false, |c| Ok((c != "pids").then(|| dir.clone()))).unwrap_err();
         assert!(
             e.to_string()
                 .starts_with("linux.resources.pids.limit: needs the pids"),
