@@ -1715,7 +1715,7 @@ mod tests {
                 pair("memory.max", "104857600"),
                 pair("memory.swap.max", "104857600"),
                 pair("memory.low", "52428800"),
-                pair("cpu.weight", "39"),
+                pair("cpu.weight", "100"),
                 pair("cpu.max", "50000 100000"),
                 pair("cpu.idle", "0"),
                 pair("cpuset.cpus", "0"),
@@ -1858,7 +1858,7 @@ mod tests {
         for want in [
             ("memory.max", "67108864"),
             ("cpu.max", "50000 100000"),
-            ("cpu.weight", "20"),
+            ("cpu.weight", "59"),
             ("pids.max", "20"),
             ("io.max", "8:0 rbps=1024"),
         ] {

@@ -41,10 +41,21 @@ impl V2 {
 }
 
 /// docker's `--cpu-shares` (2..262144, default 1024) on v2's `cpu.weight`
-/// scale (1..10000, default 100), as runc converts it.
+/// scale (1..10000, default 100), as runc converts it since 1.3.2
+/// (opencontainers/cgroups' `ConvertCPUSharesToCgroupV2Value`): a
+/// quadratic in log2(shares) through the ends and the defaults, so 1024 is
+/// 100, where the old straight line made it 39, well below a process
+/// outside any container.
 pub fn shares_to_weight(shares: u64) -> u64 {
-    let shares = shares.clamp(2, 262_144);
-    1 + ((shares - 2) * 9999) / 262_142
+    if shares <= 2 {
+        return 1;
+    }
+    if shares >= 262_144 {
+        return 10_000;
+    }
+    let l = (shares as f64).log2();
+    let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
+    10f64.powf(exponent).ceil() as u64
 }
 
 impl Hierarchy for V2 {
@@ -133,8 +144,13 @@ mod tests {
     #[test]
     fn weights_match_runc() {
         assert_eq!(shares_to_weight(2), 1);
-        assert_eq!(shares_to_weight(1024), 39);
+        // docker's default is v2's default.
+        assert_eq!(shares_to_weight(1024), 100);
+        assert_eq!(shares_to_weight(512), 59);
+        // runc 1.4.0-rc.1's figure (opencontainers/runc#4896).
+        assert_eq!(shares_to_weight(2000), 170);
         assert_eq!(shares_to_weight(262_144), 10_000);
+        assert_eq!(shares_to_weight(1 << 30), 10_000);
     }
 
     /// Against the real unified hierarchy where the host has one (on a
