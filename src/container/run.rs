@@ -466,7 +466,7 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
     settle_killed_runs(&data, hierarchy.as_ref());
     // 256 random bits in hex, as docker's container ids.
     let id = crate::util::random_hex(32);
-    let cgroup = hierarchy.create(&id, &p.limits, p.cgroup_parent.as_ref())?;
+    let (cgroup, resources) = hierarchy.create(&id, &p.limits, p.cgroup_parent.as_ref())?;
     let joined = p
         .net
         .join
@@ -575,7 +575,7 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
     // The container as an OCI bundle, written once: its spec, beside the
     // /etc files it binds.
     let dir = record.dir()?;
-    let (mut spec, extras) = build_spec(&config, &p.limits, &cgroup, &dir);
+    let (mut spec, extras) = build_spec(&config, resources, &cgroup, &dir);
     super::spec::write(&dir, &mut spec, p.seccomp.as_deref(), &config.etc_files)
         .map_err(crate::util::io_err(&dir))?;
     let init = clone_init(config, spec, extras, &cgroup, attachment.as_ref(), p.detach)?;
@@ -601,16 +601,16 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
 }
 
 /// The container's spec and extras, for its init (and, on `create`, its
-/// bundle): from its config, its limits and where its cgroup is.
+/// bundle): from its config, the resources its cgroup got and where it is.
 fn build_spec(
     config: &Config,
-    limits: &Limits,
+    resources: oci_spec::runtime::LinuxResources,
     cgroup: &Cgroup,
     dir: &Path,
 ) -> (oci_spec::runtime::Spec, super::spec::RunExtras) {
     super::spec::build(super::spec::Inputs {
         config,
-        resources: cgroup::oci::resources_of(limits, cgroup.location().accounts_swap()),
+        resources,
         cgroups_path: cgroup::oci::cgroups_path(cgroup.location()),
         dir,
     })
@@ -1145,7 +1145,7 @@ fn make_again(
             .map(cgroup::Parent::parse)
             .transpose()?
             .flatten();
-        let cgroup = hierarchy.create(&record.id, &limits, parent.as_ref())?;
+        let (cgroup, resources) = hierarchy.create(&record.id, &limits, parent.as_ref())?;
         remount_tmpfs_volumes(&root, record.mounts())?;
         let attachment = net.attach(&record.id, &record.name)?;
         let mut config = *(record.state().config.clone())
@@ -1167,7 +1167,7 @@ fn make_again(
         super::spec::write_etc_files(&dir, &config.etc_files).map_err(crate::util::io_err(&dir))?;
         // The volumes have the image's content since the first start.
         config.copy_up.clear();
-        let (spec, extras) = build_spec(&config, &limits, &cgroup, &dir);
+        let (spec, extras) = build_spec(&config, resources, &cgroup, &dir);
         let init = clone_init(config, spec, extras, &cgroup, attachment.as_ref(), detach)?;
         Ok::<_, Error>((cgroup, attachment, init))
     })();
