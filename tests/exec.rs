@@ -501,3 +501,53 @@ fn exec_forwards_signals_to_the_process() {
     .unwrap();
     assert_eq!(exec.wait().unwrap().code(), Some(42));
 }
+
+/// The /etc files are the bundle's (`containers/<id>/`), written once and
+/// bound into the container: the container may write its /etc/hosts (even
+/// with `--read-only`, as docker's), `exec` sees what it wrote, and so
+/// does the file in the bundle. With `--userns-remap` they are container
+/// root's (idmapped, like the other binds), and writable by it.
+#[test]
+fn etc_files_are_the_bundles_shared_with_exec() {
+    let sb = Sandbox::new();
+    for (name, flags) in [
+        ("etc-plain", &["--read-only"][..]),
+        ("etc-remap", &["--userns-remap=200000:65536"][..]),
+    ] {
+        let mut args = flags.to_vec();
+        args.extend(["sleep", "1303"]);
+        let c = Running::start(&sb, name, &args);
+        let id = c.inspect()["Id"].as_str().unwrap().to_string();
+        let out = c.ok(
+            &[],
+            &[
+                "sh",
+                "-c",
+                "stat -c '%u:%g' /etc/hosts; echo '10.4.4.4 written-inside' >> /etc/hosts && echo wrote",
+            ],
+        );
+        assert_eq!(out, "0:0\nwrote\n", "{name}");
+        assert!(
+            c.ok(&[], &["cat", "/etc/hosts"])
+                .ends_with("10.4.4.4 written-inside\n"),
+            "{name}: exec does not see the container's /etc/hosts"
+        );
+        let bundle = sb.data.join("containers").join(&id);
+        let hosts = std::fs::read_to_string(bundle.join("hosts")).unwrap();
+        assert!(
+            hosts.ends_with("10.4.4.4 written-inside\n"),
+            "{name}: {hosts}"
+        );
+        // Written once, there: its hostname file is the container's.
+        assert_eq!(
+            std::fs::read_to_string(bundle.join("hostname")).unwrap(),
+            c.ok(&[], &["cat", "/etc/hostname"]),
+        );
+        // The rootfs's own /etc/hosts is untouched.
+        assert!(
+            !std::fs::read_to_string(sb.rootfs.join("etc/hosts"))
+                .unwrap_or_default()
+                .contains("written-inside")
+        );
+    }
+}

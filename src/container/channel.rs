@@ -16,13 +16,11 @@ use nix::sys::socket::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::Config;
-
 /// Messages exchanged over the channel.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Message {
     /// Parent to init: what to build and run.
-    Config(Box<Config>),
+    Run(Box<super::init::RunInit>),
     /// `containr-oci create` to its init: what to build.
     OciConfig(Box<super::oci::init::InitConfig>),
     /// OCI init to `create`: the namespaces exist, run the `prestart` and
@@ -43,8 +41,8 @@ pub enum Message {
     Started { next_step: u64 },
     /// Command (before exec) to init: its walkthrough steps ended here.
     Steps { next_step: u64 },
-    /// Parent to init, after `Config`, with `--userns-remap`: the bind
-    /// mount `config.mounts[index]`'s idmapped tree (the descriptor sent
+    /// Parent to init, after `Run`, with `--userns-remap`: the bind
+    /// mount `spec.mounts[index]`'s idmapped tree (the descriptor sent
     /// with it), its source a directory when `dir`.
     MountTree { index: usize, dir: bool },
     /// Any side: setting up failed; exit with `code`.

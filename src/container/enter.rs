@@ -398,6 +398,12 @@ fn become_process(
             nix::unistd::dup2(null.as_raw_fd(), fd).map_err(Error::sys_nix("dup2"))?;
         }
     }
-    let prepared = init::prepare_command(process, slave)?;
+    let prepared = init::prepare_command(
+        super::spec::process(process),
+        &super::spec::user(process),
+        process.confinement.clone(),
+        process.interactive,
+        slave,
+    )?;
     init::exec_command(&prepared, channel)
 }

@@ -23,39 +23,62 @@ use nix::sys::stat::{Mode, umask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid};
 
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use serde::{Deserialize, Serialize};
+
 use super::channel::{Channel, Message};
+use super::spec::RunExtras;
 use super::user::UserSpec;
-use super::{Config, Error, env, oci, tty};
+use super::{Error, env, oci, tty};
 use crate::{explain, namespace, network, rootfs, step};
+
+/// What `containr run` sends its init: the container's OCI runtime spec
+/// (as `config.json` has it, less `linux.seccomp`, whose compiled program
+/// travels in `confinement`), what the spec cannot say ([`RunExtras`]),
+/// and what only this start needs.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RunInit {
+    pub spec: Spec,
+    pub extras: RunExtras,
+    /// The confinement as `run`'s flags gave it: its compiled seccomp
+    /// program, and its wording for the walkthrough.
+    pub confinement: crate::security::Confinement,
+    pub reporting: explain::Reporting,
+    /// The walkthrough step the init numbers from.
+    pub next_step: u64,
+    /// With `--userns-remap`: how many `MountTree` messages follow (the
+    /// binds the parent idmapped).
+    pub mount_trees: usize,
+}
 
 /// Entry point of the re-exec'd init; returns its exit status.
 pub fn main(channel_fd: RawFd) -> i32 {
     // SAFETY: the parent handed us this descriptor by number and nothing
     // else in this fresh process refers to it.
     let channel = unsafe { Channel::from_raw(channel_fd) };
-    let (config, idmapped) = match channel.recv() {
-        Ok(Some((Message::Config(config), fd))) => (*config, fd),
+    let (run, idmapped) = match channel.recv() {
+        Ok(Some((Message::Run(run), fd))) => (*run, fd),
         // The parent died or sent nonsense: it is no longer there to report
         // to, and PDEATHSIG is about to end us anyway.
         _ => return 125,
     };
     // The idmapped binds the parent made (--userns-remap), if any.
     let mut trees = Vec::new();
-    for _ in 0..config.mount_trees {
+    for _ in 0..run.mount_trees {
         match channel.recv() {
             Ok(Some((Message::MountTree { index, dir }, Some(fd)))) => trees.push((index, fd, dir)),
             _ => return 125,
         }
     }
-    let _ = explain::install(&config.reporting);
-    explain::continue_from(config.next_step);
+    let _ = explain::install(&run.reporting);
+    explain::continue_from(run.next_step);
     // Not dumpable: /proc/1 of the container then belongs to the host's
     // root, and ptrace(2) of the init is refused.
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
 
     let signals = init_signals();
-    match start(&config, idmapped, trees, &channel) {
+    match start(run, idmapped, trees, &channel) {
         Ok(command) => reap_until_exit(command, &signals),
         Err(e) => {
             let code = e.status();
@@ -86,14 +109,22 @@ fn init_signals() -> SigSet {
     set
 }
 
-/// Build the container, then exec the command in place of the init (returns
-/// only on failure), or with `--init` fork it: its pid once it has exec'd.
+/// Build the container from its spec, as `containr-oci`'s init does (the
+/// same steps), with what `extras` adds; then exec the command in place of
+/// the init (returns only on failure), or with `--init` fork it: its pid
+/// once it has exec'd.
 fn start(
-    config: &Config,
+    run: RunInit,
     idmapped: Option<OwnedFd>,
     trees: Vec<(usize, OwnedFd, bool)>,
     channel: &Channel,
 ) -> Result<Pid, Error> {
+    let RunInit {
+        mut spec,
+        extras,
+        confinement,
+        ..
+    } = run;
     // A session of our own: the host terminal's Ctrl-C then reaches only the
     // host-side containr, which forwards it once, instead of every process
     // of the container getting it twice.
@@ -104,40 +135,38 @@ fn start(
     // Without a cgroup namespace, a cgroup mount would show the host's
     // whole hierarchy: then none.
     let cgroupfs = if namespace::enter_cgroup_namespace()? {
-        &config.cgroupfs
+        &extras.cgroupfs
     } else {
         &rootfs::CgroupFs::None
     };
-    namespace::set_hostname(&config.hostname)?;
-    network::configure_inside(config.network, config.interface.as_ref(), config.join_netns)?;
-    let files: Vec<rootfs::EtcFile> = config
-        .etc_files
-        .iter()
-        .map(|(target, contents)| rootfs::EtcFile { target, contents })
-        .collect();
-    rootfs::enter_with(
-        &rootfs::Plan {
-            rootfs: &config.rootfs,
-            overlay: config.overlay.as_ref(),
-            readonly: config.readonly,
-            privileged: config.confinement.privileged,
-            userns: config.userns.is_some(),
-            idmapped,
-            files: &files,
-            cgroupfs,
-            workdir: &config.workdir,
-        },
-        rootfs::Storage {
+    oci::init::set_names(&spec).map_err(from_oci)?;
+    oci::init::join_namespaces(&spec).map_err(from_oci)?;
+    if oci::parts::new_namespace(&spec, LinuxNamespaceType::Network) {
+        network::configure_inside(extras.interface.as_ref())?;
+    }
+    let rootfs = spec
+        .root()
+        .as_ref()
+        .map(|r| r.path().clone())
+        .unwrap_or_default();
+    let rootfs_spec = oci::parts::RootfsSpec::of(&spec);
+    let userns = oci::parts::new_namespace(&spec, LinuxNamespaceType::User);
+    let plan = rootfs_spec.plan(&rootfs, false, userns);
+    rootfs::oci::prepare_with(
+        &plan,
+        rootfs::oci::Additions {
+            overlay: extras.overlay.as_ref(),
+            root_tree: idmapped,
+            copy_up: &extras.copy_up,
             premade: trees,
-            mounts: &config.mounts,
-            copy_up: &config.copy_up,
-            sysctl: Some(&config.sysctl).filter(|s| !s.is_empty()),
-            shm_size: config.shm_size,
-            devices: &config.devices,
+            cgroup: Some(cgroupfs),
         },
     )?;
+    let process = spec.process_mut().take().unwrap_or_default();
+    oci::init::make_cwd(&rootfs, &process).map_err(from_oci)?;
+    rootfs::oci::finish(&plan)?;
 
-    let pty = if config.tty {
+    let pty = if process.terminal().unwrap_or(false) {
         let pty = tty::open_pty().map_err(Error::sys("opening a pseudo-terminal"))?;
         rootfs::bind_console(&pty.slave_path)?;
         step!(
@@ -152,8 +181,9 @@ fn start(
         None
     };
 
-    let mut prepared = prepare_command(config, pty)?;
-    if config.init {
+    let mut prepared =
+        prepare_command(process, &extras.user, confinement, extras.interactive, pty)?;
+    if extras.init {
         return spawn_command(&prepared, channel);
     }
     prepared.pid1 = true;
@@ -165,45 +195,39 @@ fn start(
     match exec_command(&prepared, channel)? {}
 }
 
-/// The command `config` describes, as the OCI process every container
-/// process ends as (`containr-oci`'s too): the spec's `process`
-/// ([`spec::process`](super::spec::process)) with its user resolved in the
-/// container's `/etc/passwd` and `/etc/group` (ids, groups, and `HOME` if
-/// the environment has none), its program found in `PATH`, its
-/// confinement resolved; `tty`: the pty's slave side, with `-t`. The
-/// init's command and `exec`'s processes alike.
-pub(super) fn prepare_command(config: &Config, tty: Option<OwnedFd>) -> Result<Prepared, Error> {
-    // Without -u the command runs as uid 0, resolved like any other user so
-    // that root's groups and home come from the image, as with docker.
-    let default_user = UserSpec {
-        user: "0".into(),
-        group: None,
-    };
-    let identity = config
-        .user
-        .as_ref()
-        .unwrap_or(&default_user)
-        .resolve(&read_or_empty("/etc/passwd"), &read_or_empty("/etc/group"))?;
-    let mut process = super::spec::process(config);
-    let mut envs = config.env.clone();
+/// `process`, as the OCI process every container process ends as
+/// (`containr-oci`'s too), with `user` resolved in the container's
+/// `/etc/passwd` and `/etc/group` (ids, groups, and `HOME` if the
+/// environment has none), its program found in `PATH`, its confinement
+/// resolved (`narrated`'s compiled seccomp program); `tty`: the pty's slave
+/// side, with `-t`. The init's command and `exec`'s processes alike.
+pub(super) fn prepare_command(
+    mut process: oci_spec::runtime::Process,
+    user: &UserSpec,
+    narrated: crate::security::Confinement,
+    interactive: bool,
+    tty: Option<OwnedFd>,
+) -> Result<Prepared, Error> {
+    let identity = user.resolve(&read_or_empty("/etc/passwd"), &read_or_empty("/etc/group"))?;
+    let mut envs = process.env().clone().unwrap_or_default();
     if env::get(&envs, "HOME").is_none() {
         envs.push(format!("HOME={}", identity.home));
     }
     process.set_env(Some(envs));
-    let user = process.user_mut();
-    user.set_uid(identity.uid);
-    user.set_gid(identity.gid);
-    user.set_additional_gids(Some(identity.groups.clone()));
+    let ids = process.user_mut();
+    ids.set_uid(identity.uid);
+    ids.set_gid(identity.gid);
+    ids.set_additional_gids(Some(identity.groups.clone()));
     let confinement = crate::security::oci::ProcessConfinement::from_spec(&process, None)?
-        .with_program(config.confinement.seccomp.clone());
+        .with_program(narrated.seccomp.clone());
     let command = oci::init::Command::resolve(&process).map_err(from_oci)?;
     Ok(Prepared {
         process,
         confinement,
-        narrated: config.confinement.clone(),
+        narrated,
         command,
         tty,
-        interactive: config.interactive,
+        interactive,
         pid1: false,
     })
 }
@@ -212,12 +236,13 @@ fn read_or_empty(path: &str) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
-/// An error of the OCI runtime's code, as `containr run` reports it.
+/// An error of the OCI runtime's code, as `containr run` reports it: a
+/// runtime error (125) unless it is the primitives' own.
 fn from_oci(e: oci::Error) -> Error {
     match e {
         oci::Error::Runtime(e) => e,
         other => Error::InContainer {
-            code: other.status(),
+            code: 125,
             message: other.to_string(),
         },
     }

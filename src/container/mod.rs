@@ -8,14 +8,16 @@
 //!    collects the exit status and cleans up;
 //! 2. the **init**, a sealed in-memory copy of containr re-exec'd as PID 1
 //!    of the new PID namespace ([`init`]): builds the container's world
-//!    (hostname, loopback, mounts, pivot_root, terminal), then execs the
+//!    from its OCI runtime spec, as `containr-oci`'s init does (hostname,
+//!    loopback, mounts, pivot_root), adds the terminal, then execs the
 //!    command in its place (the command is PID 1, as with docker); with
 //!    `--init` it forks the command instead and stays as PID 1 to reap
 //!    orphans and pass signals on;
 //! 3. the **command** itself, which switches user and directory and execs.
 //!
-//! They talk over [`channel`]: the parent sends the [`Config`], the init
-//! answers with the terminal, "started" or the reason it failed.
+//! They talk over [`channel`]: the parent sends the container's spec and
+//! what the spec cannot say ([`init::RunInit`], made from the [`Config`]),
+//! the init answers with the terminal, "started" or the reason it failed.
 //!
 //! With `run -d`, the parent is the container's [`monitor`]: a process of
 //! its own, forked by the command line, which outlives it, logs the
@@ -201,8 +203,9 @@ impl Error {
     }
 }
 
-/// Everything the init needs to build and start the container: checked and
-/// resolved by the parent, sent over the control channel as JSON.
+/// A container as the parent checked and resolved it, kept in its record:
+/// its spec ([`spec::build`]) is made from it on each start, and `exec`
+/// makes its processes from it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {
     pub id: String,
@@ -252,10 +255,6 @@ pub struct Config {
     /// it, the init execs the command, which is then PID 1.
     #[serde(default)]
     pub init: bool,
-    /// With `--userns-remap`: how many `MountTree` messages follow the
-    /// config (the binds the parent idmapped).
-    #[serde(default)]
-    pub mount_trees: usize,
     /// The container's cgroup, as it sees it at `/sys/fs/cgroup`.
     pub cgroupfs: crate::rootfs::CgroupFs,
     pub confinement: crate::security::Confinement,

@@ -405,6 +405,8 @@ pub struct Created {
     mount_trees: Vec<(usize, OwnedFd, bool)>,
     init: Pid,
     config: Config,
+    /// What the init is sent by [`start`].
+    run: Option<Box<super::init::RunInit>>,
     rm: bool,
     attachment: Option<network::Attachment>,
     rw: Option<RwLayer>,
@@ -562,7 +564,6 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         oom_score_adj: p.oom_score_adj,
         devices: p.devices,
         init: p.init,
-        mount_trees: 0,
         cgroupfs: cgroupfs(cgroup.location()),
         confinement: p.confinement,
         userns: p.userns,
@@ -574,15 +575,10 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
     // The container as an OCI bundle, written once: its spec, beside the
     // /etc files it binds.
     let dir = record.dir()?;
-    let (spec, _extras) = super::spec::build(super::spec::Inputs {
-        config: &config,
-        resources,
-        cgroups_path: cgroup::oci::cgroups_path(cgroup.location()),
-        dir: &dir,
-    });
-    super::spec::write(&dir, spec, p.seccomp.as_deref(), &config.etc_files)
+    let (mut spec, extras) = build_spec(&config, resources, &cgroup, &dir);
+    super::spec::write(&dir, &mut spec, p.seccomp.as_deref(), &config.etc_files)
         .map_err(crate::util::io_err(&dir))?;
-    let init = clone_init(config, &cgroup, attachment.as_ref(), p.detach)?;
+    let init = clone_init(config, spec, extras, &cgroup, attachment.as_ref(), p.detach)?;
     Ok(Created {
         detach: p.detach,
         limits: p.limits,
@@ -593,6 +589,7 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         cgroup,
         root: root.to_path_buf(),
         config: init.config,
+        run: Some(init.run),
         rm: p.rm,
         init: init.pid,
         channel: init.channel,
@@ -600,6 +597,22 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
         mount_trees: init.mount_trees,
         signals: init.signals,
         raw_mode: init.raw_mode,
+    })
+}
+
+/// The container's spec and extras, for its init (and, on `create`, its
+/// bundle): from its config, the resources its cgroup got and where it is.
+fn build_spec(
+    config: &Config,
+    resources: oci_spec::runtime::LinuxResources,
+    cgroup: &Cgroup,
+    dir: &Path,
+) -> (oci_spec::runtime::Spec, super::spec::RunExtras) {
+    super::spec::build(super::spec::Inputs {
+        config,
+        resources,
+        cgroups_path: cgroup::oci::cgroups_path(cgroup.location()),
+        dir,
     })
 }
 
@@ -648,6 +661,7 @@ fn cgroupfs(location: &cgroup::Location) -> crate::rootfs::CgroupFs {
 struct Init {
     pid: Pid,
     config: Config,
+    run: Box<super::init::RunInit>,
     channel: Channel,
     idmapped: Option<OwnedFd>,
     mount_trees: Vec<(usize, OwnedFd, bool)>,
@@ -659,7 +673,9 @@ struct Init {
 /// network; with a user namespace, write its id maps and make its
 /// idmapped root.
 fn clone_init(
-    mut config: Config,
+    config: Config,
+    spec: oci_spec::runtime::Spec,
+    mut extras: super::spec::RunExtras,
     cgroup: &Cgroup,
     attachment: Option<&network::Attachment>,
     detach: bool,
@@ -680,8 +696,9 @@ fn clone_init(
         None
     };
 
-    let namespaces =
-        Namespaces::for_container(config.network.new_namespace(), config.userns.is_some());
+    let namespaces = Namespaces {
+        flags: super::oci::parts::clone_flags(&spec),
+    };
     let argv = vec![
         c"containr".to_owned(),
         c"init".to_owned(),
@@ -732,7 +749,7 @@ fn clone_init(
     let idmapped = match config.userns {
         Some(map) => {
             let (_, wake) = ready.as_ref().expect("made with the user namespace");
-            match map_user_namespace(&mut config, init, map, wake.as_fd()) {
+            match map_user_namespace(&config, &mut extras, init, map, wake.as_fd()) {
                 Ok(tree) => Some(tree),
                 Err(e) => {
                     let _ = kill(init, Signal::SIGKILL);
@@ -746,7 +763,10 @@ fn clone_init(
     // Its binds and volumes, idmapped the same way (here: the init may
     // not idmap what the host owns).
     let mount_trees = match config.userns {
-        Some(_) => match namespace::userns::idmapped_binds(&config.mounts, init) {
+        Some(_) => match namespace::userns::idmapped_binds(
+            spec.mounts().as_deref().unwrap_or_default(),
+            init,
+        ) {
             Ok(trees) => trees,
             Err(e) => {
                 let _ = kill(init, Signal::SIGKILL);
@@ -756,10 +776,18 @@ fn clone_init(
         },
         None => Vec::new(),
     };
-    config.mount_trees = mount_trees.len();
+    let run = Box::new(super::init::RunInit {
+        spec,
+        extras,
+        confinement: config.confinement.clone(),
+        reporting: config.reporting.clone(),
+        next_step: 0,
+        mount_trees: mount_trees.len(),
+    });
     Ok(Init {
         pid: init,
         config,
+        run,
         channel: ours,
         idmapped,
         mount_trees,
@@ -785,10 +813,11 @@ pub(super) fn supervision_signals() -> Result<SignalFd, Error> {
 
 /// Give the init's user namespace its id maps, wake the init (it waits for
 /// a byte on `wake` before it execs), and make the idmapped root it will
-/// attach: the whole overlay for an image (taken out of `config`: the init
+/// attach: the whole overlay for an image (taken out of `extras`: the init
 /// no longer mounts it), the rootfs directory otherwise.
 fn map_user_namespace(
-    config: &mut Config,
+    config: &Config,
+    extras: &mut super::spec::RunExtras,
     init: Pid,
     map: IdMap,
     wake: BorrowedFd<'_>,
@@ -798,7 +827,7 @@ fn map_user_namespace(
         what: "waking the init",
         source: e.into(),
     })?;
-    match config.overlay.take() {
+    match extras.overlay.take() {
         Some(overlay) => namespace::userns::idmapped_overlay(&overlay, init, map),
         None => namespace::userns::idmapped_rootfs(&config.rootfs, init),
     }
@@ -820,12 +849,17 @@ pub enum Started {
 /// Release the init: send it its configuration, then wait until its
 /// command has exec'd (or it says why not).
 pub fn start(created: &mut Created) -> Result<Started, Error> {
-    let config = &mut created.config;
-    config.next_step = explain::next_step();
+    let Some(mut run) = created.run.take() else {
+        return Err(Error::InContainer {
+            code: 125,
+            message: "the container's init has had its configuration".into(),
+        });
+    };
+    run.next_step = explain::next_step();
     if created
         .channel
         .send_with_fd(
-            &Message::Config(Box::new(config.clone())),
+            &Message::Run(run),
             created.idmapped.take().as_ref().map(|t| t.as_fd()),
         )
         .is_err()
@@ -976,6 +1010,7 @@ pub fn recreate(created: Created, status: i32) -> Result<Created, Error> {
         mount_trees,
         init: _,
         config: _,
+        run: _,
         rm,
         attachment,
         rw,
@@ -1110,7 +1145,7 @@ fn make_again(
             .map(cgroup::Parent::parse)
             .transpose()?
             .flatten();
-        let (cgroup, _) = hierarchy.create(&record.id, &limits, parent.as_ref())?;
+        let (cgroup, resources) = hierarchy.create(&record.id, &limits, parent.as_ref())?;
         remount_tmpfs_volumes(&root, record.mounts())?;
         let attachment = net.attach(&record.id, &record.name)?;
         let mut config = *(record.state().config.clone())
@@ -1132,7 +1167,8 @@ fn make_again(
         super::spec::write_etc_files(&dir, &config.etc_files).map_err(crate::util::io_err(&dir))?;
         // The volumes have the image's content since the first start.
         config.copy_up.clear();
-        let init = clone_init(config, &cgroup, attachment.as_ref(), detach)?;
+        let (spec, extras) = build_spec(&config, resources, &cgroup, &dir);
+        let init = clone_init(config, spec, extras, &cgroup, attachment.as_ref(), detach)?;
         Ok::<_, Error>((cgroup, attachment, init))
     })();
     match made {
@@ -1144,6 +1180,7 @@ fn make_again(
             mount_trees: init.mount_trees,
             init: init.pid,
             config: init.config,
+            run: Some(init.run),
             rm,
             attachment,
             rw,

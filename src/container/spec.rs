@@ -109,7 +109,7 @@ pub fn build(inputs: Inputs<'_>) -> (Spec, RunExtras) {
                 "gid=5",
             ],
         ),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "tmpfs",
                "options": ["nosuid", "noexec", "nodev", "mode=1777", shm]}),
         mount(
             "/dev/mqueue",
@@ -118,11 +118,16 @@ pub fn build(inputs: Inputs<'_>) -> (Spec, RunExtras) {
             vec!["nosuid", "noexec", "nodev"],
         ),
     ];
-    if c.cgroupfs != CgroupFs::None {
+    let cgroup = match c.cgroupfs {
+        CgroupFs::None => None,
+        CgroupFs::V2 => Some("cgroup2"),
+        CgroupFs::V1(_) => Some("cgroup"),
+    };
+    if let Some(fs) = cgroup {
         mounts.push(mount(
             "/sys/fs/cgroup",
-            "cgroup",
-            "cgroup",
+            fs,
+            fs,
             ro(vec!["nosuid", "noexec", "nodev", "relatime"]),
         ));
     }
@@ -135,10 +140,7 @@ pub fn build(inputs: Inputs<'_>) -> (Spec, RunExtras) {
         }));
     }
 
-    let user = c.user.clone().unwrap_or(UserSpec {
-        user: "0".into(),
-        group: None,
-    });
+    let user = user(c);
     let mut namespaces: Vec<Value> = ["pid", "ipc", "uts", "mount", "cgroup"]
         .iter()
         .map(|t| json!({"type": t}))
@@ -151,6 +153,17 @@ pub fn build(inputs: Inputs<'_>) -> (Spec, RunExtras) {
         _ => namespaces.push(json!({"type": "network"})),
     }
     let mut linux = json!({"namespaces": namespaces});
+    // rprivate: nothing mounted in the container propagates back to the
+    // host, nor the host's mounts into it. Applied again to the new root,
+    // it would undo a volume's shared or slave propagation: then none,
+    // runc's (and docker's) rslave.
+    let own_propagation = c.mounts.iter().any(|m| {
+        (m.options().iter().flatten())
+            .any(|o| matches!(o.as_str(), "shared" | "rshared" | "slave" | "rslave"))
+    });
+    if !own_propagation {
+        linux["rootfsPropagation"] = "rprivate".into();
+    }
     if let Some(map) = c.userns {
         linux["namespaces"]
             .as_array_mut()
@@ -203,11 +216,16 @@ pub fn build(inputs: Inputs<'_>) -> (Spec, RunExtras) {
 /// The spec's `process` for `config`: its user's numeric ids where `-u`
 /// gave numbers (a name is resolved in the container: see [`RunExtras`]).
 pub fn process(config: &Config) -> Process {
-    let user = config.user.clone().unwrap_or(UserSpec {
+    serde_json::from_value(process_json(config, &user(config))).expect("the fields of a process")
+}
+
+/// The user `config`'s process runs as: `-u`'s, or uid 0, resolved like
+/// any other so that root's groups and home come from the image (docker).
+pub fn user(config: &Config) -> UserSpec {
+    config.user.clone().unwrap_or(UserSpec {
         user: "0".into(),
         group: None,
-    });
-    serde_json::from_value(process_json(config, &user)).expect("the fields of a process")
+    })
 }
 
 fn process_json(c: &Config, user: &UserSpec) -> Value {
@@ -250,7 +268,7 @@ fn to_value(v: &impl Serialize) -> Value {
 /// holds the environment). Not synced: it is made again from the record.
 pub fn write(
     dir: &Path,
-    spec: Spec,
+    spec: &mut Spec,
     seccomp: Option<&RawValue>,
     etc_files: &[(String, String)],
 ) -> std::io::Result<()> {
@@ -261,7 +279,8 @@ pub fn write(
 /// `spec` as JSON with `seccomp` (OCI's `linux.seccomp`, as JSON text) in
 /// its `linux`, copied as it is: the profile is most of the spec, and
 /// parsing it to serialize it again cost more than the rest of the spec.
-pub fn to_json(mut spec: Spec, seccomp: Option<&RawValue>) -> Vec<u8> {
+/// (`spec`'s `linux` is taken out meanwhile, and put back.)
+pub fn to_json(spec: &mut Spec, seccomp: Option<&RawValue>) -> Vec<u8> {
     #[derive(Serialize)]
     struct WithSeccomp<'a> {
         #[serde(flatten)]
@@ -276,16 +295,21 @@ pub fn to_json(mut spec: Spec, seccomp: Option<&RawValue>) -> Vec<u8> {
     }
     let linux = spec.linux_mut().take();
     let bytes = match (&linux, seccomp) {
-        (Some(linux), Some(seccomp)) => {
-            debug_assert!(linux.seccomp().is_none(), "one linux.seccomp");
-            serde_json::to_vec(&Whole {
-                spec: &spec,
-                linux: WithSeccomp { linux, seccomp },
-            })
+        (Some(linux_), Some(seccomp)) => {
+            debug_assert!(linux_.seccomp().is_none(), "one linux.seccomp");
+            let bytes = serde_json::to_vec(&Whole {
+                spec,
+                linux: WithSeccomp {
+                    linux: linux_,
+                    seccomp,
+                },
+            });
+            spec.set_linux(linux);
+            bytes
         }
         _ => {
             spec.set_linux(linux);
-            serde_json::to_vec(&spec)
+            serde_json::to_vec(&*spec)
         }
     };
     bytes.expect("a spec serialises")
@@ -351,7 +375,6 @@ mod tests {
             oom_score_adj: Some(100),
             devices: vec![],
             init: true,
-            mount_trees: 0,
             cgroupfs: CgroupFs::V2,
             confinement: Confinement {
                 caps: crate::security::caps::resolve(&[], &["NET_RAW".into()]).unwrap(),
@@ -419,9 +442,9 @@ mod tests {
         let text = r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}"#;
         let raw = RawValue::from_string(text.into()).unwrap();
         let (spec, _) = build(inputs(&config()));
-        let plain = to_json(spec.clone(), None);
+        let plain = to_json(&mut spec.clone(), None);
         assert_eq!(plain, serde_json::to_vec(&spec).unwrap());
-        let bytes = to_json(spec.clone(), Some(&raw));
+        let bytes = to_json(&mut spec.clone(), Some(&raw));
         let json = String::from_utf8(bytes.clone()).unwrap();
         assert!(json.contains(&format!(r#""seccomp":{text}"#)), "{json}");
         let back: Spec = serde_json::from_slice(&bytes).unwrap();
@@ -540,6 +563,41 @@ mod tests {
             s["mounts"][1]["options"],
             json!(["nosuid", "noexec", "nodev"])
         );
+    }
+
+    /// The root is rprivate (nothing propagates either way), unless a
+    /// volume asks for a propagation of its own, which a recursive
+    /// rprivate applied again to the new root would undo.
+    #[test]
+    fn the_root_is_private_unless_a_volume_shares() {
+        let mut c = config();
+        let (s, _) = spec_json(&c);
+        assert_eq!(s["linux"]["rootfsPropagation"], "rprivate");
+        c.mounts = serde_json::from_value(json!([
+            {"destination": "/data", "type": "bind", "source": "/srv/data", "options": ["rbind", "rshared"]}
+        ]))
+        .unwrap();
+        let (s, _) = spec_json(&c);
+        assert!(s["linux"].get("rootfsPropagation").is_none(), "{s}");
+    }
+
+    /// The init is cloned with the spec's new namespaces, as
+    /// `containr-oci`'s is: the network's as the mode says, the user's
+    /// with `--userns-remap`, never the cgroup's (unshared once placed).
+    #[test]
+    fn the_clone_flags_are_the_specs_new_namespaces() {
+        use nix::sched::CloneFlags as F;
+        let flags = |c: &Config| super::super::oci::parts::clone_flags(&build(inputs(c)).0);
+        let base = F::CLONE_NEWNS | F::CLONE_NEWUTS | F::CLONE_NEWIPC | F::CLONE_NEWPID;
+        let mut c = config();
+        assert_eq!(flags(&c), base | F::CLONE_NEWNET);
+        c.network = Mode::Host;
+        assert_eq!(flags(&c), base);
+        c.network = Mode::Container;
+        c.join_netns = Some(4242);
+        assert_eq!(flags(&c), base, "joined by path, not made");
+        c.userns = Some(crate::namespace::userns::DEFAULT);
+        assert_eq!(flags(&c), base | F::CLONE_NEWUSER);
     }
 
     #[test]

@@ -52,25 +52,6 @@ pub struct Namespaces {
 }
 
 impl Namespaces {
-    /// UTS, PID, mount, IPC and network. The cgroup namespace is not among
-    /// them: it roots at the cgroup its creator is in, and at clone time the
-    /// init is still in containr's; the init unshares it once it has been
-    /// moved into the container's own (see [`enter_cgroup_namespace`]).
-    pub fn for_container(new_net: bool, new_user: bool) -> Self {
-        let mut flags = CloneFlags::CLONE_NEWUTS
-            | CloneFlags::CLONE_NEWPID
-            | CloneFlags::CLONE_NEWNS
-            | CloneFlags::CLONE_NEWIPC;
-        if new_net {
-            flags |= CloneFlags::CLONE_NEWNET;
-        }
-        // Created first by the kernel, so it owns all the others.
-        if new_user {
-            flags |= CloneFlags::CLONE_NEWUSER;
-        }
-        Namespaces { flags }
-    }
-
     /// `CLONE_NEWUTS|CLONE_NEWPID|...`, for messages and the walkthrough.
     pub fn describe(&self) -> String {
         describe_flags(self.flags)
@@ -398,19 +379,5 @@ mod tests {
     fn describes_flags_in_man_page_order() {
         let flags = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS;
         assert_eq!(describe_flags(flags), "CLONE_NEWUTS|CLONE_NEWPID");
-    }
-
-    #[test]
-    fn network_namespace_is_optional() {
-        assert!(
-            Namespaces::for_container(true, false)
-                .flags
-                .contains(CloneFlags::CLONE_NEWNET)
-        );
-        assert!(
-            !Namespaces::for_container(false, false)
-                .flags
-                .contains(CloneFlags::CLONE_NEWNET)
-        );
     }
 }

@@ -395,26 +395,10 @@ impl Plan {
     }
 }
 
-/// In the container's init: loopback up, and with a bridge, `eth0` up with
-/// its address and the default route through the bridge.
-pub fn configure_inside(
-    mode: Mode,
-    iface: Option<&Interface>,
-    join: Option<u32>,
-) -> Result<(), Error> {
-    if let Some(pid) = join {
-        step!("setns(/proc/{pid}/ns/net, CLONE_NEWNET): join the other container's network");
-        let err = |source| Error::Netlink {
-            what: "joining the container's network namespace",
-            source,
-        };
-        let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).map_err(err)?;
-        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| err(e.into()))?;
-        return Ok(());
-    }
-    if !mode.new_namespace() {
-        return Ok(());
-    }
+/// In the container's init, in a network namespace of its own: loopback
+/// up, and with a bridge (`iface`), `eth0` up with its address and the
+/// default route through the bridge.
+pub fn configure_inside(iface: Option<&Interface>) -> Result<(), Error> {
     loopback_up()?;
     let Some(i) = iface else {
         return Ok(());

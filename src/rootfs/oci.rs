@@ -51,11 +51,43 @@ pub struct Plan<'a> {
     pub console: Option<&'a Path>,
 }
 
+/// What a front end adds to a spec's root filesystem (`containr run`'s
+/// extras, which a spec cannot say), each at its place in [`prepare_with`].
+#[derive(Default)]
+pub struct Additions<'a> {
+    /// An image's overlay, mounted on the rootfs first.
+    pub overlay: Option<&'a super::overlay::Overlay>,
+    /// Or a detached tree the host side made (the idmapped root of
+    /// `--userns-remap`), attached there instead.
+    pub root_tree: Option<OwnedFd>,
+    /// (new volume's directory, destination): the image's content at the
+    /// destination copied into the volume before the mounts (see
+    /// [`copyup`](super::copyup)).
+    pub copy_up: &'a [(PathBuf, PathBuf)],
+    /// (index in the plan's mounts, tree, is a directory): binds the host
+    /// side staged ([`stage_idmapped_binds`]), attached as they are.
+    pub premade: Vec<(usize, OwnedFd, bool)>,
+    /// What a `cgroup` mount shows, from inside the container's own
+    /// cgroup namespace: nothing, cgroup2, or on a v1 (or hybrid) host
+    /// just the hierarchies the container has a cgroup of its own in (one
+    /// it has none in would show its creator's cgroup and everything beside
+    /// the container in it). `None`: the host's kind, and every v1
+    /// hierarchy the process is in.
+    pub cgroup: Option<&'a super::CgroupFs>,
+}
+
 /// Everything before the `createContainer` hooks: root propagation, the
 /// rootfs made a mount point, every mount in order, devices, the /dev
 /// symlinks, /dev/console and sysctls. Runs in the container's new mount
 /// namespace, with the host's root (and /proc) still in view.
 pub fn prepare(plan: &Plan<'_>) -> Result<(), Error> {
+    prepare_with(plan, Additions::default())
+}
+
+/// [`prepare`], with what a front end adds: the root's overlay (or tree)
+/// once the propagation is set, the copy-ups before the mounts, the
+/// premade binds in their place among them, and the cgroup view limited.
+pub fn prepare_with(plan: &Plan<'_>, add: Additions<'_>) -> Result<(), Error> {
     let root = plan.rootfs;
     if !root.is_absolute() {
         return Err(Error::BadMount {
@@ -67,16 +99,52 @@ pub fn prepare(plan: &Plan<'_>) -> Result<(), Error> {
         None | Some("") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
         Some(p) => propagation_flags(p).ok_or_else(|| Error::Propagation(p.to_string()))?,
     };
-    step!("mount(\"/\", {propagation:?}): the root's propagation (rootfsPropagation)");
+    step!(
+        "mount(\"/\", {}): {}",
+        crate::explain::flag_names(propagation.iter_names()),
+        match propagation.contains(MsFlags::MS_SHARED) {
+            true => "the root's propagation (rootfsPropagation)",
+            false => "nothing we mount propagates back to the host",
+        }
+    );
     mount(None::<&str>, "/", None::<&str>, propagation, None::<&str>)
         .map_err(sys_err("/", "setting the propagation of /"))?;
-    parent_mount_private(root)?;
+    // Made recursively slave, private or unbindable, no mount is shared
+    // any more: only otherwise can the rootfs's parent mount be.
+    if !propagation.contains(MsFlags::MS_REC) || propagation.contains(MsFlags::MS_SHARED) {
+        parent_mount_private(root)?;
+    }
+    if let Some(overlay) = add.overlay {
+        overlay.mount(root).map_err(|source| Error::Op {
+            op: "mounting the image's overlay on",
+            path: root.to_path_buf(),
+            source,
+        })?;
+    }
+    if let Some(tree) = &add.root_tree {
+        step!(
+            "move_mount(the idmapped root the host side made, {})",
+            root.display()
+        );
+        let to = cstr(root.as_os_str()).map_err(mount_err(root, "its path"))?;
+        mountapi::attach(tree.as_fd(), &to).map_err(mount_err(root, "move_mount"))?;
+    }
     bind_onto_itself(root)?;
     let root_fd = open_path(root).map_err(mount_err(root, "opening the rootfs"))?;
     let root_fd = root_fd.as_fd();
+    for (volume, dest) in add.copy_up {
+        super::copyup::copy_up(root, dest, volume)?;
+    }
 
-    for m in plan.mounts {
-        mount_entry(root_fd, m, plan.in_userns)?;
+    let mut premade: HashMap<usize, (OwnedFd, bool)> = (add.premade.into_iter())
+        .map(|(i, tree, dir)| (i, (tree, dir)))
+        .collect();
+    for (i, m) in plan.mounts.iter().enumerate() {
+        let staged = match premade.remove(&i) {
+            Some((tree, dir)) => Staged::premade(m, tree, dir)?,
+            None => stage_entry(m)?,
+        };
+        attach_entry(root_fd, staged, plan.in_userns, add.cgroup)?;
     }
     make_devices(root_fd, plan.devices, plan.in_userns)?;
     dev_links(root_fd)?;
@@ -100,28 +168,6 @@ pub fn write_sysctls(sysctl: &HashMap<String, String>) -> Result<(), Error> {
         write_sysctl(key, &sysctl[key])?;
     }
     Ok(())
-}
-
-/// Place `mounts` in `root` (a host path, in the container's mount
-/// namespace before the pivot) exactly as [`prepare`] places a config's:
-/// each destination resolved in the root, each mounted by descriptor. The
-/// way `containr run` applies its volumes, binds and tmpfs.
-pub fn mount_into(root: &Path, mounts: &[Mount], in_userns: bool) -> Result<(), Error> {
-    if mounts.is_empty() {
-        return Ok(());
-    }
-    let root_fd = open_path(root).map_err(mount_err(root, "opening the rootfs"))?;
-    for m in mounts {
-        mount_entry(root_fd.as_fd(), m, in_userns)?;
-    }
-    Ok(())
-}
-
-/// Make `devices` (and the default set, where missing) in `root`,
-/// resolved inside it: `containr run --device`, after the pivot.
-pub fn make_devices_in(root: &Path, devices: &[LinuxDevice]) -> Result<(), Error> {
-    let root_fd = open_path(root).map_err(mount_err(root, "opening the root"))?;
-    make_devices(root_fd.as_fd(), devices, false)
 }
 
 /// After the `createContainer` hooks: the rootfs becomes `/` (pivot_root,
@@ -263,10 +309,33 @@ pub fn resolve(root: BorrowedFd<'_>, dest: &Path, dir: bool) -> io::Result<Owned
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
         other => return other,
     }
-    let mut parent = mountapi::open_in_root(root, c".", libc::O_PATH | libc::O_DIRECTORY)?;
-    for (i, name) in parts.iter().enumerate() {
+    // Most often only the last component is missing (a mount point the
+    // rootfs lacks): start from its parent, if it is there and the way to
+    // it has no `..` (which is walked a step at a time).
+    let last_only = parts.len() >= 2 && !parts.iter().any(|p| p.as_bytes() == b"..");
+    let from_parent = match last_only {
+        true => match mountapi::open_in_root(root, &path_of(parts.len() - 1)?, libc::O_PATH) {
+            Ok(fd) => Some(fd),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
+            Err(e) => return Err(e),
+        },
+        false => None,
+    };
+    let (mut parent, start) = match from_parent {
+        Some(fd) => (fd, parts.len() - 1),
+        None => (
+            mountapi::open_in_root(root, c".", libc::O_PATH | libc::O_DIRECTORY)?,
+            0,
+        ),
+    };
+    for (i, name) in parts.iter().enumerate().skip(start) {
         let path = path_of(i + 1)?;
-        match mountapi::open_in_root(root, &path, libc::O_PATH) {
+        // (The last component was found missing above, from the parent.)
+        let lookup = match start > 0 && i == start {
+            true => Err(io::Error::from_raw_os_error(libc::ENOENT)),
+            false => mountapi::open_in_root(root, &path, libc::O_PATH),
+        };
+        match lookup {
             Ok(fd) => {
                 parent = fd;
                 continue;
@@ -333,10 +402,6 @@ fn open_no_follow(dir: BorrowedFd<'_>, name: &std::ffi::CStr) -> io::Result<Owne
     Ok(fd)
 }
 
-fn mount_entry(root: BorrowedFd<'_>, m: &Mount, in_userns: bool) -> Result<(), Error> {
-    attach_entry(root, stage_entry(m)?, in_userns)
-}
-
 /// One mount, checked, and for a bind its source already cloned (with its
 /// attributes): what must happen while the source's path is in view.
 pub struct Staged<'a> {
@@ -344,31 +409,6 @@ pub struct Staged<'a> {
     opts: Options,
     /// A bind's detached tree, and whether its source is a directory.
     tree: Option<(OwnedFd, bool)>,
-}
-
-/// Stage `mounts` (see [`Staged`]) to attach them later, once the root has
-/// changed: a bind's source is a host path, which the pivot takes out of
-/// view, while its destination may be one the pivot's aftermath covers
-/// (`/dev`, mounted after it).
-pub fn stage(mounts: &[Mount]) -> Result<Vec<Staged<'_>>, Error> {
-    mounts.iter().map(stage_entry).collect()
-}
-
-/// [`stage`] for one mount.
-pub fn stage_one(m: &Mount) -> Result<Staged<'_>, Error> {
-    stage_entry(m)
-}
-
-/// Attach what [`stage`] prepared, in order, resolved inside `root`.
-pub fn attach_staged(root: &Path, staged: Vec<Staged<'_>>, in_userns: bool) -> Result<(), Error> {
-    if staged.is_empty() {
-        return Ok(());
-    }
-    let root_fd = open_path(root).map_err(mount_err(root, "opening the root"))?;
-    for s in staged {
-        attach_entry(root_fd.as_fd(), s, in_userns)?;
-    }
-    Ok(())
 }
 
 /// The bind mounts among `mounts` (by index), staged on the host side for
@@ -464,7 +504,13 @@ fn stage_entry(m: &Mount) -> Result<Staged<'_>, Error> {
     })
 }
 
-fn attach_entry(root: BorrowedFd<'_>, s: Staged<'_>, in_userns: bool) -> Result<(), Error> {
+fn attach_entry(
+    root: BorrowedFd<'_>,
+    s: Staged<'_>,
+    in_userns: bool,
+    cgroup: Option<&super::CgroupFs>,
+) -> Result<(), Error> {
+    use super::CgroupFs;
     let Staged { m, opts, tree } = s;
     let dest = m.destination();
     match tree {
@@ -476,10 +522,25 @@ fn attach_entry(root: BorrowedFd<'_>, s: Staged<'_>, in_userns: bool) -> Result<
         }
         None => {
             let fstype = m.typ().as_deref().unwrap_or_default();
-            let target =
-                resolve(root, dest, true).map_err(mount_err(dest, "resolving in the root"))?;
+            let target = match ordinary_dir(root, dest)? {
+                Some(dir) => dir,
+                None => {
+                    resolve(root, dest, true).map_err(mount_err(dest, "resolving in the root"))?
+                }
+            };
             match fstype {
-                "cgroup" if !host_cgroup_v2() => cgroup_v1(root, dest, target, &opts)?,
+                "cgroup" | "cgroup2" if cgroup == Some(&CgroupFs::None) => {}
+                "cgroup" => match cgroup {
+                    Some(CgroupFs::V1(hierarchies)) => {
+                        cgroup_v1(root, dest, target, &opts, Some(hierarchies))?
+                    }
+                    // runc's reading of `cgroup` on a cgroup2 host.
+                    Some(CgroupFs::V2 | CgroupFs::None) => {
+                        fs_entry(m, "cgroup2", target, &opts, in_userns)?
+                    }
+                    None if host_cgroup_v2() => fs_entry(m, "cgroup2", target, &opts, in_userns)?,
+                    None => cgroup_v1(root, dest, target, &opts, None)?,
+                },
                 _ => fs_entry(m, fstype, target, &opts, in_userns)?,
             }
             if opts.recursive_attr != Attr::default() || !opts.propagation.is_empty() {
@@ -495,6 +556,40 @@ fn attach_entry(root: BorrowedFd<'_>, s: Staged<'_>, in_userns: bool) -> Result<
     Ok(())
 }
 
+/// Refuse to mount a filesystem on the rootfs's `/proc`, `/sys` or `/dev`
+/// if it exists and is not a directory (as runc refuses proc and sysfs
+/// on anything else): a symlink there is followed only inside the root,
+/// but would put the container's kernel filesystems somewhere else than
+/// where every program looks for them; a file fails with a puzzling
+/// `File exists`. The directory, if it is one of those and there.
+fn ordinary_dir(root: BorrowedFd<'_>, dest: &Path) -> Result<Option<OwnedFd>, Error> {
+    let parts = relative(dest);
+    let [name] = parts.as_slice() else {
+        return Ok(None);
+    };
+    if !matches!(name.as_bytes(), b"proc" | b"sys" | b"dev") {
+        return Ok(None);
+    }
+    let path =
+        cstr(&Path::new(".").join(name).into_os_string()).map_err(mount_err(dest, "its path"))?;
+    let Ok(fd) = mountapi::open_in_root(root, &path, libc::O_PATH | libc::O_NOFOLLOW) else {
+        return Ok(None); // missing: made as a directory
+    };
+    let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(sys_err(dest, "fstat"))?;
+    let what = match st.st_mode & libc::S_IFMT {
+        libc::S_IFDIR => return Ok(Some(fd)),
+        libc::S_IFLNK => match nix::fcntl::readlinkat(Some(fd.as_raw_fd()), "") {
+            Ok(to) => format!("a symlink to {}", to.to_string_lossy()),
+            Err(_) => "a symlink".into(),
+        },
+        _ => "a file".into(),
+    };
+    Err(Error::NotADirectory {
+        path: dest.display().to_string(),
+        what,
+    })
+}
+
 /// Set `propagation` (in order: (MS_* type, recursive)) on the mount `top`.
 fn set_propagation(
     top: BorrowedFd<'_>,
@@ -502,6 +597,17 @@ fn set_propagation(
     propagation: &[(MsFlags, bool)],
 ) -> Result<(), Error> {
     for (flag, recursive) in propagation {
+        step!(
+            "mount_setattr({}, propagation {}{}): as the mount's options say",
+            dest.display(),
+            if *recursive { "r" } else { "" },
+            match *flag {
+                MsFlags::MS_SHARED => "shared",
+                MsFlags::MS_SLAVE => "slave",
+                MsFlags::MS_UNBINDABLE => "unbindable",
+                _ => "private",
+            }
+        );
         let attr = Attr {
             propagation: flag.bits(),
             ..Attr::default()
@@ -594,10 +700,10 @@ fn fs_entry(
         .map_or_else(|| PathBuf::from(fstype), Clone::clone);
     let data = opts.data();
     step!(
-        "mount({}, {} resolved in the root, {fstype}, {:?}, {})",
+        "mount({}, {} resolved in the root, {fstype}, {}, {})",
         source.display(),
         dest.display(),
-        opts.flags,
+        crate::explain::flag_names(opts.flags.iter_names()),
         data.as_deref().unwrap_or("")
     );
     let at = proc_fd(target.as_fd());
@@ -643,21 +749,30 @@ fn host_cgroup_v2() -> bool {
 /// named by its controllers (a symlink per controller of a shared one).
 /// In a cgroup namespace of its own each is a fresh mount of the hierarchy
 /// (rooted at the namespace's cgroup); otherwise the host's directory of
-/// the process's cgroup is bound there, so nothing above it shows.
+/// the process's cgroup is bound there, so nothing above it shows. `only`:
+/// just these hierarchies (by their controllers, as mounted), from a
+/// cgroup namespace of its own (`containr run`'s init has entered one).
 fn cgroup_v1(
     root: BorrowedFd<'_>,
     dest: &Path,
     target: OwnedFd,
     opts: &Options,
+    only: Option<&[String]>,
 ) -> Result<(), Error> {
-    let own_ns = std::fs::metadata("/proc/self/ns/cgroup")
-        .and_then(|a| std::fs::metadata("/proc/1/ns/cgroup").map(|b| (a, b)))
-        .is_ok_and(|(a, b)| {
-            use std::os::unix::fs::MetadataExt;
-            a.ino() != b.ino()
-        });
-    let cgroups = std::fs::read_to_string("/proc/self/cgroup")
-        .map_err(mount_err(dest, "reading /proc/self/cgroup"))?;
+    let own_ns = only.is_some()
+        || std::fs::metadata("/proc/self/ns/cgroup")
+            .and_then(|a| std::fs::metadata("/proc/1/ns/cgroup").map(|b| (a, b)))
+            .is_ok_and(|(a, b)| {
+                use std::os::unix::fs::MetadataExt;
+                a.ino() != b.ino()
+            });
+    // (number, controllers, path) of each hierarchy: `only`'s (in a
+    // namespace of its own the path is not needed), or the process's.
+    let cgroups = match only {
+        Some(only) => only.iter().map(|h| format!("0:{h}:/\n")).collect(),
+        None => std::fs::read_to_string("/proc/self/cgroup")
+            .map_err(mount_err(dest, "reading /proc/self/cgroup"))?,
+    };
     let flags = opts.flags & !MsFlags::MS_RDONLY;
     step!("mount(tmpfs, {}): cgroup v1 layout", dest.display());
     mount(
@@ -701,6 +816,11 @@ fn cgroup_v1(
             } else {
                 controllers.to_string()
             };
+            step!(
+                "mount(cgroup, {}, {}, {data})",
+                dest.join(name).display(),
+                crate::explain::flag_names(opts.flags.iter_names())
+            );
             mount(
                 Some("cgroup"),
                 proc_fd(sub_fd.as_fd()).as_str(),
@@ -726,6 +846,10 @@ fn cgroup_v1(
         }
     }
     if opts.flags.contains(MsFlags::MS_RDONLY) {
+        step!(
+            "mount_setattr({}, MOUNT_ATTR_RDONLY): the tmpfs read-only too",
+            dest.display()
+        );
         let ro = Attr {
             set: mountapi::MOUNT_ATTR_RDONLY as u64,
             ..Attr::default()
@@ -794,18 +918,16 @@ fn userns_with_maps(uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> io::Res
     }
 }
 
-/// The /dev symlinks (`fd`, `stdin`, …, `ptmx` → `pts/ptmx`, and `core`
-/// where /proc/kcore exists), made in the root's /dev.
+/// The /dev symlinks (`fd`, `stdin`, …, `ptmx` → `pts/ptmx`), made in the
+/// root's /dev. (Not runc's `core` → `/proc/kcore`: a link to a file the
+/// masks hide, which `containr run` never made.)
 fn dev_links(root: BorrowedFd<'_>) -> Result<(), Error> {
     let dev = Path::new("/dev");
     let dir = resolve(root, dev, true).map_err(mount_err(dev, "resolving in the root"))?;
     let dirfd = Some(dir.as_raw_fd());
-    step!("symlink /dev/{{ptmx,fd,stdin,stdout,stderr,core}}");
+    step!("symlink /dev/{{ptmx,fd,stdin,stdout,stderr}}");
     let _ = nix::unistd::unlinkat(dirfd, "ptmx", nix::unistd::UnlinkatFlags::NoRemoveDir);
-    let core = Path::new("/proc/kcore")
-        .exists()
-        .then_some(("core", "/proc/kcore"));
-    for (name, target) in DEV_LINKS.into_iter().chain(core) {
+    for (name, target) in DEV_LINKS {
         match nix::unistd::symlinkat(target, dirfd, name) {
             Ok(()) | Err(nix::Error::EEXIST) => {}
             Err(e) => return Err(sys_err(dev.join(name), "symlink")(e)),
@@ -872,6 +994,16 @@ fn make_devices(
             "mknod"
         }
     );
+    // What mknod gives a node: the caller's ids, the mode less the umask
+    // (the inits set none).
+    let ids = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    let umask = nix::sys::stat::umask(Mode::empty());
+    nix::sys::stat::umask(umask);
+    let umask_is_0 = umask.is_empty();
+    let mut dirs: Option<(PathBuf, OwnedFd)> = None;
     for node in nodes(devices) {
         let path = &node.path;
         let dev_err = |what| {
@@ -891,7 +1023,12 @@ fn make_devices(
             continue;
         }
         let parent = path.parent().unwrap_or(Path::new("/"));
-        let dir = resolve(root, parent, true).map_err(dev_err("creating its directory"))?;
+        // Most nodes are in /dev: its directory resolved once.
+        let dir = match dirs.take() {
+            Some((p, fd)) if p == parent => fd,
+            _ => resolve(root, parent, true).map_err(dev_err("creating its directory"))?,
+        };
+        let dir = &dirs.insert((parent.to_path_buf(), dir)).1;
         let name = path.file_name().unwrap_or_default();
         match nix::sys::stat::mknodat(
             Some(dir.as_raw_fd()),
@@ -903,6 +1040,9 @@ fn make_devices(
             Ok(()) => {}
             Err(nix::Error::EEXIST) => continue,
             Err(e) => return Err(dev_err("mknod")(e.into())),
+        }
+        if node.uid == ids.0 && node.gid == ids.1 && node.mode & !0o777 == 0 && umask_is_0 {
+            continue; // made as asked already
         }
         // mknod applied the umask, and the owner is root: set both on the
         // node just made (O_NOFOLLOW: on nothing a symlink points to).

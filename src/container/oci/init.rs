@@ -17,7 +17,7 @@ use super::super::channel::{Channel, Message};
 use super::super::{exec, tty};
 use super::{Error, hooks};
 use crate::util::cstring_lossy as cstring;
-use crate::{namespace, rootfs};
+use crate::{namespace, rootfs, step};
 
 /// What `create` sends its init.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -104,15 +104,7 @@ fn build(
     if !terminal {
         nix::unistd::setsid().map_err(Error::sys_nix("setsid"))?;
     }
-    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
-        namespace::set_hostname(h)?;
-    }
-    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
-        // SAFETY: a pointer and length into `d`, which the kernel only reads.
-        if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
-            return Err(Error::sys("setdomainname")(std::io::Error::last_os_error()));
-        }
-    }
+    set_names(spec)?;
     // `fifo` is reopened for writing through /proc/self/fd once `start`
     // comes: a magic link, so no directory on the way is searched.
     // Devices and mount points get exactly the modes asked for.
@@ -120,14 +112,7 @@ fn build(
     let rootfs_spec = super::parts::RootfsSpec::of(spec);
     let plan = rootfs_spec.plan(&config.rootfs, config.no_pivot, config.userns);
     rootfs::oci::prepare(&plan)?;
-    // runc creates a missing working directory; made here, resolved in
-    // the root, before a read-only root would forbid it.
-    let root = open_path(&config.rootfs, "opening the root filesystem")?;
-    rootfs::oci::resolve(root.as_fd(), process.cwd(), true).map_err(|e| Error::Bundle {
-        path: process.cwd().clone(),
-        why: format!("process.cwd: {e}"),
-    })?;
-    drop(root);
+    make_cwd(&config.rootfs, process)?;
     if config.hooks_due {
         channel
             .send(&Message::HooksDue)
@@ -177,6 +162,40 @@ fn build(
         &command,
         false,
     )
+}
+
+/// The spec's `hostname` and `domainname`, set in the container's UTS
+/// namespace (any front end's init: `containr run`'s too).
+pub(crate) fn set_names(spec: &Spec) -> Result<(), Error> {
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        namespace::set_hostname(h)?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        step!("setdomainname({d:?})");
+        // SAFETY: a pointer and length into `d`, which the kernel only reads.
+        if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
+            return Err(Error::sys("setdomainname")(std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
+/// The process's working directory, made if missing (as runc and docker
+/// do), resolved in the root at `rootfs` (before the pivot, and before a
+/// read-only root would forbid it).
+pub(crate) fn make_cwd(
+    rootfs: &std::path::Path,
+    process: &oci_spec::runtime::Process,
+) -> Result<(), Error> {
+    let root = open_path(rootfs, "opening the root filesystem")?;
+    rootfs::oci::resolve(root.as_fd(), process.cwd(), true).map_err(|source| {
+        rootfs::Error::Op {
+            op: "creating directory",
+            path: process.cwd().clone(),
+            source,
+        }
+    })?;
+    Ok(())
 }
 
 /// A pseudo-terminal on the container's devpts, sized as `consoleSize`
@@ -316,7 +335,7 @@ fn join_new_keyring() -> Result<(), Error> {
 
 /// setns(2) into each namespace the spec gives by path; the user
 /// namespace first, as it owns the others.
-fn join_namespaces(spec: &Spec) -> Result<(), Error> {
+pub(crate) fn join_namespaces(spec: &Spec) -> Result<(), Error> {
     let namespaces = spec
         .linux()
         .as_ref()
@@ -328,15 +347,17 @@ fn join_namespaces(spec: &Spec) -> Result<(), Error> {
         .collect();
     joins.sort_by_key(|(t, _)| *t != LinuxNamespaceType::User);
     for (typ, path) in joins {
+        let flags = nix::sched::CloneFlags::from_bits_truncate(typ as i32);
+        step!(
+            "setns({}, {}): join that {typ} namespace",
+            path.display(),
+            namespace::describe_flags(flags)
+        );
         let file = std::fs::File::open(&path).map_err(|e| Error::Bundle {
             path: path.clone(),
             why: format!("linux.namespaces ({typ}): {e}"),
         })?;
-        nix::sched::setns(
-            file.as_fd(),
-            nix::sched::CloneFlags::from_bits_truncate(typ as i32),
-        )
-        .map_err(|e| Error::Bundle {
+        nix::sched::setns(file.as_fd(), flags).map_err(|e| Error::Bundle {
             path: path.clone(),
             why: format!("setns ({typ}): {e}"),
         })?;

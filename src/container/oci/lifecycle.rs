@@ -112,25 +112,9 @@ fn create_inner(root: &Root, opts: &CreateOptions) -> Result<Record, Error> {
 
     let linux = spec.linux().clone().unwrap_or_default();
     let namespaces = linux.namespaces().clone().unwrap_or_default();
-    let new = |t: LinuxNamespaceType| {
-        namespaces
-            .iter()
-            .any(|n| n.typ() == t && n.path().is_none())
-    };
-    let mut flags = CloneFlags::empty();
-    for (t, f) in [
-        (LinuxNamespaceType::Mount, CloneFlags::CLONE_NEWNS),
-        (LinuxNamespaceType::Uts, CloneFlags::CLONE_NEWUTS),
-        (LinuxNamespaceType::Ipc, CloneFlags::CLONE_NEWIPC),
-        (LinuxNamespaceType::Pid, CloneFlags::CLONE_NEWPID),
-        (LinuxNamespaceType::Network, CloneFlags::CLONE_NEWNET),
-        (LinuxNamespaceType::User, CloneFlags::CLONE_NEWUSER),
-    ] {
-        if new(t) {
-            flags |= f;
-        }
-    }
-    let userns = new(LinuxNamespaceType::User);
+    let flags = parts::clone_flags(&spec);
+    let userns = flags.contains(CloneFlags::CLONE_NEWUSER);
+    let cgroup_ns = parts::new_namespace(&spec, LinuxNamespaceType::Cgroup);
     for n in &namespaces {
         if let Some(p) = n.path()
             && !p.exists()
@@ -223,7 +207,7 @@ fn create_inner(root: &Root, opts: &CreateOptions) -> Result<Record, Error> {
         spec,
         rootfs,
         preserve_fds,
-        cgroup_ns: new(LinuxNamespaceType::Cgroup),
+        cgroup_ns,
         no_pivot: opts.no_pivot,
         hooks_due,
         state: creating.clone(),

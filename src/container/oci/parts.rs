@@ -50,6 +50,30 @@ pub fn create_cgroup(id: &str, spec: &Spec, systemd: bool) -> Result<ContainerCg
     )?)
 }
 
+/// The namespaces `spec` asks to be made new (those it gives by path are
+/// joined by the init, `init::join_namespaces`), as clone flags: any front
+/// end's init is cloned with them. Not the cgroup namespace: it would root
+/// at the cgroup its creator is in, and at clone time the init may not be
+/// in the container's yet; the init unshares it once placed
+/// (`namespace::enter_cgroup_namespace`).
+pub fn clone_flags(spec: &Spec) -> nix::sched::CloneFlags {
+    use nix::sched::CloneFlags;
+    use oci_spec::runtime::LinuxNamespaceType as T;
+    let mut flags = CloneFlags::empty();
+    for t in [T::Mount, T::Uts, T::Ipc, T::Pid, T::Network, T::User] {
+        if new_namespace(spec, t) {
+            flags |= CloneFlags::from_bits_truncate(t as i32);
+        }
+    }
+    flags
+}
+
+/// Whether `spec` asks for a new namespace of `typ` (not one by path).
+pub fn new_namespace(spec: &Spec, typ: oci_spec::runtime::LinuxNamespaceType) -> bool {
+    let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().as_ref());
+    namespaces.is_some_and(|n| n.iter().any(|n| n.typ() == typ && n.path().is_none()))
+}
+
 /// The root filesystem's part of the spec, as `rootfs::oci` builds it.
 pub struct RootfsSpec {
     mounts: Vec<oci_spec::runtime::Mount>,
