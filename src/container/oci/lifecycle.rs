@@ -159,6 +159,8 @@ fn create_inner(root: &Root, opts: &CreateOptions) -> Result<Record, Error> {
         None
     };
     let target = cgroup.clone_target();
+    let tasks = cgroup.v1_tasks()?;
+    let join: Vec<BorrowedFd<'_>> = tasks.iter().map(|f| f.as_fd()).collect();
     let argv = vec![
         c"containr-oci".to_owned(),
         c"init".to_owned(),
@@ -172,12 +174,15 @@ fn create_inner(root: &Root, opts: &CreateOptions) -> Result<Record, Error> {
             preserve_fds,
             argv,
             cgroup: target.as_ref().map(|f| f.as_fd()),
+            join: &join,
             userns_ready: ready.as_ref().map(|(r, _)| r.as_fd()),
         },
     )?;
     undo.init = Some(pid);
     drop(theirs);
     drop(exe);
+    drop(join);
+    drop(tasks);
     if !placed {
         cgroup.add(pid.as_raw())?;
     }
