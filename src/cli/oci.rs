@@ -451,9 +451,23 @@ fn quick(args: &[std::ffi::OsString]) -> Option<OciCli> {
     Some(cli)
 }
 
+/// The container's init, cloned by create: `containr-oci init FD`.
+fn init(fd: i32) -> ExitCode {
+    let (status, error) = oci::init::main(fd);
+    if let Some(e) = error {
+        eprintln!("containr-oci: {e}");
+    }
+    super::exit(status)
+}
+
 /// `containr-oci ...`: parse runc's command line and run it.
 pub fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match super::internal_command(&args) {
+        Some(("init", fd)) => return init(fd),
+        Some((_, fd)) => return super::exit(oci::exec::main(fd)),
+        None => {}
+    }
     let parsed = match quick(&args) {
         Some(cli) => Ok(cli),
         None => OciCli::command()
@@ -472,13 +486,7 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Some(OciCommand::Init { fd }) => {
-            let (status, error) = oci::init::main(fd);
-            if let Some(e) = error {
-                eprintln!("containr-oci: {e}");
-            }
-            return super::exit(status);
-        }
+        Some(OciCommand::Init { fd }) => return init(fd),
         Some(OciCommand::ExecInit { fd }) => return super::exit(oci::exec::main(fd)),
         _ => {}
     }
@@ -837,6 +845,28 @@ mod tests {
             "state -c1",
         ] {
             assert!(quick(&argv(line)).is_none(), "{line}");
+        }
+    }
+
+    #[test]
+    fn internal_commands_are_exact() {
+        assert_eq!(
+            super::super::internal_command(&argv("init 5")),
+            Some(("init", 5))
+        );
+        assert_eq!(
+            super::super::internal_command(&argv("exec-init 12")),
+            Some(("exec-init", 12))
+        );
+        for line in [
+            "init",
+            "init x",
+            "init -1",
+            "init 5 6",
+            "state 5",
+            "--root /r init 5",
+        ] {
+            assert_eq!(super::super::internal_command(&argv(line)), None, "{line}");
         }
     }
 }
