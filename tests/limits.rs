@@ -301,6 +301,12 @@ fn bad_limits_are_refused_before_anything_is_made() {
         125,
         "--memory-swap",
     );
+    // As docker: a memory-plus-swap total needs the memory part.
+    assert_fails(
+        &sb.run(&["--memory-swap", "100m", "true"]),
+        125,
+        "--memory-swap \"100m\": needs --memory too",
+    );
     assert_fails(&sb.run(&["--pids-limit", "many", "true"]), 125, "many");
     assert_fails(
         &sb.run(&["--device-read-bps", "/nonexistent:1mb", "true"]),

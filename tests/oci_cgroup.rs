@@ -215,7 +215,7 @@ fn resources_are_written_and_everything_removed() {
     if host_v2() {
         assert_eq!(read(mem.join("memory.max")), "67108864");
         assert_eq!(read(mem.join("memory.low")), "33554432");
-        assert_eq!(read(dir(&cg, "cpu").join("cpu.weight")), "20");
+        assert_eq!(read(dir(&cg, "cpu").join("cpu.weight")), "59");
         assert_eq!(read(dir(&cg, "cpu").join("cpu.max")), "20000 100000");
     } else {
         assert_eq!(read(mem.join("memory.limit_in_bytes")), "67108864");

@@ -65,6 +65,34 @@ impl Rule {
         )
     }
 
+    /// A line of v1's `devices.list` (`c 1:3 rwm`, `a *:* rwm`) as the
+    /// allow rule it lists; `None` if it is not one.
+    pub fn from_v1_list(line: &str) -> Option<Rule> {
+        let mut words = line.split_whitespace();
+        let kind = match words.next()? {
+            "a" => None,
+            "b" => Some('b'),
+            "c" => Some('c'),
+            _ => return None,
+        };
+        let (major, minor) = words.next()?.split_once(':')?;
+        let number = |n: &str| match n {
+            "*" => Some(None),
+            n => n.parse().ok().map(Some),
+        };
+        let access = access(words.next()?).filter(|a| !a.is_empty())?;
+        if words.next().is_some() {
+            return None;
+        }
+        Some(Rule {
+            allow: true,
+            kind,
+            major: number(major)?,
+            minor: number(minor)?,
+            access,
+        })
+    }
+
     /// The rule as the v1 file it goes to takes it: (`devices.allow` or
     /// `devices.deny`, the line).
     pub fn v1_write(&self) -> (&'static str, String) {
@@ -379,6 +407,26 @@ pub fn attach(dir: &Path, rules: &[Rule], default_allow: bool) -> Result<(), Err
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn v1_lists_read_back() {
+        for rule in DEFAULT {
+            assert_eq!(Rule::from_v1_list(&rule.v1()), Some(rule));
+        }
+        let all = Rule::from_v1_list("a *:* rwm").unwrap();
+        assert_eq!((all.kind, all.major, all.access), (None, None, "rwm"));
+        for bad in [
+            "",
+            "x 1:3 rwm",
+            "c 1 rwm",
+            "c 1:3",
+            "c 1:3 rx",
+            "c 1:3 rwm z",
+            "c a:3 r",
+        ] {
+            assert_eq!(Rule::from_v1_list(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn v1_syntax() {

@@ -14,10 +14,11 @@
 //!   hierarchy, so a containr run from inside a limited cgroup (a CI job, a
 //!   systemd unit) keeps its containers inside that limit.
 //!
-//! An OCI container's cgroup ([`oci::OciCgroup`], for `containr-oci`) is
-//! placed where its `cgroupsPath` says and configured from the spec's
-//! `linux.resources`, with the same file writes, device programs and
-//! directory handling as these.
+//! The limits are written in one place for both front ends: `containr
+//! run`'s [`Limits`] become the spec's `linux.resources`
+//! ([`oci::resources_of`]), which `oci`'s mapping writes, as it writes an
+//! OCI container's ([`oci::OciCgroup`], for `containr-oci`, placed where
+//! its `cgroupsPath` says). The backends here only place `run`'s cgroup.
 
 pub mod devices;
 pub mod oci;
@@ -58,6 +59,12 @@ pub enum Error {
     NotV2(PathBuf),
     #[error("{field}: {why}")]
     Resource { field: String, why: String },
+    /// A `linux.resources` field whose controller the cgroup lacks.
+    #[error("{field}: needs the {controller} cgroup controller, which this host does not offer")]
+    Missing {
+        field: String,
+        controller: &'static str,
+    },
     #[error("cgroupsPath {path:?}: {why}")]
     Path { path: String, why: &'static str },
     #[error("cgroup {0}: {1}")]
@@ -120,6 +127,15 @@ impl LimitFlags {
                 flag: "--memory-swap",
                 value: self.memory_swap.clone().unwrap_or_default(),
                 why: "must be at least --memory (it counts memory plus swap), or -1",
+            });
+        }
+        // As docker: a memory-plus-swap total means nothing without the
+        // memory part (v2 could not tell the swap from it).
+        if limits.memory.is_none() && limits.memory_swap.is_some_and(|s| s != -1) {
+            return Err(Error::Value {
+                flag: "--memory-swap",
+                value: self.memory_swap.clone().unwrap_or_default(),
+                why: "needs --memory too (it counts memory plus swap), or -1",
             });
         }
         if let Some(s) = limits.cpu_shares
@@ -344,8 +360,15 @@ pub trait Hierarchy {
     /// `v1` or `v2`, for messages.
     fn name(&self) -> &'static str;
     /// Make the container's cgroup, in `parent` or containr's own
-    /// `containr/`, and write its limits.
-    fn create(&self, id: &str, limits: &Limits, parent: Option<&Parent>) -> Result<Cgroup, Error>;
+    /// `containr/`, and write its limits: `limits` in the spec's form
+    /// ([`oci::resources_of`], returned for the container's spec), written
+    /// by the OCI containers' own mapping (`oci::write_limits`).
+    fn create(
+        &self,
+        id: &str,
+        limits: &Limits,
+        parent: Option<&Parent>,
+    ) -> Result<(Cgroup, oci_spec::runtime::LinuxResources), Error>;
     /// Container cgroups with no process in them, with their age: what a
     /// killed `containr run` leaves behind (a live container's cgroup is
     /// empty only in its first milliseconds). One directory listing and one
@@ -669,6 +692,26 @@ mod tests {
                 "{small}: {e}"
             );
         }
+    }
+
+    /// docker refuses a --memory-swap total without --memory; before, v1
+    /// took it as memory plus swap and v2 as swap alone.
+    #[test]
+    fn memory_swap_needs_memory() {
+        let flags = |memory: Option<&str>, swap: &str| LimitFlags {
+            memory: memory.map(str::to_string),
+            memory_swap: Some(swap.to_string()),
+            ..LimitFlags::default()
+        };
+        let e = flags(None, "100m").parse().unwrap_err().to_string();
+        assert!(
+            e.contains("--memory-swap") && e.contains("needs --memory"),
+            "{e}"
+        );
+        assert!(flags(Some("0"), "100m").parse().is_err());
+        assert_eq!(flags(None, "-1").parse().unwrap().memory_swap, Some(-1));
+        let l = flags(Some("64m"), "100m").parse().unwrap();
+        assert_eq!((l.memory, l.memory_swap), (Some(64 << 20), Some(100 << 20)));
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! The resources become a list of file writes (`Write`), made by a pure
 //! function per hierarchy (`v1_writes`, `v2_writes`) from the spec and
 //! the current values, so the mapping (units, conversions, order) is
-//! tested without a kernel; applying them is a loop.
+//! tested without a kernel; applying them is a loop. It is the only
+//! writer of limits: `containr run`'s cgroup gets its spec's resources
+//! through it too (`write_limits`, errors named by `run`'s flags).
 //!
 //! Where the cgroup goes (as runc):
 //! - absolute `cgroupsPath`: below each hierarchy's root;
@@ -134,73 +136,13 @@ impl OciCgroup {
         made: &mut Vec<PathBuf>,
     ) -> Result<(), Error> {
         let empty = LinuxResources::default();
-        let r = resources.unwrap_or(&empty);
-        let rules = device_rules(r.devices().as_deref().unwrap_or_default())?;
-        match &self.location {
-            Location::V2(dir) => {
-                let current = |file: &str| fs::read_to_string(dir.join(file)).ok();
-                let writes = v2_writes(r, &current)?;
-                let enabled =
-                    fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
-                let enabled: Vec<&str> = enabled.split_whitespace().collect();
-                apply(&writes, |controller| {
-                    Ok((controller.is_empty() || enabled.contains(&controller))
-                        .then(|| dir.to_path_buf()))
-                })?;
-                // Nothing but allow rules on top of "allow all" is no
-                // filter at all: no program to load.
-                if rules.iter().any(|r| !r.allow) {
-                    if new {
-                        devices::attach(dir, &rules, true)?;
-                    } else {
-                        devices::replace(dir, &rules, true)?;
-                    }
-                }
-            }
-            Location::V1(dirs) => {
-                let dir_of = |controller: &str| super::v1_dir(dirs, controller);
-                let current = |file: &str| {
-                    let controller = file.split('.').next().unwrap_or_default();
-                    fs::read_to_string(dir_of(controller)?.join(file)).ok()
-                };
-                let writes = v1_writes(r, &current)?;
-                let devices = rules.iter().any(|r| !r.allow);
-                if devices && !new && rules.first() != Some(&DENY_ALL) {
-                    return Err(Error::Resource {
-                        field: "linux.resources.devices".into(),
-                        why: "an update must start by denying all (\"allow\": false, \
-                              \"access\": \"rwm\"), so no device is open in between"
-                            .into(),
-                    });
-                }
-                apply(&writes, |controller| {
-                    let Some((controllers, dir)) = dirs
-                        .iter()
-                        .find(|(c, _)| c.split(',').any(|n| n == controller))
-                    else {
-                        return Ok(None);
-                    };
-                    self.join_v1(controllers, dir, made)?;
-                    Ok(Some(dir.clone()))
-                })?;
-                if devices {
-                    let dir = dir_of("devices").ok_or_else(|| Error::Resource {
-                        field: "linux.resources.devices".into(),
-                        why: "needs the devices cgroup controller, which this host does not offer"
-                            .into(),
-                    })?;
-                    step!("devices cgroup: {} rules, in order", rules.len());
-                    for (i, rule) in rules.iter().enumerate() {
-                        let (file, line) = rule.v1_write();
-                        write(&dir.join(file), &line).map_err(|e| Error::Resource {
-                            field: format!("linux.resources.devices[{i}]"),
-                            why: e.to_string(),
-                        })?;
-                    }
-                }
-            }
-        }
-        Ok(())
+        let devices = if new { Devices::New } else { Devices::Update };
+        write_resources(
+            &self.location,
+            resources.unwrap_or(&empty),
+            devices,
+            &mut |controllers, dir| self.join_v1(controllers, dir, made),
+        )
     }
 
     /// Make the v1 cgroup `dir` (of the hierarchy of `controllers`) if it
@@ -682,27 +624,137 @@ fn refuse(field: &str, why: &str) -> Error {
     }
 }
 
+/// What becomes of the device rules of `linux.resources.devices`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Devices {
+    /// A new cgroup: its program attached (v2), its rules written (v1).
+    New,
+    /// An existing one: its program replaced (v2), its rules written
+    /// again, starting by denying all (v1).
+    Update,
+    /// A new cgroup whose parent holds exactly these rules (`run`'s
+    /// restricted v1 parent, see `v1.rs`): it inherits them, they are
+    /// neither read nor written.
+    Inherited,
+}
+
+/// Write `r` into the cgroup at `location`: the one mapping from
+/// `linux.resources` to cgroup files, for `containr-oci`'s containers and
+/// `containr run`'s alike. `join` is called with a v1 hierarchy's
+/// controllers and the cgroup's directory in it before a file there is
+/// written (an OCI container joins some hierarchies only when needed).
+/// Every write's controller is found before the first write, so a missing
+/// one changes nothing.
+pub(crate) fn write_resources(
+    location: &Location,
+    r: &LinuxResources,
+    devices: Devices,
+    join: &mut dyn FnMut(&str, &Path) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let rules = match devices {
+        Devices::Inherited => Vec::new(),
+        _ => device_rules(r.devices().as_deref().unwrap_or_default())?,
+    };
+    // Nothing but allow rules on top of "allow all" is no filter at all.
+    let filtered = rules.iter().any(|r| !r.allow);
+    match location {
+        Location::V2(dir) => {
+            let current = |file: &str| fs::read_to_string(dir.join(file)).ok();
+            let writes = v2_writes(r, &current)?;
+            let enabled = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+            let enabled: Vec<&str> = enabled.split_whitespace().collect();
+            apply(&writes, false, |controller| {
+                Ok((controller.is_empty() || enabled.contains(&controller))
+                    .then(|| dir.to_path_buf()))
+            })?;
+            if filtered {
+                let (rules, default_allow) = program_rules(&rules);
+                if devices == Devices::Update {
+                    devices::replace(dir, rules, default_allow)?
+                } else {
+                    devices::attach(dir, rules, default_allow)?
+                }
+            }
+        }
+        Location::V1(dirs) => {
+            let dir_of = |controller: &str| super::v1_dir(dirs, controller);
+            let current = |file: &str| {
+                let controller = file.split('.').next().unwrap_or_default();
+                fs::read_to_string(dir_of(controller)?.join(file)).ok()
+            };
+            let writes = v1_writes(r, &current)?;
+            let devices_dir = match filtered {
+                false => None,
+                true => Some(dir_of("devices").ok_or_else(|| Error::Missing {
+                    field: "linux.resources.devices".into(),
+                    controller: "devices",
+                })?),
+            };
+            if devices_dir.is_some()
+                && devices == Devices::Update
+                && rules.first() != Some(&DENY_ALL)
+            {
+                return Err(Error::Resource {
+                    field: "linux.resources.devices".into(),
+                    why: "an update must start by denying all (\"allow\": false, \
+                          \"access\": \"rwm\"), so no device is open in between"
+                        .into(),
+                });
+            }
+            apply(&writes, true, |controller| {
+                let Some((controllers, dir)) = dirs
+                    .iter()
+                    .find(|(c, _)| c.split(',').any(|n| n == controller))
+                else {
+                    return Ok(None);
+                };
+                join(controllers, dir)?;
+                Ok(Some(dir.clone()))
+            })?;
+            if let Some(dir) = devices_dir {
+                step!("devices cgroup: {} rules, in order", rules.len());
+                for (i, rule) in rules.iter().enumerate() {
+                    let (file, line) = rule.v1_write();
+                    write(&dir.join(file), &line).map_err(|e| Error::Resource {
+                        field: format!("linux.resources.devices[{i}]"),
+                        why: e.to_string(),
+                    })?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Make `writes`, in order, in the directory `dir_of` gives for each
-/// controller (`None`: the host does not offer it).
+/// controller (`None`: the host does not offer it). Every directory is
+/// found first: a missing controller is reported before anything is
+/// written. On v1 (`per_controller`) the narration names the controller's
+/// hierarchy, as lab 3 shows it.
 fn apply(
     writes: &[Write],
+    per_controller: bool,
     mut dir_of: impl FnMut(&str) -> Result<Option<PathBuf>, Error>,
 ) -> Result<(), Error> {
+    let mut dirs = Vec::with_capacity(writes.len());
     for wr in writes {
-        let dir = dir_of(wr.controller)?.ok_or_else(|| Error::Resource {
+        dirs.push(dir_of(wr.controller)?.ok_or_else(|| Error::Missing {
             field: wr.field.clone(),
-            why: format!(
-                "needs the {} cgroup controller, which this host does not offer",
-                wr.controller
-            ),
-        })?;
+            controller: wr.controller,
+        })?);
+    }
+    for (wr, dir) in writes.iter().zip(dirs) {
         let (mut file, mut value) = (wr.file.as_str(), wr.value.as_str());
         if let Some((alt, alt_value)) = &wr.fallback
             && !dir.join(file).exists()
         {
             (file, value) = (alt, alt_value);
         }
-        step!("echo {value} > {file}");
+        if per_controller {
+            step!("echo {value} > {}/{file}", wr.controller);
+        } else {
+            step!("echo {value} > {file}");
+        }
         fs::write(dir.join(file), value).map_err(|e| Error::Resource {
             field: wr.field.clone(),
             why: format!("writing {value:?} to {file}: {e}"),
@@ -725,14 +777,15 @@ const DENY_ALL: Rule = Rule {
 fn device_rules(list: &[LinuxDeviceCgroup]) -> Result<Vec<Rule>, Error> {
     let mut rules = Vec::with_capacity(list.len() + devices::DEFAULT.len());
     for (i, d) in list.iter().enumerate() {
-        let field = format!("devices[{i}]");
+        // Made only for an error: this runs on every start.
+        let field = || format!("devices[{i}]");
         let kind = match d.typ().unwrap_or(LinuxDeviceType::A) {
             LinuxDeviceType::A => None,
             LinuxDeviceType::B => Some('b'),
             LinuxDeviceType::C => Some('c'),
             other => {
                 return Err(refuse(
-                    &format!("{field}.type"),
+                    &format!("{}.type", field()),
                     &format!(
                         "{:?} is not a type the devices controller knows (a, b, c)",
                         other.as_str()
@@ -744,14 +797,18 @@ fn device_rules(list: &[LinuxDeviceCgroup]) -> Result<Vec<Rule>, Error> {
             None | Some(-1) => Ok(None),
             Some(n) if (0..=u32::MAX as i64).contains(&n) => Ok(Some(n as u32)),
             Some(n) => Err(refuse(
-                &format!("{field}.{what}"),
+                &format!("{}.{what}", field()),
                 &format!("{n} is not a device number"),
             )),
         };
-        let access = d.access().clone().unwrap_or_else(|| "rwm".into());
-        let access = devices::access(&access)
+        let access = devices::access(d.access().as_deref().unwrap_or("rwm"))
             .filter(|a| !a.is_empty())
-            .ok_or_else(|| refuse(&format!("{field}.access"), "must be letters among r, w, m"))?;
+            .ok_or_else(|| {
+                refuse(
+                    &format!("{}.access", field()),
+                    "must be letters among r, w, m",
+                )
+            })?;
         rules.push(Rule {
             allow: d.allow(),
             kind,
@@ -760,8 +817,29 @@ fn device_rules(list: &[LinuxDeviceCgroup]) -> Result<Vec<Rule>, Error> {
             access,
         });
     }
-    rules.extend(devices::DEFAULT);
+    // A default rule the list allows already, with no deny after it, would
+    // change nothing (run's own lists hold them all).
+    for default in devices::DEFAULT {
+        let allowed = rules
+            .iter()
+            .rposition(|r| *r == default)
+            .is_some_and(|i| rules[i..].iter().all(|r| r.allow));
+        if !allowed {
+            rules.push(default);
+        }
+    }
     Ok(rules)
+}
+
+/// The rules a device program checks and its verdict where none
+/// matches: a list that starts by denying all is the rest on a "deny"
+/// default, the same verdicts one check shorter (the program `run` always
+/// attached).
+fn program_rules(rules: &[Rule]) -> (&[Rule], bool) {
+    match rules.split_first() {
+        Some((first, rest)) if *first == DENY_ALL => (rest, false),
+        _ => (rules, true),
+    }
 }
 
 /// Which of memory.swap's meanings: OCI's `swap` is memory plus swap (v1's
@@ -773,6 +851,8 @@ pub(crate) fn swap_v2(swap: i64, memory: i64) -> Result<Option<String>, &'static
     match swap {
         0 => Ok(None),
         -1 => Ok(Some("max".into())),
+        // Unlimited memory: the total is all swap.
+        _ if memory == -1 => Ok(Some(swap.to_string())),
         _ if memory <= 0 => Err("a swap limit needs a memory limit"),
         _ if swap < memory => Err("must be at least memory.limit (it counts memory plus swap)"),
         _ => Ok(Some((swap - memory).to_string())),
@@ -1473,6 +1553,51 @@ pub fn resources_of(limits: &super::Limits, swap_accounted: bool) -> LinuxResour
     serde_json::from_value(r).expect("the fields of LinuxResources")
 }
 
+/// `containr run`'s new cgroup at `location` given the spec's resources
+/// `r` (from [`resources_of`]), through the same writes as an OCI
+/// container's; its device rules `inherited` from a parent that holds them
+/// (v1). Errors name `run`'s flag rather than the spec's field.
+pub(crate) fn write_limits(
+    location: &Location,
+    r: &LinuxResources,
+    inherited: bool,
+) -> Result<(), Error> {
+    let devices = if inherited {
+        Devices::Inherited
+    } else {
+        Devices::New
+    };
+    // Its hierarchies were all made with it.
+    write_resources(location, r, devices, &mut |_, _| Ok(())).map_err(|e| match e {
+        Error::Missing { field, controller } => match flag_of(&field) {
+            Some(flag) => Error::NoController { flag, controller },
+            None => Error::Missing { field, controller },
+        },
+        Error::Resource { field, why } => Error::Resource {
+            field: flag_of(&field).map_or(field, str::to_string),
+            why,
+        },
+        e => e,
+    })
+}
+
+/// The `run` flag a `linux.resources` field of [`resources_of`] comes
+/// from.
+fn flag_of(field: &str) -> Option<&'static str> {
+    let field = field.strip_prefix("linux.resources.")?;
+    Some(match field {
+        "memory.limit" => "--memory",
+        "memory.swap" => "--memory-swap",
+        "cpu.quota" | "cpu.period" => "--cpus",
+        "cpu.shares" => "--cpu-shares",
+        "cpu.cpus" => "--cpuset-cpus",
+        "pids.limit" => "--pids-limit",
+        "blockIO.throttleReadBpsDevice" => "--device-read-bps",
+        "blockIO.throttleWriteBpsDevice" => "--device-write-bps",
+        _ => return None,
+    })
+}
+
 /// The `linux.cgroupsPath` of a cgroup containr made, at `location`: its
 /// path below the hierarchy's root (`/containr/<id>` by default), as
 /// `/proc/PID/cgroup` shows it; none where the hierarchy is not mounted in
@@ -1562,6 +1687,8 @@ mod tests {
         assert_eq!(swap_v2(300, 100), Ok(Some("200".into())));
         assert_eq!(swap_v2(0, -1), Ok(Some("max".into())));
         assert!(swap_v2(50, 100).is_err());
+        // As runc: with memory unlimited, the total is the swap.
+        assert_eq!(swap_v2(300, -1), Ok(Some("300".into())));
         assert!(swap_v2(50, 0).is_err());
         assert_eq!(blkio_to_io_weight(10), 1);
         assert_eq!(blkio_to_io_weight(500), 4950);
@@ -1597,7 +1724,7 @@ mod tests {
                 pair("memory.max", "104857600"),
                 pair("memory.swap.max", "104857600"),
                 pair("memory.low", "52428800"),
-                pair("cpu.weight", "39"),
+                pair("cpu.weight", "100"),
                 pair("cpu.max", "50000 100000"),
                 pair("cpu.idle", "0"),
                 pair("cpuset.cpus", "0"),
@@ -1740,7 +1867,7 @@ mod tests {
         for want in [
             ("memory.max", "67108864"),
             ("cpu.max", "50000 100000"),
-            ("cpu.weight", "20"),
+            ("cpu.weight", "59"),
             ("pids.max", "20"),
             ("io.max", "8:0 rbps=1024"),
         ] {
@@ -1862,19 +1989,196 @@ mod tests {
             json!({"memory": {"limit": 1048576}, "pids": {"limit": 7}, "blockIO": {"weight": 1000}}),
         );
         let writes = v2_writes(&r, &none).unwrap();
-        apply(&writes, |_| Ok(Some(dir.clone()))).unwrap();
+        apply(&writes, false, |_| Ok(Some(dir.clone()))).unwrap();
         let read = |f: &str| fs::read_to_string(dir.join(f)).unwrap();
         assert_eq!(read("memory.max"), "1048576");
         assert_eq!(read("pids.max"), "7");
         // No io.bfq.weight here: the converted io.weight instead.
         assert_eq!(read("io.weight"), "10000");
         assert!(!dir.join("io.bfq.weight").exists());
-        let e = apply(&writes, |c| Ok((c != "pids").then(|| dir.clone()))).unwrap_err();
+        let e = apply(&writes, false, |c| Ok((c != "pids").then(|| dir.clone()))).unwrap_err();
         assert!(
             e.to_string()
                 .starts_with("linux.resources.pids.limit: needs the pids"),
             "{e}"
         );
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// run's limits as the spec says them, written by the one mapping:
+    /// where run's own writers differed, the OCI mapping (runc's) is kept.
+    fn run_writes(limits: &super::super::Limits, v2: bool) -> Vec<(String, String)> {
+        let r = resources_of(limits, false);
+        let writes = if v2 {
+            v2_writes(&r, &none)
+        } else {
+            v1_writes(&r, &none)
+        };
+        files(&writes.unwrap())
+    }
+
+    /// `--memory-swap -1` where swap is not accounted: unlimited swap is
+    /// what the host gives anyway, so nothing is written (docker warns and
+    /// goes on); run's v1 writer refused it, its v2 writer failed writing a
+    /// file that is not there.
+    #[test]
+    fn unlimited_swap_without_accounting_writes_nothing() {
+        let limits = super::super::Limits {
+            memory: Some(64 << 20),
+            memory_swap: Some(-1),
+            ..Default::default()
+        };
+        for v2 in [false, true] {
+            assert_eq!(
+                run_writes(&limits, v2),
+                vec![if v2 {
+                    pair("memory.max", "67108864")
+                } else {
+                    pair("memory.limit_in_bytes", "67108864")
+                }]
+            );
+        }
+    }
+
+    /// A device rate of 0 is no limit: v1's "MAJ:MIN 0" removes the rule;
+    /// on v2 it is "max" (runc's `ThrottleDevice`), where run wrote
+    /// `rbps=0`.
+    #[test]
+    fn a_zero_rate_is_no_limit() {
+        let limits = super::super::Limits {
+            device_read_bps: vec![(8, 0, 0)],
+            device_write_bps: vec![(8, 0, 1024)],
+            ..Default::default()
+        };
+        assert_eq!(
+            run_writes(&limits, true),
+            vec![
+                pair("io.max", "8:0 rbps=max"),
+                pair("io.max", "8:0 wbps=1024")
+            ]
+        );
+        assert_eq!(
+            run_writes(&limits, false),
+            vec![
+                pair("blkio.throttle.read_bps_device", "8:0 0"),
+                pair("blkio.throttle.write_bps_device", "8:0 1024")
+            ]
+        );
+    }
+
+    /// run's device list (deny all, docker's defaults, `--device` rules)
+    /// is not followed by the defaults again: 13 v1 writes and the program
+    /// run attached (the defaults and the extras, "deny" otherwise), not
+    /// 25 writes and a program twice as long.
+    #[test]
+    fn runs_device_rules_are_not_repeated() {
+        let extra = Rule {
+            allow: true,
+            kind: Some('c'),
+            major: Some(10),
+            minor: Some(229),
+            access: "rwm",
+        };
+        let limits = super::super::Limits {
+            devices: vec![extra],
+            ..Default::default()
+        };
+        let r = resources_of(&limits, false);
+        let rules = device_rules(r.devices().as_deref().unwrap()).unwrap();
+        let mut want = vec![DENY_ALL];
+        want.extend(devices::DEFAULT);
+        want.push(extra);
+        assert_eq!(rules, want);
+        let (checked, default_allow) = program_rules(&rules);
+        assert_eq!((checked, default_allow), (&want[1..], false));
+        // A deny after a default rule: the default is allowed again last.
+        let deny = Rule {
+            allow: false,
+            ..devices::DEFAULT[2]
+        };
+        let list: Vec<LinuxDeviceCgroup> = serde_json::from_value(json!([
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+            {"allow": false, "type": "c", "major": 1, "minor": 3, "access": "rwm"}
+        ]))
+        .unwrap();
+        let rules = device_rules(&list).unwrap();
+        assert_eq!(rules[2], deny);
+        assert_eq!(&rules[3..], &devices::DEFAULT[..]);
+        // --privileged: allow all, no filter at all.
+        let all = resources_of(
+            &super::super::Limits {
+                all_devices: true,
+                ..Default::default()
+            },
+            false,
+        );
+        let rules = device_rules(all.devices().as_deref().unwrap()).unwrap();
+        assert!(rules.iter().all(|r| r.allow), "{rules:?}");
+        assert_eq!(program_rules(&rules), (&rules[..], true));
+    }
+
+    /// A controller the cgroup lacks is named by run's flag, and found
+    /// before anything is written; so is a swap limit the host cannot
+    /// account.
+    #[test]
+    fn runs_errors_name_its_flags() {
+        let dir = super::super::tests::tempfile_dir();
+        let limits = super::super::Limits {
+            memory: Some(64 << 20),
+            pids_limit: Some(5),
+            all_devices: true,
+            ..Default::default()
+        };
+        // A v2 cgroup with no controller enabled.
+        let v2 = Location::V2(dir.clone());
+        let e = write_limits(&v2, &resources_of(&limits, false), false).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::NoController {
+                    flag: "--memory",
+                    controller: "memory"
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "written: {dir:?}");
+        // v1: a memory hierarchy without swap accounting, no pids one.
+        let v1 = Location::V1(vec![("memory".into(), dir.clone())]);
+        let swap = super::super::Limits {
+            memory_swap: Some(128 << 20),
+            ..limits.clone()
+        };
+        let e = write_limits(&v1, &resources_of(&swap, false), true).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("--memory-swap: needs swap accounting"),
+            "{e}"
+        );
+        let e = write_limits(&v1, &resources_of(&limits, false), true).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::NoController {
+                    flag: "--pids-limit",
+                    controller: "pids"
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "written: {dir:?}");
+        // Without a devices hierarchy the default rules cannot be had:
+        // refused (run's writer went on with every device open).
+        let confined = super::super::Limits::default();
+        let e = write_limits(&v1, &resources_of(&confined, false), false).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("linux.resources.devices: needs the devices cgroup controller"),
+            "{e}"
+        );
+        // Inherited from a parent that holds them: nothing to write.
+        write_limits(&v1, &resources_of(&confined, false), true).unwrap();
         fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -3,6 +3,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use oci_spec::runtime::LinuxResources;
+
 use super::{Cgroup, Error, Hierarchy, Limits, Location, Stats, io_err, keyed, read_u64, write};
 use crate::step;
 
@@ -55,10 +57,6 @@ impl V1 {
             return Err(Error::NoHierarchy);
         }
         Ok(V1 { mounts })
-    }
-
-    fn mount_of(&self, controller: &str) -> Option<&Mount> {
-        self.mounts.iter().find(|m| m.has(controller))
     }
 
     /// Each hierarchy as (its controllers, e.g. `cpu,cpuacct`, its
@@ -119,27 +117,6 @@ fn parse(mountinfo: &str, own: &str, wanted: &[&str]) -> Vec<Mount> {
     mounts
 }
 
-/// What each limit needs, by flag.
-fn needed(limits: &Limits) -> Vec<(&'static str, &'static str)> {
-    let mut need = Vec::new();
-    if limits.memory.is_some() || limits.memory_swap.is_some() {
-        need.push(("--memory", "memory"));
-    }
-    if limits.cpus.is_some() || limits.cpu_shares.is_some() {
-        need.push(("--cpus", "cpu"));
-    }
-    if limits.cpuset_cpus.is_some() {
-        need.push(("--cpuset-cpus", "cpuset"));
-    }
-    if limits.pids_limit.is_some() {
-        need.push(("--pids-limit", "pids"));
-    }
-    if !limits.device_read_bps.is_empty() || !limits.device_write_bps.is_empty() {
-        need.push(("--device-read-bps", "blkio"));
-    }
-    need
-}
-
 impl Hierarchy for V1 {
     fn name(&self) -> &'static str {
         "v1"
@@ -181,12 +158,7 @@ impl Hierarchy for V1 {
         id: &str,
         limits: &Limits,
         parent: Option<&super::Parent>,
-    ) -> Result<Cgroup, Error> {
-        for (flag, controller) in needed(limits) {
-            if self.mount_of(controller).is_none() {
-                return Err(Error::NoController { flag, controller });
-            }
-        }
+    ) -> Result<(Cgroup, LinuxResources), Error> {
         let mut dirs = Vec::new();
         let mut made = Vec::new();
         // Joining a v1 hierarchy costs an RCU grace period per hierarchy
@@ -245,77 +217,20 @@ impl Hierarchy for V1 {
                 .collect::<Vec<_>>()
                 .join(" ")
         );
-        let cgroup = Cgroup::new(Location::V1(dirs.clone()), limits.memory);
-        let dir_of = |controller: &str| super::v1_dir(&dirs, controller);
-        let set = |controller: &str, file: &str, value: String| -> Result<(), Error> {
-            let dir = dir_of(controller).expect("checked above");
-            step!("echo {value} > {controller}/{file}");
-            write(&dir.join(file), &value)
-        };
-        if let Some(m) = limits.memory {
-            set("memory", "memory.limit_in_bytes", m.to_string())?;
-        }
-        // memory.memsw.* exists only with swap accounting.
-        let memsw = cgroup.location.accounts_swap();
-        match limits.memory_swap_total(memsw) {
-            Some(total) if memsw => {
-                set("memory", "memory.memsw.limit_in_bytes", total.to_string())?
-            }
-            Some(_) => {
-                return Err(Error::NoController {
-                    flag: "--memory-swap",
-                    controller: "memory.memsw (swap accounting)",
-                });
-            }
-            None => {}
-        }
-        if let Some(q) = limits.cpu_quota_us() {
-            set("cpu", "cpu.cfs_period_us", super::CPU_PERIOD_US.to_string())?;
-            set("cpu", "cpu.cfs_quota_us", q.to_string())?;
-        }
-        if let Some(s) = limits.cpu_shares {
-            set("cpu", "cpu.shares", s.to_string())?;
-        }
-        if let Some(cpus) = &limits.cpuset_cpus {
-            let parent = dir_of("cpuset").expect("checked").with_file_name("");
-            let available = fs::read_to_string(parent.join("cpuset.cpus")).unwrap_or_default();
+        let cpuset = super::v1_dir(&dirs, "cpuset");
+        // From here on, dropping the Cgroup removes what was made.
+        let cgroup = Cgroup::new(Location::V1(dirs), limits.memory);
+        if let (Some(cpus), Some(dir)) = (&limits.cpuset_cpus, cpuset) {
+            let available =
+                fs::read_to_string(dir.with_file_name("cpuset.cpus")).unwrap_or_default();
             super::check_cpuset(cpus, &available)?;
-            set("cpuset", "cpuset.cpus", cpus.clone())?;
         }
-        if let Some(p) = limits.pids_limit {
-            set(
-                "pids",
-                "pids.max",
-                if p > 0 { p.to_string() } else { "max".into() },
-            )?;
-        }
-        if let (Some(_), false, false) = (dir_of("devices"), limits.all_devices, rules_inherited) {
-            step!("devices cgroup: deny all, allow docker's default set");
-            set("devices", "devices.deny", "a".into())?;
-            let allow = dir_of("devices").expect("checked").join("devices.allow");
-            for rule in super::devices::DEFAULT {
-                write(&allow, &rule.v1())?;
-            }
-            for rule in &limits.devices {
-                let (file, line) = rule.v1_write();
-                set("devices", file, line)?;
-            }
-        }
-        for (file, rates) in [
-            ("blkio.throttle.read_bps_device", &limits.device_read_bps),
-            ("blkio.throttle.write_bps_device", &limits.device_write_bps),
-        ] {
-            for (major, minor, rate) in rates {
-                set("blkio", file, format!("{major}:{minor} {rate}"))?;
-            }
-        }
-        Ok(cgroup)
+        let resources = super::oci::resources_of(limits, cgroup.location().accounts_swap());
+        super::oci::write_limits(cgroup.location(), &resources, rules_inherited)?;
+        Ok((cgroup, resources))
     }
 }
 
-/// `mkdir -p` the containr parent and the container's directory. A new v1
-/// cpuset starts with no CPUs and no memory nodes, and no task can join it
-/// until it has some: copy them down from the level above.
 /// `containr/restricted` in the devices hierarchy: a cgroup holding docker's
 /// default device rules, which every container cgroup made under it
 /// inherits. It is configured under a temporary name and renamed into
@@ -356,23 +271,24 @@ fn restricted_parent(base: &Path) -> Result<PathBuf, Error> {
     }
 }
 
-/// Whether `dir`'s devices.list is exactly docker's default set.
+/// Whether `dir`'s devices.list is exactly docker's default set (read on
+/// every start: compared rule by rule, nothing formatted).
 fn has_default_rules(dir: &Path) -> bool {
     let Ok(list) = fs::read_to_string(dir.join("devices.list")) else {
         return false;
     };
-    let mut have: Vec<&str> = list
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    let want: Vec<String> = super::devices::DEFAULT.iter().map(|r| r.v1()).collect();
-    let mut want: Vec<&str> = want.iter().map(String::as_str).collect();
-    have.sort_unstable();
-    want.sort_unstable();
-    have == want
+    let mut listed = 0;
+    for line in list.lines().filter(|l| !l.trim().is_empty()) {
+        // The kernel lists each rule once; the defaults are distinct.
+        match super::devices::Rule::from_v1_list(line) {
+            Some(rule) if super::devices::DEFAULT.contains(&rule) => listed += 1,
+            _ => return false,
+        }
+    }
+    listed == super::devices::DEFAULT.len()
 }
 
+/// mkdir the containr parent (if missing) and the container's directory.
 fn make_dirs(m: &Mount, parent: &Path, dir: &Path) -> Result<(), Error> {
     for d in [parent, dir] {
         match make_dir(&m.controllers, d) {
@@ -442,14 +358,5 @@ mod tests {
         assert_eq!(m[1].own, PathBuf::from("ci/job1"));
         assert_eq!(m[0].own, PathBuf::from(""));
         assert!(m[0].has("cpuacct"));
-    }
-
-    #[test]
-    fn each_limit_names_its_controller() {
-        let l = Limits {
-            cpus: Some(1.0),
-            ..Limits::default()
-        };
-        assert_eq!(needed(&l), vec![("--cpus", "cpu")]);
     }
 }

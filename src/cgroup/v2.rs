@@ -3,6 +3,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use oci_spec::runtime::LinuxResources;
+
 use super::{Cgroup, Error, Hierarchy, Limits, Location, Stats, io_err, keyed, read_u64, write};
 use crate::step;
 
@@ -38,41 +40,22 @@ impl V2 {
     }
 }
 
-/// The v2 controllers each limit needs, with the flag that asks for it.
-fn needed(limits: &Limits) -> Vec<(&'static str, &'static str)> {
-    let mut need = Vec::new();
-    if limits.memory.is_some() {
-        need.push(("--memory", "memory"));
-    }
-    if limits.memory_swap.is_some() {
-        need.push(("--memory-swap", "memory"));
-    }
-    if limits.cpus.is_some() {
-        need.push(("--cpus", "cpu"));
-    }
-    if limits.cpu_shares.is_some() {
-        need.push(("--cpu-shares", "cpu"));
-    }
-    if limits.cpuset_cpus.is_some() {
-        need.push(("--cpuset-cpus", "cpuset"));
-    }
-    if limits.pids_limit.is_some() {
-        need.push(("--pids-limit", "pids"));
-    }
-    if !limits.device_read_bps.is_empty() {
-        need.push(("--device-read-bps", "io"));
-    }
-    if !limits.device_write_bps.is_empty() {
-        need.push(("--device-write-bps", "io"));
-    }
-    need
-}
-
 /// docker's `--cpu-shares` (2..262144, default 1024) on v2's `cpu.weight`
-/// scale (1..10000, default 100), as runc converts it.
+/// scale (1..10000, default 100), as runc converts it since 1.3.2
+/// (opencontainers/cgroups' `ConvertCPUSharesToCgroupV2Value`): a
+/// quadratic in log2(shares) through the ends and the defaults, so 1024 is
+/// 100, where the old straight line made it 39, well below a process
+/// outside any container.
 pub fn shares_to_weight(shares: u64) -> u64 {
-    let shares = shares.clamp(2, 262_144);
-    1 + ((shares - 2) * 9999) / 262_142
+    if shares <= 2 {
+        return 1;
+    }
+    if shares >= 262_144 {
+        return 10_000;
+    }
+    let l = (shares as f64).log2();
+    let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
+    10f64.powf(exponent).ceil() as u64
 }
 
 impl Hierarchy for V2 {
@@ -92,13 +75,8 @@ impl Hierarchy for V2 {
         id: &str,
         limits: &Limits,
         parent: Option<&super::Parent>,
-    ) -> Result<Cgroup, Error> {
+    ) -> Result<(Cgroup, LinuxResources), Error> {
         let available = self.available();
-        for (flag, controller) in needed(limits) {
-            if !available.iter().any(|c| c == controller) {
-                return Err(Error::NoController { flag, controller });
-            }
-        }
         // Every controller the host offers is enabled for containers, as
         // docker does, so `stats` can read memory, cpu and pids usage.
         let enable: Vec<String> = ["cpuset", "cpu", "io", "memory", "pids"]
@@ -135,57 +113,14 @@ impl Hierarchy for V2 {
         };
         // From here on, dropping the Cgroup removes the directory.
         let cgroup = Cgroup::new(Location::V2(dir.clone()), limits.memory);
-        let set = |file: &str, value: String| {
-            step!("echo {value} > {file}");
-            write(&dir.join(file), &value)
-        };
-        if let Some(m) = limits.memory {
-            set("memory.max", m.to_string())?;
-        }
-        // docker's --memory-swap counts memory plus swap; v2 limits swap alone.
-        match (
-            limits.memory,
-            limits.memory_swap_total(cgroup.location.accounts_swap()),
-        ) {
-            (_, Some(-1)) => set("memory.swap.max", "max".into())?,
-            (Some(m), Some(total)) => set(
-                "memory.swap.max",
-                (total as u64).saturating_sub(m).to_string(),
-            )?,
-            (None, Some(total)) => set("memory.swap.max", total.to_string())?,
-            _ => {}
-        }
-        if let Some(q) = limits.cpu_quota_us() {
-            set("cpu.max", format!("{q} {}", super::CPU_PERIOD_US))?;
-        }
-        if let Some(s) = limits.cpu_shares {
-            set("cpu.weight", shares_to_weight(s).to_string())?;
-        }
         if let Some(cpus) = &limits.cpuset_cpus {
             let effective =
                 fs::read_to_string(dir.with_file_name("cpuset.cpus.effective")).unwrap_or_default();
             super::check_cpuset(cpus, &effective)?;
-            set("cpuset.cpus", cpus.clone())?;
         }
-        if let Some(p) = limits.pids_limit {
-            set("pids.max", if p > 0 { p.to_string() } else { "max".into() })?;
-        }
-        if !limits.all_devices {
-            let rules: Vec<super::devices::Rule> = (super::devices::DEFAULT.iter())
-                .chain(&limits.devices)
-                .copied()
-                .collect();
-            super::devices::attach(&dir, &rules, false)?;
-        }
-        for (key, rates) in [
-            ("rbps", &limits.device_read_bps),
-            ("wbps", &limits.device_write_bps),
-        ] {
-            for (major, minor, rate) in rates {
-                set("io.max", format!("{major}:{minor} {key}={rate}"))?;
-            }
-        }
-        Ok(cgroup)
+        let resources = super::oci::resources_of(limits, cgroup.location().accounts_swap());
+        super::oci::write_limits(cgroup.location(), &resources, false)?;
+        Ok((cgroup, resources))
     }
 }
 
@@ -209,21 +144,13 @@ mod tests {
     #[test]
     fn weights_match_runc() {
         assert_eq!(shares_to_weight(2), 1);
-        assert_eq!(shares_to_weight(1024), 39);
+        // docker's default is v2's default.
+        assert_eq!(shares_to_weight(1024), 100);
+        assert_eq!(shares_to_weight(512), 59);
+        // runc 1.4.0-rc.1's figure (opencontainers/runc#4896).
+        assert_eq!(shares_to_weight(2000), 170);
         assert_eq!(shares_to_weight(262_144), 10_000);
-    }
-
-    #[test]
-    fn each_limit_names_its_controller() {
-        let l = Limits {
-            memory: Some(1),
-            pids_limit: Some(5),
-            ..Limits::default()
-        };
-        assert_eq!(
-            needed(&l),
-            vec![("--memory", "memory"), ("--pids-limit", "pids")]
-        );
+        assert_eq!(shares_to_weight(1 << 30), 10_000);
     }
 
     /// Against the real unified hierarchy where the host has one (on a
@@ -246,7 +173,7 @@ mod tests {
         }
         let v2 = V2::new(root.to_path_buf());
         let id = format!("unit-test-{}", std::process::id());
-        let cg = v2.create(&id, &Limits::default(), None).unwrap();
+        let (cg, _) = v2.create(&id, &Limits::default(), None).unwrap();
         let Location::V2(dir) = cg.location().clone() else {
             panic!("v2 location expected")
         };

@@ -464,7 +464,7 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
     settle_killed_runs(&data, hierarchy.as_ref());
     // 256 random bits in hex, as docker's container ids.
     let id = crate::util::random_hex(32);
-    let cgroup = hierarchy.create(&id, &p.limits, p.cgroup_parent.as_ref())?;
+    let (cgroup, resources) = hierarchy.create(&id, &p.limits, p.cgroup_parent.as_ref())?;
     let joined = p
         .net
         .join
@@ -576,7 +576,7 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
     let dir = record.dir()?;
     let (spec, _extras) = super::spec::build(super::spec::Inputs {
         config: &config,
-        resources: cgroup::oci::resources_of(&p.limits, cgroup.location().accounts_swap()),
+        resources,
         cgroups_path: cgroup::oci::cgroups_path(cgroup.location()),
         dir: &dir,
     });
@@ -1119,7 +1119,7 @@ fn make_again(
             .map(cgroup::Parent::parse)
             .transpose()?
             .flatten();
-        let cgroup = hierarchy.create(&record.id, &limits, parent.as_ref())?;
+        let (cgroup, _) = hierarchy.create(&record.id, &limits, parent.as_ref())?;
         remount_tmpfs_volumes(&root, record.mounts())?;
         let attachment = net.attach(&record.id, &record.name)?;
         let mut config = *(record.state().config.clone())
