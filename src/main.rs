@@ -904,9 +904,15 @@ fn main() -> ExitCode {
     if invoked_as_oci() {
         return cli::oci::main();
     }
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match cli::internal_command(&args) {
+        Some(("init", fd)) => return cli::exit(container::init::main(fd)),
+        Some((_, fd)) => return cli::exit(container::enter::main(fd)),
+        None => {}
+    }
     let t0_ns = explain::monotonic_ns();
     let cli = match Cli::command()
-        .try_get_matches()
+        .try_get_matches_from(&args)
         .and_then(|m| Cli::from_arg_matches(&m))
     {
         Ok(cli) => cli,

@@ -505,6 +505,15 @@ impl Cgroup {
         &self.location
     }
 
+    /// On v1, each hierarchy's `tasks` file, for a cloned child to join
+    /// the cgroup itself (`namespace::ChildExec::join`); none on v2.
+    pub fn v1_tasks(&self) -> Result<Vec<fs::File>, Error> {
+        match &self.location {
+            Location::V2(_) => Ok(Vec::new()),
+            Location::V1(dirs) => open_tasks(dirs.iter().map(|(_, d)| d.as_path())),
+        }
+    }
+
     /// Move process `pid` (and so everything it will fork) into the cgroup.
     pub fn add(&self, pid: i32) -> Result<(), Error> {
         step!("echo {pid} > cgroup.procs: the init and all it forks are inside the limits");
@@ -588,6 +597,22 @@ pub(crate) fn v1_dir(dirs: &[(String, PathBuf)], controller: &str) -> Option<Pat
 }
 
 /// Write a cgroup control file.
+/// The `tasks` file of each v1 hierarchy directory in `dirs` that exists,
+/// open for writing: a cloned child writes `0` to each to join the cgroup
+/// itself, which takes no global lock (see `namespace::ChildExec::join`).
+/// Opened here, by the caller's credentials, as cgroup v1 checks them.
+pub(crate) fn open_tasks<'a>(dirs: impl Iterator<Item = &'a Path>) -> Result<Vec<fs::File>, Error> {
+    dirs.filter(|d| d.is_dir())
+        .map(|d| {
+            let path = d.join("tasks");
+            fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|e| io_err(&path)(e).into())
+        })
+        .collect()
+}
+
 pub(crate) fn write(path: &Path, value: &str) -> Result<(), Error> {
     Ok(fs::write(path, value).map_err(io_err(path))?)
 }

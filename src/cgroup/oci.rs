@@ -104,6 +104,15 @@ impl OciCgroup {
             .try_for_each(|d| write(&d.join("cgroup.procs"), &pid.to_string()))
     }
 
+    /// On v1, each hierarchy's `tasks` file, for a cloned child to join
+    /// the cgroup itself (`namespace::ChildExec::join`); none on v2.
+    pub fn v1_tasks(&self) -> Result<Vec<fs::File>, Error> {
+        match &self.location {
+            Location::V2(_) => Ok(Vec::new()),
+            Location::V1(dirs) => super::open_tasks(dirs.iter().map(|(_, d)| d.as_path())),
+        }
+    }
+
     /// The v2 directory, for `clone3(CLONE_INTO_CGROUP)`; none on v1.
     pub fn clone_target(&self) -> Option<fs::File> {
         match &self.location {

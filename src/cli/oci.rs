@@ -378,12 +378,103 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Log {
     }
 }
 
+/// The commands an engine runs on every container, several times (`state`
+/// polled, `start`, `delete`), in the plain form engines write them:
+/// `[--root DIR] [--log FILE] [--log-format FORMAT] [--debug]
+/// [--systemd-cgroup] state|start|delete [-f|--force] ID`. Read without
+/// clap, whose command tree (every command's every flag) costs about 0.6 M
+/// instructions to build: half of what such a command does in user space.
+/// Anything else (another flag or form, `CONTAINR_OCI_ROOT` set, an id that
+/// looks like a flag) is `None`, for clap to parse, and to report.
+fn quick(args: &[std::ffi::OsString]) -> Option<OciCli> {
+    if std::env::var_os("CONTAINR_OCI_ROOT").is_some() {
+        return None;
+    }
+    let mut cli = OciCli {
+        root: PathBuf::from("/run/containr-oci"),
+        log: None,
+        log_format: "text".into(),
+        debug: false,
+        systemd_cgroup: false,
+        rootless: None,
+        criu: None,
+        version: false,
+        command: None,
+    };
+    let mut words = args.iter().skip(1).map(|a| a.to_str());
+    // clap refuses a flag given twice: so does this, by leaving it to clap.
+    let mut seen = Vec::new();
+    let command = loop {
+        let word = words.next()??;
+        let (flag, inline) = match word.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v)),
+            _ => (word, None),
+        };
+        if seen.contains(&flag) {
+            return None;
+        }
+        seen.push(flag);
+        let mut value = || {
+            match inline {
+                Some(v) => Some(v),
+                None => words.next()?,
+            }
+            .filter(|v| !v.is_empty() && !v.starts_with('-'))
+        };
+        match flag {
+            "--root" => cli.root = PathBuf::from(value()?),
+            "--log" => cli.log = Some(PathBuf::from(value()?)),
+            "--log-format" => {
+                cli.log_format = value().filter(|f| ["text", "json"].contains(f))?.into()
+            }
+            "--debug" if inline.is_none() => cli.debug = true,
+            "--systemd-cgroup" if inline.is_none() => cli.systemd_cgroup = true,
+            "state" | "start" | "delete" => break flag,
+            _ => return None,
+        }
+    };
+    let mut force = false;
+    let mut id = words.next()??;
+    if command == "delete" && (id == "-f" || id == "--force") {
+        force = true;
+        id = words.next()??;
+    }
+    if id.is_empty() || id.starts_with('-') || words.next().is_some() {
+        return None;
+    }
+    let id = id.to_string();
+    cli.command = Some(match command {
+        "state" => OciCommand::State { id },
+        "start" => OciCommand::Start { id },
+        _ => OciCommand::Delete { force, id },
+    });
+    Some(cli)
+}
+
+/// The container's init, cloned by create: `containr-oci init FD`.
+fn init(fd: i32) -> ExitCode {
+    let (status, error) = oci::init::main(fd);
+    if let Some(e) = error {
+        eprintln!("containr-oci: {e}");
+    }
+    super::exit(status)
+}
+
 /// `containr-oci ...`: parse runc's command line and run it.
 pub fn main() -> ExitCode {
-    let cli = match OciCli::command()
-        .try_get_matches()
-        .and_then(|m| OciCli::from_arg_matches(&m))
-    {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match super::internal_command(&args) {
+        Some(("init", fd)) => return init(fd),
+        Some((_, fd)) => return super::exit(oci::exec::main(fd)),
+        None => {}
+    }
+    let parsed = match quick(&args) {
+        Some(cli) => Ok(cli),
+        None => OciCli::command()
+            .try_get_matches_from(&args)
+            .and_then(|m| OciCli::from_arg_matches(&m)),
+    };
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -395,13 +486,7 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Some(OciCommand::Init { fd }) => {
-            let (status, error) = oci::init::main(fd);
-            if let Some(e) = error {
-                eprintln!("containr-oci: {e}");
-            }
-            return super::exit(status);
-        }
+        Some(OciCommand::Init { fd }) => return init(fd),
         Some(OciCommand::ExecInit { fd }) => return super::exit(oci::exec::main(fd)),
         _ => {}
     }
@@ -679,4 +764,109 @@ fn events(root: &Root, args: &EventsArgs) -> Result<i32, Error> {
         out.flush()
     })?;
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `main` goes on with, to compare the two parsers.
+    fn summary(cli: &OciCli) -> String {
+        let command = match &cli.command {
+            Some(OciCommand::State { id }) => format!("state {id}"),
+            Some(OciCommand::Start { id }) => format!("start {id}"),
+            Some(OciCommand::Delete { force, id }) => format!("delete {force} {id}"),
+            _ => "other".into(),
+        };
+        format!(
+            "{:?} {:?} {} {} {} {:?} {:?} {} {command}",
+            cli.root,
+            cli.log,
+            cli.log_format,
+            cli.debug,
+            cli.systemd_cgroup,
+            cli.rootless,
+            cli.criu,
+            cli.version
+        )
+    }
+
+    fn argv(line: &str) -> Vec<std::ffi::OsString> {
+        std::iter::once("containr-oci")
+            .chain(line.split(' ').filter(|w| !w.is_empty()))
+            .map(Into::into)
+            .collect()
+    }
+
+    #[test]
+    fn quick_reads_what_clap_reads() {
+        for line in [
+            "state c1",
+            "start c1",
+            "delete c1",
+            "delete -f c1",
+            "delete --force c1",
+            "--root /run/x state c1",
+            "--root=/run/x start c.1_+-",
+            "--log /tmp/l --log-format json --systemd-cgroup --debug state c1",
+            "--log=/tmp/l --log-format=text delete --force c1",
+        ] {
+            let args = argv(line);
+            let quick = quick(&args).unwrap_or_else(|| panic!("{line}: not quick"));
+            let clap = OciCli::try_parse_from(&args).unwrap();
+            assert_eq!(summary(&quick), summary(&clap), "{line}");
+        }
+    }
+
+    #[test]
+    fn anything_else_goes_to_clap() {
+        for line in [
+            "",
+            "state",
+            "state c1 c2",
+            "state -h",
+            "state --help",
+            "delete c1 -f",
+            "delete -f",
+            "delete --force=true c1",
+            "state --root /x c1",
+            "--root state c1",
+            "--root= state c1",
+            "--root /a --root /b delete c1",
+            "--debug --debug state c1",
+            "--log-format xml state c1",
+            "--debug=true state c1",
+            "--rootless state c1",
+            "kill c1",
+            "create --bundle b c1",
+            "list",
+            "--version",
+            "help",
+            "state -c1",
+        ] {
+            assert!(quick(&argv(line)).is_none(), "{line}");
+        }
+    }
+
+    #[test]
+    fn internal_commands_are_exact() {
+        assert_eq!(
+            super::super::internal_command(&argv("init 5")),
+            Some(("init", 5))
+        );
+        assert_eq!(
+            super::super::internal_command(&argv("exec-init 12")),
+            Some(("exec-init", 12))
+        );
+        for line in [
+            "init",
+            "init x",
+            "init -1",
+            "init 5 6",
+            "state 5",
+            "--root /r init 5",
+        ] {
+            assert_eq!(super::super::internal_command(&argv(line)), None, "{line}");
+        }
+    }
 }

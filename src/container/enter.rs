@@ -101,6 +101,11 @@ pub fn exec(
     let (ours, theirs) = Channel::pair().map_err(Error::sys("socketpair"))?;
     let cgroup = state.cgroup.clone().map(crate::cgroup::Cgroup::open);
     let target = cgroup.as_ref().and_then(|c| c.clone_target());
+    let tasks = match &cgroup {
+        Some(c) => c.v1_tasks()?,
+        None => Vec::new(),
+    };
+    let join: Vec<_> = tasks.iter().map(|f| f.as_fd()).collect();
     let argv = vec![
         c"containr".to_owned(),
         c"exec-init".to_owned(),
@@ -116,6 +121,7 @@ pub fn exec(
             preserve_fds: 0,
             argv,
             cgroup: target.as_ref().map(|f| f.as_fd()),
+            join: &join,
             userns_ready: None,
         },
     )?;

@@ -705,6 +705,8 @@ fn clone_init(
         std::ffi::CString::new(theirs.as_fd().as_raw_fd().to_string()).expect("digits"),
     ];
     let target = cgroup.clone_target();
+    let tasks = cgroup.v1_tasks()?;
+    let join: Vec<_> = tasks.iter().map(|f| f.as_fd()).collect();
     let ready = match config.userns {
         Some(_) => {
             Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(Error::sys_nix("pipe"))?)
@@ -719,6 +721,7 @@ fn clone_init(
             preserve_fds: 0,
             argv,
             cgroup: target.as_ref().map(|f| f.as_fd()),
+            join: &join,
             userns_ready: ready.as_ref().map(|(r, _)| r.as_fd()),
         },
     )?;
@@ -727,7 +730,13 @@ fn clone_init(
     step!("the init (host pid {init}) re-execs containr as `containr init`");
     // Placed before it gets its config, so nothing it does escapes the limits.
     let placed = if placed {
-        step!("clone3(CLONE_INTO_CGROUP) started the init inside its cgroup");
+        if target.is_some() {
+            step!("clone3(CLONE_INTO_CGROUP) started the init inside its cgroup");
+        } else {
+            step!(
+                "echo 0 > tasks of each v1 hierarchy, by the init itself before its exec: it and all it forks are inside the limits"
+            );
+        }
         Ok(())
     } else {
         cgroup.add(init.as_raw()).map_err(Error::from)

@@ -104,6 +104,13 @@ pub struct ChildExec<'a> {
     /// A cgroup v2 directory to start the child in (`CLONE_INTO_CGROUP`):
     /// no separate move, which on v1 costs an RCU grace period.
     pub cgroup: Option<BorrowedFd<'a>>,
+    /// cgroup v1: the `tasks` file of each hierarchy, open for writing; the
+    /// child writes `0` (itself) to each before anything else. A thread
+    /// moving itself skips the kernel's global threadgroup lock, whose RCU
+    /// grace period a write of its pid to `cgroup.procs` from another
+    /// process waits for (5-12 ms on a v1 host). The child is single
+    /// threaded, so the thread is the whole process.
+    pub join: &'a [BorrowedFd<'a>],
     /// With a new user namespace: the read end of a pipe the parent writes
     /// to once the id maps exist. The child then becomes uid/gid 0 of the
     /// namespace *before* it execs, which is what keeps its capabilities
@@ -131,8 +138,10 @@ struct CloneArgs {
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// Clone a child into new `namespaces` and re-exec `exec.exe` in it.
-/// Returns its pid, and whether it was started inside `exec.cgroup` (false
-/// where the kernel predates `CLONE_INTO_CGROUP`: the caller moves it).
+/// Returns its pid, and whether it was started inside `exec.cgroup` or
+/// joined `exec.join` itself (false where the kernel predates
+/// `CLONE_INTO_CGROUP`: the caller moves it). A child that cannot join
+/// exits with 125 before it execs.
 ///
 /// The child dies with the parent (`PR_SET_PDEATHSIG`), starts with an
 /// empty signal mask, and inherits no descriptor but stdio and `keep_fd`.
@@ -153,6 +162,7 @@ pub fn clone_and_exec(namespaces: Namespaces, exec: &ChildExec<'_>) -> Result<(P
     let keep_fd = exec.keep_fd.as_raw_fd();
     let preserved = 3..3 + exec.preserve_fds as libc::c_int;
     let ready_fd = exec.userns_ready.map(|f| f.as_raw_fd());
+    let join: Vec<libc::c_int> = exec.join.iter().map(|f| f.as_raw_fd()).collect();
 
     step!(
         "clone({}) -> the child is PID 1 of its new PID namespace",
@@ -209,6 +219,11 @@ pub fn clone_and_exec(namespaces: Namespaces, exec: &ChildExec<'_>) -> Result<(P
             // channel closed and exits; getppid() cannot tell us here, it is
             // 0 in a new PID namespace.
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            for &fd in &join {
+                if libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
+                    libc::_exit(125);
+                }
+            }
             if let Some(ready) = ready_fd {
                 let mut byte = 0u8;
                 if libc::read(ready, (&mut byte as *mut u8).cast(), 1) != 1
@@ -269,7 +284,10 @@ pub fn clone_and_exec(namespaces: Namespaces, exec: &ChildExec<'_>) -> Result<(P
             libc::_exit(125);
         }
     }
-    Ok((Pid::from_raw(pid as libc::pid_t), placed))
+    Ok((
+        Pid::from_raw(pid as libc::pid_t),
+        placed || !join.is_empty(),
+    ))
 }
 
 /// A cgroup namespace rooted at the cgroup the caller is in now, where the

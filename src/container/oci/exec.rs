@@ -110,6 +110,11 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32, Error> {
     };
     let cgroup = record.cgroup.clone();
     let target = cgroup.as_ref().and_then(|c| c.clone_target());
+    let tasks = match &cgroup {
+        Some(c) => c.v1_tasks()?,
+        None => Vec::new(),
+    };
+    let join: Vec<_> = tasks.iter().map(|f| f.as_fd()).collect();
     let argv = vec![
         c"containr-oci".to_owned(),
         c"exec-init".to_owned(),
@@ -125,6 +130,7 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32, Error> {
             preserve_fds: opts.preserve_fds,
             argv,
             cgroup: target.as_ref().map(|f| f.as_fd()),
+            join: &join,
             userns_ready: None,
         },
     )?;

@@ -44,16 +44,18 @@ pub struct CreateOptions {
 /// Create the container: on return its init waits for `start`, and no
 /// containr process but it is left.
 pub fn create(root: &Root, opts: &CreateOptions) -> Result<(), Error> {
-    if opts.console_socket.is_none() && terminal_wanted(&opts.bundle) {
+    // Loaded once: its parse is most of what create does in user space.
+    let bundle = bundle::load(&opts.bundle);
+    if opts.console_socket.is_none() && terminal_wanted(&bundle) {
         return Err(Error::Terminal(
             "create needs --console-socket to hand the terminal over",
         ));
     }
-    create_inner(root, opts).map(drop)
+    create_inner(root, opts, bundle?).map(drop)
 }
 
-fn terminal_wanted(bundle: &Path) -> bool {
-    bundle::load(bundle).is_ok_and(|b| {
+fn terminal_wanted(bundle: &Result<Bundle, Error>) -> bool {
+    bundle.as_ref().is_ok_and(|b| {
         b.spec
             .process()
             .as_ref()
@@ -84,13 +86,14 @@ impl Drop for Undo<'_> {
     }
 }
 
-/// Create the container; its record, and its init (a child of ours).
-fn create_inner(root: &Root, opts: &CreateOptions) -> Result<Record, Error> {
+/// Create the container of `bundle` (loaded from `opts.bundle`); its
+/// record, and its init (a child of ours).
+fn create_inner(root: &Root, opts: &CreateOptions, bundle: Bundle) -> Result<Record, Error> {
     let Bundle {
         dir: bundle_dir,
         mut spec,
         rootfs,
-    } = bundle::load(&opts.bundle)?;
+    } = bundle;
     let dir = root.claim(&opts.id)?;
     let mut undo = Undo {
         root,
@@ -143,6 +146,8 @@ fn create_inner(root: &Root, opts: &CreateOptions) -> Result<Record, Error> {
         None
     };
     let target = cgroup.clone_target();
+    let tasks = cgroup.v1_tasks()?;
+    let join: Vec<BorrowedFd<'_>> = tasks.iter().map(|f| f.as_fd()).collect();
     let argv = vec![
         c"containr-oci".to_owned(),
         c"init".to_owned(),
@@ -156,12 +161,15 @@ fn create_inner(root: &Root, opts: &CreateOptions) -> Result<Record, Error> {
             preserve_fds,
             argv,
             cgroup: target.as_ref().map(|f| f.as_fd()),
+            join: &join,
             userns_ready: ready.as_ref().map(|(r, _)| r.as_fd()),
         },
     )?;
     undo.init = Some(pid);
     drop(theirs);
     drop(exe);
+    drop(join);
+    drop(tasks);
     if !placed {
         cgroup.add(pid.as_raw())?;
     }
@@ -574,7 +582,8 @@ const FORWARDED: [Signal; 7] = [
 /// signals on) and delete the container (unless `keep`); the process's
 /// status (128+N for a signal).
 pub fn run(root: &Root, opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32, Error> {
-    if opts.console_socket.is_none() && terminal_wanted(&opts.bundle) {
+    let bundle = bundle::load(&opts.bundle);
+    if opts.console_socket.is_none() && terminal_wanted(&bundle) {
         return Err(Error::Terminal(
             "containr-oci run needs --console-socket (it does not relay a terminal itself)",
         ));
@@ -584,7 +593,7 @@ pub fn run(root: &Root, opts: &CreateOptions, detach: bool, keep: bool) -> Resul
     } else {
         Some(forward_signals()?)
     };
-    let record = create_inner(root, opts)?;
+    let record = create_inner(root, opts, bundle?)?;
     let pid = Pid::from_raw(record.pid as i32);
     if let Err(e) = start(root, &opts.id) {
         let _ = delete(root, &opts.id, true);
