@@ -1645,3 +1645,46 @@ fn an_attached_run_with_a_policy_keeps_its_terminal() {
     eventually("a restart", || inspect(&sb, "tty")["RestartCount"] == 1);
     sb.containr_ok(&["rm", "-f", "tty"]);
 }
+
+/// A container that shares another's network joins it again, by name, when
+/// it is made again: its first start's pid is gone once the other was
+/// restarted (and could be any process's by then).
+#[test]
+fn a_restarted_container_joins_the_network_it_shares_as_it_is_now() {
+    let sb = Sandbox::new();
+    detach(
+        &sb,
+        &[
+            "--init",
+            "--network",
+            "none",
+            "--name",
+            "owner",
+            "sleep",
+            "100",
+        ],
+    );
+    detach(
+        &sb,
+        &[
+            "--init",
+            "--network",
+            "container:owner",
+            "--name",
+            "guest",
+            "sleep",
+            "100",
+        ],
+    );
+    let netns = |name: &str| {
+        let pid = inspect(&sb, name)["State"]["Pid"].as_u64().unwrap();
+        std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap()
+    };
+    assert_eq!(netns("guest"), netns("owner"));
+    let before = netns("owner");
+    assert_eq!(sb.containr_ok(&["restart", "-t", "1", "owner"]), "owner\n");
+    assert_ne!(netns("owner"), before, "owner has a new network namespace");
+    assert_eq!(sb.containr_ok(&["restart", "-t", "1", "guest"]), "guest\n");
+    assert_eq!(netns("guest"), netns("owner"));
+    sb.containr_ok(&["rm", "-f", "guest", "owner"]);
+}

@@ -1170,6 +1170,15 @@ fn make_again(
             ));
             config.interface = Some(interface);
         }
+        if let Some(name) = net.join.as_deref() {
+            // The network of the container it shares, as that container
+            // is now, found by name as on the first start: the pid its
+            // init had then is gone once that one was made again, and
+            // could be any process's by now.
+            let data = DataRoot::open(&root)?;
+            let pid = data.find(name).and_then(|s| s.init_pid());
+            config.join_netns = Some(network::Joined::find(name, pid)?.pid);
+        }
         config.cgroupfs = cgroupfs(cgroup.location());
         // The bundle's spec binds them: a new address makes new ones.
         let dir = record.dir()?;
