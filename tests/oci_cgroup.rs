@@ -406,7 +406,7 @@ fn v2_on_the_unified_mount() {
         };
         assert_eq!(d, unified.join("containr-oci").join(&id));
         assert_eq!(read(d.join("cgroup.max.descendants")), "3");
-        assert!(cg.clone_target().is_some());
+        assert!(cg.location().entry().unwrap().target.is_some());
         assert!(may_open(&cg, "/dev/null"), "the default set stays open");
         assert!(!may_open(&cg, "/dev/kmsg"));
         // update replaces the filter: kmsg allowed now.

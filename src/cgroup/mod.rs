@@ -446,7 +446,46 @@ pub enum Location {
     V1(Vec<(String, PathBuf)>),
 }
 
+/// How a child `namespace::clone_and_exec` makes gets into a cgroup by
+/// itself, so that no other process has to move it: a move by another
+/// process takes the kernel's global threadgroup lock and waits for an RCU
+/// grace period (5-12 ms on a v1 host).
+#[derive(Debug, Default)]
+pub struct Entry {
+    /// v2: the directory, for `clone3(CLONE_INTO_CGROUP)` (none where it
+    /// cannot be opened: the caller then moves the child, [`Cgroup::add`]).
+    pub target: Option<fs::File>,
+    /// v1: each hierarchy's `tasks` file, open for writing, for the child
+    /// to write `0` to before its exec (a thread moving itself skips that
+    /// lock). Opened here, with the caller's credentials, which is what
+    /// cgroup v1 checks.
+    pub tasks: Vec<fs::File>,
+}
+
 impl Location {
+    /// How a cloned child enters this cgroup: see [`Entry`].
+    pub fn entry(&self) -> Result<Entry, Error> {
+        Ok(match self {
+            Location::V2(dir) => Entry {
+                target: fs::File::open(dir).ok(),
+                tasks: Vec::new(),
+            },
+            Location::V1(dirs) => Entry {
+                target: None,
+                tasks: (dirs.iter().map(|(_, d)| d.as_path()))
+                    .filter(|d| d.is_dir())
+                    .map(|d| {
+                        let path = d.join("tasks");
+                        fs::OpenOptions::new()
+                            .write(true)
+                            .open(&path)
+                            .map_err(|e| io_err(&path)(e).into())
+                    })
+                    .collect::<Result<_, Error>>()?,
+            },
+        })
+    }
+
     /// Whether the host accounts swap for this cgroup (v2
     /// `memory.swap.max`, v1 `memory.memsw.limit_in_bytes`): where it does
     /// not, `--memory` alone leaves swap unlimited.
@@ -492,26 +531,8 @@ impl Cgroup {
         }
     }
 
-    /// The v2 directory, opened for `CLONE_INTO_CGROUP`; none on v1, where
-    /// processes join each hierarchy with [`Cgroup::add`].
-    pub fn clone_target(&self) -> Option<std::fs::File> {
-        match &self.location {
-            Location::V2(dir) => std::fs::File::open(dir).ok(),
-            Location::V1(_) => None,
-        }
-    }
-
     pub fn location(&self) -> &Location {
         &self.location
-    }
-
-    /// On v1, each hierarchy's `tasks` file, for a cloned child to join
-    /// the cgroup itself (`namespace::ChildExec::join`); none on v2.
-    pub fn v1_tasks(&self) -> Result<Vec<fs::File>, Error> {
-        match &self.location {
-            Location::V2(_) => Ok(Vec::new()),
-            Location::V1(dirs) => open_tasks(dirs.iter().map(|(_, d)| d.as_path())),
-        }
     }
 
     /// Move process `pid` (and so everything it will fork) into the cgroup.
@@ -597,22 +618,6 @@ pub(crate) fn v1_dir(dirs: &[(String, PathBuf)], controller: &str) -> Option<Pat
 }
 
 /// Write a cgroup control file.
-/// The `tasks` file of each v1 hierarchy directory in `dirs` that exists,
-/// open for writing: a cloned child writes `0` to each to join the cgroup
-/// itself, which takes no global lock (see `namespace::ChildExec::join`).
-/// Opened here, by the caller's credentials, as cgroup v1 checks them.
-pub(crate) fn open_tasks<'a>(dirs: impl Iterator<Item = &'a Path>) -> Result<Vec<fs::File>, Error> {
-    dirs.filter(|d| d.is_dir())
-        .map(|d| {
-            let path = d.join("tasks");
-            fs::OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .map_err(|e| io_err(&path)(e).into())
-        })
-        .collect()
-}
-
 pub(crate) fn write(path: &Path, value: &str) -> Result<(), Error> {
     Ok(fs::write(path, value).map_err(io_err(path))?)
 }

@@ -104,23 +104,6 @@ impl OciCgroup {
             .try_for_each(|d| write(&d.join("cgroup.procs"), &pid.to_string()))
     }
 
-    /// On v1, each hierarchy's `tasks` file, for a cloned child to join
-    /// the cgroup itself (`namespace::ChildExec::join`); none on v2.
-    pub fn v1_tasks(&self) -> Result<Vec<fs::File>, Error> {
-        match &self.location {
-            Location::V2(_) => Ok(Vec::new()),
-            Location::V1(dirs) => super::open_tasks(dirs.iter().map(|(_, d)| d.as_path())),
-        }
-    }
-
-    /// The v2 directory, for `clone3(CLONE_INTO_CGROUP)`; none on v1.
-    pub fn clone_target(&self) -> Option<fs::File> {
-        match &self.location {
-            Location::V2(dir) => fs::File::open(dir).ok(),
-            Location::V1(_) => None,
-        }
-    }
-
     /// Apply `resources` to the existing cgroup (`containr-oci update`).
     pub fn update(&self, resources: &LinuxResources) -> Result<(), Error> {
         self.apply(Some(resources), false, &mut Vec::new())

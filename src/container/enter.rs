@@ -100,12 +100,10 @@ pub fn exec(
     let exe = selfexe::sealed_copy().map_err(Error::sys("copying containr for exec"))?;
     let (ours, theirs) = Channel::pair().map_err(Error::sys("socketpair"))?;
     let cgroup = state.cgroup.clone().map(crate::cgroup::Cgroup::open);
-    let target = cgroup.as_ref().and_then(|c| c.clone_target());
-    let tasks = match &cgroup {
-        Some(c) => c.v1_tasks()?,
-        None => Vec::new(),
+    let entry = match &cgroup {
+        Some(c) => c.location().entry()?,
+        None => Default::default(),
     };
-    let join: Vec<_> = tasks.iter().map(|f| f.as_fd()).collect();
     let argv = vec![
         c"containr".to_owned(),
         c"exec-init".to_owned(),
@@ -120,8 +118,8 @@ pub fn exec(
             keep_fd: theirs.as_fd(),
             preserve_fds: 0,
             argv,
-            cgroup: target.as_ref().map(|f| f.as_fd()),
-            join: &join,
+            cgroup: entry.target.as_ref().map(|f| f.as_fd()),
+            join: &entry.tasks,
             userns_ready: None,
         },
     )?;

@@ -704,9 +704,7 @@ fn clone_init(
         c"init".to_owned(),
         std::ffi::CString::new(theirs.as_fd().as_raw_fd().to_string()).expect("digits"),
     ];
-    let target = cgroup.clone_target();
-    let tasks = cgroup.v1_tasks()?;
-    let join: Vec<_> = tasks.iter().map(|f| f.as_fd()).collect();
+    let entry = cgroup.location().entry()?;
     let ready = match config.userns {
         Some(_) => {
             Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(Error::sys_nix("pipe"))?)
@@ -720,8 +718,8 @@ fn clone_init(
             keep_fd: theirs.as_fd(),
             preserve_fds: 0,
             argv,
-            cgroup: target.as_ref().map(|f| f.as_fd()),
-            join: &join,
+            cgroup: entry.target.as_ref().map(|f| f.as_fd()),
+            join: &entry.tasks,
             userns_ready: ready.as_ref().map(|(r, _)| r.as_fd()),
         },
     )?;
@@ -730,7 +728,7 @@ fn clone_init(
     step!("the init (host pid {init}) re-execs containr as `containr init`");
     // Placed before it gets its config, so nothing it does escapes the limits.
     let placed = if placed {
-        if target.is_some() {
+        if entry.target.is_some() {
             step!("clone3(CLONE_INTO_CGROUP) started the init inside its cgroup");
         } else {
             step!(

@@ -110,7 +110,7 @@ pub struct ChildExec<'a> {
     /// grace period a write of its pid to `cgroup.procs` from another
     /// process waits for (5-12 ms on a v1 host). The child is single
     /// threaded, so the thread is the whole process.
-    pub join: &'a [BorrowedFd<'a>],
+    pub join: &'a [std::fs::File],
     /// With a new user namespace: the read end of a pipe the parent writes
     /// to once the id maps exist. The child then becomes uid/gid 0 of the
     /// namespace *before* it execs, which is what keeps its capabilities

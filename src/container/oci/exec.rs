@@ -109,12 +109,10 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32, Error> {
         moved
     };
     let cgroup = record.cgroup.clone();
-    let target = cgroup.as_ref().and_then(|c| c.clone_target());
-    let tasks = match &cgroup {
-        Some(c) => c.v1_tasks()?,
-        None => Vec::new(),
+    let entry = match &cgroup {
+        Some(c) => c.location().entry()?,
+        None => Default::default(),
     };
-    let join: Vec<_> = tasks.iter().map(|f| f.as_fd()).collect();
     let argv = vec![
         c"containr-oci".to_owned(),
         c"exec-init".to_owned(),
@@ -129,8 +127,8 @@ pub fn exec(root: &Root, id: &str, opts: &ExecOptions) -> Result<i32, Error> {
             keep_fd: theirs.as_fd(),
             preserve_fds: opts.preserve_fds,
             argv,
-            cgroup: target.as_ref().map(|f| f.as_fd()),
-            join: &join,
+            cgroup: entry.target.as_ref().map(|f| f.as_fd()),
+            join: &entry.tasks,
             userns_ready: None,
         },
     )?;

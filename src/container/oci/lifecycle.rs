@@ -145,9 +145,7 @@ fn create_inner(root: &Root, opts: &CreateOptions, bundle: Bundle) -> Result<Rec
     } else {
         None
     };
-    let target = cgroup.clone_target();
-    let tasks = cgroup.v1_tasks()?;
-    let join: Vec<BorrowedFd<'_>> = tasks.iter().map(|f| f.as_fd()).collect();
+    let entry = cgroup.location().entry()?;
     let argv = vec![
         c"containr-oci".to_owned(),
         c"init".to_owned(),
@@ -160,16 +158,15 @@ fn create_inner(root: &Root, opts: &CreateOptions, bundle: Bundle) -> Result<Rec
             keep_fd: theirs.as_fd(),
             preserve_fds,
             argv,
-            cgroup: target.as_ref().map(|f| f.as_fd()),
-            join: &join,
+            cgroup: entry.target.as_ref().map(|f| f.as_fd()),
+            join: &entry.tasks,
             userns_ready: ready.as_ref().map(|(r, _)| r.as_fd()),
         },
     )?;
     undo.init = Some(pid);
     drop(theirs);
     drop(exe);
-    drop(join);
-    drop(tasks);
+    drop(entry);
     if !placed {
         cgroup.add(pid.as_raw())?;
     }
