@@ -467,12 +467,7 @@ pub fn create(prepared: Prepared, root: &Path, reporting: &Reporting) -> Result<
     // 256 random bits in hex, as docker's container ids.
     let id = crate::util::random_hex(32);
     let (cgroup, resources) = hierarchy.create(&id, &p.limits, p.cgroup_parent.as_ref())?;
-    let joined = p
-        .net
-        .join
-        .as_deref()
-        .map(|name| network::Joined::find(name, data.find(name).and_then(|s| s.init_pid())))
-        .transpose()?;
+    let joined = find_joined(&data, &p.net)?;
     let storage = mounts::resolve(root, &p.storage, &p.volumes_from)?;
     let record = data.create(NewContainer {
         id: &id,
@@ -614,6 +609,13 @@ fn build_spec(
         cgroups_path: cgroup::oci::cgroups_path(cgroup.location()),
         dir,
     })
+}
+
+/// With `--network container:NAME`: NAME's network, as NAME is now (by
+/// the pid of its running init).
+fn find_joined(data: &DataRoot, net: &network::Plan) -> Result<Option<network::Joined>, Error> {
+    let find = |name| network::Joined::find(name, data.find(name).and_then(|s| s.init_pid()));
+    Ok(net.join.as_deref().map(find).transpose()?)
 }
 
 /// Killed runs leave empty cgroups. Only then are the records read (all of
@@ -1168,14 +1170,12 @@ fn make_again(
             ));
             config.interface = Some(interface);
         }
-        if let Some(name) = net.join.as_deref() {
-            // The network of the container it shares, as that container
-            // is now, found by name as on the first start: the pid its
-            // init had then is gone once that one was made again, and
-            // could be any process's by now.
-            let data = DataRoot::open(&root)?;
-            let pid = data.find(name).and_then(|s| s.init_pid());
-            config.join_netns = Some(network::Joined::find(name, pid)?.pid);
+        if net.join.is_some() {
+            // Found again, as on the first start: the pid its init had
+            // then is gone once that one was made again, and could be any
+            // process's by now.
+            let joined = find_joined(&DataRoot::open(&root)?, &net)?;
+            config.join_netns = joined.map(|j| j.pid);
         }
         config.cgroupfs = cgroupfs(cgroup.location());
         // The bundle's spec binds them: a new address makes new ones.
